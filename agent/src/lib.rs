@@ -1,1 +1,12 @@
-//! agent
+//! labscope node agent: reads a node's network state from the kernel
+//! (rtnetlink, ctnetlink, iptables) and runs probes, served over gRPC.
+//!
+//! Collectors are plain functions returning typed values; `service` maps them
+//! onto the `labscope.node.v1.NodeAgent` gRPC service.
+
+pub mod names;
+pub mod netlink;
+pub mod networking;
+pub mod conntrack;
+pub mod firewall;
+pub mod probe;

@@ -1,0 +1,136 @@
+//! iptables rules with counters for both backends (nf_tables and legacy).
+//!
+//! Method: the agent runs `iptables-nft-save -c` / `iptables-legacy-save -c`
+//! (and the ip6 variants) with a fixed argv and parses their text. Decoding
+//! nf_tables expressions back into iptables match syntax means re-implementing
+//! the translation of every xtables extension kube-proxy, flannel and k3s use
+//! (comment, conntrack, mark, statistic, multiport, physdev, …); the save
+//! tools are the reference decoder for exactly that, and their text is what
+//! operators already read. The legacy save is skipped when the kernel holds no
+//! legacy tables (/proc/net/ip_tables_names), which is exact and costs nothing.
+
+pub mod parse;
+pub mod save;
+
+use labscope_proto::v1::{Firewall, FirewallBackend};
+
+pub use parse::{SaveDump, SavedTable};
+
+/// Errors of a firewall read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Neither backend's save tool is installed.
+    #[error("no iptables save tool found for {family}: looked for {looked_for}")]
+    ToolMissing {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// Binaries searched for.
+        looked_for: String,
+    },
+    /// The save tool refused for lack of privilege.
+    #[error("{tool} was refused by the kernel: the agent lacks CAP_NET_ADMIN ({stderr})")]
+    PermissionDenied {
+        /// The tool run.
+        tool: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// The save tool failed otherwise.
+    #[error("{tool} failed with {status}: {stderr}")]
+    ToolFailed {
+        /// The tool run.
+        tool: String,
+        /// Exit status.
+        status: String,
+        /// What it printed.
+        stderr: String,
+    },
+    /// The save tool could not be started.
+    #[error("could not run {tool}: {source}")]
+    Spawn {
+        /// The tool.
+        tool: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The requested chain is not in the table.
+    #[error("chain {chain:?} does not exist in table {table:?}; chains there: {available}")]
+    NoSuchChain {
+        /// Requested chain.
+        chain: String,
+        /// Table.
+        table: String,
+        /// Chains that exist.
+        available: String,
+    },
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Reads one family's rules from every backend that holds tables and builds
+/// the answer for `table` (and `chain`, when not empty).
+pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
+    let dumps = save::read_backends(ipv6)?;
+    build(ipv6, table, chain, &dumps)
+}
+
+/// Pure assembly of the answer from parsed dumps (nft first, then legacy).
+pub fn build(ipv6: bool, table: &str, chain: &str, dumps: &[save::BackendDump]) -> Result<Firewall> {
+    let with_rules: Vec<&save::BackendDump> = dumps.iter().filter(|d| d.dump.has_rules()).collect();
+    let primary = with_rules.first().copied().or(dumps.first());
+    let mut fw = Firewall {
+        family: if ipv6 { 2 } else { 1 },
+        table: table.to_string(),
+        backends_with_rules: with_rules.iter().map(|d| d.backend as i32).collect(),
+        ..Default::default()
+    };
+    if with_rules.len() > 1 {
+        fw.warning = format!(
+            "both iptables backends hold {} rules (nf_tables: {}, legacy: {}): kube-proxy, flannel and the host \
+             may be writing different backends, so some rules are not the ones in effect for some traffic; \
+             align every component on one backend (k3s: --prefer-bundled-bin, or the host's iptables alternative)",
+            if ipv6 { "IPv6" } else { "IPv4" },
+            with_rules[0].dump.rule_count(),
+            with_rules[1].dump.rule_count(),
+        );
+    }
+    let Some(primary) = primary else {
+        fw.backend = FirewallBackend::Unspecified as i32;
+        return Ok(fw);
+    };
+    fw.backend = primary.backend as i32;
+    fw.method = primary.method.clone();
+    let pick = |dump: &SaveDump| -> Result<(Vec<labscope_proto::v1::Chain>, u32)> {
+        let Some(t) = dump.table(table) else { return Ok((Vec::new(), 0)) };
+        let total = t.chains.iter().map(|c| c.rules.len() as u32).sum();
+        if chain.is_empty() {
+            return Ok((t.chains.clone(), total));
+        }
+        match t.chains.iter().find(|c| c.name == chain) {
+            Some(c) => Ok((vec![c.clone()], total)),
+            None => Err(Error::NoSuchChain {
+                chain: chain.to_string(),
+                table: table.to_string(),
+                available: t.chains.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    };
+    let (chains, total) = pick(&primary.dump)?;
+    fw.chains = chains;
+    fw.total_rules = total;
+    if let Some(other) = with_rules.iter().find(|d| d.backend != primary.backend) {
+        fw.other_backend_chains = pick(&other.dump).map(|(c, _)| c).unwrap_or_default();
+    }
+    Ok(fw)
+}
+
+/// Wire enum for a backend.
+pub fn backend_name(b: FirewallBackend) -> &'static str {
+    match b {
+        FirewallBackend::Nft => "nf_tables",
+        FirewallBackend::Legacy => "legacy",
+        FirewallBackend::Unspecified => "none",
+    }
+}

@@ -1,0 +1,100 @@
+//! Runs the iptables save tools (fixed argv, never user text) and parses them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use labscope_proto::v1::FirewallBackend;
+
+use super::parse::{SaveDump, parse};
+use super::{Error, Result};
+
+/// Where the save tools may live; searched in order. Fixed, not $PATH, so
+/// that the environment cannot redirect what the agent executes.
+const SEARCH_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// One backend's parsed dump.
+#[derive(Debug, Clone)]
+pub struct BackendDump {
+    /// nft or legacy.
+    pub backend: FirewallBackend,
+    /// Command line that produced it.
+    pub method: String,
+    /// Parsed content.
+    pub dump: SaveDump,
+}
+
+fn find(name: &str) -> Option<PathBuf> {
+    SEARCH_DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
+
+/// Whether the kernel holds any legacy x_tables table for the family
+/// (what iptables-legacy-save itself reads to decide what to print).
+fn legacy_tables_present(ipv6: bool) -> bool {
+    let path = if ipv6 { "/proc/net/ip6_tables_names" } else { "/proc/net/ip_tables_names" };
+    std::fs::read_to_string(path).map(|s| !s.trim().is_empty()).unwrap_or(false)
+}
+
+fn run(tool: &Path) -> Result<String> {
+    let name = tool.display().to_string();
+    let out = Command::new(tool)
+        .arg("-c")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn { tool: name.clone(), source })?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() {
+        if stderr.contains("Permission denied") || stderr.contains("must be root") {
+            return Err(Error::PermissionDenied { tool: name, stderr });
+        }
+        return Err(Error::ToolFailed { tool: name, status: out.status.to_string(), stderr });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn parse_output(tool: &Path, text: &str) -> Result<SaveDump> {
+    parse(text).map_err(|e| Error::ToolFailed {
+        tool: tool.display().to_string(),
+        status: "unparseable output".into(),
+        stderr: e.to_string(),
+    })
+}
+
+/// Reads every backend that is installed and, for legacy, has tables.
+/// nf_tables comes first.
+pub fn read_backends(ipv6: bool) -> Result<Vec<BackendDump>> {
+    let prefix = if ipv6 { "ip6tables" } else { "iptables" };
+    let nft = find(&format!("{prefix}-nft-save"));
+    let legacy = find(&format!("{prefix}-legacy-save"));
+    if nft.is_none() && legacy.is_none() {
+        return Err(Error::ToolMissing {
+            family: if ipv6 { "IPv6" } else { "IPv4" },
+            looked_for: format!("{prefix}-nft-save, {prefix}-legacy-save in {}", SEARCH_DIRS.join(", ")),
+        });
+    }
+    let mut out = Vec::new();
+    let legacy_job = match &legacy {
+        Some(tool) if legacy_tables_present(ipv6) => {
+            let tool = tool.clone();
+            Some(std::thread::spawn(move || run(&tool).and_then(|text| parse_output(&tool, &text)).map(|d| (tool, d))))
+        }
+        _ => None,
+    };
+    if let Some(tool) = &nft {
+        let text = run(tool)?;
+        out.push(BackendDump {
+            backend: FirewallBackend::Nft,
+            method: format!("{} -c", tool.display()),
+            dump: parse_output(tool, &text)?,
+        });
+    }
+    if let Some(job) = legacy_job {
+        let (tool, dump) = job.join().map_err(|_| Error::ToolFailed {
+            tool: "iptables-legacy-save".into(),
+            status: "reader thread panicked".into(),
+            stderr: String::new(),
+        })??;
+        out.push(BackendDump { backend: FirewallBackend::Legacy, method: format!("{} -c", tool.display()), dump });
+    }
+    Ok(out)
+}

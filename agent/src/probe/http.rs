@@ -1,0 +1,373 @@
+//! One HTTP(S) request with the phases timed separately (DNS, connect, TLS,
+//! first byte, total) and the server certificate described. Verification is
+//! on by default; when it fails, the certificate facts are still reported so
+//! the caller sees *why* (expired, wrong name, unknown issuer).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use labscope_proto::v1::{Certificate, HttpProbeOutcome, HttpProbeResult, HttpTiming};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{micros, resolve};
+
+/// Most body bytes read (and counted) before the probe stops reading.
+const BODY_CAP: u64 = 8 * 1024 * 1024;
+
+/// A validated probe request.
+#[derive(Debug, Clone)]
+pub struct HttpProbeParams {
+    /// Parsed URL.
+    pub uri: http::Uri,
+    /// GET or HEAD.
+    pub method: http::Method,
+    /// Whole-probe budget.
+    pub timeout: Duration,
+    /// Skip verification.
+    pub insecure: bool,
+    /// Extra trusted roots (PEM).
+    pub ca_pem: String,
+    /// Connect here instead of resolving the host.
+    pub connect_to: Option<SocketAddr>,
+}
+
+/// Records the end-entity certificate and, unless told not to, verifies it
+/// with webpki against the configured roots.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    verify: bool,
+    seen: Mutex<Option<CertificateDer<'static>>>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        if self.verify {
+            self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        } else {
+            Ok(ServerCertVerified::assertion())
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+fn tls_config(params: &HttpProbeParams) -> Result<(rustls::ClientConfig, Arc<RecordingVerifier>), String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if !params.ca_pem.is_empty() {
+        for cert in CertificateDer::pem_slice_iter(params.ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("ca_pem: {e}"))?;
+            roots.add(cert).map_err(|e| format!("ca_pem: {e}"))?;
+        }
+    }
+    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let verifier = Arc::new(RecordingVerifier { inner, verify: !params.insecure, seen: Mutex::new(None) });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((config, verifier))
+}
+
+/// Describes a DER certificate; `now` in Unix seconds.
+pub fn describe_certificate(der: &[u8], now: i64) -> Option<Certificate> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let not_after = cert.validity().not_after.timestamp();
+    let dns_names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Certificate {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_before: rfc3339(cert.validity().not_before.timestamp()),
+        not_after: rfc3339(not_after),
+        days_left: (not_after - now).div_euclid(86_400),
+        dns_names,
+        serial_hex: cert.raw_serial_as_string(),
+    })
+}
+
+/// Unix seconds → RFC 3339 UTC (proleptic Gregorian, Howard Hinnant's algorithm).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn fail(result: &mut HttpProbeResult, outcome: HttpProbeOutcome, error: impl Into<String>) {
+    result.outcome = outcome as i32;
+    result.error = error.into();
+}
+
+/// Runs the probe. Never returns an error: every failure is an outcome.
+pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
+    let started = Instant::now();
+    let deadline = started + params.timeout;
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let mut result = HttpProbeResult { url: params.uri.to_string(), ..Default::default() };
+    let mut timing = HttpTiming::default();
+    let https = params.uri.scheme_str() == Some("https");
+    let host = params.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = params.uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+
+    // DNS
+    let addr = match params.connect_to {
+        Some(a) => a,
+        None => match resolve(&host, remaining()).await {
+            Ok((ips, took)) => {
+                timing.dns_us = micros(took);
+                SocketAddr::new(ips[0], port)
+            }
+            Err(e) => {
+                fail(&mut result, HttpProbeOutcome::DnsError, e.to_string());
+                result.timing = Some(timing);
+                return result;
+            }
+        },
+    };
+    result.remote_address = addr.to_string();
+
+    // Connect
+    let t_connect = Instant::now();
+    let tcp = match tokio::time::timeout(remaining(), tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => {
+            fail(&mut result, HttpProbeOutcome::ConnectTimeout, format!("no TCP answer from {addr} in time"));
+            timing.total_us = micros(started.elapsed());
+            result.timing = Some(timing);
+            return result;
+        }
+        Ok(Err(e)) => {
+            let outcome = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                HttpProbeOutcome::ConnectRefused
+            } else {
+                HttpProbeOutcome::ConnectError
+            };
+            fail(&mut result, outcome, format!("connect to {addr}: {e}"));
+            timing.total_us = micros(started.elapsed());
+            result.timing = Some(timing);
+            return result;
+        }
+        Ok(Ok(s)) => s,
+    };
+    timing.connect_us = micros(t_connect.elapsed());
+
+    if https {
+        let (config, verifier) = match tls_config(&params) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(&mut result, HttpProbeOutcome::TlsError, e);
+                result.timing = Some(timing);
+                return result;
+            }
+        };
+        let server_name = match host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => match ServerName::try_from(host.clone()) {
+                Ok(n) => n,
+                Err(e) => {
+                    fail(&mut result, HttpProbeOutcome::TlsError, format!("invalid TLS server name {host:?}: {e}"));
+                    result.timing = Some(timing);
+                    return result;
+                }
+            },
+        };
+        let t_tls = Instant::now();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let handshake = tokio::time::timeout(remaining(), connector.connect(server_name, tcp)).await;
+        timing.tls_us = micros(t_tls.elapsed());
+        let seen = verifier.seen.lock().ok().and_then(|s| s.clone());
+        result.certificate = seen.and_then(|der| describe_certificate(&der, now_unix()));
+        match handshake {
+            Err(_) => {
+                fail(&mut result, HttpProbeOutcome::Timeout, "TLS handshake did not finish in time");
+            }
+            Ok(Err(e)) => {
+                fail(&mut result, HttpProbeOutcome::TlsError, format!("TLS handshake failed: {e}"));
+            }
+            Ok(Ok(tls)) => {
+                let (_, conn) = tls.get_ref();
+                result.tls_version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
+                result.alpn = conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+                result.tls_verified = !params.insecure;
+                exchange(tls, &params, &host, port, started, deadline, &mut timing, &mut result).await;
+            }
+        }
+    } else {
+        exchange(tcp, &params, &host, port, started, deadline, &mut timing, &mut result).await;
+    }
+    timing.total_us = micros(started.elapsed());
+    result.timing = Some(timing);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange<S>(
+    stream: S,
+    params: &HttpProbeParams,
+    host: &str,
+    port: u16,
+    started: Instant,
+    deadline: Instant,
+    timing: &mut HttpTiming,
+    result: &mut HttpProbeResult,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+        Ok(pair) => pair,
+        Err(e) => return fail(result, HttpProbeOutcome::HttpError, format!("HTTP handshake: {e}")),
+    };
+    let driver = tokio::spawn(conn);
+    let path = params.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let default_port = if params.uri.scheme_str() == Some("https") { 443 } else { 80 };
+    let host_header = match (host.contains(':'), port == default_port) {
+        (true, true) => format!("[{host}]"),
+        (true, false) => format!("[{host}]:{port}"),
+        (false, true) => host.to_string(),
+        (false, false) => format!("{host}:{port}"),
+    };
+    let request = match http::Request::builder()
+        .method(params.method.clone())
+        .uri(path)
+        .header(http::header::HOST, host_header)
+        .header(http::header::USER_AGENT, concat!("labscope-agent/", env!("CARGO_PKG_VERSION")))
+        .header(http::header::ACCEPT, "*/*")
+        .body(Empty::<Bytes>::new())
+    {
+        Ok(r) => r,
+        Err(e) => return fail(result, HttpProbeOutcome::HttpError, format!("building request: {e}")),
+    };
+    let response = match tokio::time::timeout(remaining(), sender.send_request(request)).await {
+        Err(_) => {
+            driver.abort();
+            return fail(result, HttpProbeOutcome::Timeout, "no response head before the timeout");
+        }
+        Ok(Err(e)) => {
+            driver.abort();
+            return fail(result, HttpProbeOutcome::HttpError, format!("HTTP exchange: {e}"));
+        }
+        Ok(Ok(r)) => r,
+    };
+    timing.first_byte_us = micros(started.elapsed());
+    result.status = u32::from(response.status().as_u16());
+    result.http_version = format!("{:?}", response.version());
+    let header = |name: http::header::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    };
+    result.content_type = header(http::header::CONTENT_TYPE);
+    if response.status().is_redirection() {
+        result.redirect_location = header(http::header::LOCATION);
+    }
+    let mut body = response.into_body();
+    let mut size = 0u64;
+    loop {
+        match tokio::time::timeout(remaining(), body.frame()).await {
+            Err(_) => {
+                result.body_bytes = size;
+                driver.abort();
+                return fail(result, HttpProbeOutcome::Timeout, "body did not finish before the timeout");
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                result.body_bytes = size;
+                driver.abort();
+                return fail(result, HttpProbeOutcome::HttpError, format!("reading body: {e}"));
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    size += data.len() as u64;
+                }
+                if size >= BODY_CAP {
+                    break;
+                }
+            }
+        }
+    }
+    driver.abort();
+    result.body_bytes = size;
+    result.outcome = HttpProbeOutcome::Ok as i32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_787_206_020), "2026-08-20T06:07:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -10,3 +10,9 @@ pub mod networking;
 pub mod conntrack;
 pub mod firewall;
 pub mod probe;
+pub mod node_info;
+pub mod server;
+pub mod service;
+pub mod validate;
+
+pub use service::NodeAgentService;

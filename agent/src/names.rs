@@ -127,22 +127,23 @@ pub fn link_type(n: u16) -> String {
 
 /// `IFF_*` flags as `ip` prints them: RUNNING is folded into NO-CARRIER.
 pub fn link_flags(bits: u32) -> Vec<String> {
+    // The order iproute2's print_link_flags() uses, so lists compare as-is.
     const NAMES: [(u32, &str); 18] = [
-        (0x1, "UP"),
-        (0x2, "BROADCAST"),
-        (0x4, "DEBUG"),
         (0x8, "LOOPBACK"),
+        (0x2, "BROADCAST"),
         (0x10, "POINTOPOINT"),
-        (0x20, "NOTRAILERS"),
+        (0x1000, "MULTICAST"),
         (0x80, "NOARP"),
-        (0x100, "PROMISC"),
         (0x200, "ALLMULTI"),
+        (0x100, "PROMISC"),
         (0x400, "MASTER"),
         (0x800, "SLAVE"),
-        (0x1000, "MULTICAST"),
-        (0x2000, "PORTSEL"),
-        (0x4000, "AUTOMEDIA"),
+        (0x4, "DEBUG"),
         (0x8000, "DYNAMIC"),
+        (0x4000, "AUTOMEDIA"),
+        (0x2000, "PORTSEL"),
+        (0x20, "NOTRAILERS"),
+        (0x1, "UP"),
         (0x10000, "LOWER_UP"),
         (0x20000, "DORMANT"),
         (0x40000, "ECHO"),
@@ -210,9 +211,9 @@ mod tests {
     #[test]
     fn flags_fold_running_like_iproute2() {
         // UP|BROADCAST|RUNNING|MULTICAST|LOWER_UP
-        assert_eq!(link_flags(0x1 | 0x2 | 0x40 | 0x1000 | 0x10000), ["UP", "BROADCAST", "MULTICAST", "LOWER_UP"]);
+        assert_eq!(link_flags(0x1 | 0x2 | 0x40 | 0x1000 | 0x10000), ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]);
         // UP without RUNNING: no carrier
-        assert_eq!(link_flags(0x1 | 0x2 | 0x1000), ["NO-CARRIER", "UP", "BROADCAST", "MULTICAST"]);
+        assert_eq!(link_flags(0x1 | 0x2 | 0x1000), ["NO-CARRIER", "BROADCAST", "MULTICAST", "UP"]);
     }
 
     #[test]

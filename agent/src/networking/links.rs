@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(link.master_index, 3);
         assert_eq!(link.oper_state, OperState::Up as i32);
         assert!(link.admin_up && link.lower_up);
-        assert_eq!(link.flags, ["UP", "BROADCAST", "LOWER_UP"]);
+        assert_eq!(link.flags, ["BROADCAST", "UP", "LOWER_UP"]);
         let stats = link.stats.unwrap();
         assert_eq!((stats.rx_bytes, stats.tx_packets), (1000, 12));
     }

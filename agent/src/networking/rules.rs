@@ -13,6 +13,11 @@ pub fn parse(message: RouteNetlinkMessage) -> Option<Rule> {
     let RouteNetlinkMessage::NewRule(msg) = message else { return None };
     let h = &msg.header;
     let af = u8::from(h.family);
+    // A family-wide dump also returns the multicast routing families'
+    // rules (RTNL_FAMILY_IPMR/IP6MR); `ip rule` shows IPv4 and IPv6 only.
+    if af != 2 && af != 10 {
+        return None;
+    }
     let mut rule = Rule {
         family: names::family(af) as i32,
         table: h.table as u32,

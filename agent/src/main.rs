@@ -1,0 +1,119 @@
+//! `labscope-agent`: serves this node's network state and probes over gRPC.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use labscope_agent::server::{self, TlsFiles};
+use tracing::info;
+
+/// labscope node agent: reads interfaces, addresses, routes, rules,
+/// neighbours, iptables (nf_tables and legacy) and conntrack from the kernel,
+/// runs ICMP/TCP/HTTP(S)/DNS probes, and serves all of it over gRPC
+/// (service labscope.node.v1.NodeAgent, plus grpc.health.v1 and reflection).
+/// Read-only: it never changes node state and never runs a shell.
+#[derive(Debug, Parser)]
+#[command(name = "labscope-agent", version, about, long_about = None)]
+struct Args {
+    /// Address to listen on. A non-loopback address needs TLS
+    /// (--tls-cert/--tls-key/--client-ca) or --insecure-plaintext.
+    #[arg(long, default_value = "0.0.0.0:9447")]
+    listen: SocketAddr,
+
+    /// Name this node answers as (default: the hostname).
+    #[arg(long, env = "LABSCOPE_NODE_NAME")]
+    node_name: Option<String>,
+
+    /// Server certificate chain (PEM) for TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// Server private key (PEM) for TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// CA (PEM) that client certificates must chain to: turns TLS into mTLS.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+
+    /// Serve plaintext gRPC on a non-loopback address (tests, trusted labs).
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("labscope-agent: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("labscope-agent: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "labscope_agent=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+
+    let tls = args.tls_cert.clone().map(|cert| TlsFiles {
+        cert,
+        key: args.tls_key.clone().unwrap_or_default(),
+        client_ca: args.client_ca.clone(),
+    });
+    if tls.is_none() && !args.listen.ip().is_loopback() && !args.insecure_plaintext {
+        bail!(
+            "refusing to serve plaintext gRPC on non-loopback {}: give --tls-cert, --tls-key and --client-ca, \
+             or --insecure-plaintext on a trusted network",
+            args.listen
+        );
+    }
+    if tls.as_ref().is_some_and(|t| t.client_ca.is_none()) {
+        tracing::warn!("TLS without --client-ca: clients are not authenticated");
+    }
+    let node_name = match args.node_name.filter(|n| !n.trim().is_empty()) {
+        Some(n) => n,
+        None => nix::unistd::gethostname()
+            .context("reading the hostname (give --node-name)")?
+            .to_string_lossy()
+            .into_owned(),
+    };
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    info!(
+        listen = %listener.local_addr()?,
+        node = %node_name,
+        tls = tls.is_some(),
+        version = env!("CARGO_PKG_VERSION"),
+        "labscope-agent serving"
+    );
+    server::serve_listener(listener, node_name, tls, shutdown_signal()).await?;
+    info!("labscope-agent stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: draining"),
+    }
+}

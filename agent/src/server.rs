@@ -1,0 +1,93 @@
+//! Assembles the gRPC server: the NodeAgent service, grpc.health.v1 and
+//! server reflection, with optional mTLS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use labscope_proto::v1::node_agent_server::NodeAgentServer;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::service::NodeAgentService;
+
+/// Errors of server start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A TLS file could not be read.
+    #[error("reading {path}: {source}")]
+    ReadTls {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] tonic::transport::Error),
+    /// Serving failed.
+    #[error("gRPC server: {0}")]
+    Serve(#[source] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("server reflection: {0}")]
+    Reflection(String),
+}
+
+/// TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server key (PEM).
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (PEM); `None` for server-only TLS.
+    pub client_ca: Option<PathBuf>,
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::ReadTls { path: path.clone(), source })
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    addr: SocketAddr,
+    node_name: String,
+    tls: Option<TlsFiles>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::ReadTls { path: PathBuf::from(addr.to_string()), source: e })?;
+    serve_listener(listener, node_name, tls, shutdown).await
+}
+
+/// Serves on an already-bound listener (tests bind port 0 and read the port).
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    node_name: String,
+    tls: Option<TlsFiles>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<NodeAgentServer<NodeAgentService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(labscope_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Reflection(e.to_string()))?;
+
+    let mut builder = Server::builder();
+    if let Some(files) = &tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+        if let Some(ca) = &files.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
+        builder = builder.tls_config(config).map_err(Error::Tls)?;
+    }
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(NodeAgentServer::new(NodeAgentService::new(node_name)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(Error::Serve)
+}

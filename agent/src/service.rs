@@ -1,0 +1,235 @@
+//! The `labscope.node.v1.NodeAgent` gRPC service: validate, run the collector
+//! or probe off the async threads, map typed errors onto gRPC status codes.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use labscope_proto::v1 as pb;
+use labscope_proto::v1::node_agent_server::NodeAgent;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use tracing::debug;
+
+use crate::conntrack::dump::{self as ct_dump, ListRequest};
+use crate::probe::{self, dns::DnsParams, http::HttpProbeParams, ping::PingParams};
+use crate::validate::{self, InvalidArgument};
+use crate::{firewall, networking, node_info};
+
+/// Entries per streamed conntrack chunk.
+const CONNTRACK_CHUNK: usize = 512;
+
+/// The service; one per agent process (or per in-process agent).
+#[derive(Debug, Clone)]
+pub struct NodeAgentService {
+    node_name: String,
+}
+
+impl NodeAgentService {
+    /// A service answering as `node_name`.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Self { node_name: node_name.into() }
+    }
+}
+
+impl From<InvalidArgument> for Status {
+    fn from(e: InvalidArgument) -> Self {
+        Status::invalid_argument(e.to_string())
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("collector task failed: {e}")))
+}
+
+fn firewall_status(e: firewall::Error) -> Status {
+    use firewall::Error as E;
+    match e {
+        E::ToolMissing { .. } => Status::failed_precondition(format!("{e}; install iptables in the agent image")),
+        E::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
+        E::NoSuchChain { .. } => Status::not_found(e.to_string()),
+        E::ToolFailed { .. } | E::Spawn { .. } => Status::unavailable(e.to_string()),
+    }
+}
+
+fn conntrack_status(e: ct_dump::Error) -> Status {
+    if e.is_permission_denied() {
+        return Status::permission_denied(format!("{e}: reading conntrack needs CAP_NET_ADMIN"));
+    }
+    let ct_dump::Error::Netlink(inner) = &e;
+    match inner {
+        crate::netlink::Error::Kernel(io) if matches!(io.raw_os_error(), Some(2) | Some(95) | Some(93)) => {
+            Status::failed_precondition(format!("{e}: conntrack is not available (is nf_conntrack loaded?)"))
+        }
+        _ => Status::unavailable(e.to_string()),
+    }
+}
+
+fn log_done(rpc: &str, started: Instant) {
+    debug!(rpc, micros = started.elapsed().as_micros() as u64, "request served");
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ConntrackChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl NodeAgent for NodeAgentService {
+    async fn get_node_info(&self, _req: Request<pb::GetNodeInfoRequest>) -> Result<Response<pb::NodeInfo>, Status> {
+        let started = Instant::now();
+        let name = self.node_name.clone();
+        let info = blocking(move || node_info::collect(&name)).await?;
+        log_done("GetNodeInfo", started);
+        Ok(Response::new(info))
+    }
+
+    async fn get_networking(
+        &self,
+        req: Request<pb::GetNetworkingRequest>,
+    ) -> Result<Response<pb::Networking>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let tables = validate::route_table(&req.route_table)?;
+        let mut sections = Vec::new();
+        for s in &req.sections {
+            match pb::NetworkingSection::try_from(*s) {
+                Ok(pb::NetworkingSection::Unspecified) | Err(_) => {
+                    return Err(InvalidArgument {
+                        field: "sections",
+                        message: format!("{s} is not links, addresses, routes, rules or neighbours"),
+                    }
+                    .into());
+                }
+                Ok(section) => sections.push(section),
+            }
+        }
+        let answer = blocking(move || networking::collect(&sections, tables)).await?;
+        // Every requested section failing is a failure, not an empty answer.
+        if !answer.errors.is_empty()
+            && answer.links.is_empty()
+            && answer.addresses.is_empty()
+            && answer.routes.is_empty()
+            && answer.rules.is_empty()
+            && answer.neighbours.is_empty()
+        {
+            let all: Vec<&str> = answer.errors.iter().map(|e| e.message.as_str()).collect();
+            let text = all.join("; ");
+            return Err(if text.contains("CAP_NET_ADMIN") {
+                Status::permission_denied(text)
+            } else {
+                Status::unavailable(text)
+            });
+        }
+        log_done("GetNetworking", started);
+        Ok(Response::new(answer))
+    }
+
+    async fn get_firewall(&self, req: Request<pb::GetFirewallRequest>) -> Result<Response<pb::Firewall>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let table = validate::firewall_table(&req.table)?.to_string();
+        let chain = validate::chain(&req.chain)?.to_string();
+        let ipv6 = req.ipv6;
+        let fw = blocking(move || firewall::read(ipv6, &table, &chain)).await?.map_err(firewall_status)?;
+        log_done("GetFirewall", started);
+        Ok(Response::new(fw))
+    }
+
+    type ListConntrackStream = ChunkStream;
+
+    async fn list_conntrack(
+        &self,
+        req: Request<pb::ListConntrackRequest>,
+    ) -> Result<Response<Self::ListConntrackStream>, Status> {
+        let req = req.into_inner();
+        let (filter, limit, page) = validate::conntrack(&req)?;
+        let list = ListRequest { filter, limit, page, chunk: CONNTRACK_CHUNK };
+        // Bounded: the dump waits for the client instead of buffering the table.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(2);
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let sent = ct_dump::list(&list, |entries| {
+                tx.blocking_send(Ok(pb::ConntrackChunk { entries, summary: None })).is_ok()
+            });
+            let last = match sent {
+                Ok(summary) => Ok(pb::ConntrackChunk { entries: Vec::new(), summary: Some(summary) }),
+                Err(e) => Err(conntrack_status(e)),
+            };
+            let _ = tx.blocking_send(last);
+            log_done("ListConntrack", started);
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingResult>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let target = validate::host("target", &req.target)?;
+        let params = PingParams {
+            count: validate::count("count", req.count, 3, 20)?,
+            timeout: validate::millis("timeout_ms", req.timeout_ms, 1000, 10_000)?,
+            interval: validate::millis("interval_ms", req.interval_ms, 200, 5_000)?,
+        };
+        let (ips, _) = probe::resolve(&target, params.timeout).await.map_err(|e| Status::not_found(e.to_string()))?;
+        let ip = ips[0];
+        let mut result = blocking(move || probe::ping::ping_blocking(ip, params)).await?.map_err(|e| match e {
+            probe::ping::Error::NoPrivilege => Status::permission_denied(e.to_string()),
+            probe::ping::Error::Socket(_) => Status::unavailable(e.to_string()),
+        })?;
+        result.target = target;
+        result.resolved = ips.into_iter().map(crate::names::ip).collect();
+        log_done("Ping", started);
+        Ok(Response::new(result))
+    }
+
+    async fn tcp_connect(
+        &self,
+        req: Request<pb::TcpConnectRequest>,
+    ) -> Result<Response<pb::TcpConnectResult>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let target = validate::host("target", &req.target)?;
+        let port = validate::port("port", req.port)?;
+        let timeout = validate::millis("timeout_ms", req.timeout_ms, 3000, 30_000)?;
+        let result = probe::tcp::connect(&target, port, timeout).await;
+        log_done("TcpConnect", started);
+        Ok(Response::new(result))
+    }
+
+    async fn http_probe(
+        &self,
+        req: Request<pb::HttpProbeRequest>,
+    ) -> Result<Response<pb::HttpProbeResult>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let uri = validate::url(&req.url)?;
+        let default_port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        if req.ca_pem.len() > 64 * 1024 {
+            return Err(InvalidArgument { field: "ca_pem", message: "larger than 64 KiB".into() }.into());
+        }
+        let params = HttpProbeParams {
+            method: validate::method(&req.method)?,
+            timeout: validate::millis("timeout_ms", req.timeout_ms, 10_000, 30_000)?,
+            insecure: req.insecure_skip_verify,
+            ca_pem: req.ca_pem,
+            connect_to: validate::connect_to(&req.connect_to, default_port)?,
+            uri,
+        };
+        let result = probe::http::probe(params).await;
+        log_done("HttpProbe", started);
+        Ok(Response::new(result))
+    }
+
+    async fn dns_query(&self, req: Request<pb::DnsQueryRequest>) -> Result<Response<pb::DnsQueryResult>, Status> {
+        let started = Instant::now();
+        let req = req.into_inner();
+        let params = DnsParams {
+            name: validate::dns_name(&req.name)?,
+            record_type: validate::record_type(&req.record_type)?,
+            server: validate::dns_server(&req.server)?,
+            checking_disabled: req.checking_disabled,
+            timeout: validate::millis("timeout_ms", req.timeout_ms, 2000, 10_000)?,
+            tcp: req.tcp,
+        };
+        let result = probe::dns::query(params).await;
+        log_done("DnsQuery", started);
+        Ok(Response::new(result))
+    }
+}

@@ -82,7 +82,14 @@ pub async fn serve_listener(
         }
         builder = builder.tls_config(config).map_err(Error::Tls)?;
     }
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small unary answers must not wait for delayed ACKs (Nagle costs ~40 ms
+    // per call on loopback), so every accepted socket gets TCP_NODELAY.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        s.and_then(|s| {
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+    });
     builder
         .add_service(health)
         .add_service(reflection)

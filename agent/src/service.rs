@@ -140,9 +140,9 @@ impl NodeAgent for NodeAgentService {
     ) -> Result<Response<Self::ListConntrackStream>, Status> {
         let req = req.into_inner();
         let (filter, limit, page) = validate::conntrack(&req)?;
-        let list = ListRequest { filter, limit, page, chunk: CONNTRACK_CHUNK };
+        let list = ListRequest { filter, limit, page, chunk: CONNTRACK_CHUNK, stop_at_limit: req.stop_at_limit };
         // Bounded: the dump waits for the client instead of buffering the table.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(4);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let sent = ct_dump::list(&list, |entries| {

@@ -38,14 +38,15 @@ pub fn require_tool(tool: &str) -> anyhow::Result<()> {
 /// Path of a workspace binary built next to the test executable.
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).ok_or_else(|| anyhow::anyhow!("odd test path"))?;
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is missing: build the binaries first (`cargo build --workspace --bins`, done by scripts/test)",
-        path.display()
-    );
+    // Tests run from target/<profile>/deps/, bench binaries from target/<profile>/.
+    let here = exe.parent().ok_or_else(|| anyhow::anyhow!("odd executable path"))?;
+    let candidates = [here.join(name), here.parent().map(|p| p.join(name)).unwrap_or_default()];
+    let path = candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{name} is missing next to {}: build the binaries first (`cargo build --workspace --bins`, done by scripts/test)",
+            here.display()
+        )
+    })?;
     Ok(path)
 }
 

@@ -338,7 +338,7 @@ async fn list_all(
 fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
     let Some((lab, _agent)) = lab_with_agent("conntrack_matches_conntrack_tool")? else { return Ok(()) };
     lab.traffic()?;
-    let (all, by_addr, dnat, page1, page2, udp) = lab.r.block_on(|| async {
+    let (all, by_addr, dnat, page1, page2, (udp, quick)) = lab.r.block_on(|| async {
         let mut client = connect(AGENT).await?;
         let lab_net = || pb::ListConntrackRequest { address: "10.201.0.0/16".into(), ..Default::default() };
         let all = list_all(&mut client, lab_net()).await?;
@@ -356,7 +356,8 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
         )
         .await?;
         let udp = list_all(&mut client, pb::ListConntrackRequest { protocol: "udp".into(), state: "UNREPLIED".into(), ..lab_net() }).await?;
-        Ok((all, by_addr, dnat, page1, page2, udp))
+        let quick = list_all(&mut client, pb::ListConntrackRequest { limit: 1, stop_at_limit: true, ..lab_net() }).await?;
+        Ok((all, by_addr, dnat, page1, page2, (udp, quick)))
     })?;
     let tool = lab.r.run(&["conntrack", "-L"])?;
     let want: BTreeSet<Key> = conntrack_tool_entries(&tool).into_iter().filter(|k| k.1.starts_with("10.201.")).collect();
@@ -390,6 +391,12 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
     let p2: BTreeSet<Key> = page2.0.iter().map(agent_key).collect();
     assert!(p1.is_disjoint(&p2));
     assert_eq!(page2.1.returned, (entries.len() as u64 - 2).min(2));
+
+    // stop_at_limit: one entry, a next page, and a matched count that says it is partial.
+    assert_eq!(quick.0.len(), 1);
+    assert!(quick.1.truncated && quick.1.matched_is_lower_bound && !quick.1.next_token.is_empty());
+    assert_eq!(quick.1.matched, 2, "the page plus the one match that proves more exist");
+    assert!(!all.1.matched_is_lower_bound);
 
     // The UDP probe to a closed port was never answered.
     assert_eq!(udp.0.len(), 1);

@@ -45,6 +45,8 @@ pub struct ListRequest {
     pub page: PageToken,
     /// Entries per chunk handed to the sink.
     pub chunk: usize,
+    /// Stop the dump once the page is full and one more match was seen.
+    pub stop_at_limit: bool,
 }
 
 /// Table-wide facts from /proc/sys/net/netfilter (per network namespace).
@@ -97,6 +99,7 @@ pub fn list(
     let mut last_id = 0u32;
     let mut chunk: Vec<ConntrackEntry> = Vec::new();
     let mut receiver_gone = false;
+    let mut cut_short = false;
     netlink::dump(NETLINK_NETFILTER, &request, |raw| {
         if raw.message_type != CT_NEW {
             return ControlFlow::Continue(());
@@ -109,6 +112,11 @@ pub fn list(
             return ControlFlow::Continue(());
         }
         matched += 1;
+        if returned >= limit && req.stop_at_limit {
+            // This match proves there is a next page; that is all we need.
+            cut_short = true;
+            return ControlFlow::Break(());
+        }
         if matched <= req.page.skip || returned >= limit || receiver_gone {
             return ControlFlow::Continue(());
         }
@@ -142,5 +150,6 @@ pub fn list(
         },
         accounting_enabled: facts.accounting,
         dump_micros: started.elapsed().as_micros() as u64,
+        matched_is_lower_bound: cut_short,
     })
 }

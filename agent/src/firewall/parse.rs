@@ -55,6 +55,9 @@ impl SaveDump {
 pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
     let mut dump = SaveDump::default();
     let mut current: Option<SavedTable> = None;
+    // Chain name → index in the current table: kube-proxy tables have
+    // thousands of chains, and a linear search per rule is quadratic.
+    let mut chain_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
         let err = |reason: &str| ParseError { line: i + 1, reason: reason.to_string() };
@@ -66,6 +69,7 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
                 return Err(err("table started before COMMIT"));
             }
             current = Some(SavedTable { name: name.to_string(), chains: Vec::new() });
+            chain_index.clear();
             continue;
         }
         let table = current.as_mut().ok_or_else(|| err("content outside a table"))?;
@@ -79,6 +83,7 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             let name = parts.next().ok_or_else(|| err("chain without a name"))?;
             let policy = parts.next().ok_or_else(|| err("chain without a policy"))?;
             let (packets, bytes) = parts.next().map(parse_counters).transpose().map_err(|r| err(r))?.unwrap_or((0, 0));
+            chain_index.insert(name.to_string(), table.chains.len());
             table.chains.push(Chain {
                 name: name.to_string(),
                 policy: if policy == "-" { String::new() } else { policy.to_string() },
@@ -97,10 +102,10 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             None => ((0, 0), line),
         };
         let tokens = tokenize(rule_text).map_err(|r| err(r))?;
-        if tokens.first().map(String::as_str) != Some("-A") || tokens.len() < 2 {
+        if tokens.first().map(|t| t.as_ref()) != Some("-A") || tokens.len() < 2 {
             return Err(err("rule line does not start with -A CHAIN"));
         }
-        let chain_name = tokens[1].clone();
+        let chain_name = tokens[1].to_string();
         let mut rule = FirewallRule {
             chain: chain_name.clone(),
             text: rule_text.to_string(),
@@ -111,18 +116,18 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
         let mut comments = Vec::new();
         let mut it = tokens.iter().skip(2).peekable();
         while let Some(tok) = it.next() {
-            match tok.as_str() {
-                "-j" | "--jump" => rule.target = it.next().cloned().unwrap_or_default(),
+            match tok.as_ref() {
+                "-j" | "--jump" => rule.target = it.next().map(|t| t.to_string()).unwrap_or_default(),
                 "-g" | "--goto" => {
-                    rule.target = it.next().cloned().unwrap_or_default();
+                    rule.target = it.next().map(|t| t.to_string()).unwrap_or_default();
                     rule.is_goto = true;
                 }
-                "--comment" => comments.extend(it.next().cloned()),
+                "--comment" => comments.extend(it.next().map(|t| t.to_string())),
                 _ => {}
             }
         }
         rule.comment = comments.join("; ");
-        let chain = match table.chains.iter_mut().find(|c| c.name == chain_name) {
+        let chain = match chain_index.get(&chain_name).and_then(|i| table.chains.get_mut(*i)) {
             Some(c) => c,
             None => return Err(err("rule for an undeclared chain")),
         };
@@ -143,39 +148,50 @@ fn parse_counters(s: &str) -> Result<(u64, u64), &'static str> {
 
 /// Splits a rule the way iptables-save quotes it: double quotes around
 /// arguments with spaces, backslash escaping `"` and `\` inside them.
-pub fn tokenize(s: &str) -> Result<Vec<String>, &'static str> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_token = false;
-    let mut quoted = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                in_token = true;
-            }
-            '\\' if quoted => match chars.next() {
-                Some(n) => cur.push(n),
-                None => return Err("dangling backslash"),
-            },
-            c if c.is_whitespace() && !quoted => {
-                if in_token {
-                    out.push(std::mem::take(&mut cur));
-                    in_token = false;
+/// Unquoted tokens borrow from the line; only quoted ones allocate.
+pub fn tokenize(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, &'static str> {
+    use std::borrow::Cow;
+    let mut out = Vec::with_capacity(24);
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        // Fast path: a token without quotes.
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'"' {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i].is_ascii_whitespace() {
+            out.push(Cow::Borrowed(&s[start..i]));
+            continue;
+        }
+        // Slow path: the token has a quoted part.
+        let mut cur = String::from(&s[start..i]);
+        let mut quoted = false;
+        let mut chars = s[i..].char_indices();
+        let mut consumed = s.len() - i;
+        while let Some((off, c)) = chars.next() {
+            match c {
+                '"' => quoted = !quoted,
+                '\\' if quoted => match chars.next() {
+                    Some((_, n)) => cur.push(n),
+                    None => return Err("dangling backslash"),
+                },
+                c if c.is_whitespace() && !quoted => {
+                    consumed = off;
+                    break;
                 }
-            }
-            c => {
-                cur.push(c);
-                in_token = true;
+                c => cur.push(c),
             }
         }
-    }
-    if quoted {
-        return Err("unterminated quote");
-    }
-    if in_token {
-        out.push(cur);
+        if quoted {
+            return Err("unterminated quote");
+        }
+        out.push(Cow::Owned(cur));
+        i += consumed;
     }
     Ok(out)
 }
@@ -228,6 +244,14 @@ COMMIT
         assert!(d.has_rules());
         let filter = d.table("filter").unwrap();
         assert_eq!(filter.chains[1].policy, "DROP");
+    }
+
+    #[test]
+    fn tokenizer_borrows_plain_tokens_and_unquotes_quoted_ones() {
+        let t = tokenize(r#"-A X -m comment --comment "a \"b\" c" pre"fix d"post  -j Y"#).unwrap();
+        let t: Vec<&str> = t.iter().map(|c| c.as_ref()).collect();
+        assert_eq!(t, ["-A", "X", "-m", "comment", "--comment", "a \"b\" c", "prefix dpost", "-j", "Y"]);
+        assert!(tokenize("\"open").is_err());
     }
 
     #[test]

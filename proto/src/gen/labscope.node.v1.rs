@@ -392,6 +392,11 @@ pub struct ListConntrackRequest {
     /// 0 both, 4 IPv4 only, 6 IPv6 only.
     #[prost(uint32, tag = "7")]
     pub ip_version: u32,
+    /// Stop reading the kernel dump once the page is full (and one more match
+    /// proves there is more). Much faster on a big table; `matched` is then a
+    /// lower bound (summary.matched_is_lower_bound). Default: count every match.
+    #[prost(bool, tag = "8")]
+    pub stop_at_limit: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ConntrackTuple {
@@ -472,9 +477,8 @@ pub struct ConntrackEntry {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConntrackSummary {
-    /// Entries that matched the filter in this dump (all pages), as far as the
-    /// dump was read: the agent stops reading when the page is full only if
-    /// count_all is false.
+    /// Entries that matched the filter in this dump (all pages). A lower bound
+    /// when the request set stop_at_limit and the dump was cut short.
     #[prost(uint64, tag = "1")]
     pub matched: u64,
     /// Entries returned in this response.
@@ -501,6 +505,10 @@ pub struct ConntrackSummary {
     pub accounting_enabled: bool,
     #[prost(uint64, tag = "10")]
     pub dump_micros: u64,
+    /// True when the dump stopped early (stop_at_limit) and `matched` and
+    /// `scanned` count only what was read.
+    #[prost(bool, tag = "11")]
+    pub matched_is_lower_bound: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConntrackChunk {

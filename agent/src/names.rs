@@ -21,6 +21,15 @@ pub fn ip(addr: IpAddr) -> IpAddress {
     }
 }
 
+/// Typed address without the text form, for bulk answers (conntrack).
+pub fn ip_compact(addr: IpAddr) -> IpAddress {
+    let (family, octets) = match addr {
+        IpAddr::V4(a) => (AddressFamily::Inet, a.octets().to_vec()),
+        IpAddr::V6(a) => (AddressFamily::Inet6, a.octets().to_vec()),
+    };
+    IpAddress { family: family as i32, octets, text: String::new() }
+}
+
 /// `AF_*` number to the wire enum.
 pub fn family(af: u8) -> AddressFamily {
     match af {

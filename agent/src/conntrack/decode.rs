@@ -289,8 +289,8 @@ pub const TCP_STATE_NAMES: [&str; 10] = [
 
 fn tuple_pb(t: &Tuple) -> pb::ConntrackTuple {
     pb::ConntrackTuple {
-        source: Some(names::ip(t.src)),
-        destination: Some(names::ip(t.dst)),
+        source: Some(names::ip_compact(t.src)),
+        destination: Some(names::ip_compact(t.dst)),
         protocol: t.proto as u32,
         protocol_name: names::ip_protocol(t.proto),
         source_port: t.sport as u32,
@@ -312,7 +312,6 @@ impl ConntrackRecord {
             original: Some(tuple_pb(&self.orig)),
             reply: Some(tuple_pb(&self.reply)),
             tcp_state: self.tcp_state.map_or(0, |s| (s as i32 + 1).min(10)),
-            status: status_names(self.status),
             status_bits: self.status,
             timeout_seconds: self.timeout,
             mark: self.mark,
@@ -445,7 +444,8 @@ mod tests {
         let pb = rec.to_pb(None);
         assert_eq!(pb.tcp_state, pb::ConntrackState::Established as i32);
         assert!(pb.dst_nat && !pb.src_nat);
-        assert_eq!(pb.status, ["SEEN_REPLY", "ASSURED", "DST_NAT"]);
+        assert_eq!(status_names(pb.status_bits), ["SEEN_REPLY", "ASSURED", "DST_NAT"]);
+        assert!(pb.original.unwrap().source.unwrap().text.is_empty(), "bulk answers carry octets only");
     }
 
     #[test]

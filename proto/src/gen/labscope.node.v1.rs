@@ -398,6 +398,9 @@ pub struct ListConntrackRequest {
     #[prost(bool, tag = "8")]
     pub stop_at_limit: bool,
 }
+/// Conntrack answers are bulk (tens of thousands of entries), so their
+/// addresses carry family and octets only: `IpAddress.text` is empty here and
+/// clients format at the edge. This halves the cost of a full-table stream.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ConntrackTuple {
     #[prost(message, optional, tag = "1")]
@@ -445,9 +448,6 @@ pub struct ConntrackEntry {
     /// TCP state; UNSPECIFIED for protocols without one.
     #[prost(enumeration = "ConntrackState", tag = "5")]
     pub tcp_state: i32,
-    /// IPS\_\* status flags by name ("ASSURED", "SEEN_REPLY", "SRC_NAT", …).
-    #[prost(string, repeated, tag = "6")]
-    pub status: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(uint32, tag = "7")]
     pub status_bits: u32,
     #[prost(uint32, tag = "8")]

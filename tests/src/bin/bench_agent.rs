@@ -156,7 +156,7 @@ fn main() -> anyhow::Result<()> {
     let rss_idle_kib = vm(pid, "VmRSS");
 
     let runs = opts.runs;
-    let (samples, full_entries, filtered_returned, filtered_matched, fw_rules) = ns.block_on(move || async move {
+    let (samples, full_entries, filtered_returned, filtered_matched, fw_rules, hwm_dump, hwm_firewall) = ns.block_on(move || async move {
         let mut s = Samples::default();
         let mut client = connect("127.0.0.1:9447").await?;
         let (mut full_entries, mut filtered_returned, mut filtered_matched, mut fw_rules) = (0usize, 0u64, 0u64, 0u32);
@@ -199,6 +199,11 @@ fn main() -> anyhow::Result<()> {
             }
             s.add("ListConntrack first 50 (stop_at_limit)", t.elapsed());
 
+        }
+        let hwm_dump = vm(pid, "VmHWM");
+        // Reset the peak so the firewall read is measured on its own.
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
+        for _ in 0..runs {
             s.add("iptables-save -c", run_tool(&["iptables-save", "-c"])?);
             let out = Command::new("iptables-save").arg("-c").output()?;
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -223,6 +228,7 @@ fn main() -> anyhow::Result<()> {
             s.add("GetFirewall nat", t.elapsed());
             fw_rules = fw.total_rules;
         }
+        let hwm_firewall = vm(pid, "VmHWM");
         for _ in 0..200 {
             let t = Instant::now();
             client.get_networking(pb::GetNetworkingRequest::default()).await?;
@@ -241,9 +247,8 @@ fn main() -> anyhow::Result<()> {
             }
             s.add("ip -j link+addr+route+rule+neigh", t.elapsed());
         }
-        Ok((s, full_entries, filtered_returned, filtered_matched, fw_rules))
+        Ok((s, full_entries, filtered_returned, filtered_matched, fw_rules, hwm_dump, hwm_firewall))
     })?;
-    let rss_peak_kib = vm(pid, "VmHWM");
     let rss_after_kib = vm(pid, "VmRSS");
 
     // Decoder: captured dump bytes, decoded by ours and by netlink-packet-netfilter.
@@ -312,7 +317,15 @@ fn main() -> anyhow::Result<()> {
         ms(crate_times[crate_times.len() / 2]),
         crate_times[crate_times.len() / 2].as_secs_f64() / ours[ours.len() / 2].as_secs_f64().max(1e-9)
     );
-    println!("- agent RSS: idle {:.1} MiB, peak (VmHWM) {:.1} MiB, after {:.1} MiB", rss_idle_kib as f64 / 1024.0, rss_peak_kib as f64 / 1024.0, rss_after_kib as f64 / 1024.0);
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "- agent RSS: idle {:.1} MiB; peak (VmHWM) over the {runs} full 50k dumps and paged calls {:.1} MiB; \
+         peak over the {runs} GetFirewall nat calls {:.1} MiB; at the end {:.1} MiB",
+        mib(rss_idle_kib),
+        mib(hwm_dump),
+        mib(hwm_firewall),
+        mib(rss_after_kib)
+    );
     println!("- agent binary: {:.1} MiB ({})", size as f64 / 1048576.0, agent_bin.display());
     Ok(())
 }

@@ -4,13 +4,13 @@
 //! Collectors are plain functions returning typed values; `service` maps them
 //! onto the `labscope.node.v1.NodeAgent` gRPC service.
 
+pub mod conntrack;
+pub mod firewall;
 pub mod names;
 pub mod netlink;
 pub mod networking;
-pub mod conntrack;
-pub mod firewall;
-pub mod probe;
 pub mod node_info;
+pub mod probe;
 pub mod server;
 pub mod service;
 pub mod validate;

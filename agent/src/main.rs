@@ -62,7 +62,8 @@ fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "labscope_agent=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "labscope_agent=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

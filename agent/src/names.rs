@@ -27,7 +27,11 @@ pub fn ip_compact(addr: IpAddr) -> IpAddress {
         IpAddr::V4(a) => (AddressFamily::Inet, a.octets().to_vec()),
         IpAddr::V6(a) => (AddressFamily::Inet6, a.octets().to_vec()),
     };
-    IpAddress { family: family as i32, octets, text: String::new() }
+    IpAddress {
+        family: family as i32,
+        octets,
+        text: String::new(),
+    }
 }
 
 /// `AF_*` number to the wire enum.
@@ -161,7 +165,12 @@ pub fn link_flags(bits: u32) -> Vec<String> {
     if bits & 0x1 != 0 && bits & 0x40 == 0 {
         out.push("NO-CARRIER".to_string());
     }
-    out.extend(NAMES.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| n.to_string()));
+    out.extend(
+        NAMES
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, n)| n.to_string()),
+    );
     out
 }
 
@@ -180,7 +189,11 @@ pub fn neighbour_states(bits: u16) -> Vec<String> {
     if bits == 0 {
         return vec!["NONE".into()];
     }
-    NAMES.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| n.to_string()).collect()
+    NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 /// IP protocol numbers for conntrack and firewall answers.
@@ -207,10 +220,12 @@ pub fn ip_protocol_number(name: &str) -> Option<u8> {
     if let Ok(n) = name.parse::<u8>() {
         return Some(n);
     }
-    (0..=255u8).find(|n| ip_protocol(*n).eq_ignore_ascii_case(name)).or(match name {
-        "ipv6-icmp" | "icmp6" => Some(58),
-        _ => None,
-    })
+    (0..=255u8)
+        .find(|n| ip_protocol(*n).eq_ignore_ascii_case(name))
+        .or(match name {
+            "ipv6-icmp" | "icmp6" => Some(58),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -220,9 +235,15 @@ mod tests {
     #[test]
     fn flags_fold_running_like_iproute2() {
         // UP|BROADCAST|RUNNING|MULTICAST|LOWER_UP
-        assert_eq!(link_flags(0x1 | 0x2 | 0x40 | 0x1000 | 0x10000), ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]);
+        assert_eq!(
+            link_flags(0x1 | 0x2 | 0x40 | 0x1000 | 0x10000),
+            ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"]
+        );
         // UP without RUNNING: no carrier
-        assert_eq!(link_flags(0x1 | 0x2 | 0x1000), ["NO-CARRIER", "BROADCAST", "MULTICAST", "UP"]);
+        assert_eq!(
+            link_flags(0x1 | 0x2 | 0x1000),
+            ["NO-CARRIER", "BROADCAST", "MULTICAST", "UP"]
+        );
     }
 
     #[test]

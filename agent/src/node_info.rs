@@ -17,22 +17,33 @@ fn meminfo_kib(text: &str, key: &str) -> u64 {
 
 /// Capabilities the agent cares about, from the effective set.
 pub fn capabilities() -> Vec<String> {
-    const CAPS: [(u32, &str); 4] =
-        [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW"), (21, "CAP_SYS_ADMIN"), (19, "CAP_SYS_PTRACE")];
+    const CAPS: [(u32, &str); 4] = [
+        (12, "CAP_NET_ADMIN"),
+        (13, "CAP_NET_RAW"),
+        (21, "CAP_SYS_ADMIN"),
+        (19, "CAP_SYS_PTRACE"),
+    ];
     let status = read("/proc/self/status");
     let eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .unwrap_or(0);
-    CAPS.iter().filter(|(bit, _)| eff & (1u64 << bit) != 0).map(|(_, n)| n.to_string()).collect()
+    CAPS.iter()
+        .filter(|(bit, _)| eff & (1u64 << bit) != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 /// Whether net.ipv4.ping_group_range admits the agent's effective group.
 pub fn ping_socket_allowed() -> bool {
     let range = read("/proc/sys/net/ipv4/ping_group_range");
-    let mut it = range.split_whitespace().filter_map(|v| v.parse::<u64>().ok());
-    let (Some(lo), Some(hi)) = (it.next(), it.next()) else { return false };
+    let mut it = range
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u64>().ok());
+    let (Some(lo), Some(hi)) = (it.next(), it.next()) else {
+        return false;
+    };
     let gid = u64::from(nix::unistd::getegid().as_raw());
     lo <= gid && gid <= hi
 }
@@ -41,10 +52,20 @@ pub fn ping_socket_allowed() -> bool {
 pub fn collect(node_name: &str) -> NodeInfo {
     let uts = nix::sys::utsname::uname().ok();
     let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-        uts.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+        uts.as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
     };
-    let uptime = read("/proc/uptime").split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let load: Vec<f64> = read("/proc/loadavg").split_whitespace().take(3).filter_map(|v| v.parse().ok()).collect();
+    let uptime = read("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let load: Vec<f64> = read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     let mem = read("/proc/meminfo");
     let os = read("/etc/os-release");
     let pretty = os

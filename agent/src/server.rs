@@ -44,7 +44,10 @@ pub struct TlsFiles {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::ReadTls { path: path.clone(), source })
+    std::fs::read(path).map_err(|source| Error::ReadTls {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// Serves until `shutdown` completes.
@@ -56,7 +59,10 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::ReadTls { path: PathBuf::from(addr.to_string()), source: e })?;
+        .map_err(|e| Error::ReadTls {
+            path: PathBuf::from(addr.to_string()),
+            source: e,
+        })?;
     serve_listener(listener, node_name, tls, shutdown).await
 }
 
@@ -68,7 +74,9 @@ pub async fn serve_listener(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<NodeAgentServer<NodeAgentService>>().await;
+    reporter
+        .set_serving::<NodeAgentServer<NodeAgentService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(labscope_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -76,7 +84,8 @@ pub async fn serve_listener(
 
     let mut builder = Server::builder();
     if let Some(files) = &tls {
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
         if let Some(ca) = &files.client_ca {
             config = config.client_ca_root(Certificate::from_pem(read(ca)?));
         }
@@ -84,12 +93,15 @@ pub async fn serve_listener(
     }
     // Small unary answers must not wait for delayed ACKs (Nagle costs ~40 ms
     // per call on loopback), so every accepted socket gets TCP_NODELAY.
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
-        s.and_then(|s| {
-            s.set_nodelay(true)?;
-            Ok(s)
-        })
-    });
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |s| {
+            s.and_then(|s| {
+                s.set_nodelay(true)?;
+                Ok(s)
+            })
+        },
+    );
     builder
         .add_service(health)
         .add_service(reflection)

@@ -27,7 +27,9 @@ pub struct NodeAgentService {
 impl NodeAgentService {
     /// A service answering as `node_name`.
     pub fn new(node_name: impl Into<String>) -> Self {
-        Self { node_name: node_name.into() }
+        Self {
+            node_name: node_name.into(),
+        }
     }
 }
 
@@ -38,13 +40,17 @@ impl From<InvalidArgument> for Status {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(format!("collector task failed: {e}")))
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("collector task failed: {e}")))
 }
 
 fn firewall_status(e: firewall::Error) -> Status {
     use firewall::Error as E;
     match e {
-        E::ToolMissing { .. } => Status::failed_precondition(format!("{e}; install iptables in the agent image")),
+        E::ToolMissing { .. } => {
+            Status::failed_precondition(format!("{e}; install iptables in the agent image"))
+        }
         E::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
         E::NoSuchChain { .. } => Status::not_found(e.to_string()),
         E::ToolFailed { .. } | E::Spawn { .. } => Status::unavailable(e.to_string()),
@@ -57,22 +63,33 @@ fn conntrack_status(e: ct_dump::Error) -> Status {
     }
     let ct_dump::Error::Netlink(inner) = &e;
     match inner {
-        crate::netlink::Error::Kernel(io) if matches!(io.raw_os_error(), Some(2) | Some(95) | Some(93)) => {
-            Status::failed_precondition(format!("{e}: conntrack is not available (is nf_conntrack loaded?)"))
+        crate::netlink::Error::Kernel(io)
+            if matches!(io.raw_os_error(), Some(2) | Some(95) | Some(93)) =>
+        {
+            Status::failed_precondition(format!(
+                "{e}: conntrack is not available (is nf_conntrack loaded?)"
+            ))
         }
         _ => Status::unavailable(e.to_string()),
     }
 }
 
 fn log_done(rpc: &str, started: Instant) {
-    debug!(rpc, micros = started.elapsed().as_micros() as u64, "request served");
+    debug!(
+        rpc,
+        micros = started.elapsed().as_micros() as u64,
+        "request served"
+    );
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ConntrackChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl NodeAgent for NodeAgentService {
-    async fn get_node_info(&self, _req: Request<pb::GetNodeInfoRequest>) -> Result<Response<pb::NodeInfo>, Status> {
+    async fn get_node_info(
+        &self,
+        _req: Request<pb::GetNodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfo>, Status> {
         let started = Instant::now();
         let name = self.node_name.clone();
         let info = blocking(move || node_info::collect(&name)).await?;
@@ -93,7 +110,9 @@ impl NodeAgent for NodeAgentService {
                 Ok(pb::NetworkingSection::Unspecified) | Err(_) => {
                     return Err(InvalidArgument {
                         field: "sections",
-                        message: format!("{s} is not links, addresses, routes, rules or neighbours"),
+                        message: format!(
+                            "{s} is not links, addresses, routes, rules or neighbours"
+                        ),
                     }
                     .into());
                 }
@@ -121,13 +140,18 @@ impl NodeAgent for NodeAgentService {
         Ok(Response::new(answer))
     }
 
-    async fn get_firewall(&self, req: Request<pb::GetFirewallRequest>) -> Result<Response<pb::Firewall>, Status> {
+    async fn get_firewall(
+        &self,
+        req: Request<pb::GetFirewallRequest>,
+    ) -> Result<Response<pb::Firewall>, Status> {
         let started = Instant::now();
         let req = req.into_inner();
         let table = validate::firewall_table(&req.table)?.to_string();
         let chain = validate::chain(&req.chain)?.to_string();
         let ipv6 = req.ipv6;
-        let fw = blocking(move || firewall::read(ipv6, &table, &chain)).await?.map_err(firewall_status)?;
+        let fw = blocking(move || firewall::read(ipv6, &table, &chain))
+            .await?
+            .map_err(firewall_status)?;
         log_done("GetFirewall", started);
         Ok(Response::new(fw))
     }
@@ -140,25 +164,43 @@ impl NodeAgent for NodeAgentService {
     ) -> Result<Response<Self::ListConntrackStream>, Status> {
         let req = req.into_inner();
         let (filter, limit, page) = validate::conntrack(&req)?;
-        let list = ListRequest { filter, limit, page, chunk: CONNTRACK_CHUNK, stop_at_limit: req.stop_at_limit };
+        let list = ListRequest {
+            filter,
+            limit,
+            page,
+            chunk: CONNTRACK_CHUNK,
+            stop_at_limit: req.stop_at_limit,
+        };
         // Bounded: the dump waits for the client instead of buffering the table.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(4);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let sent = ct_dump::list(&list, |entries| {
-                tx.blocking_send(Ok(pb::ConntrackChunk { entries, summary: None })).is_ok()
+                tx.blocking_send(Ok(pb::ConntrackChunk {
+                    entries,
+                    summary: None,
+                }))
+                .is_ok()
             });
             let last = match sent {
-                Ok(summary) => Ok(pb::ConntrackChunk { entries: Vec::new(), summary: Some(summary) }),
+                Ok(summary) => Ok(pb::ConntrackChunk {
+                    entries: Vec::new(),
+                    summary: Some(summary),
+                }),
                 Err(e) => Err(conntrack_status(e)),
             };
             let _ = tx.blocking_send(last);
             log_done("ListConntrack", started);
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
-    async fn ping(&self, req: Request<pb::PingRequest>) -> Result<Response<pb::PingResult>, Status> {
+    async fn ping(
+        &self,
+        req: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResult>, Status> {
         let started = Instant::now();
         let req = req.into_inner();
         let target = validate::host("target", &req.target)?;
@@ -167,12 +209,16 @@ impl NodeAgent for NodeAgentService {
             timeout: validate::millis("timeout_ms", req.timeout_ms, 1000, 10_000)?,
             interval: validate::millis("interval_ms", req.interval_ms, 200, 5_000)?,
         };
-        let (ips, _) = probe::resolve(&target, params.timeout).await.map_err(|e| Status::not_found(e.to_string()))?;
+        let (ips, _) = probe::resolve(&target, params.timeout)
+            .await
+            .map_err(|e| Status::not_found(e.to_string()))?;
         let ip = ips[0];
-        let mut result = blocking(move || probe::ping::ping_blocking(ip, params)).await?.map_err(|e| match e {
-            probe::ping::Error::NoPrivilege => Status::permission_denied(e.to_string()),
-            probe::ping::Error::Socket(_) => Status::unavailable(e.to_string()),
-        })?;
+        let mut result = blocking(move || probe::ping::ping_blocking(ip, params))
+            .await?
+            .map_err(|e| match e {
+                probe::ping::Error::NoPrivilege => Status::permission_denied(e.to_string()),
+                probe::ping::Error::Socket(_) => Status::unavailable(e.to_string()),
+            })?;
         result.target = target;
         result.resolved = ips.into_iter().map(crate::names::ip).collect();
         log_done("Ping", started);
@@ -200,9 +246,19 @@ impl NodeAgent for NodeAgentService {
         let started = Instant::now();
         let req = req.into_inner();
         let uri = validate::url(&req.url)?;
-        let default_port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let default_port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
         if req.ca_pem.len() > 64 * 1024 {
-            return Err(InvalidArgument { field: "ca_pem", message: "larger than 64 KiB".into() }.into());
+            return Err(InvalidArgument {
+                field: "ca_pem",
+                message: "larger than 64 KiB".into(),
+            }
+            .into());
         }
         let params = HttpProbeParams {
             method: validate::method(&req.method)?,
@@ -217,7 +273,10 @@ impl NodeAgent for NodeAgentService {
         Ok(Response::new(result))
     }
 
-    async fn dns_query(&self, req: Request<pb::DnsQueryRequest>) -> Result<Response<pb::DnsQueryResult>, Status> {
+    async fn dns_query(
+        &self,
+        req: Request<pb::DnsQueryRequest>,
+    ) -> Result<Response<pb::DnsQueryResult>, Status> {
         let started = Instant::now();
         let req = req.into_inner();
         let params = DnsParams {

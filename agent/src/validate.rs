@@ -25,7 +25,10 @@ pub struct InvalidArgument {
 pub type Result<T> = std::result::Result<T, InvalidArgument>;
 
 fn bad<T>(field: &'static str, message: impl Into<String>) -> Result<T> {
-    Err(InvalidArgument { field, message: message.into() })
+    Err(InvalidArgument {
+        field,
+        message: message.into(),
+    })
 }
 
 /// iptables tables.
@@ -43,7 +46,10 @@ pub fn route_table(s: &str) -> Result<crate::networking::TableFilter> {
         "default" => Ok(TableFilter::Id(253)),
         n => match n.parse::<u32>() {
             Ok(id) if id > 0 => Ok(TableFilter::Id(id)),
-            _ => bad("route_table", format!("{n:?} is not main, all, local, default or a table number 1..4294967295")),
+            _ => bad(
+                "route_table",
+                format!("{n:?} is not main, all, local, default or a table number 1..4294967295"),
+            ),
         },
     }
 }
@@ -55,7 +61,15 @@ pub fn firewall_table(s: &str) -> Result<&str> {
         .iter()
         .find(|x| **x == t)
         .copied()
-        .map_or_else(|| bad("table", format!("{t:?} is not one of {}", FIREWALL_TABLES.join(", "))), Ok)
+        .map_or_else(
+            || {
+                bad(
+                    "table",
+                    format!("{t:?} is not one of {}", FIREWALL_TABLES.join(", ")),
+                )
+            },
+            Ok,
+        )
 }
 
 /// An iptables chain name: `[A-Za-z0-9_-]`, at most 28 characters (xtables' limit).
@@ -66,8 +80,14 @@ pub fn chain(s: &str) -> Result<&str> {
     if s.len() > 28 {
         return bad("chain", "longer than 28 characters");
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return bad("chain", format!("{s:?} has characters outside [A-Za-z0-9_-]"));
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return bad(
+            "chain",
+            format!("{s:?} has characters outside [A-Za-z0-9_-]"),
+        );
     }
     Ok(s)
 }
@@ -78,7 +98,10 @@ pub fn host(field: &'static str, s: &str) -> Result<String> {
     if s.is_empty() {
         return bad(field, "empty");
     }
-    let literal = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(s);
+    let literal = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
     if literal.parse::<IpAddr>().is_ok() {
         return Ok(literal.to_string());
     }
@@ -90,11 +113,22 @@ pub fn host(field: &'static str, s: &str) -> Result<String> {
         if label.is_empty() || label.len() > 63 {
             return bad(field, format!("{s:?} has an empty or over-long label"));
         }
-        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return bad(field, format!("{s:?} is neither an IP address nor a hostname (letters, digits, '-', '.')"));
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad(
+                field,
+                format!(
+                    "{s:?} is neither an IP address nor a hostname (letters, digits, '-', '.')"
+                ),
+            );
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return bad(field, format!("{s:?}: a label may not start or end with '-'"));
+            return bad(
+                field,
+                format!("{s:?}: a label may not start or end with '-'"),
+            );
         }
     }
     Ok(s.to_string())
@@ -144,8 +178,15 @@ pub fn conntrack(
     let proto = req.protocol.trim();
     if !proto.is_empty() {
         filter.protocol = Some(
-            names::ip_protocol_number(&proto.to_ascii_lowercase())
-                .map_or_else(|| bad("protocol", format!("{proto:?} is not a protocol name or number 0..255")), Ok)?,
+            names::ip_protocol_number(&proto.to_ascii_lowercase()).map_or_else(
+                || {
+                    bad(
+                        "protocol",
+                        format!("{proto:?} is not a protocol name or number 0..255"),
+                    )
+                },
+                Ok,
+            )?,
         );
     }
     if req.port != 0 {
@@ -165,24 +206,41 @@ pub fn conntrack(
         v => return bad("ip_version", format!("{v} is not 0, 4 or 6")),
     };
     if req.limit > MAX_CONNTRACK_LIMIT {
-        return bad("limit", format!("{} is above the maximum of {MAX_CONNTRACK_LIMIT} (0 means all)", req.limit));
+        return bad(
+            "limit",
+            format!(
+                "{} is above the maximum of {MAX_CONNTRACK_LIMIT} (0 means all)",
+                req.limit
+            ),
+        );
     }
     let limit = (req.limit > 0).then_some(u64::from(req.limit));
     let token = req.continuation_token.trim();
     let page = if token.is_empty() {
         PageToken::default()
     } else {
-        PageToken::decode(token).map_or_else(|| bad("continuation_token", "not a token this agent issued"), Ok)?
+        PageToken::decode(token).map_or_else(
+            || bad("continuation_token", "not a token this agent issued"),
+            Ok,
+        )?
     };
     Ok((filter, limit, page))
 }
 
 /// An HTTP(S) probe URL: scheme http or https, a valid host, no credentials.
 pub fn url(s: &str) -> Result<http::Uri> {
-    let uri: http::Uri = s.trim().parse().map_err(|e| InvalidArgument { field: "url", message: format!("{e}") })?;
+    let uri: http::Uri = s.trim().parse().map_err(|e| InvalidArgument {
+        field: "url",
+        message: format!("{e}"),
+    })?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        other => return bad("url", format!("scheme {:?} is not http or https", other.unwrap_or(""))),
+        other => {
+            return bad(
+                "url",
+                format!("scheme {:?} is not http or https", other.unwrap_or("")),
+            );
+        }
     }
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     if authority.contains('@') {
@@ -197,7 +255,10 @@ pub fn method(s: &str) -> Result<http::Method> {
     match s.trim().to_ascii_uppercase().as_str() {
         "" | "GET" => Ok(http::Method::GET),
         "HEAD" => Ok(http::Method::HEAD),
-        m => bad("method", format!("{m:?} is not GET or HEAD (probes never change anything)")),
+        m => bad(
+            "method",
+            format!("{m:?} is not GET or HEAD (probes never change anything)"),
+        ),
     }
 }
 
@@ -210,10 +271,16 @@ pub fn connect_to(s: &str, default_port: u16) -> Result<Option<SocketAddr>> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(Some(a));
     }
-    let literal = s.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(s);
+    let literal = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
     match literal.parse::<IpAddr>() {
         Ok(ip) => Ok(Some(SocketAddr::new(ip, default_port))),
-        Err(_) => bad("connect_to", format!("{s:?} is not an IP address or IP:port")),
+        Err(_) => bad(
+            "connect_to",
+            format!("{s:?} is not an IP address or IP:port"),
+        ),
     }
 }
 
@@ -223,34 +290,71 @@ pub fn dns_name(s: &str) -> Result<Name> {
     if s != "." {
         host("name", s).and_then(|h| {
             if h.parse::<IpAddr>().is_ok() {
-                bad("name", format!("{s:?} is an IP address; ask a PTR for its in-addr.arpa name"))
+                bad(
+                    "name",
+                    format!("{s:?} is an IP address; ask a PTR for its in-addr.arpa name"),
+                )
             } else {
                 Ok(h)
             }
         })?;
     }
-    let fqdn = if s.ends_with('.') { s.to_string() } else { format!("{s}.") };
-    Name::from_ascii(&fqdn).map_err(|e| InvalidArgument { field: "name", message: e.to_string() })
+    let fqdn = if s.ends_with('.') {
+        s.to_string()
+    } else {
+        format!("{s}.")
+    };
+    Name::from_ascii(&fqdn).map_err(|e| InvalidArgument {
+        field: "name",
+        message: e.to_string(),
+    })
 }
 
 /// DNS record type among the supported ones (default A).
 pub fn record_type(s: &str) -> Result<RecordType> {
-    let t = if s.trim().is_empty() { "A".to_string() } else { s.trim().to_ascii_uppercase() };
+    let t = if s.trim().is_empty() {
+        "A".to_string()
+    } else {
+        s.trim().to_ascii_uppercase()
+    };
     if !crate::probe::dns::SUPPORTED_TYPES.contains(&t.as_str()) {
-        return bad("record_type", format!("{t:?} is not one of {}", crate::probe::dns::SUPPORTED_TYPES.join(", ")));
+        return bad(
+            "record_type",
+            format!(
+                "{t:?} is not one of {}",
+                crate::probe::dns::SUPPORTED_TYPES.join(", ")
+            ),
+        );
     }
-    t.parse::<RecordType>().map_err(|e| InvalidArgument { field: "record_type", message: e.to_string() })
+    t.parse::<RecordType>().map_err(|e| InvalidArgument {
+        field: "record_type",
+        message: e.to_string(),
+    })
 }
 
 /// DNS server: IP, IP:port or [IPv6]:port. Required.
 pub fn dns_server(s: &str) -> Result<SocketAddr> {
     if s.trim().is_empty() {
-        return bad("server", "required: the agent asks an explicit server, never guesses one");
+        return bad(
+            "server",
+            "required: the agent asks an explicit server, never guesses one",
+        );
     }
-    connect_to(s, 53).map_err(|e| InvalidArgument { field: "server", message: e.message })?.map_or_else(
-        || bad("server", "required"),
-        |a| if a.port() == 0 { bad("server", "port 0") } else { Ok(a) },
-    )
+    connect_to(s, 53)
+        .map_err(|e| InvalidArgument {
+            field: "server",
+            message: e.message,
+        })?
+        .map_or_else(
+            || bad("server", "required"),
+            |a| {
+                if a.port() == 0 {
+                    bad("server", "port 0")
+                } else {
+                    Ok(a)
+                }
+            },
+        )
 }
 
 #[cfg(test)]
@@ -264,7 +368,17 @@ mod tests {
         assert!(host("target", "10.42.0.1").is_ok());
         assert_eq!(host("target", "[::1]").unwrap(), "::1");
         assert!(host("target", "_dns._udp.lab.").is_ok());
-        for bad in ["", "a b", "x;rm -rf /", "$(id)", "a..b", "-lead", &"x".repeat(64), "host|x", "a`b`"] {
+        for bad in [
+            "",
+            "a b",
+            "x;rm -rf /",
+            "$(id)",
+            "a..b",
+            "-lead",
+            &"x".repeat(64),
+            "host|x",
+            "a`b`",
+        ] {
             let e = host("target", bad).unwrap_err();
             assert_eq!(e.field, "target", "{bad:?}");
         }
@@ -283,7 +397,10 @@ mod tests {
         assert_eq!(port("port", 443).unwrap(), 443);
         assert!(route_table("0").is_err());
         assert!(route_table("mainn").is_err());
-        assert_eq!(route_table("100").unwrap(), crate::networking::TableFilter::Id(100));
+        assert_eq!(
+            route_table("100").unwrap(),
+            crate::networking::TableFilter::Id(100)
+        );
     }
 
     #[test]
@@ -293,14 +410,39 @@ mod tests {
             f(&mut r);
             conntrack(&r)
         };
-        assert_eq!(req(|r| r.address = "10.0.0.0/33".into()).unwrap_err().field, "address");
-        assert_eq!(req(|r| r.address = "10.0.0.1;ls".into()).unwrap_err().field, "address");
-        assert!(req(|r| r.address = "10.0.0.7/24".into()).unwrap().0.net.unwrap().to_string() == "10.0.0.0/24");
+        assert_eq!(
+            req(|r| r.address = "10.0.0.0/33".into()).unwrap_err().field,
+            "address"
+        );
+        assert_eq!(
+            req(|r| r.address = "10.0.0.1;ls".into()).unwrap_err().field,
+            "address"
+        );
+        assert!(
+            req(|r| r.address = "10.0.0.7/24".into())
+                .unwrap()
+                .0
+                .net
+                .unwrap()
+                .to_string()
+                == "10.0.0.0/24"
+        );
         assert_eq!(req(|r| r.port = 70000).unwrap_err().field, "port");
-        assert_eq!(req(|r| r.protocol = "tcpx".into()).unwrap_err().field, "protocol");
-        assert_eq!(req(|r| r.state = "WAITING".into()).unwrap_err().field, "state");
+        assert_eq!(
+            req(|r| r.protocol = "tcpx".into()).unwrap_err().field,
+            "protocol"
+        );
+        assert_eq!(
+            req(|r| r.state = "WAITING".into()).unwrap_err().field,
+            "state"
+        );
         assert_eq!(req(|r| r.limit = u32::MAX).unwrap_err().field, "limit");
-        assert_eq!(req(|r| r.continuation_token = "zzz".into()).unwrap_err().field, "continuation_token");
+        assert_eq!(
+            req(|r| r.continuation_token = "zzz".into())
+                .unwrap_err()
+                .field,
+            "continuation_token"
+        );
         assert_eq!(req(|r| r.ip_version = 5).unwrap_err().field, "ip_version");
         assert!(req(|r| r.limit = 50).unwrap().1 == Some(50));
     }

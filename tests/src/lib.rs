@@ -30,8 +30,13 @@ pub fn require_root(test: &str) -> bool {
 
 /// True when `tool` is installed; otherwise says why the calling test fails.
 pub fn require_tool(tool: &str) -> anyhow::Result<()> {
-    let found = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].iter().any(|d| PathBuf::from(d).join(tool).is_file());
-    anyhow::ensure!(found, "{tool} is not installed; `scripts/test` installs it when run as root");
+    let found = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .any(|d| PathBuf::from(d).join(tool).is_file());
+    anyhow::ensure!(
+        found,
+        "{tool} is not installed; `scripts/test` installs it when run as root"
+    );
     Ok(())
 }
 
@@ -39,8 +44,13 @@ pub fn require_tool(tool: &str) -> anyhow::Result<()> {
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // Tests run from target/<profile>/deps/, bench binaries from target/<profile>/.
-    let here = exe.parent().ok_or_else(|| anyhow::anyhow!("odd executable path"))?;
-    let candidates = [here.join(name), here.parent().map(|p| p.join(name)).unwrap_or_default()];
+    let here = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("odd executable path"))?;
+    let candidates = [
+        here.join(name),
+        here.parent().map(|p| p.join(name)).unwrap_or_default(),
+    ];
     let path = candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
         anyhow::anyhow!(
             "{name} is missing next to {}: build the binaries first (`cargo build --workspace --bins`, done by scripts/test)",
@@ -68,17 +78,39 @@ impl AgentProcess {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns.name]);
         cmd.args(wrap);
-        cmd.arg(&bin).args(["--listen", listen, "--node-name", node_name, "--insecure-plaintext"]);
-        cmd.env("RUST_LOG", "labscope_agent=debug").stdout(Stdio::null()).stderr(Stdio::inherit());
+        cmd.arg(&bin).args([
+            "--listen",
+            listen,
+            "--node-name",
+            node_name,
+            "--insecure-plaintext",
+        ]);
+        cmd.env("RUST_LOG", "labscope_agent=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         let child = cmd.spawn()?;
-        let agent = AgentProcess { child, netns: ns.name.clone(), addr: listen.to_string() };
+        let agent = AgentProcess {
+            child,
+            netns: ns.name.clone(),
+            addr: listen.to_string(),
+        };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let ok = ns.run(&["bash", "-c", &format!("exec 3<>/dev/tcp/{}", listen.replace(':', "/"))]).is_ok();
+            let ok = ns
+                .run(&[
+                    "bash",
+                    "-c",
+                    &format!("exec 3<>/dev/tcp/{}", listen.replace(':', "/")),
+                ])
+                .is_ok();
             if ok {
                 return Ok(agent);
             }
-            anyhow::ensure!(Instant::now() < deadline, "agent in {} did not start listening on {listen}", ns.name);
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "agent in {} did not start listening on {listen}",
+                ns.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -90,13 +122,19 @@ impl AgentProcess {
 
     /// Sends SIGTERM and waits for exit; returns the exit status.
     pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status);
             }
-            anyhow::ensure!(Instant::now() < deadline, "agent did not exit within 10 s of SIGTERM");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "agent did not exit within 10 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -19,7 +19,11 @@ pub struct Netns {
 impl Netns {
     /// Creates a namespace named `<prefix>-<pid>-<n>` with loopback up.
     pub fn new(prefix: &str) -> anyhow::Result<Self> {
-        let name = format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -37,7 +41,11 @@ impl Netns {
     pub fn run(&self, argv: &[&str]) -> anyhow::Result<String> {
         let out = self.output(argv)?;
         if !out.status.success() {
-            bail!("{argv:?} in {}: {}", self.name, String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "{argv:?} in {}: {}",
+                self.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -61,7 +69,10 @@ impl Netns {
         let path = format!("/run/netns/{}", self.name);
         std::thread::spawn(move || -> anyhow::Result<T> {
             enter(&path)?;
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(make())
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(make())
         })
         .join()
         .map_err(|_| anyhow::anyhow!("namespace thread panicked"))?
@@ -80,7 +91,10 @@ impl Netns {
                 let _ = ready_tx.send(Err(e));
                 return;
             }
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.into()));
@@ -108,16 +122,25 @@ impl Drop for Netns {
 
 /// Runs `ip args…` in the current namespace.
 pub fn ip(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("ip").args(args).output().context("running ip")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     if !out.status.success() {
-        bail!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Joins `a` and `b` with a veth pair named `a_if`/`b_if`, both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> anyhow::Result<()> {
-    ip(&["link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns", &b.name])?;
+    ip(&[
+        "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
+        &b.name,
+    ])?;
     a.ip(&["link", "set", a_if, "up"])?;
     b.ip(&["link", "set", b_if, "up"])?;
     Ok(())

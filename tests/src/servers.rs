@@ -15,7 +15,9 @@ pub async fn http(addr: SocketAddr, status: u16, body: &'static str) {
         Err(e) => panic!("http server bind {addr}: {e}"),
     };
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let mut seen = Vec::new();
@@ -25,7 +27,11 @@ pub async fn http(addr: SocketAddr, status: u16, body: &'static str) {
                     Ok(n) => seen.extend_from_slice(&buf[..n]),
                 }
             }
-            let location = if (300..400).contains(&status) { "Location: /moved\r\n" } else { "" };
+            let location = if (300..400).contains(&status) {
+                "Location: /moved\r\n"
+            } else {
+                ""
+            };
             let head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
@@ -46,14 +52,20 @@ pub async fn dns(addr: SocketAddr, name: &'static str, answer: IpAddr) {
     };
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
-        let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Ok(query) = Message::from_vec(&buf[..n]) else {
+            continue;
+        };
         let mut resp = Message::response(query.metadata.id, query.metadata.op_code);
         resp.metadata.message_type = MessageType::Response;
         resp.metadata.recursion_desired = query.metadata.recursion_desired;
         resp.metadata.recursion_available = true;
         resp.metadata.checking_disabled = query.metadata.checking_disabled;
-        let Some(q) = query.queries.first().cloned() else { continue };
+        let Some(q) = query.queries.first().cloned() else {
+            continue;
+        };
         let qname = q.name().to_string();
         resp.add_query(q.clone());
         let wanted = qname.trim_end_matches('.') == name.trim_end_matches('.');
@@ -62,7 +74,11 @@ pub async fn dns(addr: SocketAddr, name: &'static str, answer: IpAddr) {
             resp.metadata.response_code = ResponseCode::ServFail;
         } else if (wanted || servfail) && q.query_type() == RecordType::A {
             if let IpAddr::V4(v4) = answer {
-                resp.add_answer(Record::from_rdata(q.name().clone(), 300, RData::A(rdata::A(v4))));
+                resp.add_answer(Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::A(rdata::A(v4)),
+                ));
             }
         } else if !wanted {
             resp.metadata.response_code = ResponseCode::NXDomain;

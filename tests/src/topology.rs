@@ -39,7 +39,11 @@ pub const R_ADDR: &str = "10.201.1.1";
 impl Lab {
     /// Builds the topology, rules and servers (no traffic yet).
     pub fn build() -> anyhow::Result<Self> {
-        let lab = Lab { c: Netns::new("lsc")?, r: Netns::new("lsr")?, s: Netns::new("lss")? };
+        let lab = Lab {
+            c: Netns::new("lsc")?,
+            r: Netns::new("lsr")?,
+            s: Netns::new("lss")?,
+        };
         let (c, r, s) = (&lab.c, &lab.r, &lab.s);
         veth(c, "c0", r, "r0")?;
         veth(r, "r1", s, "s0")?;
@@ -59,30 +63,113 @@ impl Lab {
         r.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         r.run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
 
-        r.ip(&["route", "add", "10.99.0.0/24", "via", "10.201.2.2", "dev", "r1", "table", "100"])?;
-        r.ip(&["route", "add", "10.98.0.0/24", "via", "10.201.2.2", "metric", "50", "proto", "static"])?;
+        r.ip(&[
+            "route",
+            "add",
+            "10.99.0.0/24",
+            "via",
+            "10.201.2.2",
+            "dev",
+            "r1",
+            "table",
+            "100",
+        ])?;
+        r.ip(&[
+            "route",
+            "add",
+            "10.98.0.0/24",
+            "via",
+            "10.201.2.2",
+            "metric",
+            "50",
+            "proto",
+            "static",
+        ])?;
         r.ip(&["route", "add", "blackhole", "10.97.0.0/24"])?;
-        r.ip(&["-6", "route", "add", "fd00:99::/64", "via", "fd00:201:2::2", "table", "100"])?;
-        r.ip(&["rule", "add", "fwmark", "0x10/0xff", "lookup", "100", "pref", "1000"])?;
-        r.ip(&["rule", "add", "from", "10.201.1.0/24", "lookup", "100", "pref", "1001"])?;
-        r.ip(&["-6", "rule", "add", "from", "fd00:201:1::/64", "lookup", "100", "pref", "1002"])?;
-        r.ip(&["neigh", "add", "10.201.2.99", "lladdr", "02:00:00:00:02:99", "dev", "r1", "nud", "permanent"])?;
+        r.ip(&[
+            "-6",
+            "route",
+            "add",
+            "fd00:99::/64",
+            "via",
+            "fd00:201:2::2",
+            "table",
+            "100",
+        ])?;
+        r.ip(&[
+            "rule",
+            "add",
+            "fwmark",
+            "0x10/0xff",
+            "lookup",
+            "100",
+            "pref",
+            "1000",
+        ])?;
+        r.ip(&[
+            "rule",
+            "add",
+            "from",
+            "10.201.1.0/24",
+            "lookup",
+            "100",
+            "pref",
+            "1001",
+        ])?;
+        r.ip(&[
+            "-6",
+            "rule",
+            "add",
+            "from",
+            "fd00:201:1::/64",
+            "lookup",
+            "100",
+            "pref",
+            "1002",
+        ])?;
+        r.ip(&[
+            "neigh",
+            "add",
+            "10.201.2.99",
+            "lladdr",
+            "02:00:00:00:02:99",
+            "dev",
+            "r1",
+            "nud",
+            "permanent",
+        ])?;
 
         let ipt = |ns: &Netns, tool: &str, args: &str| -> anyhow::Result<()> {
             let mut argv = vec![tool];
             argv.extend(split_args(args));
             ns.run(&argv).map(|_| ())
         };
-        ipt(r, "iptables", "-t nat -A PREROUTING -d 10.201.1.1/32 -p tcp --dport 8080 -m comment --comment \"labscope test: dnat to s\" -j DNAT --to-destination 10.201.2.2:80")?;
+        ipt(
+            r,
+            "iptables",
+            "-t nat -A PREROUTING -d 10.201.1.1/32 -p tcp --dport 8080 -m comment --comment \"labscope test: dnat to s\" -j DNAT --to-destination 10.201.2.2:80",
+        )?;
         ipt(r, "iptables", "-t nat -N LABSCOPE-POST")?;
         ipt(r, "iptables", "-t nat -A POSTROUTING -j LABSCOPE-POST")?;
-        ipt(r, "iptables", "-t nat -A LABSCOPE-POST -o r1 -m comment --comment \"masquerade to s\" -j MASQUERADE")?;
+        ipt(
+            r,
+            "iptables",
+            "-t nat -A LABSCOPE-POST -o r1 -m comment --comment \"masquerade to s\" -j MASQUERADE",
+        )?;
         ipt(r, "iptables", "-N LABSCOPE-FWD")?;
         ipt(r, "iptables", "-A FORWARD -j LABSCOPE-FWD")?;
-        ipt(r, "iptables", "-A LABSCOPE-FWD -p tcp --dport 80 -m comment --comment \"allow web\" -j ACCEPT")?;
+        ipt(
+            r,
+            "iptables",
+            "-A LABSCOPE-FWD -p tcp --dport 80 -m comment --comment \"allow web\" -j ACCEPT",
+        )?;
         ipt(r, "iptables", "-A LABSCOPE-FWD -p icmp -j ACCEPT")?;
         ipt(r, "iptables", "-A INPUT -p tcp --dport 9999 -j DROP")?;
-        ipt(r, "ip6tables", "-A INPUT -p tcp --dport 9999 -m comment --comment \"v6 drop\" -j DROP")?;
+        ipt(
+            r,
+            "ip6tables",
+            "-A INPUT -p tcp --dport 9999 -m comment --comment \"v6 drop\" -j DROP",
+        )?;
         ipt(s, "iptables", "-A INPUT -p tcp --dport 82 -j DROP")?;
 
         let http_addr = SocketAddr::new(S_ADDR.parse()?, 80);
@@ -90,10 +177,15 @@ impl Lab {
         let redirect_addr = SocketAddr::new(S_ADDR.parse()?, 8081);
         s.spawn(move || servers::http(redirect_addr, 302, ""))?;
         let dns_addr = SocketAddr::new(S_ADDR.parse()?, 53);
-        s.spawn(move || servers::dns(dns_addr, DNS_NAME, IpAddr::V4(Ipv4Addr::new(10, 201, 2, 2))))?;
+        s.spawn(move || {
+            servers::dns(dns_addr, DNS_NAME, IpAddr::V4(Ipv4Addr::new(10, 201, 2, 2)))
+        })?;
         // Wait until both servers answer.
         for _ in 0..100 {
-            if s.output(&["bash", "-c", "exec 3<>/dev/tcp/10.201.2.2/80"])?.status.success() {
+            if s.output(&["bash", "-c", "exec 3<>/dev/tcp/10.201.2.2/80"])?
+                .status
+                .success()
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -105,14 +197,20 @@ impl Lab {
     /// DNAT and masquerade) and UDP entries. Uses the kernel's ping where
     /// present and a real TCP exchange from inside c.
     pub fn traffic(&self) -> anyhow::Result<()> {
-        self.c.run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", R_ADDR])?;
+        self.c
+            .run(&["ping", "-c", "2", "-i", "0.2", "-W", "1", R_ADDR])?;
         self.c.run(&["ping", "-c", "1", "-W", "1", S_ADDR])?;
         self.c.block_on(|| async {
             let mut stream = tokio::net::TcpStream::connect("10.201.1.1:8080").await?;
-            stream.write_all(b"GET / HTTP/1.1\r\nHost: s\r\n\r\n").await?;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: s\r\n\r\n")
+                .await?;
             let mut body = Vec::new();
             tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body)).await??;
-            anyhow::ensure!(body.starts_with(b"HTTP/1.1 200"), "DNAT path did not reach s");
+            anyhow::ensure!(
+                body.starts_with(b"HTTP/1.1 200"),
+                "DNAT path did not reach s"
+            );
             let udp = tokio::net::UdpSocket::bind("10.201.1.2:0").await?;
             udp.send_to(b"x", "10.201.2.2:5353").await?;
             Ok(())

@@ -16,7 +16,12 @@ fn lab_with_agent(test: &str) -> anyhow::Result<Option<(Lab, AgentProcess)>> {
     if !require_root(test) {
         return Ok(None);
     }
-    for tool in ["iptables-nft-save", "iptables-legacy-save", "conntrack", "ping"] {
+    for tool in [
+        "iptables-nft-save",
+        "iptables-legacy-save",
+        "conntrack",
+        "ping",
+    ] {
         require_tool(tool)?;
     }
     let lab = Lab::build()?;
@@ -51,14 +56,22 @@ fn with_prefix(dst: &str, v6: bool) -> String {
 
 #[test]
 fn networking_matches_ip_json() -> anyhow::Result<()> {
-    let Some((lab, _agent)) = lab_with_agent("networking_matches_ip_json")? else { return Ok(()) };
+    let Some((lab, _agent)) = lab_with_agent("networking_matches_ip_json")? else {
+        return Ok(());
+    };
     let answer = lab.r.block_on(|| async {
         let mut client = connect(AGENT).await?;
         let all = client
-            .get_networking(pb::GetNetworkingRequest { sections: vec![], route_table: "all".into() })
+            .get_networking(pb::GetNetworkingRequest {
+                sections: vec![],
+                route_table: "all".into(),
+            })
             .await?
             .into_inner();
-        let main = client.get_networking(pb::GetNetworkingRequest::default()).await?.into_inner();
+        let main = client
+            .get_networking(pb::GetNetworkingRequest::default())
+            .await?
+            .into_inner();
         let t100 = client
             .get_networking(pb::GetNetworkingRequest {
                 sections: vec![pb::NetworkingSection::Routes as i32],
@@ -83,7 +96,10 @@ fn networking_matches_ip_json() -> anyhow::Result<()> {
                 l["mtu"].as_u64().unwrap_or(0),
                 s(&l["address"]),
                 s(&l["operstate"]),
-                l["flags"].as_array().map(|f| f.iter().map(s).collect()).unwrap_or_default(),
+                l["flags"]
+                    .as_array()
+                    .map(|f| f.iter().map(s).collect())
+                    .unwrap_or_default(),
                 s(&l["linkinfo"]["info_kind"]),
             )
         })
@@ -96,9 +112,19 @@ fn networking_matches_ip_json() -> anyhow::Result<()> {
             let state = match state {
                 pb::OperState::LowerLayerDown => "LOWERLAYERDOWN".to_string(),
                 pb::OperState::NotPresent => "NOTPRESENT".to_string(),
-                other => other.as_str_name().trim_start_matches("OPER_STATE_").to_string(),
+                other => other
+                    .as_str_name()
+                    .trim_start_matches("OPER_STATE_")
+                    .to_string(),
             };
-            (l.name.clone(), u64::from(l.mtu), l.mac.clone(), state, l.flags.clone(), l.kind.clone())
+            (
+                l.name.clone(),
+                u64::from(l.mtu),
+                l.mac.clone(),
+                state,
+                l.flags.clone(),
+                l.kind.clone(),
+            )
         })
         .collect();
     assert_eq!(got, want, "links differ from ip -j -d link");
@@ -106,24 +132,48 @@ fn networking_matches_ip_json() -> anyhow::Result<()> {
     assert_eq!(r0.kind, "veth");
     let ip_stats = json(&lab.r.ip(&["-j", "-s", "link", "show", "r0"])?);
     let rx_packets = ip_stats[0]["stats64"]["rx"]["packets"].as_u64().unwrap();
-    assert!(r0.stats.as_ref().unwrap().rx_packets <= rx_packets, "counters are monotonic");
+    assert!(
+        r0.stats.as_ref().unwrap().rx_packets <= rx_packets,
+        "counters are monotonic"
+    );
 
     // Addresses.
     let ip_addrs = json(&lab.r.ip(&["-j", "addr", "show"])?);
     let mut want = BTreeSet::new();
     for l in ip_addrs.as_array().unwrap() {
         for a in l["addr_info"].as_array().unwrap() {
-            want.insert((s(&l["ifname"]), s(&a["local"]), a["prefixlen"].as_u64().unwrap(), s(&a["scope"])));
+            want.insert((
+                s(&l["ifname"]),
+                s(&a["local"]),
+                a["prefixlen"].as_u64().unwrap(),
+                s(&a["scope"]),
+            ));
         }
     }
-    let got: BTreeSet<_> =
-        all.addresses.iter().map(|a| (a.link.clone(), text(&a.address), u64::from(a.prefix_len), a.scope.clone())).collect();
+    let got: BTreeSet<_> = all
+        .addresses
+        .iter()
+        .map(|a| {
+            (
+                a.link.clone(),
+                text(&a.address),
+                u64::from(a.prefix_len),
+                a.scope.clone(),
+            )
+        })
+        .collect();
     assert_eq!(got, want, "addresses differ from ip -j addr");
 
     // Routes of every table, both families.
     let mut want = BTreeSet::new();
     for (fam, v6) in [("-4", false), ("-6", true)] {
-        for r in json(&lab.r.ip(&[fam, "-d", "-j", "route", "show", "table", "all"])?).as_array().unwrap() {
+        for r in json(
+            &lab.r
+                .ip(&[fam, "-d", "-j", "route", "show", "table", "all"])?,
+        )
+        .as_array()
+        .unwrap()
+        {
             let table = match s(&r["table"]).as_str() {
                 "" => "main".to_string(),
                 t => t.to_string(),
@@ -156,40 +206,101 @@ fn networking_matches_ip_json() -> anyhow::Result<()> {
             )
         })
         .collect();
-    assert_eq!(got, want, "routes differ from ip -d -j route show table all");
-    assert!(main.routes.iter().all(|r| r.table == 254), "default is the main table");
-    assert!(main.routes.iter().any(|r| r.destination == "10.98.0.0/24" && r.metric == 50 && r.protocol == "static"));
-    assert!(main.routes.iter().any(|r| r.destination == "10.97.0.0/24" && r.route_type == "blackhole"));
-    let custom: Vec<_> = t100.routes.iter().map(|r| (r.destination.as_str(), text(&r.gateway))).collect();
-    assert!(custom.contains(&("10.99.0.0/24", S_ADDR.to_string())), "{custom:?}");
-    assert!(custom.contains(&("fd00:99::/64", "fd00:201:2::2".to_string())), "{custom:?}");
-    assert!(t100.links.is_empty() && t100.addresses.is_empty(), "only the routes section was asked for");
+    assert_eq!(
+        got, want,
+        "routes differ from ip -d -j route show table all"
+    );
+    assert!(
+        main.routes.iter().all(|r| r.table == 254),
+        "default is the main table"
+    );
+    assert!(
+        main.routes
+            .iter()
+            .any(|r| r.destination == "10.98.0.0/24" && r.metric == 50 && r.protocol == "static")
+    );
+    assert!(
+        main.routes
+            .iter()
+            .any(|r| r.destination == "10.97.0.0/24" && r.route_type == "blackhole")
+    );
+    let custom: Vec<_> = t100
+        .routes
+        .iter()
+        .map(|r| (r.destination.as_str(), text(&r.gateway)))
+        .collect();
+    assert!(
+        custom.contains(&("10.99.0.0/24", S_ADDR.to_string())),
+        "{custom:?}"
+    );
+    assert!(
+        custom.contains(&("fd00:99::/64", "fd00:201:2::2".to_string())),
+        "{custom:?}"
+    );
+    assert!(
+        t100.links.is_empty() && t100.addresses.is_empty(),
+        "only the routes section was asked for"
+    );
 
     // Policy rules.
     let mut want = BTreeSet::new();
     for fam in ["-4", "-6"] {
-        for r in json(&lab.r.ip(&[fam, "-j", "rule", "show"])?).as_array().unwrap() {
+        for r in json(&lab.r.ip(&[fam, "-j", "rule", "show"])?)
+            .as_array()
+            .unwrap()
+        {
             let src = match (s(&r["src"]).as_str(), r["srclen"].as_u64()) {
                 (src, Some(len)) => format!("{src}/{len}"),
                 (src, None) => src.to_string(),
             };
-            let fwmark = r["fwmark"].as_str().and_then(|m| u32::from_str_radix(m.trim_start_matches("0x"), 16).ok());
-            want.insert((r["priority"].as_u64().unwrap(), s(&r["table"]), src, fwmark.unwrap_or(0)));
+            let fwmark = r["fwmark"]
+                .as_str()
+                .and_then(|m| u32::from_str_radix(m.trim_start_matches("0x"), 16).ok());
+            want.insert((
+                r["priority"].as_u64().unwrap(),
+                s(&r["table"]),
+                src,
+                fwmark.unwrap_or(0),
+            ));
         }
     }
-    let got: BTreeSet<_> =
-        all.rules.iter().map(|r| (u64::from(r.priority), r.table_name.clone(), r.source.clone(), r.fwmark)).collect();
+    let got: BTreeSet<_> = all
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                u64::from(r.priority),
+                r.table_name.clone(),
+                r.source.clone(),
+                r.fwmark,
+            )
+        })
+        .collect();
     assert_eq!(got, want, "rules differ from ip -j rule");
     let fw = all.rules.iter().find(|r| r.priority == 1000).unwrap();
-    assert_eq!((fw.fwmark, fw.fwmask, fw.table, fw.action.as_str()), (0x10, 0xff, 100, "lookup"));
+    assert_eq!(
+        (fw.fwmark, fw.fwmask, fw.table, fw.action.as_str()),
+        (0x10, 0xff, 100, "lookup")
+    );
 
     // Neighbours: the permanent entry, and every address ip lists.
     let ip_neigh = json(&lab.r.ip(&["-j", "neigh", "show"])?);
-    let got: BTreeSet<_> = all.neighbours.iter().map(|n| (text(&n.address), n.link.clone())).collect();
+    let got: BTreeSet<_> = all
+        .neighbours
+        .iter()
+        .map(|n| (text(&n.address), n.link.clone()))
+        .collect();
     for n in ip_neigh.as_array().unwrap() {
-        assert!(got.contains(&(s(&n["dst"]), s(&n["dev"]))), "neighbour {n} missing");
+        assert!(
+            got.contains(&(s(&n["dst"]), s(&n["dev"]))),
+            "neighbour {n} missing"
+        );
     }
-    let perm = all.neighbours.iter().find(|n| text(&n.address) == "10.201.2.99").unwrap();
+    let perm = all
+        .neighbours
+        .iter()
+        .find(|n| text(&n.address) == "10.201.2.99")
+        .unwrap();
     assert_eq!(perm.lladdr, "02:00:00:00:02:99");
     assert_eq!(perm.states, ["PERMANENT"]);
     Ok(())
@@ -205,7 +316,11 @@ fn saved_rules(text: &str, table: &str) -> Vec<(String, u64, u64)> {
         } else if in_table && line.starts_with('[') {
             let end = line.find(']').unwrap();
             let (p, b) = line[1..end].split_once(':').unwrap();
-            out.push((line[end + 1..].trim().to_string(), p.parse().unwrap(), b.parse().unwrap()));
+            out.push((
+                line[end + 1..].trim().to_string(),
+                p.parse().unwrap(),
+                b.parse().unwrap(),
+            ));
         }
     }
     out
@@ -213,22 +328,36 @@ fn saved_rules(text: &str, table: &str) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn firewall_matches_iptables_save() -> anyhow::Result<()> {
-    let Some((lab, _agent)) = lab_with_agent("firewall_matches_iptables_save")? else { return Ok(()) };
+    let Some((lab, _agent)) = lab_with_agent("firewall_matches_iptables_save")? else {
+        return Ok(());
+    };
     lab.traffic()?;
     let fetch = |lab: &Lab| {
         lab.r.block_on(|| async {
             let mut client = connect(AGENT).await?;
             let mut out = Vec::new();
             for (table, ipv6) in [("nat", false), ("filter", false), ("filter", true)] {
-                let req = pb::GetFirewallRequest { ipv6, table: table.into(), chain: String::new() };
+                let req = pb::GetFirewallRequest {
+                    ipv6,
+                    table: table.into(),
+                    chain: String::new(),
+                };
                 out.push(client.get_firewall(req).await?.into_inner());
             }
             let one = client
-                .get_firewall(pb::GetFirewallRequest { ipv6: false, table: "filter".into(), chain: "LABSCOPE-FWD".into() })
+                .get_firewall(pb::GetFirewallRequest {
+                    ipv6: false,
+                    table: "filter".into(),
+                    chain: "LABSCOPE-FWD".into(),
+                })
                 .await?
                 .into_inner();
             let missing = client
-                .get_firewall(pb::GetFirewallRequest { ipv6: false, table: "filter".into(), chain: "NOPE".into() })
+                .get_firewall(pb::GetFirewallRequest {
+                    ipv6: false,
+                    table: "filter".into(),
+                    chain: "NOPE".into(),
+                })
                 .await
                 .unwrap_err();
             Ok((out, one, missing))
@@ -237,11 +366,23 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
     let (answers, one, missing) = fetch(&lab)?;
     let save4 = lab.r.run(&["iptables-save", "-c"])?;
     let save6 = lab.r.run(&["ip6tables-save", "-c"])?;
-    for (fw, (save, table)) in answers.iter().zip([(&save4, "nat"), (&save4, "filter"), (&save6, "filter")]) {
+    for (fw, (save, table)) in
+        answers
+            .iter()
+            .zip([(&save4, "nat"), (&save4, "filter"), (&save6, "filter")])
+    {
         assert_eq!(fw.backend, pb::FirewallBackend::Nft as i32);
-        assert!(fw.warning.is_empty(), "only nft holds rules: {}", fw.warning);
-        let got: Vec<(String, u64, u64)> =
-            fw.chains.iter().flat_map(|c| &c.rules).map(|r| (r.text.clone(), r.packets, r.bytes)).collect();
+        assert!(
+            fw.warning.is_empty(),
+            "only nft holds rules: {}",
+            fw.warning
+        );
+        let got: Vec<(String, u64, u64)> = fw
+            .chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .map(|r| (r.text.clone(), r.packets, r.bytes))
+            .collect();
         let want = saved_rules(save, table);
         assert_eq!(got.len(), want.len(), "{table}: rule count");
         for (g, w) in got.iter().zip(&want) {
@@ -252,30 +393,84 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
         assert_eq!(fw.total_rules as usize, want.len());
     }
     let nat = &answers[0];
-    let dnat = nat.chains.iter().flat_map(|c| &c.rules).find(|r| r.target == "DNAT").unwrap();
+    let dnat = nat
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .find(|r| r.target == "DNAT")
+        .unwrap();
     assert_eq!(dnat.comment, "labscope test: dnat to s");
     assert_eq!(dnat.chain, "PREROUTING");
     assert!(dnat.packets >= 1, "the DNAT rule saw the TCP connection");
-    let post = nat.chains.iter().find(|c| c.name == "LABSCOPE-POST").unwrap();
+    let post = nat
+        .chains
+        .iter()
+        .find(|c| c.name == "LABSCOPE-POST")
+        .unwrap();
     assert!(!post.builtin && post.policy.is_empty());
     assert_eq!(post.rules[0].target, "MASQUERADE");
     assert_eq!(one.chains.len(), 1);
-    assert_eq!(one.chains[0].rules.iter().map(|r| r.comment.as_str()).collect::<Vec<_>>(), ["allow web", ""]);
+    assert_eq!(
+        one.chains[0]
+            .rules
+            .iter()
+            .map(|r| r.comment.as_str())
+            .collect::<Vec<_>>(),
+        ["allow web", ""]
+    );
     assert_eq!(missing.code(), tonic::Code::NotFound);
-    assert!(missing.message().contains("LABSCOPE-FWD"), "lists the chains that exist: {}", missing.message());
-    assert_eq!(answers[2].chains.iter().flat_map(|c| &c.rules).next().unwrap().comment, "v6 drop");
+    assert!(
+        missing.message().contains("LABSCOPE-FWD"),
+        "lists the chains that exist: {}",
+        missing.message()
+    );
+    assert_eq!(
+        answers[2]
+            .chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .next()
+            .unwrap()
+            .comment,
+        "v6 drop"
+    );
 
     // A legacy rule next to the nft ones: the k3s split-brain.
-    lab.r.run(&["iptables-legacy", "-A", "INPUT", "-p", "udp", "--dport", "9998", "-j", "DROP"])?;
+    lab.r.run(&[
+        "iptables-legacy",
+        "-A",
+        "INPUT",
+        "-p",
+        "udp",
+        "--dport",
+        "9998",
+        "-j",
+        "DROP",
+    ])?;
     let (answers, _, _) = fetch(&lab)?;
     let filter = &answers[1];
     assert_eq!(
         filter.backends_with_rules,
-        vec![pb::FirewallBackend::Nft as i32, pb::FirewallBackend::Legacy as i32]
+        vec![
+            pb::FirewallBackend::Nft as i32,
+            pb::FirewallBackend::Legacy as i32
+        ]
     );
-    assert!(filter.warning.contains("both iptables backends"), "{}", filter.warning);
-    let legacy_rules: Vec<_> = filter.other_backend_chains.iter().flat_map(|c| &c.rules).map(|r| r.text.as_str()).collect();
-    assert_eq!(legacy_rules, ["-A INPUT -p udp -m udp --dport 9998 -j DROP"]);
+    assert!(
+        filter.warning.contains("both iptables backends"),
+        "{}",
+        filter.warning
+    );
+    let legacy_rules: Vec<_> = filter
+        .other_backend_chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .map(|r| r.text.as_str())
+        .collect();
+    assert_eq!(
+        legacy_rules,
+        ["-A INPUT -p udp -m udp --dport 9998 -j DROP"]
+    );
     Ok(())
 }
 
@@ -288,7 +483,11 @@ fn conntrack_tool_entries(text: &str) -> BTreeSet<Key> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let Some(proto) = words.first() else { continue };
         let vals = |k: &str| -> Vec<String> {
-            words.iter().filter_map(|w| w.strip_prefix(k)).map(str::to_string).collect()
+            words
+                .iter()
+                .filter_map(|w| w.strip_prefix(k))
+                .map(str::to_string)
+                .collect()
         };
         let (src, dst) = (vals("src="), vals("dst="));
         if src.len() < 2 || dst.len() < 2 {
@@ -301,9 +500,24 @@ fn conntrack_tool_entries(text: &str) -> BTreeSet<Key> {
             let id = num(vals("id="), 0);
             (id, 0, id, 0)
         } else {
-            (num(sport.clone(), 0), num(dport.clone(), 0), num(sport, 1), num(dport, 1))
+            (
+                num(sport.clone(), 0),
+                num(dport.clone(), 0),
+                num(sport, 1),
+                num(dport, 1),
+            )
         };
-        out.insert((proto.to_string(), src[0].clone(), dst[0].clone(), sp0, dp0, src[1].clone(), dst[1].clone(), sp1, dp1));
+        out.insert((
+            proto.to_string(),
+            src[0].clone(),
+            dst[0].clone(),
+            sp0,
+            dp0,
+            src[1].clone(),
+            dst[1].clone(),
+            sp1,
+            dp1,
+        ));
     }
     out
 }
@@ -324,10 +538,26 @@ const IPS_ASSURED: u32 = 1 << 2;
 fn agent_key(e: &pb::ConntrackEntry) -> Key {
     let o = e.original.clone().unwrap_or_default();
     let r = e.reply.clone().unwrap_or_default();
-    let ports = |t: &pb::ConntrackTuple| if t.has_icmp { (t.icmp_id, 0) } else { (t.source_port, t.destination_port) };
+    let ports = |t: &pb::ConntrackTuple| {
+        if t.has_icmp {
+            (t.icmp_id, 0)
+        } else {
+            (t.source_port, t.destination_port)
+        }
+    };
     let (sp0, dp0) = ports(&o);
     let (sp1, dp1) = ports(&r);
-    (o.protocol_name.clone(), octets(&o.source), octets(&o.destination), sp0, dp0, octets(&r.source), octets(&r.destination), sp1, dp1)
+    (
+        o.protocol_name.clone(),
+        octets(&o.source),
+        octets(&o.destination),
+        sp0,
+        dp0,
+        octets(&r.source),
+        octets(&r.destination),
+        sp1,
+        dp1,
+    )
 }
 
 async fn list_all(
@@ -344,39 +574,90 @@ async fn list_all(
             summary = chunk.summary;
         }
     }
-    Ok((entries, summary.ok_or_else(|| anyhow::anyhow!("stream ended without a summary"))?))
+    Ok((
+        entries,
+        summary.ok_or_else(|| anyhow::anyhow!("stream ended without a summary"))?,
+    ))
 }
 
 #[test]
 fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
-    let Some((lab, _agent)) = lab_with_agent("conntrack_matches_conntrack_tool")? else { return Ok(()) };
+    let Some((lab, _agent)) = lab_with_agent("conntrack_matches_conntrack_tool")? else {
+        return Ok(());
+    };
     lab.traffic()?;
     let (all, by_addr, dnat, page1, page2, (udp, quick)) = lab.r.block_on(|| async {
         let mut client = connect(AGENT).await?;
-        let lab_net = || pb::ListConntrackRequest { address: "10.201.0.0/16".into(), ..Default::default() };
+        let lab_net = || pb::ListConntrackRequest {
+            address: "10.201.0.0/16".into(),
+            ..Default::default()
+        };
         let all = list_all(&mut client, lab_net()).await?;
-        let by_addr =
-            list_all(&mut client, pb::ListConntrackRequest { address: "10.201.1.2".into(), ..Default::default() }).await?;
+        let by_addr = list_all(
+            &mut client,
+            pb::ListConntrackRequest {
+                address: "10.201.1.2".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
         let dnat = list_all(
             &mut client,
-            pb::ListConntrackRequest { protocol: "tcp".into(), port: 8080, ..Default::default() },
+            pb::ListConntrackRequest {
+                protocol: "tcp".into(),
+                port: 8080,
+                ..Default::default()
+            },
         )
         .await?;
-        let page1 = list_all(&mut client, pb::ListConntrackRequest { limit: 2, ..lab_net() }).await?;
+        let page1 = list_all(
+            &mut client,
+            pb::ListConntrackRequest {
+                limit: 2,
+                ..lab_net()
+            },
+        )
+        .await?;
         let page2 = list_all(
             &mut client,
-            pb::ListConntrackRequest { limit: 2, continuation_token: page1.1.next_token.clone(), ..lab_net() },
+            pb::ListConntrackRequest {
+                limit: 2,
+                continuation_token: page1.1.next_token.clone(),
+                ..lab_net()
+            },
         )
         .await?;
-        let udp = list_all(&mut client, pb::ListConntrackRequest { protocol: "udp".into(), state: "UNREPLIED".into(), ..lab_net() }).await?;
-        let quick = list_all(&mut client, pb::ListConntrackRequest { limit: 1, stop_at_limit: true, ..lab_net() }).await?;
+        let udp = list_all(
+            &mut client,
+            pb::ListConntrackRequest {
+                protocol: "udp".into(),
+                state: "UNREPLIED".into(),
+                ..lab_net()
+            },
+        )
+        .await?;
+        let quick = list_all(
+            &mut client,
+            pb::ListConntrackRequest {
+                limit: 1,
+                stop_at_limit: true,
+                ..lab_net()
+            },
+        )
+        .await?;
         Ok((all, by_addr, dnat, page1, page2, (udp, quick)))
     })?;
     let tool = lab.r.run(&["conntrack", "-L"])?;
-    let want: BTreeSet<Key> = conntrack_tool_entries(&tool).into_iter().filter(|k| k.1.starts_with("10.201.")).collect();
+    let want: BTreeSet<Key> = conntrack_tool_entries(&tool)
+        .into_iter()
+        .filter(|k| k.1.starts_with("10.201."))
+        .collect();
     let got: BTreeSet<Key> = all.0.iter().map(agent_key).collect();
     assert_eq!(got, want, "agent vs conntrack -L (lab addresses)");
-    assert!(want.len() >= 4, "ICMP×2, TCP via DNAT, UDP expected: {want:?}");
+    assert!(
+        want.len() >= 4,
+        "ICMP×2, TCP via DNAT, UDP expected: {want:?}"
+    );
 
     let (entries, summary) = &all;
     assert_eq!(summary.matched, entries.len() as u64);
@@ -384,14 +665,26 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
     assert!(!summary.truncated && summary.next_token.is_empty());
 
     // The address filter matches either direction and either tuple.
-    assert!(by_addr.0.iter().all(|e| agent_key(e).1 == "10.201.1.2" || agent_key(e).6 == "10.201.1.2"));
-    assert_eq!(by_addr.0.len(), entries.len(), "every lab entry starts at c");
+    assert!(
+        by_addr
+            .0
+            .iter()
+            .all(|e| agent_key(e).1 == "10.201.1.2" || agent_key(e).6 == "10.201.1.2")
+    );
+    assert_eq!(
+        by_addr.0.len(),
+        entries.len(),
+        "every lab entry starts at c"
+    );
 
     // The DNAT'ed connection: orig to r:8080, reply from s:80 to r (masquerade).
     let d = &dnat.0;
     assert_eq!(d.len(), 1, "{d:?}");
     let k = agent_key(&d[0]);
-    assert_eq!((k.2.as_str(), k.4, k.5.as_str(), k.7), (R_ADDR, 8080, S_ADDR, 80));
+    assert_eq!(
+        (k.2.as_str(), k.4, k.5.as_str(), k.7),
+        (R_ADDR, 8080, S_ADDR, 80)
+    );
     assert_eq!(k.6, "10.201.2.1", "masqueraded towards s");
     assert!(d[0].dst_nat && d[0].src_nat);
     assert!(d[0].status_bits & IPS_ASSURED != 0);
@@ -408,7 +701,10 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
     // stop_at_limit: one entry, a next page, and a matched count that says it is partial.
     assert_eq!(quick.0.len(), 1);
     assert!(quick.1.truncated && quick.1.matched_is_lower_bound && !quick.1.next_token.is_empty());
-    assert_eq!(quick.1.matched, 2, "the page plus the one match that proves more exist");
+    assert_eq!(
+        quick.1.matched, 2,
+        "the page plus the one match that proves more exist"
+    );
     assert!(!all.1.matched_is_lower_bound);
 
     // The UDP probe to a closed port was never answered.
@@ -419,39 +715,93 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
 
 #[test]
 fn probes_reach_the_peer_namespace() -> anyhow::Result<()> {
-    let Some((lab, _agent)) = lab_with_agent("probes_reach_the_peer_namespace")? else { return Ok(()) };
-    lab.r.run(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"])?;
+    let Some((lab, _agent)) = lab_with_agent("probes_reach_the_peer_namespace")? else {
+        return Ok(());
+    };
+    lab.r
+        .run(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"])?;
     let raw_ping = lab.r.block_on(|| async {
         let mut client = connect(AGENT).await?;
-        Ok(client.ping(pb::PingRequest { target: S_ADDR.into(), count: 3, interval_ms: 10, ..Default::default() }).await?.into_inner())
+        Ok(client
+            .ping(pb::PingRequest {
+                target: S_ADDR.into(),
+                count: 3,
+                interval_ms: 10,
+                ..Default::default()
+            })
+            .await?
+            .into_inner())
     })?;
     assert_eq!((raw_ping.transmitted, raw_ping.received), (3, 3));
-    assert_eq!(raw_ping.method, pb::PingMethod::Raw as i32, "ping sockets disabled → raw socket");
-    assert!(raw_ping.rtt_min_us > 0 && raw_ping.rtt_min_us <= raw_ping.rtt_avg_us && raw_ping.rtt_avg_us <= raw_ping.rtt_max_us);
+    assert_eq!(
+        raw_ping.method,
+        pb::PingMethod::Raw as i32,
+        "ping sockets disabled → raw socket"
+    );
+    assert!(
+        raw_ping.rtt_min_us > 0
+            && raw_ping.rtt_min_us <= raw_ping.rtt_avg_us
+            && raw_ping.rtt_avg_us <= raw_ping.rtt_max_us
+    );
 
-    lab.r.run(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])?;
+    lab.r
+        .run(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])?;
     let results = lab.r.block_on(|| async {
         let mut client = connect(AGENT).await?;
-        let ping = client.ping(pb::PingRequest { target: S_ADDR.into(), count: 2, interval_ms: 10, ..Default::default() }).await?.into_inner();
-        let ping6 = client.ping(pb::PingRequest { target: "fd00:201:2::2".into(), count: 1, ..Default::default() }).await?.into_inner();
-        let lost = client
-            .ping(pb::PingRequest { target: "10.201.2.77".into(), count: 1, timeout_ms: 300, ..Default::default() })
+        let ping = client
+            .ping(pb::PingRequest {
+                target: S_ADDR.into(),
+                count: 2,
+                interval_ms: 10,
+                ..Default::default()
+            })
             .await?
             .into_inner();
-        let tcp = |port: u32, timeout_ms: u32| pb::TcpConnectRequest { target: S_ADDR.into(), port, timeout_ms };
+        let ping6 = client
+            .ping(pb::PingRequest {
+                target: "fd00:201:2::2".into(),
+                count: 1,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let lost = client
+            .ping(pb::PingRequest {
+                target: "10.201.2.77".into(),
+                count: 1,
+                timeout_ms: 300,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let tcp = |port: u32, timeout_ms: u32| pb::TcpConnectRequest {
+            target: S_ADDR.into(),
+            port,
+            timeout_ms,
+        };
         let open = client.tcp_connect(tcp(80, 2000)).await?.into_inner();
         let refused = client.tcp_connect(tcp(81, 2000)).await?.into_inner();
         let filtered = client.tcp_connect(tcp(82, 300)).await?.into_inner();
         let http = client
-            .http_probe(pb::HttpProbeRequest { url: format!("http://{S_ADDR}/"), ..Default::default() })
+            .http_probe(pb::HttpProbeRequest {
+                url: format!("http://{S_ADDR}/"),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let redirect = client
-            .http_probe(pb::HttpProbeRequest { url: format!("http://{S_ADDR}:8081/x"), method: "HEAD".into(), ..Default::default() })
+            .http_probe(pb::HttpProbeRequest {
+                url: format!("http://{S_ADDR}:8081/x"),
+                method: "HEAD".into(),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let https_refused = client
-            .http_probe(pb::HttpProbeRequest { url: format!("https://{S_ADDR}:81/"), ..Default::default() })
+            .http_probe(pb::HttpProbeRequest {
+                url: format!("https://{S_ADDR}:81/"),
+                ..Default::default()
+            })
             .await?
             .into_inner();
         let dns = |name: &str, cd: bool| pb::DnsQueryRequest {
@@ -462,58 +812,147 @@ fn probes_reach_the_peer_namespace() -> anyhow::Result<()> {
             ..Default::default()
         };
         let found = client.dns_query(dns(DNS_NAME, false)).await?.into_inner();
-        let missing = client.dns_query(dns("nothing.lab.test", false)).await?.into_inner();
-        let servfail = client.dns_query(dns("servfail.lab.test", false)).await?.into_inner();
-        let cd = client.dns_query(dns("servfail.lab.test", true)).await?.into_inner();
+        let missing = client
+            .dns_query(dns("nothing.lab.test", false))
+            .await?
+            .into_inner();
+        let servfail = client
+            .dns_query(dns("servfail.lab.test", false))
+            .await?
+            .into_inner();
+        let cd = client
+            .dns_query(dns("servfail.lab.test", true))
+            .await?
+            .into_inner();
         let silent = client
-            .dns_query(pb::DnsQueryRequest { server: "10.201.2.77".into(), timeout_ms: 300, ..dns(DNS_NAME, false) })
+            .dns_query(pb::DnsQueryRequest {
+                server: "10.201.2.77".into(),
+                timeout_ms: 300,
+                ..dns(DNS_NAME, false)
+            })
             .await?
             .into_inner();
         let closed = client
-            .dns_query(pb::DnsQueryRequest { server: "10.201.2.2:5454".into(), ..dns(DNS_NAME, false) })
+            .dns_query(pb::DnsQueryRequest {
+                server: "10.201.2.2:5454".into(),
+                ..dns(DNS_NAME, false)
+            })
             .await?
             .into_inner();
-        Ok((ping, ping6, lost, open, refused, filtered, http, redirect, https_refused, found, missing, servfail, cd, (silent, closed)))
+        Ok((
+            ping,
+            ping6,
+            lost,
+            open,
+            refused,
+            filtered,
+            http,
+            redirect,
+            https_refused,
+            found,
+            missing,
+            servfail,
+            cd,
+            (silent, closed),
+        ))
     })?;
-    let (ping, ping6, lost, open, refused, filtered, http, redirect, https_refused, found, missing, servfail, cd, (silent, closed)) =
-        results;
-    assert_eq!(ping.method, pb::PingMethod::Dgram as i32, "ping sockets allowed → unprivileged socket");
+    let (
+        ping,
+        ping6,
+        lost,
+        open,
+        refused,
+        filtered,
+        http,
+        redirect,
+        https_refused,
+        found,
+        missing,
+        servfail,
+        cd,
+        (silent, closed),
+    ) = results;
+    assert_eq!(
+        ping.method,
+        pb::PingMethod::Dgram as i32,
+        "ping sockets allowed → unprivileged socket"
+    );
     assert_eq!(ping.received, 2);
     assert_eq!(ping6.received, 1);
-    assert_eq!((lost.transmitted, lost.received, lost.loss_percent), (1, 0, 100.0));
+    assert_eq!(
+        (lost.transmitted, lost.received, lost.loss_percent),
+        (1, 0, 100.0)
+    );
 
-    assert_eq!(open.outcome, pb::TcpConnectOutcome::Open as i32, "{}", open.message);
+    assert_eq!(
+        open.outcome,
+        pb::TcpConnectOutcome::Open as i32,
+        "{}",
+        open.message
+    );
     assert!(open.connect_us > 0);
-    assert_eq!(refused.outcome, pb::TcpConnectOutcome::Refused as i32, "{}", refused.message);
-    assert_eq!(filtered.outcome, pb::TcpConnectOutcome::Timeout as i32, "{}", filtered.message);
+    assert_eq!(
+        refused.outcome,
+        pb::TcpConnectOutcome::Refused as i32,
+        "{}",
+        refused.message
+    );
+    assert_eq!(
+        filtered.outcome,
+        pb::TcpConnectOutcome::Timeout as i32,
+        "{}",
+        filtered.message
+    );
 
-    assert_eq!(http.outcome, pb::HttpProbeOutcome::Ok as i32, "{}", http.error);
+    assert_eq!(
+        http.outcome,
+        pb::HttpProbeOutcome::Ok as i32,
+        "{}",
+        http.error
+    );
     assert_eq!(http.status, 200);
     assert_eq!(http.body_bytes, "hello from s\n".len() as u64);
     let t = http.timing.unwrap();
-    assert!(t.connect_us > 0 && t.first_byte_us >= t.connect_us && t.total_us >= t.first_byte_us, "{t:?}");
+    assert!(
+        t.connect_us > 0 && t.first_byte_us >= t.connect_us && t.total_us >= t.first_byte_us,
+        "{t:?}"
+    );
     assert_eq!(http.remote_address, format!("{S_ADDR}:80"));
     assert_eq!(redirect.status, 302);
     assert_eq!(redirect.redirect_location, "/moved");
-    assert_eq!(https_refused.outcome, pb::HttpProbeOutcome::ConnectRefused as i32);
+    assert_eq!(
+        https_refused.outcome,
+        pb::HttpProbeOutcome::ConnectRefused as i32
+    );
 
     assert_eq!(found.rcode, "NOERROR", "{}", found.error);
     assert_eq!(found.answers.len(), 1);
-    assert_eq!((found.answers[0].data.as_str(), found.answers[0].ttl), (S_ADDR, 300));
+    assert_eq!(
+        (found.answers[0].data.as_str(), found.answers[0].ttl),
+        (S_ADDR, 300)
+    );
     assert!(found.flags.as_ref().unwrap().recursion_available);
     assert!(found.latency_us > 0);
     assert_eq!(missing.rcode, "NXDOMAIN");
     assert_eq!(servfail.rcode, "SERVFAIL");
     assert_eq!(cd.rcode, "NOERROR", "checking-disabled retry succeeds");
     assert!(cd.flags.unwrap().checking_disabled);
-    assert!(silent.rcode.is_empty() && silent.error.contains("no answer"), "{silent:?}");
-    assert!(closed.rcode.is_empty() && closed.error.contains("refused"), "{closed:?}");
+    assert!(
+        silent.rcode.is_empty() && silent.error.contains("no answer"),
+        "{silent:?}"
+    );
+    assert!(
+        closed.rcode.is_empty() && closed.error.contains("refused"),
+        "{closed:?}"
+    );
     Ok(())
 }
 
 #[test]
 fn bad_input_is_rejected_with_the_field_named() -> anyhow::Result<()> {
-    let Some((lab, _agent)) = lab_with_agent("bad_input_is_rejected_with_the_field_named")? else { return Ok(()) };
+    let Some((lab, _agent)) = lab_with_agent("bad_input_is_rejected_with_the_field_named")? else {
+        return Ok(());
+    };
     let failures = lab.r.block_on(|| async {
         let mut c = connect(AGENT).await?;
         let mut out: Vec<(String, tonic::Status)> = Vec::new();
@@ -521,28 +960,163 @@ fn bad_input_is_rejected_with_the_field_named() -> anyhow::Result<()> {
             out.push((what.to_string(), r.expect_err(what)));
         };
         let ct = |r: pb::ListConntrackRequest| r;
-        push("address", c.list_conntrack(ct(pb::ListConntrackRequest { address: "10.0.0.0/40".into(), ..Default::default() })).await.map(|_| ()));
-        push("port", c.list_conntrack(ct(pb::ListConntrackRequest { port: 70000, ..Default::default() })).await.map(|_| ()));
-        push("limit", c.list_conntrack(ct(pb::ListConntrackRequest { limit: u32::MAX, ..Default::default() })).await.map(|_| ()));
-        push("table", c.get_firewall(pb::GetFirewallRequest { table: "bogus".into(), ..Default::default() }).await.map(|_| ()));
-        push("chain", c.get_firewall(pb::GetFirewallRequest { chain: "A;reboot".into(), ..Default::default() }).await.map(|_| ()));
-        push("route_table", c.get_networking(pb::GetNetworkingRequest { route_table: "0".into(), ..Default::default() }).await.map(|_| ()));
-        push("sections", c.get_networking(pb::GetNetworkingRequest { sections: vec![42], ..Default::default() }).await.map(|_| ()));
-        push("target", c.tcp_connect(pb::TcpConnectRequest { target: "host; rm -rf /".into(), port: 80, ..Default::default() }).await.map(|_| ()));
-        push("port", c.tcp_connect(pb::TcpConnectRequest { target: "127.0.0.1".into(), port: 0, ..Default::default() }).await.map(|_| ()));
-        push("count", c.ping(pb::PingRequest { target: "127.0.0.1".into(), count: 1000, ..Default::default() }).await.map(|_| ()));
-        push("url", c.http_probe(pb::HttpProbeRequest { url: "file:///etc/shadow".into(), ..Default::default() }).await.map(|_| ()));
-        push("method", c.http_probe(pb::HttpProbeRequest { url: "http://127.0.0.1/".into(), method: "DELETE".into(), ..Default::default() }).await.map(|_| ()));
-        push("name", c.dns_query(pb::DnsQueryRequest { name: "$(reboot)".into(), server: "127.0.0.1".into(), ..Default::default() }).await.map(|_| ()));
-        push("server", c.dns_query(pb::DnsQueryRequest { name: "a.example".into(), ..Default::default() }).await.map(|_| ()));
-        push("record_type", c.dns_query(pb::DnsQueryRequest { name: "a.example".into(), record_type: "AXFR".into(), server: "127.0.0.1".into(), ..Default::default() }).await.map(|_| ()));
+        push(
+            "address",
+            c.list_conntrack(ct(pb::ListConntrackRequest {
+                address: "10.0.0.0/40".into(),
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "port",
+            c.list_conntrack(ct(pb::ListConntrackRequest {
+                port: 70000,
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "limit",
+            c.list_conntrack(ct(pb::ListConntrackRequest {
+                limit: u32::MAX,
+                ..Default::default()
+            }))
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "table",
+            c.get_firewall(pb::GetFirewallRequest {
+                table: "bogus".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "chain",
+            c.get_firewall(pb::GetFirewallRequest {
+                chain: "A;reboot".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "route_table",
+            c.get_networking(pb::GetNetworkingRequest {
+                route_table: "0".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "sections",
+            c.get_networking(pb::GetNetworkingRequest {
+                sections: vec![42],
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "target",
+            c.tcp_connect(pb::TcpConnectRequest {
+                target: "host; rm -rf /".into(),
+                port: 80,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "port",
+            c.tcp_connect(pb::TcpConnectRequest {
+                target: "127.0.0.1".into(),
+                port: 0,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "count",
+            c.ping(pb::PingRequest {
+                target: "127.0.0.1".into(),
+                count: 1000,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "url",
+            c.http_probe(pb::HttpProbeRequest {
+                url: "file:///etc/shadow".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "method",
+            c.http_probe(pb::HttpProbeRequest {
+                url: "http://127.0.0.1/".into(),
+                method: "DELETE".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "name",
+            c.dns_query(pb::DnsQueryRequest {
+                name: "$(reboot)".into(),
+                server: "127.0.0.1".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "server",
+            c.dns_query(pb::DnsQueryRequest {
+                name: "a.example".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
+        push(
+            "record_type",
+            c.dns_query(pb::DnsQueryRequest {
+                name: "a.example".into(),
+                record_type: "AXFR".into(),
+                server: "127.0.0.1".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        );
         // And the agent is still serving afterwards.
         c.get_node_info(pb::GetNodeInfoRequest {}).await?;
         Ok(out)
     })?;
     for (field, status) in failures {
-        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}: {status:?}");
-        assert!(status.message().contains(&field), "{field} not named in {:?}", status.message());
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{field}: {status:?}"
+        );
+        assert!(
+            status.message().contains(&field),
+            "{field} not named in {:?}",
+            status.message()
+        );
     }
     Ok(())
 }
@@ -554,8 +1128,16 @@ fn missing_privilege_is_a_typed_error() -> anyhow::Result<()> {
     }
     require_tool("setpriv")?;
     let lab = Lab::build()?;
-    lab.r.run(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"])?;
-    let wrap = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"];
+    lab.r
+        .run(&["sysctl", "-qw", "net.ipv4.ping_group_range=1 0"])?;
+    let wrap = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+    ];
     let _agent = AgentProcess::start(&lab.r, AGENT, "unprivileged", &wrap)?;
     let (ct, ping, info) = lab.r.block_on(|| async {
         let mut c = connect(AGENT).await?;
@@ -572,8 +1154,18 @@ fn missing_privilege_is_a_typed_error() -> anyhow::Result<()> {
                 last.ok_or_else(|| anyhow::anyhow!("conntrack without privilege did not fail"))?
             }
         };
-        let ping = c.ping(pb::PingRequest { target: S_ADDR.into(), count: 1, ..Default::default() }).await.unwrap_err();
-        let info = c.get_node_info(pb::GetNodeInfoRequest {}).await?.into_inner();
+        let ping = c
+            .ping(pb::PingRequest {
+                target: S_ADDR.into(),
+                count: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let info = c
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await?
+            .into_inner();
         Ok((ct, ping, info))
     })?;
     assert_eq!(ct.code(), tonic::Code::PermissionDenied, "{ct:?}");
@@ -587,19 +1179,32 @@ fn missing_privilege_is_a_typed_error() -> anyhow::Result<()> {
 
 #[test]
 fn health_node_info_and_graceful_shutdown() -> anyhow::Result<()> {
-    let Some((lab, agent)) = lab_with_agent("health_node_info_and_graceful_shutdown")? else { return Ok(()) };
+    let Some((lab, agent)) = lab_with_agent("health_node_info_and_graceful_shutdown")? else {
+        return Ok(());
+    };
     let (health, info) = lab.r.block_on(|| async {
-        let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447").connect().await?;
+        let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
+            .connect()
+            .await?;
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         let status = health
-            .check(tonic_health::pb::HealthCheckRequest { service: "labscope.node.v1.NodeAgent".into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "labscope.node.v1.NodeAgent".into(),
+            })
             .await?
             .into_inner()
             .status;
-        let info = connect(AGENT).await?.get_node_info(pb::GetNodeInfoRequest {}).await?.into_inner();
+        let info = connect(AGENT)
+            .await?
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await?
+            .into_inner();
         Ok((status, info))
     })?;
-    assert_eq!(health, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        health,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     assert_eq!(info.node_name, "lab-r");
     assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
     assert!(info.capabilities.contains(&"CAP_NET_ADMIN".to_string()));

@@ -62,8 +62,22 @@ pub const IPS_SRC_NAT: u32 = 1 << 4;
 pub const IPS_DST_NAT: u32 = 1 << 5;
 
 const STATUS_NAMES: [&str; 16] = [
-    "EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED", "SRC_NAT", "DST_NAT", "SEQ_ADJUST", "SRC_NAT_DONE",
-    "DST_NAT_DONE", "DYING", "FIXED_TIMEOUT", "TEMPLATE", "NAT_CLASH", "HELPER", "OFFLOAD", "HW_OFFLOAD",
+    "EXPECTED",
+    "SEEN_REPLY",
+    "ASSURED",
+    "CONFIRMED",
+    "SRC_NAT",
+    "DST_NAT",
+    "SEQ_ADJUST",
+    "SRC_NAT_DONE",
+    "DST_NAT_DONE",
+    "DYING",
+    "FIXED_TIMEOUT",
+    "TEMPLATE",
+    "NAT_CLASH",
+    "HELPER",
+    "OFFLOAD",
+    "HW_OFFLOAD",
 ];
 
 /// One direction of a connection.
@@ -151,7 +165,10 @@ pub fn decode(payload: &[u8]) -> Result<ConntrackRecord, DecodeError> {
     if payload.len() < 4 {
         return Err(DecodeError::Short);
     }
-    let mut rec = ConntrackRecord { family: payload[0], ..Default::default() };
+    let mut rec = ConntrackRecord {
+        family: payload[0],
+        ..Default::default()
+    };
     let mut has_orig = false;
     let mut attrs = NlaIter::new(&payload[4..]);
     for a in attrs.by_ref() {
@@ -165,7 +182,10 @@ pub fn decode(payload: &[u8]) -> Result<ConntrackRecord, DecodeError> {
             CTA_PROTOINFO => {
                 for p in a.nested() {
                     if p.kind == CTA_PROTOINFO_TCP {
-                        rec.tcp_state = p.nested().find(|t| t.kind == CTA_PROTOINFO_TCP_STATE).and_then(|t| t.u8());
+                        rec.tcp_state = p
+                            .nested()
+                            .find(|t| t.kind == CTA_PROTOINFO_TCP_STATE)
+                            .and_then(|t| t.u8());
                     }
                 }
             }
@@ -177,7 +197,10 @@ pub fn decode(payload: &[u8]) -> Result<ConntrackRecord, DecodeError> {
             CTA_ID => rec.id = a.be32().unwrap_or(0),
             CTA_ZONE => rec.zone = a.be16().unwrap_or(0),
             CTA_TIMESTAMP => {
-                rec.start_ns = a.nested().find(|t| t.kind == CTA_TIMESTAMP_START).and_then(|t| t.be64())
+                rec.start_ns = a
+                    .nested()
+                    .find(|t| t.kind == CTA_TIMESTAMP_START)
+                    .and_then(|t| t.be64())
             }
             CTA_LABELS => {
                 let mut l = [0u8; 16];
@@ -253,12 +276,18 @@ fn tuple(a: &Nla<'_>) -> Result<Tuple, DecodeError> {
 }
 
 fn v4(b: &[u8]) -> Result<IpAddr, DecodeError> {
-    let o: [u8; 4] = b.get(..4).and_then(|s| s.try_into().ok()).ok_or(DecodeError::Malformed)?;
+    let o: [u8; 4] = b
+        .get(..4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(DecodeError::Malformed)?;
     Ok(IpAddr::V4(Ipv4Addr::from(o)))
 }
 
 fn v6(b: &[u8]) -> Result<IpAddr, DecodeError> {
-    let o: [u8; 16] = b.get(..16).and_then(|s| s.try_into().ok()).ok_or(DecodeError::Malformed)?;
+    let o: [u8; 16] = b
+        .get(..16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(DecodeError::Malformed)?;
     Ok(IpAddr::V6(Ipv6Addr::from(o)))
 }
 
@@ -278,12 +307,25 @@ fn counters(a: &Nla<'_>) -> Option<(u64, u64)> {
 
 /// IPS_* bits by name, as conntrack's own tools name them.
 pub fn status_names(bits: u32) -> Vec<String> {
-    STATUS_NAMES.iter().enumerate().filter(|(i, _)| bits & (1 << i) != 0).map(|(_, n)| n.to_string()).collect()
+    STATUS_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }
 
 /// `TCP_CONNTRACK_*` names, index = state number.
 pub const TCP_STATE_NAMES: [&str; 10] = [
-    "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
     "SYN_SENT2",
 ];
 
@@ -316,8 +358,12 @@ impl ConntrackRecord {
             timeout_seconds: self.timeout,
             mark: self.mark,
             zone: self.zone as u32,
-            original_counters: self.counters_orig.map(|(packets, bytes)| pb::ConntrackCounters { packets, bytes }),
-            reply_counters: self.counters_reply.map(|(packets, bytes)| pb::ConntrackCounters { packets, bytes }),
+            original_counters: self
+                .counters_orig
+                .map(|(packets, bytes)| pb::ConntrackCounters { packets, bytes }),
+            reply_counters: self
+                .counters_reply
+                .map(|(packets, bytes)| pb::ConntrackCounters { packets, bytes }),
             src_nat: self.status & IPS_SRC_NAT != 0,
             dst_nat: self.status & IPS_DST_NAT != 0,
             use_count: self.use_count as u64,
@@ -325,7 +371,10 @@ impl ConntrackRecord {
                 (Some(start), Some(now)) if now > start => (now - start) / 1_000_000_000,
                 _ => 0,
             },
-            labels_hex: self.labels.map(|l| l.iter().map(|b| format!("{b:02x}")).collect()).unwrap_or_default(),
+            labels_hex: self
+                .labels
+                .map(|l| l.iter().map(|b| format!("{b:02x}")).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -354,11 +403,24 @@ pub mod build {
     }
 
     /// A TCP/UDP tuple.
-    pub fn tuple(kind: u16, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, sport: u16, dport: u16) -> Vec<u8> {
+    pub fn tuple(
+        kind: u16,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+    ) -> Vec<u8> {
         nested(
             kind,
             &[
-                nested(CTA_TUPLE_IP, &[nla(CTA_IP_V4_SRC, &src.octets()), nla(CTA_IP_V4_DST, &dst.octets())]),
+                nested(
+                    CTA_TUPLE_IP,
+                    &[
+                        nla(CTA_IP_V4_SRC, &src.octets()),
+                        nla(CTA_IP_V4_DST, &dst.octets()),
+                    ],
+                ),
                 nested(
                     CTA_TUPLE_PROTO,
                     &[
@@ -372,7 +434,14 @@ pub mod build {
     }
 
     /// A full TCP entry payload (nfgenmsg + attributes) with counters.
-    pub fn tcp_entry(id: u32, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, status: u32) -> Vec<u8> {
+    pub fn tcp_entry(
+        id: u32,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        sport: u16,
+        dport: u16,
+        status: u32,
+    ) -> Vec<u8> {
         let mut out = vec![2u8, 0, 0, 0];
         out.extend(tuple(CTA_TUPLE_ORIG, src, dst, 6, sport, dport));
         out.extend(tuple(CTA_TUPLE_REPLY, dst, src, 6, dport, sport));
@@ -381,16 +450,28 @@ pub mod build {
         out.extend(nla(CTA_MARK, &0u32.to_be_bytes()));
         out.extend(nested(
             CTA_COUNTERS_ORIG,
-            &[nla(CTA_COUNTERS_PACKETS, &5u64.to_be_bytes()), nla(CTA_COUNTERS_BYTES, &300u64.to_be_bytes())],
+            &[
+                nla(CTA_COUNTERS_PACKETS, &5u64.to_be_bytes()),
+                nla(CTA_COUNTERS_BYTES, &300u64.to_be_bytes()),
+            ],
         ));
         out.extend(nested(
             CTA_COUNTERS_REPLY,
-            &[nla(CTA_COUNTERS_PACKETS, &4u64.to_be_bytes()), nla(CTA_COUNTERS_BYTES, &250u64.to_be_bytes())],
+            &[
+                nla(CTA_COUNTERS_PACKETS, &4u64.to_be_bytes()),
+                nla(CTA_COUNTERS_BYTES, &250u64.to_be_bytes()),
+            ],
         ));
         out.extend(nla(CTA_ZONE, &0u16.to_be_bytes()));
         out.extend(nla(CTA_USE, &1u32.to_be_bytes()));
         out.extend(nla(CTA_ID, &id.to_be_bytes()));
-        out.extend(nested(CTA_PROTOINFO, &[nested(CTA_PROTOINFO_TCP, &[nla(CTA_PROTOINFO_TCP_STATE, &[3])])]));
+        out.extend(nested(
+            CTA_PROTOINFO,
+            &[nested(
+                CTA_PROTOINFO_TCP,
+                &[nla(CTA_PROTOINFO_TCP_STATE, &[3])],
+            )],
+        ));
         out
     }
 
@@ -400,7 +481,13 @@ pub mod build {
             nested(
                 kind,
                 &[
-                    nested(CTA_TUPLE_IP, &[nla(CTA_IP_V4_SRC, &s.octets()), nla(CTA_IP_V4_DST, &d.octets())]),
+                    nested(
+                        CTA_TUPLE_IP,
+                        &[
+                            nla(CTA_IP_V4_SRC, &s.octets()),
+                            nla(CTA_IP_V4_DST, &d.octets()),
+                        ],
+                    ),
                     nested(
                         CTA_TUPLE_PROTO,
                         &[
@@ -432,25 +519,52 @@ mod tests {
     fn decodes_tcp_entry_with_counters_behind_nested_flag() {
         let a = Ipv4Addr::new(10, 0, 0, 1);
         let b = Ipv4Addr::new(10, 0, 0, 2);
-        let rec = decode(&tcp_entry(77, a, b, 40000, 80, IPS_SEEN_REPLY | IPS_ASSURED | IPS_DST_NAT)).unwrap();
+        let rec = decode(&tcp_entry(
+            77,
+            a,
+            b,
+            40000,
+            80,
+            IPS_SEEN_REPLY | IPS_ASSURED | IPS_DST_NAT,
+        ))
+        .unwrap();
         assert_eq!(rec.orig.src, IpAddr::V4(a));
         assert_eq!(rec.orig.dst, IpAddr::V4(b));
-        assert_eq!((rec.orig.sport, rec.orig.dport, rec.orig.proto), (40000, 80, 6));
+        assert_eq!(
+            (rec.orig.sport, rec.orig.dport, rec.orig.proto),
+            (40000, 80, 6)
+        );
         assert_eq!((rec.reply.sport, rec.reply.dport), (80, 40000));
-        assert_eq!(rec.counters_orig, Some((5, 300)), "counters are nested: the flag bit must be masked");
+        assert_eq!(
+            rec.counters_orig,
+            Some((5, 300)),
+            "counters are nested: the flag bit must be masked"
+        );
         assert_eq!(rec.counters_reply, Some((4, 250)));
         assert_eq!(rec.tcp_state, Some(3));
         assert_eq!(rec.id, 77);
         let pb = rec.to_pb(None);
         assert_eq!(pb.tcp_state, pb::ConntrackState::Established as i32);
         assert!(pb.dst_nat && !pb.src_nat);
-        assert_eq!(status_names(pb.status_bits), ["SEEN_REPLY", "ASSURED", "DST_NAT"]);
-        assert!(pb.original.unwrap().source.unwrap().text.is_empty(), "bulk answers carry octets only");
+        assert_eq!(
+            status_names(pb.status_bits),
+            ["SEEN_REPLY", "ASSURED", "DST_NAT"]
+        );
+        assert!(
+            pb.original.unwrap().source.unwrap().text.is_empty(),
+            "bulk answers carry octets only"
+        );
     }
 
     #[test]
     fn decodes_icmp_id_type_code() {
-        let rec = decode(&icmp_entry(5, Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 1, 0, 2), 4242)).unwrap();
+        let rec = decode(&icmp_entry(
+            5,
+            Ipv4Addr::new(10, 1, 0, 1),
+            Ipv4Addr::new(10, 1, 0, 2),
+            4242,
+        ))
+        .unwrap();
         assert_eq!(rec.orig.icmp, Some((4242, 8, 0)));
         assert_eq!(rec.reply.icmp, Some((4242, 0, 0)));
         assert_eq!(rec.counters_orig, None);

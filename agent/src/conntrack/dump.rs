@@ -75,7 +75,10 @@ pub fn table_facts() -> TableFacts {
 }
 
 fn realtime_ns() -> Option<u64> {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_nanos() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as u64)
 }
 
 /// Runs the dump. `sink` receives chunks of entries; returning `false` stops
@@ -107,7 +110,9 @@ pub fn list(
         scanned += 1;
         // A malformed entry is skipped, not fatal: one bad message must not
         // hide the rest of the table.
-        let Ok(rec) = decode(raw.payload()) else { return ControlFlow::Continue(()) };
+        let Ok(rec) = decode(raw.payload()) else {
+            return ControlFlow::Continue(());
+        };
         if !req.filter.matches(&rec) {
             return ControlFlow::Continue(());
         }
@@ -141,10 +146,18 @@ pub fn list(
         scanned,
         table_count: facts.count,
         table_max: facts.max,
-        usage_percent: if facts.max > 0 { facts.count as f64 * 100.0 / facts.max as f64 } else { 0.0 },
+        usage_percent: if facts.max > 0 {
+            facts.count as f64 * 100.0 / facts.max as f64
+        } else {
+            0.0
+        },
         truncated,
         next_token: if truncated {
-            PageToken { skip: req.page.skip + returned, last_id }.encode()
+            PageToken {
+                skip: req.page.skip + returned,
+                last_id,
+            }
+            .encode()
         } else {
             String::new()
         },

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use base64::Engine;
 use ipnet::IpNet;
 
-use crate::conntrack::decode::{ConntrackRecord, IPS_ASSURED, IPS_SEEN_REPLY, TCP_STATE_NAMES, Tuple, status_names};
+use crate::conntrack::decode::{
+    ConntrackRecord, IPS_ASSURED, IPS_SEEN_REPLY, TCP_STATE_NAMES, Tuple, status_names,
+};
 
 /// A parsed, validated filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +48,9 @@ impl StateFilter {
         if upper == "ASSURED" {
             return Some(StateFilter::StatusSet(IPS_ASSURED));
         }
-        (0..16).find(|bit| status_names(1 << bit).first().is_some_and(|n| *n == upper)).map(|bit| StateFilter::StatusSet(1 << bit))
+        (0..16)
+            .find(|bit| status_names(1 << bit).first().is_some_and(|n| *n == upper))
+            .map(|bit| StateFilter::StatusSet(1 << bit))
     }
 }
 
@@ -67,20 +71,22 @@ impl ConntrackFilter {
                 return false;
             }
         }
-        if let Some(p) = self.protocol {
-            if rec.orig.proto != p {
-                return false;
-            }
+        if let Some(p) = self.protocol
+            && rec.orig.proto != p
+        {
+            return false;
         }
-        if let Some(net) = &self.net {
-            if !tuple_has_addr(&rec.orig, net) && !tuple_has_addr(&rec.reply, net) {
-                return false;
-            }
+        if let Some(net) = &self.net
+            && !tuple_has_addr(&rec.orig, net)
+            && !tuple_has_addr(&rec.reply, net)
+        {
+            return false;
         }
-        if let Some(port) = self.port {
-            if !tuple_has_port(&rec.orig, port) && !tuple_has_port(&rec.reply, port) {
-                return false;
-            }
+        if let Some(port) = self.port
+            && !tuple_has_port(&rec.orig, port)
+            && !tuple_has_port(&rec.reply, port)
+        {
+            return false;
         }
         match self.state {
             None => true,
@@ -109,17 +115,23 @@ pub struct PageToken {
 impl PageToken {
     /// Opaque text form.
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("ct1:{}:{}", self.skip, self.last_id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("ct1:{}:{}", self.skip, self.last_id))
     }
 
     /// Parses a token made by [`PageToken::encode`].
     pub fn decode(s: &str) -> Option<Self> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim()).ok()?;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .ok()?;
         let text = std::str::from_utf8(&raw).ok()?;
         let mut parts = text.strip_prefix("ct1:")?.split(':');
         let skip = parts.next()?.parse().ok()?;
         let last_id = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some(PageToken { skip, last_id })
+        parts
+            .next()
+            .is_none()
+            .then_some(PageToken { skip, last_id })
     }
 }
 
@@ -130,13 +142,24 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn rec(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, status: u32) -> ConntrackRecord {
-        decode(&build::tcp_entry(1, Ipv4Addr::from(src), Ipv4Addr::from(dst), sport, dport, status)).unwrap()
+        decode(&build::tcp_entry(
+            1,
+            Ipv4Addr::from(src),
+            Ipv4Addr::from(dst),
+            sport,
+            dport,
+            status,
+        ))
+        .unwrap()
     }
 
     #[test]
     fn address_matches_either_direction_and_tuple() {
         let r = rec([10, 0, 0, 1], [10, 0, 0, 2], 5555, 80, IPS_SEEN_REPLY);
-        let f = |cidr: &str| ConntrackFilter { net: Some(cidr.parse().unwrap()), ..Default::default() };
+        let f = |cidr: &str| ConntrackFilter {
+            net: Some(cidr.parse().unwrap()),
+            ..Default::default()
+        };
         assert!(f("10.0.0.1/32").matches(&r));
         assert!(f("10.0.0.2/32").matches(&r));
         assert!(f("10.0.0.0/24").matches(&r));
@@ -146,24 +169,72 @@ mod tests {
 
     #[test]
     fn port_protocol_and_state() {
-        let r = rec([10, 0, 0, 1], [10, 0, 0, 2], 5555, 80, IPS_SEEN_REPLY | IPS_ASSURED);
-        assert!(ConntrackFilter { port: Some(80), ..Default::default() }.matches(&r));
-        assert!(ConntrackFilter { port: Some(5555), ..Default::default() }.matches(&r));
-        assert!(!ConntrackFilter { port: Some(81), ..Default::default() }.matches(&r));
-        assert!(ConntrackFilter { protocol: Some(6), ..Default::default() }.matches(&r));
-        assert!(!ConntrackFilter { protocol: Some(17), ..Default::default() }.matches(&r));
-        let st = |s: &str| ConntrackFilter { state: StateFilter::parse(s), ..Default::default() };
+        let r = rec(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            5555,
+            80,
+            IPS_SEEN_REPLY | IPS_ASSURED,
+        );
+        assert!(
+            ConntrackFilter {
+                port: Some(80),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
+        assert!(
+            ConntrackFilter {
+                port: Some(5555),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
+        assert!(
+            !ConntrackFilter {
+                port: Some(81),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
+        assert!(
+            ConntrackFilter {
+                protocol: Some(6),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
+        assert!(
+            !ConntrackFilter {
+                protocol: Some(17),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
+        let st = |s: &str| ConntrackFilter {
+            state: StateFilter::parse(s),
+            ..Default::default()
+        };
         assert!(st("established").matches(&r));
         assert!(st("ASSURED").matches(&r));
         assert!(!st("UNREPLIED").matches(&r));
         assert!(!st("TIME_WAIT").matches(&r));
         assert_eq!(StateFilter::parse("nonsense"), None);
-        assert!(!ConntrackFilter { ip_version: Some(6), ..Default::default() }.matches(&r));
+        assert!(
+            !ConntrackFilter {
+                ip_version: Some(6),
+                ..Default::default()
+            }
+            .matches(&r)
+        );
     }
 
     #[test]
     fn token_round_trip_and_rejects_garbage() {
-        let t = PageToken { skip: 1234, last_id: 99 };
+        let t = PageToken {
+            skip: 1234,
+            last_id: 99,
+        };
         assert_eq!(PageToken::decode(&t.encode()), Some(t));
         assert_eq!(PageToken::decode("not a token"), None);
         assert_eq!(PageToken::decode(""), None);

@@ -77,7 +77,12 @@ pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
 }
 
 /// Pure assembly of the answer from parsed dumps (nft first, then legacy).
-pub fn build(ipv6: bool, table: &str, chain: &str, dumps: &[save::BackendDump]) -> Result<Firewall> {
+pub fn build(
+    ipv6: bool,
+    table: &str,
+    chain: &str,
+    dumps: &[save::BackendDump],
+) -> Result<Firewall> {
     let with_rules: Vec<&save::BackendDump> = dumps.iter().filter(|d| d.dump.has_rules()).collect();
     let primary = with_rules.first().copied().or(dumps.first());
     let mut fw = Firewall {
@@ -103,7 +108,9 @@ pub fn build(ipv6: bool, table: &str, chain: &str, dumps: &[save::BackendDump]) 
     fw.backend = primary.backend as i32;
     fw.method = primary.method.clone();
     let pick = |dump: &SaveDump| -> Result<(Vec<labscope_proto::v1::Chain>, u32)> {
-        let Some(t) = dump.table(table) else { return Ok((Vec::new(), 0)) };
+        let Some(t) = dump.table(table) else {
+            return Ok((Vec::new(), 0));
+        };
         let total = t.chains.iter().map(|c| c.rules.len() as u32).sum();
         if chain.is_empty() {
             return Ok((t.chains.clone(), total));
@@ -113,7 +120,12 @@ pub fn build(ipv6: bool, table: &str, chain: &str, dumps: &[save::BackendDump]) 
             None => Err(Error::NoSuchChain {
                 chain: chain.to_string(),
                 table: table.to_string(),
-                available: t.chains.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+                available: t
+                    .chains
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     };

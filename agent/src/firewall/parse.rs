@@ -39,7 +39,11 @@ impl SaveDump {
 
     /// Total rules across tables.
     pub fn rule_count(&self) -> usize {
-        self.tables.iter().flat_map(|t| &t.chains).map(|c| c.rules.len()).sum()
+        self.tables
+            .iter()
+            .flat_map(|t| &t.chains)
+            .map(|c| c.rules.len())
+            .sum()
     }
 
     /// Whether anything beyond empty built-in chains with ACCEPT policy exists.
@@ -57,10 +61,14 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
     let mut current: Option<SavedTable> = None;
     // Chain name → index in the current table: kube-proxy tables have
     // thousands of chains, and a linear search per rule is quadratic.
-    let mut chain_index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut chain_index: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end();
-        let err = |reason: &str| ParseError { line: i + 1, reason: reason.to_string() };
+        let err = |reason: &str| ParseError {
+            line: i + 1,
+            reason: reason.to_string(),
+        };
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -68,11 +76,16 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             if current.is_some() {
                 return Err(err("table started before COMMIT"));
             }
-            current = Some(SavedTable { name: name.to_string(), chains: Vec::new() });
+            current = Some(SavedTable {
+                name: name.to_string(),
+                chains: Vec::new(),
+            });
             chain_index.clear();
             continue;
         }
-        let table = current.as_mut().ok_or_else(|| err("content outside a table"))?;
+        let table = current
+            .as_mut()
+            .ok_or_else(|| err("content outside a table"))?;
         if line == "COMMIT" {
             dump.tables.push(current.take().unwrap_or_default());
             continue;
@@ -82,11 +95,20 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             let mut parts = decl.split_whitespace();
             let name = parts.next().ok_or_else(|| err("chain without a name"))?;
             let policy = parts.next().ok_or_else(|| err("chain without a policy"))?;
-            let (packets, bytes) = parts.next().map(parse_counters).transpose().map_err(|r| err(r))?.unwrap_or((0, 0));
+            let (packets, bytes) = parts
+                .next()
+                .map(parse_counters)
+                .transpose()
+                .map_err(&err)?
+                .unwrap_or((0, 0));
             chain_index.insert(name.to_string(), table.chains.len());
             table.chains.push(Chain {
                 name: name.to_string(),
-                policy: if policy == "-" { String::new() } else { policy.to_string() },
+                policy: if policy == "-" {
+                    String::new()
+                } else {
+                    policy.to_string()
+                },
                 builtin: policy != "-" || BUILTIN.contains(&name),
                 packets,
                 bytes,
@@ -97,11 +119,14 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
         let (counters, rule_text) = match line.strip_prefix('[') {
             Some(_) => {
                 let end = line.find(']').ok_or_else(|| err("unterminated counters"))?;
-                (parse_counters(&line[..=end]).map_err(|r| err(r))?, line[end + 1..].trim_start())
+                (
+                    parse_counters(&line[..=end]).map_err(&err)?,
+                    line[end + 1..].trim_start(),
+                )
             }
             None => ((0, 0), line),
         };
-        let tokens = tokenize(rule_text).map_err(|r| err(r))?;
+        let tokens = tokenize(rule_text).map_err(&err)?;
         if tokens.first().map(|t| t.as_ref()) != Some("-A") || tokens.len() < 2 {
             return Err(err("rule line does not start with -A CHAIN"));
         }
@@ -117,7 +142,9 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
         let mut it = tokens.iter().skip(2).peekable();
         while let Some(tok) = it.next() {
             match tok.as_ref() {
-                "-j" | "--jump" => rule.target = it.next().map(|t| t.to_string()).unwrap_or_default(),
+                "-j" | "--jump" => {
+                    rule.target = it.next().map(|t| t.to_string()).unwrap_or_default()
+                }
                 "-g" | "--goto" => {
                     rule.target = it.next().map(|t| t.to_string()).unwrap_or_default();
                     rule.is_goto = true;
@@ -127,7 +154,10 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             }
         }
         rule.comment = comments.join("; ");
-        let chain = match chain_index.get(&chain_name).and_then(|i| table.chains.get_mut(*i)) {
+        let chain = match chain_index
+            .get(&chain_name)
+            .and_then(|i| table.chains.get_mut(*i))
+        {
             Some(c) => c,
             None => return Err(err("rule for an undeclared chain")),
         };
@@ -135,15 +165,24 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
         chain.rules.push(rule);
     }
     if current.is_some() {
-        return Err(ParseError { line: text.lines().count(), reason: "missing COMMIT".into() });
+        return Err(ParseError {
+            line: text.lines().count(),
+            reason: "missing COMMIT".into(),
+        });
     }
     Ok(dump)
 }
 
 fn parse_counters(s: &str) -> Result<(u64, u64), &'static str> {
-    let inner = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).ok_or("counters not in [p:b] form")?;
+    let inner = s
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or("counters not in [p:b] form")?;
     let (p, b) = inner.split_once(':').ok_or("counters not in [p:b] form")?;
-    Ok((p.parse().map_err(|_| "bad packet counter")?, b.parse().map_err(|_| "bad byte counter")?))
+    Ok((
+        p.parse().map_err(|_| "bad packet counter")?,
+        b.parse().map_err(|_| "bad byte counter")?,
+    ))
 }
 
 /// Splits a rule the way iptables-save quotes it: double quotes around
@@ -227,7 +266,15 @@ COMMIT
         let nat = d.table("nat").unwrap();
         assert_eq!(nat.chains.len(), 6);
         let pre = &nat.chains[0];
-        assert_eq!((pre.name.as_str(), pre.policy.as_str(), pre.packets, pre.bytes), ("PREROUTING", "ACCEPT", 12, 720));
+        assert_eq!(
+            (
+                pre.name.as_str(),
+                pre.policy.as_str(),
+                pre.packets,
+                pre.bytes
+            ),
+            ("PREROUTING", "ACCEPT", 12, 720)
+        );
         assert!(pre.builtin);
         assert!(!nat.chains[4].builtin);
         let svc = &nat.chains[4].rules[0];
@@ -250,24 +297,48 @@ COMMIT
     fn tokenizer_borrows_plain_tokens_and_unquotes_quoted_ones() {
         let t = tokenize(r#"-A X -m comment --comment "a \"b\" c" pre"fix d"post  -j Y"#).unwrap();
         let t: Vec<&str> = t.iter().map(|c| c.as_ref()).collect();
-        assert_eq!(t, ["-A", "X", "-m", "comment", "--comment", "a \"b\" c", "prefix dpost", "-j", "Y"]);
+        assert_eq!(
+            t,
+            [
+                "-A",
+                "X",
+                "-m",
+                "comment",
+                "--comment",
+                "a \"b\" c",
+                "prefix dpost",
+                "-j",
+                "Y"
+            ]
+        );
         assert!(tokenize("\"open").is_err());
     }
 
     #[test]
     fn empty_default_tables_hold_no_rules() {
-        let d = parse("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n").unwrap();
+        let d = parse(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n",
+        )
+        .unwrap();
         assert!(!d.has_rules());
         assert!(!parse("").unwrap().has_rules());
     }
 
     #[test]
     fn rejects_broken_input_with_line_numbers() {
-        assert_eq!(parse("*filter\n:INPUT ACCEPT [0:0]\n").unwrap_err().reason, "missing COMMIT");
+        assert_eq!(
+            parse("*filter\n:INPUT ACCEPT [0:0]\n").unwrap_err().reason,
+            "missing COMMIT"
+        );
         assert_eq!(parse("-A INPUT -j ACCEPT\n").unwrap_err().line, 1);
         assert!(parse("*filter\n-A NOPE -j ACCEPT\nCOMMIT\n").is_err());
         assert!(parse("*filter\n:INPUT ACCEPT [x:0]\nCOMMIT\n").is_err());
-        assert!(parse("*filter\n:INPUT ACCEPT [0:0]\n[1:1] -A INPUT -m comment --comment \"open\nCOMMIT\n").is_err());
+        assert!(
+            parse(
+                "*filter\n:INPUT ACCEPT [0:0]\n[1:1] -A INPUT -m comment --comment \"open\nCOMMIT\n"
+            )
+            .is_err()
+        );
     }
 
     proptest::proptest! {

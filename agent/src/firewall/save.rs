@@ -24,14 +24,23 @@ pub struct BackendDump {
 }
 
 fn find(name: &str) -> Option<PathBuf> {
-    SEARCH_DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    SEARCH_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Whether the kernel holds any legacy x_tables table for the family
 /// (what iptables-legacy-save itself reads to decide what to print).
 fn legacy_tables_present(ipv6: bool) -> bool {
-    let path = if ipv6 { "/proc/net/ip6_tables_names" } else { "/proc/net/ip_tables_names" };
-    std::fs::read_to_string(path).map(|s| !s.trim().is_empty()).unwrap_or(false)
+    let path = if ipv6 {
+        "/proc/net/ip6_tables_names"
+    } else {
+        "/proc/net/ip_tables_names"
+    };
+    std::fs::read_to_string(path)
+        .map(|s| !s.trim().is_empty())
+        .unwrap_or(false)
 }
 
 fn run(tool: &Path) -> Result<String> {
@@ -41,13 +50,20 @@ fn run(tool: &Path) -> Result<String> {
         .env_clear()
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| Error::Spawn { tool: name.clone(), source })?;
+        .map_err(|source| Error::Spawn {
+            tool: name.clone(),
+            source,
+        })?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if !out.status.success() {
         if stderr.contains("Permission denied") || stderr.contains("must be root") {
             return Err(Error::PermissionDenied { tool: name, stderr });
         }
-        return Err(Error::ToolFailed { tool: name, status: out.status.to_string(), stderr });
+        return Err(Error::ToolFailed {
+            tool: name,
+            status: out.status.to_string(),
+            stderr,
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -69,14 +85,21 @@ pub fn read_backends(ipv6: bool) -> Result<Vec<BackendDump>> {
     if nft.is_none() && legacy.is_none() {
         return Err(Error::ToolMissing {
             family: if ipv6 { "IPv6" } else { "IPv4" },
-            looked_for: format!("{prefix}-nft-save, {prefix}-legacy-save in {}", SEARCH_DIRS.join(", ")),
+            looked_for: format!(
+                "{prefix}-nft-save, {prefix}-legacy-save in {}",
+                SEARCH_DIRS.join(", ")
+            ),
         });
     }
     let mut out = Vec::new();
     let legacy_job = match &legacy {
         Some(tool) if legacy_tables_present(ipv6) => {
             let tool = tool.clone();
-            Some(std::thread::spawn(move || run(&tool).and_then(|text| parse_output(&tool, &text)).map(|d| (tool, d))))
+            Some(std::thread::spawn(move || {
+                run(&tool)
+                    .and_then(|text| parse_output(&tool, &text))
+                    .map(|d| (tool, d))
+            }))
         }
         _ => None,
     };
@@ -94,7 +117,11 @@ pub fn read_backends(ipv6: bool) -> Result<Vec<BackendDump>> {
             status: "reader thread panicked".into(),
             stderr: String::new(),
         })??;
-        out.push(BackendDump { backend: FirewallBackend::Legacy, method: format!("{} -c", tool.display()), dump });
+        out.push(BackendDump {
+            backend: FirewallBackend::Legacy,
+            method: format!("{} -c", tool.display()),
+            dump,
+        });
     }
     Ok(out)
 }

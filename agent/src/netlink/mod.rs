@@ -95,12 +95,19 @@ pub fn split_messages(buf: &[u8]) -> impl Iterator<Item = Result<RawMessage<'_>>
         let len = u32::from_ne_bytes(buf[at..at + 4].try_into().ok()?) as usize;
         if len < NLMSG_HDRLEN || at + len > buf.len() {
             offset = buf.len();
-            return Some(Err(Error::Malformed { offset: at, reason: "length outside the buffer" }));
+            return Some(Err(Error::Malformed {
+                offset: at,
+                reason: "length outside the buffer",
+            }));
         }
         let message_type = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
         let flags = u16::from_ne_bytes([buf[at + 6], buf[at + 7]]);
         offset = at + ((len + 3) & !3);
-        Some(Ok(RawMessage { message_type, flags, bytes: &buf[at..at + len] }))
+        Some(Ok(RawMessage {
+            message_type,
+            flags,
+            bytes: &buf[at..at + len],
+        }))
     })
 }
 
@@ -123,7 +130,9 @@ pub fn dump(
 ) -> Result<DumpStats> {
     let mut socket = Socket::new(protocol).map_err(Error::Socket)?;
     socket.bind_auto().map_err(Error::Socket)?;
-    socket.connect(&SocketAddr::new(0, 0)).map_err(Error::Socket)?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(Error::Socket)?;
     socket.send(request, 0).map_err(Error::Socket)?;
 
     let mut stats = DumpStats::default();

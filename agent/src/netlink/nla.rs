@@ -56,7 +56,10 @@ pub struct NlaIter<'a> {
 impl<'a> NlaIter<'a> {
     /// Walks the attributes in `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        Self { buf, malformed: false }
+        Self {
+            buf,
+            malformed: false,
+        }
     }
     /// Whether the walk stopped on a malformed attribute.
     pub fn malformed(&self) -> bool {
@@ -107,7 +110,10 @@ mod tests {
         let attrs: Vec<_> = NlaIter::new(&buf).collect();
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs[0].kind, 9, "nested flag must be masked");
-        let counters: Vec<_> = attrs[0].nested().map(|a| (a.kind, a.be64().unwrap())).collect();
+        let counters: Vec<_> = attrs[0]
+            .nested()
+            .map(|a| (a.kind, a.be64().unwrap()))
+            .collect();
         assert_eq!(counters, vec![(1, 7), (2, 9)]);
         assert_eq!(attrs[1].u8(), Some(0xab));
     }

@@ -25,7 +25,9 @@ const IFA_F_NAMES: [(u32, &str); 12] = [
 
 /// Parses one address message; `None` for other message types.
 pub fn parse(message: RouteNetlinkMessage) -> Option<Address> {
-    let RouteNetlinkMessage::NewAddress(msg) = message else { return None };
+    let RouteNetlinkMessage::NewAddress(msg) = message else {
+        return None;
+    };
     let mut out = Address {
         link_index: msg.header.index,
         prefix_len: msg.header.prefix_len as u32,
@@ -43,8 +45,8 @@ pub fn parse(message: RouteNetlinkMessage) -> Option<Address> {
             AddressAttribute::Broadcast(b) => out.broadcast = Some(names::ip(IpAddr::V4(b))),
             AddressAttribute::Flags(f) => flags = f.bits(),
             AddressAttribute::CacheInfo(c) => {
-                out.valid_lifetime = c.ifa_valid as u32;
-                out.preferred_lifetime = c.ifa_preferred as u32;
+                out.valid_lifetime = c.ifa_valid;
+                out.preferred_lifetime = c.ifa_preferred;
             }
             _ => {}
         }
@@ -60,6 +62,10 @@ pub fn parse(message: RouteNetlinkMessage) -> Option<Address> {
         (None, Some(a)) => out.address = Some(names::ip(a)),
         (None, None) => return None,
     }
-    out.flags = IFA_F_NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| n.to_string()).collect();
+    out.flags = IFA_F_NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
     Some(out)
 }

@@ -8,7 +8,9 @@ use crate::names;
 
 /// Parses one link message; `None` for other message types.
 pub fn parse(message: RouteNetlinkMessage) -> Option<Link> {
-    let RouteNetlinkMessage::NewLink(msg) = message else { return None };
+    let RouteNetlinkMessage::NewLink(msg) = message else {
+        return None;
+    };
     let flags = msg.header.flags.bits();
     let mut link = Link {
         index: msg.header.index,
@@ -84,7 +86,11 @@ fn oper_state(state: State) -> OperState {
 
 /// Lower-case colon-separated hex; "" for an empty or all-absent address.
 pub fn format_mac(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -100,7 +106,8 @@ mod tests {
         stats.tx_packets = 12;
         let mut msg = LinkMessage::default();
         msg.header.index = 7;
-        msg.header.flags = LinkFlags::Up | LinkFlags::Broadcast | LinkFlags::LowerUp | LinkFlags::Running;
+        msg.header.flags =
+            LinkFlags::Up | LinkFlags::Broadcast | LinkFlags::LowerUp | LinkFlags::Running;
         msg.attributes = vec![
             LinkAttribute::IfName("veth-a".into()),
             LinkAttribute::Mtu(1450),
@@ -110,7 +117,10 @@ mod tests {
             LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
             LinkAttribute::Stats64(stats),
         ];
-        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(msg)));
+        let mut nl = NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(msg)),
+        );
         nl.finalize();
         let mut bytes = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut bytes);

@@ -174,5 +174,8 @@ fn answer_error(section: NetworkingSection, e: Error) -> SectionError {
         Error::Netlink(n) if n.is_permission_denied() => " (the agent lacks CAP_NET_ADMIN)",
         _ => "",
     };
-    SectionError { section: section as i32, message: format!("{e}{hint}") }
+    SectionError {
+        section: section as i32,
+        message: format!("{e}{hint}"),
+    }
 }

@@ -13,7 +13,9 @@ const NTF_ROUTER: u8 = 0x80;
 
 /// Parses one neighbour message; `None` for non-IP entries and other messages.
 pub fn parse(message: RouteNetlinkMessage) -> Option<Neighbour> {
-    let RouteNetlinkMessage::NewNeighbour(msg) = message else { return None };
+    let RouteNetlinkMessage::NewNeighbour(msg) = message else {
+        return None;
+    };
     let af = u8::from(msg.header.family);
     let mut out = Neighbour {
         family: names::family(af) as i32,
@@ -24,8 +26,12 @@ pub fn parse(message: RouteNetlinkMessage) -> Option<Neighbour> {
     };
     for attr in msg.attributes {
         match attr {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => out.address = Some(names::ip(IpAddr::V4(a))),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => out.address = Some(names::ip(IpAddr::V6(a))),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                out.address = Some(names::ip(IpAddr::V4(a)))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                out.address = Some(names::ip(IpAddr::V6(a)))
+            }
             NeighbourAttribute::LinkLayerAddress(l) => out.lladdr = format_mac(&l),
             _ => {}
         }

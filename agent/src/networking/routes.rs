@@ -18,7 +18,9 @@ fn addr(a: &RouteAddress) -> Option<IpAddr> {
 
 /// Parses one route message; `None` for non-IP families and other messages.
 pub fn parse(message: RouteNetlinkMessage) -> Option<Route> {
-    let RouteNetlinkMessage::NewRoute(msg) = message else { return None };
+    let RouteNetlinkMessage::NewRoute(msg) = message else {
+        return None;
+    };
     let af = u8::from(msg.header.address_family);
     if af != 2 && af != 10 {
         return None;
@@ -75,7 +77,16 @@ pub fn parse(message: RouteNetlinkMessage) -> Option<Route> {
 }
 
 fn route_flags(bits: u32) -> Vec<String> {
-    const NAMES: [(u32, &str); 5] =
-        [(0x1, "dead"), (0x2, "pervasive"), (0x4, "onlink"), (0x8, "offload"), (0x10, "linkdown")];
-    NAMES.iter().filter(|(b, _)| bits & b != 0).map(|(_, n)| n.to_string()).collect()
+    const NAMES: [(u32, &str); 5] = [
+        (0x1, "dead"),
+        (0x2, "pervasive"),
+        (0x4, "onlink"),
+        (0x8, "offload"),
+        (0x10, "linkdown"),
+    ];
+    NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }

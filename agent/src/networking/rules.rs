@@ -10,7 +10,9 @@ const FIB_RULE_INVERT: u32 = 0x2;
 
 /// Parses one rule message; `None` for other messages.
 pub fn parse(message: RouteNetlinkMessage) -> Option<Rule> {
-    let RouteNetlinkMessage::NewRule(msg) = message else { return None };
+    let RouteNetlinkMessage::NewRule(msg) = message else {
+        return None;
+    };
     let h = &msg.header;
     let af = u8::from(h.family);
     // A family-wide dump also returns the multicast routing families'

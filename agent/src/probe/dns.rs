@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::micros;
 
 /// Record types the probe accepts.
-pub const SUPPORTED_TYPES: [&str; 9] = ["A", "AAAA", "MX", "TXT", "CNAME", "NS", "SOA", "PTR", "SRV"];
+pub const SUPPORTED_TYPES: [&str; 9] =
+    ["A", "AAAA", "MX", "TXT", "CNAME", "NS", "SOA", "PTR", "SRV"];
 
 /// A validated query.
 #[derive(Debug, Clone)]
@@ -74,7 +75,10 @@ fn record(r: &Record) -> DnsRecord {
 pub fn read_response(bytes: &[u8], id: u16, result: &mut DnsQueryResult) -> Result<bool, String> {
     let msg = Message::from_vec(bytes).map_err(|e| format!("undecodable DNS response: {e}"))?;
     if msg.metadata.id != id {
-        return Err(format!("response id {} does not match query id {id}", msg.metadata.id));
+        return Err(format!(
+            "response id {} does not match query id {id}",
+            msg.metadata.id
+        ));
     }
     let m = &msg.metadata;
     result.rcode = rcode_name(u16::from(m.response_code));
@@ -92,7 +96,11 @@ pub fn read_response(bytes: &[u8], id: u16, result: &mut DnsQueryResult) -> Resu
 }
 
 async fn over_udp(params: &DnsParams, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let bind: SocketAddr = if params.server.is_ipv6() { "[::]:0".parse().unwrap_or(params.server) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+    let bind: SocketAddr = if params.server.is_ipv6() {
+        "[::]:0".parse().unwrap_or(params.server)
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    };
     let sock = tokio::net::UdpSocket::bind(bind).await?;
     sock.connect(params.server).await?;
     sock.send(query).await?;
@@ -133,14 +141,26 @@ pub async fn query(params: DnsParams) -> DnsQueryResult {
     let mut use_tcp = params.tcp;
     loop {
         let remaining = params.timeout.saturating_sub(started.elapsed());
-        let attempt = if use_tcp { over_tcp(&params, &bytes).await_timeout(remaining).await } else { over_udp(&params, &bytes).await_timeout(remaining).await };
+        let attempt = if use_tcp {
+            over_tcp(&params, &bytes).await_timeout(remaining).await
+        } else {
+            over_udp(&params, &bytes).await_timeout(remaining).await
+        };
         match attempt {
             None => {
-                result.error = format!("no answer from {} within {} ms", params.server, params.timeout.as_millis());
+                result.error = format!(
+                    "no answer from {} within {} ms",
+                    params.server,
+                    params.timeout.as_millis()
+                );
                 break;
             }
             Some(Err(e)) => {
-                result.error = format!("{} query to {} failed: {e}", if use_tcp { "TCP" } else { "UDP" }, params.server);
+                result.error = format!(
+                    "{} query to {} failed: {e}",
+                    if use_tcp { "TCP" } else { "UDP" },
+                    params.server
+                );
                 break;
             }
             Some(Ok(answer)) => match read_response(&answer, id, &mut result) {

@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use labscope_proto::v1::{Certificate, HttpProbeOutcome, HttpProbeResult, HttpTiming};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -62,7 +62,13 @@ impl ServerCertVerifier for RecordingVerifier {
             *seen = Some(end_entity.clone().into_owned());
         }
         if self.verify {
-            self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            self.inner.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            )
         } else {
             Ok(ServerCertVerified::assertion())
         }
@@ -91,7 +97,9 @@ impl ServerCertVerifier for RecordingVerifier {
     }
 }
 
-fn tls_config(params: &HttpProbeParams) -> Result<(rustls::ClientConfig, Arc<RecordingVerifier>), String> {
+fn tls_config(
+    params: &HttpProbeParams,
+) -> Result<(rustls::ClientConfig, Arc<RecordingVerifier>), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -104,7 +112,11 @@ fn tls_config(params: &HttpProbeParams) -> Result<(rustls::ClientConfig, Arc<Rec
     let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    let verifier = Arc::new(RecordingVerifier { inner, verify: !params.insecure, seen: Mutex::new(None) });
+    let verifier = Arc::new(RecordingVerifier {
+        inner,
+        verify: !params.insecure,
+        seen: Mutex::new(None),
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -158,11 +170,19 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn fail(result: &mut HttpProbeResult, outcome: HttpProbeOutcome, error: impl Into<String>) {
@@ -175,11 +195,23 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
     let started = Instant::now();
     let deadline = started + params.timeout;
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let mut result = HttpProbeResult { url: params.uri.to_string(), ..Default::default() };
+    let mut result = HttpProbeResult {
+        url: params.uri.to_string(),
+        ..Default::default()
+    };
     let mut timing = HttpTiming::default();
     let https = params.uri.scheme_str() == Some("https");
-    let host = params.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = params.uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let host = params
+        .uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = params
+        .uri
+        .port_u16()
+        .unwrap_or(if https { 443 } else { 80 });
 
     // DNS
     let addr = match params.connect_to {
@@ -202,7 +234,11 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
     let t_connect = Instant::now();
     let tcp = match tokio::time::timeout(remaining(), tokio::net::TcpStream::connect(addr)).await {
         Err(_) => {
-            fail(&mut result, HttpProbeOutcome::ConnectTimeout, format!("no TCP answer from {addr} in time"));
+            fail(
+                &mut result,
+                HttpProbeOutcome::ConnectTimeout,
+                format!("no TCP answer from {addr} in time"),
+            );
             timing.total_us = micros(started.elapsed());
             result.timing = Some(timing);
             return result;
@@ -236,7 +272,11 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
             Err(_) => match ServerName::try_from(host.clone()) {
                 Ok(n) => n,
                 Err(e) => {
-                    fail(&mut result, HttpProbeOutcome::TlsError, format!("invalid TLS server name {host:?}: {e}"));
+                    fail(
+                        &mut result,
+                        HttpProbeOutcome::TlsError,
+                        format!("invalid TLS server name {host:?}: {e}"),
+                    );
                     result.timing = Some(timing);
                     return result;
                 }
@@ -244,27 +284,62 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
         };
         let t_tls = Instant::now();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let handshake = tokio::time::timeout(remaining(), connector.connect(server_name, tcp)).await;
+        let handshake =
+            tokio::time::timeout(remaining(), connector.connect(server_name, tcp)).await;
         timing.tls_us = micros(t_tls.elapsed());
         let seen = verifier.seen.lock().ok().and_then(|s| s.clone());
         result.certificate = seen.and_then(|der| describe_certificate(&der, now_unix()));
         match handshake {
             Err(_) => {
-                fail(&mut result, HttpProbeOutcome::Timeout, "TLS handshake did not finish in time");
+                fail(
+                    &mut result,
+                    HttpProbeOutcome::Timeout,
+                    "TLS handshake did not finish in time",
+                );
             }
             Ok(Err(e)) => {
-                fail(&mut result, HttpProbeOutcome::TlsError, format!("TLS handshake failed: {e}"));
+                fail(
+                    &mut result,
+                    HttpProbeOutcome::TlsError,
+                    format!("TLS handshake failed: {e}"),
+                );
             }
             Ok(Ok(tls)) => {
                 let (_, conn) = tls.get_ref();
-                result.tls_version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
-                result.alpn = conn.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+                result.tls_version = conn
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default();
+                result.alpn = conn
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default();
                 result.tls_verified = !params.insecure;
-                exchange(tls, &params, &host, port, started, deadline, &mut timing, &mut result).await;
+                exchange(
+                    tls,
+                    &params,
+                    &host,
+                    port,
+                    started,
+                    deadline,
+                    &mut timing,
+                    &mut result,
+                )
+                .await;
             }
         }
     } else {
-        exchange(tcp, &params, &host, port, started, deadline, &mut timing, &mut result).await;
+        exchange(
+            tcp,
+            &params,
+            &host,
+            port,
+            started,
+            deadline,
+            &mut timing,
+            &mut result,
+        )
+        .await;
     }
     timing.total_us = micros(started.elapsed());
     result.timing = Some(timing);
@@ -285,13 +360,28 @@ async fn exchange<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
         Ok(pair) => pair,
-        Err(e) => return fail(result, HttpProbeOutcome::HttpError, format!("HTTP handshake: {e}")),
+        Err(e) => {
+            return fail(
+                result,
+                HttpProbeOutcome::HttpError,
+                format!("HTTP handshake: {e}"),
+            );
+        }
     };
     let driver = tokio::spawn(conn);
-    let path = params.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let default_port = if params.uri.scheme_str() == Some("https") { 443 } else { 80 };
+    let path = params
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let default_port = if params.uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
     let host_header = match (host.contains(':'), port == default_port) {
         (true, true) => format!("[{host}]"),
         (true, false) => format!("[{host}]:{port}"),
@@ -302,21 +392,38 @@ async fn exchange<S>(
         .method(params.method.clone())
         .uri(path)
         .header(http::header::HOST, host_header)
-        .header(http::header::USER_AGENT, concat!("labscope-agent/", env!("CARGO_PKG_VERSION")))
+        .header(
+            http::header::USER_AGENT,
+            concat!("labscope-agent/", env!("CARGO_PKG_VERSION")),
+        )
         .header(http::header::ACCEPT, "*/*")
         .body(Empty::<Bytes>::new())
     {
         Ok(r) => r,
-        Err(e) => return fail(result, HttpProbeOutcome::HttpError, format!("building request: {e}")),
+        Err(e) => {
+            return fail(
+                result,
+                HttpProbeOutcome::HttpError,
+                format!("building request: {e}"),
+            );
+        }
     };
     let response = match tokio::time::timeout(remaining(), sender.send_request(request)).await {
         Err(_) => {
             driver.abort();
-            return fail(result, HttpProbeOutcome::Timeout, "no response head before the timeout");
+            return fail(
+                result,
+                HttpProbeOutcome::Timeout,
+                "no response head before the timeout",
+            );
         }
         Ok(Err(e)) => {
             driver.abort();
-            return fail(result, HttpProbeOutcome::HttpError, format!("HTTP exchange: {e}"));
+            return fail(
+                result,
+                HttpProbeOutcome::HttpError,
+                format!("HTTP exchange: {e}"),
+            );
         }
         Ok(Ok(r)) => r,
     };
@@ -324,7 +431,12 @@ async fn exchange<S>(
     result.status = u32::from(response.status().as_u16());
     result.http_version = format!("{:?}", response.version());
     let header = |name: http::header::HeaderName| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
     };
     result.content_type = header(http::header::CONTENT_TYPE);
     if response.status().is_redirection() {
@@ -337,13 +449,21 @@ async fn exchange<S>(
             Err(_) => {
                 result.body_bytes = size;
                 driver.abort();
-                return fail(result, HttpProbeOutcome::Timeout, "body did not finish before the timeout");
+                return fail(
+                    result,
+                    HttpProbeOutcome::Timeout,
+                    "body did not finish before the timeout",
+                );
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 result.body_bytes = size;
                 driver.abort();
-                return fail(result, HttpProbeOutcome::HttpError, format!("reading body: {e}"));
+                return fail(
+                    result,
+                    HttpProbeOutcome::HttpError,
+                    format!("reading body: {e}"),
+                );
             }
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {

@@ -33,7 +33,10 @@ pub enum ResolveError {
 
 /// Resolves `target` (an IP literal or a hostname) with the system resolver.
 /// Returns the addresses and the time it took.
-pub async fn resolve(target: &str, timeout: Duration) -> Result<(Vec<IpAddr>, Duration), ResolveError> {
+pub async fn resolve(
+    target: &str,
+    timeout: Duration,
+) -> Result<(Vec<IpAddr>, Duration), ResolveError> {
     let started = Instant::now();
     let literal = target.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
@@ -41,8 +44,14 @@ pub async fn resolve(target: &str, timeout: Duration) -> Result<(Vec<IpAddr>, Du
     }
     let lookup = tokio::net::lookup_host((target, 0));
     match tokio::time::timeout(timeout, lookup).await {
-        Err(_) => Err(ResolveError::Timeout { host: target.to_string(), timeout_ms: timeout.as_millis() as u64 }),
-        Ok(Err(e)) => Err(ResolveError::Failed { host: target.to_string(), reason: e.to_string() }),
+        Err(_) => Err(ResolveError::Timeout {
+            host: target.to_string(),
+            timeout_ms: timeout.as_millis() as u64,
+        }),
+        Ok(Err(e)) => Err(ResolveError::Failed {
+            host: target.to_string(),
+            reason: e.to_string(),
+        }),
         Ok(Ok(addrs)) => {
             let mut ips: Vec<IpAddr> = Vec::new();
             for a in addrs {
@@ -51,7 +60,10 @@ pub async fn resolve(target: &str, timeout: Duration) -> Result<(Vec<IpAddr>, Du
                 }
             }
             if ips.is_empty() {
-                return Err(ResolveError::Failed { host: target.to_string(), reason: "no addresses".into() });
+                return Err(ResolveError::Failed {
+                    host: target.to_string(),
+                    reason: "no addresses".into(),
+                });
             }
             Ok((ips, started.elapsed()))
         }

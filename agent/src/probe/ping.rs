@@ -56,7 +56,11 @@ pub fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
 pub fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     for chunk in data.chunks(2) {
-        let word = if chunk.len() == 2 { u16::from_be_bytes([chunk[0], chunk[1]]) } else { u16::from(chunk[0]) << 8 };
+        let word = if chunk.len() == 2 {
+            u16::from_be_bytes([chunk[0], chunk[1]])
+        } else {
+            u16::from(chunk[0]) << 8
+        };
         sum += u32::from(word);
     }
     while sum >> 16 != 0 {
@@ -136,7 +140,10 @@ pub fn ping_blocking(ip: IpAddr, params: PingParams) -> Result<PingResult, Error
     let raw = method == PingMethod::Raw;
     socket.connect(&SocketAddr::new(ip, 0).into())?;
     let socket: UdpSocket = socket.into();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let id: u16 = (std::process::id() as u16) ^ (nanos as u16);
     let mut result = PingResult {
         address: Some(names::ip(ip)),
@@ -160,7 +167,14 @@ pub fn ping_blocking(ip: IpAddr, params: PingParams) -> Result<PingResult, Error
             socket.set_read_timeout(Some(deadline - now))?;
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break;
+                }
                 // A connected datagram socket reports ICMP errors as socket errors.
                 Err(e) if matches!(e.raw_os_error(), Some(113) | Some(101) | Some(111)) => {
                     result.errors.push(format!("seq {seq}: {e}"));
@@ -178,7 +192,9 @@ pub fn ping_blocking(ip: IpAddr, params: PingParams) -> Result<PingResult, Error
                     break;
                 }
                 Reply::Error(ty, code) => {
-                    result.errors.push(format!("seq {seq}: {}", describe_error(v6, ty, code)));
+                    result
+                        .errors
+                        .push(format!("seq {seq}: {}", describe_error(v6, ty, code)));
                     break;
                 }
                 _ => continue,

@@ -21,16 +21,23 @@ struct Opts {
 }
 
 fn parse_opts() -> anyhow::Result<Opts> {
-    let mut o = Opts { entries: 50_000, rules: 5_000, runs: 11 };
+    let mut o = Opts {
+        entries: 50_000,
+        rules: 5_000,
+        runs: 11,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || -> anyhow::Result<u64> { Ok(args.next().context("missing value")?.parse()?) };
+        let mut val =
+            || -> anyhow::Result<u64> { Ok(args.next().context("missing value")?.parse()?) };
         match a.as_str() {
             "--entries" => o.entries = val()? as u32,
             "--rules" => o.rules = val()? as u32,
             "--runs" => o.runs = val()? as usize,
             "-h" | "--help" => {
-                println!("bench-agent [--entries N (50000)] [--rules N (5000)] [--runs N (11)]  (root)");
+                println!(
+                    "bench-agent [--entries N (50000)] [--rules N (5000)] [--runs N (11)]  (root)"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
@@ -103,8 +110,14 @@ fn kube_proxy_rules(rules: u32) -> String {
         for (k, last) in [(0, false), (1, true)] {
             let sep = format!("KUBE-SEP-{i:014X}{k:02}");
             chains.push_str(&format!(":{sep} - [0:0]\n"));
-            let stat = if last { String::new() } else { "-m statistic --mode random --probability 0.50000000000 ".into() };
-            body.push_str(&format!("-A {svc} -m comment --comment \"{ns_name} -> 10.42.{a}.{k}:8080\" {stat}-j {sep}\n"));
+            let stat = if last {
+                String::new()
+            } else {
+                "-m statistic --mode random --probability 0.50000000000 ".into()
+            };
+            body.push_str(&format!(
+                "-A {svc} -m comment --comment \"{ns_name} -> 10.42.{a}.{k}:8080\" {stat}-j {sep}\n"
+            ));
             body.push_str(&format!("-A {sep} -s 10.42.{a}.{k}/32 -m comment --comment \"{ns_name}\" -j KUBE-MARK-MASQ\n"));
             body.push_str(&format!(
                 "-A {sep} -p tcp -m comment --comment \"{ns_name}\" -m tcp -j DNAT --to-destination 10.42.{a}.{k}:8080\n"
@@ -116,7 +129,11 @@ fn kube_proxy_rules(rules: u32) -> String {
 
 fn run_tool(argv: &[&str]) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let status = Command::new(argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+    let status = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
     let took = started.elapsed();
     anyhow::ensure!(status.success(), "{argv:?} failed: {status}");
     Ok(took)
@@ -124,16 +141,30 @@ fn run_tool(argv: &[&str]) -> anyhow::Result<Duration> {
 
 fn main() -> anyhow::Result<()> {
     let opts = parse_opts()?;
-    anyhow::ensure!(nix::unistd::geteuid().is_root(), "bench-agent needs root (network namespaces, conntrack)");
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "bench-agent needs root (network namespaces, conntrack)"
+    );
     let ns = Netns::new("lsbench")?;
-    ns.run(&["sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=600"]).ok();
-    ns.run(&["sysctl", "-qw", "net.netfilter.nf_conntrack_max=262144"]).ok();
+    ns.run(&[
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_udp_timeout=600",
+    ])
+    .ok();
+    ns.run(&["sysctl", "-qw", "net.netfilter.nf_conntrack_max=262144"])
+        .ok();
     // kube-proxy-sized nat table through iptables-restore (nf_tables backend).
-    let rules_file = std::env::temp_dir().join(format!("labscope-bench-{}.rules", std::process::id()));
+    let rules_file =
+        std::env::temp_dir().join(format!("labscope-bench-{}.rules", std::process::id()));
     std::fs::write(&rules_file, kube_proxy_rules(opts.rules))?;
     ns.run(&["iptables-restore", rules_file.to_str().unwrap_or_default()])?;
     let _ = std::fs::remove_file(&rules_file);
-    let rule_count = ns.run(&["iptables-save"])?.lines().filter(|l| l.starts_with("-A")).count();
+    let rule_count = ns
+        .run(&["iptables-save"])?
+        .lines()
+        .filter(|l| l.starts_with("-A"))
+        .count();
 
     let agent_bin = labscope_tests::workspace_binary("labscope-agent")?;
     eprintln!("agent: {}", agent_bin.display());
@@ -146,25 +177,44 @@ fn main() -> anyhow::Result<()> {
         let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
         for i in 0..entries {
             let port = 10_000 + (i % 50_000) as u16;
-            let dst = format!("127.0.{}.{}:{port}", 1 + i / 50_000 / 250, 1 + (i / 50_000) % 250);
+            let dst = format!(
+                "127.0.{}.{}:{port}",
+                1 + i / 50_000 / 250,
+                1 + (i / 50_000) % 250
+            );
             let _ = sock.send_to(b"x", dst);
         }
         Ok(())
     })?;
     std::thread::sleep(Duration::from_millis(300));
-    let count: u64 = ns.run(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?.trim().parse()?;
+    let count: u64 = ns
+        .run(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?
+        .trim()
+        .parse()?;
     let rss_idle_kib = vm(pid, "VmRSS");
 
     let runs = opts.runs;
-    let (samples, full_entries, filtered_returned, filtered_matched, fw_rules, hwm_dump, hwm_firewall) = ns.block_on(move || async move {
+    let (
+        samples,
+        full_entries,
+        filtered_returned,
+        filtered_matched,
+        fw_rules,
+        hwm_dump,
+        hwm_firewall,
+    ) = ns.block_on(move || async move {
         let mut s = Samples::default();
         let mut client = connect("127.0.0.1:9447").await?;
-        let (mut full_entries, mut filtered_returned, mut filtered_matched, mut fw_rules) = (0usize, 0u64, 0u64, 0u32);
+        let (mut full_entries, mut filtered_returned, mut filtered_matched, mut fw_rules) =
+            (0usize, 0u64, 0u64, 0u32);
         for _ in 0..runs {
             // The standard tool, same table, same namespace.
             s.add("conntrack -L", run_tool(&["conntrack", "-L"])?);
             let t = Instant::now();
-            let mut stream = client.list_conntrack(pb::ListConntrackRequest::default()).await?.into_inner();
+            let mut stream = client
+                .list_conntrack(pb::ListConntrackRequest::default())
+                .await?
+                .into_inner();
             let mut n = 0usize;
             while let Some(chunk) = stream.next().await {
                 n += chunk?.entries.len();
@@ -173,7 +223,12 @@ fn main() -> anyhow::Result<()> {
             full_entries = n;
 
             let t = Instant::now();
-            let req = pb::ListConntrackRequest { protocol: "udp".into(), port: 20000, limit: 50, ..Default::default() };
+            let req = pb::ListConntrackRequest {
+                protocol: "udp".into(),
+                port: 20000,
+                limit: 50,
+                ..Default::default()
+            };
             let mut stream = client.list_conntrack(req).await?.into_inner();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
@@ -185,20 +240,29 @@ fn main() -> anyhow::Result<()> {
             s.add("ListConntrack filtered, limit 50", t.elapsed());
 
             let t = Instant::now();
-            let mut stream = client.list_conntrack(pb::ListConntrackRequest { limit: 50, ..Default::default() }).await?.into_inner();
+            let mut stream = client
+                .list_conntrack(pb::ListConntrackRequest {
+                    limit: 50,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
             while let Some(chunk) = stream.next().await {
                 chunk?;
             }
             s.add("ListConntrack first 50 (count all)", t.elapsed());
 
             let t = Instant::now();
-            let req = pb::ListConntrackRequest { limit: 50, stop_at_limit: true, ..Default::default() };
+            let req = pb::ListConntrackRequest {
+                limit: 50,
+                stop_at_limit: true,
+                ..Default::default()
+            };
             let mut stream = client.list_conntrack(req).await?.into_inner();
             while let Some(chunk) = stream.next().await {
                 chunk?;
             }
             s.add("ListConntrack first 50 (stop_at_limit)", t.elapsed());
-
         }
         let hwm_dump = vm(pid, "VmHWM");
         // Reset the peak so the firewall read is measured on its own.
@@ -222,7 +286,10 @@ fn main() -> anyhow::Result<()> {
             std::hint::black_box(n);
             let t = Instant::now();
             let fw = client
-                .get_firewall(pb::GetFirewallRequest { table: "nat".into(), ..Default::default() })
+                .get_firewall(pb::GetFirewallRequest {
+                    table: "nat".into(),
+                    ..Default::default()
+                })
                 .await?
                 .into_inner();
             s.add("GetFirewall nat", t.elapsed());
@@ -231,7 +298,9 @@ fn main() -> anyhow::Result<()> {
         let hwm_firewall = vm(pid, "VmHWM");
         for _ in 0..200 {
             let t = Instant::now();
-            client.get_networking(pb::GetNetworkingRequest::default()).await?;
+            client
+                .get_networking(pb::GetNetworkingRequest::default())
+                .await?;
             s.add("GetNetworking", t.elapsed());
         }
         for _ in 0..runs {
@@ -247,7 +316,15 @@ fn main() -> anyhow::Result<()> {
             }
             s.add("ip -j link+addr+route+rule+neigh", t.elapsed());
         }
-        Ok((s, full_entries, filtered_returned, filtered_matched, fw_rules, hwm_dump, hwm_firewall))
+        Ok((
+            s,
+            full_entries,
+            filtered_returned,
+            filtered_matched,
+            fw_rules,
+            hwm_dump,
+            hwm_firewall,
+        ))
     })?;
     let rss_after_kib = vm(pid, "VmRSS");
 
@@ -274,7 +351,8 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let mut ok = 0usize;
         for m in &captured {
-            type Msg = netlink_packet_core::NetlinkMessage<netlink_packet_netfilter::NetfilterMessage>;
+            type Msg =
+                netlink_packet_core::NetlinkMessage<netlink_packet_netfilter::NetfilterMessage>;
             ok += usize::from(Msg::deserialize(m).is_ok());
         }
         crate_times.push(t.elapsed());
@@ -285,9 +363,16 @@ fn main() -> anyhow::Result<()> {
     let size = std::fs::metadata(&agent_bin)?.len();
     drop(agent);
 
-    let ratio = |a: &str, b: &str| samples.median(a).as_secs_f64() / samples.median(b).as_secs_f64().max(1e-9);
-    println!("## Agent benchmark ({} runs per row, medians; p90 in brackets)\n", runs);
-    println!("conntrack table: {count} entries (agent streamed {full_entries}); nat rules: {rule_count} (GetFirewall counted {fw_rules})\n");
+    let ratio = |a: &str, b: &str| {
+        samples.median(a).as_secs_f64() / samples.median(b).as_secs_f64().max(1e-9)
+    };
+    println!(
+        "## Agent benchmark ({} runs per row, medians; p90 in brackets)\n",
+        runs
+    );
+    println!(
+        "conntrack table: {count} entries (agent streamed {full_entries}); nat rules: {rule_count} (GetFirewall counted {fw_rules})\n"
+    );
     println!("| operation | median | p90 |");
     println!("|---|---|---|");
     for name in [
@@ -303,19 +388,36 @@ fn main() -> anyhow::Result<()> {
         "ip -j link+addr+route+rule+neigh",
         "GetNetworking",
     ] {
-        println!("| {name} | {} | {} |", ms(samples.median(name)), ms(samples.pct(name, 0.9)));
+        println!(
+            "| {name} | {} | {} |",
+            ms(samples.median(name)),
+            ms(samples.pct(name, 0.9))
+        );
     }
     println!();
-    println!("- ListConntrack full / conntrack -L: {:.2}", ratio("ListConntrack full", "conntrack -L"));
-    println!("- ListConntrack filtered (limit 50) / conntrack -L: {:.2} (matched {filtered_matched}, returned {filtered_returned})", ratio("ListConntrack filtered, limit 50", "conntrack -L"));
-    println!("- GetFirewall nat / iptables-save -c: {:.2}", ratio("GetFirewall nat", "iptables-save -c"));
-    println!("- GetNetworking p99 over 200 calls: {}", ms(samples.pct("GetNetworking", 0.99)));
+    println!(
+        "- ListConntrack full / conntrack -L: {:.2}",
+        ratio("ListConntrack full", "conntrack -L")
+    );
+    println!(
+        "- ListConntrack filtered (limit 50) / conntrack -L: {:.2} (matched {filtered_matched}, returned {filtered_returned})",
+        ratio("ListConntrack filtered, limit 50", "conntrack -L")
+    );
+    println!(
+        "- GetFirewall nat / iptables-save -c: {:.2}",
+        ratio("GetFirewall nat", "iptables-save -c")
+    );
+    println!(
+        "- GetNetworking p99 over 200 calls: {}",
+        ms(samples.pct("GetNetworking", 0.99))
+    );
     println!(
         "- ctnetlink decode of {} captured messages: ours {} , netlink-packet-netfilter {} (ratio {:.2})",
         captured.len(),
         ms(ours[ours.len() / 2]),
         ms(crate_times[crate_times.len() / 2]),
-        crate_times[crate_times.len() / 2].as_secs_f64() / ours[ours.len() / 2].as_secs_f64().max(1e-9)
+        crate_times[crate_times.len() / 2].as_secs_f64()
+            / ours[ours.len() / 2].as_secs_f64().max(1e-9)
     );
     let mib = |k: u64| k as f64 / 1024.0;
     println!(
@@ -326,6 +428,10 @@ fn main() -> anyhow::Result<()> {
         mib(hwm_firewall),
         mib(rss_after_kib)
     );
-    println!("- agent binary: {:.1} MiB ({})", size as f64 / 1048576.0, agent_bin.display());
+    println!(
+        "- agent binary: {:.1} MiB ({})",
+        size as f64 / 1048576.0,
+        agent_bin.display()
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! them for real.
 
 pub mod netns;
+pub mod pki;
 pub mod servers;
 pub mod topology;
 
@@ -74,28 +75,41 @@ impl AgentProcess {
     /// it accepts connections. `wrap` is an optional argv prefix run inside the
     /// namespace before the agent (e.g. setpriv to drop privileges).
     pub fn start(ns: &Netns, listen: &str, node_name: &str, wrap: &[&str]) -> anyhow::Result<Self> {
+        Self::start_args(
+            ns,
+            listen,
+            &["--node-name", node_name, "--insecure-plaintext"],
+            wrap,
+        )
+    }
+
+    /// Like [`AgentProcess::start`] with the agent's arguments given in full
+    /// (besides `--listen`).
+    pub fn start_args(
+        ns: &Netns,
+        listen: &str,
+        args: &[&str],
+        wrap: &[&str],
+    ) -> anyhow::Result<Self> {
         let bin = workspace_binary("labscope-agent")?;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns.name]);
         cmd.args(wrap);
-        cmd.arg(&bin).args([
-            "--listen",
-            listen,
-            "--node-name",
-            node_name,
-            "--insecure-plaintext",
-        ]);
+        cmd.arg(&bin).args(["--listen", listen]).args(args);
         cmd.env("RUST_LOG", "labscope_agent=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         let child = cmd.spawn()?;
-        let agent = AgentProcess {
+        let mut agent = AgentProcess {
             child,
             netns: ns.name.clone(),
             addr: listen.to_string(),
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
+            if let Some(status) = agent.child.try_wait()? {
+                anyhow::bail!("agent in {} exited before listening: {status}", ns.name);
+            }
             let ok = ns
                 .run(&[
                     "bash",

@@ -367,7 +367,7 @@ fn main() -> anyhow::Result<()> {
         samples.median(a).as_secs_f64() / samples.median(b).as_secs_f64().max(1e-9)
     };
     println!(
-        "## Agent benchmark ({} runs per row, medians; p90 in brackets)\n",
+        "## Agent benchmark ({} runs per row: median and p90)\n",
         runs
     );
     println!(

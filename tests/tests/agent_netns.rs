@@ -1182,7 +1182,7 @@ fn health_node_info_and_graceful_shutdown() -> anyhow::Result<()> {
     let Some((lab, agent)) = lab_with_agent("health_node_info_and_graceful_shutdown")? else {
         return Ok(());
     };
-    let (health, info) = lab.r.block_on(|| async {
+    let (health, info, services) = lab.r.block_on(|| async {
         let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
             .connect()
             .await?;
@@ -1199,11 +1199,36 @@ fn health_node_info_and_graceful_shutdown() -> anyhow::Result<()> {
             .get_node_info(pb::GetNodeInfoRequest {})
             .await?
             .into_inner();
-        Ok((status, info))
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
+            .connect()
+            .await?;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await?
+            .into_inner();
+        let mut services = Vec::new();
+        if let Some(reply) = replies.next().await {
+            if let Some(MessageResponse::ListServicesResponse(list)) = reply?.message_response {
+                services = list.service.into_iter().map(|s| s.name).collect();
+            }
+        }
+        Ok((status, info, services))
     })?;
     assert_eq!(
         health,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    assert!(
+        services.contains(&"labscope.node.v1.NodeAgent".to_string()),
+        "reflection lists {services:?}"
     );
     assert_eq!(info.node_name, "lab-r");
     assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));

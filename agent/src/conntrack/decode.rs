@@ -383,24 +383,7 @@ impl ConntrackRecord {
 #[cfg(any(test, feature = "test-support"))]
 pub mod build {
     use super::*;
-    use crate::netlink::nla::NLA_F_NESTED;
-
-    /// One attribute, padded.
-    pub fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + value.len() + 3);
-        out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        out
-    }
-
-    /// A nested attribute, with the NLA_F_NESTED bit as the kernel sets it.
-    pub fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
-        nla(kind | NLA_F_NESTED, &parts.concat())
-    }
+    pub use crate::netlink::nla::build::{nested, nla};
 
     /// A TCP/UDP tuple.
     pub fn tuple(

@@ -88,12 +88,14 @@ impl<'a> Iterator for NlaIter<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Builders of kernel-shaped attributes, for tests and benchmarks.
+#[cfg(any(test, feature = "test-support"))]
+pub mod build {
+    use super::NLA_F_NESTED;
 
-    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// One attribute, padded to 4 bytes.
+    pub fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + value.len() + 3);
         out.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
         out.extend_from_slice(&kind.to_ne_bytes());
         out.extend_from_slice(value);
@@ -102,6 +104,17 @@ mod tests {
         }
         out
     }
+
+    /// A nested attribute, with the NLA_F_NESTED bit as the kernel sets it.
+    pub fn nested(kind: u16, parts: &[Vec<u8>]) -> Vec<u8> {
+        nla(kind | NLA_F_NESTED, &parts.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::nla;
+    use super::*;
 
     #[test]
     fn masks_nested_flag_and_walks_padding() {

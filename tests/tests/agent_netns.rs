@@ -1215,10 +1215,10 @@ fn health_node_info_and_graceful_shutdown() -> anyhow::Result<()> {
             .await?
             .into_inner();
         let mut services = Vec::new();
-        if let Some(reply) = replies.next().await {
-            if let Some(MessageResponse::ListServicesResponse(list)) = reply?.message_response {
-                services = list.service.into_iter().map(|s| s.name).collect();
-            }
+        if let Some(reply) = replies.next().await
+            && let Some(MessageResponse::ListServicesResponse(list)) = reply?.message_response
+        {
+            services = list.service.into_iter().map(|s| s.name).collect();
         }
         Ok((status, info, services))
     })?;

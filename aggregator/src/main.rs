@@ -1,5 +1,239 @@
-//! Placeholder until the aggregator issue: the `labscope` binary.
-fn main() {
-    eprintln!("labscope: the aggregator is not built yet; see the agent `labscope-agent`");
-    std::process::exit(2);
+//! `labscope`: MCP server (stdio, Streamable HTTP) and CLI over the node agents.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use labscope::agents::AgentSpec;
+use labscope::config::{AgentOptions, api_key_from_env};
+use labscope::http::{self, HttpOptions};
+use labscope::mcp::{McpServer, error_text};
+use labscope::{cli, tools};
+use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
+
+/// labscope: see into, and safely operate, a small Kubernetes cluster.
+///
+/// Talks to labscope-agent on every node (gRPC) and publishes the tools over
+/// MCP (`serve`) and for people (`tools`, `call`). With no --agent, runs in
+/// local mode: an in-process agent for this machine, named after its hostname.
+#[derive(Debug, Parser)]
+#[command(name = "labscope", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    agents: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+struct AgentArgs {
+    /// An agent: NAME=URL (repeatable), e.g. pi-k3s=https://192.168.1.55:9447.
+    #[arg(long = "agent", value_name = "NAME=URL", global = true)]
+    agents: Vec<AgentSpec>,
+    /// CA (PEM) that signed the agents' certificates (https:// agents).
+    #[arg(long, global = true, value_name = "FILE")]
+    agent_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mTLS to the agents.
+    #[arg(long, global = true, value_name = "FILE", requires = "agent_key")]
+    agent_cert: Option<PathBuf>,
+    /// Client key (PEM) for mTLS to the agents.
+    #[arg(long, global = true, value_name = "FILE", requires = "agent_cert")]
+    agent_key: Option<PathBuf>,
+    /// Server name to verify on agent certificates instead of the URL host.
+    #[arg(long, global = true, value_name = "NAME")]
+    agent_tls_domain: Option<String>,
+    /// Node name of the in-process agent in local mode (default: hostname).
+    #[arg(long, global = true)]
+    node_name: Option<String>,
+    /// Deadline per node for agent calls, in milliseconds.
+    #[arg(long, global = true, default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    agent_deadline_ms: u64,
+    /// Most agent calls in flight during a fan-out.
+    #[arg(long, global = true, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    fanout_concurrency: u64,
+    /// DNS server test_dns_query asks when none is given (e.g. the primary Pi-hole).
+    #[arg(long, global = true, value_name = "IP[:PORT]")]
+    dns_server: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the tools over MCP: --stdio, or Streamable HTTP at /mcp (default 127.0.0.1:8080).
+    Serve {
+        /// Speak MCP on stdin/stdout (logs go to stderr).
+        #[arg(long, conflicts_with = "http")]
+        stdio: bool,
+        /// Listen for Streamable HTTP on this address. A non-loopback address
+        /// needs LABSCOPE_API_KEY or LABSCOPE_API_KEY_FILE.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+        /// Also accept this Host header value (repeatable), e.g. behind an ingress.
+        #[arg(long = "allowed-host", value_name = "HOST")]
+        allowed_hosts: Vec<String>,
+    },
+    /// List the tools with one-line descriptions.
+    Tools {
+        /// Print the full MCP tool definitions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one tool in-process and print the result.
+    Call {
+        /// Tool name (see `labscope tools`).
+        tool: String,
+        /// Arguments as key=value, typed by the tool's schema.
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+        /// Arguments as one JSON object (merged under key=value ones).
+        #[arg(long, value_name = "JSON")]
+        json: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    /// The structured result as JSON.
+    Json,
+    /// A compact text table that fits the terminal.
+    Table,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "labscope=info,labscope_agent=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("labscope: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("labscope: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let a = cli.agents;
+    let options = AgentOptions {
+        agents: a.agents,
+        ca: a.agent_ca,
+        cert: a.agent_cert,
+        key: a.agent_key,
+        domain: a.agent_tls_domain,
+        local_name: a.node_name,
+        deadline: Duration::from_millis(a.agent_deadline_ms),
+        concurrency: a.fanout_concurrency as usize,
+        dns_server: a.dns_server,
+    };
+    match cli.command {
+        Command::Tools { json } => {
+            let defs = tools::registry();
+            if json {
+                let list: Vec<_> = defs.iter().map(labscope::mcp::mcp_tool).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", cli::tools_listing(&defs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            tool,
+            args,
+            json,
+            output,
+        } => {
+            let ctx = options.context()?;
+            let defs = tools::registry();
+            let Some(def) = defs.iter().find(|t| t.name == tool) else {
+                eprintln!("labscope: no tool named {tool:?}; `labscope tools` lists them");
+                return Ok(ExitCode::from(2));
+            };
+            let result = match cli::parse_call_args(def, &args, json.as_deref()) {
+                Ok(map) => tools::call(ctx, &defs, &tool, map).await,
+                Err(e) => Err(e),
+            };
+            let width = std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(160);
+            let tty = std::io::stdout().is_terminal();
+            match (result, output) {
+                (Ok(out), Output::Json) => {
+                    println!("{}", serde_json::to_string_pretty(&out.structured)?)
+                }
+                (Ok(out), Output::Table) => println!(
+                    "{}",
+                    if tty {
+                        cli::fit(&out.text, width)
+                    } else {
+                        out.text
+                    }
+                ),
+                (Err(e), Output::Json) => {
+                    println!("{}", serde_json::to_string_pretty(&e.to_json())?);
+                    return Ok(ExitCode::from(1));
+                }
+                (Err(e), Output::Table) => {
+                    eprintln!("{}", error_text(&e));
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            stdio,
+            http,
+            allowed_hosts,
+        } => {
+            let ctx = options.context()?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            if stdio {
+                let running = McpServer::new(ctx).serve(rmcp::transport::stdio()).await?;
+                tokio::select! {
+                    r = running.waiting() => { r?; }
+                    _ = shutdown.cancelled() => {}
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let opts = HttpOptions {
+                addr: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+                api_key: api_key_from_env()?,
+                allowed_hosts,
+            };
+            http::serve(ctx, opts, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
 }

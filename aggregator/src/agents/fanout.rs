@@ -1,0 +1,138 @@
+//! Ask many agents at once: a deadline per node, a cap on concurrent calls,
+//! and an honest per-node outcome (`ok | unavailable | timeout | error`) so
+//! that one slow or dead node never stalls or fails the whole answer.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tonic::{Code, Status};
+
+use super::AgentHandle;
+
+/// How one node's call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeOutcome {
+    /// Answered.
+    Ok,
+    /// Could not be reached (connection refused, reset, backoff).
+    Unavailable,
+    /// Did not answer within the per-node deadline.
+    Timeout,
+    /// Answered with an error.
+    Error,
+}
+
+/// One node's result.
+#[derive(Debug, Clone)]
+pub struct NodeResult<T> {
+    /// Node name.
+    pub node: String,
+    /// Outcome.
+    pub outcome: NodeOutcome,
+    /// The answer when `outcome` is `Ok`.
+    pub value: Option<T>,
+    /// Why, when not `Ok`.
+    pub reason: String,
+    /// gRPC status code name when the agent answered with an error.
+    pub code: Option<String>,
+    /// Time spent on this node.
+    pub elapsed: Duration,
+}
+
+/// Classifies a gRPC status from an agent call: transport failures are
+/// "unavailable" (tonic reports them as UNAVAILABLE/UNKNOWN with a transport
+/// message), an agent's own UNAVAILABLE with a reason is an "error".
+pub fn classify(status: &Status) -> NodeOutcome {
+    match status.code() {
+        Code::DeadlineExceeded | Code::Cancelled => NodeOutcome::Timeout,
+        Code::Unavailable | Code::Unknown | Code::Internal if is_transport(status) => {
+            NodeOutcome::Unavailable
+        }
+        _ => NodeOutcome::Error,
+    }
+}
+
+fn is_transport(status: &Status) -> bool {
+    let m = status.message().to_ascii_lowercase();
+    m.contains("transport")
+        || m.contains("connect")
+        || m.contains("connection")
+        || m.contains("broken pipe")
+        || m.contains("dns")
+        || m.contains("h2 protocol")
+        || m.contains("service was not ready")
+}
+
+/// Runs `call` against every agent in `agents` with at most `concurrency` in
+/// flight and `deadline` per node. Results come back in the input order.
+pub async fn fan_out_with_deadline<T, F, Fut>(
+    agents: Vec<AgentHandle>,
+    deadline: Duration,
+    concurrency: usize,
+    call: F,
+) -> Vec<NodeResult<T>>
+where
+    F: Fn(AgentHandle) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let futures = agents.into_iter().enumerate().map(|(i, agent)| {
+        let fut = call(agent.clone());
+        async move { (i, ask_one(agent, deadline, fut).await) }
+    });
+    let mut results: Vec<(usize, NodeResult<T>)> = futures::stream::iter(futures)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Asks one agent with a deadline, honouring and updating its backoff.
+pub async fn ask_one<T>(
+    agent: AgentHandle,
+    deadline: Duration,
+    fut: impl Future<Output = Result<T, Status>>,
+) -> NodeResult<T> {
+    let started = Instant::now();
+    let mut result = NodeResult {
+        node: agent.name.clone(),
+        outcome: NodeOutcome::Ok,
+        value: None,
+        reason: String::new(),
+        code: None,
+        elapsed: Duration::ZERO,
+    };
+    if let Some(reason) = agent.backing_off() {
+        result.outcome = NodeOutcome::Unavailable;
+        result.reason = reason;
+        return result;
+    }
+    match tokio::time::timeout(deadline, fut).await {
+        Err(_) => {
+            result.outcome = NodeOutcome::Timeout;
+            result.reason = format!("no answer within {} ms", deadline.as_millis());
+            agent.record_failure(&result.reason);
+        }
+        Ok(Ok(v)) => {
+            result.value = Some(v);
+            agent.record_success();
+        }
+        Ok(Err(status)) => {
+            result.outcome = classify(&status);
+            result.code = Some(format!("{:?}", status.code()));
+            result.reason = status.message().to_string();
+            match result.outcome {
+                NodeOutcome::Unavailable | NodeOutcome::Timeout => {
+                    agent.record_failure(&result.reason)
+                }
+                // The agent answered: it is alive, whatever it said.
+                _ => agent.record_success(),
+            }
+        }
+    }
+    result.elapsed = started.elapsed();
+    result
+}

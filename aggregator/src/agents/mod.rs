@@ -1,0 +1,333 @@
+//! Where the agents are and how to reach them: one lazily connected gRPC
+//! channel per agent (tonic reconnects on demand), a backoff so a dead agent
+//! is answered "unavailable" at once instead of on every call, and the
+//! fan-out helper that asks many agents with a deadline per node.
+
+pub mod fanout;
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use labscope_proto::v1::node_agent_client::NodeAgentClient;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+pub use fanout::{NodeOutcome, NodeResult, fan_out_with_deadline};
+
+/// Errors of agent configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--agent` was not NAME=URL.
+    #[error("--agent {0:?}: expected NAME=URL (e.g. pi-k3s=http://192.168.1.55:9447)")]
+    BadSpec(String),
+    /// The node name is not a valid Kubernetes node name.
+    #[error("--agent {0:?}: node names are lower-case letters, digits, '-' and '.'")]
+    BadName(String),
+    /// The URL is not http(s)://host:port.
+    #[error("--agent {name}: {url:?} is not an http:// or https:// URL: {reason}")]
+    BadUrl {
+        /// Agent name.
+        name: String,
+        /// URL given.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The same name twice.
+    #[error("--agent {0:?} is given twice")]
+    Duplicate(String),
+    /// TLS configuration for agents failed.
+    #[error("agent TLS: {0}")]
+    Tls(String),
+}
+
+/// One agent as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// Node name.
+    pub name: String,
+    /// gRPC URL.
+    pub url: String,
+}
+
+impl std::str::FromStr for AgentSpec {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (name, url) = s
+            .split_once('=')
+            .ok_or_else(|| Error::BadSpec(s.to_string()))?;
+        let name = name.trim();
+        if name.is_empty()
+            || name.len() > 253
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(Error::BadName(name.to_string()));
+        }
+        let url = url.trim();
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::BadUrl {
+                name: name.into(),
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.host().is_none() {
+            return Err(Error::BadUrl {
+                name: name.into(),
+                url: url.into(),
+                reason: "needs http(s)://host:port".into(),
+            });
+        }
+        Ok(AgentSpec {
+            name: name.to_string(),
+            url: url.to_string(),
+        })
+    }
+}
+
+/// Health bookkeeping for backoff.
+#[derive(Debug, Default, Clone)]
+struct Health {
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: String,
+}
+
+/// How an agent is reached.
+#[derive(Debug, Clone)]
+pub struct AgentHandle {
+    /// Node name.
+    pub name: String,
+    /// URL (or `in-process` for local mode).
+    pub url: String,
+    /// Host part of the URL: the address other agents probe in the mesh.
+    pub host: String,
+    /// Port of the URL.
+    pub port: u16,
+    channel: Channel,
+    health: Arc<Mutex<Health>>,
+}
+
+/// Longest wait before a failed agent is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl AgentHandle {
+    /// A client on this agent's channel.
+    pub fn client(&self) -> NodeAgentClient<Channel> {
+        NodeAgentClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// `Some(reason)` while the agent is in backoff after failures.
+    pub fn backing_off(&self) -> Option<String> {
+        let h = self.health.lock().ok()?;
+        let at = h.retry_at?;
+        let now = Instant::now();
+        (at > now).then(|| {
+            format!(
+                "{} (after {} failed attempts; next try in {:.1} s)",
+                h.last_error,
+                h.failures,
+                (at - now).as_secs_f64()
+            )
+        })
+    }
+
+    /// Records a transport-level failure (connection refused, reset, timeout).
+    pub fn record_failure(&self, reason: &str) {
+        if let Ok(mut h) = self.health.lock() {
+            h.failures += 1;
+            let backoff = Duration::from_millis(500)
+                .saturating_mul(1 << h.failures.min(6))
+                .min(MAX_BACKOFF);
+            h.retry_at = Some(Instant::now() + backoff);
+            h.last_error = reason.to_string();
+        }
+    }
+
+    /// Records a successful call.
+    pub fn record_success(&self) {
+        if let Ok(mut h) = self.health.lock() {
+            *h = Health::default();
+        }
+    }
+}
+
+/// TLS settings for connections to agents.
+#[derive(Debug, Clone, Default)]
+pub struct AgentTls {
+    /// CA that signed the agents' certificates (PEM).
+    pub ca_pem: Option<String>,
+    /// Client certificate and key (PEM) for mTLS.
+    pub identity: Option<(String, String)>,
+    /// Server name to verify instead of the URL host.
+    pub domain: Option<String>,
+}
+
+/// All known agents by node name.
+#[derive(Debug, Clone, Default)]
+pub struct AgentPool {
+    agents: BTreeMap<String, AgentHandle>,
+    /// Whether this pool is the local in-process agent only.
+    pub local_mode: bool,
+}
+
+impl AgentPool {
+    /// A pool of remote agents; channels connect lazily on first use.
+    pub fn remote(specs: &[AgentSpec], tls: &AgentTls) -> Result<Self, Error> {
+        let mut agents = BTreeMap::new();
+        for spec in specs {
+            if agents.contains_key(&spec.name) {
+                return Err(Error::Duplicate(spec.name.clone()));
+            }
+            let mut endpoint =
+                Endpoint::from_shared(spec.url.clone()).map_err(|e| Error::BadUrl {
+                    name: spec.name.clone(),
+                    url: spec.url.clone(),
+                    reason: e.to_string(),
+                })?;
+            endpoint = endpoint
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true);
+            if spec.url.starts_with("https://") {
+                let mut config = ClientTlsConfig::new();
+                if let Some(ca) = &tls.ca_pem {
+                    config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+                }
+                if let Some((cert, key)) = &tls.identity {
+                    config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+                }
+                if let Some(domain) = &tls.domain {
+                    config = config.domain_name(domain.clone());
+                }
+                endpoint = endpoint
+                    .tls_config(config)
+                    .map_err(|e| Error::Tls(e.to_string()))?;
+            }
+            let uri: http::Uri =
+                spec.url
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| Error::BadUrl {
+                        name: spec.name.clone(),
+                        url: spec.url.clone(),
+                        reason: e.to_string(),
+                    })?;
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let port = uri.port_u16().unwrap_or(9447);
+            agents.insert(
+                spec.name.clone(),
+                AgentHandle {
+                    name: spec.name.clone(),
+                    url: spec.url.clone(),
+                    host,
+                    port,
+                    channel: endpoint.connect_lazy(),
+                    health: Arc::default(),
+                },
+            );
+        }
+        Ok(Self {
+            agents,
+            local_mode: false,
+        })
+    }
+
+    /// Local mode: one in-process agent for this machine, under `name`.
+    pub fn local(name: &str) -> Self {
+        let channel = local::in_process_channel(name);
+        let mut agents = BTreeMap::new();
+        agents.insert(
+            name.to_string(),
+            AgentHandle {
+                name: name.to_string(),
+                url: "in-process".into(),
+                host: "127.0.0.1".into(),
+                port: 0,
+                channel,
+                health: Arc::default(),
+            },
+        );
+        Self {
+            agents,
+            local_mode: true,
+        }
+    }
+
+    /// Node names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.agents.keys().cloned().collect()
+    }
+
+    /// The agent of `node`.
+    pub fn get(&self, node: &str) -> Option<&AgentHandle> {
+        self.agents.get(node)
+    }
+
+    /// All agents, sorted by name.
+    pub fn all(&self) -> impl Iterator<Item = &AgentHandle> {
+        self.agents.values()
+    }
+
+    /// Number of agents.
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_specs() {
+        let s: AgentSpec = "pi-k3s=http://192.168.1.55:9447".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.url.as_str()),
+            ("pi-k3s", "http://192.168.1.55:9447")
+        );
+        assert!(matches!(
+            "pi-k3s".parse::<AgentSpec>(),
+            Err(Error::BadSpec(_))
+        ));
+        assert!(matches!(
+            "Pi K3s=http://x:1".parse::<AgentSpec>(),
+            Err(Error::BadName(_))
+        ));
+        assert!(matches!(
+            "a=ftp://x:1".parse::<AgentSpec>(),
+            Err(Error::BadUrl { .. })
+        ));
+        assert!(matches!(
+            "a=not a url".parse::<AgentSpec>(),
+            Err(Error::BadUrl { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn duplicate_names_are_refused() {
+        let specs: Vec<AgentSpec> = [
+            "a=http://127.0.0.1:1".parse().unwrap(),
+            "a=http://127.0.0.1:2".parse().unwrap(),
+        ]
+        .into();
+        assert!(matches!(
+            AgentPool::remote(&specs, &AgentTls::default()),
+            Err(Error::Duplicate(_))
+        ));
+    }
+}

@@ -1,0 +1,125 @@
+//! Runtime configuration shared by `serve`, `tools` and `call`: where the
+//! agents are, deadlines, and the API key for HTTP (from the environment or a
+//! file, never from flags or the config file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agents::{AgentPool, AgentSpec, AgentTls};
+use crate::metrics::Metrics;
+use crate::tools::{Settings, ToolContext};
+
+/// Errors of configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An agent option is wrong.
+    #[error(transparent)]
+    Agents(#[from] crate::agents::Error),
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API key is unusable.
+    #[error("API key from {origin} is empty")]
+    EmptyKey {
+        /// Where it came from.
+        origin: &'static str,
+    },
+}
+
+/// Agent-related options.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// `--agent NAME=URL`.
+    pub agents: Vec<AgentSpec>,
+    /// `--agent-ca`.
+    pub ca: Option<PathBuf>,
+    /// `--agent-cert`.
+    pub cert: Option<PathBuf>,
+    /// `--agent-key`.
+    pub key: Option<PathBuf>,
+    /// `--agent-tls-domain`.
+    pub domain: Option<String>,
+    /// `--node-name` for local mode.
+    pub local_name: Option<String>,
+    /// Per-node deadline.
+    pub deadline: Duration,
+    /// Fan-out concurrency.
+    pub concurrency: usize,
+    /// Default DNS server.
+    pub dns_server: Option<String>,
+}
+
+fn read(path: &PathBuf) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// This machine's hostname (the local agent's node name).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+impl AgentOptions {
+    /// Builds the tool context: remote agents when given, else local mode.
+    /// Must be called inside a Tokio runtime (local mode spawns the agent).
+    pub fn context(&self) -> Result<Arc<ToolContext>, Error> {
+        let pool = if self.agents.is_empty() {
+            AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
+        } else {
+            let tls = AgentTls {
+                ca_pem: self.ca.as_ref().map(read).transpose()?,
+                identity: match (&self.cert, &self.key) {
+                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                    _ => None,
+                },
+                domain: self.domain.clone(),
+            };
+            AgentPool::remote(&self.agents, &tls)?
+        };
+        Ok(Arc::new(ToolContext {
+            pool,
+            settings: Settings {
+                agent_deadline: self.deadline,
+                fanout_concurrency: self.concurrency.max(1),
+                default_dns_server: self.dns_server.clone(),
+            },
+            metrics: Arc::new(Metrics::default()),
+        }))
+    }
+}
+
+/// The HTTP API key: `LABSCOPE_API_KEY`, or the file named by `LABSCOPE_API_KEY_FILE`.
+pub fn api_key_from_env() -> Result<Option<String>, Error> {
+    if let Ok(key) = std::env::var("LABSCOPE_API_KEY") {
+        let key = key.trim().to_string();
+        return if key.is_empty() {
+            Err(Error::EmptyKey {
+                origin: "LABSCOPE_API_KEY",
+            })
+        } else {
+            Ok(Some(key))
+        };
+    }
+    if let Ok(path) = std::env::var("LABSCOPE_API_KEY_FILE") {
+        let key = read(&PathBuf::from(path))?.trim().to_string();
+        return if key.is_empty() {
+            Err(Error::EmptyKey {
+                origin: "LABSCOPE_API_KEY_FILE",
+            })
+        } else {
+            Ok(Some(key))
+        };
+    }
+    Ok(None)
+}

@@ -1,0 +1,129 @@
+//! `labscope serve --http`: MCP over Streamable HTTP at `/mcp` behind the
+//! API-key check, plus `GET /healthz` and `GET /metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth;
+use crate::mcp::McpServer;
+use crate::tools::ToolContext;
+
+/// Largest JSON-RPC request body accepted on `/mcp`.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// Errors of the HTTP server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A non-loopback address without an API key.
+    #[error(
+        "refusing to serve MCP on non-loopback {0} without an API key: set LABSCOPE_API_KEY or LABSCOPE_API_KEY_FILE"
+    )]
+    NoKey(SocketAddr),
+    /// Bind or serve failed.
+    #[error("HTTP server on {addr}: {source}")]
+    Io {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of the HTTP transport.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// API key; `None` only on loopback.
+    pub api_key: Option<String>,
+    /// Extra Host header values to accept (behind an ingress).
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The router: `/mcp` (authenticated when a key is set), `/healthz`, `/metrics`.
+pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationToken) -> Router {
+    let mut allowed = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    allowed.extend(opts.allowed_hosts.iter().cloned());
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(allowed)
+        .with_max_request_body_bytes(MAX_REQUEST_BYTES)
+        .with_cancellation_token(shutdown);
+    let server = McpServer::new(ctx.clone());
+    let service: StreamableHttpService<McpServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    let mut mcp = Router::new().nest_service("/mcp", service);
+    if let Some(key) = &opts.api_key {
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            Arc::new(key.clone()),
+            auth::require_key,
+        ));
+    }
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(ctx)
+        .merge(mcp)
+}
+
+async fn healthz(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "agents": ctx.pool.len(),
+        "localMode": ctx.pool.local_mode,
+    }))
+}
+
+async fn metrics(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        ctx.metrics.render(),
+    )
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn serve(
+    ctx: Arc<ToolContext>,
+    opts: HttpOptions,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    if opts.api_key.is_none() && !opts.addr.ip().is_loopback() {
+        return Err(Error::NoKey(opts.addr));
+    }
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|source| Error::Io {
+            addr: opts.addr,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| Error::Io {
+        addr: opts.addr,
+        source,
+    })?;
+    tracing::info!(addr = %local, auth = opts.api_key.is_some(), "labscope serving MCP at /mcp");
+    // Scripts and tests read this line to learn the port when given :0.
+    eprintln!("labscope: listening on http://{local}/mcp");
+    let app = router(ctx, &opts, shutdown.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
+        .await
+        .map_err(|source| Error::Io {
+            addr: opts.addr,
+            source,
+        })
+}

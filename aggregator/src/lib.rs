@@ -1,0 +1,12 @@
+//! labscope aggregator: finds the node agents, fans out to them with a
+//! deadline per node, and publishes the tools over MCP (stdio and Streamable
+//! HTTP) and as a CLI for people.
+
+pub mod agents;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod mcp;
+pub mod metrics;
+pub mod tools;

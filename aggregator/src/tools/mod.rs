@@ -1,0 +1,183 @@
+//! The tool registry: every tool's definition (name, schemas, annotations),
+//! its argument parsing and validation, and a uniform result shape, served
+//! identically over MCP and the CLI. One module per tool family.
+
+pub mod args;
+pub mod node;
+pub mod render;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::agents::AgentPool;
+use crate::metrics::Metrics;
+
+/// Settings every tool sees.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Deadline per node for agent calls.
+    pub agent_deadline: Duration,
+    /// Most agent calls in flight in one fan-out.
+    pub fanout_concurrency: usize,
+    /// DNS server `test_dns_query` asks when none is given (the primary Pi-hole).
+    pub default_dns_server: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            agent_deadline: Duration::from_secs(3),
+            fanout_concurrency: 32,
+            default_dns_server: None,
+        }
+    }
+}
+
+/// What a tool call can use.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    /// Agents by node.
+    pub pool: AgentPool,
+    /// Settings.
+    pub settings: Settings,
+    /// Counters for /metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// A successful tool result: structured content plus a compact text rendering.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    /// `structuredContent`, conforming to the tool's output schema.
+    pub structured: Value,
+    /// Text rendering for clients that show text.
+    pub text: String,
+}
+
+/// Machine-readable failure codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// An argument is missing, mistyped or out of range.
+    InvalidArgument,
+    /// The node has no agent (or does not exist).
+    UnknownNode,
+    /// The agent could not be reached.
+    AgentUnavailable,
+    /// The agent did not answer in time.
+    AgentTimeout,
+    /// The agent lacks a privilege for this call.
+    PermissionDenied,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The agent answered with another error.
+    AgentError,
+    /// No tool of that name.
+    UnknownTool,
+    /// Configuration is missing for this call.
+    NotConfigured,
+}
+
+/// A failed tool call: what failed, why, and what to do next.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolError {
+    /// Code.
+    pub code: ErrorCode,
+    /// What failed and why.
+    pub message: String,
+    /// What to do next.
+    pub hint: String,
+}
+
+impl ToolError {
+    /// A new error.
+    pub fn new(code: ErrorCode, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// An invalid argument, naming it.
+    pub fn invalid(arg: &str, message: impl std::fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::InvalidArgument,
+            format!("argument {arg:?}: {message}"),
+            "fix the argument and call again; `labscope tools` or tools/list shows each tool's schema",
+        )
+    }
+
+    /// Structured form (`{code, message, hint}`).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Boxed future of a tool run.
+pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
+
+/// One tool.
+#[derive(Clone)]
+pub struct ToolDef {
+    /// Name (kept compatible with the predecessor).
+    pub name: &'static str,
+    /// Human title.
+    pub title: &'static str,
+    /// One-paragraph description.
+    pub description: &'static str,
+    /// JSON Schema of the arguments.
+    pub input_schema: Value,
+    /// JSON Schema of `structuredContent`.
+    pub output_schema: Value,
+    /// Never changes anything.
+    pub read_only: bool,
+    /// May destroy or overwrite.
+    pub destructive: bool,
+    /// Same call, same effect.
+    pub idempotent: bool,
+    /// Talks to things outside labscope (probes, external services).
+    pub open_world: bool,
+    /// Runs the tool.
+    pub run: fn(Arc<ToolContext>, Map<String, Value>) -> ToolFuture,
+}
+
+impl std::fmt::Debug for ToolDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolDef").field("name", &self.name).finish()
+    }
+}
+
+/// All tools, in listing order.
+pub fn registry() -> Vec<ToolDef> {
+    node::tools()
+}
+
+/// Finds and runs a tool, recording metrics.
+pub async fn call(
+    ctx: Arc<ToolContext>,
+    tools: &[ToolDef],
+    name: &str,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let Some(tool) = tools.iter().find(|t| t.name == name) else {
+        return Err(ToolError::new(
+            ErrorCode::UnknownTool,
+            format!("no tool named {name:?}"),
+            format!(
+                "available tools: {}",
+                tools.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    let started = std::time::Instant::now();
+    let metrics = ctx.metrics.clone();
+    let result = (tool.run)(ctx, args).await;
+    metrics.record_call(tool.name, result.is_ok(), started.elapsed());
+    result
+}

@@ -105,8 +105,8 @@ pub async fn ask_one<T>(
         code: None,
         elapsed: Duration::ZERO,
     };
-    if let Some(reason) = agent.backing_off() {
-        result.outcome = NodeOutcome::Unavailable;
+    if let Some((outcome, reason)) = agent.backing_off() {
+        result.outcome = outcome;
         result.reason = reason;
         return result;
     }
@@ -114,7 +114,7 @@ pub async fn ask_one<T>(
         Err(_) => {
             result.outcome = NodeOutcome::Timeout;
             result.reason = format!("no answer within {} ms", deadline.as_millis());
-            agent.record_failure(&result.reason);
+            agent.record_failure(NodeOutcome::Timeout, &result.reason);
         }
         Ok(Ok(v)) => {
             result.value = Some(v);
@@ -126,7 +126,7 @@ pub async fn ask_one<T>(
             result.reason = status.message().to_string();
             match result.outcome {
                 NodeOutcome::Unavailable | NodeOutcome::Timeout => {
-                    agent.record_failure(&result.reason)
+                    agent.record_failure(result.outcome, &result.reason)
                 }
                 // The agent answered: it is alive, whatever it said.
                 _ => agent.record_success(),

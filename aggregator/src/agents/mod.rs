@@ -95,6 +95,7 @@ struct Health {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
+    last_outcome: Option<NodeOutcome>,
 }
 
 /// How an agent is reached.
@@ -121,25 +122,30 @@ impl AgentHandle {
         NodeAgentClient::new(self.channel.clone()).max_decoding_message_size(64 * 1024 * 1024)
     }
 
-    /// `Some(reason)` while the agent is in backoff after failures.
-    pub fn backing_off(&self) -> Option<String> {
+    /// While the agent is in backoff after failures: the outcome of the last
+    /// real attempt (unavailable or timeout) and why.
+    pub fn backing_off(&self) -> Option<(NodeOutcome, String)> {
         let h = self.health.lock().ok()?;
         let at = h.retry_at?;
         let now = Instant::now();
         (at > now).then(|| {
-            format!(
-                "{} (after {} failed attempts; next try in {:.1} s)",
-                h.last_error,
-                h.failures,
-                (at - now).as_secs_f64()
+            (
+                h.last_outcome.unwrap_or(NodeOutcome::Unavailable),
+                format!(
+                    "{} (after {} failed attempts; next try in {:.1} s)",
+                    h.last_error,
+                    h.failures,
+                    (at - now).as_secs_f64()
+                ),
             )
         })
     }
 
     /// Records a transport-level failure (connection refused, reset, timeout).
-    pub fn record_failure(&self, reason: &str) {
+    pub fn record_failure(&self, outcome: NodeOutcome, reason: &str) {
         if let Ok(mut h) = self.health.lock() {
             h.failures += 1;
+            h.last_outcome = Some(outcome);
             let backoff = Duration::from_millis(500)
                 .saturating_mul(1 << h.failures.min(6))
                 .min(MAX_BACKOFF);

@@ -844,6 +844,11 @@ async fn check_network_mesh(
         |src| {
             let targets = targets.clone();
             async move {
+                // Ask the source itself first, so a dead source is reported as
+                // such and not as N failed probes from a "healthy" agent.
+                src.client()
+                    .get_node_info(pb::GetNodeInfoRequest {})
+                    .await?;
                 let probes = targets
                     .into_iter()
                     .filter(|(name, _, _)| *name != src.name)

@@ -1,0 +1,497 @@
+//! The aggregator end to end: an rmcp client against the server in-process
+//! (duplex pipe), over stdio with the real binary, and over Streamable HTTP
+//! with the API key; bad input and bad protocol; and (as root) agents in
+//! network namespaces, one killed and one frozen, with the answer arriving
+//! within the per-node deadline.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use labscope::config::AgentOptions;
+use labscope::mcp::McpServer;
+use labscope_tests::mcp::{Aggregator, INITIALIZE, mcp_post, structured};
+use labscope_tests::topology::Lab;
+use labscope_tests::{AgentProcess, require_root, workspace_binary};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ServiceError, ServiceExt};
+use serde_json::{Value, json};
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+    let mut params = CallToolRequestParams::new(tool.to_string());
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    client.call_tool(params).await
+}
+
+fn hostname() -> String {
+    labscope::config::hostname()
+}
+
+fn local_options() -> AgentOptions {
+    AgentOptions {
+        deadline: Duration::from_secs(3),
+        concurrency: 8,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
+    let ctx = local_options().context()?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    let tools = client.list_all_tools().await?;
+    let names: BTreeSet<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    for expected in [
+        "list_nodes",
+        "get_node_networking",
+        "get_iptables_rules",
+        "get_conntrack_entries",
+        "test_pod_connectivity",
+        "curl_ingress",
+        "test_dns_query",
+        "check_network_mesh",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for t in &tools {
+        assert_eq!(
+            t.input_schema.get("type"),
+            Some(&json!("object")),
+            "{}",
+            t.name
+        );
+        let out = t
+            .output_schema
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no outputSchema", t.name));
+        assert_eq!(out.get("type"), Some(&json!("object")));
+        let ann = t
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has no annotations", t.name));
+        assert_eq!(
+            ann.read_only_hint,
+            Some(true),
+            "{}: node tools are read-only",
+            t.name
+        );
+        assert_eq!(ann.destructive_hint, Some(false));
+        assert!(ann.title.is_some());
+    }
+
+    let me = hostname();
+    let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
+    assert!(!err);
+    assert_eq!(nodes["nodes"][0]["node"], json!(me));
+    assert_eq!(nodes["nodes"][0]["agent"]["status"], "ok");
+    assert!(
+        nodes["nodes"][0]["memory"]["totalBytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+
+    // Networking matches `ip -j link` on this machine.
+    let (net, err) = structured(
+        &call(
+            &client,
+            "get_node_networking",
+            json!({"node": me, "sections": ["links"]}),
+        )
+        .await?,
+    );
+    assert!(!err, "{net}");
+    let ip_links: Value = serde_json::from_slice(
+        &std::process::Command::new("ip")
+            .args(["-j", "link"])
+            .output()?
+            .stdout,
+    )?;
+    let want: BTreeSet<String> = ip_links
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap_or("").to_string())
+        .collect();
+    let got: BTreeSet<String> = net["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(net["counts"]["links"]["total"], json!(want.len()));
+
+    // Probes from the local agent against a listener of this test.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let (conn, err) = structured(
+        &call(
+            &client,
+            "test_pod_connectivity",
+            json!({"sourceNode": me, "target": "127.0.0.1", "port": port, "count": 1}),
+        )
+        .await?,
+    );
+    assert!(!err, "{conn}");
+    assert_eq!(conn["tcp"]["outcome"], "open");
+    drop(listener);
+    let (http, err) = structured(
+        &call(
+            &client,
+            "curl_ingress",
+            json!({"url": format!("http://127.0.0.1:{port}/"), "timeout": 2}),
+        )
+        .await?,
+    );
+    assert!(!err, "{http}");
+    assert_eq!(
+        http["outcome"], "connect_refused",
+        "nothing listens any more: {http}"
+    );
+    assert_eq!(http["fromNode"], json!(me));
+    let (mesh, err) = structured(&call(&client, "check_network_mesh", json!({})).await?);
+    assert!(!err);
+    assert_eq!(mesh["broken"], json!([]));
+    assert!(
+        mesh["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fewer than two")
+    );
+
+    // Failures: isError with {code, message, hint}, never an empty success.
+    let cases = [
+        (
+            "get_node_networking",
+            json!({"node": "no-such-node"}),
+            "unknown_node",
+        ),
+        ("get_node_networking", json!({}), "invalid_argument"),
+        (
+            "get_conntrack_entries",
+            json!({"node": me, "limit": 5000}),
+            "invalid_argument",
+        ),
+        (
+            "get_conntrack_entries",
+            json!({"node": me, "limit": "ten"}),
+            "invalid_argument",
+        ),
+        (
+            "get_iptables_rules",
+            json!({"node": me, "tabel": "nat"}),
+            "invalid_argument",
+        ),
+        (
+            "test_pod_connectivity",
+            json!({"sourceNode": me, "target": "x; reboot", "port": 80}),
+            "invalid_argument",
+        ),
+        (
+            "test_dns_query",
+            json!({"domain": "example.com"}),
+            "not_configured",
+        ),
+        (
+            "curl_ingress",
+            json!({"url": "file:///etc/passwd"}),
+            "invalid_argument",
+        ),
+    ];
+    for (tool, args, code) in cases {
+        let (v, err) = structured(&call(&client, tool, args.clone()).await?);
+        assert!(err, "{tool} {args} should fail: {v}");
+        assert_eq!(v["code"], code, "{tool} {args}: {v}");
+        assert!(
+            !v["message"].as_str().unwrap_or("").is_empty()
+                && !v["hint"].as_str().unwrap_or("").is_empty()
+        );
+    }
+    let unknown = call(&client, "no_such_tool", json!({})).await;
+    assert!(unknown.is_err(), "an unknown tool is a protocol error");
+    // The session still works after all that.
+    assert!(!structured(&call(&client, "list_nodes", json!({})).await?).1);
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
+    let bin = workspace_binary("labscope")?;
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.args(["serve", "--stdio"]).env("RUST_LOG", "off");
+    let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+    let name = client
+        .peer_info()
+        .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone()));
+    assert_eq!(name.as_deref(), Some("labscope"));
+    assert!(client.list_all_tools().await?.len() >= 8);
+    let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
+    assert!(!err);
+    assert_eq!(nodes["summary"]["agentsOk"], 1);
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_auth_host_check_and_bad_requests() -> anyhow::Result<()> {
+    let agg = Aggregator::start(None, &[], &[("LABSCOPE_API_KEY", "s3cret-key")])?;
+    let addr = agg.addr.clone();
+    let host = addr.clone();
+    let (no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let no_key = mcp_post(&addr, &host, "", INITIALIZE)?.0;
+            let wrong = mcp_post(&addr, &host, "Authorization: Bearer nope\r\n", INITIALIZE)?.0;
+            let bearer = mcp_post(&addr, &host, "Authorization: Bearer s3cret-key\r\n", INITIALIZE)?;
+            let x_api = mcp_post(&addr, &host, "X-API-Key: s3cret-key\r\n", INITIALIZE)?.0;
+            let bad_host = mcp_post(&addr, "evil.example:8080", "X-API-Key: s3cret-key\r\n", INITIALIZE)?.0;
+            let malformed = mcp_post(&addr, &host, "X-API-Key: s3cret-key\r\n", "{not json")?.0;
+            let big = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"ping","params":{{"pad":"{}"}}}}"#, "x".repeat(2 * 1024 * 1024));
+            let oversized = mcp_post(&addr, &host, "X-API-Key: s3cret-key\r\n", &big)?.0;
+            let list = r#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{}}"#;
+            let stale = mcp_post(&addr, &host, "X-API-Key: s3cret-key\r\nMcp-Session-Id: 00000000-stale\r\nMCP-Protocol-Version: 2025-06-18\r\n", list)?.0;
+            let get = |path: &str| labscope_tests::mcp::http_raw(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+            let health = get("/healthz")?;
+            let metrics = get("/metrics")?;
+            Ok((no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics))
+        })
+        .await??;
+    assert_eq!(no_key, 401);
+    assert_eq!(wrong, 401);
+    assert_eq!(bearer.0, 200, "{bearer:?}");
+    assert!(bearer.2.contains("\"serverInfo\""), "{}", bearer.2);
+    assert_eq!(x_api, 200);
+    assert_eq!(
+        bad_host, 403,
+        "a Host header that is not allowed is refused"
+    );
+    assert!(
+        (400..500).contains(&malformed),
+        "malformed JSON-RPC: {malformed}"
+    );
+    assert_eq!(oversized, 413);
+    assert!((400..500).contains(&stale), "stale session id: {stale}");
+    assert_eq!(health.0, 200);
+    assert!(health.2.contains("\"status\":\"ok\""));
+    assert_eq!(metrics.0, 200);
+
+    // A real client with the key, after all the bad requests.
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(agg.url.clone()).auth_header("s3cret-key");
+    let client = ().serve(StreamableHttpClientTransport::from_config(config)).await?;
+    let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
+    assert!(!err && nodes["summary"]["agentsOk"] == 1);
+    client.cancel().await?;
+    let addr = agg.addr.clone();
+    let metrics = tokio::task::spawn_blocking(move || {
+        labscope_tests::mcp::http_raw(
+            &addr,
+            &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await??;
+    assert!(
+        metrics
+            .2
+            .contains("labscope_tool_calls_total{tool=\"list_nodes\",outcome=\"ok\"} 1"),
+        "{}",
+        metrics.2
+    );
+
+    // No key on a non-loopback address: refuse to start.
+    let out = std::process::Command::new(workspace_binary("labscope")?)
+        .args(["serve", "--http", "0.0.0.0:0"])
+        .env_remove("LABSCOPE_API_KEY")
+        .env_remove("LABSCOPE_API_KEY_FILE")
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without an API key"));
+    Ok(())
+}
+
+#[test]
+fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
+    if !require_root("agents_in_namespaces_killed_and_frozen") {
+        return Ok(());
+    }
+    let lab = Lab::build()?;
+    let agent_c = AgentProcess::start(&lab.c, "10.201.1.2:9447", "lab-c", &[])?;
+    let _agent_r = AgentProcess::start(&lab.r, "10.201.1.1:9447", "lab-r", &[])?;
+    let agent_s = AgentProcess::start(&lab.s, "10.201.2.2:9447", "lab-s", &[])?;
+    lab.traffic()?;
+    let agg = Aggregator::start(
+        Some(&lab.r.name),
+        &[
+            "--agent",
+            "lab-c=http://10.201.1.2:9447",
+            "--agent",
+            "lab-r=http://10.201.1.1:9447",
+            "--agent",
+            "lab-s=http://10.201.2.2:9447",
+            "--agent-deadline-ms",
+            "1500",
+            "--dns-server",
+            "10.201.2.2",
+        ],
+        &[],
+    )?;
+    let url = agg.url.clone();
+    let connect = move || {
+        let url = url.clone();
+        async move {
+            let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await?;
+            anyhow::Ok(client)
+        }
+    };
+    let c1 = connect.clone();
+    let (nodes, net, ct, mesh, dns) = lab.r.block_on(move || async move {
+        let client = c1().await?;
+        let nodes = structured(&call(&client, "list_nodes", json!({})).await?).0;
+        let net = structured(
+            &call(
+                &client,
+                "get_node_networking",
+                json!({"node": "lab-s", "sections": "addresses"}),
+            )
+            .await?,
+        )
+        .0;
+        let ct = structured(
+            &call(
+                &client,
+                "get_conntrack_entries",
+                json!({"node": "lab-r", "filter": "10.201.1.1", "port": 8080}),
+            )
+            .await?,
+        )
+        .0;
+        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
+        let dns = structured(
+            &call(
+                &client,
+                "test_dns_query",
+                json!({"domain": "svc.lab.test", "fromNode": "lab-c"}),
+            )
+            .await?,
+        )
+        .0;
+        client.cancel().await?;
+        Ok((nodes, net, ct, mesh, dns))
+    })?;
+    assert_eq!(nodes["summary"]["agentsOk"], 3, "{nodes}");
+    let addrs: BTreeSet<String> = net["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["address"].as_str().unwrap_or("").to_string())
+        .collect();
+    let ip_addrs: Value = serde_json::from_str(&lab.s.ip(&["-j", "addr"])?)?;
+    let want: BTreeSet<String> = ip_addrs
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .map(|a| a["local"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        addrs, want,
+        "lab-s addresses through MCP vs ip -j addr in s"
+    );
+    assert_eq!(ct["matched"], 1, "{ct}");
+    assert_eq!(ct["entries"][0]["reply"]["src"], "10.201.2.2");
+    assert!(ct["entries"][0]["nat"]["dst"].as_bool().unwrap_or(false));
+    assert_eq!(mesh["matrix"].as_array().map(Vec::len), Some(6), "{mesh}");
+    assert_eq!(mesh["broken"], json!([]), "{mesh}");
+    assert_eq!(dns["rcode"], "NOERROR", "{dns}");
+    assert_eq!(dns["answers"][0]["data"], "10.201.2.2");
+
+    // Cut c off from s: exactly the two pairs between them break.
+    lab.c
+        .run(&["iptables", "-A", "INPUT", "-s", "10.201.2.2", "-j", "DROP"])?;
+    let c2 = connect.clone();
+    let mesh = lab.r.block_on(move || async move {
+        let client = c2().await?;
+        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
+        client.cancel().await?;
+        Ok(mesh)
+    })?;
+    let broken: BTreeSet<(String, String)> = mesh["broken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["from"].as_str().unwrap_or("").to_string(),
+                b["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [("lab-c", "lab-s"), ("lab-s", "lab-c")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(broken, expected, "{mesh}");
+
+    // Kill c's agent and freeze s's: the answer still comes, within the deadline.
+    let s_pid = agent_s.pid();
+    drop(agent_c);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s_pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )?;
+    let c3 = connect.clone();
+    let outcome = lab.r.block_on(move || async move {
+        let client = c3().await?;
+        let started = Instant::now();
+        let nodes = structured(&call(&client, "list_nodes", json!({})).await?).0;
+        let took = started.elapsed();
+        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
+        client.cancel().await?;
+        Ok((nodes, took, mesh))
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s_pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )?;
+    let (nodes, took, mesh) = outcome?;
+    let status = |name: &str| {
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node"] == name)
+            .map(|n| n["agent"]["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(status("lab-c"), "unavailable", "{nodes}");
+    assert_eq!(status("lab-s"), "timeout", "{nodes}");
+    assert_eq!(status("lab-r"), "ok", "{nodes}");
+    assert!(
+        took < Duration::from_millis(1500 + 1000),
+        "list_nodes took {took:?} with a 1.5 s deadline"
+    );
+    let agents: Vec<&Value> = mesh["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] != "ok")
+        .collect();
+    assert_eq!(agents.len(), 2, "{mesh}");
+    Ok(())
+}

@@ -68,6 +68,14 @@ impl Aggregator {
     }
 }
 
+impl Aggregator {
+    /// Process id of the child (the aggregator itself unless started through `ip netns exec`,
+    /// which execs it under the same pid).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Aggregator {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,165 @@
+//! Aggregator benchmark: MCP round trips through `labscope serve --http` and
+//! a real agent process on loopback; cluster-wide fan-out (`list_nodes`)
+//! against 100 and 500 in-process agents, each a real tonic server on its own
+//! loopback port inside this benchmark process; and the size of tools/list.
+//! Prints Markdown for BENCHMARKS.md. Needs no root.
+//!
+//! `cargo run --release -p labscope-tests --bin bench-mcp -- [--calls N] [--fanout 100,500]`
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use labscope_tests::mcp::Aggregator;
+use labscope_tests::workspace_binary;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use serde_json::json;
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn vm_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// PID of the labscope process listening on `addr` (from /proc/net/tcp would
+/// be overkill: the child's pid is what `Aggregator` spawned).
+fn aggregator_pid(agg: &Aggregator) -> u32 {
+    agg.pid()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut calls = 300usize;
+    let mut fanouts = vec![100usize, 500];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--calls" => calls = args.next().context("--calls N")?.parse()?,
+            "--fanout" => fanouts = args.next().context("--fanout 100,500")?.split(',').map(|x| x.parse()).collect::<Result<_, _>>()?,
+            "-h" | "--help" => {
+                println!("bench-mcp [--calls N (300)] [--fanout 100,500]");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown argument {other:?}"),
+        }
+    }
+    let tokio_handle = tokio::runtime::Handle::current();
+
+    // 1. Round trip: MCP client → labscope (HTTP) → labscope-agent process (gRPC), loopback.
+    let agent_bin = workspace_binary("labscope-agent")?;
+    let agent_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let mut agent = std::process::Command::new(&agent_bin)
+        .args(["--listen", &format!("127.0.0.1:{agent_port}"), "--node-name", "bench"])
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let agg = Aggregator::start(None, &["--agent", &format!("bench=http://127.0.0.1:{agent_port}")], &[])?;
+    let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
+    let tools = client.list_all_tools().await?;
+    let tools_json = serde_json::to_string(&json!({"tools": tools}))?;
+    let params = CallToolRequestParams::new("get_node_networking")
+        .with_arguments(json!({"node": "bench"}).as_object().cloned().unwrap_or_default());
+    for _ in 0..20 {
+        client.call_tool(params.clone()).await?;
+    }
+    let mut rtt = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let r = client.call_tool(params.clone()).await?;
+        rtt.push(t.elapsed());
+        anyhow::ensure!(r.is_error != Some(true), "get_node_networking failed: {:?}", r.structured_content);
+    }
+    client.cancel().await?;
+    drop(agg);
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    println!("## Aggregator benchmark\n");
+    println!("### MCP round trip (Streamable HTTP on loopback → labscope → labscope-agent process, gRPC on loopback)\n");
+    println!("| call | calls | median | p99 |");
+    println!("|---|---|---|---|");
+    println!("| get_node_networking (all sections, main table) | {calls} | {} | {} |\n", ms(pct(&mut rtt, 0.5)), ms(pct(&mut rtt, 0.99)));
+
+    // 2. Fan-out scale with in-process agents (real tonic servers on loopback ports).
+    println!("### Fan-out: list_nodes against N agents (in-process agents: one tonic server per loopback port in the benchmark process)\n");
+    println!("| agents | median | p90 | aggregator peak RSS | aggregator RSS idle |");
+    println!("|---|---|---|---|---|");
+    for n in fanouts {
+        let mut specs = Vec::new();
+        let mut shutdowns = Vec::new();
+        for i in 0..n {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            shutdowns.push(tx);
+            let name = format!("node-{i:03}");
+            tokio_handle.spawn(labscope_agent::server::serve_listener(listener, name.clone(), None, async move {
+                let _ = rx.await;
+            }));
+            specs.push(format!("{name}=http://127.0.0.1:{port}"));
+        }
+        let mut argv: Vec<String> = Vec::new();
+        for s in &specs {
+            argv.push("--agent".into());
+            argv.push(s.clone());
+        }
+        argv.extend(["--fanout-concurrency".into(), "64".into(), "--agent-deadline-ms".into(), "10000".into()]);
+        let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let agg = Aggregator::start(None, &argv_ref, &[])?;
+        let pid = aggregator_pid(&agg);
+        let idle = vm_kib(pid, "VmRSS");
+        let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
+        let p = CallToolRequestParams::new("list_nodes");
+        let warm = client.call_tool(p.clone()).await?;
+        let ok = warm.structured_content.as_ref().and_then(|v| v["summary"]["agentsOk"].as_u64()).unwrap_or(0);
+        anyhow::ensure!(ok as usize == n, "only {ok} of {n} agents answered");
+        let mut times = Vec::new();
+        for _ in 0..15 {
+            let t = Instant::now();
+            client.call_tool(p.clone()).await?;
+            times.push(t.elapsed());
+        }
+        let peak = vm_kib(pid, "VmHWM");
+        client.cancel().await?;
+        drop(agg);
+        for s in shutdowns {
+            let _ = s.send(());
+        }
+        println!(
+            "| {n} | {} | {} | {:.1} MiB | {:.1} MiB |",
+            ms(pct(&mut times, 0.5)),
+            ms(pct(&mut times, 0.9)),
+            peak as f64 / 1024.0,
+            idle as f64 / 1024.0
+        );
+    }
+
+    // 3. tools/list size.
+    let bytes = tools_json.len();
+    println!("\n### tools/list\n");
+    println!(
+        "- {} tools, {bytes} bytes of JSON (≈ {} tokens at 4 bytes/token) vs ≈ 3,400 tokens published by \
+         containers/kubernetes-mcp-server for its 20 core tools ({:.0}% of it, for {} tools)",
+        tools.len(),
+        bytes / 4,
+        (bytes / 4) as f64 * 100.0 / 3400.0,
+        tools.len()
+    );
+    Ok(())
+}

@@ -136,6 +136,25 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
         .collect();
     assert_eq!(got, want);
     assert_eq!(net["counts"]["links"]["total"], json!(want.len()));
+    // Paging: one link per page, every link exactly once.
+    let mut paged = BTreeSet::new();
+    let mut cursor = String::new();
+    for _ in 0..want.len() {
+        let (page, err) = structured(
+            &call(
+                &client,
+                "get_node_networking",
+                json!({"node": me, "sections": ["links"], "limit": 1, "cursor": cursor}),
+            )
+            .await?,
+        );
+        assert!(!err, "{page}");
+        assert_eq!(page["links"].as_array().map(Vec::len), Some(1));
+        paged.insert(page["links"][0]["name"].as_str().unwrap_or("").to_string());
+        cursor = page["nextCursor"].as_str().unwrap_or("").to_string();
+    }
+    assert!(cursor.is_empty(), "no cursor after the last page");
+    assert_eq!(paged, want);
 
     // Probes from the local agent against a listener of this test.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -47,12 +47,14 @@ pub fn tools() -> Vec<ToolDef> {
                 "node": {"type": "string", "description": "Node name (see list_nodes)"},
                 "sections": {"type": "array", "items": {"type": "string", "enum": ["links", "addresses", "routes", "rules", "neighbours"]}},
                 "table": {"type": "string", "description": "main (default), all, local, default, or a number"},
-                "limit": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500, "description": "Most items per list"}},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500, "description": "Most items per list"},
+                "cursor": {"type": "string", "description": "nextCursor of the previous page: the same offset applies to every list"}},
                 "required": ["node"], "additionalProperties": false}),
             output_schema: json!({"type": "object", "properties": {
                 "node": {"type": "string"}, "links": {"type": "array"}, "addresses": {"type": "array"},
                 "routes": {"type": "array"}, "rules": {"type": "array"}, "neighbours": {"type": "array"},
-                "counts": {"type": "object"}, "errors": {"type": "array"}}, "required": ["node", "counts"]}),
+                "counts": {"type": "object"}, "errors": {"type": "array"}, "nextCursor": {"type": "string"}},
+                "required": ["node", "counts"]}),
             read_only: true,
             destructive: false,
             idempotent: true,
@@ -410,7 +412,8 @@ async fn get_node_networking(
     ctx: Arc<ToolContext>,
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
-    let a = Args::new(args, &["node", "sections", "table", "limit"])?;
+    let a = Args::new(args, &["node", "sections", "table", "limit", "cursor"])?;
+    let offset = decode_offset("cursor", a.opt_string("cursor")?)?;
     let node = a.string("node")?;
     let sections = a
         .list("sections")?
@@ -458,6 +461,7 @@ async fn get_node_networking(
     let mut structured = json!({"node": node, "table": table, "counts": {}, "errors": n.errors.iter().map(|e| json!({
         "section": enum_name(pb::NetworkingSection::try_from(e.section).unwrap_or_default().as_str_name(), "NETWORKING_SECTION_").to_lowercase(),
         "message": e.message})).collect::<Vec<_>>()});
+    let mut more = false;
     for (name, list) in [
         ("links", links),
         ("addresses", addresses),
@@ -466,10 +470,17 @@ async fn get_node_networking(
         ("neighbours", neighbours),
     ] {
         let total = list.len();
-        let returned: Vec<Value> = list.into_iter().take(limit).collect();
-        structured["counts"][name] = json!({"returned": returned.len(), "total": total});
+        let returned: Vec<Value> = list.into_iter().skip(offset).take(limit).collect();
+        more |= total > offset + limit;
+        structured["counts"][name] =
+            json!({"returned": returned.len(), "total": total, "offset": offset});
         structured[name] = Value::Array(returned);
     }
+    structured["nextCursor"] = json!(if more {
+        encode_offset(offset + limit)
+    } else {
+        String::new()
+    });
     let text = render::networking_text(&structured);
     Ok(ToolOutput { structured, text })
 }

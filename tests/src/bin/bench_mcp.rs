@@ -48,7 +48,14 @@ async fn main() -> anyhow::Result<()> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--calls" => calls = args.next().context("--calls N")?.parse()?,
-            "--fanout" => fanouts = args.next().context("--fanout 100,500")?.split(',').map(|x| x.parse()).collect::<Result<_, _>>()?,
+            "--fanout" => {
+                fanouts = args
+                    .next()
+                    .context("--fanout 100,500")?
+                    .split(',')
+                    .map(|x| x.parse())
+                    .collect::<Result<_, _>>()?
+            }
             "-h" | "--help" => {
                 println!("bench-mcp [--calls N (300)] [--fanout 100,500]");
                 return Ok(());
@@ -65,16 +72,29 @@ async fn main() -> anyhow::Result<()> {
         l.local_addr()?.port()
     };
     let mut agent = std::process::Command::new(&agent_bin)
-        .args(["--listen", &format!("127.0.0.1:{agent_port}"), "--node-name", "bench"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{agent_port}"),
+            "--node-name",
+            "bench",
+        ])
         .stderr(std::process::Stdio::null())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
-    let agg = Aggregator::start(None, &["--agent", &format!("bench=http://127.0.0.1:{agent_port}")], &[])?;
+    let agg = Aggregator::start(
+        None,
+        &["--agent", &format!("bench=http://127.0.0.1:{agent_port}")],
+        &[],
+    )?;
     let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
     let tools = client.list_all_tools().await?;
     let tools_json = serde_json::to_string(&json!({"tools": tools}))?;
-    let params = CallToolRequestParams::new("get_node_networking")
-        .with_arguments(json!({"node": "bench"}).as_object().cloned().unwrap_or_default());
+    let params = CallToolRequestParams::new("get_node_networking").with_arguments(
+        json!({"node": "bench"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
     for _ in 0..20 {
         client.call_tool(params.clone()).await?;
     }
@@ -83,7 +103,11 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let r = client.call_tool(params.clone()).await?;
         rtt.push(t.elapsed());
-        anyhow::ensure!(r.is_error != Some(true), "get_node_networking failed: {:?}", r.structured_content);
+        anyhow::ensure!(
+            r.is_error != Some(true),
+            "get_node_networking failed: {:?}",
+            r.structured_content
+        );
     }
     client.cancel().await?;
     drop(agg);
@@ -91,13 +115,21 @@ async fn main() -> anyhow::Result<()> {
     let _ = agent.wait();
 
     println!("## Aggregator benchmark\n");
-    println!("### MCP round trip (Streamable HTTP on loopback → labscope → labscope-agent process, gRPC on loopback)\n");
+    println!(
+        "### MCP round trip (Streamable HTTP on loopback → labscope → labscope-agent process, gRPC on loopback)\n"
+    );
     println!("| call | calls | median | p99 |");
     println!("|---|---|---|---|");
-    println!("| get_node_networking (all sections, main table) | {calls} | {} | {} |\n", ms(pct(&mut rtt, 0.5)), ms(pct(&mut rtt, 0.99)));
+    println!(
+        "| get_node_networking (all sections, main table) | {calls} | {} | {} |\n",
+        ms(pct(&mut rtt, 0.5)),
+        ms(pct(&mut rtt, 0.99))
+    );
 
     // 2. Fan-out scale with in-process agents (real tonic servers on loopback ports).
-    println!("### Fan-out: list_nodes against N agents (in-process agents: one tonic server per loopback port in the benchmark process)\n");
+    println!(
+        "### Fan-out: list_nodes against N agents (in-process agents: one tonic server per loopback port in the benchmark process)\n"
+    );
     println!("| agents | median | p90 | aggregator peak RSS | aggregator RSS idle |");
     println!("|---|---|---|---|---|");
     for n in fanouts {
@@ -109,9 +141,14 @@ async fn main() -> anyhow::Result<()> {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             shutdowns.push(tx);
             let name = format!("node-{i:03}");
-            tokio_handle.spawn(labscope_agent::server::serve_listener(listener, name.clone(), None, async move {
-                let _ = rx.await;
-            }));
+            tokio_handle.spawn(labscope_agent::server::serve_listener(
+                listener,
+                name.clone(),
+                None,
+                async move {
+                    let _ = rx.await;
+                },
+            ));
             specs.push(format!("{name}=http://127.0.0.1:{port}"));
         }
         let mut argv: Vec<String> = Vec::new();
@@ -119,7 +156,12 @@ async fn main() -> anyhow::Result<()> {
             argv.push("--agent".into());
             argv.push(s.clone());
         }
-        argv.extend(["--fanout-concurrency".into(), "64".into(), "--agent-deadline-ms".into(), "10000".into()]);
+        argv.extend([
+            "--fanout-concurrency".into(),
+            "64".into(),
+            "--agent-deadline-ms".into(),
+            "10000".into(),
+        ]);
         let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
         let agg = Aggregator::start(None, &argv_ref, &[])?;
         let pid = aggregator_pid(&agg);
@@ -127,7 +169,11 @@ async fn main() -> anyhow::Result<()> {
         let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
         let p = CallToolRequestParams::new("list_nodes");
         let warm = client.call_tool(p.clone()).await?;
-        let ok = warm.structured_content.as_ref().and_then(|v| v["summary"]["agentsOk"].as_u64()).unwrap_or(0);
+        let ok = warm
+            .structured_content
+            .as_ref()
+            .and_then(|v| v["summary"]["agentsOk"].as_u64())
+            .unwrap_or(0);
         anyhow::ensure!(ok as usize == n, "only {ok} of {n} agents answered");
         let mut times = Vec::new();
         for _ in 0..15 {

@@ -522,14 +522,10 @@ fn conntrack_tool_entries(text: &str) -> BTreeSet<Key> {
     out
 }
 
-/// Conntrack addresses come as octets only (bulk answers); format them here.
+/// Conntrack addresses come as octets only (bulk answers); the aggregator's
+/// formatter turns them into text.
 fn octets(ip: &Option<pb::IpAddress>) -> String {
-    let o = ip.as_ref().map(|a| a.octets.as_slice()).unwrap_or_default();
-    match o.len() {
-        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(o).unwrap()).to_string(),
-        16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(o).unwrap()).to_string(),
-        _ => String::new(),
-    }
+    labscope::tools::node::ip_text(ip)
 }
 
 const IPS_SEEN_REPLY: u32 = 1 << 1;

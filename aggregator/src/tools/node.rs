@@ -278,34 +278,12 @@ pub fn ip_text(ip: &Option<pb::IpAddress>) -> String {
     }
 }
 
-const STATUS_NAMES: [&str; 16] = [
-    "EXPECTED",
-    "SEEN_REPLY",
-    "ASSURED",
-    "CONFIRMED",
-    "SRC_NAT",
-    "DST_NAT",
-    "SEQ_ADJUST",
-    "SRC_NAT_DONE",
-    "DST_NAT_DONE",
-    "DYING",
-    "FIXED_TIMEOUT",
-    "TEMPLATE",
-    "NAT_CLASH",
-    "HELPER",
-    "OFFLOAD",
-    "HW_OFFLOAD",
-];
-
-fn status_names(bits: u32) -> Vec<&'static str> {
-    let mut out: Vec<&str> = STATUS_NAMES
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if bits & 2 == 0 {
-        out.push("UNREPLIED");
+/// IPS_* flag names of a conntrack entry (the agent sends only the bits),
+/// plus UNREPLIED when no reply was seen, as `conntrack -L` shows it.
+fn status_names(bits: u32) -> Vec<String> {
+    let mut out = labscope_agent::conntrack::decode::status_names(bits);
+    if bits & labscope_agent::conntrack::decode::IPS_SEEN_REPLY == 0 {
+        out.push("UNREPLIED".to_string());
     }
     out
 }

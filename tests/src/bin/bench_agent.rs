@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use labscope_proto::v1 as pb;
+use labscope_tests::bench::{ms, percentile, proc_status_kib};
 use labscope_tests::{AgentProcess, Netns, connect};
 use tokio_stream::StreamExt;
 
@@ -54,29 +55,15 @@ impl Samples {
         self.0.entry(name).or_default().push(d);
     }
     fn pct(&self, name: &str, p: f64) -> Duration {
-        let mut v = self.0.get(name).cloned().unwrap_or_default();
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        v.sort();
-        v[((v.len() - 1) as f64 * p).round() as usize]
+        percentile(self.0.get(name).map(Vec::as_slice).unwrap_or_default(), p)
     }
     fn median(&self, name: &str) -> Duration {
         self.pct(name, 0.5)
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
-
 fn vm(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    proc_status_kib(pid, key)
 }
 
 /// kube-proxy-shaped nat table: per service a KUBE-SERVICES match, a

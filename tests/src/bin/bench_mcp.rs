@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use labscope_tests::bench::{ms, percentile, proc_status_kib};
 use labscope_tests::mcp::Aggregator;
 use labscope_tests::workspace_binary;
 use rmcp::ServiceExt;
@@ -17,27 +18,11 @@ use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    percentile(v, p)
 }
 
 fn vm_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// PID of the labscope process listening on `addr` (from /proc/net/tcp would
-/// be overkill: the child's pid is what `Aggregator` spawned).
-fn aggregator_pid(agg: &Aggregator) -> u32 {
-    agg.pid()
+    proc_status_kib(pid, key)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         ]);
         let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
         let agg = Aggregator::start(None, &argv_ref, &[])?;
-        let pid = aggregator_pid(&agg);
+        let pid = agg.pid();
         let idle = vm_kib(pid, "VmRSS");
         let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
         let p = CallToolRequestParams::new("list_nodes");

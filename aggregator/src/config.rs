@@ -25,6 +25,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Kubernetes access failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::Error),
     /// The API key is unusable.
     #[error("API key from {origin} is empty")]
     EmptyKey {
@@ -54,6 +57,10 @@ pub struct AgentOptions {
     pub concurrency: usize,
     /// Default DNS server.
     pub dns_server: Option<String>,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Agent discovery settings (used with a cluster and no `--agent`).
+    pub discovery: crate::cluster::discovery::DiscoveryOptions,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -71,24 +78,43 @@ pub fn hostname() -> String {
 }
 
 impl AgentOptions {
-    /// Builds the tool context: remote agents when given, else local mode.
-    /// Must be called inside a Tokio runtime (local mode spawns the agent).
-    pub fn context(&self) -> Result<Arc<ToolContext>, Error> {
-        let pool = if self.agents.is_empty() {
-            AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
-        } else {
-            let tls = AgentTls {
-                ca_pem: self.ca.as_ref().map(read).transpose()?,
-                identity: match (&self.cert, &self.key) {
-                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-                    _ => None,
-                },
-                domain: self.domain.clone(),
-            };
+    /// Builds the tool context: `--agent` when given; else, with a cluster
+    /// configured, the agents discovered from the DaemonSet's pods; else
+    /// local mode. Must be called inside a Tokio runtime.
+    pub async fn context(&self) -> Result<Arc<ToolContext>, Error> {
+        let cluster = crate::cluster::connect(self.kubeconfig.as_deref()).await?;
+        let mut agent_problems = Vec::new();
+        let mut discovery_error = None;
+        let tls = AgentTls {
+            ca_pem: self.ca.as_ref().map(read).transpose()?,
+            identity: match (&self.cert, &self.key) {
+                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                _ => None,
+            },
+            domain: self.domain.clone(),
+        };
+        let pool = if !self.agents.is_empty() {
             AgentPool::remote(&self.agents, &tls)?
+        } else if let Some(cluster) = &cluster {
+            match crate::cluster::discovery::discover(cluster, &self.discovery).await {
+                Ok((specs, problems)) => {
+                    agent_problems = problems;
+                    AgentPool::remote(&specs, &tls)?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "agent discovery failed");
+                    discovery_error = Some((e.to_string(), e.hint()));
+                    AgentPool::remote(&[], &tls)?
+                }
+            }
+        } else {
+            AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
         };
         Ok(Arc::new(ToolContext {
             pool,
+            cluster,
+            agent_problems,
+            discovery_error,
             settings: Settings {
                 agent_deadline: self.deadline,
                 fanout_concurrency: self.concurrency.max(1),

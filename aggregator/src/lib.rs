@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod mcp;

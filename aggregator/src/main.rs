@@ -58,6 +58,26 @@ struct AgentArgs {
     /// DNS server test_dns_query asks when none is given (e.g. the primary Pi-hole).
     #[arg(long, global = true, value_name = "IP[:PORT]")]
     dns_server: Option<String>,
+    /// Kubernetes API via this kubeconfig (else KUBECONFIG, else in-cluster when in a pod).
+    /// With a cluster and no --agent, agents are discovered from the DaemonSet's pods.
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the labscope-agent DaemonSet (discovery).
+    #[arg(long, global = true, default_value = "labscope")]
+    agent_namespace: String,
+    /// Label selector of the agent pods (discovery).
+    #[arg(
+        long,
+        global = true,
+        default_value = "app.kubernetes.io/name=labscope-agent"
+    )]
+    agent_selector: String,
+    /// Port of discovered agents.
+    #[arg(long, global = true, default_value_t = 9447)]
+    agent_port: u16,
+    /// Scheme of discovered agents: https (mTLS, the deployed default) or http.
+    #[arg(long, global = true, default_value = "https", value_parser = ["http", "https"])]
+    agent_scheme: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +162,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         deadline: Duration::from_millis(a.agent_deadline_ms),
         concurrency: a.fanout_concurrency as usize,
         dns_server: a.dns_server,
+        kubeconfig: a.kubeconfig,
+        discovery: labscope::cluster::discovery::DiscoveryOptions {
+            namespace: a.agent_namespace,
+            selector: a.agent_selector,
+            port: a.agent_port,
+            scheme: a.agent_scheme,
+        },
     };
     match cli.command {
         Command::Tools { json } => {
@@ -160,7 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             output,
         } => {
-            let ctx = options.context()?;
+            let ctx = options.context().await?;
             let defs = tools::registry();
             let Some(def) = defs.iter().find(|t| t.name == tool) else {
                 eprintln!("labscope: no tool named {tool:?}; `labscope tools` lists them");
@@ -203,7 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http,
             allowed_hosts,
         } => {
-            let ctx = options.context()?;
+            let ctx = options.context().await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             if stdio {

@@ -7,6 +7,7 @@
 //! them for real.
 
 pub mod bench;
+pub mod fake_kube;
 pub mod mcp;
 pub mod netns;
 pub mod pki;

@@ -43,7 +43,7 @@ fn local_options() -> AgentOptions {
 
 #[tokio::test]
 async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
-    let ctx = local_options().context()?;
+    let ctx = local_options().context().await?;
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         if let Ok(running) = McpServer::new(ctx).serve(server_io).await {

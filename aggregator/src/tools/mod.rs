@@ -43,6 +43,12 @@ impl Default for Settings {
 pub struct ToolContext {
     /// Agents by node.
     pub pool: AgentPool,
+    /// The Kubernetes API, when configured.
+    pub cluster: Option<crate::cluster::Cluster>,
+    /// Agent pods found by discovery that cannot be used (not Running/Ready).
+    pub agent_problems: Vec<crate::cluster::discovery::NotReady>,
+    /// Why discovery failed, when it did (the pool is then empty).
+    pub discovery_error: Option<(String, String)>,
     /// Settings.
     pub settings: Settings,
     /// Counters for /metrics.
@@ -78,6 +84,8 @@ pub enum ErrorCode {
     AgentError,
     /// No tool of that name.
     UnknownTool,
+    /// The node exists but its agent is not usable.
+    NoAgent,
     /// Configuration is missing for this call.
     NotConfigured,
 }

@@ -201,16 +201,27 @@ pub fn tools() -> Vec<ToolDef> {
 // ------------------------------------------------------------------ helpers
 
 fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, ToolError> {
-    ctx.pool.get(node).cloned().ok_or_else(|| {
-        ToolError::new(
-            ErrorCode::UnknownNode,
-            format!("argument {arg:?}: no agent for node {node:?}"),
+    if let Some(agent) = ctx.pool.get(node) {
+        return Ok(agent.clone());
+    }
+    if let Some(p) = ctx.agent_problems.iter().find(|p| p.node == node) {
+        return Err(ToolError::new(
+            ErrorCode::NoAgent,
             format!(
-                "known nodes: {}; list_nodes shows each agent's status",
-                ctx.pool.names().join(", ")
+                "node {node:?} has no usable agent: {} ({})",
+                p.reason, p.pod
             ),
-        )
-    })
+            "check the labscope-agent DaemonSet pod on that node (kubectl describe pod)",
+        ));
+    }
+    Err(ToolError::new(
+        ErrorCode::UnknownNode,
+        format!("argument {arg:?}: no agent for node {node:?}"),
+        format!(
+            "known nodes: {}; list_nodes shows each agent's status",
+            ctx.pool.names().join(", ")
+        ),
+    ))
 }
 
 /// Turns a single-node result into the tool result or a typed error.
@@ -319,7 +330,7 @@ async fn list_nodes(
 ) -> Result<ToolOutput, ToolError> {
     Args::new(args, &[])?;
     let agents: Vec<AgentHandle> = ctx.pool.all().cloned().collect();
-    let results = fan_out_with_deadline(
+    let fanout = fan_out_with_deadline(
         agents,
         ctx.settings.agent_deadline,
         ctx.settings.fanout_concurrency,
@@ -329,43 +340,79 @@ async fn list_nodes(
                 .await
                 .map(|r| r.into_inner())
         },
-    )
-    .await;
+    );
+    let kube = async {
+        match &ctx.cluster {
+            Some(c) => Some(crate::cluster::nodes::list(c).await),
+            None => None,
+        }
+    };
+    let (results, kube) = tokio::join!(fanout, kube);
     ctx.metrics.record_agents(&results);
+    let (k8s_nodes, kube_status) = match kube {
+        None => (Vec::new(), json!({"status": "not configured"})),
+        Some(Ok(nodes)) => (
+            nodes,
+            json!({"status": "ok", "source": ctx.cluster.as_ref().map(|c| c.source.clone())}),
+        ),
+        Some(Err(e)) => (
+            Vec::new(),
+            json!({"status": "error", "message": e.to_string(), "hint": e.hint()}),
+        ),
+    };
+    let mut names: Vec<String> = results.iter().map(|r| r.node.clone()).collect();
+    for n in &k8s_nodes {
+        if !names.contains(&n.name) {
+            names.push(n.name.clone());
+        }
+    }
+    names.sort();
     let mut nodes = Vec::new();
-    let mut ok = 0;
-    for r in &results {
-        let mut node = json!({
-            "node": r.node,
-            "agent": {"status": r.outcome, "reason": r.reason, "latencyMs": r.elapsed.as_secs_f64() * 1000.0,
-                      "url": ctx.pool.get(&r.node).map(|a| a.url.clone()).unwrap_or_default()},
-            "kubernetes": Value::Null,
-        });
-        if let Some(info) = &r.value {
-            ok += 1;
-            let usage = if info.conntrack_max > 0 {
-                info.conntrack_count as f64 * 100.0 / info.conntrack_max as f64
-            } else {
-                0.0
-            };
-            node["agent"]["version"] = json!(info.agent_version);
-            node["kernel"] = json!(info.kernel_release);
-            node["os"] = json!(info.os_pretty_name);
-            node["arch"] = json!(info.machine);
-            node["uptimeSeconds"] = json!(info.uptime_seconds);
-            node["load"] = json!([info.load1, info.load5, info.load15]);
-            node["memory"] = json!({"totalBytes": info.memory_total_bytes, "availableBytes": info.memory_available_bytes});
-            node["conntrack"] = json!({"count": info.conntrack_count, "max": info.conntrack_max, "usagePercent": (usage * 10.0).round() / 10.0});
-            node["capabilities"] = json!(info.capabilities);
+    let (mut ok, mut without_agent) = (0, 0);
+    for name in &names {
+        let facts = k8s_nodes.iter().find(|n| &n.name == name);
+        let mut node = json!({"node": name, "kubernetes": facts.map(|f| serde_json::to_value(f).unwrap_or(Value::Null))});
+        match results.iter().find(|r| &r.node == name) {
+            None => {
+                without_agent += 1;
+                let reason = ctx
+                    .agent_problems
+                    .iter()
+                    .find(|p| &p.node == name)
+                    .map(|p| format!("{} ({})", p.reason, p.pod))
+                    .unwrap_or_else(|| "no labscope-agent pod on this node".into());
+                node["agent"] = json!({"status": "none", "reason": reason});
+            }
+            Some(r) => {
+                node["agent"] = json!({"status": r.outcome, "reason": r.reason, "latencyMs": r.elapsed.as_secs_f64() * 1000.0,
+                    "url": ctx.pool.get(&r.node).map(|a| a.url.clone()).unwrap_or_default()});
+                if let Some(info) = &r.value {
+                    ok += 1;
+                    let usage = if info.conntrack_max > 0 {
+                        info.conntrack_count as f64 * 100.0 / info.conntrack_max as f64
+                    } else {
+                        0.0
+                    };
+                    node["agent"]["version"] = json!(info.agent_version);
+                    node["kernel"] = json!(info.kernel_release);
+                    node["os"] = json!(info.os_pretty_name);
+                    node["arch"] = json!(info.machine);
+                    node["uptimeSeconds"] = json!(info.uptime_seconds);
+                    node["load"] = json!([info.load1, info.load5, info.load15]);
+                    node["memory"] = json!({"totalBytes": info.memory_total_bytes, "availableBytes": info.memory_available_bytes});
+                    node["conntrack"] = json!({"count": info.conntrack_count, "max": info.conntrack_max, "usagePercent": (usage * 10.0).round() / 10.0});
+                    node["capabilities"] = json!(info.capabilities);
+                }
+            }
         }
         nodes.push(node);
     }
-    let structured = json!({
-        "nodes": nodes,
-        "summary": {"total": results.len(), "agentsOk": ok, "agentsNotOk": results.len() - ok,
-                    "kubernetes": "not configured (Kubernetes discovery comes with the cluster tools)",
-                    "localMode": ctx.pool.local_mode},
-    });
+    let mut summary = json!({"total": names.len(), "agentsOk": ok, "agentsNotOk": names.len() - ok - without_agent,
+        "withoutAgent": without_agent, "kubernetes": kube_status, "localMode": ctx.pool.local_mode});
+    if let Some((message, hint)) = &ctx.discovery_error {
+        summary["discoveryError"] = json!({"message": message, "hint": hint});
+    }
+    let structured = json!({"nodes": nodes, "summary": summary});
     let text = render::nodes_text(&structured);
     Ok(ToolOutput { structured, text })
 }

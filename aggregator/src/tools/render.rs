@@ -20,11 +20,42 @@ pub fn nodes_text(v: &Value) -> String {
     let mut out = String::new();
     let sum = &v["summary"];
     out.push_str(&format!(
-        "{} nodes, {} agents ok\n",
+        "{} nodes, {} agents ok, {} without an agent; Kubernetes: {}\n",
         s(&sum["total"]),
-        s(&sum["agentsOk"])
+        s(&sum["agentsOk"]),
+        s(&sum["withoutAgent"]),
+        s(&sum["kubernetes"]["status"])
     ));
+    if sum["kubernetes"]["status"] == "error" {
+        out.push_str(&format!(
+            "Kubernetes error: {} (hint: {})\n",
+            s(&sum["kubernetes"]["message"]),
+            s(&sum["kubernetes"]["hint"])
+        ));
+    }
+    if sum["discoveryError"].is_object() {
+        out.push_str(&format!(
+            "agent discovery failed: {}\n",
+            s(&sum["discoveryError"]["message"])
+        ));
+    }
     for n in arr(&v["nodes"]) {
+        let k = &n["kubernetes"];
+        if k.is_object() {
+            let ready = match k["ready"].as_bool() {
+                Some(true) => "Ready".to_string(),
+                Some(false) => format!("NotReady ({})", s(&k["readyReason"])),
+                None => "Ready unknown".to_string(),
+            };
+            out.push_str(&format!(
+                "{}: {} {} {} kubelet {}\n",
+                s(&n["node"]),
+                ready,
+                s(&k["kind"]),
+                s(&k["arch"]),
+                s(&k["kubeletVersion"])
+            ));
+        }
         let status = s(&n["agent"]["status"]);
         if status == "ok" {
             out.push_str(&format!(

@@ -1,0 +1,284 @@
+//! A fake Kubernetes API server that kube-rs talks to as to a real one:
+//! discovery (`/api`, `/apis`), list of Nodes and Pods (namespaced and
+//! cluster-wide) with label selectors, RBAC refusals (403 Status objects) on
+//! demand. Serves the homelab's four nodes (HOMELAB.md §1.1) and, optionally,
+//! labscope-agent DaemonSet pods whose IPs the test chooses (loopback only).
+//!
+//! This is the first slice of the fixture; the rest of HOMELAB.md (Flux,
+//! cert-manager, External Secrets, workloads, incident scenarios) comes with
+//! the cluster tools.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+/// What the fake serves.
+#[derive(Debug, Default, Clone)]
+pub struct Fixture {
+    /// Node objects.
+    pub nodes: Vec<Value>,
+    /// Pod objects.
+    pub pods: Vec<Value>,
+    /// Resources to refuse with 403 ("nodes", "pods").
+    pub forbidden: BTreeSet<String>,
+}
+
+/// The homelab's nodes (HOMELAB.md §1.1), with real object shapes.
+pub fn homelab_nodes() -> Vec<Value> {
+    let created = "2025-12-20T00:00:00Z";
+    let node = |name: &str,
+                ip: &str,
+                cidr: &str,
+                mem: &str,
+                os: &str,
+                extra_labels: Value,
+                taints: Value| {
+        let mut labels = json!({
+            "kubernetes.io/arch": "arm64", "kubernetes.io/os": "linux", "kubernetes.io/hostname": name,
+            "beta.kubernetes.io/arch": "arm64", "beta.kubernetes.io/os": "linux",
+            "node.kubernetes.io/instance-type": "k3s", "beta.kubernetes.io/instance-type": "k3s",
+        });
+        if let (Some(l), Some(e)) = (labels.as_object_mut(), extra_labels.as_object()) {
+            l.extend(e.clone());
+        }
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "uid": format!("uid-node-{name}"), "resourceVersion": "1", "creationTimestamp": created, "labels": labels},
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr], "providerID": format!("k3s://{name}"), "taints": taints},
+            "status": {
+                "capacity": {"cpu": "4", "memory": mem, "pods": "110"},
+                "allocatable": {"cpu": "4", "memory": mem, "pods": "110"},
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory", "lastHeartbeatTime": "2026-08-20T06:06:00Z", "lastTransitionTime": created},
+                    {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "lastHeartbeatTime": "2026-08-20T06:06:00Z", "lastTransitionTime": created},
+                    {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID", "lastHeartbeatTime": "2026-08-20T06:06:00Z", "lastTransitionTime": created},
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": "2026-08-20T06:06:00Z", "lastTransitionTime": created}
+                ],
+                "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+                "nodeInfo": {"architecture": "arm64", "bootID": "", "containerRuntimeVersion": "containerd://2.1.5-k3s1",
+                    "kernelVersion": "6.12.47+rpt-rpi-2712", "kubeProxyVersion": "v1.34.3+k3s1", "kubeletVersion": "v1.34.3+k3s1",
+                    "machineID": "", "operatingSystem": "linux", "osImage": os, "systemUUID": ""}
+            }
+        })
+    };
+    vec![
+        node(
+            "pi-k3s",
+            "192.168.1.55",
+            "10.42.0.0/24",
+            "8245000Ki",
+            "Debian GNU/Linux 13 (trixie)",
+            json!({"node-role.kubernetes.io/control-plane": "true", "node-role.kubernetes.io/master": "true"}),
+            json!([]),
+        ),
+        node(
+            "pi5-worker-1",
+            "192.168.1.56",
+            "10.42.2.0/24",
+            "8245000Ki",
+            "Debian GNU/Linux 13 (trixie)",
+            json!({}),
+            json!([]),
+        ),
+        node(
+            "pi5-worker-2",
+            "192.168.1.57",
+            "10.42.3.0/24",
+            "8245000Ki",
+            "Debian GNU/Linux 13 (trixie)",
+            json!({}),
+            json!([]),
+        ),
+        node(
+            "pi3-worker-2",
+            "192.168.1.51",
+            "10.42.1.0/24",
+            "925000Ki",
+            "Raspberry Pi OS Lite 64-bit",
+            json!({"role": "batch"}),
+            json!([{"key": "role", "value": "batch", "effect": "NoSchedule"}]),
+        ),
+    ]
+}
+
+/// A labscope-agent DaemonSet pod on `node` with `ip` (hostNetwork); `ready`
+/// false makes it Pending.
+pub fn agent_pod(node: &str, ip: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("labscope-agent-{node}"), "namespace": "labscope", "uid": format!("uid-pod-agent-{node}"),
+            "resourceVersion": "1", "labels": {"app.kubernetes.io/name": "labscope-agent", "app.kubernetes.io/part-of": "labscope"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "labscope-agent", "uid": "uid-ds-agent", "controller": true}]},
+        "spec": {"nodeName": node, "hostNetwork": true, "containers": [{"name": "agent", "image": "ghcr.io/labscope/labscope-agent:0.1.0"}]},
+        "status": if ready {
+            json!({"phase": "Running", "podIP": ip, "hostIP": ip, "conditions": [{"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": "agent", "ready": true, "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}}]})
+        } else {
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]})
+        }
+    })
+}
+
+type Shared = Arc<Mutex<Fixture>>;
+
+fn list(kind: &str, items: Vec<Value>) -> Response {
+    axum::Json(json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+}
+
+fn forbidden(resource: &str, namespace: Option<&str>) -> Response {
+    let scope = namespace
+        .map(|n| format!(" in the namespace \"{n}\""))
+        .unwrap_or_else(|| " at the cluster scope".into());
+    let message = format!(
+        "{resource} is forbidden: User \"system:serviceaccount:labscope:labscope\" cannot list resource \"{resource}\" in API group \"\"{scope}"
+    );
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": "Forbidden", "details": {"kind": resource}, "code": 403})),
+    )
+        .into_response()
+}
+
+/// Equality-based label selectors (`a=b,c=d`, `a==b`), as kube-rs sends them.
+pub fn selector_matches(selector: &str, labels: &Value) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .all(|term| {
+            let (k, v) = term
+                .split_once("==")
+                .or_else(|| term.split_once('='))
+                .unwrap_or((term, ""));
+            if v.is_empty() && !term.contains('=') {
+                return labels.get(k).is_some();
+            }
+            labels.get(k).and_then(Value::as_str) == Some(v)
+        })
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ListQuery {
+    #[serde(rename = "labelSelector")]
+    label_selector: Option<String>,
+}
+
+async fn nodes(State(f): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    let f = f.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("nodes") {
+        return forbidden("nodes", None);
+    }
+    let sel = q.label_selector.unwrap_or_default();
+    list(
+        "NodeList",
+        f.nodes
+            .into_iter()
+            .filter(|n| selector_matches(&sel, &n["metadata"]["labels"]))
+            .collect(),
+    )
+}
+
+async fn pods_in(
+    State(f): State<Shared>,
+    UrlPath(ns): UrlPath<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let f = f.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("pods") {
+        return forbidden("pods", Some(&ns));
+    }
+    let sel = q.label_selector.unwrap_or_default();
+    list(
+        "PodList",
+        f.pods
+            .into_iter()
+            .filter(|p| {
+                p["metadata"]["namespace"] == ns.as_str()
+                    && selector_matches(&sel, &p["metadata"]["labels"])
+            })
+            .collect(),
+    )
+}
+
+/// A running fake API server.
+pub struct FakeKube {
+    /// Base URL.
+    pub url: String,
+    /// Shared fixture (tests may change it while serving).
+    pub fixture: Shared,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeKube {
+    /// Serves `fixture` on 127.0.0.1 (random port).
+    pub async fn start(fixture: Fixture) -> anyhow::Result<Self> {
+        let shared: Shared = Arc::new(Mutex::new(fixture));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let app = Router::new()
+            .route("/api", get(move || async move {
+                axum::Json(json!({"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": addr.to_string()}]}))
+            }))
+            .route("/apis", get(|| async { axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})) }))
+            .route("/api/v1/nodes", get(nodes))
+            .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
+            .with_state(shared.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            url: format!("http://{addr}"),
+            fixture: shared,
+            _shutdown: tx,
+        })
+    }
+
+    /// Writes a kubeconfig pointing at this server into `dir`.
+    pub fn write_kubeconfig(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: homelab-fixture\n  cluster:\n    server: {}\ncontexts:\n- name: homelab-fixture\n  context:\n    cluster: homelab-fixture\n    user: labscope\ncurrent-context: homelab-fixture\nusers:\n- name: labscope\n  user:\n    token: fixture-token\n",
+                self.url
+            ),
+        )?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let labels = json!({"app.kubernetes.io/name": "labscope-agent", "tier": "node"});
+        assert!(selector_matches(
+            "app.kubernetes.io/name=labscope-agent",
+            &labels
+        ));
+        assert!(selector_matches(
+            "app.kubernetes.io/name==labscope-agent,tier=node",
+            &labels
+        ));
+        assert!(!selector_matches("app.kubernetes.io/name=other", &labels));
+        assert!(selector_matches("", &labels));
+        assert!(selector_matches("tier", &labels));
+    }
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agents::{AgentPool, AgentSpec, AgentTls};
+use crate::agents::{AgentPool, AgentSpec, AgentTls, DiscoveryState};
 use crate::metrics::Metrics;
 use crate::tools::{Settings, ToolContext};
 
@@ -83,8 +83,6 @@ impl AgentOptions {
     /// local mode. Must be called inside a Tokio runtime.
     pub async fn context(&self) -> Result<Arc<ToolContext>, Error> {
         let cluster = crate::cluster::connect(self.kubeconfig.as_deref()).await?;
-        let mut agent_problems = Vec::new();
-        let mut discovery_error = None;
         let tls = AgentTls {
             ca_pem: self.ca.as_ref().map(read).transpose()?,
             identity: match (&self.cert, &self.key) {
@@ -96,25 +94,38 @@ impl AgentOptions {
         let pool = if !self.agents.is_empty() {
             AgentPool::remote(&self.agents, &tls)?
         } else if let Some(cluster) = &cluster {
-            match crate::cluster::discovery::discover(cluster, &self.discovery).await {
+            let pool = AgentPool::remote(&[], &tls)?;
+            // One list now, so the first call already sees the agents and a
+            // refusal is explained; then a watch keeps the set current.
+            let state = match crate::cluster::discovery::discover(cluster, &self.discovery).await {
                 Ok((specs, problems)) => {
-                    agent_problems = problems;
-                    AgentPool::remote(&specs, &tls)?
+                    pool.replace(&specs)?;
+                    DiscoveryState {
+                        problems,
+                        error: None,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "agent discovery failed");
-                    discovery_error = Some((e.to_string(), e.hint()));
-                    AgentPool::remote(&[], &tls)?
+                    DiscoveryState {
+                        problems: Vec::new(),
+                        error: Some((e.to_string(), e.hint())),
+                    }
                 }
-            }
+            };
+            pool.set_discovery(state);
+            tokio::spawn(crate::cluster::discovery::watch(
+                cluster.clone(),
+                self.discovery.clone(),
+                pool.clone(),
+            ));
+            pool
         } else {
             AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
         };
         Ok(Arc::new(ToolContext {
             pool,
             cluster,
-            agent_problems,
-            discovery_error,
             settings: Settings {
                 agent_deadline: self.deadline,
                 fanout_concurrency: self.concurrency.max(1),

@@ -129,6 +129,15 @@ pub fn agent_pod(node: &str, ip: &str, ready: bool) -> Value {
 
 type Shared = Arc<Mutex<Fixture>>;
 
+/// Watch events the fake streams: (event type, object).
+type Events = tokio::sync::broadcast::Sender<(String, Value)>;
+
+#[derive(Clone)]
+struct AppState {
+    fixture: Shared,
+    events: Events,
+}
+
 fn list(kind: &str, items: Vec<Value>) -> Response {
     axum::Json(json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
 }
@@ -170,10 +179,13 @@ pub fn selector_matches(selector: &str, labels: &Value) -> bool {
 struct ListQuery {
     #[serde(rename = "labelSelector")]
     label_selector: Option<String>,
+    watch: Option<String>,
+    #[serde(rename = "timeoutSeconds")]
+    timeout_seconds: Option<u64>,
 }
 
-async fn nodes(State(f): State<Shared>, Query(q): Query<ListQuery>) -> Response {
-    let f = f.lock().map(|f| f.clone()).unwrap_or_default();
+async fn nodes(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
     if f.forbidden.contains("nodes") {
         return forbidden("nodes", None);
     }
@@ -188,24 +200,50 @@ async fn nodes(State(f): State<Shared>, Query(q): Query<ListQuery>) -> Response 
 }
 
 async fn pods_in(
-    State(f): State<Shared>,
+    State(app): State<AppState>,
     UrlPath(ns): UrlPath<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = f.lock().map(|f| f.clone()).unwrap_or_default();
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
     if f.forbidden.contains("pods") {
         return forbidden("pods", Some(&ns));
     }
-    let sel = q.label_selector.unwrap_or_default();
+    let sel = q.label_selector.clone().unwrap_or_default();
+    let wanted = move |p: &Value| {
+        p["metadata"]["namespace"] == ns.as_str()
+            && selector_matches(&sel, &p["metadata"]["labels"])
+    };
+    if q.watch.as_deref() == Some("true") || q.watch.as_deref() == Some("1") {
+        // A watch: stream change events as JSON lines until the timeout.
+        let rx = app.events.subscribe();
+        let until = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(q.timeout_seconds.unwrap_or(30).min(30));
+        let stream = futures::stream::unfold((rx, wanted), move |(mut rx, wanted)| async move {
+            loop {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                        return None;
+                    }
+                    Ok(Err(_)) => continue,
+                    Ok(Ok((kind, obj))) if wanted(&obj) => {
+                        let line = format!("{}\n", json!({"type": kind, "object": obj}));
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
+                            (rx, wanted),
+                        ));
+                    }
+                    Ok(Ok(_)) => continue,
+                }
+            }
+        });
+        return Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(stream))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    }
     list(
         "PodList",
-        f.pods
-            .into_iter()
-            .filter(|p| {
-                p["metadata"]["namespace"] == ns.as_str()
-                    && selector_matches(&sel, &p["metadata"]["labels"])
-            })
-            .collect(),
+        f.pods.into_iter().filter(|p| wanted(p)).collect(),
     )
 }
 
@@ -215,6 +253,7 @@ pub struct FakeKube {
     pub url: String,
     /// Shared fixture (tests may change it while serving).
     pub fixture: Shared,
+    events: Events,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -222,6 +261,7 @@ impl FakeKube {
     /// Serves `fixture` on 127.0.0.1 (random port).
     pub async fn start(fixture: Fixture) -> anyhow::Result<Self> {
         let shared: Shared = Arc::new(Mutex::new(fixture));
+        let (events, _) = tokio::sync::broadcast::channel(256);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let app = Router::new()
@@ -232,7 +272,7 @@ impl FakeKube {
             .route("/apis", get(|| async { axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})) }))
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
-            .with_state(shared.clone());
+            .with_state(AppState { fixture: shared.clone(), events: events.clone() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -244,8 +284,49 @@ impl FakeKube {
         Ok(Self {
             url: format!("http://{addr}"),
             fixture: shared,
+            events,
             _shutdown: tx,
         })
+    }
+
+    /// Adds or replaces a pod (by namespace/name) and tells watchers.
+    pub fn upsert_pod(&self, pod: Value) {
+        let key = |p: &Value| {
+            (
+                p["metadata"]["namespace"].clone(),
+                p["metadata"]["name"].clone(),
+            )
+        };
+        let kind = match self.fixture.lock() {
+            Ok(mut f) => match f.pods.iter().position(|p| key(p) == key(&pod)) {
+                Some(i) => {
+                    f.pods[i] = pod.clone();
+                    "MODIFIED"
+                }
+                None => {
+                    f.pods.push(pod.clone());
+                    "ADDED"
+                }
+            },
+            Err(_) => return,
+        };
+        let _ = self.events.send((kind.to_string(), bump(pod)));
+    }
+
+    /// Deletes a pod and tells watchers.
+    pub fn delete_pod(&self, namespace: &str, name: &str) {
+        let removed = match self.fixture.lock() {
+            Ok(mut f) => {
+                let at = f.pods.iter().position(|p| {
+                    p["metadata"]["namespace"] == namespace && p["metadata"]["name"] == name
+                });
+                at.map(|i| f.pods.remove(i))
+            }
+            Err(_) => None,
+        };
+        if let Some(pod) = removed {
+            let _ = self.events.send(("DELETED".to_string(), bump(pod)));
+        }
     }
 
     /// Writes a kubeconfig pointing at this server into `dir`.
@@ -260,6 +341,14 @@ impl FakeKube {
         )?;
         Ok(path)
     }
+}
+
+/// Watch events carry a newer resourceVersion than the list.
+fn bump(mut obj: Value) -> Value {
+    static RV: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
+    let rv = RV.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+    obj
 }
 
 #[cfg(test)]

@@ -39,9 +39,12 @@ impl Aggregator {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.env("RUST_LOG", "labscope=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("LABSCOPE_TEST_LOG").unwrap_or_else(|_| "labscope=info".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         let stderr = child
             .stderr

@@ -147,6 +147,34 @@ async fn list_nodes_merges_kubernetes_and_discovered_agents() -> anyhow::Result<
     assert!(!err, "{net}");
     assert!(net["counts"]["links"]["total"].as_u64().unwrap_or(0) >= 1);
 
+    // The watch keeps the agent set current: pi3's agent becomes Ready, and
+    // pi5-worker-2's agent pod is deleted.
+    let _a4 = agent_on("127.0.0.5", port, "pi3-worker-2")?;
+    fake.upsert_pod(agent_pod("pi3-worker-2", "127.0.0.5", true));
+    fake.delete_pod("labscope", "labscope-agent-pi5-worker-2");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (v, _) = call(&agg.url, "list_nodes", json!({})).await?;
+        let (pi3, w2) = (
+            node(&v, "pi3-worker-2")["agent"]["status"].clone(),
+            node(&v, "pi5-worker-2")["agent"]["status"].clone(),
+        );
+        if pi3 == "ok" && w2 == "none" {
+            assert_eq!(
+                node(&v, "pi5-worker-2")["agent"]["reason"],
+                "no labscope-agent pod on this node"
+            );
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "watch did not update the agents: pi3 {pi3}, pi5-worker-2 {w2}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (v, _) = call(&agg.url, "list_nodes", json!({})).await?;
+    assert!(v["summary"]["discoveryError"].is_null(), "{v}");
+
     // RBAC: nodes forbidden → an explained error, agents still answered; never a green.
     fake.fixture
         .lock()
@@ -167,7 +195,10 @@ async fn list_nodes_merges_kubernetes_and_discovered_agents() -> anyhow::Result<
             .unwrap_or("")
             .contains("list")
     );
-    assert_eq!(v["summary"]["agentsOk"], 3);
+    assert_eq!(
+        v["summary"]["agentsOk"], 3,
+        "pi-k3s, pi5-worker-1 and pi3-worker-2"
+    );
     drop(agg);
 
     // Discovery refused: reported in the summary with the missing permission.

@@ -173,125 +173,183 @@ pub struct AgentTls {
     pub domain: Option<String>,
 }
 
-/// All known agents by node name.
+/// Discovery results that are not agents: pods that exist but cannot be
+/// used, and why discovery itself failed.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryState {
+    /// Agent pods that are not Running and Ready.
+    pub problems: Vec<crate::cluster::discovery::NotReady>,
+    /// (message, hint) when the last discovery attempt failed.
+    pub error: Option<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    agents: BTreeMap<String, AgentHandle>,
+    discovery: DiscoveryState,
+}
+
+/// All known agents by node name. Cheap to clone; shared with the discovery
+/// watch, which replaces the set as agent pods come and go.
 #[derive(Debug, Clone, Default)]
 pub struct AgentPool {
-    agents: BTreeMap<String, AgentHandle>,
+    state: Arc<std::sync::RwLock<PoolState>>,
+    tls: Arc<AgentTls>,
     /// Whether this pool is the local in-process agent only.
     pub local_mode: bool,
+}
+
+fn handle(spec: &AgentSpec, tls: &AgentTls) -> Result<AgentHandle, Error> {
+    let bad_url = |reason: String| Error::BadUrl {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        reason,
+    };
+    let mut endpoint =
+        Endpoint::from_shared(spec.url.clone()).map_err(|e| bad_url(e.to_string()))?;
+    endpoint = endpoint
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    if spec.url.starts_with("https://") {
+        let mut config = ClientTlsConfig::new();
+        if let Some(ca) = &tls.ca_pem {
+            config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &tls.domain {
+            config = config.domain_name(domain.clone());
+        }
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|e| Error::Tls(e.to_string()))?;
+    }
+    let uri: http::Uri = spec
+        .url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad_url(e.to_string()))?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok(AgentHandle {
+        name: spec.name.clone(),
+        url: spec.url.clone(),
+        host,
+        port: uri.port_u16().unwrap_or(9447),
+        channel: endpoint.connect_lazy(),
+        health: Arc::default(),
+    })
 }
 
 impl AgentPool {
     /// A pool of remote agents; channels connect lazily on first use.
     pub fn remote(specs: &[AgentSpec], tls: &AgentTls) -> Result<Self, Error> {
-        let mut agents = BTreeMap::new();
+        let pool = Self {
+            state: Arc::default(),
+            tls: Arc::new(tls.clone()),
+            local_mode: false,
+        };
+        let mut seen = std::collections::BTreeSet::new();
         for spec in specs {
-            if agents.contains_key(&spec.name) {
+            if !seen.insert(spec.name.clone()) {
                 return Err(Error::Duplicate(spec.name.clone()));
             }
-            let mut endpoint =
-                Endpoint::from_shared(spec.url.clone()).map_err(|e| Error::BadUrl {
-                    name: spec.name.clone(),
-                    url: spec.url.clone(),
-                    reason: e.to_string(),
-                })?;
-            endpoint = endpoint
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true);
-            if spec.url.starts_with("https://") {
-                let mut config = ClientTlsConfig::new();
-                if let Some(ca) = &tls.ca_pem {
-                    config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
-                }
-                if let Some((cert, key)) = &tls.identity {
-                    config = config.identity(tonic::transport::Identity::from_pem(cert, key));
-                }
-                if let Some(domain) = &tls.domain {
-                    config = config.domain_name(domain.clone());
-                }
-                endpoint = endpoint
-                    .tls_config(config)
-                    .map_err(|e| Error::Tls(e.to_string()))?;
-            }
-            let uri: http::Uri =
-                spec.url
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| Error::BadUrl {
-                        name: spec.name.clone(),
-                        url: spec.url.clone(),
-                        reason: e.to_string(),
-                    })?;
-            let host = uri
-                .host()
-                .unwrap_or_default()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
-            let port = uri.port_u16().unwrap_or(9447);
-            agents.insert(
-                spec.name.clone(),
-                AgentHandle {
-                    name: spec.name.clone(),
-                    url: spec.url.clone(),
-                    host,
-                    port,
-                    channel: endpoint.connect_lazy(),
-                    health: Arc::default(),
-                },
-            );
         }
-        Ok(Self {
-            agents,
-            local_mode: false,
-        })
+        pool.replace(specs)?;
+        Ok(pool)
     }
 
     /// Local mode: one in-process agent for this machine, under `name`.
     pub fn local(name: &str) -> Self {
-        let channel = local::in_process_channel(name);
-        let mut agents = BTreeMap::new();
-        agents.insert(
-            name.to_string(),
-            AgentHandle {
-                name: name.to_string(),
-                url: "in-process".into(),
-                host: "127.0.0.1".into(),
-                port: 0,
-                channel,
-                health: Arc::default(),
-            },
-        );
+        let handle = AgentHandle {
+            name: name.to_string(),
+            url: "in-process".into(),
+            host: "127.0.0.1".into(),
+            port: 0,
+            channel: local::in_process_channel(name),
+            health: Arc::default(),
+        };
+        let mut state = PoolState::default();
+        state.agents.insert(name.to_string(), handle);
         Self {
-            agents,
+            state: Arc::new(std::sync::RwLock::new(state)),
+            tls: Arc::default(),
             local_mode: true,
         }
     }
 
+    /// Replaces the agent set, keeping the channel and backoff state of every
+    /// agent whose URL did not change.
+    pub fn replace(&self, specs: &[AgentSpec]) -> Result<(), Error> {
+        let current = self
+            .state
+            .read()
+            .map(|s| s.agents.clone())
+            .unwrap_or_default();
+        let mut next = BTreeMap::new();
+        for spec in specs {
+            let h = match current.get(&spec.name) {
+                Some(h) if h.url == spec.url => h.clone(),
+                _ => handle(spec, &self.tls)?,
+            };
+            next.insert(spec.name.clone(), h);
+        }
+        if let Ok(mut s) = self.state.write() {
+            s.agents = next;
+        }
+        Ok(())
+    }
+
+    /// Records what discovery found besides agents.
+    pub fn set_discovery(&self, discovery: DiscoveryState) {
+        if let Ok(mut s) = self.state.write() {
+            s.discovery = discovery;
+        }
+    }
+
+    /// What discovery found besides agents.
+    pub fn discovery(&self) -> DiscoveryState {
+        self.state
+            .read()
+            .map(|s| s.discovery.clone())
+            .unwrap_or_default()
+    }
+
     /// Node names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.agents.keys().cloned().collect()
+        self.state
+            .read()
+            .map(|s| s.agents.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The agent of `node`.
-    pub fn get(&self, node: &str) -> Option<&AgentHandle> {
-        self.agents.get(node)
+    pub fn get(&self, node: &str) -> Option<AgentHandle> {
+        self.state.read().ok()?.agents.get(node).cloned()
     }
 
     /// All agents, sorted by name.
-    pub fn all(&self) -> impl Iterator<Item = &AgentHandle> {
-        self.agents.values()
+    pub fn all(&self) -> Vec<AgentHandle> {
+        self.state
+            .read()
+            .map(|s| s.agents.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Number of agents.
     pub fn len(&self) -> usize {
-        self.agents.len()
+        self.state.read().map(|s| s.agents.len()).unwrap_or(0)
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.agents.is_empty()
+        self.len() == 0
     }
 }
 

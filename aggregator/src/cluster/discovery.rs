@@ -3,11 +3,13 @@
 //! address) → agent URL. Pods that are not Running and Ready are reported,
 //! not used, so "no agent on that node" is its own answer.
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::{Cluster, Error};
-use crate::agents::AgentSpec;
+use crate::agents::{AgentPool, AgentSpec, DiscoveryState};
 
 /// Where the agents' pods are and how to reach them.
 #[derive(Debug, Clone)]
@@ -98,6 +100,52 @@ pub async fn discover(
         .await
         .map_err(|e| Error::from_kube(e, "list", "pods", Some(&opts.namespace)))?;
     Ok(agents_from_pods(&list.items, opts))
+}
+
+/// Keeps `pool` equal to the Running and Ready agent pods, through a
+/// reflector on the DaemonSet's pods (list, then watch, with backoff on
+/// errors). Runs until the process exits.
+pub async fn watch(cluster: Cluster, opts: DiscoveryOptions, pool: AgentPool) {
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &opts.namespace);
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, watcher::Config::default().labels(&opts.selector)),
+    )
+    .default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            // During the initial list the store is not complete yet; act once
+            // it is (InitDone) and on every change after that.
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+            Ok(_) => {
+                let pods: Vec<Pod> = store.state().iter().map(|p| (**p).clone()).collect();
+                let (specs, problems) = agents_from_pods(&pods, &opts);
+                match pool.replace(&specs) {
+                    Ok(()) => pool.set_discovery(DiscoveryState {
+                        problems,
+                        error: None,
+                    }),
+                    Err(e) => tracing::warn!(error = %e, "discovered agent has an unusable URL"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent discovery watch failed; retrying with backoff");
+                let mut state = pool.discovery();
+                // Keep an explained error from the list call (403 with verb
+                // and resource); the watcher's own text is less specific.
+                if state.error.is_some() {
+                    continue;
+                }
+                state.error = Some((
+                    format!("watching agent pods in namespace {}: {e}", opts.namespace),
+                    "labscope needs get/list/watch on pods in the agent namespace (deploy/aggregator/rbac.yaml)".into(),
+                ));
+                pool.set_discovery(state);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

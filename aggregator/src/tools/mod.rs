@@ -45,10 +45,6 @@ pub struct ToolContext {
     pub pool: AgentPool,
     /// The Kubernetes API, when configured.
     pub cluster: Option<crate::cluster::Cluster>,
-    /// Agent pods found by discovery that cannot be used (not Running/Ready).
-    pub agent_problems: Vec<crate::cluster::discovery::NotReady>,
-    /// Why discovery failed, when it did (the pool is then empty).
-    pub discovery_error: Option<(String, String)>,
     /// Settings.
     pub settings: Settings,
     /// Counters for /metrics.

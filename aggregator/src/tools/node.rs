@@ -202,9 +202,15 @@ pub fn tools() -> Vec<ToolDef> {
 
 fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, ToolError> {
     if let Some(agent) = ctx.pool.get(node) {
-        return Ok(agent.clone());
+        return Ok(agent);
     }
-    if let Some(p) = ctx.agent_problems.iter().find(|p| p.node == node) {
+    if let Some(p) = ctx
+        .pool
+        .discovery()
+        .problems
+        .into_iter()
+        .find(|p| p.node == node)
+    {
         return Err(ToolError::new(
             ErrorCode::NoAgent,
             format!(
@@ -329,7 +335,8 @@ async fn list_nodes(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     Args::new(args, &[])?;
-    let agents: Vec<AgentHandle> = ctx.pool.all().cloned().collect();
+    let agents: Vec<AgentHandle> = ctx.pool.all();
+    let discovery = ctx.pool.discovery();
     let fanout = fan_out_with_deadline(
         agents,
         ctx.settings.agent_deadline,
@@ -375,8 +382,8 @@ async fn list_nodes(
         match results.iter().find(|r| &r.node == name) {
             None => {
                 without_agent += 1;
-                let reason = ctx
-                    .agent_problems
+                let reason = discovery
+                    .problems
                     .iter()
                     .find(|p| &p.node == name)
                     .map(|p| format!("{} ({})", p.reason, p.pod))
@@ -409,7 +416,7 @@ async fn list_nodes(
     }
     let mut summary = json!({"total": names.len(), "agentsOk": ok, "agentsNotOk": names.len() - ok - without_agent,
         "withoutAgent": without_agent, "kubernetes": kube_status, "localMode": ctx.pool.local_mode});
-    if let Some((message, hint)) = &ctx.discovery_error {
+    if let Some((message, hint)) = &discovery.error {
         summary["discoveryError"] = json!({"message": message, "hint": hint});
     }
     let structured = json!({"nodes": nodes, "summary": summary});
@@ -853,7 +860,7 @@ async fn check_network_mesh(
     let port = a.int("port", 0, 1, 65535)?;
     let mut agents = Vec::new();
     if wanted.is_empty() {
-        agents.extend(ctx.pool.all().cloned());
+        agents.extend(ctx.pool.all());
     } else {
         for n in &wanted {
             agents.push(node_agent(&ctx, "nodes", n)?);

@@ -27,8 +27,180 @@ pub struct Fixture {
     pub nodes: Vec<Value>,
     /// Pod objects.
     pub pods: Vec<Value>,
-    /// Resources to refuse with 403 ("nodes", "pods").
+    /// Resources to refuse with 403 ("nodes", "pods", or a CRD plural).
     pub forbidden: BTreeSet<String>,
+    /// API groups served under /apis: (group, versions, preferred first).
+    pub groups: Vec<(String, Vec<String>)>,
+    /// Custom objects (apiVersion "group/version", kind); listed by plural.
+    pub objects: Vec<Value>,
+}
+
+/// Plural resource name of a kind the fixture knows.
+pub fn plural(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "ExternalSecret" => "externalsecrets",
+        "SecretStore" => "secretstores",
+        "ClusterSecretStore" => "clustersecretstores",
+        "Connector" => "connectors",
+        "ProxyClass" => "proxyclasses",
+        _ => return None,
+    })
+}
+
+fn cluster_scoped(kind: &str) -> bool {
+    matches!(kind, "ClusterSecretStore" | "Connector" | "ProxyClass")
+}
+
+/// The ESO part of the homelab (HOMELAB.md §1.6): ClusterSecretStore
+/// `onepassword` and the 56 ExternalSecrets, all Ready, at `version`.
+pub fn homelab_eso(version: &str) -> Vec<Value> {
+    const TABLE: &[(&str, &[&str])] = &[
+        (
+            "backup-jobs",
+            &[
+                "backup-ssh-key",
+                "github-mirror-token",
+                "romm-db-password",
+                "immich-db-password",
+                "n8n-db-password",
+                "mealie-db-password",
+                "matrix-db-password",
+                "unifi-credentials",
+            ],
+        ),
+        ("cert-manager", &["cloudflare-api-token"]),
+        ("cloudflare-tunnel", &["cloudflare-tunnel"]),
+        ("family-board", &["family-board-feed"]),
+        (
+            "flux-system",
+            &["nfs-credentials", "discord-webhook", "ghcr-pull-secret"],
+        ),
+        (
+            "homepage",
+            &[
+                "homepage-pihole",
+                "homepage-pihole-secondary",
+                "homepage-jellyfin",
+                "homepage-immich",
+                "homepage-unifi",
+                "homepage-tailscale",
+                "homepage-servarr",
+                "homepage-ai-controlpanel",
+            ],
+        ),
+        ("immich", &["immich-secret"]),
+        ("kiwix-mcp", &["kiwix-mcp-secrets"]),
+        ("local-llm-mcp", &["local-llm-mcp-secrets"]),
+        ("log-aggregation", &["vector-ntfy"]),
+        ("matrix", &["matrix-secret"]),
+        ("mcp-homelab", &["mcp-homelab-secrets"]),
+        ("mealie", &["mealie-ai-secret", "mealie-secret"]),
+        (
+            "media",
+            &[
+                "protonvpn-credentials",
+                "qbittorrent-credentials",
+                "newshosting-credentials",
+                "opensubtitles-credentials",
+                "calibre-web-smtp",
+                "backup-ssh-key",
+                "servarr-api-keys",
+            ],
+        ),
+        (
+            "monitoring",
+            &[
+                "grafana-secret",
+                "alertmanager-discord",
+                "alertmanager-healthchecks",
+            ],
+        ),
+        (
+            "mtgibbs-site",
+            &["mtgibbs-spotify", "mtgibbs-github", "mtgibbs-tracking"],
+        ),
+        ("n8n", &["n8n-secret"]),
+        (
+            "new-horizons",
+            &[
+                "ghcr-pull-secret",
+                "new-horizons-push-secrets",
+                "new-horizons-secrets",
+            ],
+        ),
+        ("ntfy", &["ntfy-secret"]),
+        ("pihole", &["pihole-secret"]),
+        (
+            "private-exit-node",
+            &["exit-node-secrets", "ghcr-pull-secret"],
+        ),
+        ("renovate", &["renovate-secrets"]),
+        ("review-hub", &["review-hub-secrets"]),
+        ("romm", &["romm-secret"]),
+        ("tailscale", &["operator-oauth"]),
+        ("uptime-kuma", &["uptime-kuma-secret"]),
+    ];
+    let api = format!("external-secrets.io/{version}");
+    let mut out = vec![json!({
+        "apiVersion": api, "kind": "ClusterSecretStore",
+        "metadata": {"name": "onepassword", "uid": "uid-css-onepassword", "resourceVersion": "1"},
+        "spec": {"provider": {"onepasswordSDK": {"vault": "pi-cluster", "auth": {"serviceAccountSecretRef": {"name": "onepassword-service-account", "namespace": "external-secrets", "key": "token"}}}}},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Valid", "message": "store validated", "lastTransitionTime": "2026-08-11T21:02:00Z"}], "capabilities": "ReadOnly"}
+    })];
+    for (ns, names) in TABLE {
+        for name in *names {
+            out.push(json!({
+                "apiVersion": api, "kind": "ExternalSecret",
+                "metadata": {"name": name, "namespace": ns, "uid": format!("uid-es-{ns}-{name}"), "resourceVersion": "1"},
+                "spec": {"refreshInterval": if *name == "family-board-feed" { "1h" } else { "24h" },
+                    "secretStoreRef": {"kind": "ClusterSecretStore", "name": "onepassword"}, "target": {"name": name}},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced", "message": "secret synced", "lastTransitionTime": "2026-08-19T06:00:00Z"}],
+                    "refreshTime": "2026-08-20T05:00:00Z", "syncedResourceVersion": "1-abc"}
+            }));
+        }
+    }
+    out
+}
+
+/// The Tailscale objects (HOMELAB.md §1.12 and scenario 3.f): ProxyClass
+/// `pi-cluster` and Connector `pi-cluster-exit` whose only condition is
+/// `ConnectorReady` (healthy unless `down`), plus the operator and proxy pods.
+pub fn homelab_tailscale(down: bool) -> (Vec<Value>, Vec<Value>) {
+    let routes = ["192.168.1.55/32", "192.168.1.56/32", "192.168.1.70/32"];
+    let condition = if down {
+        json!({"type": "ConnectorReady", "status": "False", "reason": "ConnectorCreationFailed", "message": "Failed creating Connector: proxy StatefulSet not ready", "lastTransitionTime": "2026-08-12T09:40:11Z"})
+    } else {
+        json!({"type": "ConnectorReady", "status": "True", "reason": "ConnectorCreated", "message": "ConnectorCreated", "lastTransitionTime": "2026-08-12T09:40:11Z"})
+    };
+    let objects = vec![
+        json!({"apiVersion": "tailscale.com/v1alpha1", "kind": "ProxyClass",
+            "metadata": {"name": "pi-cluster", "uid": "uid-pc", "resourceVersion": "1"},
+            "spec": {"statefulSet": {"pod": {"nodeSelector": {"kubernetes.io/arch": "arm64"}}}},
+            "status": {"conditions": [{"type": "ProxyClassReady", "status": "True", "reason": "ProxyClassValid", "message": "ProxyClass is valid"}]}}),
+        json!({"apiVersion": "tailscale.com/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "pi-cluster-exit", "uid": "uid-conn", "resourceVersion": "1"},
+            "spec": {"hostname": "pi-cluster-exit", "exitNode": true, "subnetRouter": {"advertiseRoutes": routes},
+                "tags": ["tag:k8s-operator"], "proxyClass": "pi-cluster"},
+            "status": {"conditions": [condition], "subnetRoutes": if down { String::new() } else { routes.join(",") },
+                "isExitNode": !down, "tailnetIPs": ["100.101.102.103"]}}),
+    ];
+    let pod = |name: &str, labels: Value, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "tailscale", "uid": format!("uid-pod-{name}"), "resourceVersion": "1", "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "main"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "main", "ready": true, "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}}]}})
+    };
+    let mut pods = vec![pod(
+        "operator-7d9f8b6c5-x2k4p",
+        json!({"app": "operator"}),
+        "pi-k3s",
+    )];
+    if !down {
+        pods.push(pod("ts-pi-cluster-exit-h7k2m-0", json!({"tailscale.com/managed": "true",
+            "tailscale.com/parent-resource": "pi-cluster-exit", "tailscale.com/parent-resource-type": "connector"}), "pi5-worker-2"));
+    }
+    (objects, pods)
 }
 
 /// The homelab's nodes (HOMELAB.md §1.1), with real object shapes.
@@ -247,6 +419,107 @@ async fn pods_in(
     )
 }
 
+async fn api_groups(State(app): State<AppState>) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let groups: Vec<Value> = f
+        .groups
+        .iter()
+        .map(|(g, versions)| {
+            let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+            json!({"name": g, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+        })
+        .collect();
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the server could not find the requested resource", "reason": "NotFound", "details": {}, "code": 404})),
+    )
+        .into_response()
+}
+
+fn serves(f: &Fixture, group: &str, version: &str) -> bool {
+    f.groups
+        .iter()
+        .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
+}
+
+async fn group_resources(
+    State(app): State<AppState>,
+    UrlPath((group, version)): UrlPath<(String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if !serves(&f, &group, &version) {
+        return not_found();
+    }
+    let gv = format!("{group}/{version}");
+    let mut kinds: Vec<String> = f
+        .objects
+        .iter()
+        .filter(|o| o["apiVersion"] == gv.as_str())
+        .filter_map(|o| o["kind"].as_str().map(str::to_string))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let resources: Vec<Value> = kinds
+        .iter()
+        .filter_map(|k| plural(k).map(|p| json!({"name": p, "singularName": k.to_lowercase(), "namespaced": !cluster_scoped(k), "kind": k, "verbs": ["get", "list", "watch"]})))
+        .collect();
+    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response()
+}
+
+fn custom_list(
+    f: &Fixture,
+    group: &str,
+    version: &str,
+    plural_name: &str,
+    ns: Option<&str>,
+) -> Response {
+    if !serves(f, group, version) {
+        return not_found();
+    }
+    if f.forbidden.contains(plural_name) {
+        return forbidden(plural_name, ns);
+    }
+    let gv = format!("{group}/{version}");
+    let items: Vec<Value> = f
+        .objects
+        .iter()
+        .filter(|o| {
+            o["apiVersion"] == gv.as_str()
+                && o["kind"].as_str().and_then(plural) == Some(plural_name)
+        })
+        .filter(|o| ns.is_none_or(|n| o["metadata"]["namespace"] == n))
+        .cloned()
+        .collect();
+    let kind = items
+        .first()
+        .and_then(|o| o["kind"].as_str())
+        .map(|k| format!("{k}List"))
+        .unwrap_or_else(|| "List".into());
+    axum::Json(json!({"kind": kind, "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+}
+
+async fn custom_all(
+    State(app): State<AppState>,
+    UrlPath((group, version, plural_name)): UrlPath<(String, String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    custom_list(&f, &group, &version, &plural_name, None)
+}
+
+async fn custom_namespaced(
+    State(app): State<AppState>,
+    UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    custom_list(&f, &group, &version, &plural_name, Some(&ns))
+}
+
 /// A running fake API server.
 pub struct FakeKube {
     /// Base URL.
@@ -269,7 +542,10 @@ impl FakeKube {
                 axum::Json(json!({"kind": "APIVersions", "versions": ["v1"],
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": addr.to_string()}]}))
             }))
-            .route("/apis", get(|| async { axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})) }))
+            .route("/apis", get(api_groups))
+            .route("/apis/{group}/{version}", get(group_resources))
+            .route("/apis/{group}/{version}/{plural}", get(custom_all))
+            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", get(custom_namespaced))
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
             .with_state(AppState { fixture: shared.clone(), events: events.clone() });

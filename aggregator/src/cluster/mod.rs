@@ -4,6 +4,7 @@
 //! the caller explained (403 names the missing verb and resource).
 
 pub mod discovery;
+pub mod groups;
 pub mod nodes;
 
 use std::path::{Path, PathBuf};

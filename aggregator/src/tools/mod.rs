@@ -3,6 +3,7 @@
 //! identically over MCP and the CLI. One module per tool family.
 
 pub mod args;
+pub mod cluster;
 pub mod node;
 pub mod render;
 
@@ -159,7 +160,9 @@ impl std::fmt::Debug for ToolDef {
 
 /// All tools, in listing order.
 pub fn registry() -> Vec<ToolDef> {
-    node::tools()
+    let mut tools = node::tools();
+    tools.extend(cluster::tools());
+    tools
 }
 
 /// Finds and runs a tool, recording metrics.

@@ -1,0 +1,305 @@
+//! Cluster tools answered from the Kubernetes API. This file holds the first
+//! two, `get_secrets_status` and `get_tailscale_status`; the rest of
+//! TOOLS.md's cluster tools land with the cluster issue.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::args::Args;
+use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
+use crate::cluster::groups::{Served, condition, list_all, served};
+use crate::cluster::{Cluster, Error as ClusterError};
+
+/// The cluster tools.
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        ToolDef {
+            name: "get_secrets_status",
+            title: "External Secrets status",
+            description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
+                SecretStores/ClusterSecretStores, using the API version the operator actually serves (found by \
+                discovery). Failures caused by a store that is down are grouped under that store. \"Not installed\" \
+                is its own answer.",
+            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "installed": {"type": "boolean"}, "apiVersion": {"type": "string"}, "verdict": {"type": "string"},
+                "stores": {"type": "array"}, "externalSecrets": {"type": "array"}, "summary": {"type": "object"},
+                "rootCauses": {"type": "array"}}, "required": ["installed", "verdict"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_secrets_status(ctx, args)),
+        },
+        ToolDef {
+            name: "get_tailscale_status",
+            title: "Tailscale operator status",
+            description: "Tailscale Connectors (health from their ConnectorReady condition), exit node, advertised \
+                and active routes, ProxyClasses, and the operator's pods. A failure to list is an error, never \
+                \"0 connectors\".",
+            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "installed": {"type": "boolean"}, "connectors": {"type": "array"}, "proxyClasses": {"type": "array"},
+                "pods": {"type": "array"}, "verdict": {"type": "string"}}, "required": ["installed", "verdict"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_tailscale_status(ctx, args)),
+        },
+    ]
+}
+
+fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
+    ctx.cluster.as_ref().ok_or_else(|| {
+        ToolError::new(
+            ErrorCode::NotConfigured,
+            "no Kubernetes API is configured",
+            "start labscope with --kubeconfig FILE (or KUBECONFIG), or run it in the cluster",
+        )
+    })
+}
+
+fn api_error(e: ClusterError) -> ToolError {
+    let code = match &e {
+        ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
+        _ => ErrorCode::AgentError,
+    };
+    ToolError::new(code, e.to_string(), e.hint())
+}
+
+fn meta(o: &kube::api::DynamicObject) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+const ESO: &str = "external-secrets.io";
+
+async fn get_secrets_status(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace"])?;
+    let namespace = a.opt_string("namespace")?;
+    let c = cluster(&ctx)?;
+    let version = match served(c, ESO).await.map_err(api_error)? {
+        Served::NotInstalled => {
+            let structured = json!({"installed": false, "verdict": "not installed",
+                "message": "External Secrets Operator is not installed (group external-secrets.io is not served)"});
+            return Ok(ToolOutput {
+                text: "External Secrets Operator: not installed\n".into(),
+                structured,
+            });
+        }
+        Served::Version(v) => v,
+    };
+    let (cluster_stores, stores, secrets) = tokio::try_join!(
+        list_all(
+            c,
+            ESO,
+            &version,
+            "ClusterSecretStore",
+            "clustersecretstores",
+            None
+        ),
+        list_all(
+            c,
+            ESO,
+            &version,
+            "SecretStore",
+            "secretstores",
+            namespace.as_deref()
+        ),
+        list_all(
+            c,
+            ESO,
+            &version,
+            "ExternalSecret",
+            "externalsecrets",
+            namespace.as_deref()
+        ),
+    )
+    .map_err(api_error)?;
+
+    let mut store_rows = Vec::new();
+    let mut down_stores = Vec::new();
+    for (kind, list) in [
+        ("ClusterSecretStore", &cluster_stores),
+        ("SecretStore", &stores),
+    ] {
+        for s in list {
+            let (ns, name) = meta(s);
+            let (status, reason, message) = condition(&s.data, "Ready").unwrap_or_default();
+            let ready = status == "True";
+            if !ready {
+                down_stores.push((kind, ns.clone(), name.clone()));
+            }
+            store_rows.push(json!({"kind": kind, "namespace": ns, "name": name, "ready": ready, "reason": reason, "message": message}));
+        }
+    }
+    let mut rows = Vec::new();
+    let (mut ready_count, mut failing) = (0usize, Vec::new());
+    for es in &secrets {
+        let (ns, name) = meta(es);
+        let (status, reason, message) = condition(&es.data, "Ready")
+            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+        let store_kind = es.data["spec"]["secretStoreRef"]["kind"]
+            .as_str()
+            .unwrap_or("SecretStore")
+            .to_string();
+        let store = es.data["spec"]["secretStoreRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let ready = status == "True";
+        if ready {
+            ready_count += 1;
+        } else {
+            failing.push((ns.clone(), name.clone(), store_kind.clone(), store.clone()));
+        }
+        rows.push(json!({"namespace": ns, "name": name, "ready": ready, "reason": reason, "message": message,
+            "refreshTime": es.data["status"]["refreshTime"], "store": {"kind": store_kind, "name": store}}));
+    }
+    // One root cause per store that is down, with the failures it explains.
+    let mut root_causes = Vec::new();
+    for (kind, ns, name) in &down_stores {
+        let echoes: Vec<String> = failing
+            .iter()
+            .filter(|(ens, _, k, s)| {
+                k == kind && s == name && (*kind == "ClusterSecretStore" || ens == ns)
+            })
+            .map(|(ens, en, _, _)| format!("{ens}/{en}"))
+            .collect();
+        root_causes.push(json!({"store": {"kind": kind, "namespace": ns, "name": name}, "failingExternalSecrets": echoes.len(),
+            "examples": echoes.iter().take(10).collect::<Vec<_>>(),
+            "note": "existing Secrets keep working, but nothing refreshes until the store is ready"}));
+    }
+    let verdict = if secrets.is_empty() && store_rows.is_empty() {
+        "no ExternalSecrets"
+    } else if failing.is_empty() && down_stores.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let structured = json!({
+        "installed": true, "apiVersion": format!("{ESO}/{version}"), "verdict": verdict,
+        "summary": {"externalSecrets": secrets.len(), "ready": ready_count, "failing": failing.len(), "stores": store_rows.len(), "storesDown": down_stores.len()},
+        "stores": store_rows, "rootCauses": root_causes, "externalSecrets": rows,
+    });
+    let text = format!(
+        "External Secrets ({ESO}/{version}): {verdict} — {ready_count} of {} ready, {} store(s) down\n",
+        secrets.len(),
+        down_stores.len()
+    );
+    Ok(ToolOutput { structured, text })
+}
+
+const TAILSCALE: &str = "tailscale.com";
+
+async fn get_tailscale_status(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    Args::new(args, &[])?;
+    let c = cluster(&ctx)?;
+    let version = match served(c, TAILSCALE).await.map_err(api_error)? {
+        Served::NotInstalled => {
+            let structured = json!({"installed": false, "verdict": "not installed",
+                "message": "the Tailscale operator is not installed (group tailscale.com is not served)"});
+            return Ok(ToolOutput {
+                text: "Tailscale operator: not installed\n".into(),
+                structured,
+            });
+        }
+        Served::Version(v) => v,
+    };
+    let (connectors, classes) = tokio::try_join!(
+        list_all(c, TAILSCALE, &version, "Connector", "connectors", None),
+        list_all(c, TAILSCALE, &version, "ProxyClass", "proxyclasses", None),
+    )
+    .map_err(api_error)?;
+    let pods_api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(c.client.clone(), "tailscale");
+    let pods = pods_api
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| {
+            api_error(ClusterError::from_kube(
+                e,
+                "list",
+                "pods",
+                Some("tailscale"),
+            ))
+        })?;
+
+    let mut all_ready = true;
+    let connector_rows: Vec<Value> = connectors
+        .iter()
+        .map(|cn| {
+            // The Connector reports health as ConnectorReady, never as Ready.
+            let (status, reason, message) = condition(&cn.data, "ConnectorReady").unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+            let ready = status == "True";
+            all_ready &= ready;
+            let spec = &cn.data["spec"];
+            let active: Vec<String> = cn.data["status"]["subnetRoutes"]
+                .as_str()
+                .map(|s| s.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect())
+                .unwrap_or_default();
+            json!({"name": cn.metadata.name, "ready": ready, "reason": reason, "message": message,
+                "hostname": spec["hostname"], "exitNode": spec["exitNode"].as_bool().unwrap_or(false),
+                "isExitNode": cn.data["status"]["isExitNode"],
+                "advertisedRoutes": spec["subnetRouter"]["advertiseRoutes"], "activeRoutes": active,
+                "proxyClass": spec["proxyClass"], "tailnetIPs": cn.data["status"]["tailnetIPs"]})
+        })
+        .collect();
+    let class_rows: Vec<Value> = classes
+        .iter()
+        .map(|pc| {
+            let (status, reason, _) = condition(&pc.data, "ProxyClassReady").unwrap_or_default();
+            json!({"name": pc.metadata.name, "ready": status == "True", "reason": reason})
+        })
+        .collect();
+    let pod_rows: Vec<Value> = pods
+        .items
+        .iter()
+        .map(|p| {
+            let st = p.status.clone().unwrap_or_default();
+            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            all_ready &= ready;
+            json!({"name": p.metadata.name, "phase": st.phase, "ready": ready,
+                "restarts": st.container_statuses.iter().flatten().map(|c| c.restart_count).sum::<i32>()})
+        })
+        .collect();
+    let verdict = if connectors.is_empty() {
+        "no connectors"
+    } else if all_ready {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let text = connector_rows
+        .iter()
+        .map(|c| {
+            format!(
+                "connector {}: {} exit node {} routes {}\n",
+                c["name"].as_str().unwrap_or(""),
+                if c["ready"].as_bool().unwrap_or(false) {
+                    "ready"
+                } else {
+                    "NOT ready"
+                },
+                c["exitNode"],
+                c["activeRoutes"]
+            )
+        })
+        .collect::<String>();
+    let structured = json!({"installed": true, "apiVersion": format!("{TAILSCALE}/{version}"), "verdict": verdict,
+        "connectors": connector_rows, "proxyClasses": class_rows, "pods": pod_rows});
+    Ok(ToolOutput {
+        structured,
+        text: format!("Tailscale: {verdict}\n{text}"),
+    })
+}

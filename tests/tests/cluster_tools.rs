@@ -1,0 +1,266 @@
+//! Cluster tools against the fake Kubernetes API through a real rmcp client:
+//! HOMELAB.md scenario 3.c (External Secrets served only at v1; absent; a
+//! store down with 53 echoes) and 3.f (Tailscale Connector healthy through
+//! ConnectorReady; down; RBAC 403 is an error, not "0 connectors").
+
+use std::time::Duration;
+
+use labscope::config::AgentOptions;
+use labscope::mcp::McpServer;
+use labscope_tests::fake_kube::{FakeKube, Fixture, homelab_eso, homelab_nodes, homelab_tailscale};
+use labscope_tests::mcp::structured;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+fn groups(eso: Option<&[&str]>) -> Vec<(String, Vec<String>)> {
+    let mut g = vec![("tailscale.com".to_string(), vec!["v1alpha1".to_string()])];
+    if let Some(versions) = eso {
+        g.push((
+            "external-secrets.io".to_string(),
+            versions.iter().map(|v| v.to_string()).collect(),
+        ));
+    }
+    g
+}
+
+/// Serves `fixture`, connects an MCP client to an in-process server with
+/// that cluster configured, and calls each tool in `calls`.
+async fn run(
+    fixture: Fixture,
+    calls: &[(&str, Value)],
+) -> anyhow::Result<(Vec<(Value, bool)>, FakeKube)> {
+    let fake = FakeKube::start(fixture).await?;
+    let dir = tempfile::tempdir()?;
+    let options = AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        deadline: Duration::from_secs(3),
+        concurrency: 8,
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    let mut out = Vec::new();
+    for (tool, args) in calls {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        if let Value::Object(m) = args {
+            p = p.with_arguments(m.clone());
+        }
+        out.push(structured(&client.call_tool(p).await?));
+    }
+    client.cancel().await?;
+    Ok((out, fake))
+}
+
+fn base(eso: Option<&[&str]>) -> Fixture {
+    let (ts_objects, ts_pods) = homelab_tailscale(false);
+    let mut objects = ts_objects;
+    if let Some(v) = eso.and_then(|v| v.first()) {
+        objects.extend(homelab_eso(v));
+    }
+    Fixture {
+        nodes: homelab_nodes(),
+        pods: ts_pods,
+        groups: groups(eso),
+        objects,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_secrets_served_only_at_v1() -> anyhow::Result<()> {
+    let (r, fake) = run(
+        base(Some(&["v1"])),
+        &[
+            ("get_secrets_status", json!({})),
+            ("get_secrets_status", json!({"namespace": "homepage"})),
+        ],
+    )
+    .await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    assert_eq!(v["installed"], true);
+    assert_eq!(
+        v["apiVersion"], "external-secrets.io/v1",
+        "found by discovery, not hard-coded"
+    );
+    assert_eq!(v["summary"]["externalSecrets"], 56);
+    assert_eq!(v["summary"]["ready"], 56);
+    assert_eq!(v["verdict"], "healthy");
+    assert_eq!(v["stores"][0]["name"], "onepassword");
+    let keys: std::collections::BTreeSet<String> = v["externalSecrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["namespace"].as_str().unwrap_or(""),
+                e["name"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys.len(),
+        56,
+        "ghcr-pull-secret ×3 and backup-ssh-key ×2 are keyed by namespace/name"
+    );
+    assert_eq!(r[1].0["summary"]["externalSecrets"], 8, "namespace filter");
+    // The naive client's request: v1beta1 is not served.
+    let url = format!(
+        "{}/apis/external-secrets.io/v1beta1/externalsecrets",
+        fake.url
+    );
+    let addr = fake.url.trim_start_matches("http://").to_string();
+    let (status, _, body) = tokio::task::spawn_blocking(move || {
+        labscope_tests::mcp::http_raw(
+            &addr,
+            &format!("GET {url} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+    })
+    .await??;
+    assert_eq!(status, 404);
+    assert!(body.contains("the server could not find the requested resource"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_secrets_absent_is_not_installed() -> anyhow::Result<()> {
+    let (r, _fake) = run(base(None), &[("get_secrets_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err, "not installed is an answer, not an error: {v}");
+    assert_eq!(v["installed"], false);
+    assert_eq!(v["verdict"], "not installed");
+    assert!(
+        v["summary"].is_null(),
+        "never \"0 ExternalSecrets, 0 failed\""
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_secrets_store_down_is_one_root_cause() -> anyhow::Result<()> {
+    let mut fixture = base(Some(&["v1"]));
+    let mut failing = 0;
+    for o in fixture.objects.iter_mut() {
+        if o["kind"] == "ClusterSecretStore" {
+            o["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "InvalidProviderConfig",
+                "message": "wasm error: out of bounds memory access"}]);
+        } else if o["kind"] == "ExternalSecret" && failing < 53 {
+            failing += 1;
+            o["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "SecretSyncedError",
+                "message": "ClusterSecretStore \"onepassword\" is not ready"}]);
+            o["status"]["refreshTime"] = json!("2026-08-11T20:28:00Z");
+        }
+    }
+    let (r, _fake) = run(fixture, &[("get_secrets_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err);
+    assert_eq!(v["verdict"], "degraded");
+    assert_eq!(v["summary"]["failing"], 53);
+    assert_eq!(v["summary"]["storesDown"], 1);
+    let causes = v["rootCauses"].as_array().unwrap();
+    assert_eq!(
+        causes.len(),
+        1,
+        "one root cause, not 53 separate failures: {v}"
+    );
+    assert_eq!(causes[0]["store"]["name"], "onepassword");
+    assert_eq!(causes[0]["failingExternalSecrets"], 53);
+    assert!(
+        causes[0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nothing refreshes")
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailscale_connector_ready_through_connector_ready() -> anyhow::Result<()> {
+    let (r, _fake) = run(base(Some(&["v1"])), &[("get_tailscale_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    let c = &v["connectors"][0];
+    assert_eq!(c["name"], "pi-cluster-exit");
+    assert_eq!(
+        c["ready"], true,
+        "ConnectorReady=True, and there is no Ready condition: {v}"
+    );
+    assert_eq!(c["exitNode"], true);
+    assert_eq!(
+        c["advertisedRoutes"],
+        json!(["192.168.1.55/32", "192.168.1.56/32", "192.168.1.70/32"])
+    );
+    assert_eq!(c["activeRoutes"], c["advertisedRoutes"]);
+    assert_eq!(v["proxyClasses"][0]["ready"], true);
+    assert_eq!(v["pods"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["verdict"], "healthy");
+    assert!(
+        c.get("namespace").is_none(),
+        "Connectors are cluster-scoped"
+    );
+
+    let mut down = base(Some(&["v1"]));
+    let (objects, pods) = homelab_tailscale(true);
+    down.objects
+        .retain(|o| o["apiVersion"] != "tailscale.com/v1alpha1");
+    down.objects.extend(objects);
+    down.pods = pods;
+    let (r, _fake) = run(down, &[("get_tailscale_status", json!({}))]).await?;
+    let (v, _) = &r[0];
+    assert_eq!(v["connectors"][0]["ready"], false);
+    assert_eq!(v["connectors"][0]["reason"], "ConnectorCreationFailed");
+    assert_eq!(v["verdict"], "degraded");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_refusal_is_an_error_not_zero_connectors() -> anyhow::Result<()> {
+    let mut fixture = base(Some(&["v1"]));
+    fixture.forbidden.insert("connectors".into());
+    let (r, _fake) = run(fixture, &[("get_tailscale_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(err, "a 403 must not read as 0 connectors: {v}");
+    assert_eq!(v["code"], "permission_denied");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("list connectors"),
+        "{v}"
+    );
+    assert!(v["hint"].as_str().unwrap_or("").contains("list"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn cluster_tools_without_a_cluster_say_so() -> anyhow::Result<()> {
+    if std::env::var_os("KUBECONFIG").is_some()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    {
+        eprintln!(
+            "SKIP cluster_tools_without_a_cluster_say_so: a cluster is configured in this environment"
+        );
+        return Ok(());
+    }
+    let ctx = AgentOptions {
+        deadline: Duration::from_secs(3),
+        concurrency: 4,
+        ..Default::default()
+    }
+    .context()
+    .await?;
+    let tools = labscope::tools::registry();
+    let e = labscope::tools::call(ctx, &tools, "get_secrets_status", Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(serde_json::to_value(e.code)?, "not_configured");
+    Ok(())
+}

@@ -61,6 +61,8 @@ pub struct AgentOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Agent discovery settings (used with a cluster and no `--agent`).
     pub discovery: crate::cluster::discovery::DiscoveryOptions,
+    /// Fixed "now" (Unix seconds) for fixtures and tests.
+    pub now: Option<i64>,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -130,6 +132,7 @@ impl AgentOptions {
                 agent_deadline: self.deadline,
                 fanout_concurrency: self.concurrency.max(1),
                 default_dns_server: self.dns_server.clone(),
+                now: self.now,
             },
             metrics: Arc::new(Metrics::default()),
         }))

@@ -78,6 +78,15 @@ struct AgentArgs {
     /// Scheme of discovered agents: https (mTLS, the deployed default) or http.
     #[arg(long, global = true, default_value = "https", value_parser = ["http", "https"])]
     agent_scheme: String,
+    /// Evaluate time-based checks (expiry, overdue) at this RFC 3339 instant
+    /// instead of now; for fixtures and reproducible reports.
+    #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
+    now: Option<i64>,
+}
+
+fn parse_now(s: &str) -> Result<i64, String> {
+    labscope::cluster::time::parse_rfc3339(s)
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time like 2026-08-20T06:07:00Z"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             port: a.agent_port,
             scheme: a.agent_scheme,
         },
+        now: a.now,
     };
     match cli.command {
         Command::Tools { json } => {

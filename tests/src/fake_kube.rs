@@ -43,12 +43,20 @@ pub fn plural(kind: &str) -> Option<&'static str> {
         "ClusterSecretStore" => "clustersecretstores",
         "Connector" => "connectors",
         "ProxyClass" => "proxyclasses",
+        "Certificate" => "certificates",
+        "CertificateRequest" => "certificaterequests",
+        "ClusterIssuer" => "clusterissuers",
+        "Order" => "orders",
+        "Challenge" => "challenges",
         _ => return None,
     })
 }
 
 fn cluster_scoped(kind: &str) -> bool {
-    matches!(kind, "ClusterSecretStore" | "Connector" | "ProxyClass")
+    matches!(
+        kind,
+        "ClusterSecretStore" | "Connector" | "ProxyClass" | "ClusterIssuer"
+    )
 }
 
 /// The ESO part of the homelab (HOMELAB.md §1.6): ClusterSecretStore
@@ -160,6 +168,163 @@ pub fn homelab_eso(version: &str) -> Vec<Value> {
         }
     }
     out
+}
+
+/// The fixture's "now" (HOMELAB.md §0): 2026-08-20T06:07:00Z.
+pub const FIXTURE_NOW: i64 = 1_787_206_020;
+
+/// Unix seconds → RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The Ingress TLS certificates of HOMELAB.md §1.8, in table order: (namespace, secret, hosts).
+pub const INGRESS_TLS: &[(&str, &str, &[&str])] = &[
+    ("atlas", "atlas-tls", &["atlas.lab.mtgibbs.dev"]),
+    ("external-services", "qnap-tls", &["qnap.lab.mtgibbs.dev"]),
+    ("external-services", "unifi-tls", &["unifi.lab.mtgibbs.dev"]),
+    (
+        "family-board",
+        "family-board-tls",
+        &["board.lab.mtgibbs.dev"],
+    ),
+    ("homepage", "homepage-tls", &["home.lab.mtgibbs.dev"]),
+    ("immich", "immich-tls", &["immich.lab.mtgibbs.dev"]),
+    ("jellyfin", "jellyfin-tls", &["jellyfin.lab.mtgibbs.dev"]),
+    ("kiwix", "kiwix-tls", &["kiwix.lab.mtgibbs.dev"]),
+    ("kiwix-mcp", "kiwix-mcp-tls", &["kiwix-mcp.lab.mtgibbs.dev"]),
+    (
+        "local-llm-mcp",
+        "local-llm-mcp-tls",
+        &["local-llm-mcp.lab.mtgibbs.dev"],
+    ),
+    (
+        "matrix",
+        "matrix-tls",
+        &["matrix.lab.mtgibbs.dev", "element.lab.mtgibbs.dev"],
+    ),
+    ("mcp-homelab", "mcp-homelab-tls", &["mcp.lab.mtgibbs.dev"]),
+    ("mealie", "mealie-tls", &["recipes.lab.mtgibbs.dev"]),
+    ("media", "bazarr-tls", &["bazarr.lab.mtgibbs.dev"]),
+    ("media", "calibre-web-tls", &["calibre.lab.mtgibbs.dev"]),
+    ("media", "jellyseerr-tls", &["requests.lab.mtgibbs.dev"]),
+    (
+        "media",
+        "lazylibrarian-tls",
+        &["lazylibrarian.lab.mtgibbs.dev"],
+    ),
+    ("media", "lidarr-tls", &["lidarr.lab.mtgibbs.dev"]),
+    ("media", "prowlarr-tls", &["prowlarr.lab.mtgibbs.dev"]),
+    ("media", "qbittorrent-tls", &["qbit.lab.mtgibbs.dev"]),
+    ("media", "radarr-tls", &["radarr.lab.mtgibbs.dev"]),
+    ("media", "readarr-tls", &["readarr.lab.mtgibbs.dev"]),
+    ("media", "sabnzbd-tls", &["sabnzbd.lab.mtgibbs.dev"]),
+    ("media", "sonarr-tls", &["sonarr.lab.mtgibbs.dev"]),
+    ("monitoring", "grafana-tls", &["grafana.lab.mtgibbs.dev"]),
+    (
+        "mtgibbs-site",
+        "mtgibbs-site-tls",
+        &["site.lab.mtgibbs.dev"],
+    ),
+    ("n8n", "n8n-tls", &["n8n.lab.mtgibbs.dev"]),
+    ("pihole", "pihole-tls", &["pihole.lab.mtgibbs.dev"]),
+    ("romm", "romm-tls", &["romm.lab.mtgibbs.dev"]),
+    (
+        "uptime-kuma",
+        "uptime-kuma-tls",
+        &["status.lab.mtgibbs.dev"],
+    ),
+];
+
+/// cert-manager objects of the healthy baseline (HOMELAB.md §1.5, §2): the CA
+/// certificate and one Let's Encrypt certificate per Ingress TLS secret, the
+/// i-th aged `10 + (7·i mod 21)` days.
+pub fn homelab_certificates() -> Vec<Value> {
+    let day = 86_400;
+    let ready = json!([{"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired"}]);
+    let mut out = vec![json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "pi-cluster-ca", "namespace": "cert-manager", "uid": "uid-cert-ca", "resourceVersion": "1"},
+        "spec": {"isCA": true, "commonName": "pi-cluster-ca", "secretName": "pi-cluster-ca-secret", "duration": "87600h0m0s", "renewBefore": "8760h0m0s",
+            "issuerRef": {"name": "selfsigned-issuer", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
+        "status": {"conditions": ready, "notBefore": "2025-12-20T00:00:00Z", "notAfter": "2035-12-18T00:00:00Z", "renewalTime": "2034-12-18T00:00:00Z", "revision": 1}
+    })];
+    for (i, (ns, secret, hosts)) in INGRESS_TLS.iter().enumerate() {
+        let age = 10 + (7 * i as i64 % 21);
+        let not_before = FIXTURE_NOW - age * day;
+        let not_after = not_before + 90 * day;
+        out.push(json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": secret, "namespace": ns, "uid": format!("uid-cert-{ns}-{secret}"), "resourceVersion": "1"},
+            "spec": {"secretName": secret, "dnsNames": hosts, "issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
+            "status": {"conditions": ready, "notBefore": rfc3339(not_before), "notAfter": rfc3339(not_after),
+                "renewalTime": rfc3339(not_after - 30 * day), "revision": 3}
+        }));
+    }
+    out
+}
+
+/// Scenario 3.h on top of [`homelab_certificates`]: uptime-kuma-tls expiring
+/// in 10 days with its renewal 20 days overdue, romm-tls not ready with a
+/// failing DNS-01 challenge (adds the CertificateRequest, Order, Challenge).
+pub fn certificates_scenario_3h(mut objects: Vec<Value>) -> Vec<Value> {
+    let day = 86_400;
+    for o in objects.iter_mut() {
+        match o["metadata"]["name"].as_str() {
+            Some("uptime-kuma-tls") => {
+                o["status"]["notAfter"] = json!(rfc3339(FIXTURE_NOW + 10 * day));
+                o["status"]["renewalTime"] = json!(rfc3339(FIXTURE_NOW - 20 * day));
+                o["status"]["failedIssuanceAttempts"] = json!(5);
+                o["status"]["lastFailureTime"] = json!(rfc3339(FIXTURE_NOW - 6 * 3600));
+                o["status"]["conditions"] = json!([
+                    {"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date and has not expired"},
+                    {"type": "Issuing", "status": "True", "reason": "Renewing", "message": format!("Renewing certificate as renewal was scheduled at {}", rfc3339(FIXTURE_NOW - 20 * day))}
+                ]);
+            }
+            Some("romm-tls") => {
+                o["status"] = json!({"conditions": [
+                    {"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist"},
+                    {"type": "Issuing", "status": "True", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist"}
+                ]});
+            }
+            _ => {}
+        }
+    }
+    objects.push(json!({"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest",
+        "metadata": {"name": "romm-tls-1", "namespace": "romm", "uid": "uid-cr-romm", "resourceVersion": "1",
+            "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "romm-tls", "uid": "uid-cert-romm-romm-tls", "controller": true}]},
+        "spec": {"issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer"}, "request": ""},
+        "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending",
+            "message": "Waiting on certificate issuance from order romm/romm-tls-1-3170586732: \"pending\""}]}}));
+    objects.push(json!({"apiVersion": "acme.cert-manager.io/v1", "kind": "Order",
+        "metadata": {"name": "romm-tls-1-3170586732", "namespace": "romm", "uid": "uid-order-romm", "resourceVersion": "1",
+            "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "CertificateRequest", "name": "romm-tls-1", "uid": "uid-cr-romm", "controller": true}]},
+        "spec": {"dnsNames": ["romm.lab.mtgibbs.dev"], "issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer"}, "request": ""},
+        "status": {"state": "pending"}}));
+    objects.push(json!({"apiVersion": "acme.cert-manager.io/v1", "kind": "Challenge",
+        "metadata": {"name": "romm-tls-1-3170586732-1485632144", "namespace": "romm", "uid": "uid-ch-romm", "resourceVersion": "1",
+            "ownerReferences": [{"apiVersion": "acme.cert-manager.io/v1", "kind": "Order", "name": "romm-tls-1-3170586732", "uid": "uid-order-romm", "controller": true}]},
+        "spec": {"type": "DNS-01", "dnsName": "romm.lab.mtgibbs.dev", "token": "t", "key": "k", "url": "", "authorizationURL": "",
+            "issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer"}, "solver": {"dns01": {"cloudflare": {}}}},
+        "status": {"state": "pending", "presented": false, "processing": true,
+            "reason": "Error presenting challenge: Cloudflare API error: Authentication error (10000)"}}));
+    objects
 }
 
 /// The Tailscale objects (HOMELAB.md §1.12 and scenario 3.f): ProxyClass

@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use labscope::config::AgentOptions;
 use labscope::mcp::McpServer;
-use labscope_tests::fake_kube::{FakeKube, Fixture, homelab_eso, homelab_nodes, homelab_tailscale};
+use labscope_tests::fake_kube::{
+    FIXTURE_NOW, FakeKube, Fixture, certificates_scenario_3h, homelab_certificates, homelab_eso,
+    homelab_nodes, homelab_tailscale,
+};
 use labscope_tests::mcp::structured;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 fn groups(eso: Option<&[&str]>) -> Vec<(String, Vec<String>)> {
-    let mut g = vec![("tailscale.com".to_string(), vec!["v1alpha1".to_string()])];
+    let mut g = vec![
+        ("tailscale.com".to_string(), vec!["v1alpha1".to_string()]),
+        ("cert-manager.io".to_string(), vec!["v1".to_string()]),
+        ("acme.cert-manager.io".to_string(), vec!["v1".to_string()]),
+    ];
     if let Some(versions) = eso {
         g.push((
             "external-secrets.io".to_string(),
@@ -36,6 +43,7 @@ async fn run(
         kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
         deadline: Duration::from_secs(3),
         concurrency: 8,
+        now: Some(FIXTURE_NOW),
         ..Default::default()
     };
     let ctx = options.context().await?;
@@ -61,6 +69,7 @@ async fn run(
 fn base(eso: Option<&[&str]>) -> Fixture {
     let (ts_objects, ts_pods) = homelab_tailscale(false);
     let mut objects = ts_objects;
+    objects.extend(homelab_certificates());
     if let Some(v) = eso.and_then(|v| v.first()) {
         objects.extend(homelab_eso(v));
     }
@@ -262,5 +271,100 @@ async fn cluster_tools_without_a_cluster_say_so() -> anyhow::Result<()> {
         .await
         .unwrap_err();
     assert_eq!(serde_json::to_value(e.code)?, "not_configured");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_baseline_is_healthy_with_evidence() -> anyhow::Result<()> {
+    let (r, _fake) = run(
+        base(Some(&["v1"])),
+        &[("get_certificate_status", json!({}))],
+    )
+    .await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "healthy", "{}", v["summary"]);
+    assert_eq!(v["summary"]["total"], 31);
+    assert_eq!(v["summary"]["ready"], 31);
+    let days: Vec<i64> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] != "pi-cluster-ca")
+        .map(|c| c["daysLeft"].as_i64().unwrap())
+        .collect();
+    assert!(
+        days.iter().all(|d| (60..=80).contains(d)),
+        "Let's Encrypt certificates have 60-80 days left: {days:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_scenario_expiring_and_failing_challenge() -> anyhow::Result<()> {
+    let mut fixture = base(Some(&["v1"]));
+    fixture.objects = certificates_scenario_3h(std::mem::take(&mut fixture.objects));
+    let (r, _fake) = run(fixture, &[("get_certificate_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "critical");
+    let find = |name: &str| {
+        v["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let kuma = find("uptime-kuma-tls");
+    assert_eq!(kuma["ready"], true, "still valid");
+    assert_eq!(kuma["daysLeft"], 10);
+    assert_eq!(kuma["expiring"], true);
+    assert_eq!(
+        kuma["renewalOverdueDays"], 20,
+        "a Ready-only check would call this fine"
+    );
+    assert_eq!(kuma["failedIssuanceAttempts"], 5);
+    let romm = find("romm-tls");
+    assert_eq!(romm["ready"], false);
+    let kinds: Vec<&str> = romm["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["CertificateRequest", "Order", "Challenge"],
+        "{romm}"
+    );
+    let challenge = &romm["chain"][2];
+    assert_eq!(challenge["type"], "DNS-01");
+    assert_eq!(challenge["dnsName"], "romm.lab.mtgibbs.dev");
+    assert!(
+        challenge["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Cloudflare")
+    );
+    assert!(
+        romm["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("cloudflare-api-token")
+    );
+    // Problems are listed first.
+    let first: Vec<&str> = v["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|c| c["name"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        first.contains(&"romm-tls") && first.contains(&"uptime-kuma-tls"),
+        "{first:?}"
+    );
     Ok(())
 }

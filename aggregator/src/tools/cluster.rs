@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::args::Args;
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
 use crate::cluster::groups::{Served, condition, list_all, served};
+use crate::cluster::time::{now, parse_rfc3339};
 use crate::cluster::{Cluster, Error as ClusterError};
 
 /// The cluster tools.
@@ -31,6 +32,25 @@ pub fn tools() -> Vec<ToolDef> {
             idempotent: true,
             open_world: false,
             run: |ctx, args| Box::pin(get_secrets_status(ctx, args)),
+        },
+        ToolDef {
+            name: "get_certificate_status",
+            title: "cert-manager certificates",
+            description: "Certificates with notAfter, renewalTime, days left, issuer and readiness; expiring ones \
+                (within expiringWithinDays, 30) and overdue renewals with failing issuance attempts; for certificates \
+                that are not ready, the failing CertificateRequest → Order → Challenge chain and the challenge's reason.",
+            input_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"},
+                "expiringWithinDays": {"type": "integer", "minimum": 1, "maximum": 365, "default": 30}},
+                "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "installed": {"type": "boolean"}, "verdict": {"type": "string"}, "certificates": {"type": "array"},
+                "summary": {"type": "object"}}, "required": ["installed", "verdict"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_certificate_status(ctx, args)),
         },
         ToolDef {
             name: "get_tailscale_status",
@@ -302,4 +322,188 @@ async fn get_tailscale_status(
         structured,
         text: format!("Tailscale: {verdict}\n{text}"),
     })
+}
+
+const CERT_MANAGER: &str = "cert-manager.io";
+const ACME: &str = "acme.cert-manager.io";
+
+fn days(secs: i64) -> i64 {
+    secs.div_euclid(86_400)
+}
+
+/// Objects of `list` owned by (or named after) `parent`, for walking the
+/// Certificate → CertificateRequest → Order → Challenge chain.
+fn children<'a>(
+    list: &'a [kube::api::DynamicObject],
+    ns: &str,
+    parent: &str,
+) -> Vec<&'a kube::api::DynamicObject> {
+    list.iter()
+        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
+        .filter(|o| {
+            let owned = o
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.name == parent);
+            let named = o
+                .metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&format!("{parent}-")));
+            owned || named
+        })
+        .collect()
+}
+
+async fn get_certificate_status(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace", "expiringWithinDays"])?;
+    let namespace = a.opt_string("namespace")?;
+    let within = a.int("expiringWithinDays", 30, 1, 365)?;
+    let c = cluster(&ctx)?;
+    let version = match served(c, CERT_MANAGER).await.map_err(api_error)? {
+        Served::NotInstalled => {
+            let structured = json!({"installed": false, "verdict": "not installed",
+                "message": "cert-manager is not installed (group cert-manager.io is not served)"});
+            return Ok(ToolOutput {
+                text: "cert-manager: not installed\n".into(),
+                structured,
+            });
+        }
+        Served::Version(v) => v,
+    };
+    let ns = namespace.as_deref();
+    let (certs, requests) = tokio::try_join!(
+        list_all(c, CERT_MANAGER, &version, "Certificate", "certificates", ns),
+        list_all(
+            c,
+            CERT_MANAGER,
+            &version,
+            "CertificateRequest",
+            "certificaterequests",
+            ns
+        ),
+    )
+    .map_err(api_error)?;
+    let (orders, challenges) = match served(c, ACME).await.map_err(api_error)? {
+        Served::NotInstalled => (Vec::new(), Vec::new()),
+        Served::Version(v) => tokio::try_join!(
+            list_all(c, ACME, &v, "Order", "orders", ns),
+            list_all(c, ACME, &v, "Challenge", "challenges", ns),
+        )
+        .map_err(api_error)?,
+    };
+    let now_s = now(ctx.settings.now);
+    let mut rows = Vec::new();
+    let (mut ready_n, mut expiring_n, mut overdue_n, mut not_ready_n) = (0, 0, 0, 0);
+    for cert in &certs {
+        let (cns, name) = meta(cert);
+        let st = &cert.data["status"];
+        let (ready_s, reason, message) = condition(&cert.data, "Ready")
+            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+        let ready = ready_s == "True";
+        let not_after = st["notAfter"].as_str().and_then(parse_rfc3339);
+        let renewal = st["renewalTime"].as_str().and_then(parse_rfc3339);
+        let days_left = not_after.map(|t| days(t - now_s));
+        let expiring = days_left.is_some_and(|d| d <= within);
+        let overdue_days = renewal.filter(|r| *r < now_s).map(|r| days(now_s - r));
+        let issuing = condition(&cert.data, "Issuing");
+        let mut row = json!({
+            "namespace": cns, "name": name, "ready": ready, "reason": reason, "message": message,
+            "notAfter": st["notAfter"], "renewalTime": st["renewalTime"], "daysLeft": days_left,
+            "expiring": expiring, "renewalOverdueDays": overdue_days,
+            "issuer": {"kind": cert.data["spec"]["issuerRef"]["kind"], "name": cert.data["spec"]["issuerRef"]["name"]},
+            "dnsNames": cert.data["spec"]["dnsNames"],
+            "failedIssuanceAttempts": st["failedIssuanceAttempts"], "lastFailureTime": st["lastFailureTime"],
+            "issuing": issuing.map(|(s, r, m)| json!({"status": s, "reason": r, "message": m})),
+        });
+        if ready {
+            ready_n += 1;
+        } else {
+            not_ready_n += 1;
+            // Walk the chain to the thing that actually fails.
+            let mut chain = Vec::new();
+            let mut hint = String::new();
+            for cr in children(&requests, &cns, &name) {
+                let crn = cr.metadata.name.clone().unwrap_or_default();
+                let (s, r, m) = condition(&cr.data, "Ready").unwrap_or_default();
+                chain.push(json!({"kind": "CertificateRequest", "name": crn, "ready": s == "True", "reason": r, "message": m}));
+                for order in children(&orders, &cns, &crn) {
+                    let on = order.metadata.name.clone().unwrap_or_default();
+                    chain.push(json!({"kind": "Order", "name": on, "state": order.data["status"]["state"], "reason": order.data["status"]["reason"]}));
+                    for ch in children(&challenges, &cns, &on) {
+                        let reason = ch.data["status"]["reason"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string();
+                        if reason.contains("Cloudflare") {
+                            hint = "DNS-01 through Cloudflare is failing: check the cloudflare-api-token Secret (namespace cert-manager) and the token's permissions".into();
+                        }
+                        chain.push(json!({"kind": "Challenge", "name": ch.metadata.name, "type": ch.data["spec"]["type"],
+                            "dnsName": ch.data["spec"]["dnsName"], "state": ch.data["status"]["state"],
+                            "presented": ch.data["status"]["presented"], "reason": reason}));
+                    }
+                }
+            }
+            row["chain"] = json!(chain);
+            if !hint.is_empty() {
+                row["hint"] = json!(hint);
+            }
+        }
+        if expiring {
+            expiring_n += 1;
+        }
+        if overdue_days.is_some() {
+            overdue_n += 1;
+        }
+        rows.push(row);
+    }
+    // Problems first, then by days left.
+    rows.sort_by_key(|r| {
+        (
+            r["ready"].as_bool() == Some(true) && !r["expiring"].as_bool().unwrap_or(false),
+            r["daysLeft"].as_i64().unwrap_or(i64::MAX),
+        )
+    });
+    let verdict = if certs.is_empty() {
+        "no certificates"
+    } else if not_ready_n > 0 {
+        "critical"
+    } else if expiring_n > 0 || overdue_n > 0 {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    let mut text = format!(
+        "certificates ({CERT_MANAGER}/{version}): {verdict} — {ready_n} of {} ready, {expiring_n} expiring within {within} d, {overdue_n} renewal overdue\n",
+        certs.len()
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r["ready"] != true || r["expiring"] == true)
+    {
+        text.push_str(&format!(
+            "{}/{}: {} days left {} {}\n",
+            r["namespace"].as_str().unwrap_or(""),
+            r["name"].as_str().unwrap_or(""),
+            if r["ready"] == true {
+                "ready"
+            } else {
+                "NOT ready"
+            },
+            r["daysLeft"],
+            r["hint"]
+                .as_str()
+                .unwrap_or(r["message"].as_str().unwrap_or(""))
+        ));
+    }
+    let structured = json!({"installed": true, "apiVersion": format!("{CERT_MANAGER}/{version}"), "verdict": verdict,
+        "now": crate::cluster::time::now(ctx.settings.now), "expiringWithinDays": within,
+        "summary": {"total": certs.len(), "ready": ready_n, "notReady": not_ready_n, "expiring": expiring_n, "renewalOverdue": overdue_n},
+        "certificates": rows});
+    Ok(ToolOutput { structured, text })
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub fanout_concurrency: usize,
     /// DNS server `test_dns_query` asks when none is given (the primary Pi-hole).
     pub default_dns_server: Option<String>,
+    /// Fixed "now" (Unix seconds) for fixtures and tests; `None` reads the clock.
+    pub now: Option<i64>,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             agent_deadline: Duration::from_secs(3),
             fanout_concurrency: 32,
             default_dns_server: None,
+            now: None,
         }
     }
 }

@@ -685,6 +685,87 @@ async fn custom_namespaced(
     custom_list(&f, &group, &version, &plural_name, Some(&ns))
 }
 
+async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("pods") {
+        return forbidden("pods", None);
+    }
+    let sel = q.label_selector.unwrap_or_default();
+    list(
+        "PodList",
+        f.pods
+            .into_iter()
+            .filter(|p| selector_matches(&sel, &p["metadata"]["labels"]))
+            .collect(),
+    )
+}
+
+/// A long-running pod owned by a ReplicaSet, Running and Ready.
+pub fn running_pod(ns: &str, name: &str, app: &str, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-pod-{ns}-{name}"), "resourceVersion": "1",
+            "creationTimestamp": "2026-08-12T09:40:00Z", "labels": {"app": app},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{app}-5d8f7c9b6d"), "uid": "u", "controller": true}]},
+        "spec": {"nodeName": node, "containers": [{"name": app}]},
+        "status": {"phase": "Running", "conditions": [
+                {"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"},
+                {"type": "ContainersReady", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": app, "ready": true, "started": true, "restartCount": 0, "image": "", "imageID": "",
+                "state": {"running": {"startedAt": "2026-08-12T09:41:00Z"}}}]}})
+}
+
+/// A finished Job pod (phase Succeeded, Ready=False reason PodCompleted): healthy.
+pub fn completed_job_pod(ns: &str, job: &str, node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-k8x2q"), "namespace": ns, "uid": format!("uid-pod-{ns}-{job}"), "resourceVersion": "1",
+            "creationTimestamp": "2026-08-19T19:00:00Z", "labels": {"job-name": job, "batch.kubernetes.io/job-name": job},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": "u", "controller": true}]},
+        "spec": {"nodeName": node, "containers": [{"name": "job"}]},
+        "status": {"phase": "Succeeded", "conditions": [
+                {"type": "Ready", "status": "False", "reason": "PodCompleted"}, {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"}],
+            "containerStatuses": [{"name": "job", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": "2026-08-19T19:00:20Z"}}}]}})
+}
+
+/// Namespace `pihole` in its steady state (HOMELAB.md §1.13): six Running
+/// pods and seven completed Job pods whose names contain "pihole".
+pub fn pihole_pods() -> Vec<Value> {
+    let mut out: Vec<Value> = [
+        ("pihole", "pi-k3s"),
+        ("pihole-secondary", "pi5-worker-1"),
+        ("unbound", "pi-k3s"),
+        ("unbound-secondary", "pi5-worker-1"),
+        ("pihole-exporter", "pi5-worker-2"),
+        ("pihole-exporter-secondary", "pi5-worker-2"),
+    ]
+    .iter()
+    .map(|(app, node)| running_pod("pihole", &format!("{app}-5d8f7c9b6d-a1b2c"), app, node))
+    .collect();
+    for job in [
+        "pihole-brainrot-allow-29785980",
+        "pihole-brainrot-allow-29786040",
+        "pihole-brainrot-allow-29786100",
+        "pihole-brainrot-block-29786220",
+        "pihole-brainrot-block-29786280",
+        "pihole-brainrot-block-29786340",
+        "pihole-brainrot-setup-adgroups-2",
+    ] {
+        out.push(completed_job_pod("pihole", job, "pi3-worker-2"));
+    }
+    out
+}
+
+/// Scenario 3.g: the Jellyfin pod Running but crash-looping.
+pub fn jellyfin_crashloop_pod() -> Value {
+    let mut p = running_pod("jellyfin", "jellyfin-7c9d6f5b8-x4k2p", "jellyfin", "pi-k3s");
+    p["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+        {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady"}, {"type": "PodScheduled", "status": "True"}]);
+    p["status"]["containerStatuses"] = json!([{"name": "jellyfin", "ready": false, "restartCount": 14, "image": "", "imageID": "",
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=jellyfin pod=jellyfin-7c9d6f5b8-x4k2p"}},
+        "lastState": {"terminated": {"exitCode": 143, "reason": "Error", "finishedAt": "2026-08-20T06:04:00Z"}}}]);
+    p
+}
+
 /// A running fake API server.
 pub struct FakeKube {
     /// Base URL.
@@ -713,6 +794,7 @@ impl FakeKube {
             .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", get(custom_namespaced))
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
+            .route("/api/v1/pods", get(pods_all))
             .with_state(AppState { fixture: shared.clone(), events: events.clone() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

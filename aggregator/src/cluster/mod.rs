@@ -6,6 +6,7 @@
 pub mod discovery;
 pub mod groups;
 pub mod nodes;
+pub mod pods;
 pub mod time;
 
 use std::path::{Path, PathBuf};

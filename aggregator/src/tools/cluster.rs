@@ -16,6 +16,25 @@ use crate::cluster::{Cluster, Error as ClusterError};
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef {
+            name: "get_cluster_health",
+            title: "Cluster health",
+            description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
+                and the tool to call next: nodes (Ready, pressure), labscope agents (reachability, conntrack usage), \
+                problem pods (CrashLoopBackOff even while Running, image pulls, Pending too long, Running but not \
+                Ready, recent restarts; completed Job pods are healthy), certificates, External Secrets and \
+                Tailscale. A failed check or an empty namespace is never healthy.",
+            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "verdict": {"type": "string", "enum": ["healthy", "degraded", "critical"]}, "issues": {"type": "array"},
+                "nodes": {"type": "object"}, "pods": {"type": "object"}, "checks": {"type": "object"}},
+                "required": ["verdict", "issues"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_cluster_health(ctx, args)),
+        },
+        ToolDef {
             name: "get_secrets_status",
             title: "External Secrets status",
             description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
@@ -505,5 +524,292 @@ async fn get_certificate_status(
         "now": crate::cluster::time::now(ctx.settings.now), "expiringWithinDays": within,
         "summary": {"total": certs.len(), "ready": ready_n, "notReady": not_ready_n, "expiring": expiring_n, "renewalOverdue": overdue_n},
         "certificates": rows});
+    Ok(ToolOutput { structured, text })
+}
+
+fn issue(
+    severity: &str,
+    kind: &str,
+    object: String,
+    evidence: String,
+    next: Option<&str>,
+) -> Value {
+    json!({"severity": severity, "kind": kind, "object": object, "evidence": evidence, "nextTool": next})
+}
+
+async fn get_cluster_health(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace"])?;
+    let namespace = a.opt_string("namespace")?;
+    let c = cluster(&ctx)?.clone();
+    let now_s = now(ctx.settings.now);
+    let ns_args = |ns: &Option<String>| {
+        let mut m = Map::new();
+        if let Some(n) = ns {
+            m.insert("namespace".into(), json!(n));
+        }
+        m
+    };
+    let agents = ctx.pool.all();
+    let fanout = crate::agents::fan_out_with_deadline(
+        agents,
+        ctx.settings.agent_deadline,
+        ctx.settings.fanout_concurrency,
+        |a| async move {
+            a.client()
+                .get_node_info(labscope_proto::v1::GetNodeInfoRequest {})
+                .await
+                .map(|r| r.into_inner())
+        },
+    );
+    let (nodes, pods, agent_results, certs, secrets, tailscale) = tokio::join!(
+        crate::cluster::nodes::list(&c),
+        crate::cluster::pods::problems(&c, namespace.as_deref(), now_s),
+        fanout,
+        get_certificate_status(ctx.clone(), ns_args(&namespace)),
+        get_secrets_status(ctx.clone(), ns_args(&namespace)),
+        async {
+            if namespace.is_none() {
+                Some(get_tailscale_status(ctx.clone(), Map::new()).await)
+            } else {
+                None
+            }
+        },
+    );
+    ctx.metrics.record_agents(&agent_results);
+    let mut issues = Vec::new();
+
+    // Nodes.
+    let mut node_summary = json!({});
+    match &nodes {
+        Ok(list) => {
+            let ready = list.iter().filter(|n| n.ready == Some(true)).count();
+            node_summary = json!({"total": list.len(), "ready": ready});
+            for n in list {
+                if n.ready != Some(true) {
+                    issues.push(issue(
+                        "critical",
+                        "NodeNotReady",
+                        format!("node/{}", n.name),
+                        n.ready_reason.clone(),
+                        Some("list_nodes"),
+                    ));
+                }
+                for p in &n.pressure {
+                    issues.push(issue(
+                        "warning",
+                        "NodePressure",
+                        format!("node/{}", n.name),
+                        format!("{p} is True"),
+                        Some("list_nodes"),
+                    ));
+                }
+                if ctx.pool.get(&n.name).is_none() {
+                    issues.push(issue(
+                        "warning",
+                        "NoAgent",
+                        format!("node/{}", n.name),
+                        "no usable labscope agent on this node: node tools cannot answer for it"
+                            .into(),
+                        Some("list_nodes"),
+                    ));
+                }
+            }
+        }
+        Err(e) => issues.push(issue(
+            "critical",
+            "CheckFailed",
+            "nodes".into(),
+            format!("{e} ({})", e.hint()),
+            None,
+        )),
+    }
+    // Agents.
+    for r in &agent_results {
+        match &r.value {
+            None => issues.push(issue(
+                "warning",
+                "AgentNotAnswering",
+                format!("node/{}", r.node),
+                format!("agent {:?}: {}", r.outcome, r.reason),
+                Some("check_network_mesh"),
+            )),
+            Some(info)
+                if info.conntrack_max > 0
+                    && info.conntrack_count * 100 >= info.conntrack_max * 80 =>
+            {
+                issues.push(issue(
+                    "warning",
+                    "ConntrackNearlyFull",
+                    format!("node/{}", r.node),
+                    format!(
+                        "{} of {} conntrack entries in use",
+                        info.conntrack_count, info.conntrack_max
+                    ),
+                    Some("get_conntrack_entries"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    // Pods.
+    let mut pod_summary = json!({});
+    match &pods {
+        Ok((total, problems)) => {
+            pod_summary =
+                json!({"total": total, "problems": problems.len(), "problemPods": problems});
+            if *total == 0 {
+                let scope = namespace
+                    .clone()
+                    .map(|n| format!("namespace {n}"))
+                    .unwrap_or_else(|| "the cluster".into());
+                issues.push(issue(
+                    "critical",
+                    "NoPods",
+                    scope.clone(),
+                    format!("no pods at all in {scope}: nothing is running there"),
+                    None,
+                ));
+            }
+            for p in problems {
+                issues.push(issue(
+                    p.severity,
+                    &p.problem,
+                    format!("pod/{}/{}", p.namespace, p.name),
+                    format!(
+                        "{} (phase {}, {} restarts, node {})",
+                        p.detail, p.phase, p.restarts, p.node
+                    ),
+                    None,
+                ));
+            }
+        }
+        Err(e) => issues.push(issue(
+            "critical",
+            "CheckFailed",
+            "pods".into(),
+            format!("{e} ({})", e.hint()),
+            None,
+        )),
+    }
+    // Sub-checks.
+    let mut checks = Map::new();
+    for (name, tool, result) in [
+        ("certificates", "get_certificate_status", Some(certs)),
+        ("externalSecrets", "get_secrets_status", Some(secrets)),
+        ("tailscale", "get_tailscale_status", tailscale),
+    ] {
+        let Some(result) = result else { continue };
+        match result {
+            Ok(out) => {
+                let verdict = out.structured["verdict"].as_str().unwrap_or("").to_string();
+                checks.insert(name.into(), json!({"verdict": verdict}));
+                match (name, verdict.as_str()) {
+                    ("certificates", "critical" | "degraded") => {
+                        for cert in out.structured["certificates"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                        {
+                            let obj = format!(
+                                "certificate/{}/{}",
+                                cert["namespace"].as_str().unwrap_or(""),
+                                cert["name"].as_str().unwrap_or("")
+                            );
+                            if cert["ready"] != true {
+                                let why = cert["hint"]
+                                    .as_str()
+                                    .or(cert["message"].as_str())
+                                    .unwrap_or("")
+                                    .to_string();
+                                issues.push(issue(
+                                    "critical",
+                                    "CertificateNotReady",
+                                    obj,
+                                    why,
+                                    Some(tool),
+                                ));
+                            } else if cert["expiring"] == true
+                                || !cert["renewalOverdueDays"].is_null()
+                            {
+                                issues.push(issue(
+                                    "warning",
+                                    "CertificateExpiring",
+                                    obj,
+                                    format!(
+                                        "{} days left, renewal overdue {} days",
+                                        cert["daysLeft"], cert["renewalOverdueDays"]
+                                    ),
+                                    Some(tool),
+                                ));
+                            }
+                        }
+                    }
+                    ("externalSecrets", "degraded") => {
+                        let s = &out.structured["summary"];
+                        issues.push(issue(
+                            "critical",
+                            "ExternalSecretsFailing",
+                            "externalsecrets".into(),
+                            format!(
+                                "{} of {} failing, {} store(s) down",
+                                s["failing"], s["externalSecrets"], s["storesDown"]
+                            ),
+                            Some(tool),
+                        ));
+                    }
+                    ("tailscale", "degraded") => issues.push(issue(
+                        "warning",
+                        "TailscaleDegraded",
+                        "tailscale".into(),
+                        out.text.trim().to_string(),
+                        Some(tool),
+                    )),
+                    _ => {}
+                }
+            }
+            Err(e) => {
+                checks.insert(
+                    name.into(),
+                    json!({"verdict": "error", "message": e.message}),
+                );
+                if !matches!(e.code, ErrorCode::NotConfigured) {
+                    issues.push(issue(
+                        "warning",
+                        "CheckFailed",
+                        name.into(),
+                        format!("{} ({})", e.message, e.hint),
+                        Some(tool),
+                    ));
+                }
+            }
+        }
+    }
+    issues.sort_by_key(|i| i["severity"] != "critical");
+    let verdict = if issues.iter().any(|i| i["severity"] == "critical") {
+        "critical"
+    } else if issues.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let mut text = format!("cluster: {verdict} — {} issue(s)\n", issues.len());
+    for i in issues.iter().take(20) {
+        text.push_str(&format!(
+            "[{}] {} {}: {}{}\n",
+            i["severity"].as_str().unwrap_or(""),
+            i["kind"].as_str().unwrap_or(""),
+            i["object"].as_str().unwrap_or(""),
+            i["evidence"].as_str().unwrap_or(""),
+            i["nextTool"]
+                .as_str()
+                .map(|t| format!(" → {t}"))
+                .unwrap_or_default()
+        ));
+    }
+    let structured = json!({"verdict": verdict, "issues": issues, "nodes": node_summary, "pods": pod_summary,
+        "checks": checks, "namespace": namespace, "now": crate::cluster::time::now(ctx.settings.now)});
     Ok(ToolOutput { structured, text })
 }

@@ -1,0 +1,160 @@
+//! get_cluster_health against the fake API (homelab nodes, pods, certificates,
+//! External Secrets, Tailscale) with a real agent per node on loopback:
+//! the baseline is healthy with evidence; CrashLoopBackOff while Running is
+//! critical (3.g); completed Job pods are not problems (3.e); an empty
+//! namespace is never healthy (3.j). No root needed.
+
+use std::time::{Duration, Instant};
+
+use labscope::config::AgentOptions;
+use labscope::mcp::McpServer;
+use labscope_tests::fake_kube::{
+    FIXTURE_NOW, FakeKube, Fixture, agent_pod, homelab_certificates, homelab_eso, homelab_nodes,
+    homelab_tailscale, jellyfin_crashloop_pod, pihole_pods, running_pod,
+};
+use labscope_tests::mcp::structured;
+use labscope_tests::workspace_binary;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use serde_json::{Value, json};
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const NODES: [(&str, &str); 4] = [
+    ("pi-k3s", "127.0.0.2"),
+    ("pi5-worker-1", "127.0.0.3"),
+    ("pi5-worker-2", "127.0.0.4"),
+    ("pi3-worker-2", "127.0.0.5"),
+];
+
+fn agents(port: u16) -> anyhow::Result<Vec<Child>> {
+    let mut out = Vec::new();
+    for (node, ip) in NODES {
+        let child = std::process::Command::new(workspace_binary("labscope-agent")?)
+            .args(["--listen", &format!("{ip}:{port}"), "--node-name", node])
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        out.push(Child(child));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((ip, port)).is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "agent on {ip} did not start");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    Ok(out)
+}
+
+fn fixture(jellyfin: Option<Value>) -> Fixture {
+    let (ts_objects, ts_pods) = homelab_tailscale(false);
+    let mut objects = ts_objects;
+    objects.extend(homelab_certificates());
+    objects.extend(homelab_eso("v1"));
+    let mut pods = pihole_pods();
+    pods.extend(ts_pods);
+    pods.extend(jellyfin);
+    for (node, ip) in NODES {
+        pods.push(agent_pod(node, ip, true));
+    }
+    let groups = [
+        ("cert-manager.io", "v1"),
+        ("acme.cert-manager.io", "v1"),
+        ("external-secrets.io", "v1"),
+        ("tailscale.com", "v1alpha1"),
+    ]
+    .iter()
+    .map(|(g, v)| (g.to_string(), vec![v.to_string()]))
+    .collect();
+    Fixture {
+        nodes: homelab_nodes(),
+        pods,
+        groups,
+        objects,
+        ..Default::default()
+    }
+}
+
+async fn health(fixture: Fixture, port: u16, args: Value) -> anyhow::Result<(Value, bool)> {
+    let fake = FakeKube::start(fixture).await?;
+    let dir = tempfile::tempdir()?;
+    let options = AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        deadline: Duration::from_secs(3),
+        concurrency: 8,
+        now: Some(FIXTURE_NOW),
+        discovery: labscope::cluster::discovery::DiscoveryOptions {
+            port,
+            scheme: "http".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    let mut p = CallToolRequestParams::new("get_cluster_health");
+    if let Value::Object(m) = args {
+        p = p.with_arguments(m);
+    }
+    let out = structured(&client.call_tool(p).await?);
+    client.cancel().await?;
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_health_baseline_crashloop_and_empty_namespace() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.2:0")?
+        .local_addr()?
+        .port();
+    let _agents = agents(port)?;
+
+    // Baseline: healthy, with evidence; the seven completed Job pods in pihole are not problems.
+    let healthy_jellyfin =
+        running_pod("jellyfin", "jellyfin-7c9d6f5b8-x4k2p", "jellyfin", "pi-k3s");
+    let (v, err) = health(fixture(Some(healthy_jellyfin)), port, json!({})).await?;
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "healthy", "{}", v["issues"]);
+    assert_eq!(v["issues"], json!([]));
+    assert_eq!(v["nodes"]["ready"], 4);
+    assert!(v["pods"]["total"].as_u64().unwrap_or(0) >= 13 + 1 + 2 + 4);
+    assert_eq!(v["checks"]["certificates"]["verdict"], "healthy");
+    assert_eq!(v["checks"]["externalSecrets"]["verdict"], "healthy");
+    assert_eq!(v["checks"]["tailscale"]["verdict"], "healthy");
+
+    // 3.g: CrashLoopBackOff while Running is critical, ranked first.
+    let (v, err) = health(fixture(Some(jellyfin_crashloop_pod())), port, json!({})).await?;
+    assert!(!err);
+    assert_eq!(v["verdict"], "critical", "{v}");
+    let first = &v["issues"][0];
+    assert_eq!(first["kind"], "CrashLoopBackOff", "{v}");
+    assert_eq!(first["object"], "pod/jellyfin/jellyfin-7c9d6f5b8-x4k2p");
+    assert!(
+        first["evidence"]
+            .as_str()
+            .unwrap_or("")
+            .contains("14 restarts")
+    );
+
+    // 3.j: a namespace with no pods is never healthy.
+    let (v, err) = health(fixture(None), port, json!({"namespace": "jellyfin"})).await?;
+    assert!(!err);
+    assert_eq!(v["verdict"], "critical", "{v}");
+    assert_eq!(v["issues"][0]["kind"], "NoPods");
+
+    // 3.e: the pihole namespace alone, with its completed Job pods, is healthy.
+    let (v, _) = health(fixture(None), port, json!({"namespace": "pihole"})).await?;
+    assert_eq!(v["pods"]["total"], 13);
+    assert_eq!(v["pods"]["problems"], 0, "{v}");
+    assert_eq!(v["verdict"], "healthy", "{}", v["issues"]);
+    Ok(())
+}

@@ -33,6 +33,11 @@ pub struct Fixture {
     pub groups: Vec<(String, Vec<String>)>,
     /// Custom objects (apiVersion "group/version", kind); listed by plural.
     pub objects: Vec<Value>,
+    /// Canned logs by "namespace/pod/container" (add "/previous" for the
+    /// crashed instance).
+    pub logs: std::collections::BTreeMap<String, String>,
+    /// core/v1 Events.
+    pub events: Vec<Value>,
 }
 
 /// Plural resource name of a kind the fixture knows.
@@ -700,6 +705,109 @@ async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
     )
 }
 
+#[derive(serde::Deserialize, Default)]
+struct LogQuery {
+    container: Option<String>,
+    #[serde(rename = "tailLines")]
+    tail_lines: Option<usize>,
+    previous: Option<bool>,
+    #[serde(rename = "limitBytes")]
+    limit_bytes: Option<usize>,
+}
+
+async fn pod_log(
+    State(app): State<AppState>,
+    UrlPath((ns, name)): UrlPath<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("pods/log") {
+        return forbidden("pods/log", Some(&ns));
+    }
+    if !f.pods.iter().any(|p| {
+        p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
+    }) {
+        return not_found();
+    }
+    let container = q.container.unwrap_or_default();
+    let previous = q.previous.unwrap_or(false);
+    let key = format!(
+        "{ns}/{name}/{container}{}",
+        if previous { "/previous" } else { "" }
+    );
+    let Some(text) = f.logs.get(&key) else {
+        if previous {
+            let message = format!(
+                "previous terminated container \"{container}\" in pod \"{name}\" not found"
+            );
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": message, "reason": "BadRequest", "code": 400}),
+                ),
+            )
+                .into_response();
+        }
+        return String::new().into_response();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let start = q
+        .tail_lines
+        .map(|n| lines.len().saturating_sub(n))
+        .unwrap_or(0);
+    let mut out: String = lines[start..].iter().map(|l| format!("{l}\n")).collect();
+    if let Some(limit) = q.limit_bytes {
+        out.truncate(limit);
+    }
+    out.into_response()
+}
+
+async fn events_all(State(app): State<AppState>) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("events") {
+        return forbidden("events", None);
+    }
+    list("EventList", f.events)
+}
+
+async fn events_in(State(app): State<AppState>, UrlPath(ns): UrlPath<String>) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if f.forbidden.contains("events") {
+        return forbidden("events", Some(&ns));
+    }
+    list(
+        "EventList",
+        f.events
+            .into_iter()
+            .filter(|e| e["metadata"]["namespace"] == ns.as_str())
+            .collect(),
+    )
+}
+
+/// A core/v1 Event about `kind/name` in `ns`, last seen `ago` seconds before the fixture's now.
+// One argument per Event field a scenario sets; a builder would only hide that.
+#[allow(clippy::too_many_arguments)]
+pub fn event(
+    ns: &str,
+    kind: &str,
+    name: &str,
+    type_: &str,
+    reason: &str,
+    message: &str,
+    count: i32,
+    ago: i64,
+) -> Value {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let t = rfc3339(FIXTURE_NOW - ago);
+    json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{n:x}"), "namespace": ns, "uid": format!("uid-ev-{n}"), "resourceVersion": "1", "creationTimestamp": t},
+        "involvedObject": {"kind": kind, "namespace": ns, "name": name},
+        "type": type_, "reason": reason, "message": message, "count": count,
+        "firstTimestamp": t, "lastTimestamp": t, "source": {"component": "kubelet", "host": "pi-k3s"}})
+}
+
 /// A long-running pod owned by a ReplicaSet, Running and Ready.
 pub fn running_pod(ns: &str, name: &str, app: &str, node: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
@@ -795,6 +903,9 @@ impl FakeKube {
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
             .route("/api/v1/pods", get(pods_all))
+            .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
+            .route("/api/v1/events", get(events_all))
+            .route("/api/v1/namespaces/{ns}/events", get(events_in))
             .with_state(AppState { fixture: shared.clone(), events: events.clone() });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

@@ -50,6 +50,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
 }
 
+/// Unix seconds → RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    labscope_agent::probe::http::rfc3339(secs)
+}
+
 /// Now, in Unix seconds: the fixed clock when set, else the system clock.
 pub fn now(fixed: Option<i64>) -> i64 {
     fixed.unwrap_or_else(|| {

@@ -90,7 +90,8 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
-fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
+/// The configured cluster, or a not-configured error.
+pub fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
     ctx.cluster.as_ref().ok_or_else(|| {
         ToolError::new(
             ErrorCode::NotConfigured,
@@ -100,7 +101,8 @@ fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
     })
 }
 
-fn api_error(e: ClusterError) -> ToolError {
+/// A Kubernetes error as a tool error (403 → permission_denied).
+pub fn api_error(e: ClusterError) -> ToolError {
     let code = match &e {
         ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
         _ => ErrorCode::AgentError,

@@ -6,6 +6,7 @@ pub mod args;
 pub mod cluster;
 pub mod node;
 pub mod render;
+pub mod workloads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -165,6 +166,7 @@ impl std::fmt::Debug for ToolDef {
 pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
     tools.extend(cluster::tools());
+    tools.extend(workloads::tools());
     tools
 }
 

@@ -881,6 +881,8 @@ pub struct FakeKube {
     /// Shared fixture (tests may change it while serving).
     pub fixture: Shared,
     events: Events,
+    /// Requests served so far (benchmarks count API requests per tool call).
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -889,6 +891,8 @@ impl FakeKube {
     pub async fn start(fixture: Fixture) -> anyhow::Result<Self> {
         let shared: Shared = Arc::new(Mutex::new(fixture));
         let (events, _) = tokio::sync::broadcast::channel(256);
+        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = requests.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let app = Router::new()
@@ -906,7 +910,11 @@ impl FakeKube {
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
             .route("/api/v1/events", get(events_all))
             .route("/api/v1/namespaces/{ns}/events", get(events_in))
-            .with_state(AppState { fixture: shared.clone(), events: events.clone() });
+            .with_state(AppState { fixture: shared.clone(), events: events.clone() })
+            .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                next.run(req)
+            }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -919,6 +927,7 @@ impl FakeKube {
             url: format!("http://{addr}"),
             fixture: shared,
             events,
+            requests,
             _shutdown: tx,
         })
     }

@@ -159,3 +159,44 @@ pub fn structured(result: &CallToolResult) -> (Value, bool) {
         result.is_error.unwrap_or(false),
     )
 }
+
+/// Serves `fixture` from a fake Kubernetes API, starts an in-process MCP
+/// server configured for it (clock pinned to the fixture's now; `tweak` may
+/// change the options, e.g. discovery), and calls each tool through a real
+/// rmcp client over a duplex pipe. Returns the results and the fake (for its
+/// request counter).
+pub async fn call_with_fixture(
+    fixture: crate::fake_kube::Fixture,
+    tweak: impl FnOnce(&mut labscope::config::AgentOptions),
+    calls: &[(&str, Value)],
+) -> anyhow::Result<(Vec<(Value, bool)>, crate::fake_kube::FakeKube)> {
+    use rmcp::ServiceExt;
+    let fake = crate::fake_kube::FakeKube::start(fixture).await?;
+    let dir = tempfile::tempdir()?;
+    let mut options = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        deadline: Duration::from_secs(3),
+        concurrency: 8,
+        now: Some(crate::fake_kube::FIXTURE_NOW),
+        ..Default::default()
+    };
+    tweak(&mut options);
+    let ctx = options.context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    let mut out = Vec::new();
+    for (tool, args) in calls {
+        let mut p = rmcp::model::CallToolRequestParams::new(tool.to_string());
+        if let Value::Object(m) = args {
+            p = p.with_arguments(m.clone());
+        }
+        out.push(structured(&client.call_tool(p).await?));
+    }
+    client.cancel().await?;
+    Ok((out, fake))
+}

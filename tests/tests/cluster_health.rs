@@ -6,16 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use labscope::config::AgentOptions;
-use labscope::mcp::McpServer;
 use labscope_tests::fake_kube::{
-    FIXTURE_NOW, FakeKube, Fixture, agent_pod, homelab_certificates, homelab_eso, homelab_nodes,
-    homelab_tailscale, jellyfin_crashloop_pod, pihole_pods, running_pod,
+    Fixture, agent_pod, homelab_certificates, homelab_eso, homelab_nodes, homelab_tailscale,
+    jellyfin_crashloop_pod, pihole_pods, running_pod,
 };
-use labscope_tests::mcp::structured;
+use labscope_tests::mcp::call_with_fixture;
 use labscope_tests::workspace_binary;
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 struct Child(std::process::Child);
@@ -80,35 +76,18 @@ fn fixture(jellyfin: Option<Value>) -> Fixture {
 }
 
 async fn health(fixture: Fixture, port: u16, args: Value) -> anyhow::Result<(Value, bool)> {
-    let fake = FakeKube::start(fixture).await?;
-    let dir = tempfile::tempdir()?;
-    let options = AgentOptions {
-        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
-        deadline: Duration::from_secs(3),
-        concurrency: 8,
-        now: Some(FIXTURE_NOW),
-        discovery: labscope::cluster::discovery::DiscoveryOptions {
-            port,
-            scheme: "http".into(),
-            ..Default::default()
-        },
+    let discovery = labscope::cluster::discovery::DiscoveryOptions {
+        port,
+        scheme: "http".into(),
         ..Default::default()
     };
-    let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
-    let mut p = CallToolRequestParams::new("get_cluster_health");
-    if let Value::Object(m) = args {
-        p = p.with_arguments(m);
-    }
-    let out = structured(&client.call_tool(p).await?);
-    client.cancel().await?;
-    Ok(out)
+    let (mut out, _fake) = call_with_fixture(
+        fixture,
+        |o| o.discovery = discovery,
+        &[("get_cluster_health", args)],
+    )
+    .await?;
+    Ok(out.remove(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

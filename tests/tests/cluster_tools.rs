@@ -6,14 +6,11 @@
 use std::time::Duration;
 
 use labscope::config::AgentOptions;
-use labscope::mcp::McpServer;
 use labscope_tests::fake_kube::{
-    FIXTURE_NOW, FakeKube, Fixture, certificates_scenario_3h, homelab_certificates, homelab_eso,
-    homelab_nodes, homelab_tailscale,
+    FakeKube, Fixture, certificates_scenario_3h, homelab_certificates, homelab_eso, homelab_nodes,
+    homelab_tailscale,
 };
-use labscope_tests::mcp::structured;
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
+use labscope_tests::mcp::call_with_fixture;
 use serde_json::{Value, json};
 
 fn groups(eso: Option<&[&str]>) -> Vec<(String, Vec<String>)> {
@@ -37,33 +34,7 @@ async fn run(
     fixture: Fixture,
     calls: &[(&str, Value)],
 ) -> anyhow::Result<(Vec<(Value, bool)>, FakeKube)> {
-    let fake = FakeKube::start(fixture).await?;
-    let dir = tempfile::tempdir()?;
-    let options = AgentOptions {
-        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
-        deadline: Duration::from_secs(3),
-        concurrency: 8,
-        now: Some(FIXTURE_NOW),
-        ..Default::default()
-    };
-    let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
-    let mut out = Vec::new();
-    for (tool, args) in calls {
-        let mut p = CallToolRequestParams::new(tool.to_string());
-        if let Value::Object(m) = args {
-            p = p.with_arguments(m.clone());
-        }
-        out.push(structured(&client.call_tool(p).await?));
-    }
-    client.cancel().await?;
-    Ok((out, fake))
+    call_with_fixture(fixture, |_| {}, calls).await
 }
 
 fn base(eso: Option<&[&str]>) -> Fixture {

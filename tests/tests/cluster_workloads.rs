@@ -1,16 +1,10 @@
 //! get_pod_logs and get_events against the fake API: the crash-looping
 //! Jellyfin of scenario 3.g with its previous logs and Warning events.
 
-use std::time::Duration;
-
-use labscope::config::AgentOptions;
-use labscope::mcp::McpServer;
 use labscope_tests::fake_kube::{
-    FIXTURE_NOW, FakeKube, Fixture, event, homelab_nodes, jellyfin_crashloop_pod, pihole_pods,
+    Fixture, event, homelab_nodes, jellyfin_crashloop_pod, pihole_pods,
 };
-use labscope_tests::mcp::structured;
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
+use labscope_tests::mcp::call_with_fixture;
 use serde_json::{Value, json};
 
 fn fixture() -> Fixture {
@@ -116,33 +110,9 @@ fn fixture() -> Fixture {
 }
 
 async fn calls(calls: &[(&str, Value)]) -> anyhow::Result<Vec<(Value, bool)>> {
-    let fake = FakeKube::start(fixture()).await?;
-    let dir = tempfile::tempdir()?;
-    let options = AgentOptions {
-        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
-        deadline: Duration::from_secs(3),
-        concurrency: 4,
-        now: Some(FIXTURE_NOW),
-        ..Default::default()
-    };
-    let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
-    let mut out = Vec::new();
-    for (tool, args) in calls {
-        let mut p = CallToolRequestParams::new(tool.to_string());
-        if let Value::Object(m) = args {
-            p = p.with_arguments(m.clone());
-        }
-        out.push(structured(&client.call_tool(p).await?));
-    }
-    client.cancel().await?;
-    Ok(out)
+    Ok(call_with_fixture(fixture(), |o| o.concurrency = 4, calls)
+        .await?
+        .0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,12 +42,17 @@ pub struct NodeResult<T> {
     pub elapsed: Duration,
 }
 
-/// Classifies a gRPC status from an agent call: transport failures are
+/// Classifies a gRPC status from an agent call: transport failures (and
+/// cancellations by the transport) are
 /// "unavailable" (tonic reports them as UNAVAILABLE/UNKNOWN with a transport
 /// message), an agent's own UNAVAILABLE with a reason is an "error".
 pub fn classify(status: &Status) -> NodeOutcome {
     match status.code() {
-        Code::DeadlineExceeded | Code::Cancelled => NodeOutcome::Timeout,
+        Code::DeadlineExceeded => NodeOutcome::Timeout,
+        // Our own deadline is enforced in ask_one and reported as Timeout
+        // there; a Cancelled status comes from the transport when the peer
+        // dropped the connection (e.g. it answered something that is not HTTP/2).
+        Code::Cancelled => NodeOutcome::Unavailable,
         Code::Unavailable | Code::Unknown | Code::Internal if is_transport(status) => {
             NodeOutcome::Unavailable
         }

@@ -382,6 +382,31 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn transport_failures_are_unavailable_and_deadlines_are_timeouts() {
+        use tonic::{Code, Status};
+        assert_eq!(
+            fanout::classify(&Status::new(Code::Cancelled, "operation was canceled")),
+            NodeOutcome::Unavailable
+        );
+        assert_eq!(
+            fanout::classify(&Status::new(Code::Unavailable, "tcp connect error")),
+            NodeOutcome::Unavailable
+        );
+        assert_eq!(
+            fanout::classify(&Status::new(Code::DeadlineExceeded, "deadline")),
+            NodeOutcome::Timeout
+        );
+        assert_eq!(
+            fanout::classify(&Status::new(Code::Unavailable, "iptables-save failed")),
+            NodeOutcome::Error
+        );
+        assert_eq!(
+            fanout::classify(&Status::new(Code::PermissionDenied, "needs CAP_NET_ADMIN")),
+            NodeOutcome::Error
+        );
+    }
+
     #[tokio::test]
     async fn duplicate_names_are_refused() {
         let specs: Vec<AgentSpec> = [

@@ -53,6 +53,35 @@ pub fn plural(kind: &str) -> Option<&'static str> {
         "ClusterIssuer" => "clusterissuers",
         "Order" => "orders",
         "Challenge" => "challenges",
+        "Issuer" => "issuers",
+        "Namespace" => "namespaces",
+        "Service" => "services",
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
+        "PersistentVolume" => "persistentvolumes",
+        "ConfigMap" => "configmaps",
+        "Deployment" => "deployments",
+        "ReplicaSet" => "replicasets",
+        "DaemonSet" => "daemonsets",
+        "StatefulSet" => "statefulsets",
+        "Job" => "jobs",
+        "CronJob" => "cronjobs",
+        "Ingress" => "ingresses",
+        "EndpointSlice" => "endpointslices",
+        "GitRepository" => "gitrepositories",
+        "OCIRepository" => "ocirepositories",
+        "HelmRepository" => "helmrepositories",
+        "HelmChart" => "helmcharts",
+        "Bucket" => "buckets",
+        "Kustomization" => "kustomizations",
+        "HelmRelease" => "helmreleases",
+        "ImageRepository" => "imagerepositories",
+        "ImagePolicy" => "imagepolicies",
+        "ImageUpdateAutomation" => "imageupdateautomations",
+        "Provider" => "providers",
+        "Alert" => "alerts",
+        "Pod" => "pods",
+        "Node" => "nodes",
+        "Event" => "events",
         _ => return None,
     })
 }
@@ -60,7 +89,13 @@ pub fn plural(kind: &str) -> Option<&'static str> {
 fn cluster_scoped(kind: &str) -> bool {
     matches!(
         kind,
-        "ClusterSecretStore" | "Connector" | "ProxyClass" | "ClusterIssuer"
+        "ClusterSecretStore"
+            | "Connector"
+            | "ProxyClass"
+            | "ClusterIssuer"
+            | "Namespace"
+            | "PersistentVolume"
+            | "Node"
     )
 }
 
@@ -177,6 +212,11 @@ pub fn homelab_eso(version: &str) -> Vec<Value> {
 
 /// The fixture's "now" (HOMELAB.md §0): 2026-08-20T06:07:00Z.
 pub const FIXTURE_NOW: i64 = 1_787_206_020;
+
+/// RFC 3339 → Unix seconds (0 when malformed; fixture times are literals).
+pub fn parse_time(s: &str) -> i64 {
+    labscope::cluster::time::parse_rfc3339(s).unwrap_or(0)
+}
 
 /// Unix seconds → RFC 3339 (UTC).
 pub fn rfc3339(secs: i64) -> String {
@@ -505,6 +545,8 @@ pub fn selector_matches(selector: &str, labels: &Value) -> bool {
 struct ListQuery {
     #[serde(rename = "labelSelector")]
     label_selector: Option<String>,
+    #[serde(rename = "fieldSelector")]
+    field_selector: Option<String>,
     watch: Option<String>,
     #[serde(rename = "timeoutSeconds")]
     timeout_seconds: Option<u64>,
@@ -535,9 +577,11 @@ async fn pods_in(
         return forbidden("pods", Some(&ns));
     }
     let sel = q.label_selector.clone().unwrap_or_default();
+    let fields = q.field_selector.clone().unwrap_or_default();
     let wanted = move |p: &Value| {
         p["metadata"]["namespace"] == ns.as_str()
             && selector_matches(&sel, &p["metadata"]["labels"])
+            && field_matches(&fields, p)
     };
     if q.watch.as_deref() == Some("true") || q.watch.as_deref() == Some("1") {
         // A watch: stream change events as JSON lines until the timeout.
@@ -626,28 +670,70 @@ async fn group_resources(
     axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response()
 }
 
-fn custom_list(
-    f: &Fixture,
-    group: &str,
-    version: &str,
-    plural_name: &str,
-    ns: Option<&str>,
-) -> Response {
-    if !serves(f, group, version) {
-        return not_found();
-    }
-    if f.forbidden.contains(plural_name) {
-        return forbidden(plural_name, ns);
-    }
-    let gv = format!("{group}/{version}");
-    let items: Vec<Value> = f
+/// The objects of `gv` (e.g. "v1", "apps/v1") with plural `plural_name`.
+fn collection<'a>(f: &'a Fixture, gv: &str, plural_name: &str) -> Vec<&'a Value> {
+    let mut items: Vec<&Value> = f
         .objects
         .iter()
         .filter(|o| {
-            o["apiVersion"] == gv.as_str()
-                && o["kind"].as_str().and_then(plural) == Some(plural_name)
+            o["apiVersion"] == gv && o["kind"].as_str().and_then(plural) == Some(plural_name)
         })
+        .collect();
+    if gv == "v1" {
+        match plural_name {
+            "pods" => items.extend(f.pods.iter()),
+            "nodes" => items.extend(f.nodes.iter()),
+            "events" => items.extend(f.events.iter()),
+            _ => {}
+        }
+    }
+    items
+}
+
+/// Field selectors (`a.b=c`, `a.b==c`, `a.b!=c`, comma-separated) on JSON paths.
+pub fn field_matches(selector: &str, obj: &Value) -> bool {
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .all(|term| {
+            let (path, want, negate) = if let Some((p, v)) = term.split_once("!=") {
+                (p, v, true)
+            } else if let Some((p, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (p, v, false)
+            } else {
+                return true;
+            };
+            let mut at = obj;
+            for part in path.split('.') {
+                at = &at[part];
+            }
+            let have = match at {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (have == want) != negate
+        })
+}
+
+fn list_response(
+    f: &Fixture,
+    gv: &str,
+    plural_name: &str,
+    ns: Option<&str>,
+    q: &ListQuery,
+) -> Response {
+    if f.forbidden.contains(plural_name) {
+        return forbidden(plural_name, ns);
+    }
+    let labels = q.label_selector.clone().unwrap_or_default();
+    let fields = q.field_selector.clone().unwrap_or_default();
+    let items: Vec<Value> = collection(f, gv, plural_name)
+        .into_iter()
         .filter(|o| ns.is_none_or(|n| o["metadata"]["namespace"] == n))
+        .filter(|o| selector_matches(&labels, &o["metadata"]["labels"]))
+        .filter(|o| field_matches(&fields, o))
         .cloned()
         .collect();
     let kind = items
@@ -658,20 +744,128 @@ fn custom_list(
     axum::Json(json!({"kind": kind, "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
 }
 
+fn get_response(
+    f: &Fixture,
+    gv: &str,
+    plural_name: &str,
+    ns: Option<&str>,
+    name: &str,
+) -> Response {
+    if f.forbidden.contains(plural_name) {
+        return forbidden(plural_name, ns);
+    }
+    match collection(f, gv, plural_name).into_iter().find(|o| {
+        o["metadata"]["name"] == name && ns.is_none_or(|n| o["metadata"]["namespace"] == n)
+    }) {
+        Some(o) => axum::Json(o.clone()).into_response(),
+        None => {
+            let message = format!("{plural_name} \"{name}\" not found");
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+                    "reason": "NotFound", "details": {"name": name, "kind": plural_name}, "code": 404})),
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn custom_all(
     State(app): State<AppState>,
     UrlPath((group, version, plural_name)): UrlPath<(String, String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> Response {
     let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
-    custom_list(&f, &group, &version, &plural_name, None)
+    if !serves(&f, &group, &version) {
+        return not_found();
+    }
+    list_response(&f, &format!("{group}/{version}"), &plural_name, None, &q)
 }
 
 async fn custom_namespaced(
     State(app): State<AppState>,
     UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
+    Query(q): Query<ListQuery>,
 ) -> Response {
     let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
-    custom_list(&f, &group, &version, &plural_name, Some(&ns))
+    if !serves(&f, &group, &version) {
+        return not_found();
+    }
+    list_response(
+        &f,
+        &format!("{group}/{version}"),
+        &plural_name,
+        Some(&ns),
+        &q,
+    )
+}
+
+async fn custom_get_cluster(
+    State(app): State<AppState>,
+    UrlPath((group, version, plural_name, name)): UrlPath<(String, String, String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if !serves(&f, &group, &version) {
+        return not_found();
+    }
+    get_response(&f, &format!("{group}/{version}"), &plural_name, None, &name)
+}
+
+async fn custom_get_namespaced(
+    State(app): State<AppState>,
+    UrlPath((group, version, ns, plural_name, name)): UrlPath<(
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    if !serves(&f, &group, &version) {
+        return not_found();
+    }
+    get_response(
+        &f,
+        &format!("{group}/{version}"),
+        &plural_name,
+        Some(&ns),
+        &name,
+    )
+}
+
+async fn core_all(
+    State(app): State<AppState>,
+    UrlPath(plural_name): UrlPath<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    list_response(&f, "v1", &plural_name, None, &q)
+}
+
+async fn core_namespaced(
+    State(app): State<AppState>,
+    UrlPath((ns, plural_name)): UrlPath<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    list_response(&f, "v1", &plural_name, Some(&ns), &q)
+}
+
+async fn core_get_cluster(
+    State(app): State<AppState>,
+    UrlPath((plural_name, name)): UrlPath<(String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    get_response(&f, "v1", &plural_name, None, &name)
+}
+
+async fn core_get_namespaced(
+    State(app): State<AppState>,
+    UrlPath((ns, plural_name, name)): UrlPath<(String, String, String)>,
+) -> Response {
+    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    get_response(&f, "v1", &plural_name, Some(&ns), &name)
 }
 
 async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
@@ -680,11 +874,13 @@ async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
         return forbidden("pods", None);
     }
     let sel = q.label_selector.unwrap_or_default();
+    let fields = q.field_selector.unwrap_or_default();
     list(
         "PodList",
         f.pods
             .into_iter()
             .filter(|p| selector_matches(&sel, &p["metadata"]["labels"]))
+            .filter(|p| field_matches(&fields, p))
             .collect(),
     )
 }
@@ -888,6 +1084,12 @@ impl FakeKube {
             .route("/apis/{group}/{version}", get(group_resources))
             .route("/apis/{group}/{version}/{plural}", get(custom_all))
             .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", get(custom_namespaced))
+            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", get(custom_get_namespaced))
+            .route("/apis/{group}/{version}/{plural}/{name}", get(custom_get_cluster))
+            .route("/api/v1/{plural}", get(core_all))
+            .route("/api/v1/{plural}/{name}", get(core_get_cluster))
+            .route("/api/v1/namespaces/{ns}/{plural}", get(core_namespaced))
+            .route("/api/v1/namespaces/{ns}/{plural}/{name}", get(core_get_namespaced))
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
             .route("/api/v1/pods", get(pods_all))

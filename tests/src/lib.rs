@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod fake_kube;
+pub mod homelab;
 pub mod mcp;
 pub mod netns;
 pub mod pki;

@@ -137,3 +137,112 @@ async fn cluster_health_baseline_crashloop_and_empty_namespace() -> anyhow::Resu
     assert_eq!(v["verdict"], "healthy", "{}", v["issues"]);
     Ok(())
 }
+
+/// The full homelab fixture (HOMELAB.md §1) with an agent per node.
+fn homelab_with_agents(scenarios: &[&str]) -> anyhow::Result<Fixture> {
+    let mut f = labscope_tests::homelab::homelab(scenarios)?;
+    for (node, ip) in NODES {
+        f.pods.push(agent_pod(node, ip, true));
+    }
+    Ok(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_health_on_the_whole_homelab_with_flux_and_image_incidents() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.2:0")?
+        .local_addr()?
+        .port();
+    let _agents = agents(port)?;
+
+    // §2: the whole baseline is healthy, with evidence.
+    let (v, err) = health(homelab_with_agents(&[])?, port, json!({})).await?;
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "healthy", "{}", v["issues"]);
+    assert_eq!(v["checks"]["flux"]["verdict"], "healthy");
+    assert_eq!(v["checks"]["imageAutomation"]["verdict"], "healthy");
+    assert_eq!(v["warningEvents"], json!([]));
+    assert!(
+        v["pods"]["total"].as_u64().unwrap_or(0) > 70,
+        "{}",
+        v["pods"]["total"]
+    );
+
+    // 3.a + 3.b + 3.g together: ranked, one issue per root cause, events as evidence.
+    let (v, err) = health(
+        homelab_with_agents(&[
+            "immich-stuck",
+            "private-exit-node-auth",
+            "jellyfin-crashloop",
+        ])?,
+        port,
+        json!({}),
+    )
+    .await?;
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "critical");
+    let issues = v["issues"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = issues.iter().filter_map(|i| i["kind"].as_str()).collect();
+    let stuck = issues
+        .iter()
+        .find(|i| i["kind"] == "FluxStuck")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stuck["object"], "helmrelease/immich/immich", "{kinds:?}");
+    assert_eq!(stuck["severity"], "critical");
+    assert_eq!(stuck["nextTool"], "get_flux_status");
+    assert!(
+        !issues
+            .iter()
+            .any(|i| i["object"] == "kustomization/flux-system/immich"),
+        "the Kustomization is a consequence, not a second issue: {kinds:?}"
+    );
+    // The immich Kustomization and the private-exit-node ImagePolicy.
+    assert_eq!(v["checks"]["flux"]["consequences"], 2);
+    let image = issues
+        .iter()
+        .find(|i| i["kind"] == "ImageAutomationFailing")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        image["object"],
+        "imagerepository/flux-system/private-exit-node"
+    );
+    assert!(
+        image["evidence"].as_str().is_some_and(
+            |e| e.contains("registry authentication failed") && e.contains("secretRef")
+        ),
+        "{image}"
+    );
+    let crash = issues
+        .iter()
+        .find(|i| i["kind"] == "CrashLoopBackOff")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        crash["events"].as_array().is_some_and(|e| e
+            .iter()
+            .any(|x| x.as_str().is_some_and(|s| s.starts_with("Unhealthy ×42")))),
+        "liveness failures are the crash loop's evidence: {crash}"
+    );
+    // Critical first.
+    let first_warning = issues
+        .iter()
+        .position(|i| i["severity"] != "critical")
+        .unwrap_or(issues.len());
+    assert!(
+        issues[first_warning..]
+            .iter()
+            .all(|i| i["severity"] != "critical")
+    );
+    // Warning events newest first, de-duplicated.
+    let events = v["warningEvents"].as_array().cloned().unwrap_or_default();
+    assert!(events.len() >= 4, "{events:?}");
+    let times: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["lastSeen"].as_str())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+    Ok(())
+}

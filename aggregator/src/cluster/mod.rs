@@ -3,6 +3,7 @@
 //! discovery from the labscope-agent DaemonSet's pods. Kubernetes errors reach
 //! the caller explained (403 names the missing verb and resource).
 
+pub mod cron;
 pub mod discovery;
 pub mod groups;
 pub mod nodes;

@@ -65,9 +65,70 @@ pub fn now(fixed: Option<i64>) -> i64 {
     })
 }
 
+/// A Go duration as Kubernetes and Flux write them ("10m0s", "1h", "24h",
+/// "1h30m", "90s", "500ms") → whole seconds.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += n * factor;
+        rest = &rest[unit_len..];
+    }
+    Some(total.round() as i64)
+}
+
+/// Seconds as a short human duration: "16d 0h", "3h 12m", "5m", "40s".
+pub fn human(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations_and_human() {
+        assert_eq!(parse_go_duration("10m0s"), Some(600));
+        assert_eq!(parse_go_duration("1h30m"), Some(5400));
+        assert_eq!(parse_go_duration("24h"), Some(86_400));
+        assert_eq!(parse_go_duration("60s"), Some(60));
+        assert_eq!(parse_go_duration("1500ms"), Some(2));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("m"), None);
+        assert_eq!(human(16 * 86_400 + 59), "16d 0h");
+        assert_eq!(human(3 * 3600 + 12 * 60), "3h 12m");
+        assert_eq!(human(42), "42s");
+    }
 
     #[test]
     fn parses_kubernetes_timestamps() {

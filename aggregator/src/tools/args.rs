@@ -52,6 +52,35 @@ impl Args {
         }
     }
 
+    /// An optional Kubernetes object name (DNS-1123 subdomain: lowercase
+    /// letters, digits, '-' and '.', at most 253 characters). Checked before
+    /// it reaches a URL.
+    pub fn opt_name(&self, name: &str) -> Result<Option<String>, ToolError> {
+        let Some(v) = self.opt_string(name)? else {
+            return Ok(None);
+        };
+        let ok = v.len() <= 253
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
+        if !ok {
+            return Err(ToolError::invalid(
+                name,
+                format!(
+                    "{v:?} is not a Kubernetes name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
+                ),
+            ));
+        }
+        Ok(Some(v))
+    }
+
+    /// A required Kubernetes object name.
+    pub fn name(&self, name: &str) -> Result<String, ToolError> {
+        self.opt_name(name)?
+            .ok_or_else(|| ToolError::invalid(name, "required"))
+    }
+
     /// An optional integer within `min..=max`, or `default`.
     pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ToolError> {
         match self.get(name) {

@@ -21,8 +21,10 @@ pub fn tools() -> Vec<ToolDef> {
             description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
                 and the tool to call next: nodes (Ready, pressure), labscope agents (reachability, conntrack usage), \
                 problem pods (CrashLoopBackOff even while Running, image pulls, Pending too long, Running but not \
-                Ready, recent restarts; completed Job pods are healthy), certificates, External Secrets and \
-                Tailscale. A failed check or an empty namespace is never healthy.",
+                Ready, recent restarts; completed Job pods are healthy), Flux root causes (stuck releases first; \
+                their consequences counted, not repeated), image repositories failing to scan (with the fix), \
+                certificates, External Secrets and Tailscale; recent Warning events newest first, de-duplicated, and \
+                attached to the issues they explain. A failed check or an empty namespace is never healthy.",
             input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
             output_schema: json!({"type": "object", "properties": {
                 "verdict": {"type": "string", "enum": ["healthy", "degraded", "critical"]}, "issues": {"type": "array"},
@@ -566,7 +568,10 @@ async fn get_cluster_health(
                 .map(|r| r.into_inner())
         },
     );
-    let (nodes, pods, agent_results, certs, secrets, tailscale) = tokio::join!(
+    let mut warning_args = ns_args(&namespace);
+    warning_args.insert("type".into(), json!("Warning"));
+    warning_args.insert("limit".into(), json!(20));
+    let (nodes, pods, agent_results, certs, secrets, tailscale, flux, images, events) = tokio::join!(
         crate::cluster::nodes::list(&c),
         crate::cluster::pods::problems(&c, namespace.as_deref(), now_s),
         fanout,
@@ -579,6 +584,9 @@ async fn get_cluster_health(
                 None
             }
         },
+        super::flux::failures(&c, namespace.as_deref(), now_s),
+        super::flux::get_image_automation_status(ctx.clone(), ns_args(&namespace)),
+        super::workloads::get_events(ctx.clone(), warning_args),
     );
     ctx.metrics.record_agents(&agent_results);
     let mut issues = Vec::new();
@@ -696,8 +704,102 @@ async fn get_cluster_health(
             None,
         )),
     }
-    // Sub-checks.
+    // Flux: root causes only; their consequences are counted with them.
     let mut checks = Map::new();
+    match &flux {
+        Ok(None) => {
+            checks.insert("flux".into(), json!({"verdict": "not installed"}));
+        }
+        Ok(Some((roots, consequences))) => {
+            checks.insert(
+                "flux".into(),
+                json!({"verdict": if roots.is_empty() { "healthy" } else { "degraded" },
+                    "rootCauses": roots.len(), "consequences": consequences}),
+            );
+            for r in roots {
+                let stuck = r["status"] == "stuck";
+                let object = format!(
+                    "{}/{}/{}",
+                    r["kind"].as_str().unwrap_or_default().to_lowercase(),
+                    r["namespace"].as_str().unwrap_or_default(),
+                    r["name"].as_str().unwrap_or_default()
+                );
+                if r["kind"] == "ImageRepository" || r["kind"] == "ImagePolicy" {
+                    // Reported with its fix by the image automation check below.
+                    continue;
+                }
+                let evidence = format!(
+                    "{}: {}{}",
+                    r["reason"].as_str().unwrap_or_default(),
+                    r["stuckBecause"]
+                        .as_str()
+                        .or(r["message"].as_str())
+                        .unwrap_or_default(),
+                    r["hint"]
+                        .as_str()
+                        .map(|h| format!(" — {h}"))
+                        .unwrap_or_default()
+                );
+                issues.push(issue(
+                    if stuck { "critical" } else { "warning" },
+                    if stuck { "FluxStuck" } else { "FluxFailing" },
+                    object,
+                    evidence,
+                    Some("get_flux_status"),
+                ));
+            }
+        }
+        Err(e) => {
+            checks.insert(
+                "flux".into(),
+                json!({"verdict": "error", "message": e.to_string()}),
+            );
+            issues.push(issue(
+                "warning",
+                "CheckFailed",
+                "flux".into(),
+                format!("{e} ({})", e.hint()),
+                Some("get_flux_status"),
+            ));
+        }
+    }
+    match &images {
+        Ok(out) => {
+            checks.insert(
+                "imageAutomation".into(),
+                json!({"verdict": out.structured["verdict"]}),
+            );
+            for rc in out.structured["rootCauses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                issues.push(issue(
+                    "warning",
+                    "ImageAutomationFailing",
+                    rc["object"].as_str().unwrap_or_default().to_lowercase(),
+                    format!(
+                        "{} ({}) — fix: {}",
+                        rc["problem"].as_str().unwrap_or_default(),
+                        rc["reason"].as_str().unwrap_or_default(),
+                        rc["fix"].as_str().unwrap_or("see the tool")
+                    ),
+                    Some("get_image_automation_status"),
+                ));
+            }
+        }
+        Err(e) => {
+            checks.insert(
+                "imageAutomation".into(),
+                json!({"verdict": "error", "message": e.message}),
+            );
+        }
+    }
+    let warning_events = match &events {
+        Ok(out) => out.structured["events"].clone(),
+        Err(e) => json!([{"error": e.message}]),
+    };
+    // Sub-checks.
     for (name, tool, result) in [
         ("certificates", "get_certificate_status", Some(certs)),
         ("externalSecrets", "get_secrets_status", Some(secrets)),
@@ -789,6 +891,35 @@ async fn get_cluster_health(
             }
         }
     }
+    // Events about an issue's object are its evidence too.
+    for i in issues.iter_mut() {
+        let name = i["object"]
+            .as_str()
+            .and_then(|o| o.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let related: Vec<Value> = warning_events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e["object"]
+                    .as_str()
+                    .is_some_and(|o| o.rsplit('/').next() == Some(name.as_str()))
+            })
+            .map(|e| {
+                json!(format!(
+                    "{} ×{}: {}",
+                    e["reason"].as_str().unwrap_or_default(),
+                    e["count"],
+                    e["message"].as_str().unwrap_or_default()
+                ))
+            })
+            .collect();
+        if !related.is_empty() {
+            i["events"] = json!(related);
+        }
+    }
     issues.sort_by_key(|i| i["severity"] != "critical");
     let verdict = if issues.iter().any(|i| i["severity"] == "critical") {
         "critical"
@@ -812,6 +943,6 @@ async fn get_cluster_health(
         ));
     }
     let structured = json!({"verdict": verdict, "issues": issues, "nodes": node_summary, "pods": pod_summary,
-        "checks": checks, "namespace": namespace, "now": crate::cluster::time::now(ctx.settings.now)});
+        "checks": checks, "warningEvents": warning_events, "namespace": namespace, "now": crate::cluster::time::now(ctx.settings.now)});
     Ok(ToolOutput { structured, text })
 }

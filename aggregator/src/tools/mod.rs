@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod flux;
 pub mod node;
 pub mod render;
 pub mod workloads;
@@ -166,6 +167,7 @@ impl std::fmt::Debug for ToolDef {
 pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
     tools.extend(cluster::tools());
+    tools.extend(flux::tools());
     tools.extend(workloads::tools());
     tools
 }

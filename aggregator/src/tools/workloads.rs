@@ -292,7 +292,7 @@ fn event_time(e: &Event) -> Option<i64> {
         })
 }
 
-async fn get_events(
+pub(crate) async fn get_events(
     ctx: Arc<ToolContext>,
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {

@@ -63,6 +63,10 @@ pub struct AgentOptions {
     pub discovery: crate::cluster::discovery::DiscoveryOptions,
     /// Fixed "now" (Unix seconds) for fixtures and tests.
     pub now: Option<i64>,
+    /// Time zone for CronJobs without spec.timeZone (the controller's zone).
+    pub cron_time_zone: Option<String>,
+    /// CronJobs (namespace/name) that are backups whatever their name.
+    pub backup_cronjobs: Vec<String>,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -133,6 +137,8 @@ impl AgentOptions {
                 fanout_concurrency: self.concurrency.max(1),
                 default_dns_server: self.dns_server.clone(),
                 now: self.now,
+                cron_time_zone: self.cron_time_zone.clone().unwrap_or_else(|| "UTC".into()),
+                backup_cronjobs: self.backup_cronjobs.clone(),
             },
             metrics: Arc::new(Metrics::default()),
         }))

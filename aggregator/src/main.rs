@@ -82,6 +82,19 @@ struct AgentArgs {
     /// instead of now; for fixtures and reproducible reports.
     #[arg(long, global = true, value_name = "RFC3339", value_parser = parse_now)]
     now: Option<i64>,
+    /// Time zone of the CronJob controller, for CronJobs without spec.timeZone
+    /// (k3s uses the server's local zone).
+    #[arg(long, global = true, value_name = "IANA ZONE", default_value = "UTC", value_parser = parse_zone)]
+    cron_time_zone: String,
+    /// A CronJob that get_backup_status always includes, whatever its name
+    /// (repeatable). Every CronJob in namespace backup-jobs, or with "backup"
+    /// in its name, or labelled app.kubernetes.io/component=backup, is included anyway.
+    #[arg(long = "backup-cronjob", global = true, value_name = "NAMESPACE/NAME")]
+    backup_cronjobs: Vec<String>,
+}
+
+fn parse_zone(s: &str) -> Result<String, String> {
+    labscope::cluster::cron::zone(s).map(|_| s.to_string())
 }
 
 fn parse_now(s: &str) -> Result<i64, String> {
@@ -179,6 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scheme: a.agent_scheme,
         },
         now: a.now,
+        cron_time_zone: Some(a.cron_time_zone),
+        backup_cronjobs: a.backup_cronjobs,
     };
     match cli.command {
         Command::Tools { json } => {

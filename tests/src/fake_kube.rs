@@ -904,12 +904,18 @@ async fn pod_log(
     if f.forbidden.contains("pods/log") {
         return forbidden("pods/log", Some(&ns));
     }
-    if !f.pods.iter().any(|p| {
+    let Some(pod) = f.pods.iter().find(|p| {
         p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
-    }) {
+    }) else {
         return not_found();
-    }
-    let container = q.container.unwrap_or_default();
+    };
+    // Like the API server: no container named means the pod's only (first) one.
+    let container = q.container.unwrap_or_else(|| {
+        pod["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
     let previous = q.previous.unwrap_or(false);
     let key = format!(
         "{ns}/{name}/{container}{}",

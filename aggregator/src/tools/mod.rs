@@ -3,6 +3,7 @@
 //! identically over MCP and the CLI. One module per tool family.
 
 pub mod args;
+pub mod batch;
 pub mod cluster;
 pub mod flux;
 pub mod node;
@@ -31,6 +32,10 @@ pub struct Settings {
     pub default_dns_server: Option<String>,
     /// Fixed "now" (Unix seconds) for fixtures and tests; `None` reads the clock.
     pub now: Option<i64>,
+    /// Zone for CronJobs without spec.timeZone (the controller's local zone).
+    pub cron_time_zone: String,
+    /// CronJobs (namespace/name) that `get_backup_status` always includes.
+    pub backup_cronjobs: Vec<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +45,8 @@ impl Default for Settings {
             fanout_concurrency: 32,
             default_dns_server: None,
             now: None,
+            cron_time_zone: "UTC".into(),
+            backup_cronjobs: Vec::new(),
         }
     }
 }
@@ -168,6 +175,7 @@ pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
     tools.extend(cluster::tools());
     tools.extend(flux::tools());
+    tools.extend(batch::tools());
     tools.extend(workloads::tools());
     tools
 }

@@ -100,7 +100,7 @@ pub fn redact(text: &str) -> (String, usize) {
 }
 
 /// Keeps the newest `max` bytes of `text`, cut at a line start.
-fn tail_bytes(text: &str, max: usize) -> (&str, bool) {
+pub(crate) fn tail_bytes(text: &str, max: usize) -> (&str, bool) {
     if text.len() <= max {
         return (text, false);
     }

@@ -1,0 +1,688 @@
+//! Batch tools: `get_backup_status` (backup CronJobs with next run, last
+//! results and an overdue verdict), `get_cronjob_details` (schedule,
+//! policies, containers with secrets redacted, Job history) and
+//! `get_job_logs` (every pod of a Job, byte-capped).
+//!
+//! Schedules are evaluated in `spec.timeZone`, or in the controller's zone
+//! (`--cron-time-zone`, UTC by default) when the CronJob sets none; the
+//! answer says which. A backup is overdue when its last success is older than
+//! two of its intervals.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, ListParams, LogParams};
+use regex::Regex;
+use serde_json::{Map, Value, json};
+
+use super::args::Args;
+use super::cluster::{api_error, cluster};
+use super::workloads::redact;
+use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
+use crate::cluster::Error as ClusterError;
+use crate::cluster::cron::{Schedule, zone};
+use crate::cluster::time::{human, now, rfc3339};
+
+/// The batch tools.
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        ToolDef {
+            name: "get_backup_status",
+            title: "Backup CronJobs: last runs, next run, overdue",
+            description: "Backup CronJobs — every CronJob in namespace backup-jobs, or with \"backup\" in its name, or \
+                labelled app.kubernetes.io/component=backup, or configured with --backup-cronjob (so restore-test is \
+                not missed); with `namespace`, every CronJob there; with `selector`, those it matches. For each: \
+                schedule and the time zone it runs in, suspended, last schedule, last success, the last three Jobs \
+                with result and duration, the failing reason from the failed pod's log, the next run, and an \
+                OVERDUE verdict when the last success is older than two intervals.",
+            input_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"}, "selector": {"type": "string", "description": "label selector, e.g. app=backup"}},
+                "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "verdict": {"type": "string"}, "backups": {"type": "array"}, "summary": {"type": "object"}},
+                "required": ["verdict", "backups"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_backup_status(ctx, args)),
+        },
+        ToolDef {
+            name: "get_cronjob_details",
+            title: "CronJob details and Job history",
+            description: "One CronJob: schedule, time zone, the next three runs, concurrency and history policies, \
+                suspend, deadlines, containers (image, command, env and volumes with secret values redacted; \
+                Secret references named, never read), node placement, and the retained Job history with result, \
+                start and duration; overdue verdict as in get_backup_status.",
+            input_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"}, "cronjob": {"type": "string"}},
+                "required": ["namespace", "cronjob"], "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"}, "name": {"type": "string"}, "schedule": {"type": "object"},
+                "policies": {"type": "object"}, "containers": {"type": "array"}, "volumes": {"type": "array"},
+                "jobs": {"type": "array"}, "verdict": {"type": "string"}},
+                "required": ["namespace", "name", "schedule", "jobs"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_cronjob_details(ctx, args)),
+        },
+        ToolDef {
+            name: "get_job_logs",
+            title: "Logs of every pod of a Job",
+            description: "Logs of every pod of one Job (each retry is its own pod), oldest first: `lines` per pod \
+                (100, max 2000), optional `grep` (regex), `maxBytes` in all (64 KiB, shared by the pods, newest \
+                bytes kept). Secret-looking values are redacted. Each pod's phase and exit code come with its log.",
+            input_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"}, "job": {"type": "string"},
+                "lines": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 100},
+                "grep": {"type": "string"},
+                "maxBytes": {"type": "integer", "minimum": 1024, "maximum": 1048576, "default": 65536}},
+                "required": ["namespace", "job"], "additionalProperties": false}),
+            output_schema: json!({"type": "object", "properties": {
+                "namespace": {"type": "string"}, "job": {"type": "string"}, "pods": {"type": "array"},
+                "truncated": {"type": "boolean"}}, "required": ["namespace", "job", "pods", "truncated"]}),
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+            run: |ctx, args| Box::pin(get_job_logs(ctx, args)),
+        },
+    ]
+}
+
+fn secs(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<i64> {
+    t.map(|t| t.0.as_second())
+}
+
+/// A Job's outcome: (result, start, end, reason, message).
+fn job_outcome(j: &Job) -> (&'static str, Option<i64>, Option<i64>, String, String) {
+    let st = j.status.clone().unwrap_or_default();
+    let cond = |t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t && c.status == "True")
+            .cloned()
+    };
+    let start = secs(st.start_time.as_ref());
+    if let Some(c) = cond("Complete") {
+        let end = secs(st.completion_time.as_ref()).or(secs(c.last_transition_time.as_ref()));
+        return ("succeeded", start, end, String::new(), String::new());
+    }
+    if let Some(c) = cond("Failed") {
+        return (
+            "failed",
+            start,
+            secs(c.last_transition_time.as_ref()),
+            c.reason.unwrap_or_default(),
+            c.message.unwrap_or_default(),
+        );
+    }
+    if st.active.unwrap_or(0) > 0 {
+        return ("running", start, None, String::new(), String::new());
+    }
+    ("pending", start, None, String::new(), String::new())
+}
+
+/// Jobs created by `cronjob` (ownerReference), newest first.
+fn owned_jobs<'a>(jobs: &'a [Job], ns: &str, cronjob: &str) -> Vec<&'a Job> {
+    let mut out: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| j.metadata.namespace.as_deref() == Some(ns))
+        .filter(|j| {
+            j.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.kind == "CronJob" && o.name == cronjob)
+        })
+        .collect();
+    out.sort_by_key(|j| {
+        std::cmp::Reverse(
+            job_outcome(j)
+                .1
+                .or(secs(j.metadata.creation_timestamp.as_ref()))
+                .unwrap_or(0),
+        )
+    });
+    out
+}
+
+fn job_json(j: &Job) -> Value {
+    let (result, start, end, reason, message) = job_outcome(j);
+    let st = j.status.clone().unwrap_or_default();
+    json!({"name": j.metadata.name, "result": result, "started": start.map(rfc3339), "finished": end.map(rfc3339),
+        "duration": start.zip(end).map(|(s, e)| human(e - s)), "durationSeconds": start.zip(end).map(|(s, e)| e - s),
+        "reason": reason, "message": message, "failedPods": st.failed.unwrap_or(0), "succeededPods": st.succeeded.unwrap_or(0)})
+}
+
+/// Schedule facts and the overdue verdict of one CronJob.
+fn assess(cj: &CronJob, jobs: &[&Job], now_s: i64, default_zone: &str) -> Value {
+    let spec = cj.spec.clone().unwrap_or_default();
+    let st = cj.status.clone().unwrap_or_default();
+    let (zone_name, assumed) = match &spec.time_zone {
+        Some(z) => (z.clone(), false),
+        None => (default_zone.to_string(), true),
+    };
+    let last_schedule = secs(st.last_schedule_time.as_ref());
+    let last_success = secs(st.last_successful_time.as_ref());
+    let suspended = spec.suspend.unwrap_or(false);
+    let mut v = json!({"schedule": spec.schedule, "timeZone": zone_name, "timeZoneAssumed": assumed, "suspended": suspended,
+        "lastScheduleTime": last_schedule.map(rfc3339), "lastSuccessfulTime": last_success.map(rfc3339),
+        "lastSuccessAge": last_success.map(|t| human(now_s - t)), "active": st.active.iter().flatten().count()});
+    if assumed {
+        v["timeZoneNote"] = json!(format!(
+            "no spec.timeZone: evaluated in {zone_name}, the zone labscope is configured with (--cron-time-zone); the controller uses its host's local zone"
+        ));
+    }
+    let now_ts = jiff::Timestamp::from_second(now_s).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let parsed = Schedule::parse(&spec.schedule).and_then(|s| zone(&zone_name).map(|z| (s, z)));
+    let (schedule, tz) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            v["scheduleError"] = json!(e);
+            v["verdict"] = json!("unknown");
+            return v;
+        }
+    };
+    let interval = schedule.longest_interval(now_ts, &tz, 4).unwrap_or(0);
+    let next: Vec<String> = std::iter::successors(schedule.next_after(now_ts, &tz), |t| {
+        schedule.next_after(*t, &tz)
+    })
+    .take(3)
+    .map(|t| rfc3339(t.as_second()))
+    .collect();
+    v["interval"] = json!(human(interval));
+    v["intervalSeconds"] = json!(interval);
+    v["nextRun"] = json!(next.first());
+    v["nextRuns"] = json!(next);
+    let expected_last = schedule
+        .last_at_or_before(now_ts, &tz, 2 * interval.max(60))
+        .map(|t| t.as_second());
+    v["expectedLastRun"] = json!(expected_last.map(rfc3339));
+    let missed =
+        !suspended && expected_last.is_some_and(|e| last_schedule.is_none_or(|l| l + 60 < e));
+    v["missedSchedule"] = json!(missed);
+    let last_result = jobs.first().map(|j| job_outcome(j).0);
+    let created = secs(cj.metadata.creation_timestamp.as_ref()).unwrap_or(now_s);
+    let overdue = interval > 0
+        && match last_success {
+            Some(t) => now_s - t > 2 * interval,
+            None => now_s - created > 2 * interval,
+        };
+    v["overdue"] = json!(overdue);
+    let verdict = if suspended {
+        "suspended"
+    } else if overdue {
+        "overdue"
+    } else if last_result == Some("failed") {
+        "failing"
+    } else if missed {
+        "missed schedule"
+    } else if last_result == Some("running") {
+        "running"
+    } else {
+        "ok"
+    };
+    v["verdict"] = json!(verdict);
+    if overdue {
+        v["overdueBecause"] = json!(match last_success {
+            Some(t) => format!(
+                "last success {} ago, more than two intervals ({})",
+                human(now_s - t),
+                human(2 * interval)
+            ),
+            None => "never succeeded".into(),
+        });
+    }
+    v
+}
+
+/// The last lines of the newest pod of a failed Job (redacted): why it failed.
+async fn failure_excerpt(c: &crate::cluster::Cluster, ns: &str, job: &str) -> Option<String> {
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    let pods = api
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .ok()?;
+    let pod = pods
+        .items
+        .iter()
+        .max_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0))?;
+    let name = pod.metadata.name.clone()?;
+    let log = api
+        .logs(
+            &name,
+            &LogParams {
+                tail_lines: Some(20),
+                limit_bytes: Some(16 * 1024),
+                ..Default::default()
+            },
+        )
+        .await
+        .ok()?;
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join("\n");
+    (!tail.is_empty()).then(|| redact(&tail).0)
+}
+
+fn list_err(resource: &'static str, ns: Option<&str>) -> impl FnOnce(kube::Error) -> ToolError {
+    move |e| api_error(ClusterError::from_kube(e, "list", resource, ns))
+}
+
+async fn get_backup_status(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace", "selector"])?;
+    let namespace = a.opt_name("namespace")?;
+    let selector = a.opt_string("selector")?;
+    if let Some(s) = &selector
+        && !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,!() ".contains(c))
+    {
+        return Err(ToolError::invalid(
+            "selector",
+            format!("{s:?} is not a label selector like app=backup"),
+        ));
+    }
+    let c = cluster(&ctx)?;
+    let now_s = now(ctx.settings.now);
+    let ns = namespace.as_deref();
+    let (cj_api, job_api): (Api<CronJob>, Api<Job>) = match ns {
+        Some(n) => (
+            Api::namespaced(c.client.clone(), n),
+            Api::namespaced(c.client.clone(), n),
+        ),
+        None => (Api::all(c.client.clone()), Api::all(c.client.clone())),
+    };
+    let mut lp = ListParams::default();
+    if let Some(s) = &selector {
+        lp = lp.labels(s);
+    }
+    let (cronjobs, jobs) = tokio::try_join!(
+        async { cj_api.list(&lp).await.map_err(list_err("cronjobs", ns)) },
+        async {
+            job_api
+                .list(&ListParams::default())
+                .await
+                .map_err(list_err("jobs", ns))
+        },
+    )?;
+    let configured = &ctx.settings.backup_cronjobs;
+    let mut rows = Vec::new();
+    for cj in &cronjobs.items {
+        let cns = cj.metadata.namespace.clone().unwrap_or_default();
+        let name = cj.metadata.name.clone().unwrap_or_default();
+        let labels = cj.metadata.labels.clone().unwrap_or_default();
+        let why = if selector.is_some() {
+            Some("selector")
+        } else if ns.is_some() {
+            Some("namespace")
+        } else if configured.iter().any(|c| *c == format!("{cns}/{name}")) {
+            Some("configured")
+        } else if cns == "backup-jobs" {
+            Some("namespace backup-jobs")
+        } else if name.contains("backup") {
+            Some("name")
+        } else if labels
+            .get("app.kubernetes.io/component")
+            .map(String::as_str)
+            == Some("backup")
+        {
+            Some("label")
+        } else {
+            None
+        };
+        let Some(why) = why else { continue };
+        let owned = owned_jobs(&jobs.items, &cns, &name);
+        let mut v = assess(cj, &owned, now_s, &ctx.settings.cron_time_zone);
+        v["namespace"] = json!(cns);
+        v["name"] = json!(name);
+        v["selectedBy"] = json!(why);
+        v["lastJobs"] = json!(
+            owned
+                .iter()
+                .take(3)
+                .map(|j| job_json(j))
+                .collect::<Vec<_>>()
+        );
+        if let Some(last) = owned.first()
+            && job_outcome(last).0 == "failed"
+        {
+            let job = last.metadata.name.clone().unwrap_or_default();
+            v["failureLog"] = json!(failure_excerpt(c, &cns, &job).await);
+        }
+        rows.push(v);
+    }
+    rows.sort_by(|a, b| {
+        let rank = |v: &Value| match v["verdict"].as_str() {
+            Some("overdue") => 0,
+            Some("failing") => 1,
+            Some("missed schedule") => 2,
+            Some("suspended") => 3,
+            _ => 4,
+        };
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a["namespace"].as_str().cmp(&b["namespace"].as_str()))
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
+    let count = |s: &str| rows.iter().filter(|r| r["verdict"] == s).count();
+    let verdict = if rows.is_empty() {
+        "no backups found"
+    } else if count("overdue") > 0 {
+        "critical"
+    } else if rows
+        .iter()
+        .all(|r| r["verdict"] == "ok" || r["verdict"] == "running")
+    {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let mut text = format!(
+        "backups: {verdict} — {} CronJobs, {} overdue, {} failing\n",
+        rows.len(),
+        count("overdue"),
+        count("failing")
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "{:<9} {}/{} [{} {}] last success {} ({} ago), next {}{}\n",
+            r["verdict"].as_str().unwrap_or_default().to_uppercase(),
+            r["namespace"].as_str().unwrap_or_default(),
+            r["name"].as_str().unwrap_or_default(),
+            r["schedule"].as_str().unwrap_or_default(),
+            r["timeZone"].as_str().unwrap_or_default(),
+            r["lastSuccessfulTime"].as_str().unwrap_or("never"),
+            r["lastSuccessAge"].as_str().unwrap_or("-"),
+            r["nextRun"].as_str().unwrap_or("-"),
+            r["failureLog"]
+                .as_str()
+                .map(|l| format!("\n          {}", l.replace('\n', "\n          ")))
+                .unwrap_or_default()
+        ));
+    }
+    if rows.is_empty() {
+        text.push_str("no CronJob matched; pass namespace or selector, or configure --backup-cronjob NS/NAME\n");
+    }
+    let structured = json!({"verdict": verdict, "summary": {"cronJobs": rows.len(), "overdue": count("overdue"),
+        "failing": count("failing"), "suspended": count("suspended"), "missedSchedule": count("missed schedule")},
+        "backups": rows, "now": rfc3339(now_s)});
+    Ok(ToolOutput { structured, text })
+}
+
+/// Environment variable names whose literal values are secrets.
+fn secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "PASS",
+        "SECRET",
+        "TOKEN",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+fn container_json(c: &Container) -> Value {
+    let env: Vec<Value> = c
+        .env
+        .iter()
+        .flatten()
+        .map(|e| {
+            let value = if let Some(from) = &e.value_from {
+                if let Some(s) = &from.secret_key_ref {
+                    format!("from Secret {} key {}", s.name, s.key)
+                } else if let Some(m) = &from.config_map_key_ref {
+                    format!("from ConfigMap {} key {}", m.name, m.key)
+                } else if let Some(f) = &from.field_ref {
+                    format!("from field {}", f.field_path)
+                } else {
+                    "from a resource".into()
+                }
+            } else if secret_name(&e.name) {
+                "[REDACTED]".into()
+            } else {
+                redact(e.value.as_deref().unwrap_or_default()).0
+            };
+            json!({"name": e.name, "value": value})
+        })
+        .collect();
+    let env_from: Vec<String> = c
+        .env_from
+        .iter()
+        .flatten()
+        .map(|e| match (&e.secret_ref, &e.config_map_ref) {
+            (Some(s), _) => format!("Secret {}", s.name),
+            (_, Some(m)) => format!("ConfigMap {}", m.name),
+            _ => "unknown".into(),
+        })
+        .collect();
+    json!({"name": c.name, "image": c.image, "command": c.command, "args": c.args.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()),
+        "env": env, "envFrom": env_from,
+        "volumeMounts": c.volume_mounts.iter().flatten().map(|m| json!({"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only.unwrap_or(false)})).collect::<Vec<_>>(),
+        "resources": serde_json::to_value(&c.resources).unwrap_or(Value::Null)})
+}
+
+async fn get_cronjob_details(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace", "cronjob"])?;
+    let ns = a.name("namespace")?;
+    let name = a.name("cronjob")?;
+    let c = cluster(&ctx)?;
+    let now_s = now(ctx.settings.now);
+    let api: Api<CronJob> = Api::namespaced(c.client.clone(), &ns);
+    let jobs_api: Api<Job> = Api::namespaced(c.client.clone(), &ns);
+    let all = ListParams::default();
+    let (cj, jobs) = tokio::join!(api.get_opt(&name), jobs_api.list(&all));
+    let cj = cj.map_err(|e| api_error(ClusterError::from_kube(e, "get", "cronjobs", Some(&ns))))?;
+    let Some(cj) = cj else {
+        let names: Vec<String> = api
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|c| c.metadata.name)
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Err(ToolError::new(
+            ErrorCode::NotFound,
+            format!("no CronJob {name:?} in namespace {ns}"),
+            if names.is_empty() {
+                format!(
+                    "namespace {ns} has no CronJobs; get_backup_status lists backup CronJobs everywhere"
+                )
+            } else {
+                format!("CronJobs in {ns}: {}", names.join(", "))
+            },
+        ));
+    };
+    let jobs = jobs.map_err(list_err("jobs", Some(&ns)))?;
+    let owned = owned_jobs(&jobs.items, &ns, &name);
+    let mut schedule = assess(&cj, &owned, now_s, &ctx.settings.cron_time_zone);
+    let verdict = schedule["verdict"].clone();
+    let spec = cj.spec.clone().unwrap_or_default();
+    let job_spec = spec.job_template.spec.clone().unwrap_or_default();
+    let pod_spec = job_spec.template.spec.clone().unwrap_or_default();
+    let policies = json!({"concurrencyPolicy": spec.concurrency_policy.clone().unwrap_or_else(|| "Allow".into()),
+        "suspend": spec.suspend.unwrap_or(false), "successfulJobsHistoryLimit": spec.successful_jobs_history_limit.unwrap_or(3),
+        "failedJobsHistoryLimit": spec.failed_jobs_history_limit.unwrap_or(1), "startingDeadlineSeconds": spec.starting_deadline_seconds,
+        "backoffLimit": job_spec.backoff_limit.unwrap_or(6), "activeDeadlineSeconds": job_spec.active_deadline_seconds,
+        "ttlSecondsAfterFinished": job_spec.ttl_seconds_after_finished, "restartPolicy": pod_spec.restart_policy});
+    let volumes: Vec<Value> = pod_spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| {
+            let (kind, source) = if let Some(s) = &v.secret {
+                ("secret", s.secret_name.clone().unwrap_or_default())
+            } else if let Some(p) = &v.persistent_volume_claim {
+                ("persistentVolumeClaim", p.claim_name.clone())
+            } else if let Some(m) = &v.config_map {
+                ("configMap", m.name.clone())
+            } else if let Some(h) = &v.host_path {
+                ("hostPath", h.path.clone())
+            } else if let Some(n) = &v.nfs {
+                ("nfs", format!("{}:{}", n.server, n.path))
+            } else if v.empty_dir.is_some() {
+                ("emptyDir", String::new())
+            } else {
+                ("other", String::new())
+            };
+            json!({"name": v.name, "type": kind, "source": source})
+        })
+        .collect();
+    let containers: Vec<Value> = pod_spec.containers.iter().map(container_json).collect();
+    let history: Vec<Value> = owned.iter().map(|j| job_json(j)).collect();
+    if let Some(obj) = schedule.as_object_mut() {
+        obj.remove("verdict");
+    }
+    let mut text = format!(
+        "CronJob {ns}/{name}: {} — schedule {:?} in {}{}, next {}\n",
+        verdict.as_str().unwrap_or_default(),
+        spec.schedule,
+        schedule["timeZone"].as_str().unwrap_or_default(),
+        if schedule["timeZoneAssumed"] == true {
+            " (assumed)"
+        } else {
+            ""
+        },
+        schedule["nextRun"].as_str().unwrap_or("-")
+    );
+    for c in &containers {
+        text.push_str(&format!(
+            "container {} {}\n",
+            c["name"].as_str().unwrap_or_default(),
+            c["image"].as_str().unwrap_or_default()
+        ));
+    }
+    for j in &history {
+        text.push_str(&format!(
+            "job {} {} started {} took {}\n",
+            j["name"].as_str().unwrap_or_default(),
+            j["result"].as_str().unwrap_or_default(),
+            j["started"].as_str().unwrap_or("-"),
+            j["duration"].as_str().unwrap_or("-")
+        ));
+    }
+    let structured = json!({"namespace": ns, "name": name, "verdict": verdict, "schedule": schedule, "policies": policies,
+        "labels": cj.metadata.labels, "nodeSelector": pod_spec.node_selector, "containers": containers, "volumes": volumes,
+        "jobs": history, "now": rfc3339(now_s)});
+    Ok(ToolOutput { structured, text })
+}
+
+async fn get_job_logs(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let a = Args::new(args, &["namespace", "job", "lines", "grep", "maxBytes"])?;
+    let ns = a.name("namespace")?;
+    let job = a.name("job")?;
+    let lines = a.int("lines", 100, 1, 2000)?;
+    let max_bytes = a.int("maxBytes", 65_536, 1024, 1_048_576)? as usize;
+    let grep = match a.opt_string("grep")? {
+        Some(g) => Some(
+            Regex::new(&g)
+                .map_err(|e| ToolError::invalid("grep", format!("not a valid regex: {e}")))?,
+        ),
+        None => None,
+    };
+    let c = cluster(&ctx)?;
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
+    let found = jobs
+        .get_opt(&job)
+        .await
+        .map_err(|e| api_error(ClusterError::from_kube(e, "get", "jobs", Some(&ns))))?;
+    let Some(found) = found else {
+        return Err(ToolError::new(
+            ErrorCode::NotFound,
+            format!("no Job {job:?} in namespace {ns}"),
+            "get_cronjob_details lists a CronJob's retained Jobs; finished Jobs may have been cleaned up",
+        ));
+    };
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
+    let mut pods = api
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .map_err(list_err("pods", Some(&ns)))?
+        .items;
+    if pods.is_empty() {
+        // Jobs created before Kubernetes 1.27 carry only the short label.
+        pods = api
+            .list(&ListParams::default().labels(&format!("job-name={job}")))
+            .await
+            .map_err(list_err("pods", Some(&ns)))?
+            .items;
+    }
+    pods.sort_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0));
+    let share = (max_bytes / pods.len().max(1)).max(512);
+    let mut out = Vec::new();
+    let mut truncated_any = false;
+    let mut total_redactions = 0;
+    let mut text = format!(
+        "Job {ns}/{job}: {} — {} pod(s)\n",
+        job_outcome(&found).0,
+        pods.len()
+    );
+    for p in &pods {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let st = p.status.clone().unwrap_or_default();
+        let exit = st
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
+        let raw = api
+            .logs(
+                &name,
+                &LogParams {
+                    tail_lines: Some(lines),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| api_error(ClusterError::from_kube(e, "get", "pods/log", Some(&ns))))?;
+        let filtered: String = match &grep {
+            Some(re) => raw
+                .lines()
+                .filter(|l| re.is_match(l))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            None => raw,
+        };
+        let (redacted, n) = redact(&filtered);
+        total_redactions += n;
+        let (kept, truncated) = super::workloads::tail_bytes(&redacted, share);
+        truncated_any |= truncated;
+        text.push_str(&format!(
+            "--- {name} ({}, exit {}){}\n{kept}",
+            st.phase.clone().unwrap_or_default(),
+            exit.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
+            if truncated { ", truncated" } else { "" }
+        ));
+        out.push(json!({"pod": name, "phase": st.phase, "exitCode": exit, "log": kept, "truncated": truncated}));
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &out {
+        *counts
+            .entry(p["phase"].as_str().unwrap_or("Unknown"))
+            .or_default() += 1;
+    }
+    let structured = json!({"namespace": ns, "job": job, "result": job_outcome(&found).0, "pods": out, "phases": counts,
+        "truncated": truncated_any, "redactions": total_redactions});
+    Ok(ToolOutput { structured, text })
+}

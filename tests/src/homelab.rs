@@ -1528,6 +1528,7 @@ fn workloads(s: &dyn Fn(&str) -> bool, pm: &mut PodMaker) -> (Vec<Value>, Vec<Va
                 st.remove(k);
             }
         }
+        let volumes = d["spec"]["template"]["spec"]["volumes"].clone();
         objects.push(d);
         let mut pod_labels = labels.clone();
         pod_labels["pod-template-hash"] = json!(hash);
@@ -1550,6 +1551,11 @@ fn workloads(s: &dyn Fn(&str) -> bool, pm: &mut PodMaker) -> (Vec<Value>, Vec<Va
                 &[(&cname, image, *port)],
                 created,
             ));
+            if let Some(p) = pods.last_mut()
+                && volumes.is_array()
+            {
+                p["spec"]["volumes"] = volumes.clone();
+            }
         }
     }
     if s("immich-server-parked")
@@ -2577,6 +2583,30 @@ fn pvcs() -> Vec<Value> {
     out
 }
 
+/// ConfigMaps tools show: Unbound's configuration (§1.9) and a homepage
+/// settings file holding a credential in clear (fixture value) that
+/// describe_resource must redact.
+fn config_maps() -> Vec<Value> {
+    let mut unbound = meta(
+        "v1",
+        "ConfigMap",
+        Some("pihole"),
+        "unbound-config",
+        "2025-12-20T00:00:00Z",
+    );
+    unbound["data"] = json!({"unbound.conf": "server:\n  interface: 0.0.0.0@5335\n  do-ip6: no\n  harden-dnssec-stripped: yes\n  prefetch: yes\n  num-threads: 2\n  so-rcvbuf: 1m\n"});
+    let mut homepage = meta(
+        "v1",
+        "ConfigMap",
+        Some("homepage"),
+        "homepage-config",
+        "2026-01-05T00:00:00Z",
+    );
+    homepage["data"] = json!({"services.yaml": "- Network:\n    - Pi-hole:\n        href: https://pihole.lab.mtgibbs.dev\n        widget:\n          type: pihole\n          url: http://192.168.1.55\n          password: fixture-pihole-app-password\n",
+        "settings.yaml": "title: Homelab\ntheme: dark\n"});
+    vec![unbound, homepage]
+}
+
 // ------------------------------------------------------------------ assembly
 
 /// The homelab with `scenarios` switched on. Unknown names are an error
@@ -2761,6 +2791,7 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
     objects.extend(slices);
     objects.extend(ingresses());
     objects.extend(pvcs());
+    objects.extend(config_maps());
 
     let mut nodes = homelab_nodes();
     if on("pi3-memory-pressure")

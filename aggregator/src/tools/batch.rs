@@ -434,7 +434,7 @@ fn secret_name(name: &str) -> bool {
     .any(|w| n.contains(w))
 }
 
-fn container_json(c: &Container) -> Value {
+pub(crate) fn container_json(c: &Container) -> Value {
     let env: Vec<Value> = c
         .env
         .iter()

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod flux;
 pub mod node;
 pub mod render;
+pub mod resources;
 pub mod workloads;
 
 use std::future::Future;
@@ -176,6 +177,7 @@ pub fn registry() -> Vec<ToolDef> {
     tools.extend(cluster::tools());
     tools.extend(flux::tools());
     tools.extend(batch::tools());
+    tools.extend(resources::tools());
     tools.extend(workloads::tools());
     tools
 }

@@ -2759,7 +2759,7 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
             "scan failed: GET https://ghcr.io/token?scope=repository%3Amtgibbs%2Fprivate-exit-node%3Apull&service=ghcr.io: UNAUTHORIZED: authentication required", 288, 120));
     }
     if on("backup-overdue") {
-        for job in ["pvc-backup-29780760", "restore-test-29781000"] {
+        for job in ["pvc-backup-29780760", "restore-test-29780880"] {
             events.push(crate::fake_kube::event(
                 "backup-jobs",
                 "Job",

@@ -167,12 +167,13 @@ async fn cluster_health_on_the_whole_homelab_with_flux_and_image_incidents() -> 
         v["pods"]["total"]
     );
 
-    // 3.a + 3.b + 3.g together: ranked, one issue per root cause, events as evidence.
+    // 3.a + 3.b + 3.g + 3.i together: ranked, one issue per root cause, events as evidence.
     let (v, err) = health(
         homelab_with_agents(&[
             "immich-stuck",
             "private-exit-node-auth",
             "jellyfin-crashloop",
+            "backup-overdue",
         ])?,
         port,
         json!({}),
@@ -224,6 +225,20 @@ async fn cluster_health_on_the_whole_homelab_with_flux_and_image_incidents() -> 
             .any(|x| x.as_str().is_some_and(|s| s.starts_with("Unhealthy ×42")))),
         "liveness failures are the crash loop's evidence: {crash}"
     );
+    // 3.i: fifteen failed retry pods are two issues, one per CronJob.
+    let failing: Vec<&str> = issues
+        .iter()
+        .filter(|i| i["kind"] == "JobsFailing")
+        .filter_map(|i| i["object"].as_str())
+        .collect();
+    assert_eq!(
+        failing,
+        [
+            "cronjob/backup-jobs/pvc-backup",
+            "cronjob/backup-jobs/restore-test"
+        ]
+    );
+    assert!(!kinds.contains(&"JobFailed"), "{kinds:?}");
     // Critical first.
     let first_warning = issues
         .iter()

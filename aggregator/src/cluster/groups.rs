@@ -2,6 +2,10 @@
 //! actually serves (so a client never hard-codes `v1beta1` and gets 404), and
 //! "not installed" as its own answer when the group is absent.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 
@@ -16,25 +20,51 @@ pub enum Served {
     NotInstalled,
 }
 
-/// Looks `group` up in `/apis` (one request).
+/// How long a read of `/apis` is reused. Installing or removing an operator
+/// shows within this time; one tool call never reads `/apis` twice.
+const DISCOVERY_TTL: Duration = Duration::from_secs(30);
+
+/// group → preferred version, as last read from `/apis`.
+type GroupVersions = Arc<BTreeMap<String, String>>;
+
+/// The last `/apis` answer and when it was read (shared by clones of a Cluster).
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryCache(Arc<tokio::sync::Mutex<Option<(Instant, GroupVersions)>>>);
+
+/// Looks `group` up in `/apis` (one request per [`DISCOVERY_TTL`]; concurrent
+/// lookups wait for the one in flight).
 pub async fn served(cluster: &Cluster, group: &str) -> Result<Served, Error> {
-    let groups = cluster
-        .client
-        .list_api_groups()
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "API groups (/apis)", None))?;
-    Ok(groups
-        .groups
-        .into_iter()
-        .find(|g| g.name == group)
-        .map(|g| {
-            let v = g
-                .preferred_version
-                .map(|p| p.version)
-                .or_else(|| g.versions.first().map(|v| v.version.clone()))
-                .unwrap_or_default();
-            Served::Version(v)
-        })
+    let versions = {
+        let mut cache = cluster.groups.0.lock().await;
+        match cache.as_ref() {
+            Some((at, v)) if at.elapsed() < DISCOVERY_TTL => v.clone(),
+            _ => {
+                let groups = cluster
+                    .client
+                    .list_api_groups()
+                    .await
+                    .map_err(|e| Error::from_kube(e, "list", "API groups (/apis)", None))?;
+                let map: BTreeMap<String, String> = groups
+                    .groups
+                    .into_iter()
+                    .map(|g| {
+                        let v = g
+                            .preferred_version
+                            .map(|p| p.version)
+                            .or_else(|| g.versions.first().map(|v| v.version.clone()))
+                            .unwrap_or_default();
+                        (g.name, v)
+                    })
+                    .collect();
+                let map = Arc::new(map);
+                *cache = Some((Instant::now(), map.clone()));
+                map
+            }
+        }
+    };
+    Ok(versions
+        .get(group)
+        .map(|v| Served::Version(v.clone()))
         .unwrap_or(Served::NotInstalled))
 }
 

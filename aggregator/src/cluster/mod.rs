@@ -110,6 +110,9 @@ pub struct Cluster {
     pub client: kube::Client,
     /// "kubeconfig <path>", "KUBECONFIG", or "in-cluster".
     pub source: String,
+    /// `/apis` as last read, and when: one discovery request serves every
+    /// group lookup of a call (and of calls within the cache's lifetime).
+    pub(crate) groups: groups::DiscoveryCache,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -152,5 +155,9 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Option<Cluster>, Error
         return Ok(None);
     };
     let client = kube::Client::try_from(config).map_err(Error::Client)?;
-    Ok(Some(Cluster { client, source }))
+    Ok(Some(Cluster {
+        client,
+        source,
+        groups: groups::DiscoveryCache::default(),
+    }))
 }

@@ -76,10 +76,22 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         } else {
             "Failed".into()
         };
+        let exited = status.container_statuses.iter().flatten().find_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| {
+                format!(
+                    "container {} exited {} ({})",
+                    c.name,
+                    t.exit_code,
+                    t.reason.clone().unwrap_or_default()
+                )
+            })
+        });
         problem.detail = status
             .message
             .clone()
             .or(status.reason.clone())
+            .or(exited)
             .unwrap_or_default();
         problem.severity = if job_owned { "warning" } else { "critical" };
         return Some(problem);

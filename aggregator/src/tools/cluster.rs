@@ -683,7 +683,55 @@ async fn get_cluster_health(
                     None,
                 ));
             }
-            for p in problems {
+            // Failed Job pods: one issue per CronJob (or standalone Job), not
+            // one per retry pod.
+            let mut failed_jobs: std::collections::BTreeMap<
+                (String, String),
+                (usize, std::collections::BTreeSet<String>, String),
+            > = std::collections::BTreeMap::new();
+            for p in problems.iter().filter(|p| p.problem == "JobFailed") {
+                let job = p
+                    .name
+                    .rsplit_once('-')
+                    .map(|x| x.0)
+                    .unwrap_or(&p.name)
+                    .to_string();
+                let parent = match job.rsplit_once('-') {
+                    Some((cj, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                        format!("cronjob/{}/{cj}", p.namespace)
+                    }
+                    _ => format!("job/{}/{job}", p.namespace),
+                };
+                let e = failed_jobs
+                    .entry((p.namespace.clone(), parent))
+                    .or_default();
+                e.0 += 1;
+                e.1.insert(job);
+                e.2 = p.detail.clone();
+            }
+            for ((ns, parent), (pods_failed, jobs, detail)) in &failed_jobs {
+                let backup =
+                    ns == "backup-jobs" || parent.contains("backup") || parent.contains("restore");
+                issues.push(issue(
+                    "warning",
+                    "JobsFailing",
+                    parent.clone(),
+                    format!(
+                        "{pods_failed} failed pod(s) across {} Job(s), newest {}: {detail}",
+                        jobs.len(),
+                        jobs.iter()
+                            .next_back()
+                            .map(String::as_str)
+                            .unwrap_or_default()
+                    ),
+                    Some(if backup {
+                        "get_backup_status"
+                    } else {
+                        "get_job_logs"
+                    }),
+                ));
+            }
+            for p in problems.iter().filter(|p| p.problem != "JobFailed") {
                 issues.push(issue(
                     p.severity,
                     &p.problem,

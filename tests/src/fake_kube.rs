@@ -553,7 +553,9 @@ struct ListQuery {
 }
 
 async fn nodes(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("nodes") {
         return forbidden("nodes", None);
     }
@@ -561,7 +563,8 @@ async fn nodes(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Respo
     list(
         "NodeList",
         f.nodes
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|n| selector_matches(&sel, &n["metadata"]["labels"]))
             .collect(),
     )
@@ -572,7 +575,9 @@ async fn pods_in(
     UrlPath(ns): UrlPath<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("pods") {
         return forbidden("pods", Some(&ns));
     }
@@ -613,12 +618,14 @@ async fn pods_in(
     }
     list(
         "PodList",
-        f.pods.into_iter().filter(|p| wanted(p)).collect(),
+        f.pods.iter().filter(|p| wanted(p)).cloned().collect(),
     )
 }
 
 async fn api_groups(State(app): State<AppState>) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let groups: Vec<Value> = f
         .groups
         .iter()
@@ -650,7 +657,9 @@ async fn group_resources(
     State(app): State<AppState>,
     UrlPath((group, version)): UrlPath<(String, String)>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !serves(&f, &group, &version) {
         return not_found();
     }
@@ -775,7 +784,9 @@ async fn custom_all(
     UrlPath((group, version, plural_name)): UrlPath<(String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !serves(&f, &group, &version) {
         return not_found();
     }
@@ -787,7 +798,9 @@ async fn custom_namespaced(
     UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !serves(&f, &group, &version) {
         return not_found();
     }
@@ -804,7 +817,9 @@ async fn custom_get_cluster(
     State(app): State<AppState>,
     UrlPath((group, version, plural_name, name)): UrlPath<(String, String, String, String)>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !serves(&f, &group, &version) {
         return not_found();
     }
@@ -821,7 +836,9 @@ async fn custom_get_namespaced(
         String,
     )>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if !serves(&f, &group, &version) {
         return not_found();
     }
@@ -839,7 +856,9 @@ async fn core_all(
     UrlPath(plural_name): UrlPath<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     list_response(&f, "v1", &plural_name, None, &q)
 }
 
@@ -848,7 +867,9 @@ async fn core_namespaced(
     UrlPath((ns, plural_name)): UrlPath<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     list_response(&f, "v1", &plural_name, Some(&ns), &q)
 }
 
@@ -856,7 +877,9 @@ async fn core_get_cluster(
     State(app): State<AppState>,
     UrlPath((plural_name, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     get_response(&f, "v1", &plural_name, None, &name)
 }
 
@@ -864,12 +887,16 @@ async fn core_get_namespaced(
     State(app): State<AppState>,
     UrlPath((ns, plural_name, name)): UrlPath<(String, String, String)>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     get_response(&f, "v1", &plural_name, Some(&ns), &name)
 }
 
 async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("pods") {
         return forbidden("pods", None);
     }
@@ -878,7 +905,8 @@ async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
     list(
         "PodList",
         f.pods
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|p| selector_matches(&sel, &p["metadata"]["labels"]))
             .filter(|p| field_matches(&fields, p))
             .collect(),
@@ -900,7 +928,9 @@ async fn pod_log(
     UrlPath((ns, name)): UrlPath<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("pods/log") {
         return forbidden("pods/log", Some(&ns));
     }
@@ -950,22 +980,27 @@ async fn pod_log(
 }
 
 async fn events_all(State(app): State<AppState>) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("events") {
         return forbidden("events", None);
     }
-    list("EventList", f.events)
+    list("EventList", f.events.clone())
 }
 
 async fn events_in(State(app): State<AppState>, UrlPath(ns): UrlPath<String>) -> Response {
-    let f = app.fixture.lock().map(|f| f.clone()).unwrap_or_default();
+    let Ok(f) = app.fixture.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     if f.forbidden.contains("events") {
         return forbidden("events", Some(&ns));
     }
     list(
         "EventList",
         f.events
-            .into_iter()
+            .iter()
+            .cloned()
             .filter(|e| e["metadata"]["namespace"] == ns.as_str())
             .collect(),
     )

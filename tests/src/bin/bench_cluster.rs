@@ -6,87 +6,43 @@
 //!
 //! `cargo run --release -p labscope-tests --bin bench-cluster -- [--calls N]`
 //!
-//! What the fixture holds today: nodes, pods, 31 certificates, 56
-//! ExternalSecrets and their store, the Tailscale objects. Flux objects are
-//! not in the fixture yet, so the call does not read them.
+//! The fixture is the whole homelab of HOMELAB.md (`labscope_tests::homelab`):
+//! 4 nodes, ~110 pods, 38 Kustomizations, 7 HelmReleases, 56 ExternalSecrets,
+//! 31 certificates, image automation, Tailscale. ×25 copies every node and
+//! pod (names suffixed) and keeps the cluster-level objects once.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use labscope_tests::bench::{ms, percentile, proc_status_kib};
-use labscope_tests::fake_kube::{
-    FakeKube, Fixture, completed_job_pod, homelab_certificates, homelab_eso, homelab_nodes,
-    homelab_tailscale, pihole_pods, running_pod,
-};
+use labscope_tests::fake_kube::{FakeKube, Fixture};
+use labscope_tests::homelab::homelab;
 use labscope_tests::mcp::Aggregator;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::Value;
 
-/// The fixture with `scale` copies of every node and ~80 pods per copy.
-fn fixture(scale: usize) -> Fixture {
-    let mut nodes = Vec::new();
-    let mut pods = Vec::new();
-    for copy in 0..scale {
-        for mut n in homelab_nodes() {
-            if copy > 0 {
-                let name = format!("{}-{copy}", n["metadata"]["name"].as_str().unwrap_or(""));
-                n["metadata"]["name"] = Value::String(name);
-            }
-            nodes.push(n);
+/// The homelab with every node and pod copied `scale` times.
+fn fixture(scale: usize) -> anyhow::Result<Fixture> {
+    let base = homelab(&[])?;
+    let mut f = base.clone();
+    for copy in 1..scale {
+        let rename = |v: &Value| format!("{}-{copy}", v.as_str().unwrap_or_default());
+        for n in &base.nodes {
+            let mut n = n.clone();
+            n["metadata"]["name"] = Value::String(rename(&n["metadata"]["name"]));
+            f.nodes.push(n);
         }
-        let node = |i: usize| {
-            let base = ["pi-k3s", "pi5-worker-1", "pi5-worker-2", "pi3-worker-2"][i % 4];
-            if copy == 0 {
-                base.to_string()
-            } else {
-                format!("{base}-{copy}")
-            }
-        };
-        for mut p in pihole_pods() {
-            let name = format!("{}-{copy}", p["metadata"]["name"].as_str().unwrap_or(""));
-            p["metadata"]["name"] = Value::String(name);
-            pods.push(p);
-        }
-        for i in 0..60 {
-            pods.push(running_pod(
-                &format!("app{}", i % 29),
-                &format!("app-{copy}-{i}-5d8f7c9b6d-a1b2c"),
-                &format!("app{i}"),
-                &node(i),
-            ));
-        }
-        for i in 0..7 {
-            pods.push(completed_job_pod(
-                "backup-jobs",
-                &format!("backup-{copy}-{i}-29786340"),
-                &node(i),
-            ));
+        for p in &base.pods {
+            let mut p = p.clone();
+            p["metadata"]["name"] = Value::String(rename(&p["metadata"]["name"]));
+            p["spec"]["nodeName"] = Value::String(rename(&p["spec"]["nodeName"]));
+            f.pods.push(p);
         }
     }
-    let (ts_objects, ts_pods) = homelab_tailscale(false);
-    pods.extend(ts_pods);
-    let mut objects = ts_objects;
-    objects.extend(homelab_certificates());
-    objects.extend(homelab_eso("v1"));
-    let groups = [
-        ("cert-manager.io", "v1"),
-        ("acme.cert-manager.io", "v1"),
-        ("external-secrets.io", "v1"),
-        ("tailscale.com", "v1alpha1"),
-    ]
-    .iter()
-    .map(|(g, v)| (g.to_string(), vec![v.to_string()]))
-    .collect();
-    Fixture {
-        nodes,
-        pods,
-        groups,
-        objects,
-        ..Default::default()
-    }
+    Ok(f)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +65,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     for scale in [1usize, 25] {
-        let f = fixture(scale);
+        let f = fixture(scale)?;
         let (n_nodes, n_pods) = (f.nodes.len(), f.pods.len());
         let fake = FakeKube::start(f).await?;
         let dir = tempfile::tempdir()?;

@@ -564,8 +564,8 @@ async fn nodes(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Respo
         "NodeList",
         f.nodes
             .iter()
-            .cloned()
             .filter(|n| selector_matches(&sel, &n["metadata"]["labels"]))
+            .cloned()
             .collect(),
     )
 }
@@ -906,9 +906,9 @@ async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Re
         "PodList",
         f.pods
             .iter()
-            .cloned()
             .filter(|p| selector_matches(&sel, &p["metadata"]["labels"]))
             .filter(|p| field_matches(&fields, p))
+            .cloned()
             .collect(),
     )
 }
@@ -1000,8 +1000,8 @@ async fn events_in(State(app): State<AppState>, UrlPath(ns): UrlPath<String>) ->
         "EventList",
         f.events
             .iter()
-            .cloned()
             .filter(|e| e["metadata"]["namespace"] == ns.as_str())
+            .cloned()
             .collect(),
     )
 }

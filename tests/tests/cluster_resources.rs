@@ -348,3 +348,51 @@ async fn missing_crd_groups_are_not_installed_not_errors() -> anyhow::Result<()>
     assert!(ingress(v, "jellyfin")["tls"][0]["certificate"].is_null());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaled_to_zero_namespace_and_pi3_pressure_are_not_healthy() -> anyhow::Result<()> {
+    // 3.j: Jellyfin scaled to 0 (drift from Git's 1): an empty namespace is never healthy.
+    let r = run(
+        &["jellyfin-scaled-to-zero"],
+        &[
+            ("get_cluster_health", json!({"namespace": "jellyfin"})),
+            (
+                "describe_resource",
+                json!({"kind": "deployment", "namespace": "jellyfin", "name": "jellyfin"}),
+            ),
+            ("get_ingress_status", json!({"namespace": "jellyfin"})),
+        ],
+    )
+    .await?;
+    assert_eq!(r[0].0["verdict"], "critical", "{}", r[0].0);
+    assert_eq!(r[0].0["issues"][0]["kind"], "NoPods");
+    assert_eq!(r[1].0["summary"]["replicas"]["desired"], 0);
+    assert_eq!(r[1].0["summary"]["pods"], json!([]));
+    // Zero replicas here is drift, and the ingress says why it has no endpoints.
+    assert_eq!(
+        r[2].0["ingresses"][0]["backends"][0]["state"], "scaled to zero",
+        "{}",
+        r[2].0
+    );
+    // 3.l: the 1 GiB Pi 3 under memory pressure, then Unknown: ranked first.
+    let r = run(
+        &["pi3-memory-pressure"],
+        &[("get_cluster_health", json!({}))],
+    )
+    .await?;
+    let (v, _) = &r[0];
+    assert_eq!(v["verdict"], "critical");
+    assert_eq!(v["issues"][0]["kind"], "NodeNotReady", "{}", v["issues"]);
+    assert_eq!(v["issues"][0]["object"], "node/pi3-worker-2");
+    assert!(
+        v["issues"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x["kind"] == "NodePressure"
+                && x["evidence"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("MemoryPressure")))),
+        "{}",
+        v["issues"]
+    );
+    Ok(())
+}

@@ -71,8 +71,8 @@ pub fn tools() -> Vec<ToolDef> {
             title: "Ingresses, certificates and backend health",
             description: "Ingresses with hosts, class and address; each TLS secret with its cert-manager Certificate \
                 (ready, notAfter, days left); each backend Service with its ready and not-ready endpoints from \
-                EndpointSlices. A backend with no ready endpoint is down, unless its Deployment is scaled to 0 on \
-                purpose (reported as such). Optional `namespace`.",
+                EndpointSlices. A backend with no ready endpoint is down, unless its Deployment is scaled to 0 \
+                (reported as \"scaled to zero\": parked on purpose, or drift from Git). Optional `namespace`.",
             input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
             output_schema: json!({"type": "object", "properties": {
                 "verdict": {"type": "string"}, "ingresses": {"type": "array"}, "summary": {"type": "object"}},
@@ -255,7 +255,7 @@ async fn get_ingress_status(
                             Some(d) => (
                                 "scaled to zero",
                                 format!(
-                                    "Deployment {ins}/{} is scaled to 0 replicas: no endpoints by design",
+                                    "Deployment {ins}/{} is scaled to 0 replicas, so it has no endpoints: not a failing backend, but check that 0 is what Git wants",
                                     key(d).1
                                 ),
                             ),

@@ -61,6 +61,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "3.j Deployment jellyfin at 0 replicas, no pods",
     ),
     (
+        "jellyfin-namespace-gone",
+        "3.j namespace jellyfin deleted; its pod list is still 200 and empty",
+    ),
+    (
         "immich-server-parked",
         "3.j immich-server at 0 replicas, its database Ready",
     ),
@@ -2810,6 +2814,35 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
                     "lastHeartbeatTime": "2026-08-20T06:01:00Z", "lastTransitionTime": "2026-08-20T06:02:00Z"});
             }
         }
+    }
+    if on("jellyfin-namespace-gone") {
+        // Deleted by hand: everything namespaced in it is gone; its
+        // Kustomization fails to apply until Git re-creates it.
+        let gone = |o: &Value| {
+            o["metadata"]["namespace"] == "jellyfin"
+                || (o["kind"] == "Namespace" && o["metadata"]["name"] == "jellyfin")
+        };
+        objects.retain(|o| !gone(o));
+        pods.retain(|o| !gone(o));
+        events.retain(|o| !gone(o));
+        logs.retain(|k, _| !k.starts_with("jellyfin/"));
+        for o in objects.iter_mut() {
+            if o["kind"] == "Kustomization" && o["metadata"]["name"] == "jellyfin" {
+                o["status"]["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ReconciliationFailed",
+                    "message": "Deployment/jellyfin/jellyfin dry-run failed (NotFound): namespaces \"jellyfin\" not found",
+                    "lastTransitionTime": "2026-08-20T05:50:00Z", "observedGeneration": 1}]);
+            }
+        }
+        events.push(crate::fake_kube::event(
+            "flux-system",
+            "Kustomization",
+            "jellyfin",
+            "Warning",
+            "ReconciliationFailed",
+            "Deployment/jellyfin/jellyfin dry-run failed (NotFound): namespaces \"jellyfin\" not found",
+            12,
+            300,
+        ));
     }
     Ok(Fixture {
         nodes,

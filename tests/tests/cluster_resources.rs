@@ -366,6 +366,12 @@ async fn scaled_to_zero_namespace_and_pi3_pressure_are_not_healthy() -> anyhow::
     .await?;
     assert_eq!(r[0].0["verdict"], "critical", "{}", r[0].0);
     assert_eq!(r[0].0["issues"][0]["kind"], "NoPods");
+    let evidence = r[0].0["issues"][0]["evidence"].as_str().unwrap_or_default();
+    assert!(
+        evidence.contains("Deployment jellyfin/jellyfin is scaled to 0 replicas")
+            && evidence.contains("Flux Kustomization jellyfin"),
+        "{evidence}"
+    );
     assert_eq!(r[1].0["summary"]["replicas"]["desired"], 0);
     assert_eq!(r[1].0["summary"]["pods"], json!([]));
     // Zero replicas here is drift, and the ingress says why it has no endpoints.
@@ -373,6 +379,38 @@ async fn scaled_to_zero_namespace_and_pi3_pressure_are_not_healthy() -> anyhow::
         r[2].0["ingresses"][0]["backends"][0]["state"], "scaled to zero",
         "{}",
         r[2].0
+    );
+    // 3.j, namespace deleted: its pod list is 200 and empty, which a naive
+    // tool reads as "0 of 0 pods unhealthy".
+    let r = run(
+        &["jellyfin-namespace-gone"],
+        &[
+            ("get_cluster_health", json!({"namespace": "jellyfin"})),
+            ("get_flux_status", json!({})),
+        ],
+    )
+    .await?;
+    let (v, _) = &r[0];
+    assert_eq!(v["verdict"], "critical", "{v}");
+    assert_eq!(
+        v["issues"][0]["kind"], "NamespaceNotFound",
+        "{}",
+        v["issues"]
+    );
+    assert!(
+        v["issues"][0]["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("namespace jellyfin not found")),
+        "{}",
+        v["issues"]
+    );
+    assert_ne!(r[1].0["verdict"], "healthy", "{}", r[1].0);
+    assert!(
+        r[1].0
+            .to_string()
+            .contains("namespaces \\\"jellyfin\\\" not found"),
+        "{}",
+        r[1].0
     );
     // 3.l: the 1 GiB Pi 3 under memory pressure, then Unknown: ranked first.
     let r = run(

@@ -1,6 +1,6 @@
-//! Cluster tools answered from the Kubernetes API. This file holds the first
-//! two, `get_secrets_status` and `get_tailscale_status`; the rest of
-//! TOOLS.md's cluster tools land with the cluster issue.
+//! Cluster tools answered from the Kubernetes API: `get_cluster_health`,
+//! `get_certificate_status`, `get_secrets_status` and `get_tailscale_status`.
+//! Flux, batch, workload and resource tools live in their own modules.
 
 use std::sync::Arc;
 
@@ -541,6 +541,93 @@ fn issue(
     json!({"severity": severity, "kind": kind, "object": object, "evidence": evidence, "nextTool": next})
 }
 
+/// Why `ns` has no pods: the namespace does not exist (a real API server
+/// answers a pod list in a missing namespace with 200 and an empty list), or
+/// its workloads are scaled to 0, or nothing was ever deployed there. Always
+/// critical: an empty namespace is never healthy.
+async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
+    let scope = format!("namespace {ns}");
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(c.client.clone());
+    match api.get_opt(ns).await {
+        Ok(None) => {
+            return issue(
+                "critical",
+                "NamespaceNotFound",
+                scope,
+                format!(
+                    "namespace {ns} not found: the API server answers its pod list with an empty list, \
+                     but nothing can run there; if Git defines it, Flux has not re-created it"
+                ),
+                Some("get_flux_status"),
+            );
+        }
+        Ok(Some(n)) if n.metadata.deletion_timestamp.is_some() => {
+            return issue(
+                "critical",
+                "NamespaceTerminating",
+                scope,
+                format!("namespace {ns} is being deleted and has no pods left"),
+                Some("get_events"),
+            );
+        }
+        Ok(Some(_)) => {}
+        Err(e) => {
+            let e = ClusterError::from_kube(e, "get", "namespaces", None);
+            return issue(
+                "critical",
+                "NoPods",
+                scope,
+                format!(
+                    "no pods at all in namespace {ns}; could not read the namespace itself: {e} ({})",
+                    e.hint()
+                ),
+                None,
+            );
+        }
+    }
+    // Workloads parked at 0 replicas explain the empty list.
+    let mut parked = Vec::new();
+    for (kind, plural) in [
+        ("Deployment", "deployments"),
+        ("StatefulSet", "statefulsets"),
+    ] {
+        if let Ok(items) = list_all(c, "apps", "v1", kind, plural, Some(ns)).await {
+            for o in items {
+                if o.data["spec"]["replicas"].as_i64() == Some(0) {
+                    let owner = o
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("kustomize.toolkit.fluxcd.io/name"))
+                        .map(|k| format!(" (applied by Flux Kustomization {k}: unless Git says 0, this is drift)"))
+                        .unwrap_or_default();
+                    parked.push(format!(
+                        "{kind} {}/{} is scaled to 0 replicas{owner}",
+                        ns,
+                        o.metadata.name.unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    let evidence = if parked.is_empty() {
+        format!("no pods at all in namespace {ns}: nothing is running there")
+    } else {
+        format!("no pods at all in namespace {ns}: {}", parked.join("; "))
+    };
+    issue(
+        "critical",
+        "NoPods",
+        scope,
+        evidence,
+        Some(if parked.is_empty() {
+            "get_events"
+        } else {
+            "describe_resource"
+        }),
+    )
+}
+
 async fn get_cluster_health(
     ctx: Arc<ToolContext>,
     args: Map<String, Value>,
@@ -671,17 +758,16 @@ async fn get_cluster_health(
             pod_summary =
                 json!({"total": total, "problems": problems.len(), "problemPods": problems});
             if *total == 0 {
-                let scope = namespace
-                    .clone()
-                    .map(|n| format!("namespace {n}"))
-                    .unwrap_or_else(|| "the cluster".into());
-                issues.push(issue(
-                    "critical",
-                    "NoPods",
-                    scope.clone(),
-                    format!("no pods at all in {scope}: nothing is running there"),
-                    None,
-                ));
+                issues.push(match &namespace {
+                    Some(ns) => empty_namespace(&c, ns).await,
+                    None => issue(
+                        "critical",
+                        "NoPods",
+                        "the cluster".into(),
+                        "no pods at all in the cluster: nothing is running".into(),
+                        None,
+                    ),
+                });
             }
             // Failed Job pods: one issue per CronJob (or standalone Job), not
             // one per retry pod.

@@ -51,6 +51,11 @@ fn fixture(jellyfin: Option<Value>) -> Fixture {
     let mut objects = ts_objects;
     objects.extend(homelab_certificates());
     objects.extend(homelab_eso("v1"));
+    // The namespaces exist (empty or not): 3.j's "no pods" is then about
+    // workloads, not a missing namespace.
+    objects.extend(["jellyfin", "pihole", "tailscale", "labscope"].map(|ns| {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}})
+    }));
     let mut pods = pihole_pods();
     pods.extend(ts_pods);
     pods.extend(jellyfin);
@@ -128,7 +133,7 @@ async fn cluster_health_baseline_crashloop_and_empty_namespace() -> anyhow::Resu
     let (v, err) = health(fixture(None), port, json!({"namespace": "jellyfin"})).await?;
     assert!(!err);
     assert_eq!(v["verdict"], "critical", "{v}");
-    assert_eq!(v["issues"][0]["kind"], "NoPods");
+    assert_eq!(v["issues"][0]["kind"], "NoPods", "{}", v["issues"]);
 
     // 3.e: the pihole namespace alone, with its completed Job pods, is healthy.
     let (v, _) = health(fixture(None), port, json!({"namespace": "pihole"})).await?;

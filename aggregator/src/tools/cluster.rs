@@ -658,7 +658,7 @@ async fn get_cluster_health(
     let mut warning_args = ns_args(&namespace);
     warning_args.insert("type".into(), json!("Warning"));
     warning_args.insert("limit".into(), json!(20));
-    let (nodes, pods, agent_results, certs, secrets, tailscale, flux, images, events) = tokio::join!(
+    let (nodes, pods, agent_results, certs, secrets, tailscale, flux, events) = tokio::join!(
         crate::cluster::nodes::list(&c),
         crate::cluster::pods::problems(&c, namespace.as_deref(), now_s),
         fanout,
@@ -672,7 +672,6 @@ async fn get_cluster_health(
             }
         },
         super::flux::failures(&c, namespace.as_deref(), now_s),
-        super::flux::get_image_automation_status(ctx.clone(), ns_args(&namespace)),
         super::workloads::get_events(ctx.clone(), warning_args),
     );
     ctx.metrics.record_agents(&agent_results);
@@ -844,7 +843,11 @@ async fn get_cluster_health(
         Ok(None) => {
             checks.insert("flux".into(), json!({"verdict": "not installed"}));
         }
-        Ok(Some((roots, consequences))) => {
+        Ok(Some(super::flux::FluxFailures {
+            roots,
+            consequences,
+            ..
+        })) => {
             checks.insert(
                 "flux".into(),
                 json!({"verdict": if roots.is_empty() { "healthy" } else { "degraded" },
@@ -897,8 +900,11 @@ async fn get_cluster_health(
             ));
         }
     }
-    match &images {
-        Ok(out) => {
+    // Image automation, from the same Flux lists.
+    match &flux {
+        Ok(Some(super::flux::FluxFailures {
+            images: Some(out), ..
+        })) => {
             checks.insert(
                 "imageAutomation".into(),
                 json!({"verdict": out.structured["verdict"]}),
@@ -922,10 +928,16 @@ async fn get_cluster_health(
                 ));
             }
         }
+        Ok(_) => {
+            checks.insert(
+                "imageAutomation".into(),
+                json!({"verdict": "not installed"}),
+            );
+        }
         Err(e) => {
             checks.insert(
                 "imageAutomation".into(),
-                json!({"verdict": "error", "message": e.message}),
+                json!({"verdict": "error", "message": e.to_string()}),
             );
         }
     }

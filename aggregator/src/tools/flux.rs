@@ -415,16 +415,29 @@ async fn assess_all(
     Ok((rows, versions))
 }
 
-/// Flux's failing objects for `get_cluster_health`: (root causes, consequences).
+/// What `get_cluster_health` needs from Flux, from one list of each kind.
+pub(crate) struct FluxFailures {
+    /// Failing objects that are not explained by another failing object.
+    pub roots: Vec<Value>,
+    /// How many failing objects are explained by a root cause.
+    pub consequences: usize,
+    /// The `get_image_automation_status` answer built from the same lists;
+    /// `None` when image automation is not installed.
+    pub images: Option<ToolOutput>,
+}
+
+/// Flux's failing objects for `get_cluster_health`, and the image automation
+/// report from the same lists (no second listing of the image kinds).
 pub(crate) async fn failures(
     c: &Cluster,
     namespace: Option<&str>,
     now_s: i64,
-) -> Result<Option<(Vec<Value>, usize)>, ClusterError> {
+) -> Result<Option<FluxFailures>, ClusterError> {
     let (rows, versions) = assess_all(c, &[], namespace, now_s).await?;
     if versions.iter().all(|(_, v)| v.is_none()) {
         return Ok(None);
     }
+    let image_installed = versions.iter().any(|(g, v)| *g == IMAGE && v.is_some());
     let roots: Vec<Value> = rows
         .iter()
         .filter(|r| r.problem() && r.caused_by.is_none())
@@ -434,7 +447,12 @@ pub(crate) async fn failures(
         .iter()
         .filter(|r| r.problem() && r.caused_by.is_some())
         .count();
-    Ok(Some((roots, consequences)))
+    let images = image_installed.then(|| image_report(&rows, now_s));
+    Ok(Some(FluxFailures {
+        roots,
+        consequences,
+        images,
+    }))
 }
 
 async fn get_flux_status(
@@ -576,14 +594,26 @@ pub(crate) async fn get_image_automation_status(
             text: "Flux image automation: not installed\n".into(),
         });
     }
-    let (rows, _) = assess_all(
-        c,
-        &["imagerepository", "imagepolicy", "imageupdateautomation"],
-        namespace.as_deref(),
-        now_s,
-    )
-    .await
-    .map_err(api_error)?;
+    let (rows, _) = assess_all(c, &IMAGE_KINDS, namespace.as_deref(), now_s)
+        .await
+        .map_err(api_error)?;
+    Ok(image_report(&rows, now_s))
+}
+
+/// The image automation kinds, as `kind` arguments name them.
+const IMAGE_KINDS: [&str; 3] = ["imagerepository", "imagepolicy", "imageupdateautomation"];
+
+/// The image automation report over the image kinds among `rows` (other
+/// kinds are ignored; their rows still count as causes).
+fn image_report(all: &[Row], now_s: i64) -> ToolOutput {
+    let rows: Vec<&Row> = all
+        .iter()
+        .filter(|r| {
+            KINDS
+                .iter()
+                .any(|k| k.0 == r.kind && IMAGE_KINDS.contains(&k.3))
+        })
+        .collect();
     let mut repositories = Vec::new();
     let mut policies = Vec::new();
     let mut automations = Vec::new();
@@ -636,7 +666,7 @@ pub(crate) async fn get_image_automation_status(
                 if let Some((what, fix)) = problem {
                     v["problem"] = json!(what);
                     v["fix"] = json!(fix);
-                    let explains: Vec<String> = rows
+                    let explains: Vec<String> = all
                         .iter()
                         .filter(|o| o.caused_by.as_deref() == Some(r.id().as_str()))
                         .map(Row::id)
@@ -710,7 +740,7 @@ pub(crate) async fn get_image_automation_status(
     }
     let structured = json!({"installed": true, "verdict": verdict, "rootCauses": root_causes,
         "repositories": repositories, "policies": policies, "automations": automations});
-    Ok(ToolOutput { structured, text })
+    ToolOutput { structured, text }
 }
 
 #[cfg(test)]

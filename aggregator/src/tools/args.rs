@@ -52,6 +52,19 @@ impl Args {
         }
     }
 
+    /// An optional regular expression (Rust `regex` syntax: linear time, no
+    /// backreferences, so a pattern cannot stall the aggregator).
+    pub fn opt_regex(&self, name: &str) -> Result<Option<regex::Regex>, ToolError> {
+        self.opt_string(name)?
+            .map(|g| {
+                regex::RegexBuilder::new(&g)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| ToolError::invalid(name, format!("not a valid regex: {e}")))
+            })
+            .transpose()
+    }
+
     /// An optional Kubernetes object name (DNS-1123 subdomain: lowercase
     /// letters, digits, '-' and '.', at most 253 characters). Checked before
     /// it reaches a URL.
@@ -203,5 +216,24 @@ mod tests {
         assert!(e.message.contains("\"nod\"") && e.message.contains("node"));
         let l = args(json!({"sections": "links, routes"}), &["sections"]).unwrap();
         assert_eq!(l.list("sections").unwrap(), ["links", "routes"]);
+    }
+
+    #[test]
+    fn names_and_patterns_are_checked_before_use() {
+        let a = args(
+            json!({"namespace": "../kube-system", "ok": "jellyfin", "grep": "(unclosed", "good": "err|warn"}),
+            &["namespace", "ok", "grep", "good"],
+        )
+        .unwrap();
+        assert!(a.opt_name("namespace").is_err());
+        assert_eq!(a.opt_name("ok").unwrap().as_deref(), Some("jellyfin"));
+        let e = a.opt_regex("grep").unwrap_err();
+        assert!(e.message.contains("not a valid regex"), "{}", e.message);
+        assert!(
+            a.opt_regex("good")
+                .unwrap()
+                .is_some_and(|r| r.is_match("an err"))
+        );
+        assert!(a.opt_regex("absent").unwrap().is_none());
     }
 }

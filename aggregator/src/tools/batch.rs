@@ -14,7 +14,6 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, ListParams, LogParams};
-use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::args::Args;
@@ -594,13 +593,7 @@ async fn get_job_logs(
     let job = a.name("job")?;
     let lines = a.int("lines", 100, 1, 2000)?;
     let max_bytes = a.int("maxBytes", 65_536, 1024, 1_048_576)? as usize;
-    let grep = match a.opt_string("grep")? {
-        Some(g) => Some(
-            Regex::new(&g)
-                .map_err(|e| ToolError::invalid("grep", format!("not a valid regex: {e}")))?,
-        ),
-        None => None,
-    };
+    let grep = a.opt_regex("grep")?;
     let c = cluster(&ctx)?;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
     let found = jobs
@@ -656,14 +649,7 @@ async fn get_job_logs(
             )
             .await
             .map_err(|e| api_error(ClusterError::from_kube(e, "get", "pods/log", Some(&ns))))?;
-        let filtered: String = match &grep {
-            Some(re) => raw
-                .lines()
-                .filter(|l| re.is_match(l))
-                .map(|l| format!("{l}\n"))
-                .collect(),
-            None => raw,
-        };
+        let filtered = super::workloads::grep_lines(raw, grep.as_ref());
         let (redacted, n) = redact(&filtered);
         total_redactions += n;
         let (kept, truncated) = super::workloads::tail_bytes(&redacted, share);

@@ -126,7 +126,7 @@ async fn get_secrets_status(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["namespace"])?;
-    let namespace = a.opt_string("namespace")?;
+    let namespace = a.opt_name("namespace")?;
     let c = cluster(&ctx)?;
     let version = match served(c, ESO).await.map_err(api_error)? {
         Served::NotInstalled => {
@@ -385,7 +385,7 @@ async fn get_certificate_status(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["namespace", "expiringWithinDays"])?;
-    let namespace = a.opt_string("namespace")?;
+    let namespace = a.opt_name("namespace")?;
     let within = a.int("expiringWithinDays", 30, 1, 365)?;
     let c = cluster(&ctx)?;
     let version = match served(c, CERT_MANAGER).await.map_err(api_error)? {
@@ -633,7 +633,7 @@ async fn get_cluster_health(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["namespace"])?;
-    let namespace = a.opt_string("namespace")?;
+    let namespace = a.opt_name("namespace")?;
     let c = cluster(&ctx)?.clone();
     let now_s = now(ctx.settings.now);
     let ns_args = |ns: &Option<String>| {

@@ -99,6 +99,18 @@ pub fn redact(text: &str) -> (String, usize) {
     (d.into_owned(), count)
 }
 
+/// The lines of `raw` that match `grep` (all of it without one).
+pub(crate) fn grep_lines(raw: String, grep: Option<&Regex>) -> String {
+    match grep {
+        Some(re) => raw
+            .lines()
+            .filter(|l| re.is_match(l))
+            .map(|l| format!("{l}\n"))
+            .collect(),
+        None => raw,
+    }
+}
+
 /// Keeps the newest `max` bytes of `text`, cut at a line start.
 pub(crate) fn tail_bytes(text: &str, max: usize) -> (&str, bool) {
     if text.len() <= max {
@@ -132,20 +144,14 @@ async fn get_pod_logs(
             "maxBytes",
         ],
     )?;
-    let namespace = a.string("namespace")?;
+    let namespace = a.name("namespace")?;
     let wanted = a.string("pod")?;
     let container = a.opt_string("container")?;
     let lines = a.int("lines", 100, 1, 5000)?;
     let since = a.int("sinceSeconds", 0, 1, 2_592_000)?;
     let previous = a.bool("previous", false)?;
     let max_bytes = a.int("maxBytes", 65_536, 1024, 1_048_576)? as usize;
-    let grep = match a.opt_string("grep")? {
-        Some(g) => Some(
-            Regex::new(&g)
-                .map_err(|e| ToolError::invalid("grep", format!("not a valid regex: {e}")))?,
-        ),
-        None => None,
-    };
+    let grep = a.opt_regex("grep")?;
     let c = cluster(&ctx)?;
     let api: Api<Pod> = Api::namespaced(c.client.clone(), &namespace);
     let pods = api
@@ -239,14 +245,7 @@ async fn get_pod_logs(
         err
     })?;
     let total_lines = raw.lines().count();
-    let filtered: String = match &grep {
-        Some(re) => raw
-            .lines()
-            .filter(|l| re.is_match(l))
-            .map(|l| format!("{l}\n"))
-            .collect(),
-        None => raw,
-    };
+    let filtered = grep_lines(raw, grep.as_ref());
     let matched = filtered.lines().count();
     let (redacted, redactions) = redact(&filtered);
     let (kept, truncated) = tail_bytes(&redacted, max_bytes);
@@ -300,7 +299,7 @@ pub(crate) async fn get_events(
         args,
         &["namespace", "type", "sinceMinutes", "object", "limit"],
     )?;
-    let namespace = a.opt_string("namespace")?;
+    let namespace = a.opt_name("namespace")?;
     let kind = a.opt_string("type")?.unwrap_or_else(|| "Warning".into());
     if !["Warning", "Normal", "all"].contains(&kind.as_str()) {
         return Err(ToolError::invalid(

@@ -52,6 +52,25 @@ impl Args {
         }
     }
 
+    /// An optional choice among `choices`, matched without regard to case;
+    /// returns the choice as spelled in `choices`.
+    pub fn opt_one_of<'c>(
+        &self,
+        name: &str,
+        choices: &[&'c str],
+    ) -> Result<Option<&'c str>, ToolError> {
+        let Some(v) = self.opt_string(name)? else {
+            return Ok(None);
+        };
+        choices
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(&v))
+            .map(|c| Some(*c))
+            .ok_or_else(|| {
+                ToolError::invalid(name, format!("{v:?} is not one of {}", choices.join(", ")))
+            })
+    }
+
     /// An optional regular expression (Rust `regex` syntax: linear time, no
     /// backreferences, so a pattern cannot stall the aggregator).
     pub fn opt_regex(&self, name: &str) -> Result<Option<regex::Regex>, ToolError> {
@@ -235,5 +254,11 @@ mod tests {
                 .is_some_and(|r| r.is_match("an err"))
         );
         assert!(a.opt_regex("absent").unwrap().is_none());
+        assert_eq!(
+            a.opt_one_of("ok", &["Jellyfin", "immich"]).unwrap(),
+            Some("Jellyfin")
+        );
+        let e = a.opt_one_of("good", &["a", "b"]).unwrap_err();
+        assert!(e.message.contains("is not one of a, b"), "{}", e.message);
     }
 }

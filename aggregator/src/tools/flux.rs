@@ -460,23 +460,13 @@ async fn get_flux_status(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["kind", "namespace", "onlyFailing"])?;
-    let kind = a.opt_string("kind")?.map(|k| k.to_ascii_lowercase());
-    if let Some(k) = &kind
-        && !KINDS.iter().any(|x| x.3 == k)
-    {
-        return Err(ToolError::invalid(
-            "kind",
-            format!(
-                "{k:?} is not one of {}",
-                KINDS.iter().map(|x| x.3).collect::<Vec<_>>().join(", ")
-            ),
-        ));
-    }
+    let kind_names: Vec<&str> = KINDS.iter().map(|x| x.3).collect();
+    let kind = a.opt_one_of("kind", &kind_names)?;
     let namespace = a.opt_name("namespace")?;
     let only_failing = a.bool("onlyFailing", false)?;
     let c = cluster(&ctx)?;
     let now_s = now(ctx.settings.now);
-    let kinds: Vec<&str> = kind.iter().map(String::as_str).collect();
+    let kinds: Vec<&str> = kind.into_iter().collect();
     let (rows, versions) = assess_all(c, &kinds, namespace.as_deref(), now_s)
         .await
         .map_err(api_error)?;

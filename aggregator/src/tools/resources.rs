@@ -534,17 +534,12 @@ async fn describe_resource(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["kind", "namespace", "name"])?;
-    let kind_arg = a.string("kind")?.to_ascii_lowercase();
-    let Some(&(_, group, version, kind, plural, namespaced)) =
-        KINDS.iter().find(|k| k.0 == kind_arg)
+    let kind_names: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
+    let kind_arg = a.opt_one_of("kind", &kind_names)?;
+    let Some(&(kind_arg, group, version, kind, plural, namespaced)) =
+        kind_arg.and_then(|k| KINDS.iter().find(|x| x.0 == k))
     else {
-        return Err(ToolError::invalid(
-            "kind",
-            format!(
-                "{kind_arg:?} is not one of {}",
-                KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
-            ),
-        ));
+        return Err(ToolError::invalid("kind", "required"));
     };
     let name = a.name("name")?;
     let namespace = a.opt_name("namespace")?;

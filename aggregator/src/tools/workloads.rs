@@ -300,13 +300,9 @@ pub(crate) async fn get_events(
         &["namespace", "type", "sinceMinutes", "object", "limit"],
     )?;
     let namespace = a.opt_name("namespace")?;
-    let kind = a.opt_string("type")?.unwrap_or_else(|| "Warning".into());
-    if !["Warning", "Normal", "all"].contains(&kind.as_str()) {
-        return Err(ToolError::invalid(
-            "type",
-            format!("{kind:?} is not Warning, Normal or all"),
-        ));
-    }
+    let kind = a
+        .opt_one_of("type", &["Warning", "Normal", "all"])?
+        .unwrap_or("Warning");
     let since = a.int("sinceMinutes", 60, 1, 10_080)?;
     let object = a.opt_string("object")?;
     let limit = a.int("limit", 100, 1, 500)? as usize;

@@ -418,7 +418,7 @@ async fn get_backup_status(
 }
 
 /// Environment variable names whose literal values are secrets.
-fn secret_name(name: &str) -> bool {
+pub(crate) fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
     [
         "PASS",
@@ -467,7 +467,8 @@ pub(crate) fn container_json(c: &Container) -> Value {
             _ => "unknown".into(),
         })
         .collect();
-    json!({"name": c.name, "image": c.image, "command": c.command, "args": c.args.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()),
+    json!({"name": c.name, "image": c.image,
+        "command": c.command.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()), "args": c.args.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()),
         "env": env, "envFrom": env_from,
         "volumeMounts": c.volume_mounts.iter().flatten().map(|m| json!({"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only.unwrap_or(false)})).collect::<Vec<_>>(),
         "resources": serde_json::to_value(&c.resources).unwrap_or(Value::Null)})

@@ -639,7 +639,12 @@ async fn describe_resource(
         "ConfigMap" => {
             let data: Map<String, Value> = o["data"].as_object().into_iter().flatten().map(|(k, v)| {
                 let text = v.as_str().unwrap_or_default();
-                let (clean, n) = redact(text);
+                // A key named like a credential hides its whole value.
+                let (clean, n) = if super::batch::secret_name(k) {
+                    ("[REDACTED]".to_string(), 1)
+                } else {
+                    redact(text)
+                };
                 let shown: String = clean.chars().take(2048).collect();
                 (k.clone(), json!({"bytes": text.len(), "value": shown, "truncated": clean.chars().count() > 2048, "redactions": n}))
             }).collect();

@@ -68,7 +68,7 @@ pub fn tools() -> Vec<ToolDef> {
 }
 
 static SECRET_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|x-api-key)(["']?\s*[:=]\s*["']?)((?:(?:bearer|basic)\s+)?[^\s"',;&]+)"#)
+    Regex::new(r#"(?i)\b([\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|x-api-key)[\w-]*)(["']?\s*[:=]\s*["']?)((?:(?:bearer|basic)\s+)?[^\s"',;&]+)"#)
         .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
 });
 static BEARER: LazyLock<Regex> = LazyLock::new(|| {
@@ -391,6 +391,19 @@ pub(crate) async fn get_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_prefixed_and_suffixed_secret_names() {
+        for line in [
+            "PGPASSWORD=hunter2 pg_dump -h db",
+            "DB_PASSWORD: hunter2",
+            "export AWS_SECRET_ACCESS_KEY=hunter2",
+            "WEBPASSWORD=hunter2",
+        ] {
+            let (out, n) = redact(line);
+            assert!(!out.contains("hunter2") && n == 1, "{line} -> {out}");
+        }
+    }
 
     #[test]
     fn redacts_secret_values() {

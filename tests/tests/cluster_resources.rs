@@ -313,6 +313,22 @@ async fn rbac_refusals_are_errors_that_name_the_resource() -> anyhow::Result<()>
     let (v, _) = &r[6];
     assert_ne!(v["verdict"], "healthy", "{v}");
     assert_eq!(v["checks"]["flux"]["verdict"], "error");
+
+    // Only events refused: everything else is healthy, the verdict is not.
+    let mut f = homelab(&[])?;
+    f.forbidden.insert("events".to_string());
+    let (r, _fake) = call_with_fixture(f, |_| {}, &[("get_cluster_health", json!({}))]).await?;
+    let (v, _) = &r[0];
+    assert_ne!(v["verdict"], "healthy", "{v}");
+    assert!(
+        v["issues"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|x| x["kind"] == "CheckFailed"
+                && x["object"] == "events"
+                && x["evidence"].as_str().is_some_and(|e| e.contains("events")))),
+        "{}",
+        v["issues"]
+    );
     Ok(())
 }
 

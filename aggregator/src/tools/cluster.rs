@@ -587,34 +587,44 @@ async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
     }
     // Workloads parked at 0 replicas explain the empty list.
     let mut parked = Vec::new();
+    let mut unread = Vec::new();
     for (kind, plural) in [
         ("Deployment", "deployments"),
         ("StatefulSet", "statefulsets"),
     ] {
-        if let Ok(items) = list_all(c, "apps", "v1", kind, plural, Some(ns)).await {
-            for o in items {
-                if o.data["spec"]["replicas"].as_i64() == Some(0) {
-                    let owner = o
+        match list_all(c, "apps", "v1", kind, plural, Some(ns)).await {
+            Err(e) => unread.push(format!("{e} ({})", e.hint())),
+            Ok(items) => {
+                for o in items {
+                    if o.data["spec"]["replicas"].as_i64() == Some(0) {
+                        let owner = o
                         .metadata
                         .labels
                         .as_ref()
                         .and_then(|l| l.get("kustomize.toolkit.fluxcd.io/name"))
                         .map(|k| format!(" (applied by Flux Kustomization {k}: unless Git says 0, this is drift)"))
                         .unwrap_or_default();
-                    parked.push(format!(
-                        "{kind} {}/{} is scaled to 0 replicas{owner}",
-                        ns,
-                        o.metadata.name.unwrap_or_default()
-                    ));
+                        parked.push(format!(
+                            "{kind} {}/{} is scaled to 0 replicas{owner}",
+                            ns,
+                            o.metadata.name.unwrap_or_default()
+                        ));
+                    }
                 }
             }
         }
     }
-    let evidence = if parked.is_empty() {
+    let mut evidence = if parked.is_empty() {
         format!("no pods at all in namespace {ns}: nothing is running there")
     } else {
         format!("no pods at all in namespace {ns}: {}", parked.join("; "))
     };
+    if !unread.is_empty() {
+        evidence.push_str(&format!(
+            "; could not check for workloads scaled to 0: {}",
+            unread.join("; ")
+        ));
+    }
     issue(
         "critical",
         "NoPods",
@@ -861,7 +871,9 @@ async fn get_cluster_health(
                     r["namespace"].as_str().unwrap_or_default(),
                     r["name"].as_str().unwrap_or_default()
                 );
-                if r["kind"] == "ImageRepository" || r["kind"] == "ImagePolicy" {
+                if ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"]
+                    .contains(&r["kind"].as_str().unwrap_or_default())
+                {
                     // Reported with its fix by the image automation check below.
                     continue;
                 }
@@ -943,7 +955,20 @@ async fn get_cluster_health(
     }
     let warning_events = match &events {
         Ok(out) => out.structured["events"].clone(),
-        Err(e) => json!([{"error": e.message}]),
+        Err(e) => {
+            // Unread events are a failed check: never silently healthy.
+            issues.push(issue(
+                "warning",
+                "CheckFailed",
+                "events".into(),
+                format!(
+                    "Warning events could not be read: {} ({})",
+                    e.message, e.hint
+                ),
+                Some("get_events"),
+            ));
+            json!([{"error": e.message}])
+        }
     };
     // Sub-checks.
     for (name, tool, result) in [

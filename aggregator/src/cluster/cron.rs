@@ -62,7 +62,9 @@ fn field(
             None => (part, None),
         };
         let (lo, hi) = if range == "*" || range == "?" {
-            star = true;
+            // As robfig/cron: `*/n` with n > 1 is a list, not a star, so
+            // day-of-month and day-of-week then combine with OR.
+            star |= step.is_none_or(|s| s == 1);
             (min, open_max)
         } else if let Some((a, b)) = range.split_once('-') {
             (value(a)?, value(b)?)
@@ -270,6 +272,9 @@ mod tests {
     fn syntax() {
         assert_eq!(next("@weekly", "UTC", NOW), "2026-08-23T00:00:00Z");
         assert_eq!(next("@hourly", "UTC", NOW), "2026-08-20T07:00:00Z");
+        // `*/2` is not a star: odd days OR Mondays (robfig), so Friday the
+        // 21st, not the first odd Monday (the 31st).
+        assert_eq!(next("0 3 */2 * 1", "UTC", NOW), "2026-08-21T03:00:00Z");
         assert_eq!(next("30 9 * * MON-FRI", "UTC", NOW), "2026-08-20T09:30:00Z");
         assert_eq!(next("0 0 1 JAN *", "UTC", NOW), "2027-01-01T00:00:00Z");
         assert_eq!(next("0 0 * * 7", "UTC", NOW), "2026-08-23T00:00:00Z");

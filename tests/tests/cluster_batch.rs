@@ -78,9 +78,9 @@ async fn overdue_backups_include_restore_test_with_reasons() -> anyhow::Result<(
             .is_some_and(|a| a.starts_with("25d"))
     );
     assert!(
-        pvc["overdueBecause"]
-            .as_str()
-            .is_some_and(|w| w.contains("more than two intervals (14d 0h)")),
+        pvc["overdueBecause"].as_str().is_some_and(
+            |w| w.contains("3 scheduled runs since (the first due 2026-08-02T02:00:00Z)")
+        ),
         "{pvc}"
     );
     let results: Vec<&str> = pvc["lastJobs"]

@@ -35,7 +35,7 @@ pub fn tools() -> Vec<ToolDef> {
                 not missed); with `namespace`, every CronJob there; with `selector`, those it matches. For each: \
                 schedule and the time zone it runs in, suspended, last schedule, last success, the last three Jobs \
                 with result and duration, the failing reason from the failed pod's log, the next run, and an \
-                OVERDUE verdict when the last success is older than two intervals.",
+                OVERDUE when two scheduled runs have come and gone since the last success.",
             input_schema: json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "selector": {"type": "string", "description": "label selector, e.g. app=backup"}},
                 "additionalProperties": false}),
@@ -199,21 +199,37 @@ fn assess(cj: &CronJob, jobs: &[&Job], now_s: i64, default_zone: &str) -> Value 
     v["intervalSeconds"] = json!(interval);
     v["nextRun"] = json!(next.first());
     v["nextRuns"] = json!(next);
+    let created = secs(cj.metadata.creation_timestamp.as_ref()).unwrap_or(now_s);
+    // Runs due before the CronJob existed were never expected.
     let expected_last = schedule
         .last_at_or_before(now_ts, &tz, 2 * interval.max(60))
-        .map(|t| t.as_second());
+        .map(|t| t.as_second())
+        .filter(|e| *e >= created);
     v["expectedLastRun"] = json!(expected_last.map(rfc3339));
     let missed =
         !suspended && expected_last.is_some_and(|e| last_schedule.is_none_or(|l| l + 60 < e));
     v["missedSchedule"] = json!(missed);
     let last_result = jobs.first().map(|j| job_outcome(j).0);
-    let created = secs(cj.metadata.creation_timestamp.as_ref()).unwrap_or(now_s);
-    let overdue = interval > 0
-        && match last_success {
-            Some(t) => now_s - t > 2 * interval,
-            None => now_s - created > 2 * interval,
-        };
+    // Overdue: two scheduled runs have come and gone since the last success
+    // (or since creation). Counting the schedule's own runs keeps uneven
+    // schedules (weekdays only, office hours) from reading overdue over a
+    // weekend or a night.
+    let since = last_success.unwrap_or(created);
+    let missed_runs: Vec<i64> = jiff::Timestamp::from_second(since)
+        .ok()
+        .into_iter()
+        .flat_map(|t| {
+            std::iter::successors(schedule.next_after(t, &tz), |t| {
+                schedule.next_after(*t, &tz)
+            })
+        })
+        .map(|t| t.as_second())
+        .take_while(|t| *t <= now_s)
+        .take(1000)
+        .collect();
+    let overdue = missed_runs.len() >= 2;
     v["overdue"] = json!(overdue);
+    v["runsSinceLastSuccess"] = json!(missed_runs.len());
     let verdict = if suspended {
         "suspended"
     } else if overdue {
@@ -231,11 +247,16 @@ fn assess(cj: &CronJob, jobs: &[&Job], now_s: i64, default_zone: &str) -> Value 
     if overdue {
         v["overdueBecause"] = json!(match last_success {
             Some(t) => format!(
-                "last success {} ago, more than two intervals ({})",
+                "last success {} ago; {} scheduled runs since (the first due {}) did not succeed",
                 human(now_s - t),
-                human(2 * interval)
+                missed_runs.len(),
+                rfc3339(missed_runs[0]),
             ),
-            None => "never succeeded".into(),
+            None => format!(
+                "never succeeded; {} scheduled runs since it was created (the first due {})",
+                missed_runs.len(),
+                rfc3339(missed_runs[0]),
+            ),
         });
     }
     v

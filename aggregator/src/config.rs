@@ -67,6 +67,12 @@ pub struct AgentOptions {
     pub cron_time_zone: Option<String>,
     /// CronJobs (namespace/name) that are backups whatever their name.
     pub backup_cronjobs: Vec<String>,
+    /// Deadline of each Kubernetes request (`None`: the default, 8 s).
+    pub kube_timeout: Option<Duration>,
+    /// Deadline of each cluster tool call (`None`: the default, 20 s).
+    pub tool_deadline: Option<Duration>,
+    /// Namespace of the Tailscale operator (`None`: "tailscale").
+    pub tailscale_namespace: Option<String>,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -88,7 +94,12 @@ impl AgentOptions {
     /// configured, the agents discovered from the DaemonSet's pods; else
     /// local mode. Must be called inside a Tokio runtime.
     pub async fn context(&self) -> Result<Arc<ToolContext>, Error> {
-        let cluster = crate::cluster::connect(self.kubeconfig.as_deref()).await?;
+        let cluster = crate::cluster::connect(
+            self.kubeconfig.as_deref(),
+            self.kube_timeout
+                .unwrap_or(crate::cluster::DEFAULT_REQUEST_TIMEOUT),
+        )
+        .await?;
         let tls = AgentTls {
             ca_pem: self.ca.as_ref().map(read).transpose()?,
             identity: match (&self.cert, &self.key) {
@@ -139,6 +150,13 @@ impl AgentOptions {
                 now: self.now,
                 cron_time_zone: self.cron_time_zone.clone().unwrap_or_else(|| "UTC".into()),
                 backup_cronjobs: self.backup_cronjobs.clone(),
+                tool_deadline: self
+                    .tool_deadline
+                    .unwrap_or(crate::tools::DEFAULT_TOOL_DEADLINE),
+                tailscale_namespace: self
+                    .tailscale_namespace
+                    .clone()
+                    .unwrap_or_else(|| "tailscale".into()),
             },
             metrics: Arc::new(Metrics::default()),
         }))

@@ -10,4 +10,5 @@ pub mod config;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod redact;
 pub mod tools;

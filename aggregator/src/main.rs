@@ -91,6 +91,17 @@ struct AgentArgs {
     /// in its name, or labelled app.kubernetes.io/component=backup, is included anyway.
     #[arg(long = "backup-cronjob", global = true, value_name = "NAMESPACE/NAME")]
     backup_cronjobs: Vec<String>,
+    /// Deadline of each Kubernetes API request, in milliseconds; a hung API
+    /// server costs a tool at most this per request.
+    #[arg(long, global = true, default_value_t = 8000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    kube_timeout_ms: u64,
+    /// Deadline of each cluster tool call, in milliseconds. get_cluster_health
+    /// answers within it with the parts it could read and names the rest.
+    #[arg(long, global = true, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(500..=300_000))]
+    tool_deadline_ms: u64,
+    /// Namespace of the Tailscale operator's pods (get_tailscale_status).
+    #[arg(long, global = true, default_value = "tailscale")]
+    tailscale_namespace: String,
 }
 
 fn parse_zone(s: &str) -> Result<String, String> {
@@ -194,6 +205,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         now: a.now,
         cron_time_zone: Some(a.cron_time_zone),
         backup_cronjobs: a.backup_cronjobs,
+        kube_timeout: Some(Duration::from_millis(a.kube_timeout_ms)),
+        tool_deadline: Some(Duration::from_millis(a.tool_deadline_ms)),
+        tailscale_namespace: Some(a.tailscale_namespace),
     };
     match cli.command {
         Command::Tools { json } => {

@@ -1,12 +1,14 @@
-//! A fake Kubernetes API server that kube-rs talks to as to a real one:
-//! discovery (`/api`, `/apis`), list of Nodes and Pods (namespaced and
-//! cluster-wide) with label selectors, RBAC refusals (403 Status objects) on
-//! demand. Serves the homelab's four nodes (HOMELAB.md §1.1) and, optionally,
-//! labscope-agent DaemonSet pods whose IPs the test chooses (loopback only).
-//!
-//! This is the first slice of the fixture; the rest of HOMELAB.md (Flux,
-//! cert-manager, External Secrets, workloads, incident scenarios) comes with
-//! the cluster tools.
+//! A fake Kubernetes API server that kube-rs talks to as to a real one, and
+//! that fails like one: discovery (`/api`, `/apis`, `/apis/{group}/{version}`
+//! with versions ordered and preferred as the API server does), every known
+//! kind served only at the versions it is served at (404 for any other, and
+//! for unknown resources), objects converted to the version asked for, list
+//! (paged with `limit`/`continue`), get and watch, label selectors
+//! (equality, set-based, existence; 400 for a malformed one) and field
+//! selectors, pods/log (400 without a container for a multi-container pod),
+//! RBAC refusals (403), and injected faults: any status (401, 429, 5xx) or a
+//! delay (a hung API server) for chosen paths. It serves the homelab fixture
+//! of HOMELAB.md (`homelab.rs`) or what a test builds.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -29,7 +31,9 @@ pub struct Fixture {
     pub pods: Vec<Value>,
     /// Resources to refuse with 403 ("nodes", "pods", or a CRD plural).
     pub forbidden: BTreeSet<String>,
-    /// API groups served under /apis: (group, versions, preferred first).
+    /// API groups served under /apis: (group, versions). The fake orders
+    /// versions the way the API server does (GA, beta, alpha; newest first)
+    /// and prefers the first.
     pub groups: Vec<(String, Vec<String>)>,
     /// Custom objects (apiVersion "group/version", kind); listed by plural.
     pub objects: Vec<Value>,
@@ -38,65 +42,41 @@ pub struct Fixture {
     pub logs: std::collections::BTreeMap<String, String>,
     /// core/v1 Events.
     pub events: Vec<Value>,
+    /// Kinds served at fewer versions than their group: (group, kind,
+    /// versions). Operators promote kinds one release at a time (Flux 2.3:
+    /// GitRepository at source…/v1, Bucket only at v1beta2); a kind without
+    /// an entry is served at every version of its group.
+    pub kind_versions: Vec<(String, String, Vec<String>)>,
+    /// Failures to inject, first match wins.
+    pub faults: Vec<Fault>,
 }
 
-/// Plural resource name of a kind the fixture knows.
-pub fn plural(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "ExternalSecret" => "externalsecrets",
-        "SecretStore" => "secretstores",
-        "ClusterSecretStore" => "clustersecretstores",
-        "Connector" => "connectors",
-        "ProxyClass" => "proxyclasses",
-        "Certificate" => "certificates",
-        "CertificateRequest" => "certificaterequests",
-        "ClusterIssuer" => "clusterissuers",
-        "Order" => "orders",
-        "Challenge" => "challenges",
-        "Issuer" => "issuers",
-        "Namespace" => "namespaces",
-        "Service" => "services",
-        "PersistentVolumeClaim" => "persistentvolumeclaims",
-        "PersistentVolume" => "persistentvolumes",
-        "ConfigMap" => "configmaps",
-        "Deployment" => "deployments",
-        "ReplicaSet" => "replicasets",
-        "DaemonSet" => "daemonsets",
-        "StatefulSet" => "statefulsets",
-        "Job" => "jobs",
-        "CronJob" => "cronjobs",
-        "Ingress" => "ingresses",
-        "EndpointSlice" => "endpointslices",
-        "GitRepository" => "gitrepositories",
-        "OCIRepository" => "ocirepositories",
-        "HelmRepository" => "helmrepositories",
-        "HelmChart" => "helmcharts",
-        "Bucket" => "buckets",
-        "Kustomization" => "kustomizations",
-        "HelmRelease" => "helmreleases",
-        "ImageRepository" => "imagerepositories",
-        "ImagePolicy" => "imagepolicies",
-        "ImageUpdateAutomation" => "imageupdateautomations",
-        "Provider" => "providers",
-        "Alert" => "alerts",
-        "Pod" => "pods",
-        "Node" => "nodes",
-        "Event" => "events",
-        _ => return None,
-    })
+/// A failure the fake injects for requests whose path contains `path`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Part of the request path, e.g. "/apis/source.toolkit.fluxcd.io" or "/" for all.
+    pub path: String,
+    /// What happens.
+    pub effect: FaultEffect,
 }
 
-fn cluster_scoped(kind: &str) -> bool {
-    matches!(
-        kind,
-        "ClusterSecretStore"
-            | "Connector"
-            | "ProxyClass"
-            | "ClusterIssuer"
-            | "Namespace"
-            | "PersistentVolume"
-            | "Node"
-    )
+/// What an injected fault does.
+#[derive(Debug, Clone)]
+pub enum FaultEffect {
+    /// Answer with this status code (a Kubernetes Status body; 429 carries Retry-After).
+    Status(u16),
+    /// Answer only after this long (a hung API server).
+    Delay(std::time::Duration),
+}
+
+impl Fault {
+    /// `effect` for requests whose path contains `path`.
+    pub fn new(path: &str, effect: FaultEffect) -> Self {
+        Self {
+            path: path.to_string(),
+            effect,
+        }
+    }
 }
 
 /// The ESO part of the homelab (HOMELAB.md §1.6): ClusterSecretStore
@@ -504,41 +484,164 @@ struct AppState {
     events: Events,
 }
 
-fn list(kind: &str, items: Vec<Value>) -> Response {
-    axum::Json(json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
-}
-
-fn forbidden(resource: &str, namespace: Option<&str>) -> Response {
-    let scope = namespace
-        .map(|n| format!(" in the namespace \"{n}\""))
-        .unwrap_or_else(|| " at the cluster scope".into());
-    let message = format!(
-        "{resource} is forbidden: User \"system:serviceaccount:labscope:labscope\" cannot list resource \"{resource}\" in API group \"\"{scope}"
-    );
+/// A Kubernetes `Status` failure response.
+fn status(code: u16, reason: &str, message: &str) -> Response {
     (
-        StatusCode::FORBIDDEN,
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-            "reason": "Forbidden", "details": {"kind": resource}, "code": 403})),
+            "reason": reason, "details": {}, "code": code})),
     )
         .into_response()
 }
 
-/// Equality-based label selectors (`a=b,c=d`, `a==b`), as kube-rs sends them.
-pub fn selector_matches(selector: &str, labels: &Value) -> bool {
-    selector
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .all(|term| {
-            let (k, v) = term
-                .split_once("==")
-                .or_else(|| term.split_once('='))
-                .unwrap_or((term, ""));
-            if v.is_empty() && !term.contains('=') {
-                return labels.get(k).is_some();
+fn forbidden(verb: &str, resource: &str, group: &str, namespace: Option<&str>) -> Response {
+    let scope = namespace
+        .map(|n| format!(" in the namespace \"{n}\""))
+        .unwrap_or_else(|| " at the cluster scope".into());
+    let message = format!(
+        "{resource} is forbidden: User \"system:serviceaccount:labscope:labscope\" cannot {verb} resource \"{resource}\" in API group \"{group}\"{scope}"
+    );
+    status(403, "Forbidden", &message)
+}
+
+fn not_found() -> Response {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+}
+
+/// Splits a selector on the commas that separate requirements (not those
+/// inside `in (a,b)`).
+fn requirements(selector: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(selector[start..i].trim());
+                start = i + 1;
             }
-            labels.get(k).and_then(Value::as_str) == Some(v)
+            _ => {}
+        }
+    }
+    out.push(selector[start..].trim());
+    out.into_iter().filter(|s| !s.is_empty()).collect()
+}
+
+/// A label key or value as the API server accepts it.
+fn label_token(s: &str, key: bool) -> bool {
+    let s = s.trim();
+    let name = s.rsplit('/').next().unwrap_or(s);
+    let ok_chars = |t: &str| {
+        t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let edges = |t: &str| {
+        t.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && t.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+    };
+    if key {
+        !name.is_empty() && name.len() <= 63 && ok_chars(name) && edges(name)
+    } else {
+        s.is_empty() || (s.len() <= 63 && ok_chars(s) && edges(s))
+    }
+}
+
+/// One parsed requirement of a label selector.
+enum Requirement<'a> {
+    Eq(&'a str, &'a str),
+    NotEq(&'a str, &'a str),
+    In(&'a str, Vec<&'a str>),
+    NotIn(&'a str, Vec<&'a str>),
+    Exists(&'a str),
+    NotExists(&'a str),
+}
+
+fn parse_requirement(term: &str) -> Option<Requirement<'_>> {
+    // `key in (a,b)` / `key notin (a,b)`.
+    let set = |op: &str| -> Option<(&str, Vec<&str>)> {
+        let at = term.find(op)?;
+        let values = term[at + op.len()..]
+            .trim()
+            .strip_prefix('(')?
+            .strip_suffix(')')?;
+        Some((
+            term[..at].trim(),
+            values.split(',').map(str::trim).collect(),
+        ))
+    };
+    let r = if let Some((k, vs)) = set(" notin ") {
+        Requirement::NotIn(k, vs)
+    } else if let Some((k, vs)) = set(" in ") {
+        Requirement::In(k, vs)
+    } else if let Some((k, v)) = term.split_once("!=") {
+        Requirement::NotEq(k.trim(), v.trim())
+    } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+        Requirement::Eq(k.trim(), v.trim())
+    } else if let Some(k) = term.strip_prefix('!') {
+        Requirement::NotExists(k.trim())
+    } else {
+        Requirement::Exists(term.trim())
+    };
+    let valid = match &r {
+        Requirement::Eq(k, v) | Requirement::NotEq(k, v) => {
+            label_token(k, true) && label_token(v, false)
+        }
+        Requirement::In(k, vs) | Requirement::NotIn(k, vs) => {
+            label_token(k, true) && !vs.is_empty() && vs.iter().all(|v| label_token(v, false))
+        }
+        Requirement::Exists(k) | Requirement::NotExists(k) => label_token(k, true),
+    };
+    valid.then_some(r)
+}
+
+/// A label selector as the API server reads it: equality (`a=b`, `a==b`,
+/// `a!=b`), set-based (`a in (x,y)`, `a notin (x)`), existence (`a`, `!a`).
+/// `None` when it does not parse (the API server answers 400).
+pub fn parse_selector(selector: &str) -> Option<Vec<(String, String, Vec<String>)>> {
+    requirements(selector)
+        .into_iter()
+        .map(|t| {
+            parse_requirement(t).map(|r| match r {
+                Requirement::Eq(k, v) => ("=".to_string(), k.to_string(), vec![v.to_string()]),
+                Requirement::NotEq(k, v) => ("!=".to_string(), k.to_string(), vec![v.to_string()]),
+                Requirement::In(k, vs) => (
+                    "in".to_string(),
+                    k.to_string(),
+                    vs.iter().map(|v| v.to_string()).collect(),
+                ),
+                Requirement::NotIn(k, vs) => (
+                    "notin".to_string(),
+                    k.to_string(),
+                    vs.iter().map(|v| v.to_string()).collect(),
+                ),
+                Requirement::Exists(k) => ("exists".to_string(), k.to_string(), Vec::new()),
+                Requirement::NotExists(k) => ("!exists".to_string(), k.to_string(), Vec::new()),
+            })
         })
+        .collect()
+}
+
+/// Label selectors, as kube-rs sends them (an unparsable one matches nothing).
+pub fn selector_matches(selector: &str, labels: &Value) -> bool {
+    let Some(reqs) = parse_selector(selector) else {
+        return false;
+    };
+    reqs.iter().all(|(op, k, vs)| {
+        let have = labels.get(k).and_then(Value::as_str);
+        match op.as_str() {
+            "=" => have == vs.first().map(String::as_str),
+            "!=" => have != vs.first().map(String::as_str),
+            "in" => have.is_some_and(|h| vs.iter().any(|v| v == h)),
+            "notin" => have.is_none_or(|h| vs.iter().all(|v| v != h)),
+            "exists" => have.is_some(),
+            _ => have.is_none(),
+        }
+    })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -550,87 +653,253 @@ struct ListQuery {
     watch: Option<String>,
     #[serde(rename = "timeoutSeconds")]
     timeout_seconds: Option<u64>,
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
 }
 
-async fn nodes(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+/// Kubernetes version priority: GA over beta over alpha, higher numbers first.
+pub fn version_priority(v: &str) -> (u8, u32, u32) {
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
     };
-    if f.forbidden.contains("nodes") {
-        return forbidden("nodes", None);
-    }
-    let sel = q.label_selector.unwrap_or_default();
-    list(
-        "NodeList",
-        f.nodes
-            .iter()
-            .filter(|n| selector_matches(&sel, &n["metadata"]["labels"]))
-            .cloned()
-            .collect(),
-    )
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
+    let tail = &rest[digits.len()..];
+    let (stability, minor) = if tail.is_empty() {
+        (3, 0)
+    } else if let Some(n) = tail.strip_prefix("beta") {
+        (2, n.parse().unwrap_or(0))
+    } else if let Some(n) = tail.strip_prefix("alpha") {
+        (1, n.parse().unwrap_or(0))
+    } else {
+        return (0, 0, 0);
+    };
+    (stability, major, minor)
 }
 
-async fn pods_in(
-    State(app): State<AppState>,
-    UrlPath(ns): UrlPath<String>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if f.forbidden.contains("pods") {
-        return forbidden("pods", Some(&ns));
+/// Every kind the fake knows: (group, kind, plural, namespaced).
+pub const KNOWN_KINDS: &[(&str, &str, &str, bool)] = &[
+    ("", "Pod", "pods", true),
+    ("", "Node", "nodes", false),
+    ("", "Event", "events", true),
+    ("", "Namespace", "namespaces", false),
+    ("", "Service", "services", true),
+    ("", "PersistentVolumeClaim", "persistentvolumeclaims", true),
+    ("", "PersistentVolume", "persistentvolumes", false),
+    ("", "ConfigMap", "configmaps", true),
+    ("apps", "Deployment", "deployments", true),
+    ("apps", "ReplicaSet", "replicasets", true),
+    ("apps", "DaemonSet", "daemonsets", true),
+    ("apps", "StatefulSet", "statefulsets", true),
+    ("batch", "Job", "jobs", true),
+    ("batch", "CronJob", "cronjobs", true),
+    ("networking.k8s.io", "Ingress", "ingresses", true),
+    ("networking.k8s.io", "IngressClass", "ingressclasses", false),
+    ("discovery.k8s.io", "EndpointSlice", "endpointslices", true),
+    ("events.k8s.io", "Event", "events", true),
+    (
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+        true,
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "OCIRepository",
+        "ocirepositories",
+        true,
+    ),
+    (
+        "source.toolkit.fluxcd.io",
+        "HelmRepository",
+        "helmrepositories",
+        true,
+    ),
+    ("source.toolkit.fluxcd.io", "HelmChart", "helmcharts", true),
+    ("source.toolkit.fluxcd.io", "Bucket", "buckets", true),
+    (
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+        true,
+    ),
+    (
+        "helm.toolkit.fluxcd.io",
+        "HelmRelease",
+        "helmreleases",
+        true,
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImageRepository",
+        "imagerepositories",
+        true,
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImagePolicy",
+        "imagepolicies",
+        true,
+    ),
+    (
+        "image.toolkit.fluxcd.io",
+        "ImageUpdateAutomation",
+        "imageupdateautomations",
+        true,
+    ),
+    (
+        "notification.toolkit.fluxcd.io",
+        "Provider",
+        "providers",
+        true,
+    ),
+    ("notification.toolkit.fluxcd.io", "Alert", "alerts", true),
+    (
+        "notification.toolkit.fluxcd.io",
+        "Receiver",
+        "receivers",
+        true,
+    ),
+    ("cert-manager.io", "Certificate", "certificates", true),
+    (
+        "cert-manager.io",
+        "CertificateRequest",
+        "certificaterequests",
+        true,
+    ),
+    ("cert-manager.io", "Issuer", "issuers", true),
+    ("cert-manager.io", "ClusterIssuer", "clusterissuers", false),
+    ("acme.cert-manager.io", "Order", "orders", true),
+    ("acme.cert-manager.io", "Challenge", "challenges", true),
+    (
+        "external-secrets.io",
+        "ExternalSecret",
+        "externalsecrets",
+        true,
+    ),
+    ("external-secrets.io", "SecretStore", "secretstores", true),
+    (
+        "external-secrets.io",
+        "ClusterSecretStore",
+        "clustersecretstores",
+        false,
+    ),
+    (
+        "external-secrets.io",
+        "ClusterExternalSecret",
+        "clusterexternalsecrets",
+        false,
+    ),
+    ("tailscale.com", "Connector", "connectors", false),
+    ("tailscale.com", "ProxyClass", "proxyclasses", false),
+    (
+        "monitoring.coreos.com",
+        "ServiceMonitor",
+        "servicemonitors",
+        true,
+    ),
+    (
+        "monitoring.coreos.com",
+        "PrometheusRule",
+        "prometheusrules",
+        true,
+    ),
+];
+
+/// The versions `group` serves, most preferred first (as `/apis` lists them).
+fn group_versions(f: &Fixture, group: &str) -> Vec<String> {
+    if group.is_empty() {
+        return vec!["v1".into()];
     }
-    let sel = q.label_selector.clone().unwrap_or_default();
-    let fields = q.field_selector.clone().unwrap_or_default();
-    let wanted = move |p: &Value| {
-        p["metadata"]["namespace"] == ns.as_str()
-            && selector_matches(&sel, &p["metadata"]["labels"])
-            && field_matches(&fields, p)
-    };
-    if q.watch.as_deref() == Some("true") || q.watch.as_deref() == Some("1") {
-        // A watch: stream change events as JSON lines until the timeout.
-        let rx = app.events.subscribe();
-        let until = tokio::time::Instant::now()
-            + std::time::Duration::from_secs(q.timeout_seconds.unwrap_or(30).min(30));
-        let stream = futures::stream::unfold((rx, wanted), move |(mut rx, wanted)| async move {
-            loop {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
-                        return None;
-                    }
-                    Ok(Err(_)) => continue,
-                    Ok(Ok((kind, obj))) if wanted(&obj) => {
-                        let line = format!("{}\n", json!({"type": kind, "object": obj}));
-                        return Some((
-                            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
-                            (rx, wanted),
-                        ));
-                    }
-                    Ok(Ok(_)) => continue,
-                }
-            }
-        });
-        return Response::builder()
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from_stream(stream))
-            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+    let mut vs: Vec<String> = f
+        .groups
+        .iter()
+        .filter(|(g, _)| g == group)
+        .flat_map(|(_, vs)| vs.iter().cloned())
+        .collect();
+    vs.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+    vs.dedup();
+    vs
+}
+
+/// The versions at which `kind` of `group` is served: its override in
+/// `kind_versions`, else every version of its group.
+fn kind_versions(f: &Fixture, group: &str, kind: &str) -> Vec<String> {
+    let served = group_versions(f, group);
+    match f
+        .kind_versions
+        .iter()
+        .find(|(g, k, _)| g == group && k == kind)
+    {
+        Some((_, _, vs)) => vs.iter().filter(|v| served.contains(v)).cloned().collect(),
+        None => served,
     }
-    list(
-        "PodList",
-        f.pods.iter().filter(|p| wanted(p)).cloned().collect(),
-    )
+}
+
+/// The kind served as `plural` at `group/version`: (kind, namespaced).
+fn served_kind(
+    f: &Fixture,
+    group: &str,
+    version: &str,
+    plural_name: &str,
+) -> Option<(&'static str, bool)> {
+    KNOWN_KINDS
+        .iter()
+        .find(|(g, _, p, _)| *g == group && *p == plural_name)
+        .filter(|(g, k, _, _)| kind_versions(f, g, k).iter().any(|v| v == version))
+        .map(|(_, k, _, ns)| (*k, *ns))
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
+}
+
+/// Every object of `kind` in `group`, whatever version it was written at
+/// (an API server converts between served versions).
+fn collection<'a>(f: &'a Fixture, group: &str, kind: &str) -> Vec<&'a Value> {
+    let mut items: Vec<&Value> = f
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == kind && o["apiVersion"].as_str().map(group_of) == Some(group))
+        .collect();
+    if group.is_empty() {
+        match kind {
+            "Pod" => items.extend(f.pods.iter()),
+            "Node" => items.extend(f.nodes.iter()),
+            "Event" => items.extend(f.events.iter()),
+            _ => {}
+        }
+    }
+    items
+}
+
+/// `obj` as served at `group/version`.
+fn at_version(obj: &Value, group: &str, version: &str) -> Value {
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    });
+    o
 }
 
 async fn api_groups(State(app): State<AppState>) -> Response {
     let Ok(f) = app.fixture.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let groups: Vec<Value> = f
-        .groups
+    let mut names: Vec<&String> = f.groups.iter().map(|(g, _)| g).collect();
+    names.dedup();
+    let groups: Vec<Value> = names
         .iter()
-        .map(|(g, versions)| {
-            let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+        .map(|g| {
+            let vs: Vec<Value> = group_versions(&f, g)
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
             json!({"name": g, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
         })
         .collect();
@@ -638,19 +907,8 @@ async fn api_groups(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-fn not_found() -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": "the server could not find the requested resource", "reason": "NotFound", "details": {}, "code": 404})),
-    )
-        .into_response()
-}
-
 fn serves(f: &Fixture, group: &str, version: &str) -> bool {
-    f.groups
-        .iter()
-        .any(|(g, vs)| g == group && vs.iter().any(|v| v == version))
+    group_versions(f, group).iter().any(|v| v == version)
 }
 
 async fn group_resources(
@@ -663,40 +921,17 @@ async fn group_resources(
     if !serves(&f, &group, &version) {
         return not_found();
     }
-    let gv = format!("{group}/{version}");
-    let mut kinds: Vec<String> = f
-        .objects
+    let resources: Vec<Value> = KNOWN_KINDS
         .iter()
-        .filter(|o| o["apiVersion"] == gv.as_str())
-        .filter_map(|o| o["kind"].as_str().map(str::to_string))
-        .collect();
-    kinds.sort();
-    kinds.dedup();
-    let resources: Vec<Value> = kinds
-        .iter()
-        .filter_map(|k| plural(k).map(|p| json!({"name": p, "singularName": k.to_lowercase(), "namespaced": !cluster_scoped(k), "kind": k, "verbs": ["get", "list", "watch"]})))
-        .collect();
-    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})).into_response()
-}
-
-/// The objects of `gv` (e.g. "v1", "apps/v1") with plural `plural_name`.
-fn collection<'a>(f: &'a Fixture, gv: &str, plural_name: &str) -> Vec<&'a Value> {
-    let mut items: Vec<&Value> = f
-        .objects
-        .iter()
-        .filter(|o| {
-            o["apiVersion"] == gv && o["kind"].as_str().and_then(plural) == Some(plural_name)
+        .filter(|(g, k, _, _)| *g == group && kind_versions(&f, g, k).contains(&version))
+        .map(|(_, k, p, ns)| {
+            json!({"name": p, "singularName": k.to_lowercase(), "namespaced": ns, "kind": k,
+                "verbs": ["get", "list", "watch", "patch", "update", "create", "delete"]})
         })
         .collect();
-    if gv == "v1" {
-        match plural_name {
-            "pods" => items.extend(f.pods.iter()),
-            "nodes" => items.extend(f.nodes.iter()),
-            "events" => items.extend(f.events.iter()),
-            _ => {}
-        }
-    }
-    items
+    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/{version}"),
+        "resources": resources}))
+    .into_response()
 }
 
 /// Field selectors (`a.b=c`, `a.b==c`, `a.b!=c`, comma-separated) on JSON paths.
@@ -728,55 +963,100 @@ pub fn field_matches(selector: &str, obj: &Value) -> bool {
 
 fn list_response(
     f: &Fixture,
-    gv: &str,
+    group: &str,
+    version: &str,
     plural_name: &str,
     ns: Option<&str>,
     q: &ListQuery,
 ) -> Response {
+    let Some((kind, namespaced)) = served_kind(f, group, version, plural_name) else {
+        return not_found();
+    };
+    if ns.is_some() && !namespaced {
+        return not_found();
+    }
     if f.forbidden.contains(plural_name) {
-        return forbidden(plural_name, ns);
+        return forbidden("list", plural_name, group, ns);
     }
     let labels = q.label_selector.clone().unwrap_or_default();
+    if parse_selector(&labels).is_none() {
+        return status(
+            400,
+            "BadRequest",
+            &format!("unable to parse requirement: invalid label selector {labels:?}"),
+        );
+    }
     let fields = q.field_selector.clone().unwrap_or_default();
-    let items: Vec<Value> = collection(f, gv, plural_name)
+    let all: Vec<&Value> = collection(f, group, kind)
         .into_iter()
         .filter(|o| ns.is_none_or(|n| o["metadata"]["namespace"] == n))
         .filter(|o| selector_matches(&labels, &o["metadata"]["labels"]))
         .filter(|o| field_matches(&fields, o))
-        .cloned()
         .collect();
-    let kind = items
-        .first()
-        .and_then(|o| o["kind"].as_str())
-        .map(|k| format!("{k}List"))
-        .unwrap_or_else(|| "List".into());
-    axum::Json(json!({"kind": kind, "apiVersion": gv, "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+    // Pages: the continue token is the offset of the next item.
+    let offset: usize = match q.continue_token.as_deref() {
+        None | Some("") => 0,
+        Some(t) => match t.strip_prefix("page-").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => return status(400, "BadRequest", "continue key is not valid"),
+        },
+    };
+    let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let items: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|o| at_version(o, group, version))
+        .collect();
+    let next = offset + items.len();
+    let mut metadata = json!({"resourceVersion": "1"});
+    if next < all.len() {
+        metadata["continue"] = json!(format!("page-{next}"));
+        metadata["remainingItemCount"] = json!(all.len() - next);
+    }
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    axum::Json(json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": metadata, "items": items}))
+        .into_response()
 }
 
 fn get_response(
     f: &Fixture,
-    gv: &str,
+    group: &str,
+    version: &str,
     plural_name: &str,
     ns: Option<&str>,
     name: &str,
 ) -> Response {
+    let Some((kind, _)) = served_kind(f, group, version, plural_name) else {
+        return not_found();
+    };
     if f.forbidden.contains(plural_name) {
-        return forbidden(plural_name, ns);
+        return forbidden("get", plural_name, group, ns);
     }
-    match collection(f, gv, plural_name).into_iter().find(|o| {
+    match collection(f, group, kind).into_iter().find(|o| {
         o["metadata"]["name"] == name && ns.is_none_or(|n| o["metadata"]["namespace"] == n)
     }) {
-        Some(o) => axum::Json(o.clone()).into_response(),
-        None => {
-            let message = format!("{plural_name} \"{name}\" not found");
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
-                    "reason": "NotFound", "details": {"name": name, "kind": plural_name}, "code": 404})),
-            )
-                .into_response()
-        }
+        Some(o) => axum::Json(at_version(o, group, version)).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            &format!("{plural_name} \"{name}\" not found"),
+        ),
     }
+}
+
+/// Reads the fixture for one request (a poisoned lock is a 500).
+macro_rules! fixture {
+    ($app:expr) => {
+        match $app.fixture.lock() {
+            Ok(f) => f,
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    };
 }
 
 async fn custom_all(
@@ -784,13 +1064,8 @@ async fn custom_all(
     UrlPath((group, version, plural_name)): UrlPath<(String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if !serves(&f, &group, &version) {
-        return not_found();
-    }
-    list_response(&f, &format!("{group}/{version}"), &plural_name, None, &q)
+    let f = fixture!(app);
+    list_response(&f, &group, &version, &plural_name, None, &q)
 }
 
 async fn custom_namespaced(
@@ -798,32 +1073,16 @@ async fn custom_namespaced(
     UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if !serves(&f, &group, &version) {
-        return not_found();
-    }
-    list_response(
-        &f,
-        &format!("{group}/{version}"),
-        &plural_name,
-        Some(&ns),
-        &q,
-    )
+    let f = fixture!(app);
+    list_response(&f, &group, &version, &plural_name, Some(&ns), &q)
 }
 
 async fn custom_get_cluster(
     State(app): State<AppState>,
     UrlPath((group, version, plural_name, name)): UrlPath<(String, String, String, String)>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if !serves(&f, &group, &version) {
-        return not_found();
-    }
-    get_response(&f, &format!("{group}/{version}"), &plural_name, None, &name)
+    let f = fixture!(app);
+    get_response(&f, &group, &version, &plural_name, None, &name)
 }
 
 async fn custom_get_namespaced(
@@ -836,19 +1095,8 @@ async fn custom_get_namespaced(
         String,
     )>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if !serves(&f, &group, &version) {
-        return not_found();
-    }
-    get_response(
-        &f,
-        &format!("{group}/{version}"),
-        &plural_name,
-        Some(&ns),
-        &name,
-    )
+    let f = fixture!(app);
+    get_response(&f, &group, &version, &plural_name, Some(&ns), &name)
 }
 
 async fn core_all(
@@ -856,10 +1104,8 @@ async fn core_all(
     UrlPath(plural_name): UrlPath<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    list_response(&f, "v1", &plural_name, None, &q)
+    let f = fixture!(app);
+    list_response(&f, "", "v1", &plural_name, None, &q)
 }
 
 async fn core_namespaced(
@@ -867,50 +1113,74 @@ async fn core_namespaced(
     UrlPath((ns, plural_name)): UrlPath<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    list_response(&f, "v1", &plural_name, Some(&ns), &q)
+    let f = fixture!(app);
+    list_response(&f, "", "v1", &plural_name, Some(&ns), &q)
 }
 
 async fn core_get_cluster(
     State(app): State<AppState>,
     UrlPath((plural_name, name)): UrlPath<(String, String)>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    get_response(&f, "v1", &plural_name, None, &name)
+    let f = fixture!(app);
+    get_response(&f, "", "v1", &plural_name, None, &name)
 }
 
 async fn core_get_namespaced(
     State(app): State<AppState>,
     UrlPath((ns, plural_name, name)): UrlPath<(String, String, String)>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    get_response(&f, "v1", &plural_name, Some(&ns), &name)
+    let f = fixture!(app);
+    get_response(&f, "", "v1", &plural_name, Some(&ns), &name)
 }
 
-async fn pods_all(State(app): State<AppState>, Query(q): Query<ListQuery>) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if f.forbidden.contains("pods") {
-        return forbidden("pods", None);
+async fn pods_in(
+    State(app): State<AppState>,
+    UrlPath(ns): UrlPath<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if !(q.watch.as_deref() == Some("true") || q.watch.as_deref() == Some("1")) {
+        let f = fixture!(app);
+        return list_response(&f, "", "v1", "pods", Some(&ns), &q);
     }
-    let sel = q.label_selector.unwrap_or_default();
-    let fields = q.field_selector.unwrap_or_default();
-    list(
-        "PodList",
-        f.pods
-            .iter()
-            .filter(|p| selector_matches(&sel, &p["metadata"]["labels"]))
-            .filter(|p| field_matches(&fields, p))
-            .cloned()
-            .collect(),
-    )
+    {
+        let f = fixture!(app);
+        if f.forbidden.contains("pods") {
+            return forbidden("watch", "pods", "", Some(&ns));
+        }
+    }
+    // A watch: stream change events as JSON lines until the timeout.
+    let sel = q.label_selector.clone().unwrap_or_default();
+    let fields = q.field_selector.clone().unwrap_or_default();
+    let wanted = move |p: &Value| {
+        p["metadata"]["namespace"] == ns.as_str()
+            && selector_matches(&sel, &p["metadata"]["labels"])
+            && field_matches(&fields, p)
+    };
+    let rx = app.events.subscribe();
+    let until = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(q.timeout_seconds.unwrap_or(30).min(30));
+    let stream = futures::stream::unfold((rx, wanted), move |(mut rx, wanted)| async move {
+        loop {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Err(_) | Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                    return None;
+                }
+                Ok(Err(_)) => continue,
+                Ok(Ok((kind, obj))) if wanted(&obj) => {
+                    let line = format!("{}\n", json!({"type": kind, "object": obj}));
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line)),
+                        (rx, wanted),
+                    ));
+                }
+                Ok(Ok(_)) => continue,
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -928,24 +1198,43 @@ async fn pod_log(
     UrlPath((ns, name)): UrlPath<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
+    let f = fixture!(app);
     if f.forbidden.contains("pods/log") {
-        return forbidden("pods/log", Some(&ns));
+        return forbidden("get", "pods/log", "", Some(&ns));
     }
     let Some(pod) = f.pods.iter().find(|p| {
         p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str()
     }) else {
-        return not_found();
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
-    // Like the API server: no container named means the pod's only (first) one.
-    let container = q.container.unwrap_or_else(|| {
-        pod["spec"]["containers"][0]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    });
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    // Like the API server: no container named is fine only for a pod with one.
+    let container = match q.container {
+        Some(c) if containers.contains(&c.as_str()) => c,
+        Some(c) => {
+            return status(
+                400,
+                "BadRequest",
+                &format!("container {c} is not valid for pod {name}"),
+            );
+        }
+        None if containers.len() == 1 => containers[0].to_string(),
+        None => {
+            return status(
+                400,
+                "BadRequest",
+                &format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    containers.join(" ")
+                ),
+            );
+        }
+    };
     let previous = q.previous.unwrap_or(false);
     let key = format!(
         "{ns}/{name}/{container}{}",
@@ -956,14 +1245,7 @@ async fn pod_log(
             let message = format!(
                 "previous terminated container \"{container}\" in pod \"{name}\" not found"
             );
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": message, "reason": "BadRequest", "code": 400}),
-                ),
-            )
-                .into_response();
+            return status(400, "BadRequest", &message);
         }
         return String::new().into_response();
     };
@@ -974,36 +1256,13 @@ async fn pod_log(
         .unwrap_or(0);
     let mut out: String = lines[start..].iter().map(|l| format!("{l}\n")).collect();
     if let Some(limit) = q.limit_bytes {
-        out.truncate(limit);
+        let mut cut = limit.min(out.len());
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
     }
     out.into_response()
-}
-
-async fn events_all(State(app): State<AppState>) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if f.forbidden.contains("events") {
-        return forbidden("events", None);
-    }
-    list("EventList", f.events.clone())
-}
-
-async fn events_in(State(app): State<AppState>, UrlPath(ns): UrlPath<String>) -> Response {
-    let Ok(f) = app.fixture.lock() else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    if f.forbidden.contains("events") {
-        return forbidden("events", Some(&ns));
-    }
-    list(
-        "EventList",
-        f.events
-            .iter()
-            .filter(|e| e["metadata"]["namespace"] == ns.as_str())
-            .cloned()
-            .collect(),
-    )
 }
 
 /// A core/v1 Event about `kind/name` in `ns`, last seen `ago` seconds before the fixture's now.
@@ -1114,6 +1373,7 @@ impl FakeKube {
         let (events, _) = tokio::sync::broadcast::channel(256);
         let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = requests.clone();
+        let faults = shared.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let app = Router::new()
@@ -1131,16 +1391,27 @@ impl FakeKube {
             .route("/api/v1/{plural}/{name}", get(core_get_cluster))
             .route("/api/v1/namespaces/{ns}/{plural}", get(core_namespaced))
             .route("/api/v1/namespaces/{ns}/{plural}/{name}", get(core_get_namespaced))
-            .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/namespaces/{ns}/pods", get(pods_in))
-            .route("/api/v1/pods", get(pods_all))
             .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
-            .route("/api/v1/events", get(events_all))
-            .route("/api/v1/namespaces/{ns}/events", get(events_in))
             .with_state(AppState { fixture: shared.clone(), events: events.clone() })
             .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                next.run(req)
+                let faults = faults.clone();
+                async move {
+                    let path = req.uri().path().to_string();
+                    let fault = faults
+                        .lock()
+                        .ok()
+                        .and_then(|f| f.faults.iter().find(|x| path.contains(&x.path)).map(|x| x.effect.clone()));
+                    match fault {
+                        Some(FaultEffect::Status(code)) => injected(code),
+                        Some(FaultEffect::Delay(d)) => {
+                            tokio::time::sleep(d).await;
+                            next.run(req).await
+                        }
+                        None => next.run(req).await,
+                    }
+                }
             }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -1211,6 +1482,38 @@ impl FakeKube {
         )?;
         Ok(path)
     }
+}
+
+/// The answer of an injected status fault, worded as the API server words it.
+fn injected(code: u16) -> Response {
+    let (reason, message) = match code {
+        401 => ("Unauthorized", "Unauthorized"),
+        403 => ("Forbidden", "forbidden"),
+        404 => (
+            "NotFound",
+            "the server could not find the requested resource",
+        ),
+        429 => (
+            "TooManyRequests",
+            "the server has received too many requests and has asked us to try again later",
+        ),
+        500 => (
+            "InternalError",
+            "Internal error occurred: etcdserver: request timed out",
+        ),
+        503 => (
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ),
+        _ => ("InternalError", "injected failure"),
+    };
+    let mut r = status(code, reason, message);
+    if code == 429
+        && let Ok(v) = axum::http::HeaderValue::from_str("1")
+    {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
 }
 
 /// Watch events carry a newer resourceVersion than the list.

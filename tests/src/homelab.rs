@@ -72,7 +72,107 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "pi3-memory-pressure",
         "3.l pi3-worker-2 MemoryPressure, then Ready=Unknown",
     ),
+    (
+        "flux-2.2",
+        "Flux 2.2 API layout: only GitRepository at source…/v1 (the other sources v1beta2), HelmRelease v2beta2, image v1beta2 (ImageUpdateAutomation v1beta1)",
+    ),
+    (
+        "flux-2.4",
+        "Flux 2.4 API layout: sources at v1 except OCIRepository (v1beta2), HelmRelease v2, image automation v1beta2",
+    ),
+    (
+        "eso-mixed",
+        "External Secrets mid-upgrade: ExternalSecret and SecretStore at v1, ClusterSecretStore only at v1beta1",
+    ),
+    (
+        "cert-manager-mixed",
+        "cert-manager mid-upgrade: Certificate at v1, CertificateRequest only at v1beta1",
+    ),
+    (
+        "evicted-pods",
+        "k3s keeps Failed pods: bazarr evicted under memory pressure and calibre-web stopped by a node shutdown, both replaced",
+    ),
+    (
+        "immich-init-crashloop",
+        "immich-server Pending, its init container wait-for-db in CrashLoopBackOff",
+    ),
+    (
+        "indexed-job-failed",
+        "standalone Indexed Job media/reindex-2 (a name ending in digits) with two failed pods",
+    ),
+    (
+        "pod-phase-unknown",
+        "a flaresolverr pod in phase Unknown (its kubelet stopped reporting)",
+    ),
+    (
+        "certificate-prefix",
+        "Certificate jellyfin/jellyfin failing next to jellyfin-tls, whose own request also fails",
+    ),
 ];
+
+/// Per-kind served versions of a Flux release (HOMELAB.md §1.3): group
+/// versions and the kinds served at fewer versions than their group.
+type ApiLayout = (
+    Vec<(&'static str, Vec<&'static str>)>,
+    Vec<(&'static str, &'static str, Vec<&'static str>)>,
+);
+
+fn flux_layout(release: &str) -> ApiLayout {
+    const S: &str = "source.toolkit.fluxcd.io";
+    const K: &str = "kustomize.toolkit.fluxcd.io";
+    const H: &str = "helm.toolkit.fluxcd.io";
+    const I: &str = "image.toolkit.fluxcd.io";
+    const N: &str = "notification.toolkit.fluxcd.io";
+    match release {
+        "2.2" => (
+            vec![
+                (S, vec!["v1", "v1beta2", "v1beta1"]),
+                (K, vec!["v1", "v1beta2", "v1beta1"]),
+                (H, vec!["v2beta2", "v2beta1"]),
+                (I, vec!["v1beta2", "v1beta1"]),
+                (N, vec!["v1", "v1beta3", "v1beta2", "v1beta1"]),
+            ],
+            vec![
+                (S, "HelmRepository", vec!["v1beta2", "v1beta1"]),
+                (S, "HelmChart", vec!["v1beta2", "v1beta1"]),
+                (S, "Bucket", vec!["v1beta2", "v1beta1"]),
+                (S, "OCIRepository", vec!["v1beta2"]),
+                (I, "ImageUpdateAutomation", vec!["v1beta1"]),
+                (N, "Alert", vec!["v1beta3", "v1beta2", "v1beta1"]),
+                (N, "Provider", vec!["v1beta3", "v1beta2", "v1beta1"]),
+            ],
+        ),
+        "2.4" => (
+            vec![
+                (S, vec!["v1", "v1beta2", "v1beta1"]),
+                (K, vec!["v1", "v1beta2", "v1beta1"]),
+                (H, vec!["v2", "v2beta2", "v2beta1"]),
+                (I, vec!["v1beta2", "v1beta1"]),
+                (N, vec!["v1", "v1beta3", "v1beta2", "v1beta1"]),
+            ],
+            vec![
+                (S, "OCIRepository", vec!["v1beta2"]),
+                (N, "Alert", vec!["v1beta3", "v1beta2", "v1beta1"]),
+                (N, "Provider", vec!["v1beta3", "v1beta2", "v1beta1"]),
+            ],
+        ),
+        // 2.7.5, the cluster's own (§1.3).
+        _ => (
+            vec![
+                (S, vec!["v1", "v1beta2"]),
+                (K, vec!["v1", "v1beta2"]),
+                (H, vec!["v2", "v2beta2"]),
+                (I, vec!["v1", "v1beta2"]),
+                (N, vec!["v1", "v1beta3"]),
+            ],
+            vec![
+                (N, "Alert", vec!["v1beta3"]),
+                (N, "Provider", vec!["v1beta3"]),
+                (N, "Receiver", vec!["v1"]),
+            ],
+        ),
+    }
+}
 
 const DAY: i64 = 86_400;
 
@@ -187,7 +287,7 @@ pub fn groups(eso: bool) -> Vec<(String, Vec<String>)> {
         ("kustomize.toolkit.fluxcd.io", &["v1", "v1beta2"]),
         ("helm.toolkit.fluxcd.io", &["v2", "v2beta2"]),
         ("image.toolkit.fluxcd.io", &["v1", "v1beta2"]),
-        ("notification.toolkit.fluxcd.io", &["v1beta3", "v1"]),
+        ("notification.toolkit.fluxcd.io", &["v1", "v1beta3"]),
         ("cert-manager.io", &["v1"]),
         ("acme.cert-manager.io", &["v1"]),
         ("tailscale.com", &["v1alpha1"]),
@@ -2844,15 +2944,219 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
             300,
         ));
     }
+    health_scenarios(&on, &mut objects, &mut pods, &mut logs);
+
+    // API layout: the Flux release's per-kind versions, and operators caught
+    // mid-upgrade.
+    let mut groups = groups(!on("eso-absent"));
+    let mut kind_versions: Vec<(String, String, Vec<String>)> = Vec::new();
+    let release = if on("flux-2.2") {
+        "2.2"
+    } else if on("flux-2.4") {
+        "2.4"
+    } else {
+        "2.7"
+    };
+    let (flux_groups, flux_kinds) = flux_layout(release);
+    groups.retain(|(g, _)| !g.ends_with(".toolkit.fluxcd.io"));
+    groups.extend(
+        flux_groups
+            .into_iter()
+            .map(|(g, vs)| (g.to_string(), vs.into_iter().map(str::to_string).collect())),
+    );
+    let mut overrides = flux_kinds;
+    if on("eso-mixed") && !on("eso-absent") {
+        for (g, vs) in groups.iter_mut() {
+            if g == "external-secrets.io" {
+                *vs = vec!["v1".into(), "v1beta1".into()];
+            }
+        }
+        overrides.push(("external-secrets.io", "ClusterSecretStore", vec!["v1beta1"]));
+    }
+    if on("cert-manager-mixed") {
+        for (g, vs) in groups.iter_mut() {
+            if g == "cert-manager.io" {
+                *vs = vec!["v1".into(), "v1beta1".into()];
+            }
+        }
+        overrides.push(("cert-manager.io", "Certificate", vec!["v1"]));
+        overrides.push(("cert-manager.io", "CertificateRequest", vec!["v1beta1"]));
+    }
+    kind_versions.extend(overrides.into_iter().map(|(g, k, vs)| {
+        (
+            g.to_string(),
+            k.to_string(),
+            vs.into_iter().map(str::to_string).collect(),
+        )
+    }));
     Ok(Fixture {
         nodes,
         pods,
-        groups: groups(!on("eso-absent")),
+        groups,
+        kind_versions,
         objects,
         logs,
         events,
         ..Default::default()
     })
+}
+
+/// The pod-health scenarios: pods k3s leaves behind (evicted, shut down),
+/// an init-container crash loop, an Indexed Job, a pod in phase Unknown, and
+/// a certificate named as another's prefix.
+fn health_scenarios(
+    on: &dyn Fn(&str) -> bool,
+    objects: &mut Vec<Value>,
+    pods: &mut Vec<Value>,
+    logs: &mut BTreeMap<String, String>,
+) {
+    let find = |pods: &Vec<Value>, ns: &str, app: &str| {
+        pods.iter()
+            .find(|p| p["metadata"]["namespace"] == ns && p["metadata"]["labels"]["app"] == app)
+            .cloned()
+    };
+    if on("evicted-pods") {
+        // Evicted from an older ReplicaSet yesterday; the Deployment's
+        // current pod is Running and Ready.
+        if let Some(mut p) = find(pods, "media", "bazarr") {
+            let old_rs = format!("bazarr-{}", suffix("media/bazarr/old", 10));
+            p["metadata"]["name"] = json!(format!("{old_rs}-{}", suffix("evicted", 5)));
+            p["metadata"]["uid"] = json!("uid-pod-media-bazarr-evicted");
+            p["metadata"]["labels"]["pod-template-hash"] =
+                json!(old_rs.trim_start_matches("bazarr-"));
+            p["metadata"]["ownerReferences"][0]["name"] = json!(old_rs);
+            p["metadata"]["ownerReferences"][0]["uid"] = json!("uid-replicaset-media-old");
+            p["status"] = json!({"phase": "Failed", "reason": "Evicted",
+                "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 87Mi. Container bazarr was using 612Mi, request is 0, has larger consumption of memory.",
+                "startTime": "2026-08-12T09:40:00Z",
+                "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet", "message": "The node was low on resource: memory.", "lastTransitionTime": rfc3339(FIXTURE_NOW - DAY)}],
+                "containerStatuses": [{"name": "bazarr", "ready": false, "restartCount": 0, "image": "linuxserver/bazarr:1.5.2", "imageID": "",
+                    "state": {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown", "finishedAt": rfc3339(FIXTURE_NOW - DAY)}}}]});
+            pods.push(p);
+        }
+        // Stopped by a graceful node shutdown (k3s reboot); same ReplicaSet.
+        if let Some(mut p) = find(pods, "media", "calibre-web") {
+            let name = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let rs = name
+                .rsplit_once('-')
+                .map(|x| x.0.to_string())
+                .unwrap_or_default();
+            p["metadata"]["name"] = json!(format!("{rs}-{}", suffix("shutdown", 5)));
+            p["metadata"]["uid"] = json!("uid-pod-media-calibre-shutdown");
+            p["status"] = json!({"phase": "Failed", "reason": "Terminated",
+                "message": "Pod was terminated in response to imminent node shutdown.",
+                "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet", "lastTransitionTime": rfc3339(FIXTURE_NOW - 3 * DAY)}],
+                "containerStatuses": [{"name": "calibre-web", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": rfc3339(FIXTURE_NOW - 3 * DAY)}}}]});
+            pods.push(p);
+        }
+    }
+    if on("immich-init-crashloop")
+        && let Some(p) = pods.iter_mut().find(|p| {
+            p["metadata"]["namespace"] == "immich"
+                && p["metadata"]["labels"]["app.kubernetes.io/name"] == "server"
+        })
+    {
+        let main = p["spec"]["containers"][0]["name"].clone();
+        p["spec"]["initContainers"] = json!([{"name": "wait-for-db", "image": "busybox:1.38.0", "command": ["sh", "-c", "until nc -z immich-postgresql 5432; do sleep 2; done"]}]);
+        p["status"]["phase"] = json!("Pending");
+        p["status"]["conditions"] = json!([{"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized", "message": "containers with incomplete status: [wait-for-db]"},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}, {"type": "PodScheduled", "status": "True"}]);
+        p["status"]["initContainerStatuses"] = json!([{"name": "wait-for-db", "ready": false, "restartCount": 23, "image": "busybox:1.38.0", "imageID": "",
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container=wait-for-db"}},
+            "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": rfc3339(FIXTURE_NOW - 240)}}}]);
+        p["status"]["containerStatuses"] = json!([{"name": main, "ready": false, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"waiting": {"reason": "PodInitializing"}}}]);
+    }
+    if on("indexed-job-failed") {
+        let mut job = meta(
+            "batch/v1",
+            "Job",
+            Some("media"),
+            "reindex-2",
+            &rfc3339(FIXTURE_NOW - 2 * 3600),
+        );
+        job["spec"] = json!({"completionMode": "Indexed", "completions": 2, "parallelism": 2, "backoffLimitPerIndex": 0,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "reindex", "image": "python:3.13-slim"}]}}});
+        job["status"] = json!({"failed": 2, "failedIndexes": "0,1", "startTime": rfc3339(FIXTURE_NOW - 2 * 3600),
+            "conditions": [{"type": "Failed", "status": "True", "reason": "FailedIndexes", "message": "Job has failed indexes", "lastTransitionTime": rfc3339(FIXTURE_NOW - 3000)}]});
+        objects.push(job);
+        for i in 0..2 {
+            let name = format!("reindex-2-{i}-{}", suffix(&format!("reindex-2/{i}"), 5));
+            let mut p = meta(
+                "v1",
+                "Pod",
+                Some("media"),
+                &name,
+                &rfc3339(FIXTURE_NOW - 2 * 3600),
+            );
+            p["metadata"]["labels"] = json!({"batch.kubernetes.io/job-name": "reindex-2", "job-name": "reindex-2",
+                "batch.kubernetes.io/job-completion-index": i.to_string()});
+            p["metadata"]["ownerReferences"] = owner("batch/v1", "Job", "media", "reindex-2");
+            p["spec"] = json!({"nodeName": "pi3-worker-2", "restartPolicy": "Never", "containers": [{"name": "reindex", "image": "python:3.13-slim"}]});
+            p["status"] = json!({"phase": "Failed", "containerStatuses": [{"name": "reindex", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                "state": {"terminated": {"exitCode": 2, "reason": "Error", "finishedAt": rfc3339(FIXTURE_NOW - 3000)}}}]});
+            logs.insert(
+                format!("media/{name}/reindex"),
+                format!("shard {i}: KeyError: 'library_id'\n"),
+            );
+            pods.push(p);
+        }
+    }
+    if on("pod-phase-unknown")
+        && let Some(p) = pods.iter_mut().find(|p| {
+            p["metadata"]["namespace"] == "media"
+                && p["metadata"]["labels"]["app"] == "flaresolverr"
+        })
+    {
+        p["status"]["phase"] = json!("Unknown");
+        p["status"]["conditions"] =
+            json!([{"type": "Ready", "status": "False", "reason": "NodeLost"}]);
+    }
+    if on("certificate-prefix") {
+        // A second Certificate named as a prefix of jellyfin-tls, failing;
+        // jellyfin-tls itself stays Ready but has a failed request of its own.
+        let mut cert = meta(
+            "cert-manager.io/v1",
+            "Certificate",
+            Some("jellyfin"),
+            "jellyfin",
+            "2026-08-19T00:00:00Z",
+        );
+        cert["spec"] = json!({"secretName": "jellyfin-internal", "dnsNames": ["jellyfin.jellyfin.svc"],
+            "issuerRef": {"name": "pi-cluster-ca-issuer", "kind": "ClusterIssuer", "group": "cert-manager.io"}});
+        cert["status"] = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": "The certificate request has failed to complete and will be retried"}]});
+        objects.push(cert);
+        let request = |name: &str, parent: &str, message: &str| {
+            let mut cr = meta(
+                "cert-manager.io/v1",
+                "CertificateRequest",
+                Some("jellyfin"),
+                name,
+                "2026-08-19T00:00:00Z",
+            );
+            cr["metadata"]["annotations"] = json!({"cert-manager.io/certificate-name": parent});
+            cr["metadata"]["ownerReferences"] =
+                owner("cert-manager.io/v1", "Certificate", "jellyfin", parent);
+            cr["spec"] =
+                json!({"issuerRef": {"name": "x", "kind": "ClusterIssuer"}, "request": ""});
+            cr["status"] = json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Failed", "message": message}]});
+            cr
+        };
+        objects.push(request(
+            "jellyfin-1",
+            "jellyfin",
+            "issuer pi-cluster-ca-issuer: secret \"pi-cluster-ca-secret\" not found",
+        ));
+        objects.push(request(
+            "jellyfin-tls-1",
+            "jellyfin-tls",
+            "ACME order failed: rate limited",
+        ));
+    }
 }
 
 /// The fixture's clock, for tests that compute expectations.

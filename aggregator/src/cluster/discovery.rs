@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
-use super::{Cluster, Error};
+use super::{Cluster, Error, Request};
 use crate::agents::{AgentPool, AgentSpec, DiscoveryState};
 
 /// Where the agents' pods are and how to reach them.
@@ -95,11 +95,14 @@ pub async fn discover(
     opts: &DiscoveryOptions,
 ) -> Result<(Vec<AgentSpec>, Vec<NotReady>), Error> {
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), &opts.namespace);
-    let list = api
-        .list(&ListParams::default().labels(&opts.selector))
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "pods", Some(&opts.namespace)))?;
-    Ok(agents_from_pods(&list.items, opts))
+    let pods = cluster
+        .list(
+            &api,
+            &ListParams::default().labels(&opts.selector),
+            Request::new("list", "pods", Some(&opts.namespace)),
+        )
+        .await?;
+    Ok(agents_from_pods(&pods, opts))
 }
 
 /// Keeps `pool` equal to the Running and Ready agent pods, through a

@@ -1,107 +1,28 @@
 //! Kubernetes access (kube-rs): where the API is (`--kubeconfig`,
-//! `KUBECONFIG`, or in-cluster), node facts for `list_nodes`, and agent
-//! discovery from the labscope-agent DaemonSet's pods. Kubernetes errors reach
-//! the caller explained (403 names the missing verb and resource).
+//! `KUBECONFIG`, or in-cluster), bounded and paged requests (`api`), per-kind
+//! API discovery (`kinds`), node facts for `list_nodes`, pod health, and agent
+//! discovery from the labscope-agent DaemonSet's pods. Failures are classified
+//! by status and cause (`error`).
 
+pub mod api;
 pub mod cron;
 pub mod discovery;
-pub mod groups;
+pub mod error;
+pub mod kinds;
 pub mod nodes;
 pub mod pods;
 pub mod time;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-/// Errors of Kubernetes access.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The kubeconfig could not be read or used.
-    #[error("kubeconfig {path}: {source}")]
-    Kubeconfig {
-        /// File (or "KUBECONFIG").
-        path: String,
-        /// Why.
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    /// In-cluster configuration failed.
-    #[error("in-cluster configuration: {0}")]
-    InCluster(#[source] kube::config::InClusterError),
-    /// The client could not be built.
-    #[error("Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
-    /// The API refused: RBAC.
-    #[error("the Kubernetes API refused to {verb} {resource}{scope}: {message}")]
-    Forbidden {
-        /// Verb.
-        verb: &'static str,
-        /// Resource.
-        resource: &'static str,
-        /// " in namespace X" or "".
-        scope: String,
-        /// API message.
-        message: String,
-    },
-    /// Any other API failure.
-    #[error("Kubernetes API: {verb} {resource}{scope} failed: {message}")]
-    Api {
-        /// Verb.
-        verb: &'static str,
-        /// Resource.
-        resource: &'static str,
-        /// " in namespace X" or "".
-        scope: String,
-        /// What happened.
-        message: String,
-    },
-}
+pub use error::{Error, Request};
 
-impl Error {
-    /// Explains a kube error for one request.
-    pub fn from_kube(
-        e: kube::Error,
-        verb: &'static str,
-        resource: &'static str,
-        namespace: Option<&str>,
-    ) -> Self {
-        let scope = namespace
-            .map(|n| format!(" in namespace {n}"))
-            .unwrap_or_default();
-        match e {
-            kube::Error::Api(status) if status.code == 403 => Error::Forbidden {
-                verb,
-                resource,
-                scope,
-                message: status.message.clone(),
-            },
-            kube::Error::Api(status) => Error::Api {
-                verb,
-                resource,
-                scope,
-                message: format!("HTTP {}: {}", status.code, status.message),
-            },
-            other => Error::Api {
-                verb,
-                resource,
-                scope,
-                message: other.to_string(),
-            },
-        }
-    }
-
-    /// What to do about it.
-    pub fn hint(&self) -> String {
-        match self {
-            Error::Forbidden { verb, resource, .. } => format!(
-                "grant labscope's ServiceAccount `{verb}` on `{resource}` (ClusterRole in deploy/); labscope is read-only and needs get/list/watch"
-            ),
-            Error::Kubeconfig { .. } => "check --kubeconfig / KUBECONFIG".into(),
-            _ => "check that the API server is reachable from labscope".into(),
-        }
-    }
-}
+/// Default deadline of one Kubernetes request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A connected Kubernetes client and where its configuration came from.
 #[derive(Clone)]
@@ -110,9 +31,10 @@ pub struct Cluster {
     pub client: kube::Client,
     /// "kubeconfig <path>", "KUBECONFIG", or "in-cluster".
     pub source: String,
-    /// `/apis` as last read, and when: one discovery request serves every
-    /// group lookup of a call (and of calls within the cache's lifetime).
-    pub(crate) groups: groups::DiscoveryCache,
+    /// API discovery (`/apis` and each group version), shared by clones.
+    pub(crate) discovery: kinds::DiscoveryCache,
+    /// Deadline of each request.
+    pub request_timeout: Duration,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,11 +48,14 @@ impl std::fmt::Debug for Cluster {
 /// Connects when a cluster is configured: `kubeconfig` if given, else the
 /// `KUBECONFIG` variable, else in-cluster when running in a pod. `None` when
 /// none of these applies (local mode).
-pub async fn connect(kubeconfig: Option<&Path>) -> Result<Option<Cluster>, Error> {
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    request_timeout: Duration,
+) -> Result<Option<Cluster>, Error> {
     let (config, source) = if let Some(path) = kubeconfig {
         let err = |source| Error::Kubeconfig {
             path: path.display().to_string(),
-            source,
+            source: Arc::new(source),
         };
         let kc = Kubeconfig::read_from(path).map_err(err)?;
         let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
@@ -143,21 +68,27 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<Option<Cluster>, Error
             .await
             .map_err(|source| Error::Kubeconfig {
                 path: path.display().to_string(),
-                source,
+                source: Arc::new(source),
             })?;
         (config, "KUBECONFIG".to_string())
     } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         (
-            kube::Config::incluster().map_err(Error::InCluster)?,
+            kube::Config::incluster().map_err(|e| Error::InCluster(Arc::new(e)))?,
             "in-cluster".to_string(),
         )
     } else {
         return Ok(None);
     };
-    let client = kube::Client::try_from(config).map_err(Error::Client)?;
+    let mut config = config;
+    // Requests are bounded by `request_timeout` (see api.rs); connecting
+    // gets no longer than that either. No read timeout on the client: it
+    // would also cut the idle agent-discovery watch.
+    config.connect_timeout = Some(request_timeout.min(Duration::from_secs(10)));
+    let client = kube::Client::try_from(config).map_err(|e| Error::Client(Arc::new(e)))?;
     Ok(Some(Cluster {
         client,
         source,
-        groups: groups::DiscoveryCache::default(),
+        discovery: kinds::DiscoveryCache::default(),
+        request_timeout,
     }))
 }

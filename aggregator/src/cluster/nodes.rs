@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::{Cluster, Error};
+use super::{Cluster, Error, Request};
 
 /// What `list_nodes` shows of a Kubernetes node.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -117,11 +117,14 @@ pub fn facts(node: &Node) -> NodeFacts {
 /// Lists every node (one API request).
 pub async fn list(cluster: &Cluster) -> Result<Vec<NodeFacts>, Error> {
     let api: Api<Node> = Api::all(cluster.client.clone());
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "nodes", None))?;
-    let mut out: Vec<NodeFacts> = list.items.iter().map(facts).collect();
+    let nodes = cluster
+        .list(
+            &api,
+            &ListParams::default(),
+            Request::new("list", "nodes", None),
+        )
+        .await?;
+    let mut out: Vec<NodeFacts> = nodes.iter().map(facts).collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }

@@ -1,17 +1,48 @@
 //! Pod health, the way an operator reads it: a pod can be `Running` and
-//! crash-looping; a `Succeeded` Job pod is healthy, not "not ready"; Pending
-//! is a problem only after a while. Pure classification plus one list call.
+//! crash-looping (in an init container too); a `Succeeded` Job pod is
+//! healthy, not "not ready"; Pending is a problem only after a while; phase
+//! `Unknown` means its node stopped reporting. Pods the kubelet left `Failed`
+//! (evicted under memory pressure, stopped by a node shutdown — k3s keeps
+//! them) are history, not a live failure, once a replacement from the same
+//! owner is Running and Ready. Pure classification plus one paged list.
 
-use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::{Cluster, Error};
+use super::{Cluster, Error, Request};
 
 /// How long a pod may be Pending before it is a problem.
 pub const PENDING_GRACE_SECS: i64 = 5 * 60;
 /// Restarts newer than this count as recent.
 pub const RECENT_RESTART_SECS: i64 = 60 * 60;
+
+/// `status.reason` of pods the kubelet stopped or refused on its own:
+/// eviction, graceful node shutdown, admission failures after a reboot.
+const LEFT_BY_NODE: &[&str] = &[
+    "Evicted",
+    "Terminated",
+    "NodeShutdown",
+    "Shutdown",
+    "NodeAffinity",
+    "OutOfcpu",
+    "OutOfmemory",
+    "OutOfpods",
+    "UnexpectedAdmissionError",
+];
+
+/// Waiting reasons that mean a container cannot start.
+const STUCK_WAITING: &[&str] = &[
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "InvalidImageName",
+    "RunContainerError",
+];
 
 /// What is wrong with a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,36 +54,133 @@ pub struct PodProblem {
     pub name: String,
     /// Node.
     pub node: String,
-    /// CrashLoopBackOff, ImagePullBackOff, ErrImagePull, Pending, NotReady,
-    /// RecentRestarts, Failed, JobFailed.
+    /// CrashLoopBackOff, ImagePullBackOff, ErrImagePull, … (prefixed `Init:`
+    /// for an init container), Pending, NotReady, RecentRestarts, Unknown,
+    /// Failed, Evicted, NodeShutdown, JobFailed.
     pub problem: String,
     /// Phase as the API reports it.
     pub phase: String,
-    /// Restarts summed over every container (not just the first).
+    /// Restarts summed over every container, init containers included.
     pub restarts: i32,
     /// Container and reason/message that explain it.
     pub detail: String,
     /// "critical" or "warning".
     pub severity: &'static str,
+    /// The controlling owner, as `Kind/name` (e.g. `Job/pvc-backup-29780760`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
-fn owner_kind(pod: &Pod) -> Option<String> {
+/// A pod left Failed by its node whose owner has a healthy replacement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodHistory {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Node it ran on.
+    pub node: String,
+    /// Evicted, NodeShutdown, …
+    pub reason: String,
+    /// The kubelet's message.
+    pub detail: String,
+    /// The Running and Ready pod that replaced it.
+    pub replaced_by: String,
+}
+
+/// The pods of a namespace (or the cluster), classified.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReport {
+    /// Pods listed.
+    pub total: usize,
+    /// Live problems, critical first.
+    pub problems: Vec<PodProblem>,
+    /// Evicted / shut-down pods already replaced (k3s keeps them until
+    /// someone deletes them): history, not a live failure.
+    pub history: Vec<PodHistory>,
+}
+
+fn controller(pod: &Pod) -> Option<(String, String)> {
     pod.metadata
         .owner_references
         .iter()
         .flatten()
         .find(|o| o.controller == Some(true))
-        .map(|o| o.kind.clone())
+        .map(|o| (o.kind.clone(), o.name.clone()))
+}
+
+fn waiting_problem(c: &ContainerStatus, init: bool) -> Option<(String, String)> {
+    let w = c.state.as_ref()?.waiting.as_ref()?;
+    let reason = w.reason.clone().unwrap_or_default();
+    if !STUCK_WAITING.contains(&reason.as_str()) {
+        return None;
+    }
+    let last = c
+        .last_state
+        .as_ref()
+        .and_then(|l| l.terminated.as_ref())
+        .map(|t| {
+            format!(
+                "; last exit {} ({})",
+                t.exit_code,
+                t.reason.clone().unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    let which = if init { "init container" } else { "container" };
+    Some((
+        if init {
+            format!("Init:{reason}")
+        } else {
+            reason.clone()
+        },
+        format!(
+            "{which} {}: {}{last}",
+            c.name,
+            w.message.clone().unwrap_or(reason)
+        ),
+    ))
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// True when the kubelet left this pod Failed (eviction, node shutdown,
+/// admission failure) rather than its containers failing.
+pub fn left_by_node(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Failed")
+        && status
+            .and_then(|s| s.reason.as_deref())
+            .is_some_and(|r| LEFT_BY_NODE.contains(&r))
 }
 
 /// Classifies one pod at `now` (Unix seconds); `None` when it is healthy
 /// (including a completed Job pod).
 pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
     let status = pod.status.clone().unwrap_or_default();
-    let phase = status.phase.clone().unwrap_or_else(|| "Unknown".into());
-    let job_owned = owner_kind(pod).as_deref() == Some("Job");
+    let phase = status
+        .phase
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "Unknown".into());
+    let owner = controller(pod);
+    let job_owned = owner.as_ref().is_some_and(|(k, _)| k == "Job");
     let containers = status.container_statuses.clone().unwrap_or_default();
-    let restarts: i32 = containers.iter().map(|c| c.restart_count).sum();
+    let inits = status.init_container_statuses.clone().unwrap_or_default();
+    let restarts: i32 = containers
+        .iter()
+        .chain(&inits)
+        .map(|c| c.restart_count)
+        .sum();
     let mut problem = PodProblem {
         namespace: pod.metadata.namespace.clone().unwrap_or_default(),
         name: pod.metadata.name.clone().unwrap_or_default(),
@@ -66,17 +194,23 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         restarts,
         detail: String::new(),
         severity: "critical",
+        owner: owner.as_ref().map(|(k, n)| format!("{k}/{n}")),
     };
     if phase == "Succeeded" {
         return None;
     }
     if phase == "Failed" {
+        let reason = status.reason.clone().unwrap_or_default();
         problem.problem = if job_owned {
             "JobFailed".into()
+        } else if reason == "Evicted" {
+            "Evicted".into()
+        } else if left_by_node(pod) {
+            "NodeShutdown".into()
         } else {
             "Failed".into()
         };
-        let exited = status.container_statuses.iter().flatten().find_map(|c| {
+        let exited = containers.iter().find_map(|c| {
             let t = c.state.as_ref()?.terminated.as_ref()?;
             (t.exit_code != 0).then(|| {
                 format!(
@@ -93,42 +227,35 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
             .or(status.reason.clone())
             .or(exited)
             .unwrap_or_default();
-        problem.severity = if job_owned { "warning" } else { "critical" };
+        problem.severity = if job_owned || left_by_node(pod) {
+            "warning"
+        } else {
+            "critical"
+        };
         return Some(problem);
     }
-    // A waiting reason on any container beats the phase.
-    for c in &containers {
-        if let Some(w) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
-            let reason = w.reason.clone().unwrap_or_default();
-            if matches!(
-                reason.as_str(),
-                "CrashLoopBackOff"
-                    | "ImagePullBackOff"
-                    | "ErrImagePull"
-                    | "CreateContainerConfigError"
-                    | "InvalidImageName"
-            ) {
-                let last = c
-                    .last_state
-                    .as_ref()
-                    .and_then(|l| l.terminated.as_ref())
-                    .map(|t| {
-                        format!(
-                            "; last exit {} ({})",
-                            t.exit_code,
-                            t.reason.clone().unwrap_or_default()
-                        )
-                    })
-                    .unwrap_or_default();
-                problem.problem = reason.clone();
-                problem.detail = format!(
-                    "container {}: {}{last}",
-                    c.name,
-                    w.message.clone().unwrap_or(reason)
-                );
-                return Some(problem);
+    if phase == "Unknown" {
+        problem.problem = "Unknown".into();
+        problem.detail = format!(
+            "phase Unknown: the kubelet on {} stopped reporting this pod (node unreachable or down?)",
+            if problem.node.is_empty() {
+                "its node"
+            } else {
+                &problem.node
             }
-        }
+        );
+        return Some(problem);
+    }
+    // A waiting reason on any container (init containers first: they run
+    // first) beats the phase.
+    let stuck = inits
+        .iter()
+        .find_map(|c| waiting_problem(c, true))
+        .or_else(|| containers.iter().find_map(|c| waiting_problem(c, false)));
+    if let Some((reason, detail)) = stuck {
+        problem.problem = reason;
+        problem.detail = detail;
+        return Some(problem);
     }
     if phase == "Pending" {
         let created = pod
@@ -150,12 +277,7 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
             .unwrap_or_else(|| format!("pending for {} min", (now - created) / 60));
         return Some(problem);
     }
-    let ready = status
-        .conditions
-        .iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    if phase == "Running" && !ready {
+    if phase == "Running" && !is_ready(pod) {
         let not_ready: Vec<String> = containers
             .iter()
             .filter(|c| !c.ready)
@@ -168,7 +290,7 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         );
         return Some(problem);
     }
-    let recent = containers.iter().find_map(|c| {
+    let recent = containers.iter().chain(&inits).find_map(|c| {
         let t = c.last_state.as_ref()?.terminated.as_ref()?;
         let finished = t.finished_at.as_ref().map(|f| f.0.as_second())?;
         (now - finished < RECENT_RESTART_SECS).then(|| {
@@ -190,29 +312,102 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
     None
 }
 
-/// Lists pods (all namespaces or one) and classifies them (one request).
-pub async fn problems(
-    cluster: &Cluster,
-    namespace: Option<&str>,
-    now: i64,
-) -> Result<(usize, Vec<PodProblem>), Error> {
-    let api: Api<Pod> = match namespace {
-        Some(ns) => Api::namespaced(cluster.client.clone(), ns),
-        None => Api::all(cluster.client.clone()),
+/// Labels that differ between a pod and its replacement from the same
+/// workload (revision hashes, StatefulSet ordinals).
+const REVISION_LABELS: &[&str] = &[
+    "pod-template-hash",
+    "controller-revision-hash",
+    "pod-template-generation",
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+];
+
+/// Namespace, controller kind and labels without revision labels.
+type Lineage = (String, String, BTreeMap<String, String>);
+
+/// Who a pod belongs to, for finding its replacement: the controller's kind
+/// and its labels without revision labels (a rollout changes the
+/// ReplicaSet, not the Deployment's selector labels).
+fn lineage(pod: &Pod) -> Option<Lineage> {
+    let (kind, _) = controller(pod)?;
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    labels.retain(|k, _| !REVISION_LABELS.contains(&k.as_str()));
+    if labels.is_empty() {
+        return None;
+    }
+    Some((
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        kind,
+        labels,
+    ))
+}
+
+/// Classifies every pod; pods left Failed by their node whose owner has a
+/// Running and Ready replacement become history.
+pub fn assess(pods: &[Pod], now: i64) -> PodReport {
+    let healthy: Vec<(&Pod, Option<Lineage>)> = pods
+        .iter()
+        .filter(|p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && is_ready(p)
+        })
+        .map(|p| (p, lineage(p)))
+        .collect();
+    let mut report = PodReport {
+        total: pods.len(),
+        ..Default::default()
     };
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| Error::from_kube(e, "list", "pods", namespace))?;
-    let mut out: Vec<PodProblem> = list.items.iter().filter_map(|p| classify(p, now)).collect();
-    out.sort_by(|a, b| {
+    for pod in pods {
+        let Some(problem) = classify(pod, now) else {
+            continue;
+        };
+        if matches!(problem.problem.as_str(), "Evicted" | "NodeShutdown") {
+            let mine = lineage(pod);
+            let replacement = healthy.iter().find(|(p, l)| {
+                let same_owner = controller(p) == controller(pod) && controller(pod).is_some();
+                same_owner || (mine.is_some() && *l == mine)
+            });
+            if let Some((r, _)) = replacement {
+                report.history.push(PodHistory {
+                    namespace: problem.namespace,
+                    name: problem.name,
+                    node: problem.node,
+                    reason: problem.problem,
+                    detail: problem.detail,
+                    replaced_by: r.metadata.name.clone().unwrap_or_default(),
+                });
+                continue;
+            }
+        }
+        report.problems.push(problem);
+    }
+    report.problems.sort_by(|a, b| {
         (a.severity != "critical", &a.namespace, &a.name).cmp(&(
             b.severity != "critical",
             &b.namespace,
             &b.name,
         ))
     });
-    Ok((list.items.len(), out))
+    report
+}
+
+/// Lists pods (all namespaces or one, paged) and classifies them.
+pub async fn report(
+    cluster: &Cluster,
+    namespace: Option<&str>,
+    now: i64,
+) -> Result<PodReport, Error> {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(cluster.client.clone(), ns),
+        None => Api::all(cluster.client.clone()),
+    };
+    let pods = cluster
+        .list(
+            &api,
+            &ListParams::default(),
+            Request::new("list", "pods", namespace),
+        )
+        .await?;
+    Ok(assess(&pods, now))
 }
 
 #[cfg(test)]
@@ -289,5 +484,101 @@ mod tests {
             (p.problem.as_str(), p.restarts, p.severity),
             ("RecentRestarts", 4, "warning")
         );
+    }
+
+    fn rs_pod(name: &str, hash: &str, status: serde_json::Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": name, "namespace": "media", "labels": {"app": "sonarr", "pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("sonarr-{hash}"), "uid": hash, "controller": true}]},
+            "spec": {"nodeName": "pi3-worker-2", "containers": [{"name": "sonarr"}]},
+            "status": status
+        }))
+    }
+
+    fn evicted() -> serde_json::Value {
+        json!({"phase": "Failed", "reason": "Evicted",
+            "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91Mi."})
+    }
+
+    fn running() -> serde_json::Value {
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "sonarr", "ready": true, "restartCount": 0, "image": "", "imageID": ""}]})
+    }
+
+    #[test]
+    fn evicted_pod_with_a_healthy_replacement_is_history() {
+        // Evicted under the Pi 3's memory pressure; the Deployment has since
+        // rolled out a new ReplicaSet whose pod is Running and Ready.
+        let pods = [
+            rs_pod("sonarr-5d8f7c9b6d-a1b2c", "5d8f7c9b6d", evicted()),
+            rs_pod("sonarr-7f9c8d6b5a-x9y8z", "7f9c8d6b5a", running()),
+        ];
+        let report = assess(&pods, NOW);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.history.len(), 1);
+        assert_eq!(report.history[0].reason, "Evicted");
+        assert_eq!(report.history[0].replaced_by, "sonarr-7f9c8d6b5a-x9y8z");
+        // Without a healthy replacement it is a live problem (a warning).
+        let alone = assess(&pods[..1], NOW);
+        assert_eq!(alone.problems.len(), 1);
+        assert_eq!(
+            (
+                alone.problems[0].problem.as_str(),
+                alone.problems[0].severity
+            ),
+            ("Evicted", "warning")
+        );
+    }
+
+    #[test]
+    fn node_shutdown_pods_are_left_by_the_node() {
+        let shut = rs_pod(
+            "sonarr-5d8f7c9b6d-a1b2c",
+            "5d8f7c9b6d",
+            json!({"phase": "Failed", "reason": "Terminated", "message": "Pod was terminated in response to imminent node shutdown."}),
+        );
+        assert!(left_by_node(&shut));
+        let p = classify(&shut, NOW).expect("a shut-down pod is reported");
+        assert_eq!(p.problem, "NodeShutdown");
+        let report = assess(
+            &[
+                shut,
+                rs_pod("sonarr-5d8f7c9b6d-q4w5e", "5d8f7c9b6d", running()),
+            ],
+            NOW,
+        );
+        assert_eq!(report.history.len(), 1, "{report:?}");
+        // A pod whose container failed is not "left by the node".
+        let crashed = rs_pod("x", "h", json!({"phase": "Failed"}));
+        assert!(!left_by_node(&crashed));
+        assert_eq!(
+            classify(&crashed, NOW).map(|p| p.severity),
+            Some("critical")
+        );
+    }
+
+    #[test]
+    fn init_container_crash_loop_and_unknown_phase_are_problems() {
+        let init = pod(json!({
+            "metadata": {"name": "immich-server-0", "namespace": "immich"},
+            "spec": {"nodeName": "pi5-worker-1", "initContainers": [{"name": "wait-db"}], "containers": [{"name": "server"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "Initialized", "status": "False"}],
+                "initContainerStatuses": [{"name": "wait-db", "ready": false, "restartCount": 9, "image": "", "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}],
+                "containerStatuses": [{"name": "server", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                    "state": {"waiting": {"reason": "PodInitializing"}}}]}
+        }));
+        let p = classify(&init, NOW).expect("an init container crash loop is a problem");
+        assert_eq!(p.problem, "Init:CrashLoopBackOff");
+        assert!(p.detail.contains("init container wait-db"), "{}", p.detail);
+        assert_eq!(p.restarts, 9);
+        let unknown = pod(
+            json!({"metadata": {"name": "u", "namespace": "n"}, "spec": {"nodeName": "pi3-worker-2", "containers": [{"name": "c"}]},
+            "status": {"phase": "Unknown"}}),
+        );
+        let p = classify(&unknown, NOW).expect("phase Unknown is never healthy");
+        assert_eq!((p.problem.as_str(), p.severity), ("Unknown", "critical"));
+        assert!(p.detail.contains("pi3-worker-2"));
     }
 }

@@ -18,16 +18,17 @@ use serde_json::{Map, Value, json};
 
 use super::args::Args;
 use super::cluster::{api_error, cluster};
-use super::workloads::redact;
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::Error as ClusterError;
 use crate::cluster::cron::{Schedule, zone};
 use crate::cluster::time::{human, now, rfc3339};
+use crate::cluster::{Error as ClusterError, Request};
+use crate::redact::{redact, secret_name};
 
 /// The batch tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_backup_status",
             title: "Backup CronJobs: last runs, next run, overdue",
             description: "Backup CronJobs — every CronJob in namespace backup-jobs, or with \"backup\" in its name, or \
@@ -49,6 +50,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_backup_status(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_cronjob_details",
             title: "CronJob details and Job history",
             description: "One CronJob: schedule, time zone, the next three runs, concurrency and history policies, \
@@ -70,6 +72,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_cronjob_details(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_job_logs",
             title: "Logs of every pod of a Job",
             description: "Logs of every pod of one Job (each retry is its own pod), oldest first: `lines` per pod \
@@ -262,36 +265,74 @@ fn assess(cj: &CronJob, jobs: &[&Job], now_s: i64, default_zone: &str) -> Value 
     v
 }
 
-/// The last lines of the newest pod of a failed Job (redacted): why it failed.
-async fn failure_excerpt(c: &crate::cluster::Cluster, ns: &str, job: &str) -> Option<String> {
+/// The pods of Job `job` in `ns`, oldest first: by the job-name label
+/// (the short label for Jobs made before Kubernetes 1.27), kept only when
+/// the Job owns them.
+async fn job_pods(
+    c: &crate::cluster::Cluster,
+    ns: &str,
+    job: &str,
+) -> Result<Vec<Pod>, ClusterError> {
     let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
-    let pods = api
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .ok()?;
-    let pod = pods
-        .items
-        .iter()
-        .max_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0))?;
-    let name = pod.metadata.name.clone()?;
-    let log = api
+    let request = || Request::new("list", "pods", Some(ns));
+    let mut pods = c
+        .list(
+            &api,
+            &ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")),
+            request(),
+        )
+        .await?;
+    if pods.is_empty() {
+        pods = c
+            .list(
+                &api,
+                &ListParams::default().labels(&format!("job-name={job}")),
+                request(),
+            )
+            .await?;
+    }
+    pods.retain(|p| {
+        let owners = p.metadata.owner_references.as_deref().unwrap_or_default();
+        owners.is_empty() || owners.iter().any(|o| o.kind == "Job" && o.name == job)
+    });
+    pods.sort_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0));
+    Ok(pods)
+}
+
+/// The last lines of the newest pod of a failed Job (redacted): why it
+/// failed; or why that could not be read.
+async fn failure_excerpt(
+    c: &crate::cluster::Cluster,
+    ns: &str,
+    job: &str,
+) -> Result<Option<String>, ClusterError> {
+    let pods = job_pods(c, ns, job).await?;
+    let Some(pod) = pods.last() else {
+        return Ok(None);
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+    let log = c
         .logs(
+            &api,
             &name,
             &LogParams {
+                container: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.first())
+                    .map(|c| c.name.clone()),
                 tail_lines: Some(20),
                 limit_bytes: Some(16 * 1024),
                 ..Default::default()
             },
+            Request::new("get", "pods/log", Some(ns)),
         )
-        .await
-        .ok()?;
-    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        .await?;
+    let redacted = redact(&log).text;
+    let lines: Vec<&str> = redacted.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(3)..].join("\n");
-    (!tail.is_empty()).then(|| redact(&tail).0)
-}
-
-fn list_err(resource: &'static str, ns: Option<&str>) -> impl FnOnce(kube::Error) -> ToolError {
-    move |e| api_error(ClusterError::from_kube(e, "list", resource, ns))
+    Ok((!tail.is_empty()).then_some(tail))
 }
 
 async fn get_backup_status(
@@ -325,18 +366,15 @@ async fn get_backup_status(
     if let Some(s) = &selector {
         lp = lp.labels(s);
     }
+    let all = ListParams::default();
     let (cronjobs, jobs) = tokio::try_join!(
-        async { cj_api.list(&lp).await.map_err(list_err("cronjobs", ns)) },
-        async {
-            job_api
-                .list(&ListParams::default())
-                .await
-                .map_err(list_err("jobs", ns))
-        },
-    )?;
+        c.list(&cj_api, &lp, Request::new("list", "cronjobs", ns)),
+        c.list(&job_api, &all, Request::new("list", "jobs", ns)),
+    )
+    .map_err(api_error)?;
     let configured = &ctx.settings.backup_cronjobs;
     let mut rows = Vec::new();
-    for cj in &cronjobs.items {
+    for cj in &cronjobs {
         let cns = cj.metadata.namespace.clone().unwrap_or_default();
         let name = cj.metadata.name.clone().unwrap_or_default();
         let labels = cj.metadata.labels.clone().unwrap_or_default();
@@ -360,7 +398,7 @@ async fn get_backup_status(
             None
         };
         let Some(why) = why else { continue };
-        let owned = owned_jobs(&jobs.items, &cns, &name);
+        let owned = owned_jobs(&jobs, &cns, &name);
         let mut v = assess(cj, &owned, now_s, &ctx.settings.cron_time_zone);
         v["namespace"] = json!(cns);
         v["name"] = json!(name);
@@ -376,7 +414,10 @@ async fn get_backup_status(
             && job_outcome(last).0 == "failed"
         {
             let job = last.metadata.name.clone().unwrap_or_default();
-            v["failureLog"] = json!(failure_excerpt(c, &cns, &job).await);
+            match failure_excerpt(c, &cns, &job).await {
+                Ok(log) => v["failureLog"] = json!(log),
+                Err(e) => v["failureLogError"] = json!(format!("{e} ({})", e.hint())),
+            }
         }
         rows.push(v);
     }
@@ -438,22 +479,6 @@ async fn get_backup_status(
     Ok(ToolOutput { structured, text })
 }
 
-/// Environment variable names whose literal values are secrets.
-pub(crate) fn secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    [
-        "PASS",
-        "SECRET",
-        "TOKEN",
-        "KEY",
-        "CREDENTIAL",
-        "AUTH",
-        "PRIVATE",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
 pub(crate) fn container_json(c: &Container) -> Value {
     let env: Vec<Value> = c
         .env
@@ -473,7 +498,7 @@ pub(crate) fn container_json(c: &Container) -> Value {
             } else if secret_name(&e.name) {
                 "[REDACTED]".into()
             } else {
-                redact(e.value.as_deref().unwrap_or_default()).0
+                redact(e.value.as_deref().unwrap_or_default()).text
             };
             json!({"name": e.name, "value": value})
         })
@@ -489,7 +514,7 @@ pub(crate) fn container_json(c: &Container) -> Value {
         })
         .collect();
     json!({"name": c.name, "image": c.image,
-        "command": c.command.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()), "args": c.args.as_ref().map(|a| a.iter().map(|x| redact(x).0).collect::<Vec<_>>()),
+        "command": c.command.as_ref().map(|a| a.iter().map(|x| redact(x).text).collect::<Vec<_>>()), "args": c.args.as_ref().map(|a| a.iter().map(|x| redact(x).text).collect::<Vec<_>>()),
         "env": env, "envFrom": env_from,
         "volumeMounts": c.volume_mounts.iter().flatten().map(|m| json!({"name": m.name, "mountPath": m.mount_path, "readOnly": m.read_only.unwrap_or(false)})).collect::<Vec<_>>(),
         "resources": serde_json::to_value(&c.resources).unwrap_or(Value::Null)})
@@ -507,18 +532,20 @@ async fn get_cronjob_details(
     let api: Api<CronJob> = Api::namespaced(c.client.clone(), &ns);
     let jobs_api: Api<Job> = Api::namespaced(c.client.clone(), &ns);
     let all = ListParams::default();
-    let (cj, jobs) = tokio::join!(api.get_opt(&name), jobs_api.list(&all));
-    let cj = cj.map_err(|e| api_error(ClusterError::from_kube(e, "get", "cronjobs", Some(&ns))))?;
+    let (cj, jobs) = tokio::join!(
+        c.get_opt(&api, &name, Request::new("get", "cronjobs", Some(&ns))),
+        c.list(&jobs_api, &all, Request::new("list", "jobs", Some(&ns)))
+    );
+    let cj = cj.map_err(api_error)?;
     let Some(cj) = cj else {
-        let names: Vec<String> = api
-            .list(&ListParams::default())
+        let names: Vec<String> = c
+            .list(
+                &api,
+                &ListParams::default(),
+                Request::new("list", "cronjobs", Some(&ns)),
+            )
             .await
-            .map(|l| {
-                l.items
-                    .into_iter()
-                    .filter_map(|c| c.metadata.name)
-                    .collect()
-            })
+            .map(|l| l.into_iter().filter_map(|c| c.metadata.name).collect())
             .unwrap_or_default();
         return Err(ToolError::new(
             ErrorCode::NotFound,
@@ -532,8 +559,8 @@ async fn get_cronjob_details(
             },
         ));
     };
-    let jobs = jobs.map_err(list_err("jobs", Some(&ns)))?;
-    let owned = owned_jobs(&jobs.items, &ns, &name);
+    let jobs = jobs.map_err(api_error)?;
+    let owned = owned_jobs(&jobs, &ns, &name);
     let mut schedule = assess(&cj, &owned, now_s, &ctx.settings.cron_time_zone);
     let verdict = schedule["verdict"].clone();
     let spec = cj.spec.clone().unwrap_or_default();
@@ -618,10 +645,10 @@ async fn get_job_logs(
     let grep = a.opt_regex("grep")?;
     let c = cluster(&ctx)?;
     let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
-    let found = jobs
-        .get_opt(&job)
+    let found = c
+        .get_opt(&jobs, &job, Request::new("get", "jobs", Some(&ns)))
         .await
-        .map_err(|e| api_error(ClusterError::from_kube(e, "get", "jobs", Some(&ns))))?;
+        .map_err(api_error)?;
     let Some(found) = found else {
         return Err(ToolError::new(
             ErrorCode::NotFound,
@@ -629,68 +656,97 @@ async fn get_job_logs(
             "get_cronjob_details lists a CronJob's retained Jobs; finished Jobs may have been cleaned up",
         ));
     };
+    let pods = job_pods(c, &ns, &job).await.map_err(api_error)?;
     let api: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
-    let mut pods = api
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .map_err(list_err("pods", Some(&ns)))?
-        .items;
-    if pods.is_empty() {
-        // Jobs created before Kubernetes 1.27 carry only the short label.
-        pods = api
-            .list(&ListParams::default().labels(&format!("job-name={job}")))
+    // One log per container of every pod; the byte budget is shared, and
+    // what one log leaves unused is not lost (the cap applies to the total).
+    let logs: Vec<(&Pod, String)> = pods
+        .iter()
+        .flat_map(|p| {
+            p.spec
+                .iter()
+                .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
+                .map(move |c| (p, c))
+        })
+        .collect();
+    let share = (max_bytes / logs.len().max(1)).max(1);
+    let reads = futures::future::join_all(logs.iter().map(|(p, container)| {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let params = LogParams {
+            container: Some(container.clone()),
+            tail_lines: Some(lines),
+            limit_bytes: Some(super::workloads::read_limit(share) as i64),
+            ..Default::default()
+        };
+        let api = api.clone();
+        let ns = ns.clone();
+        async move {
+            c.logs(
+                &api,
+                &name,
+                &params,
+                Request::new("get", "pods/log", Some(&ns)),
+            )
             .await
-            .map_err(list_err("pods", Some(&ns)))?
-            .items;
-    }
-    pods.sort_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0));
-    let share = (max_bytes / pods.len().max(1)).max(512);
+        }
+    }))
+    .await;
     let mut out = Vec::new();
     let mut truncated_any = false;
     let mut total_redactions = 0;
+    let mut unread = 0;
     let mut text = format!(
         "Job {ns}/{job}: {} — {} pod(s)\n",
         job_outcome(&found).0,
         pods.len()
     );
-    for p in &pods {
+    for ((p, container), read) in logs.iter().zip(reads) {
         let name = p.metadata.name.clone().unwrap_or_default();
         let st = p.status.clone().unwrap_or_default();
         let exit = st
             .container_statuses
             .iter()
             .flatten()
-            .find_map(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
-        let raw = api
-            .logs(
-                &name,
-                &LogParams {
-                    tail_lines: Some(lines),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| api_error(ClusterError::from_kube(e, "get", "pods/log", Some(&ns))))?;
-        let filtered = super::workloads::grep_lines(raw, grep.as_ref());
-        let (redacted, n) = redact(&filtered);
-        total_redactions += n;
-        let (kept, truncated) = super::workloads::tail_bytes(&redacted, share);
-        truncated_any |= truncated;
-        text.push_str(&format!(
-            "--- {name} ({}, exit {}){}\n{kept}",
+            .find(|c| &c.name == container)
+            .and_then(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
+        let header = format!(
+            "--- {name} [{container}] ({}, exit {})",
             st.phase.clone().unwrap_or_default(),
-            exit.map(|e| e.to_string()).unwrap_or_else(|| "-".into()),
-            if truncated { ", truncated" } else { "" }
-        ));
-        out.push(json!({"pod": name, "phase": st.phase, "exitCode": exit, "log": kept, "truncated": truncated}));
+            exit.map(|e| e.to_string()).unwrap_or_else(|| "-".into())
+        );
+        match read {
+            Ok(raw) => {
+                let log = super::workloads::filter_log(&raw, grep.as_ref(), share);
+                total_redactions += log.redactions;
+                truncated_any |= log.truncated;
+                text.push_str(&format!(
+                    "{header}{}\n{}",
+                    if log.truncated { ", truncated" } else { "" },
+                    log.text
+                ));
+                out.push(json!({"pod": name, "container": container, "phase": st.phase, "exitCode": exit, "log": log.text,
+                    "lines": log.lines, "matchedLines": log.matched, "truncated": log.truncated}));
+            }
+            Err(e) => {
+                // One unreadable log (a container still waiting, a pod
+                // already gone) does not hide the others.
+                unread += 1;
+                text.push_str(&format!("{header}: log not readable: {e}\n"));
+                out.push(json!({"pod": name, "container": container, "phase": st.phase, "exitCode": exit, "log": null,
+                    "error": {"code": super::cluster::error_code(&e), "message": e.to_string(), "hint": e.hint()}}));
+            }
+        }
     }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in &out {
-        *counts
-            .entry(p["phase"].as_str().unwrap_or("Unknown"))
-            .or_default() += 1;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &pods {
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into());
+        *counts.entry(phase).or_default() += 1;
     }
     let structured = json!({"namespace": ns, "job": job, "result": job_outcome(&found).0, "pods": out, "phases": counts,
-        "truncated": truncated_any, "redactions": total_redactions});
+        "truncated": truncated_any, "redactions": total_redactions, "unreadLogs": unread});
     Ok(ToolOutput { structured, text })
 }

@@ -2,20 +2,24 @@
 //! `get_certificate_status`, `get_secrets_status` and `get_tailscale_status`.
 //! Flux, batch, workload and resource tools live in their own modules.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Map, Value, json};
 
 use super::args::Args;
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::groups::{Served, condition, list_all, served};
+use crate::cluster::kinds::{CustomKind, KindList, condition};
 use crate::cluster::time::{now, parse_rfc3339};
-use crate::cluster::{Cluster, Error as ClusterError};
+use crate::cluster::{Cluster, Error as ClusterError, Request};
 
 /// The cluster tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_cluster_health",
             title: "Cluster health",
             description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
@@ -37,6 +41,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_cluster_health(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_secrets_status",
             title: "External Secrets status",
             description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
@@ -55,6 +60,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_secrets_status(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_certificate_status",
             title: "cert-manager certificates",
             description: "Certificates with notAfter, renewalTime, days left, issuer and readiness; expiring ones \
@@ -74,6 +80,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_certificate_status(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_tailscale_status",
             title: "Tailscale operator status",
             description: "Tailscale Connectors (health from their ConnectorReady condition), exit node, advertised \
@@ -103,13 +110,33 @@ pub fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
     })
 }
 
-/// A Kubernetes error as a tool error (403 → permission_denied).
-pub fn api_error(e: ClusterError) -> ToolError {
-    let code = match &e {
+/// The tool error code of a Kubernetes failure.
+pub fn error_code(e: &ClusterError) -> ErrorCode {
+    match e {
+        ClusterError::Unauthorized { .. } => ErrorCode::Unauthenticated,
         ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
-        _ => ErrorCode::AgentError,
-    };
-    ToolError::new(code, e.to_string(), e.hint())
+        ClusterError::NotFound { .. } => ErrorCode::NotFound,
+        ClusterError::Timeout { .. } => ErrorCode::Timeout,
+        ClusterError::Unreachable { .. } => ErrorCode::ApiUnreachable,
+        ClusterError::Kubeconfig { .. } | ClusterError::InCluster(_) | ClusterError::Client(_) => {
+            ErrorCode::NotConfigured
+        }
+        ClusterError::Throttled { .. }
+        | ClusterError::ServerError { .. }
+        | ClusterError::Rejected { .. }
+        | ClusterError::BadResponse { .. } => ErrorCode::ApiServerError,
+    }
+}
+
+/// A Kubernetes error as a tool error, by status and cause.
+pub fn api_error(e: ClusterError) -> ToolError {
+    ToolError::new(error_code(&e), e.to_string(), e.hint())
+}
+
+/// One part of an answer that could not be read (a kind, a check), for
+/// partial answers: which part, and why.
+pub fn failed_part(part: &str, e: &ClusterError) -> Value {
+    json!({"part": part, "code": error_code(e), "message": e.to_string(), "hint": e.hint()})
 }
 
 fn meta(o: &kube::api::DynamicObject) -> (String, String) {
@@ -120,6 +147,77 @@ fn meta(o: &kube::api::DynamicObject) -> (String, String) {
 }
 
 const ESO: &str = "external-secrets.io";
+const EXTERNAL_SECRET: CustomKind = CustomKind::new(ESO, "ExternalSecret", "externalsecrets");
+const SECRET_STORE: CustomKind = CustomKind::new(ESO, "SecretStore", "secretstores");
+const CLUSTER_SECRET_STORE: CustomKind =
+    CustomKind::new(ESO, "ClusterSecretStore", "clustersecretstores");
+
+/// Lists several kinds at once; each answer is the kind's list or, when it
+/// could not be read, an empty one with the failure recorded in `failed`.
+async fn list_kinds<const N: usize>(
+    c: &Cluster,
+    kinds: [&CustomKind; N],
+    namespace: Option<&str>,
+    failed: &mut Vec<(&'static str, ClusterError)>,
+) -> [KindList; N] {
+    let lists = futures::future::join_all(kinds.iter().map(|k| c.list_kind(k, namespace))).await;
+    let mut out: Vec<KindList> = Vec::with_capacity(N);
+    for (k, l) in kinds.iter().zip(lists) {
+        out.push(match l {
+            Ok(l) => l,
+            Err(e) => {
+                failed.push((k.kind, e));
+                KindList::Listed {
+                    api_version: "unreadable".into(),
+                    items: Vec::new(),
+                }
+            }
+        });
+    }
+    out.try_into()
+        .unwrap_or_else(|_| unreachable!("one list per kind"))
+}
+
+/// The failure of the kind a tool is about (its answer would be empty
+/// without it): the whole call fails with it, never "0 objects".
+fn primary_failure(
+    failed: &mut Vec<(&'static str, ClusterError)>,
+    kind: &str,
+) -> Result<(), ToolError> {
+    match failed.iter().position(|(k, _)| *k == kind) {
+        Some(i) => Err(api_error(failed.swap_remove(i).1)),
+        None => Ok(()),
+    }
+}
+
+/// The failures as `failedParts` entries.
+fn failed_parts(failed: &[(&'static str, ClusterError)]) -> Vec<Value> {
+    failed.iter().map(|(k, e)| failed_part(k, e)).collect()
+}
+
+/// kind → version read at (or "not installed" / "unreadable").
+fn versions_of(kinds: &[&CustomKind], lists: &[&KindList]) -> Map<String, Value> {
+    kinds
+        .iter()
+        .zip(lists)
+        .map(|(k, l)| (k.kind.to_string(), json!(l.version_label())))
+        .collect()
+}
+
+/// "NOT READ part: message — hint" lines for the text rendering.
+pub(crate) fn failed_text(failed: &[Value]) -> String {
+    failed
+        .iter()
+        .map(|f| {
+            format!(
+                "NOT READ {}: {} — {}\n",
+                f["part"].as_str().unwrap_or_default(),
+                f["message"].as_str().unwrap_or_default(),
+                f["hint"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
 
 async fn get_secrets_status(
     ctx: Arc<ToolContext>,
@@ -128,64 +226,59 @@ async fn get_secrets_status(
     let a = Args::new(args, &["namespace"])?;
     let namespace = a.opt_name("namespace")?;
     let c = cluster(&ctx)?;
-    let version = match served(c, ESO).await.map_err(api_error)? {
-        Served::NotInstalled => {
-            let structured = json!({"installed": false, "verdict": "not installed",
-                "message": "External Secrets Operator is not installed (group external-secrets.io is not served)"});
-            return Ok(ToolOutput {
-                text: "External Secrets Operator: not installed\n".into(),
-                structured,
-            });
-        }
-        Served::Version(v) => v,
-    };
-    let (cluster_stores, stores, secrets) = tokio::try_join!(
-        list_all(
-            c,
-            ESO,
-            &version,
-            "ClusterSecretStore",
-            "clustersecretstores",
-            None
-        ),
-        list_all(
-            c,
-            ESO,
-            &version,
-            "SecretStore",
-            "secretstores",
-            namespace.as_deref()
-        ),
-        list_all(
-            c,
-            ESO,
-            &version,
-            "ExternalSecret",
-            "externalsecrets",
-            namespace.as_deref()
-        ),
+    let mut failures = Vec::new();
+    let [cluster_stores, stores, secrets] = list_kinds(
+        c,
+        [&CLUSTER_SECRET_STORE, &SECRET_STORE, &EXTERNAL_SECRET],
+        namespace.as_deref(),
+        &mut failures,
     )
-    .map_err(api_error)?;
+    .await;
+    primary_failure(&mut failures, "ExternalSecret")?;
+    let failed = failed_parts(&failures);
+    if failed.is_empty()
+        && !secrets.installed()
+        && !stores.installed()
+        && !cluster_stores.installed()
+    {
+        let structured = json!({"installed": false, "verdict": "not installed",
+            "message": "External Secrets Operator is not installed (group external-secrets.io serves none of its kinds)"});
+        return Ok(ToolOutput {
+            text: "External Secrets Operator: not installed\n".into(),
+            structured,
+        });
+    }
+    let api_versions = versions_of(
+        &[&CLUSTER_SECRET_STORE, &SECRET_STORE, &EXTERNAL_SECRET],
+        &[&cluster_stores, &stores, &secrets],
+    );
+    let secrets = secrets.items();
 
     let mut store_rows = Vec::new();
     let mut down_stores = Vec::new();
     for (kind, list) in [
-        ("ClusterSecretStore", &cluster_stores),
-        ("SecretStore", &stores),
+        ("ClusterSecretStore", cluster_stores.items()),
+        ("SecretStore", stores.items()),
     ] {
         for s in list {
             let (ns, name) = meta(s);
             let (status, reason, message) = condition(&s.data, "Ready").unwrap_or_default();
             let ready = status == "True";
             if !ready {
-                down_stores.push((kind, ns.clone(), name.clone()));
+                down_stores.push((
+                    kind,
+                    ns.clone(),
+                    name.clone(),
+                    reason.clone(),
+                    message.clone(),
+                ));
             }
             store_rows.push(json!({"kind": kind, "namespace": ns, "name": name, "ready": ready, "reason": reason, "message": message}));
         }
     }
     let mut rows = Vec::new();
     let (mut ready_count, mut failing) = (0usize, Vec::new());
-    for es in &secrets {
+    for es in secrets {
         let (ns, name) = meta(es);
         let (status, reason, message) = condition(&es.data, "Ready")
             .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
@@ -208,7 +301,7 @@ async fn get_secrets_status(
     }
     // One root cause per store that is down, with the failures it explains.
     let mut root_causes = Vec::new();
-    for (kind, ns, name) in &down_stores {
+    for (kind, ns, name, reason, message) in &down_stores {
         let echoes: Vec<String> = failing
             .iter()
             .filter(|(ens, _, k, s)| {
@@ -216,31 +309,51 @@ async fn get_secrets_status(
             })
             .map(|(ens, en, _, _)| format!("{ens}/{en}"))
             .collect();
-        root_causes.push(json!({"store": {"kind": kind, "namespace": ns, "name": name}, "failingExternalSecrets": echoes.len(),
-            "examples": echoes.iter().take(10).collect::<Vec<_>>(),
+        root_causes.push(json!({"store": {"kind": kind, "namespace": ns, "name": name}, "reason": reason, "message": message,
+            "failingExternalSecrets": echoes.len(), "examples": echoes.iter().take(10).collect::<Vec<_>>(),
             "note": "existing Secrets keep working, but nothing refreshes until the store is ready"}));
     }
-    let verdict = if secrets.is_empty() && store_rows.is_empty() {
-        "no ExternalSecrets"
-    } else if failing.is_empty() && down_stores.is_empty() {
-        "healthy"
-    } else {
+    let verdict = if !failing.is_empty() || !down_stores.is_empty() {
         "degraded"
+    } else if !failed.is_empty() {
+        "incomplete"
+    } else if secrets.is_empty() && store_rows.is_empty() {
+        "no ExternalSecrets"
+    } else {
+        "healthy"
     };
-    let structured = json!({
-        "installed": true, "apiVersion": format!("{ESO}/{version}"), "verdict": verdict,
-        "summary": {"externalSecrets": secrets.len(), "ready": ready_count, "failing": failing.len(), "stores": store_rows.len(), "storesDown": down_stores.len()},
-        "stores": store_rows, "rootCauses": root_causes, "externalSecrets": rows,
-    });
-    let text = format!(
-        "External Secrets ({ESO}/{version}): {verdict} — {ready_count} of {} ready, {} store(s) down\n",
+    let es_version = api_versions
+        .get("ExternalSecret")
+        .and_then(Value::as_str)
+        .unwrap_or("not installed")
+        .to_string();
+    let mut text = format!(
+        "External Secrets ({es_version}): {verdict} — {ready_count} of {} ready, {} store(s) down\n",
         secrets.len(),
         down_stores.len()
     );
+    for rc in &root_causes {
+        text.push_str(&format!(
+            "store {} {} DOWN ({}: {}) — {} ExternalSecret(s) failing because of it\n",
+            rc["store"]["kind"].as_str().unwrap_or_default(),
+            rc["store"]["name"].as_str().unwrap_or_default(),
+            rc["reason"].as_str().unwrap_or_default(),
+            rc["message"].as_str().unwrap_or_default(),
+            rc["failingExternalSecrets"]
+        ));
+    }
+    text.push_str(&failed_text(&failed));
+    let structured = json!({
+        "installed": true, "apiVersion": es_version, "apiVersions": api_versions, "verdict": verdict,
+        "summary": {"externalSecrets": secrets.len(), "ready": ready_count, "failing": failing.len(), "stores": store_rows.len(), "storesDown": down_stores.len()},
+        "stores": store_rows, "rootCauses": root_causes, "externalSecrets": rows, "failedParts": failed,
+    });
     Ok(ToolOutput { structured, text })
 }
 
 const TAILSCALE: &str = "tailscale.com";
+const CONNECTOR: CustomKind = CustomKind::new(TAILSCALE, "Connector", "connectors");
+const PROXY_CLASS: CustomKind = CustomKind::new(TAILSCALE, "ProxyClass", "proxyclasses");
 
 async fn get_tailscale_status(
     ctx: Arc<ToolContext>,
@@ -248,35 +361,39 @@ async fn get_tailscale_status(
 ) -> Result<ToolOutput, ToolError> {
     Args::new(args, &[])?;
     let c = cluster(&ctx)?;
-    let version = match served(c, TAILSCALE).await.map_err(api_error)? {
-        Served::NotInstalled => {
-            let structured = json!({"installed": false, "verdict": "not installed",
-                "message": "the Tailscale operator is not installed (group tailscale.com is not served)"});
-            return Ok(ToolOutput {
-                text: "Tailscale operator: not installed\n".into(),
-                structured,
-            });
-        }
-        Served::Version(v) => v,
-    };
-    let (connectors, classes) = tokio::try_join!(
-        list_all(c, TAILSCALE, &version, "Connector", "connectors", None),
-        list_all(c, TAILSCALE, &version, "ProxyClass", "proxyclasses", None),
-    )
-    .map_err(api_error)?;
+    let operator_ns = ctx.settings.tailscale_namespace.clone();
+    let mut failures = Vec::new();
+    let [connectors, classes] =
+        list_kinds(c, [&CONNECTOR, &PROXY_CLASS], None, &mut failures).await;
+    primary_failure(&mut failures, "Connector")?;
+    let mut failed = failed_parts(&failures);
+    if failed.is_empty() && !connectors.installed() && !classes.installed() {
+        let structured = json!({"installed": false, "verdict": "not installed",
+            "message": "the Tailscale operator is not installed (group tailscale.com serves neither Connector nor ProxyClass)"});
+        return Ok(ToolOutput {
+            text: "Tailscale operator: not installed\n".into(),
+            structured,
+        });
+    }
+    let api_versions = versions_of(&[&CONNECTOR, &PROXY_CLASS], &[&connectors, &classes]);
     let pods_api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(c.client.clone(), "tailscale");
-    let pods = pods_api
-        .list(&kube::api::ListParams::default())
+        kube::Api::namespaced(c.client.clone(), &operator_ns);
+    let pods = match c
+        .list(
+            &pods_api,
+            &kube::api::ListParams::default(),
+            Request::new("list", "pods", Some(&operator_ns)),
+        )
         .await
-        .map_err(|e| {
-            api_error(ClusterError::from_kube(
-                e,
-                "list",
-                "pods",
-                Some("tailscale"),
-            ))
-        })?;
+    {
+        Ok(p) => p,
+        Err(e) => {
+            failed.push(failed_part("operator pods", &e));
+            Vec::new()
+        }
+    };
+    let connectors = connectors.items();
+    let classes = classes.items();
 
     let mut all_ready = true;
     let connector_rows: Vec<Value> = connectors
@@ -306,76 +423,102 @@ async fn get_tailscale_status(
         })
         .collect();
     let pod_rows: Vec<Value> = pods
-        .items
         .iter()
         .map(|p| {
             let st = p.status.clone().unwrap_or_default();
-            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
+                || st.phase.as_deref() == Some("Succeeded");
             all_ready &= ready;
             json!({"name": p.metadata.name, "phase": st.phase, "ready": ready,
                 "restarts": st.container_statuses.iter().flatten().map(|c| c.restart_count).sum::<i32>()})
         })
         .collect();
-    let verdict = if connectors.is_empty() {
-        "no connectors"
-    } else if all_ready {
-        "healthy"
-    } else {
+    let no_operator = pods.is_empty() && failed.iter().all(|f| f["part"] != "operator pods");
+    let verdict = if !all_ready || no_operator && !connectors.is_empty() {
         "degraded"
+    } else if !failed.is_empty() {
+        "incomplete"
+    } else if connectors.is_empty() {
+        "no connectors"
+    } else {
+        "healthy"
     };
-    let text = connector_rows
-        .iter()
-        .map(|c| {
-            format!(
-                "connector {}: {} exit node {} routes {}\n",
-                c["name"].as_str().unwrap_or(""),
-                if c["ready"].as_bool().unwrap_or(false) {
-                    "ready"
-                } else {
-                    "NOT ready"
-                },
-                c["exitNode"],
-                c["activeRoutes"]
-            )
-        })
-        .collect::<String>();
-    let structured = json!({"installed": true, "apiVersion": format!("{TAILSCALE}/{version}"), "verdict": verdict,
-        "connectors": connector_rows, "proxyClasses": class_rows, "pods": pod_rows});
-    Ok(ToolOutput {
-        structured,
-        text: format!("Tailscale: {verdict}\n{text}"),
-    })
+    let mut text = format!("Tailscale: {verdict}\n");
+    for c in &connector_rows {
+        text.push_str(&format!(
+            "connector {}: {} ({}) exit node {} routes {}\n",
+            c["name"].as_str().unwrap_or(""),
+            if c["ready"].as_bool().unwrap_or(false) {
+                "ready"
+            } else {
+                "NOT ready"
+            },
+            c["message"].as_str().unwrap_or(""),
+            c["exitNode"],
+            c["activeRoutes"]
+        ));
+    }
+    if no_operator {
+        text.push_str(&format!(
+            "no operator pods in namespace {operator_ns} (set --tailscale-namespace if the operator runs elsewhere)\n"
+        ));
+    }
+    for p in pod_rows.iter().filter(|p| p["ready"] != true) {
+        text.push_str(&format!(
+            "pod {}/{} {} not ready\n",
+            operator_ns,
+            p["name"].as_str().unwrap_or(""),
+            p["phase"].as_str().unwrap_or("")
+        ));
+    }
+    text.push_str(&failed_text(&failed));
+    let structured = json!({"installed": true, "apiVersion": api_versions.get("Connector"), "apiVersions": api_versions, "verdict": verdict,
+        "connectors": connector_rows, "proxyClasses": class_rows, "operatorNamespace": operator_ns, "pods": pod_rows,
+        "failedParts": failed});
+    Ok(ToolOutput { structured, text })
 }
 
 const CERT_MANAGER: &str = "cert-manager.io";
 const ACME: &str = "acme.cert-manager.io";
+const CERTIFICATE: CustomKind = CustomKind::new(CERT_MANAGER, "Certificate", "certificates");
+const CERTIFICATE_REQUEST: CustomKind =
+    CustomKind::new(CERT_MANAGER, "CertificateRequest", "certificaterequests");
+const ORDER: CustomKind = CustomKind::new(ACME, "Order", "orders");
+const CHALLENGE: CustomKind = CustomKind::new(ACME, "Challenge", "challenges");
 
 fn days(secs: i64) -> i64 {
     secs.div_euclid(86_400)
 }
 
-/// Objects of `list` owned by (or named after) `parent`, for walking the
-/// Certificate → CertificateRequest → Order → Challenge chain.
+/// Objects of `list` in `ns` whose owner is exactly `kind`/`parent` (by
+/// uid when the parent's uid is known). cert-manager links each step of
+/// Certificate → CertificateRequest → Order → Challenge by owner reference;
+/// names are never used, so `jellyfin` does not pick up `jellyfin-tls`'s
+/// requests.
 fn children<'a>(
     list: &'a [kube::api::DynamicObject],
     ns: &str,
-    parent: &str,
+    kind: &str,
+    parent: &kube::api::DynamicObject,
 ) -> Vec<&'a kube::api::DynamicObject> {
+    let name = parent.metadata.name.as_deref().unwrap_or_default();
+    let uid = parent.metadata.uid.as_deref();
     list.iter()
         .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
         .filter(|o| {
-            let owned = o
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|r| r.name == parent);
-            let named = o
-                .metadata
-                .name
-                .as_deref()
-                .is_some_and(|n| n.starts_with(&format!("{parent}-")));
-            owned || named
+            let owned = o.metadata.owner_references.iter().flatten().any(|r| {
+                r.kind == kind
+                    && r.name == name
+                    && uid.is_none_or(|u| r.uid.is_empty() || r.uid == u)
+            });
+            // CertificateRequests also name their Certificate in an annotation.
+            let annotated = kind == "Certificate"
+                && o.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("cert-manager.io/certificate-name"))
+                    .is_some_and(|n| n == name);
+            owned || annotated
         })
         .collect()
 }
@@ -388,42 +531,40 @@ async fn get_certificate_status(
     let namespace = a.opt_name("namespace")?;
     let within = a.int("expiringWithinDays", 30, 1, 365)?;
     let c = cluster(&ctx)?;
-    let version = match served(c, CERT_MANAGER).await.map_err(api_error)? {
-        Served::NotInstalled => {
-            let structured = json!({"installed": false, "verdict": "not installed",
-                "message": "cert-manager is not installed (group cert-manager.io is not served)"});
-            return Ok(ToolOutput {
-                text: "cert-manager: not installed\n".into(),
-                structured,
-            });
-        }
-        Served::Version(v) => v,
-    };
     let ns = namespace.as_deref();
-    let (certs, requests) = tokio::try_join!(
-        list_all(c, CERT_MANAGER, &version, "Certificate", "certificates", ns),
-        list_all(
-            c,
-            CERT_MANAGER,
-            &version,
-            "CertificateRequest",
-            "certificaterequests",
-            ns
-        ),
+    let mut failures = Vec::new();
+    let [certs, requests, orders, challenges] = list_kinds(
+        c,
+        [&CERTIFICATE, &CERTIFICATE_REQUEST, &ORDER, &CHALLENGE],
+        ns,
+        &mut failures,
     )
-    .map_err(api_error)?;
-    let (orders, challenges) = match served(c, ACME).await.map_err(api_error)? {
-        Served::NotInstalled => (Vec::new(), Vec::new()),
-        Served::Version(v) => tokio::try_join!(
-            list_all(c, ACME, &v, "Order", "orders", ns),
-            list_all(c, ACME, &v, "Challenge", "challenges", ns),
-        )
-        .map_err(api_error)?,
-    };
+    .await;
+    primary_failure(&mut failures, "Certificate")?;
+    let failed = failed_parts(&failures);
+    if failed.is_empty() && !certs.installed() {
+        let structured = json!({"installed": false, "verdict": "not installed",
+            "message": "cert-manager is not installed (group cert-manager.io does not serve Certificate)"});
+        return Ok(ToolOutput {
+            text: "cert-manager: not installed\n".into(),
+            structured,
+        });
+    }
+    let api_versions = versions_of(
+        &[&CERTIFICATE, &CERTIFICATE_REQUEST, &ORDER, &CHALLENGE],
+        &[&certs, &requests, &orders, &challenges],
+    );
+    let version = certs.version_label();
+    let (certs, requests, orders, challenges) = (
+        certs.items(),
+        requests.items(),
+        orders.items(),
+        challenges.items(),
+    );
     let now_s = now(ctx.settings.now);
     let mut rows = Vec::new();
     let (mut ready_n, mut expiring_n, mut overdue_n, mut not_ready_n) = (0, 0, 0, 0);
-    for cert in &certs {
+    for cert in certs {
         let (cns, name) = meta(cert);
         let st = &cert.data["status"];
         let (ready_s, reason, message) = condition(&cert.data, "Ready")
@@ -448,23 +589,23 @@ async fn get_certificate_status(
             ready_n += 1;
         } else {
             not_ready_n += 1;
-            // Walk the chain to the thing that actually fails.
+            // Walk the chain, by owner references, to the thing that fails.
             let mut chain = Vec::new();
             let mut hint = String::new();
-            for cr in children(&requests, &cns, &name) {
-                let crn = cr.metadata.name.clone().unwrap_or_default();
+            for cr in children(requests, &cns, "Certificate", cert) {
                 let (s, r, m) = condition(&cr.data, "Ready").unwrap_or_default();
-                chain.push(json!({"kind": "CertificateRequest", "name": crn, "ready": s == "True", "reason": r, "message": m}));
-                for order in children(&orders, &cns, &crn) {
-                    let on = order.metadata.name.clone().unwrap_or_default();
-                    chain.push(json!({"kind": "Order", "name": on, "state": order.data["status"]["state"], "reason": order.data["status"]["reason"]}));
-                    for ch in children(&challenges, &cns, &on) {
+                chain.push(json!({"kind": "CertificateRequest", "name": cr.metadata.name, "ready": s == "True", "reason": r, "message": m}));
+                for order in children(orders, &cns, "CertificateRequest", cr) {
+                    chain.push(json!({"kind": "Order", "name": order.metadata.name, "state": order.data["status"]["state"], "reason": order.data["status"]["reason"]}));
+                    for ch in children(challenges, &cns, "Order", order) {
                         let reason = ch.data["status"]["reason"]
                             .as_str()
                             .unwrap_or_default()
                             .to_string();
                         if reason.contains("Cloudflare") {
                             hint = "DNS-01 through Cloudflare is failing: check the cloudflare-api-token Secret (namespace cert-manager) and the token's permissions".into();
+                        } else if !reason.is_empty() && hint.is_empty() {
+                            hint = format!("the ACME challenge fails: {reason}");
                         }
                         chain.push(json!({"kind": "Challenge", "name": ch.metadata.name, "type": ch.data["spec"]["type"],
                             "dnsName": ch.data["spec"]["dnsName"], "state": ch.data["status"]["state"],
@@ -492,42 +633,48 @@ async fn get_certificate_status(
             r["daysLeft"].as_i64().unwrap_or(i64::MAX),
         )
     });
-    let verdict = if certs.is_empty() {
-        "no certificates"
-    } else if not_ready_n > 0 {
+    let verdict = if not_ready_n > 0 {
         "critical"
     } else if expiring_n > 0 || overdue_n > 0 {
         "degraded"
+    } else if !failed.is_empty() {
+        "incomplete"
+    } else if certs.is_empty() {
+        "no certificates"
     } else {
         "healthy"
     };
     let mut text = format!(
-        "certificates ({CERT_MANAGER}/{version}): {verdict} — {ready_n} of {} ready, {expiring_n} expiring within {within} d, {overdue_n} renewal overdue\n",
+        "certificates ({version}): {verdict} — {ready_n} of {} ready, {expiring_n} expiring within {within} d, {overdue_n} renewal overdue\n",
         certs.len()
     );
-    for r in rows
-        .iter()
-        .filter(|r| r["ready"] != true || r["expiring"] == true)
-    {
+    for r in rows.iter().filter(|r| {
+        r["ready"] != true || r["expiring"] == true || !r["renewalOverdueDays"].is_null()
+    }) {
         text.push_str(&format!(
-            "{}/{}: {} days left {} {}\n",
+            "{}/{}: {} days left {}{} {}\n",
             r["namespace"].as_str().unwrap_or(""),
             r["name"].as_str().unwrap_or(""),
+            r["daysLeft"],
             if r["ready"] == true {
                 "ready"
             } else {
                 "NOT ready"
             },
-            r["daysLeft"],
+            r["renewalOverdueDays"]
+                .as_i64()
+                .map(|d| format!(", renewal overdue {d} d"))
+                .unwrap_or_default(),
             r["hint"]
                 .as_str()
                 .unwrap_or(r["message"].as_str().unwrap_or(""))
         ));
     }
-    let structured = json!({"installed": true, "apiVersion": format!("{CERT_MANAGER}/{version}"), "verdict": verdict,
+    text.push_str(&failed_text(&failed));
+    let structured = json!({"installed": true, "apiVersion": version, "apiVersions": api_versions, "verdict": verdict,
         "now": crate::cluster::time::now(ctx.settings.now), "expiringWithinDays": within,
         "summary": {"total": certs.len(), "ready": ready_n, "notReady": not_ready_n, "expiring": expiring_n, "renewalOverdue": overdue_n},
-        "certificates": rows});
+        "certificates": rows, "failedParts": failed});
     Ok(ToolOutput { structured, text })
 }
 
@@ -541,6 +688,29 @@ fn issue(
     json!({"severity": severity, "kind": kind, "object": object, "evidence": evidence, "nextTool": next})
 }
 
+/// A namespaced built-in kind read as dynamic objects (for the apps/v1 lists
+/// of the empty-namespace explanation).
+async fn list_builtin(
+    c: &Cluster,
+    (group, version, kind, plural): (&str, &str, &str, &'static str),
+    namespace: Option<&str>,
+) -> Result<Vec<kube::api::DynamicObject>, ClusterError> {
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk(group, version, kind),
+        plural,
+    );
+    let api: kube::Api<kube::api::DynamicObject> = match namespace {
+        Some(ns) => kube::Api::namespaced_with(c.client.clone(), ns, &ar),
+        None => kube::Api::all_with(c.client.clone(), &ar),
+    };
+    c.list(
+        &api,
+        &kube::api::ListParams::default(),
+        Request::new("list", plural, namespace),
+    )
+    .await
+}
+
 /// Why `ns` has no pods: the namespace does not exist (a real API server
 /// answers a pod list in a missing namespace with 200 and an empty list), or
 /// its workloads are scaled to 0, or nothing was ever deployed there. Always
@@ -548,7 +718,10 @@ fn issue(
 async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
     let scope = format!("namespace {ns}");
     let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(c.client.clone());
-    match api.get_opt(ns).await {
+    match c
+        .get_opt(&api, ns, Request::new("get", "namespaces", None))
+        .await
+    {
         Ok(None) => {
             return issue(
                 "critical",
@@ -572,7 +745,6 @@ async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
         }
         Ok(Some(_)) => {}
         Err(e) => {
-            let e = ClusterError::from_kube(e, "get", "namespaces", None);
             return issue(
                 "critical",
                 "NoPods",
@@ -592,18 +764,18 @@ async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
         ("Deployment", "deployments"),
         ("StatefulSet", "statefulsets"),
     ] {
-        match list_all(c, "apps", "v1", kind, plural, Some(ns)).await {
+        match list_builtin(c, ("apps", "v1", kind, plural), Some(ns)).await {
             Err(e) => unread.push(format!("{e} ({})", e.hint())),
             Ok(items) => {
                 for o in items {
                     if o.data["spec"]["replicas"].as_i64() == Some(0) {
                         let owner = o
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get("kustomize.toolkit.fluxcd.io/name"))
-                        .map(|k| format!(" (applied by Flux Kustomization {k}: unless Git says 0, this is drift)"))
-                        .unwrap_or_default();
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get("kustomize.toolkit.fluxcd.io/name"))
+                            .map(|k| format!(" (applied by Flux Kustomization {k}: unless Git says 0, this is drift)"))
+                            .unwrap_or_default();
                         parked.push(format!(
                             "{kind} {}/{} is scaled to 0 replicas{owner}",
                             ns,
@@ -638,6 +810,93 @@ async fn empty_namespace(c: &Cluster, ns: &str) -> Value {
     )
 }
 
+/// Failed Job pods grouped by their Job's owner (a CronJob) or by the Job
+/// itself, from owner references: (namespace, "cronjob/ns/name" or
+/// "job/ns/name") → (failed pods, Jobs, newest detail). Indexed Jobs and
+/// Job names ending in digits group correctly because no name is parsed.
+type FailedJobs = BTreeMap<(String, String), (usize, BTreeSet<String>, String)>;
+
+fn group_failed_jobs(problems: &[crate::cluster::pods::PodProblem], jobs: &[Job]) -> FailedJobs {
+    let mut out: FailedJobs = BTreeMap::new();
+    for p in problems.iter().filter(|p| p.problem == "JobFailed") {
+        let job = p
+            .owner
+            .as_deref()
+            .and_then(|o| o.strip_prefix("Job/"))
+            .unwrap_or(&p.name)
+            .to_string();
+        let cronjob = jobs
+            .iter()
+            .find(|j| {
+                j.metadata.namespace.as_deref() == Some(p.namespace.as_str())
+                    && j.metadata.name.as_deref() == Some(job.as_str())
+            })
+            .and_then(|j| {
+                j.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .find(|o| o.controller == Some(true) && o.kind == "CronJob")
+                    .map(|o| o.name.clone())
+            });
+        let parent = match cronjob {
+            Some(cj) => format!("cronjob/{}/{cj}", p.namespace),
+            None => format!("job/{}/{job}", p.namespace),
+        };
+        let e = out.entry((p.namespace.clone(), parent)).or_default();
+        e.0 += 1;
+        e.1.insert(job);
+        e.2 = p.detail.clone();
+    }
+    out
+}
+
+/// (kind, namespace, name) of an issue's object ("pod/ns/name",
+/// "node/name"); `None` for scopes like "pods" or "namespace x".
+fn object_ref(object: &str) -> Option<(String, Option<String>, String)> {
+    let parts: Vec<&str> = object.split('/').collect();
+    match parts.as_slice() {
+        [kind, name] if !kind.contains(' ') => {
+            Some((kind.to_ascii_lowercase(), None, name.to_string()))
+        }
+        [kind, ns, name] if !kind.contains(' ') => Some((
+            kind.to_ascii_lowercase(),
+            Some(ns.to_string()),
+            name.to_string(),
+        )),
+        _ => None,
+    }
+}
+
+/// True when event `e` (from get_events) is about exactly `object`.
+fn event_about(e: &Value, object: &(String, Option<String>, String)) -> bool {
+    let Some((kind, name)) = e["object"].as_str().and_then(|o| o.split_once('/')) else {
+        return false;
+    };
+    let (want_kind, want_ns, want_name) = object;
+    kind.eq_ignore_ascii_case(want_kind)
+        && name == want_name
+        && want_ns.as_deref().is_none_or(|ns| e["namespace"] == ns)
+}
+
+/// Waits for one part of a composite answer, at most `deadline`.
+async fn part<T>(
+    deadline: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, Duration> {
+    tokio::time::timeout(deadline, fut)
+        .await
+        .map_err(|_| deadline)
+}
+
+fn timed_out_text(part: &str, after: Duration) -> String {
+    format!(
+        "{part}: no answer within {} (the Kubernetes API is slow or hanging); the rest of this answer is what \
+         could be read in time",
+        crate::cluster::error::human_duration(after)
+    )
+}
+
 async fn get_cluster_health(
     ctx: Arc<ToolContext>,
     args: Map<String, Value>,
@@ -646,6 +905,13 @@ async fn get_cluster_health(
     let namespace = a.opt_name("namespace")?;
     let c = cluster(&ctx)?.clone();
     let now_s = now(ctx.settings.now);
+    // Every part answers before the tool deadline, so the verdict can name
+    // the part that did not.
+    let budget = ctx
+        .settings
+        .tool_deadline
+        .saturating_sub(Duration::from_millis(1500))
+        .max(ctx.settings.tool_deadline / 2);
     let ns_args = |ns: &Option<String>| {
         let mut m = Map::new();
         if let Some(n) = ns {
@@ -669,28 +935,56 @@ async fn get_cluster_health(
     warning_args.insert("type".into(), json!("Warning"));
     warning_args.insert("limit".into(), json!(20));
     let (nodes, pods, agent_results, certs, secrets, tailscale, flux, events) = tokio::join!(
-        crate::cluster::nodes::list(&c),
-        crate::cluster::pods::problems(&c, namespace.as_deref(), now_s),
-        fanout,
-        get_certificate_status(ctx.clone(), ns_args(&namespace)),
-        get_secrets_status(ctx.clone(), ns_args(&namespace)),
-        async {
+        part(budget, crate::cluster::nodes::list(&c)),
+        part(budget, async {
+            let report = crate::cluster::pods::report(&c, namespace.as_deref(), now_s).await?;
+            // Jobs only when a Job pod failed: their owners group the failures.
+            let jobs = if report.problems.iter().any(|p| p.problem == "JobFailed") {
+                let api: kube::Api<Job> = match &namespace {
+                    Some(ns) => kube::Api::namespaced(c.client.clone(), ns),
+                    None => kube::Api::all(c.client.clone()),
+                };
+                c.list(
+                    &api,
+                    &kube::api::ListParams::default(),
+                    Request::new("list", "jobs", namespace.as_deref()),
+                )
+                .await
+                .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ClusterError>((report, jobs))
+        }),
+        part(budget, fanout),
+        part(
+            budget,
+            get_certificate_status(ctx.clone(), ns_args(&namespace))
+        ),
+        part(budget, get_secrets_status(ctx.clone(), ns_args(&namespace))),
+        part(budget, async {
             if namespace.is_none() {
                 Some(get_tailscale_status(ctx.clone(), Map::new()).await)
             } else {
                 None
             }
-        },
-        super::flux::failures(&c, namespace.as_deref(), now_s),
-        super::workloads::get_events(ctx.clone(), warning_args),
+        }),
+        part(
+            budget,
+            super::flux::failures(&c, namespace.as_deref(), now_s)
+        ),
+        part(
+            budget,
+            super::workloads::get_events(ctx.clone(), warning_args)
+        ),
     );
-    ctx.metrics.record_agents(&agent_results);
     let mut issues = Vec::new();
+    let mut checks = Map::new();
 
     // Nodes.
     let mut node_summary = json!({});
     match &nodes {
-        Ok(list) => {
+        Ok(Ok(list)) => {
             let ready = list.iter().filter(|n| n.ready == Some(true)).count();
             node_summary = json!({"total": list.len(), "ready": ready});
             for n in list {
@@ -724,49 +1018,68 @@ async fn get_cluster_health(
                 }
             }
         }
-        Err(e) => issues.push(issue(
+        Ok(Err(e)) => issues.push(issue(
             "critical",
             "CheckFailed",
             "nodes".into(),
             format!("{e} ({})", e.hint()),
             None,
         )),
+        Err(after) => issues.push(issue(
+            "critical",
+            "CheckFailed",
+            "nodes".into(),
+            timed_out_text("nodes", *after),
+            None,
+        )),
     }
     // Agents.
-    for r in &agent_results {
-        match &r.value {
-            None => issues.push(issue(
-                "warning",
-                "AgentNotAnswering",
-                format!("node/{}", r.node),
-                format!("agent {:?}: {}", r.outcome, r.reason),
-                Some("check_network_mesh"),
-            )),
-            Some(info)
-                if info.conntrack_max > 0
-                    && info.conntrack_count * 100 >= info.conntrack_max * 80 =>
-            {
-                issues.push(issue(
-                    "warning",
-                    "ConntrackNearlyFull",
-                    format!("node/{}", r.node),
-                    format!(
-                        "{} of {} conntrack entries in use",
-                        info.conntrack_count, info.conntrack_max
-                    ),
-                    Some("get_conntrack_entries"),
-                ))
+    match &agent_results {
+        Ok(results) => {
+            ctx.metrics.record_agents(results);
+            for r in results {
+                match &r.value {
+                    None => issues.push(issue(
+                        "warning",
+                        "AgentNotAnswering",
+                        format!("node/{}", r.node),
+                        format!("agent {:?}: {}", r.outcome, r.reason),
+                        Some("check_network_mesh"),
+                    )),
+                    Some(info)
+                        if info.conntrack_max > 0
+                            && info.conntrack_count * 100 >= info.conntrack_max * 80 =>
+                    {
+                        issues.push(issue(
+                            "warning",
+                            "ConntrackNearlyFull",
+                            format!("node/{}", r.node),
+                            format!(
+                                "{} of {} conntrack entries in use",
+                                info.conntrack_count, info.conntrack_max
+                            ),
+                            Some("get_conntrack_entries"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
             }
-            Some(_) => {}
         }
+        Err(after) => issues.push(issue(
+            "warning",
+            "CheckFailed",
+            "agents".into(),
+            timed_out_text("agents", *after),
+            Some("list_nodes"),
+        )),
     }
     // Pods.
     let mut pod_summary = json!({});
     match &pods {
-        Ok((total, problems)) => {
-            pod_summary =
-                json!({"total": total, "problems": problems.len(), "problemPods": problems});
-            if *total == 0 {
+        Ok(Ok((report, jobs))) => {
+            pod_summary = json!({"total": report.total, "problems": report.problems.len(), "problemPods": report.problems,
+                "replacedPods": report.history.len(), "history": report.history});
+            if report.total == 0 {
                 issues.push(match &namespace {
                     Some(ns) => empty_namespace(&c, ns).await,
                     None => issue(
@@ -780,31 +1093,9 @@ async fn get_cluster_health(
             }
             // Failed Job pods: one issue per CronJob (or standalone Job), not
             // one per retry pod.
-            let mut failed_jobs: std::collections::BTreeMap<
-                (String, String),
-                (usize, std::collections::BTreeSet<String>, String),
-            > = std::collections::BTreeMap::new();
-            for p in problems.iter().filter(|p| p.problem == "JobFailed") {
-                let job = p
-                    .name
-                    .rsplit_once('-')
-                    .map(|x| x.0)
-                    .unwrap_or(&p.name)
-                    .to_string();
-                let parent = match job.rsplit_once('-') {
-                    Some((cj, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                        format!("cronjob/{}/{cj}", p.namespace)
-                    }
-                    _ => format!("job/{}/{job}", p.namespace),
-                };
-                let e = failed_jobs
-                    .entry((p.namespace.clone(), parent))
-                    .or_default();
-                e.0 += 1;
-                e.1.insert(job);
-                e.2 = p.detail.clone();
-            }
-            for ((ns, parent), (pods_failed, jobs, detail)) in &failed_jobs {
+            for ((ns, parent), (pods_failed, job_names, detail)) in
+                &group_failed_jobs(&report.problems, jobs)
+            {
                 let backup =
                     ns == "backup-jobs" || parent.contains("backup") || parent.contains("restore");
                 issues.push(issue(
@@ -813,8 +1104,9 @@ async fn get_cluster_health(
                     parent.clone(),
                     format!(
                         "{pods_failed} failed pod(s) across {} Job(s), newest {}: {detail}",
-                        jobs.len(),
-                        jobs.iter()
+                        job_names.len(),
+                        job_names
+                            .iter()
                             .next_back()
                             .map(String::as_str)
                             .unwrap_or_default()
@@ -826,7 +1118,7 @@ async fn get_cluster_health(
                     }),
                 ));
             }
-            for p in problems.iter().filter(|p| p.problem != "JobFailed") {
+            for p in report.problems.iter().filter(|p| p.problem != "JobFailed") {
                 issues.push(issue(
                     p.severity,
                     &p.problem,
@@ -835,48 +1127,66 @@ async fn get_cluster_health(
                         "{} (phase {}, {} restarts, node {})",
                         p.detail, p.phase, p.restarts, p.node
                     ),
-                    None,
+                    Some("get_pod_logs"),
                 ));
             }
         }
-        Err(e) => issues.push(issue(
+        Ok(Err(e)) => issues.push(issue(
             "critical",
             "CheckFailed",
             "pods".into(),
             format!("{e} ({})", e.hint()),
             None,
         )),
+        Err(after) => issues.push(issue(
+            "critical",
+            "CheckFailed",
+            "pods".into(),
+            timed_out_text("pods", *after),
+            None,
+        )),
     }
     // Flux: root causes only; their consequences are counted with them.
-    let mut checks = Map::new();
     match &flux {
         Ok(None) => {
             checks.insert("flux".into(), json!({"verdict": "not installed"}));
+            checks.insert(
+                "imageAutomation".into(),
+                json!({"verdict": "not installed"}),
+            );
         }
-        Ok(Some(super::flux::FluxFailures {
-            roots,
-            consequences,
-            ..
-        })) => {
+        Ok(Some(f)) => {
             checks.insert(
                 "flux".into(),
-                json!({"verdict": if roots.is_empty() { "healthy" } else { "degraded" },
-                    "rootCauses": roots.len(), "consequences": consequences}),
+                json!({"verdict": if !f.roots.is_empty() { "degraded" } else if !f.failed.is_empty() { "incomplete" } else { "healthy" },
+                    "rootCauses": f.roots.len(), "consequences": f.consequences, "failedParts": f.failed}),
             );
-            for r in roots {
-                let stuck = r["status"] == "stuck";
-                let object = format!(
-                    "{}/{}/{}",
-                    r["kind"].as_str().unwrap_or_default().to_lowercase(),
-                    r["namespace"].as_str().unwrap_or_default(),
-                    r["name"].as_str().unwrap_or_default()
-                );
-                if ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"]
-                    .contains(&r["kind"].as_str().unwrap_or_default())
-                {
+            for failed in &f.failed {
+                issues.push(issue(
+                    "warning",
+                    "CheckFailed",
+                    format!("flux {}", failed["part"].as_str().unwrap_or_default()),
+                    format!(
+                        "{} ({})",
+                        failed["message"].as_str().unwrap_or_default(),
+                        failed["hint"].as_str().unwrap_or_default()
+                    ),
+                    Some("get_flux_status"),
+                ));
+            }
+            for r in &f.roots {
+                let kind = r["kind"].as_str().unwrap_or_default();
+                if ["ImageRepository", "ImagePolicy", "ImageUpdateAutomation"].contains(&kind) {
                     // Reported with its fix by the image automation check below.
                     continue;
                 }
+                let stuck = r["status"] == "stuck";
+                let object = format!(
+                    "{}/{}/{}",
+                    kind.to_lowercase(),
+                    r["namespace"].as_str().unwrap_or_default(),
+                    r["name"].as_str().unwrap_or_default()
+                );
                 let evidence = format!(
                     "{}: {}{}",
                     r["reason"].as_str().unwrap_or_default(),
@@ -897,65 +1207,59 @@ async fn get_cluster_health(
                     Some("get_flux_status"),
                 ));
             }
+            // Image automation, from the same Flux lists.
+            match &f.images {
+                Some(out) => {
+                    checks.insert(
+                        "imageAutomation".into(),
+                        json!({"verdict": out.structured["verdict"]}),
+                    );
+                    for rc in out.structured["rootCauses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                    {
+                        issues.push(issue(
+                            "warning",
+                            "ImageAutomationFailing",
+                            rc["object"].as_str().unwrap_or_default().to_lowercase(),
+                            format!(
+                                "{} ({}) — fix: {}",
+                                rc["problem"].as_str().unwrap_or_default(),
+                                rc["reason"].as_str().unwrap_or_default(),
+                                rc["fix"].as_str().unwrap_or("see the tool")
+                            ),
+                            Some("get_image_automation_status"),
+                        ));
+                    }
+                }
+                None => {
+                    checks.insert(
+                        "imageAutomation".into(),
+                        json!({"verdict": "not installed"}),
+                    );
+                }
+            }
         }
-        Err(e) => {
+        Err(after) => {
+            let text = timed_out_text("flux", *after);
+            checks.insert("flux".into(), json!({"verdict": "error", "message": text}));
             checks.insert(
-                "flux".into(),
-                json!({"verdict": "error", "message": e.to_string()}),
+                "imageAutomation".into(),
+                json!({"verdict": "error", "message": text}),
             );
             issues.push(issue(
                 "warning",
                 "CheckFailed",
                 "flux".into(),
-                format!("{e} ({})", e.hint()),
+                text,
                 Some("get_flux_status"),
             ));
         }
     }
-    // Image automation, from the same Flux lists.
-    match &flux {
-        Ok(Some(super::flux::FluxFailures {
-            images: Some(out), ..
-        })) => {
-            checks.insert(
-                "imageAutomation".into(),
-                json!({"verdict": out.structured["verdict"]}),
-            );
-            for rc in out.structured["rootCauses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                issues.push(issue(
-                    "warning",
-                    "ImageAutomationFailing",
-                    rc["object"].as_str().unwrap_or_default().to_lowercase(),
-                    format!(
-                        "{} ({}) — fix: {}",
-                        rc["problem"].as_str().unwrap_or_default(),
-                        rc["reason"].as_str().unwrap_or_default(),
-                        rc["fix"].as_str().unwrap_or("see the tool")
-                    ),
-                    Some("get_image_automation_status"),
-                ));
-            }
-        }
-        Ok(_) => {
-            checks.insert(
-                "imageAutomation".into(),
-                json!({"verdict": "not installed"}),
-            );
-        }
-        Err(e) => {
-            checks.insert(
-                "imageAutomation".into(),
-                json!({"verdict": "error", "message": e.to_string()}),
-            );
-        }
-    }
     let warning_events = match &events {
-        Ok(out) => out.structured["events"].clone(),
-        Err(e) => {
+        Ok(Ok(out)) => out.structured["events"].clone(),
+        Ok(Err(e)) => {
             // Unread events are a failed check: never silently healthy.
             issues.push(issue(
                 "warning",
@@ -967,20 +1271,67 @@ async fn get_cluster_health(
                 ),
                 Some("get_events"),
             ));
-            json!([{"error": e.message}])
+            json!([])
+        }
+        Err(after) => {
+            issues.push(issue(
+                "warning",
+                "CheckFailed",
+                "events".into(),
+                timed_out_text("events", *after),
+                Some("get_events"),
+            ));
+            json!([])
         }
     };
-    // Sub-checks.
+    // Sub-checks answered by other tools.
+    let tailscale = match tailscale {
+        Ok(None) => None,
+        Ok(Some(r)) => Some(Ok(r)),
+        Err(after) => Some(Err(after)),
+    };
     for (name, tool, result) in [
         ("certificates", "get_certificate_status", Some(certs)),
         ("externalSecrets", "get_secrets_status", Some(secrets)),
         ("tailscale", "get_tailscale_status", tailscale),
     ] {
         let Some(result) = result else { continue };
+        let result = match result {
+            Ok(r) => r,
+            Err(after) => {
+                let text = timed_out_text(name, after);
+                checks.insert(name.into(), json!({"verdict": "error", "message": text}));
+                issues.push(issue(
+                    "warning",
+                    "CheckFailed",
+                    name.into(),
+                    text,
+                    Some(tool),
+                ));
+                continue;
+            }
+        };
         match result {
             Ok(out) => {
                 let verdict = out.structured["verdict"].as_str().unwrap_or("").to_string();
                 checks.insert(name.into(), json!({"verdict": verdict}));
+                for failed in out.structured["failedParts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    issues.push(issue(
+                        "warning",
+                        "CheckFailed",
+                        format!("{name} {}", failed["part"].as_str().unwrap_or_default()),
+                        format!(
+                            "{} ({})",
+                            failed["message"].as_str().unwrap_or_default(),
+                            failed["hint"].as_str().unwrap_or_default()
+                        ),
+                        Some(tool),
+                    ));
+                }
                 match (name, verdict.as_str()) {
                     ("certificates", "critical" | "degraded") => {
                         for cert in out.structured["certificates"]
@@ -1024,13 +1375,33 @@ async fn get_cluster_health(
                     }
                     ("externalSecrets", "degraded") => {
                         let s = &out.structured["summary"];
+                        let stores: Vec<String> = out.structured["rootCauses"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|rc| {
+                                format!(
+                                    "{} {} down ({})",
+                                    rc["store"]["kind"].as_str().unwrap_or_default(),
+                                    rc["store"]["name"].as_str().unwrap_or_default(),
+                                    rc["message"].as_str().unwrap_or_default()
+                                )
+                            })
+                            .collect();
                         issues.push(issue(
                             "critical",
                             "ExternalSecretsFailing",
                             "externalsecrets".into(),
                             format!(
-                                "{} of {} failing, {} store(s) down",
-                                s["failing"], s["externalSecrets"], s["storesDown"]
+                                "{} of {} failing, {} store(s) down{}",
+                                s["failing"],
+                                s["externalSecrets"],
+                                s["storesDown"],
+                                if stores.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", stores.join("; "))
+                                }
                             ),
                             Some(tool),
                         ));
@@ -1062,22 +1433,16 @@ async fn get_cluster_health(
             }
         }
     }
-    // Events about an issue's object are its evidence too.
+    // Events about exactly an issue's object are its evidence too.
     for i in issues.iter_mut() {
-        let name = i["object"]
-            .as_str()
-            .and_then(|o| o.rsplit('/').next())
-            .unwrap_or_default()
-            .to_string();
+        let Some(object) = i["object"].as_str().and_then(object_ref) else {
+            continue;
+        };
         let related: Vec<Value> = warning_events
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| {
-                e["object"]
-                    .as_str()
-                    .is_some_and(|o| o.rsplit('/').next() == Some(name.as_str()))
-            })
+            .filter(|e| event_about(e, &object))
             .map(|e| {
                 json!(format!(
                     "{} ×{}: {}",
@@ -1113,7 +1478,113 @@ async fn get_cluster_health(
                 .unwrap_or_default()
         ));
     }
+    if issues.len() > 20 {
+        text.push_str(&format!(
+            "… and {} more (structured content has all)\n",
+            issues.len() - 20
+        ));
+    }
+    if let Ok(Ok((report, _))) = &pods
+        && !report.history.is_empty()
+    {
+        text.push_str(&format!(
+            "history: {} pod(s) left Failed by their node (evicted or shut down) and already replaced\n",
+            report.history.len()
+        ));
+    }
     let structured = json!({"verdict": verdict, "issues": issues, "nodes": node_summary, "pods": pod_summary,
         "checks": checks, "warningEvents": warning_events, "namespace": namespace, "now": crate::cluster::time::now(ctx.settings.now)});
     Ok(ToolOutput { structured, text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_problem(name: &str, owner: &str) -> crate::cluster::pods::PodProblem {
+        crate::cluster::pods::PodProblem {
+            namespace: "backup-jobs".into(),
+            name: name.into(),
+            node: "pi3-worker-2".into(),
+            problem: "JobFailed".into(),
+            phase: "Failed".into(),
+            restarts: 0,
+            detail: "exit 1".into(),
+            severity: "warning",
+            owner: Some(owner.into()),
+        }
+    }
+
+    fn job(name: &str, cronjob: Option<&str>) -> Job {
+        let owners = cronjob
+            .map(|cj| json!([{"apiVersion": "batch/v1", "kind": "CronJob", "name": cj, "uid": "u", "controller": true}]))
+            .unwrap_or(json!([]));
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "backup-jobs", "ownerReferences": owners}}))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn failed_jobs_group_by_owner_not_by_name() {
+        // An Indexed Job's pods are <job>-<index>-<suffix>; a standalone Job
+        // named like a CronJob's child ("migrate-2") has no CronJob owner.
+        let problems = [
+            pod_problem("pvc-backup-29780760-0-x7k2p", "Job/pvc-backup-29780760"),
+            pod_problem("pvc-backup-29780760-1-q9z4t", "Job/pvc-backup-29780760"),
+            pod_problem("migrate-2-abcde", "Job/migrate-2"),
+        ];
+        let jobs = [
+            job("pvc-backup-29780760", Some("pvc-backup")),
+            job("migrate-2", None),
+        ];
+        let groups = group_failed_jobs(&problems, &jobs);
+        let keys: Vec<&str> = groups.keys().map(|(_, p)| p.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "cronjob/backup-jobs/pvc-backup",
+                "job/backup-jobs/migrate-2"
+            ]
+        );
+        assert_eq!(
+            groups[&(
+                "backup-jobs".into(),
+                "cronjob/backup-jobs/pvc-backup".into()
+            )]
+                .0,
+            2
+        );
+    }
+
+    #[test]
+    fn events_attach_to_their_exact_object() {
+        let e = json!({"namespace": "jellyfin", "object": "Pod/jellyfin-7c9d6f5b8-x4k2p"});
+        assert!(event_about(
+            &e,
+            &object_ref("pod/jellyfin/jellyfin-7c9d6f5b8-x4k2p").unwrap_or_default()
+        ));
+        // Same name, other namespace or kind: not its evidence.
+        assert!(!event_about(
+            &e,
+            &object_ref("pod/media/jellyfin-7c9d6f5b8-x4k2p").unwrap_or_default()
+        ));
+        assert!(!event_about(
+            &e,
+            &object_ref("helmrelease/jellyfin/jellyfin-7c9d6f5b8-x4k2p").unwrap_or_default()
+        ));
+        let hr = json!({"namespace": "immich", "object": "HelmRelease/immich"});
+        assert!(!event_about(
+            &hr,
+            &object_ref("kustomization/flux-system/immich").unwrap_or_default()
+        ));
+        assert!(event_about(
+            &hr,
+            &object_ref("helmrelease/immich/immich").unwrap_or_default()
+        ));
+        let node = json!({"namespace": "default", "object": "Node/pi3-worker-2"});
+        assert!(event_about(
+            &node,
+            &object_ref("node/pi3-worker-2").unwrap_or_default()
+        ));
+        assert_eq!(object_ref("namespace jellyfin"), None);
+    }
 }

@@ -17,56 +17,75 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use super::args::Args;
-use super::cluster::{api_error, cluster};
+use super::cluster::{cluster, failed_part};
 use super::{ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::groups::{Served, condition, list_all, served};
+use crate::cluster::Cluster;
+use crate::cluster::kinds::{CustomKind, KindList, condition};
 use crate::cluster::time::{human, now, parse_go_duration, parse_rfc3339, rfc3339};
-use crate::cluster::{Cluster, Error as ClusterError};
 
 const SOURCE: &str = "source.toolkit.fluxcd.io";
 const KUSTOMIZE: &str = "kustomize.toolkit.fluxcd.io";
 const HELM: &str = "helm.toolkit.fluxcd.io";
 const IMAGE: &str = "image.toolkit.fluxcd.io";
 
-/// A Flux kind: (kind, plural, group, argument spelling).
-const KINDS: &[(&str, &str, &str, &str)] = &[
-    (
+/// A Flux kind and how the `kind` argument spells it.
+struct FluxKind {
+    api: CustomKind,
+    arg: &'static str,
+}
+
+const fn fk(
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    arg: &'static str,
+) -> FluxKind {
+    FluxKind {
+        api: CustomKind::new(group, kind, plural),
+        arg,
+    }
+}
+
+/// Every Flux kind the tools read; each is resolved to its own served version.
+const KINDS: &[FluxKind] = &[
+    fk(
+        KUSTOMIZE,
         "Kustomization",
         "kustomizations",
-        KUSTOMIZE,
         "kustomization",
     ),
-    ("HelmRelease", "helmreleases", HELM, "helmrelease"),
-    ("GitRepository", "gitrepositories", SOURCE, "gitrepository"),
-    ("OCIRepository", "ocirepositories", SOURCE, "ocirepository"),
-    (
+    fk(HELM, "HelmRelease", "helmreleases", "helmrelease"),
+    fk(SOURCE, "GitRepository", "gitrepositories", "gitrepository"),
+    fk(SOURCE, "OCIRepository", "ocirepositories", "ocirepository"),
+    fk(
+        SOURCE,
         "HelmRepository",
         "helmrepositories",
-        SOURCE,
         "helmrepository",
     ),
-    ("HelmChart", "helmcharts", SOURCE, "helmchart"),
-    ("Bucket", "buckets", SOURCE, "bucket"),
-    (
+    fk(SOURCE, "HelmChart", "helmcharts", "helmchart"),
+    fk(SOURCE, "Bucket", "buckets", "bucket"),
+    fk(
+        IMAGE,
         "ImageRepository",
         "imagerepositories",
-        IMAGE,
         "imagerepository",
     ),
-    ("ImagePolicy", "imagepolicies", IMAGE, "imagepolicy"),
-    (
+    fk(IMAGE, "ImagePolicy", "imagepolicies", "imagepolicy"),
+    fk(
+        IMAGE,
         "ImageUpdateAutomation",
         "imageupdateautomations",
-        IMAGE,
         "imageupdateautomation",
     ),
 ];
 
 /// The Flux tools.
 pub fn tools() -> Vec<ToolDef> {
-    let kinds: Vec<&str> = KINDS.iter().map(|k| k.3).collect();
+    let kinds: Vec<&str> = KINDS.iter().map(|k| k.arg).collect();
     vec![
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_flux_status",
             title: "Flux status with stuck detection",
             description: "Kustomizations, HelmReleases, sources (GitRepository, OCIRepository, HelmRepository, \
@@ -92,6 +111,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_flux_status(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_image_automation_status",
             title: "Flux image automation",
             description: "ImageRepositories (last scan and its age, tag count, latest tags; registry authentication \
@@ -359,60 +379,77 @@ fn row_json(r: &Row, now_s: i64) -> Value {
     v
 }
 
-/// Which Flux groups are served, and at which version.
-async fn flux_versions(c: &Cluster) -> Result<Vec<(&'static str, Option<String>)>, ClusterError> {
-    let mut out = Vec::new();
-    for g in [SOURCE, KUSTOMIZE, HELM, IMAGE] {
-        out.push((
-            g,
-            match served(c, g).await? {
-                Served::Version(v) => Some(v),
-                Served::NotInstalled => None,
-            },
-        ));
-    }
-    Ok(out)
+/// What one read of the Flux kinds found.
+struct FluxRead {
+    /// Every object read, assessed, with causes linked.
+    rows: Vec<Row>,
+    /// kind → the API version it was read at, or "not installed".
+    versions: Vec<(&'static str, String)>,
+    /// Kinds that could not be read, and why.
+    failed: Vec<Value>,
 }
 
-/// Lists and assesses the Flux objects of `kinds` (all when empty).
-async fn assess_all(
-    c: &Cluster,
-    kinds: &[&str],
-    namespace: Option<&str>,
-    now_s: i64,
-) -> Result<(Vec<Row>, Vec<(&'static str, Option<String>)>), ClusterError> {
-    let versions = flux_versions(c).await?;
-    let wanted: Vec<&(&str, &str, &str, &str)> = KINDS
+impl FluxRead {
+    /// When no kind could be read at all: the first failure, as the tool's
+    /// error (an answer made only of failures would read as "0 objects").
+    fn all_failed(&self) -> Option<ToolError> {
+        let all = !self.failed.is_empty() && self.versions.iter().all(|(_, v)| v == "unreadable");
+        all.then(|| {
+            let f = &self.failed[0];
+            let mut e = ToolError::new(
+                super::ErrorCode::ApiServerError,
+                format!(
+                    "no Flux kind could be read; {}: {}",
+                    f["part"].as_str().unwrap_or_default(),
+                    f["message"].as_str().unwrap_or_default()
+                ),
+                f["hint"].as_str().unwrap_or_default(),
+            );
+            if let Ok(code) = serde_json::from_value(f["code"].clone()) {
+                e.code = code;
+            }
+            e
+        })
+    }
+
+    /// True when at least one of the kinds asked for is served (or failed to
+    /// read, which is not "not installed" either).
+    fn installed(&self) -> bool {
+        !self.failed.is_empty() || self.versions.iter().any(|(_, v)| v != "not installed")
+    }
+}
+
+/// Lists and assesses the Flux objects of `kinds` (all when empty), each at
+/// its own served version; a kind that fails is reported, not fatal.
+async fn assess_all(c: &Cluster, kinds: &[&str], namespace: Option<&str>, now_s: i64) -> FluxRead {
+    let wanted: Vec<&FluxKind> = KINDS
         .iter()
-        .filter(|k| kinds.is_empty() || kinds.contains(&k.3))
+        .filter(|k| kinds.is_empty() || kinds.contains(&k.arg))
         .collect();
-    let lists = futures::future::join_all(wanted.iter().map(|(kind, plural, group, _)| {
-        let version = versions
-            .iter()
-            .find(|(g, _)| g == group)
-            .and_then(|(_, v)| v.clone());
-        async move {
-            match version {
-                Some(v) => list_all(c, group, &v, kind, plural, namespace)
-                    .await
-                    .map(|l| (*kind, l)),
-                None => Ok((*kind, Vec::new())),
+    let lists =
+        futures::future::join_all(wanted.iter().map(|k| c.list_kind(&k.api, namespace))).await;
+    let mut read = FluxRead {
+        rows: Vec::new(),
+        versions: Vec::new(),
+        failed: Vec::new(),
+    };
+    for (k, list) in wanted.iter().zip(lists) {
+        match list {
+            Ok(list) => {
+                read.versions.push((k.api.kind, list.version_label()));
+                if let KindList::Listed { items, .. } = list {
+                    read.rows
+                        .extend(items.into_iter().map(|o| assess(k.api.kind, o, now_s)));
+                }
+            }
+            Err(e) => {
+                read.versions.push((k.api.kind, "unreadable".into()));
+                read.failed.push(failed_part(k.api.kind, &e));
             }
         }
-    }))
-    .await;
-    let mut rows = Vec::new();
-    for l in lists {
-        let (kind, items) = l?;
-        let kind: &'static str = KINDS
-            .iter()
-            .find(|k| k.0 == kind)
-            .map(|k| k.0)
-            .unwrap_or("Unknown");
-        rows.extend(items.into_iter().map(|o| assess(kind, o, now_s)));
     }
-    link_causes(&mut rows);
-    Ok((rows, versions))
+    link_causes(&mut read.rows);
+    read
 }
 
 /// What `get_cluster_health` needs from Flux, from one list of each kind.
@@ -421,6 +458,8 @@ pub(crate) struct FluxFailures {
     pub roots: Vec<Value>,
     /// How many failing objects are explained by a root cause.
     pub consequences: usize,
+    /// Kinds that could not be read, and why.
+    pub failed: Vec<Value>,
     /// The `get_image_automation_status` answer built from the same lists;
     /// `None` when image automation is not installed.
     pub images: Option<ToolOutput>,
@@ -428,31 +467,40 @@ pub(crate) struct FluxFailures {
 
 /// Flux's failing objects for `get_cluster_health`, and the image automation
 /// report from the same lists (no second listing of the image kinds).
+/// `None` when Flux is not installed.
 pub(crate) async fn failures(
     c: &Cluster,
     namespace: Option<&str>,
     now_s: i64,
-) -> Result<Option<FluxFailures>, ClusterError> {
-    let (rows, versions) = assess_all(c, &[], namespace, now_s).await?;
-    if versions.iter().all(|(_, v)| v.is_none()) {
-        return Ok(None);
+) -> Option<FluxFailures> {
+    let read = assess_all(c, &[], namespace, now_s).await;
+    if !read.installed() {
+        return None;
     }
-    let image_installed = versions.iter().any(|(g, v)| *g == IMAGE && v.is_some());
-    let roots: Vec<Value> = rows
+    let image_installed = read.versions.iter().any(|(k, v)| {
+        KINDS
+            .iter()
+            .any(|x| x.api.kind == *k && x.api.group == IMAGE)
+            && v != "not installed"
+    });
+    let roots: Vec<Value> = read
+        .rows
         .iter()
         .filter(|r| r.problem() && r.caused_by.is_none())
         .map(|r| row_json(r, now_s))
         .collect();
-    let consequences = rows
+    let consequences = read
+        .rows
         .iter()
         .filter(|r| r.problem() && r.caused_by.is_some())
         .count();
-    let images = image_installed.then(|| image_report(&rows, now_s));
-    Ok(Some(FluxFailures {
+    let images = image_installed.then(|| image_report(&read, now_s));
+    Some(FluxFailures {
         roots,
         consequences,
+        failed: read.failed,
         images,
-    }))
+    })
 }
 
 async fn get_flux_status(
@@ -460,34 +508,30 @@ async fn get_flux_status(
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
     let a = Args::new(args, &["kind", "namespace", "onlyFailing"])?;
-    let kind_names: Vec<&str> = KINDS.iter().map(|x| x.3).collect();
+    let kind_names: Vec<&str> = KINDS.iter().map(|x| x.arg).collect();
     let kind = a.opt_one_of("kind", &kind_names)?;
     let namespace = a.opt_name("namespace")?;
     let only_failing = a.bool("onlyFailing", false)?;
     let c = cluster(&ctx)?;
     let now_s = now(ctx.settings.now);
     let kinds: Vec<&str> = kind.into_iter().collect();
-    let (rows, versions) = assess_all(c, &kinds, namespace.as_deref(), now_s)
-        .await
-        .map_err(api_error)?;
-    let api_versions: Map<String, Value> = versions
+    let read = assess_all(c, &kinds, namespace.as_deref(), now_s).await;
+    if let Some(e) = read.all_failed() {
+        return Err(e);
+    }
+    let api_versions: Map<String, Value> = read
+        .versions
         .iter()
-        .map(|(g, v)| {
-            (
-                g.to_string(),
-                v.clone()
-                    .map(|v| json!(format!("{g}/{v}")))
-                    .unwrap_or(json!("not installed")),
-            )
-        })
+        .map(|(k, v)| (k.to_string(), json!(v)))
         .collect();
-    if versions.iter().all(|(_, v)| v.is_none()) {
+    if !read.installed() {
         return Ok(ToolOutput {
             structured: json!({"installed": false, "verdict": "not installed", "apiVersions": api_versions,
-                "message": "Flux is not installed (no toolkit.fluxcd.io group is served)"}),
+                "message": "Flux is not installed (no toolkit.fluxcd.io group serves these kinds)"}),
             text: "Flux: not installed\n".into(),
         });
     }
+    let FluxRead { rows, failed, .. } = &read;
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     let summary = json!({"total": rows.len(), "ready": count("ready"), "failing": count("failing"), "stuck": count("stuck"),
         "suspended": count("suspended"), "progressing": count("progressing"), "static": count("static"), "unknown": count("unknown")});
@@ -513,6 +557,8 @@ async fn get_flux_status(
         "critical"
     } else if rows.iter().any(Row::problem) {
         "degraded"
+    } else if !failed.is_empty() {
+        "incomplete"
     } else {
         "healthy"
     };
@@ -554,8 +600,28 @@ async fn get_flux_status(
             text.push_str(&format!("  next: {h}\n"));
         }
     }
+    for f in failed {
+        text.push_str(&format!(
+            "NOT READ {}: {} — {}\n",
+            f["part"].as_str().unwrap_or_default(),
+            f["message"].as_str().unwrap_or_default(),
+            f["hint"].as_str().unwrap_or_default()
+        ));
+    }
+    let not_served: Vec<&str> = read
+        .versions
+        .iter()
+        .filter(|(_, v)| v == "not installed")
+        .map(|(k, _)| *k)
+        .collect();
+    if !not_served.is_empty() {
+        text.push_str(&format!(
+            "not served by this cluster: {}\n",
+            not_served.join(", ")
+        ));
+    }
     let structured = json!({"installed": true, "apiVersions": api_versions, "verdict": verdict, "summary": summary,
-        "rootCauses": root_causes, "resources": shown, "now": rfc3339(now_s)});
+        "rootCauses": root_causes, "resources": shown, "failedParts": failed, "now": rfc3339(now_s)});
     Ok(ToolOutput { structured, text })
 }
 
@@ -577,32 +643,37 @@ pub(crate) async fn get_image_automation_status(
     let namespace = a.opt_name("namespace")?;
     let c = cluster(&ctx)?;
     let now_s = now(ctx.settings.now);
-    if served(c, IMAGE).await.map_err(api_error)? == Served::NotInstalled {
+    let read = assess_all(c, &IMAGE_KINDS, namespace.as_deref(), now_s).await;
+    if let Some(e) = read.all_failed() {
+        return Err(e);
+    }
+    if !read.installed() {
         return Ok(ToolOutput {
             structured: json!({"installed": false, "verdict": "not installed",
-                "message": "Flux image automation is not installed (group image.toolkit.fluxcd.io is not served)"}),
+                "message": "Flux image automation is not installed (group image.toolkit.fluxcd.io serves none of its kinds)"}),
             text: "Flux image automation: not installed\n".into(),
         });
     }
-    let (rows, _) = assess_all(c, &IMAGE_KINDS, namespace.as_deref(), now_s)
-        .await
-        .map_err(api_error)?;
-    Ok(image_report(&rows, now_s))
+    Ok(image_report(&read, now_s))
 }
 
 /// The image automation kinds, as `kind` arguments name them.
 const IMAGE_KINDS: [&str; 3] = ["imagerepository", "imagepolicy", "imageupdateautomation"];
 
-/// The image automation report over the image kinds among `rows` (other
+/// The image automation report over the image kinds of `read` (other
 /// kinds are ignored; their rows still count as causes).
-fn image_report(all: &[Row], now_s: i64) -> ToolOutput {
-    let rows: Vec<&Row> = all
+fn image_report(read: &FluxRead, now_s: i64) -> ToolOutput {
+    let all = &read.rows;
+    let is_image = |kind: &str| {
+        KINDS
+            .iter()
+            .any(|k| k.api.kind == kind && IMAGE_KINDS.contains(&k.arg))
+    };
+    let rows: Vec<&Row> = all.iter().filter(|r| is_image(r.kind)).collect();
+    let failed: Vec<&Value> = read
+        .failed
         .iter()
-        .filter(|r| {
-            KINDS
-                .iter()
-                .any(|k| k.0 == r.kind && IMAGE_KINDS.contains(&k.3))
-        })
+        .filter(|f| f["part"].as_str().is_some_and(is_image))
         .collect();
     let mut repositories = Vec::new();
     let mut policies = Vec::new();
@@ -695,10 +766,12 @@ fn image_report(all: &[Row], now_s: i64) -> ToolOutput {
             }
         }
     }
-    let verdict = if root_causes.is_empty() {
-        "healthy"
-    } else {
+    let verdict = if !root_causes.is_empty() {
         "degraded"
+    } else if !failed.is_empty() {
+        "incomplete"
+    } else {
+        "healthy"
     };
     let mut text = format!(
         "image automation: {verdict} — {} repositories, {} policies, {} automations\n",
@@ -728,8 +801,22 @@ fn image_report(all: &[Row], now_s: i64) -> ToolOutput {
                 })
         ));
     }
-    let structured = json!({"installed": true, "verdict": verdict, "rootCauses": root_causes,
-        "repositories": repositories, "policies": policies, "automations": automations});
+    for f in &failed {
+        text.push_str(&format!(
+            "NOT READ {}: {} — {}\n",
+            f["part"].as_str().unwrap_or_default(),
+            f["message"].as_str().unwrap_or_default(),
+            f["hint"].as_str().unwrap_or_default()
+        ));
+    }
+    let api_versions: Map<String, Value> = read
+        .versions
+        .iter()
+        .filter(|(k, _)| is_image(k))
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    let structured = json!({"installed": true, "verdict": verdict, "apiVersions": api_versions, "rootCauses": root_causes,
+        "repositories": repositories, "policies": policies, "automations": automations, "failedParts": failed});
     ToolOutput { structured, text }
 }
 

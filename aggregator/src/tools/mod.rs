@@ -37,7 +37,15 @@ pub struct Settings {
     pub cron_time_zone: String,
     /// CronJobs (namespace/name) that `get_backup_status` always includes.
     pub backup_cronjobs: Vec<String>,
+    /// Longest a cluster tool may take; a composite tool answers with the
+    /// parts it has by then and names the part that timed out.
+    pub tool_deadline: Duration,
+    /// Namespace of the Tailscale operator's pods.
+    pub tailscale_namespace: String,
 }
+
+/// Default [`Settings::tool_deadline`].
+pub const DEFAULT_TOOL_DEADLINE: Duration = Duration::from_secs(20);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -48,6 +56,8 @@ impl Default for Settings {
             now: None,
             cron_time_zone: "UTC".into(),
             backup_cronjobs: Vec::new(),
+            tool_deadline: DEFAULT_TOOL_DEADLINE,
+            tailscale_namespace: "tailscale".into(),
         }
     }
 }
@@ -75,7 +85,7 @@ pub struct ToolOutput {
 }
 
 /// Machine-readable failure codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// An argument is missing, mistyped or out of range.
@@ -98,6 +108,15 @@ pub enum ErrorCode {
     NoAgent,
     /// Configuration is missing for this call.
     NotConfigured,
+    /// The Kubernetes API rejected labscope's credentials (HTTP 401).
+    Unauthenticated,
+    /// The Kubernetes API (or an aggregated API) failed: 429, 5xx, a
+    /// malformed answer or a refused request.
+    ApiServerError,
+    /// The Kubernetes API could not be reached.
+    ApiUnreachable,
+    /// The call or one of its requests ran out of time.
+    Timeout,
 }
 
 /// A failed tool call: what failed, why, and what to do next.
@@ -140,9 +159,20 @@ impl ToolError {
 /// Boxed future of a tool run.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
 
+/// Where a tool's answers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The node agents (bounded by per-node deadlines and the tool's own timeouts).
+    Node,
+    /// The Kubernetes API (bounded by [`Settings::tool_deadline`]).
+    Cluster,
+}
+
 /// One tool.
 #[derive(Clone)]
 pub struct ToolDef {
+    /// Where its answers come from.
+    pub family: Family,
     /// Name (kept compatible with the predecessor).
     pub name: &'static str,
     /// Human title.
@@ -201,7 +231,24 @@ pub async fn call(
     };
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
-    let result = (tool.run)(ctx, args).await;
+    let result = match tool.family {
+        Family::Node => (tool.run)(ctx, args).await,
+        Family::Cluster => {
+            let deadline = ctx.settings.tool_deadline;
+            match tokio::time::timeout(deadline, (tool.run)(ctx, args)).await {
+                Ok(r) => r,
+                Err(_) => Err(ToolError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "{name} did not finish within {} (the tool deadline)",
+                        crate::cluster::error::human_duration(deadline)
+                    ),
+                    "the Kubernetes API is slow or hanging; get_cluster_health answers with the parts it could read; \
+                     raise --tool-deadline-ms if the API server is merely slow",
+                )),
+            }
+        }
+    };
     metrics.record_call(tool.name, result.is_ok(), started.elapsed());
     result
 }

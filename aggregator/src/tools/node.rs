@@ -21,6 +21,7 @@ use crate::agents::{AgentHandle, NodeOutcome, NodeResult, fan_out_with_deadline}
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef {
+            family: super::Family::Node,
             name: "list_nodes",
             title: "List nodes and their agents",
             description: "Every node with its labscope agent: agent status (ok, unavailable, timeout, error) with the \
@@ -37,6 +38,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(list_nodes(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "get_node_networking",
             title: "Node networking",
             description: "A node's interfaces (kind, state, MTU, MAC, master, rx/tx counters), addresses, routes \
@@ -62,6 +64,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_node_networking(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "get_iptables_rules",
             title: "iptables rules with counters",
             description: "iptables rules of one table on a node, with packet/byte counters, comments, targets and \
@@ -88,6 +91,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_iptables_rules(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "get_conntrack_entries",
             title: "Conntrack entries",
             description: "Connection-tracking entries of a node, filtered in the agent while the kernel table \
@@ -113,6 +117,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_conntrack_entries(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "test_pod_connectivity",
             title: "Ping and TCP connect from a node",
             description: "From `sourceNode`'s agent: resolve `target`, ping it (`count` 3, max 10) and open one TCP \
@@ -133,6 +138,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(test_pod_connectivity(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "curl_ingress",
             title: "HTTP(S) probe with timing",
             description: "One HTTP(S) request from a node's agent: status, timing (DNS, connect, TLS, first byte, \
@@ -155,6 +161,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(curl_ingress(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "test_dns_query",
             title: "DNS query to an explicit server",
             description: "Ask `server` (default: the configured primary Pi-hole) for `domain`/`type` from a node's \
@@ -177,6 +184,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(test_dns_query(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Node,
             name: "check_network_mesh",
             title: "Node-to-node reachability matrix",
             description: "Every agent probes every other agent: ICMP echo and a TCP connect to the agent port (or \

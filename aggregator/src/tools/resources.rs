@@ -13,11 +13,11 @@ use serde_json::{Map, Value, json};
 
 use super::args::Args;
 use super::cluster::{api_error, cluster};
-use super::workloads::redact;
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::groups::{Served, condition, list_all, served};
+use crate::cluster::kinds::{CustomKind, condition};
 use crate::cluster::time::{now, parse_rfc3339, rfc3339};
-use crate::cluster::{Cluster, Error as ClusterError};
+use crate::cluster::{Cluster, Request};
+use crate::redact::{redact, secret_name};
 
 /// describe_resource kinds: (argument, group, version, kind, plural, namespaced).
 const KINDS: &[(&str, &str, &str, &str, &str, bool)] = &[
@@ -67,6 +67,7 @@ pub fn tools() -> Vec<ToolDef> {
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
     vec![
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_ingress_status",
             title: "Ingresses, certificates and backend health",
             description: "Ingresses with hosts, class and address; each TLS secret with its cert-manager Certificate \
@@ -84,6 +85,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_ingress_status(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_pvcs",
             title: "PersistentVolumeClaims",
             description: "PVCs with phase, requested and bound capacity, storage class, volume, access modes, where \
@@ -100,6 +102,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_pvcs(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "describe_resource",
             title: "Describe a resource",
             description: "Spec and status summary of one object (deployment, statefulset, daemonset, pod, service, \
@@ -127,17 +130,28 @@ fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
-/// Lists a built-in resource as JSON objects.
+/// Lists a built-in resource as JSON objects (paged, bounded).
 async fn list_json(
     c: &Cluster,
     (group, version, kind, plural): (&str, &str, &str, &'static str),
     namespace: Option<&str>,
 ) -> Result<Vec<Value>, ToolError> {
-    list_all(c, group, version, kind, plural, namespace)
-        .await
-        .map(|items| items.into_iter().map(to_json).collect())
-        .map_err(api_error)
+    let res = ar(group, version, kind, plural);
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(c.client.clone(), ns, &res),
+        None => Api::all_with(c.client.clone(), &res),
+    };
+    c.list(
+        &api,
+        &ListParams::default(),
+        Request::new("list", plural, namespace),
+    )
+    .await
+    .map(|items| items.into_iter().map(to_json).collect())
+    .map_err(api_error)
 }
+
+const CERTIFICATE: CustomKind = CustomKind::new("cert-manager.io", "Certificate", "certificates");
 
 fn to_json(o: DynamicObject) -> Value {
     serde_json::to_value(o).unwrap_or(Value::Null)
@@ -156,10 +170,32 @@ fn key(o: &Value) -> (String, String) {
     )
 }
 
+/// A Service's `spec.selector` (a plain map) matches `labels`.
 fn labels_match(selector: &Value, labels: &Value) -> bool {
     selector
         .as_object()
         .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+/// A workload's `spec.selector` (a LabelSelector: `matchLabels` and
+/// `matchExpressions`) matches `labels`. An empty or unreadable selector
+/// matches nothing (never "every pod").
+pub(crate) fn selector_matches(selector: &Value, labels: &Value) -> bool {
+    use kube::core::SelectorExt;
+    let Ok(ls) = serde_json::from_value::<
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    >(selector.clone()) else {
+        return false;
+    };
+    let Ok(sel) = kube::core::Selector::try_from(ls) else {
+        return false;
+    };
+    if sel.selects_all() {
+        return false;
+    }
+    let labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(labels.clone()).unwrap_or_default();
+    sel.matches(&labels)
 }
 
 async fn get_ingress_status(
@@ -181,15 +217,15 @@ async fn get_ingress_status(
         list_json(c, ("", "v1", "Service", "services"), ns),
         list_json(c, ("apps", "v1", "Deployment", "deployments"), ns),
     )?;
-    let certificates = match served(c, "cert-manager.io").await.map_err(api_error)? {
-        Served::Version(v) => list_all(c, "cert-manager.io", &v, "Certificate", "certificates", ns)
-            .await
-            .map_err(api_error)?
-            .into_iter()
-            .map(to_json)
-            .collect(),
-        Served::NotInstalled => Vec::new(),
-    };
+    let certificates: Vec<Value> = c
+        .list_kind(&CERTIFICATE, ns)
+        .await
+        .map_err(api_error)?
+        .items()
+        .iter()
+        .cloned()
+        .map(to_json)
+        .collect();
     // (namespace, service) → (ready, not ready) endpoint counts.
     let mut endpoints: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for s in &slices {
@@ -478,7 +514,7 @@ fn meta_summary(o: &Value) -> Value {
         a.remove("kubectl.kubernetes.io/last-applied-configuration");
         for v in a.values_mut() {
             if let Some(s) = v.as_str() {
-                *v = json!(redact(s).0);
+                *v = json!(redact(s).text);
             }
         }
     }
@@ -557,13 +593,16 @@ async fn describe_resource(
         Some(n) => Api::namespaced_with(c.client.clone(), n, &res),
         None => Api::all_with(c.client.clone(), &res),
     };
-    let found = api
-        .get_opt(&name)
+    let found = c
+        .get_opt(&api, &name, Request::new("get", plural, ns.as_deref()))
         .await
-        .map_err(|e| api_error(ClusterError::from_kube(e, "get", plural, ns.as_deref())))?;
+        .map_err(api_error)?;
     let Some(found) = found else {
-        let names: Vec<String> = api
-            .list(&ListParams::default().limit(50))
+        let names: Vec<String> = c
+            .bounded(
+                Request::new("list", plural, ns.as_deref()),
+                api.list(&ListParams::default().limit(50)),
+            )
             .await
             .map(|l| {
                 l.items
@@ -597,7 +636,7 @@ async fn describe_resource(
             let pods = list_json(&c, ("", "v1", "Pod", "pods"), ns.as_deref()).await?;
             Ok::<Vec<Value>, ToolError>(
                 pods.iter()
-                    .filter(|p| labels_match(&selector, &p["metadata"]["labels"]))
+                    .filter(|p| selector_matches(&selector, &p["metadata"]["labels"]))
                     .map(pod_brief)
                     .collect(),
             )
@@ -605,13 +644,13 @@ async fn describe_resource(
     };
     let summary = match kind {
         "Deployment" | "StatefulSet" | "DaemonSet" => {
-            let pods = workload_pods(spec["selector"]["matchLabels"].clone()).await?;
+            let pods = workload_pods(spec["selector"].clone()).await?;
             json!({"replicas": {"desired": spec["replicas"].as_i64().or(status["desiredNumberScheduled"].as_i64()),
                     "ready": status["readyReplicas"].as_i64().or(status["numberReady"].as_i64()).unwrap_or(0),
                     "available": status["availableReplicas"].as_i64().or(status["numberAvailable"].as_i64()).unwrap_or(0),
                     "updated": status["updatedReplicas"].as_i64().or(status["updatedNumberScheduled"].as_i64()).unwrap_or(0)},
                 "strategy": spec["strategy"]["type"].as_str().or(spec["updateStrategy"]["type"].as_str()),
-                "selector": spec["selector"]["matchLabels"], "conditions": conditions(&o),
+                "selector": spec["selector"], "conditions": conditions(&o),
                 "nodeSelector": spec["template"]["spec"]["nodeSelector"], "hostNetwork": spec["template"]["spec"]["hostNetwork"],
                 "containers": containers(&spec["template"]["spec"]), "volumes": spec["template"]["spec"]["volumes"], "pods": pods})
         }
@@ -640,10 +679,11 @@ async fn describe_resource(
             let data: Map<String, Value> = o["data"].as_object().into_iter().flatten().map(|(k, v)| {
                 let text = v.as_str().unwrap_or_default();
                 // A key named like a credential hides its whole value.
-                let (clean, n) = if super::batch::secret_name(k) {
+                let (clean, n) = if secret_name(k) {
                     ("[REDACTED]".to_string(), 1)
                 } else {
-                    redact(text)
+                    let r = redact(text);
+                    (r.text, r.count)
                 };
                 let shown: String = clean.chars().take(2048).collect();
                 (k.clone(), json!({"bytes": text.len(), "value": shown, "truncated": clean.chars().count() > 2048, "redactions": n}))
@@ -656,7 +696,7 @@ async fn describe_resource(
                 "taints": spec["taints"], "unschedulable": spec["unschedulable"], "podCIDR": spec["podCIDR"], "nodeInfo": status["nodeInfo"], "pods": pods})
         }
         "Job" => {
-            let pods = workload_pods(spec["selector"]["matchLabels"].clone()).await?;
+            let pods = workload_pods(spec["selector"].clone()).await?;
             json!({"conditions": conditions(&o), "active": status["active"], "succeeded": status["succeeded"], "failed": status["failed"],
                 "startTime": status["startTime"], "completionTime": status["completionTime"], "backoffLimit": spec["backoffLimit"],
                 "containers": containers(&spec["template"]["spec"]), "pods": pods})
@@ -729,12 +769,15 @@ async fn describe_resource(
 
 async fn api_pods_on_node(c: &Cluster, node: &str) -> Result<Vec<Value>, ToolError> {
     let api: Api<DynamicObject> = Api::all_with(c.client.clone(), &ar("", "v1", "Pod", "pods"));
-    let list = api
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+    let list = c
+        .list(
+            &api,
+            &ListParams::default().fields(&format!("spec.nodeName={node}")),
+            Request::new("list", "pods", None),
+        )
         .await
-        .map_err(|e| api_error(ClusterError::from_kube(e, "list", "pods", None)))?;
+        .map_err(api_error)?;
     Ok(list
-        .items
         .into_iter()
         .map(to_json)
         .map(|p| {

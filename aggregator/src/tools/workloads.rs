@@ -3,7 +3,7 @@
 //! `get_events` (newest first, de-duplicated with counts).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, LogParams};
@@ -13,13 +13,15 @@ use serde_json::{Map, Value, json};
 use super::args::Args;
 use super::cluster::{api_error, cluster};
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::Error as ClusterError;
+use crate::cluster::Request;
 use crate::cluster::time::now;
+use crate::redact::redact;
 
 /// The workload tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_pod_logs",
             title: "Pod logs, filtered",
             description: "Logs of one pod (`pod` is the exact name or a unique prefix, e.g. the Deployment name), one \
@@ -45,6 +47,7 @@ pub fn tools() -> Vec<ToolDef> {
             run: |ctx, args| Box::pin(get_pod_logs(ctx, args)),
         },
         ToolDef {
+            family: super::Family::Cluster,
             name: "get_events",
             title: "Kubernetes events",
             description: "Events newest first, de-duplicated (same object, reason and message) with summed counts; \
@@ -67,47 +70,56 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
-static SECRET_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\b([\w-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|x-api-key)[\w-]*)(["']?\s*[:=]\s*["']?)((?:(?:bearer|basic)\s+)?[^\s"',;&]+)"#)
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
-static BEARER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
-static URL_CREDENTIALS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@")
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
-
-/// Redacts secret-looking values (key=value, Bearer tokens, URL passwords);
-/// returns the text and how many values were hidden.
-pub fn redact(text: &str) -> (String, usize) {
-    let mut count = 0;
-    let a = SECRET_VALUE.replace_all(text, |c: &regex::Captures<'_>| {
-        count += 1;
-        format!("{}{}[REDACTED]", &c[1], &c[2])
-    });
-    let b = BEARER.replace_all(&a, |c: &regex::Captures<'_>| {
-        count += 1;
-        format!("{}[REDACTED]", &c[1])
-    });
-    let d = URL_CREDENTIALS.replace_all(&b, |c: &regex::Captures<'_>| {
-        count += 1;
-        format!("{}[REDACTED]@", &c[1])
-    });
-    (d.into_owned(), count)
+/// How many bytes of log to read for an answer of at most `max_bytes`:
+/// room for `grep` to throw most lines away, bounded so one call never pulls
+/// a huge log into memory (`limitBytes`).
+pub(crate) fn read_limit(max_bytes: usize) -> usize {
+    (max_bytes * 8).clamp(256 * 1024, 8 * 1024 * 1024)
 }
 
-/// The lines of `raw` that match `grep` (all of it without one).
-pub(crate) fn grep_lines(raw: String, grep: Option<&Regex>) -> String {
-    match grep {
-        Some(re) => raw
+/// A log made safe to show: redacted first, then filtered, then capped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilteredLog {
+    /// What is shown.
+    pub text: String,
+    /// Lines read.
+    pub lines: usize,
+    /// Lines that matched `grep` (all of them without one).
+    pub matched: usize,
+    /// Cut to the newest `max_bytes`.
+    pub truncated: bool,
+    /// Secrets hidden in the matched lines.
+    pub redactions: usize,
+}
+
+/// Redacts `raw` as a whole (a PEM key spans lines), then keeps the lines
+/// matching `grep`, then the newest `max_bytes`. Matching only ever sees
+/// redacted text, so no pattern can probe a secret's characters.
+pub(crate) fn filter_log(raw: &str, grep: Option<&Regex>, max_bytes: usize) -> FilteredLog {
+    let redacted = redact(raw);
+    let lines = raw.lines().count();
+    let kept: String = match grep {
+        Some(re) => redacted
+            .text
             .lines()
             .filter(|l| re.is_match(l))
             .map(|l| format!("{l}\n"))
             .collect(),
-        None => raw,
+        None => redacted.text.clone(),
+    };
+    let matched = kept.lines().count();
+    let redactions = if grep.is_some() {
+        kept.matches(crate::redact::MARK).count()
+    } else {
+        redacted.count
+    };
+    let (text, truncated) = tail_bytes(&kept, max_bytes);
+    FilteredLog {
+        text: text.to_string(),
+        lines,
+        matched,
+        truncated,
+        redactions,
     }
 }
 
@@ -154,19 +166,21 @@ async fn get_pod_logs(
     let grep = a.opt_regex("grep")?;
     let c = cluster(&ctx)?;
     let api: Api<Pod> = Api::namespaced(c.client.clone(), &namespace);
-    let pods = api
-        .list(&ListParams::default())
+    let pods = c
+        .list(
+            &api,
+            &ListParams::default(),
+            Request::new("list", "pods", Some(&namespace)),
+        )
         .await
-        .map_err(|e| api_error(ClusterError::from_kube(e, "list", "pods", Some(&namespace))))?;
+        .map_err(api_error)?;
     let pod = match pods
-        .items
         .iter()
         .find(|p| p.metadata.name.as_deref() == Some(wanted.as_str()))
     {
         Some(p) => p,
         None => {
             let matches: Vec<&Pod> = pods
-                .items
                 .iter()
                 .filter(|p| {
                     p.metadata
@@ -185,8 +199,7 @@ async fn get_pod_logs(
                         ),
                         format!(
                             "pods there: {}",
-                            pods.items
-                                .iter()
+                            pods.iter()
                                 .filter_map(|p| p.metadata.name.clone())
                                 .take(20)
                                 .collect::<Vec<_>>()
@@ -229,39 +242,55 @@ async fn get_pod_logs(
         }
         None => containers.first().cloned().unwrap_or_default(),
     };
+    let read_limit = read_limit(max_bytes);
     let params = LogParams {
         container: Some(chosen.clone()),
         tail_lines: Some(lines),
         since_seconds: (since > 0).then_some(since),
         previous,
+        limit_bytes: Some(read_limit as i64),
         ..Default::default()
     };
-    let raw = api.logs(&name, &params).await.map_err(|e| {
-        let explained = ClusterError::from_kube(e, "get", "pods/log", Some(&namespace));
-        let mut err = api_error(explained);
-        if previous && err.message.contains("previous terminated container") {
-            err.hint = "the container has not restarted: call again without previous".into();
-        }
-        err
-    })?;
-    let total_lines = raw.lines().count();
-    let filtered = grep_lines(raw, grep.as_ref());
-    let matched = filtered.lines().count();
-    let (redacted, redactions) = redact(&filtered);
-    let (kept, truncated) = tail_bytes(&redacted, max_bytes);
+    let raw = c
+        .logs(
+            &api,
+            &name,
+            &params,
+            Request::new("get", "pods/log", Some(&namespace)),
+        )
+        .await
+        .map_err(|e| {
+            let mut err = api_error(e);
+            if previous && err.message.contains("previous terminated container") {
+                err.hint = "the container has not restarted: call again without previous".into();
+            }
+            err
+        })?;
+    let read_cut = raw.len() >= read_limit;
+    let log = filter_log(&raw, grep.as_ref(), max_bytes);
     let structured = json!({
         "namespace": namespace, "pod": name, "container": chosen,
         "otherContainers": containers.iter().filter(|c| **c != chosen).collect::<Vec<_>>(),
-        "previous": previous, "lines": total_lines, "matchedLines": matched, "truncated": truncated,
-        "redactions": redactions, "log": kept,
+        "previous": previous, "lines": log.lines, "matchedLines": log.matched, "truncated": log.truncated || read_cut,
+        "readLimitBytes": read_limit, "readCut": read_cut, "redactions": log.redactions, "log": log.text,
     });
+    let kept = &log.text;
+    let (total_lines, matched, truncated, redactions) =
+        (log.lines, log.matched, log.truncated, log.redactions);
     let text = format!(
-        "{namespace}/{name} [{chosen}]{} — {matched} of {total_lines} lines{}{}\n{kept}",
+        "{namespace}/{name} [{chosen}]{} — {matched} of {total_lines} lines{}{}{}\n{kept}",
         if previous { " (previous)" } else { "" },
         if truncated {
             ", truncated to the newest bytes"
         } else {
             ""
+        },
+        if read_cut {
+            format!(
+                ", read cut at {read_limit} bytes (lower `lines` or use sinceSeconds for the newest lines)"
+            )
+        } else {
+            String::new()
         },
         if redactions > 0 {
             format!(", {redactions} secret value(s) redacted")
@@ -311,14 +340,14 @@ pub(crate) async fn get_events(
         Some(ns) => Api::namespaced(c.client.clone(), ns),
         None => Api::all(c.client.clone()),
     };
-    let list = api.list(&ListParams::default()).await.map_err(|e| {
-        api_error(ClusterError::from_kube(
-            e,
-            "list",
-            "events",
-            namespace.as_deref(),
-        ))
-    })?;
+    let items = c
+        .list(
+            &api,
+            &ListParams::default(),
+            Request::new("list", "events", namespace.as_deref()),
+        )
+        .await
+        .map_err(api_error)?;
     let cutoff = now(ctx.settings.now) - since * 60;
     let (obj_kind, obj_name) = match object.as_deref().and_then(|o| o.split_once('/')) {
         Some((k, n)) => (Some(k.to_ascii_lowercase()), Some(n.to_string())),
@@ -326,7 +355,7 @@ pub(crate) async fn get_events(
     };
     // key → (newest time, count, first event)
     let mut groups: BTreeMap<EventKey, EventGroup> = BTreeMap::new();
-    for e in list.items {
+    for e in items {
         let t = event_time(&e).unwrap_or(0);
         let type_ = e.type_.clone().unwrap_or_default();
         if t < cutoff || (kind != "all" && type_ != kind) {
@@ -361,7 +390,7 @@ pub(crate) async fn get_events(
     let mut rows: Vec<(i64, Value)> = groups
         .into_iter()
         .map(|((ns, k, n, reason, message), (t, count, e))| {
-            (t, json!({"namespace": ns, "object": format!("{k}/{n}"), "type": e.type_, "reason": reason, "message": redact(&message).0,
+            (t, json!({"namespace": ns, "object": format!("{k}/{n}"), "type": e.type_, "reason": reason, "message": redact(&message).text,
                 "count": count, "lastSeen": crate::cluster::time::rfc3339(t), "source": e.source.and_then(|s| s.component)}))
         })
         .collect();
@@ -393,32 +422,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_prefixed_and_suffixed_secret_names() {
-        for line in [
-            "PGPASSWORD=hunter2 pg_dump -h db",
-            "DB_PASSWORD: hunter2",
-            "export AWS_SECRET_ACCESS_KEY=hunter2",
-            "WEBPASSWORD=hunter2",
-        ] {
-            let (out, n) = redact(line);
-            assert!(!out.contains("hunter2") && n == 1, "{line} -> {out}");
+    fn grep_sees_only_redacted_text() {
+        let raw = "boot\nPASSWORD=abc123 set\nready\n";
+        // A prefix probe cannot tell what the secret starts with.
+        for probe in ["PASSWORD=a", "PASSWORD=ab", "PASSWORD=x"] {
+            let re = Regex::new(probe).unwrap_or_else(|e| panic!("{e}"));
+            let log = filter_log(raw, Some(&re), 4096);
+            assert_eq!(log.matched, 0, "{probe} matched: {log:?}");
         }
-    }
-
-    #[test]
-    fn redacts_secret_values() {
-        let (t, n) = redact(
-            "login password=hunter2 ok\nAuthorization: Bearer abcdefghijklmnop\nurl postgres://app:s3cr3t@db:5432/x token: \"xyz\"",
-        );
-        assert!(
-            !t.contains("hunter2")
-                && !t.contains("abcdefghijklmnop")
-                && !t.contains("s3cr3t")
-                && !t.contains("xyz"),
-            "{t}"
-        );
-        assert_eq!(n, 4);
-        assert_eq!(redact("nothing to see").1, 0);
+        let re = Regex::new("PASSWORD=").unwrap_or_else(|e| panic!("{e}"));
+        let log = filter_log(raw, Some(&re), 4096);
+        assert_eq!((log.matched, log.redactions), (1, 1));
+        assert_eq!(log.text, "PASSWORD=[REDACTED] set\n");
+        assert_eq!(log.lines, 3);
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "3.l pi3-worker-2 MemoryPressure, then Ready=Unknown",
     ),
     (
+        "flux-2.7",
+        "Flux 2.7 API layout (the cluster's own, the default): every kind at v1, HelmRelease v2",
+    ),
+    (
         "flux-2.2",
         "Flux 2.2 API layout: only GitRepository at source…/v1 (the other sources v1beta2), HelmRelease v2beta2, image v1beta2 (ImageUpdateAutomation v1beta1)",
     ),

@@ -1,15 +1,127 @@
 //! Flux tools against the full homelab fixture through a real rmcp client:
 //! HOMELAB.md scenario 3.a (HelmRelease immich/immich stuck for 16 days, in
 //! the modern and the legacy wording) and 3.b (ImageRepository
-//! private-exit-node without secretRef), plus the healthy baseline.
+//! private-exit-node without secretRef), plus the healthy baseline — each
+//! under the API layouts of Flux 2.2, 2.4 and 2.7, where the kinds of one
+//! group are served at different versions. Every answer must be the same in
+//! all three but for the versions it names.
 
 use labscope_tests::homelab::homelab;
 use labscope_tests::mcp::call_with_fixture;
 use serde_json::{Value, json};
 
+/// The Flux releases whose API layouts every test runs under.
+const LAYOUTS: [&str; 3] = ["flux-2.2", "flux-2.4", "flux-2.7"];
+
+/// The answer without the API versions it was read at.
+fn without_versions(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("apiVersions");
+    }
+    v
+}
+
+/// Runs `calls` against the homelab with `scenarios` under each Flux API
+/// layout; checks that no kind failed to read and that every layout gives
+/// the same answer; returns the Flux 2.7 one.
 async fn run(scenarios: &[&str], calls: &[(&str, Value)]) -> anyhow::Result<Vec<(Value, bool)>> {
-    let (r, _fake) = call_with_fixture(homelab(scenarios)?, |_| {}, calls).await?;
-    Ok(r)
+    let mut answers = Vec::new();
+    for layout in LAYOUTS {
+        let mut s = scenarios.to_vec();
+        s.push(layout);
+        let (r, _fake) = call_with_fixture(homelab(&s)?, |_| {}, calls).await?;
+        for (v, _) in &r {
+            assert!(
+                v["failedParts"].as_array().is_none_or(Vec::is_empty),
+                "{layout}: a kind was not read: {}",
+                v["failedParts"]
+            );
+        }
+        answers.push((layout, r));
+    }
+    let (_, reference) = answers.pop().unwrap_or_default();
+    for (layout, r) in &answers {
+        for ((a, _), (b, _)) in r.iter().zip(&reference) {
+            assert_eq!(
+                without_versions(a),
+                without_versions(b),
+                "{layout} answers differently from flux-2.7"
+            );
+        }
+    }
+    Ok(reference)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_is_read_at_a_version_served_for_it() -> anyhow::Result<()> {
+    let expected: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "flux-2.2",
+            &[
+                ("GitRepository", "source.toolkit.fluxcd.io/v1"),
+                ("HelmRepository", "source.toolkit.fluxcd.io/v1beta2"),
+                ("HelmChart", "source.toolkit.fluxcd.io/v1beta2"),
+                ("Bucket", "source.toolkit.fluxcd.io/v1beta2"),
+                ("OCIRepository", "source.toolkit.fluxcd.io/v1beta2"),
+                ("Kustomization", "kustomize.toolkit.fluxcd.io/v1"),
+                ("HelmRelease", "helm.toolkit.fluxcd.io/v2beta2"),
+                ("ImageRepository", "image.toolkit.fluxcd.io/v1beta2"),
+                ("ImagePolicy", "image.toolkit.fluxcd.io/v1beta2"),
+                ("ImageUpdateAutomation", "image.toolkit.fluxcd.io/v1beta1"),
+            ],
+        ),
+        (
+            "flux-2.4",
+            &[
+                ("Bucket", "source.toolkit.fluxcd.io/v1"),
+                ("OCIRepository", "source.toolkit.fluxcd.io/v1beta2"),
+                ("HelmRelease", "helm.toolkit.fluxcd.io/v2"),
+                ("ImageUpdateAutomation", "image.toolkit.fluxcd.io/v1beta2"),
+            ],
+        ),
+        (
+            "flux-2.7",
+            &[
+                ("OCIRepository", "source.toolkit.fluxcd.io/v1"),
+                ("HelmRelease", "helm.toolkit.fluxcd.io/v2"),
+                ("ImageUpdateAutomation", "image.toolkit.fluxcd.io/v1"),
+            ],
+        ),
+    ];
+    for (layout, kinds) in expected {
+        let (r, fake) = call_with_fixture(
+            homelab(&[layout])?,
+            |_| {},
+            &[("get_flux_status", json!({}))],
+        )
+        .await?;
+        let (v, err) = &r[0];
+        assert!(!err, "{layout}: {v}");
+        for (kind, version) in kinds {
+            assert_eq!(
+                v["apiVersions"][kind], *version,
+                "{layout}: {}",
+                v["apiVersions"]
+            );
+        }
+        assert_eq!(v["verdict"], "healthy", "{layout}: {v}");
+        // The fake answers like an API server: a kind at a version it is not
+        // served at is a 404, not an empty list.
+        let addr = fake.url.trim_start_matches("http://");
+        let (code, _, _) = labscope_tests::mcp::http_raw(
+            addr,
+            &format!(
+                "GET /apis/source.toolkit.fluxcd.io/v1/buckets HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            ),
+        )?;
+        assert_eq!(
+            code,
+            if layout == "flux-2.2" { 404 } else { 200 },
+            "{layout}"
+        );
+    }
+    Ok(())
 }
 
 fn find<'a>(rows: &'a Value, kind: &str, ns: &str, name: &str) -> &'a Value {

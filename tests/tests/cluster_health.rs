@@ -158,9 +158,16 @@ async fn cluster_health_on_the_whole_homelab_with_flux_and_image_incidents() -> 
         .local_addr()?
         .port();
     let _agents = agents(port)?;
+    // Under every Flux API layout: kinds of one group at different versions.
+    for layout in ["flux-2.2", "flux-2.4", "flux-2.7"] {
+        whole_homelab(port, layout).await?;
+    }
+    Ok(())
+}
 
+async fn whole_homelab(port: u16, layout: &str) -> anyhow::Result<()> {
     // §2: the whole baseline is healthy, with evidence.
-    let (v, err) = health(homelab_with_agents(&[])?, port, json!({})).await?;
+    let (v, err) = health(homelab_with_agents(&[layout])?, port, json!({})).await?;
     assert!(!err, "{v}");
     assert_eq!(v["verdict"], "healthy", "{}", v["issues"]);
     assert_eq!(v["checks"]["flux"]["verdict"], "healthy");
@@ -175,6 +182,7 @@ async fn cluster_health_on_the_whole_homelab_with_flux_and_image_incidents() -> 
     // 3.a + 3.b + 3.g + 3.i together: ranked, one issue per root cause, events as evidence.
     let (v, err) = health(
         homelab_with_agents(&[
+            layout,
             "immich-stuck",
             "private-exit-node-auth",
             "jellyfin-crashloop",

@@ -84,6 +84,10 @@ pub async fn connect(
     // gets no longer than that either. No read timeout on the client: it
     // would also cut the idle agent-discovery watch.
     config.connect_timeout = Some(request_timeout.min(Duration::from_secs(10)));
+    // kube-rs retries 429/503/504 up to 15 times with backoff by default: a
+    // tool would then spend its whole deadline and report "timeout" instead
+    // of what the API server said. Report the cause; callers can retry.
+    config.default_retry = false;
     let client = kube::Client::try_from(config).map_err(|e| Error::Client(Arc::new(e)))?;
     Ok(Some(Cluster {
         client,

@@ -551,3 +551,29 @@ async fn grep_cannot_probe_a_redacted_secret() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_lists_are_read_in_pages() -> anyhow::Result<()> {
+    // 12 copies of every pod: more than two pages of 500.
+    let mut f = homelab(&[])?;
+    let base = f.pods.clone();
+    for copy in 1..12 {
+        for p in &base {
+            let mut p = p.clone();
+            p["metadata"]["name"] = json!(format!(
+                "{}-{copy}",
+                p["metadata"]["name"].as_str().unwrap_or_default()
+            ));
+            f.pods.push(p);
+        }
+    }
+    let total = f.pods.len();
+    assert!(total > 1000, "{total}");
+    let (r, fake) = call_with_fixture(f, |_| {}, &[("get_cluster_health", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    assert_eq!(v["pods"]["total"], total, "every page was read");
+    assert_eq!(v["pods"]["problems"], 0);
+    assert!(fake.requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    Ok(())
+}

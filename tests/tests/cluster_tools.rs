@@ -339,3 +339,29 @@ async fn certificates_scenario_expiring_and_failing_challenge() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tailscale_operator_namespace_is_configurable() -> anyhow::Result<()> {
+    // The operator installed into another namespace: the default finds no
+    // operator pods and says so (not healthy); the option finds them.
+    let mut f = base(Some(&["v1"]));
+    for p in f.pods.iter_mut() {
+        p["metadata"]["namespace"] = json!("tailscale-system");
+    }
+    let (r, _fake) =
+        call_with_fixture(f.clone(), |_| {}, &[("get_tailscale_status", json!({}))]).await?;
+    let (v, err) = &r[0];
+    assert!(!err, "{v}");
+    assert_eq!(v["verdict"], "degraded", "{v}");
+    assert_eq!(v["operatorNamespace"], "tailscale");
+    let (r, _fake) = call_with_fixture(
+        f,
+        |o| o.tailscale_namespace = Some("tailscale-system".into()),
+        &[("get_tailscale_status", json!({}))],
+    )
+    .await?;
+    let (v, _) = &r[0];
+    assert_eq!(v["verdict"], "healthy", "{v}");
+    assert_eq!(v["pods"].as_array().map(Vec::len), Some(2), "{v}");
+    Ok(())
+}

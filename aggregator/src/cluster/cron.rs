@@ -143,44 +143,85 @@ impl Schedule {
 
     /// The first run strictly after `after`, in `tz`; `None` if there is none
     /// within five years (e.g. 30 February).
+    ///
+    /// A port of robfig/cron v3's `SpecSchedule.Next`, which the CronJob
+    /// controller calls, so that DST reads the same: hours and minutes
+    /// advance in absolute time, so a run in an hour that spring-forward
+    /// skips does not happen that day, and a run in the hour that fall-back
+    /// repeats happens in both copies of it.
     pub fn next_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let local = tz.to_datetime(after);
-        let mut t = DateTime::from_parts(
-            local.date(),
-            Time::new(local.hour(), local.minute(), 0, 0).ok()?,
-        )
-        .checked_add(1.minute())
-        .ok()?;
-        let limit = t.checked_add(5.years()).ok()?;
-        while t < limit {
-            if self.months & (1 << t.month()) == 0 {
-                let first = t.date().first_of_month().checked_add(1.month()).ok()?;
-                t = first.to_datetime(Time::midnight());
-                continue;
+        let at = |d: DateTime| tz.to_ambiguous_zoned(d).compatible().ok();
+        let start = after.to_zoned(tz.clone());
+        // The upcoming second.
+        let mut t = start
+            .checked_sub(jiff::Span::new().nanoseconds(start.subsec_nanosecond()))
+            .ok()?
+            .checked_add(1.second())
+            .ok()?;
+        let mut added = false;
+        let year_limit = t.year() + 5;
+        'wrap: loop {
+            if t.year() > year_limit {
+                return None;
             }
-            if !self.day_matches(t.date()) {
-                t = t.date().tomorrow().ok()?.to_datetime(Time::midnight());
-                continue;
+            while self.months & (1 << t.month()) == 0 {
+                if !added {
+                    added = true;
+                    t = at(t.date().first_of_month().to_datetime(Time::midnight()))?;
+                }
+                t = t.checked_add(1.month()).ok()?;
+                if t.month() == 1 {
+                    continue 'wrap;
+                }
             }
-            if self.hours & (1 << t.hour()) == 0 {
-                t = DateTime::from_parts(t.date(), Time::new(t.hour(), 0, 0, 0).ok()?)
-                    .checked_add(1.hour())
-                    .ok()?;
-                continue;
+            while !self.day_matches(t.date()) {
+                if !added {
+                    added = true;
+                    t = at(t.date().to_datetime(Time::midnight()))?;
+                }
+                t = t.checked_add(1.day()).ok()?;
+                // A DST change at midnight moves the wall clock: back to midnight.
+                let h = i64::from(t.hour());
+                if h != 0 {
+                    t = if h > 12 {
+                        t.checked_add((24 - h).hours()).ok()?
+                    } else {
+                        t.checked_sub(h.hours()).ok()?
+                    };
+                }
+                if t.day() == 1 {
+                    continue 'wrap;
+                }
             }
-            if self.minutes & (1 << t.minute()) == 0 {
+            while self.hours & (1 << t.hour()) == 0 {
+                if !added {
+                    added = true;
+                    t = at(t.date().to_datetime(Time::new(t.hour(), 0, 0, 0).ok()?))?;
+                }
+                t = t.checked_add(1.hour()).ok()?;
+                if t.hour() == 0 {
+                    continue 'wrap;
+                }
+            }
+            while self.minutes & (1 << t.minute()) == 0 {
+                if !added {
+                    added = true;
+                    t = t.checked_sub(jiff::Span::new().seconds(t.second())).ok()?;
+                }
                 t = t.checked_add(1.minute()).ok()?;
-                continue;
+                if t.minute() == 0 {
+                    continue 'wrap;
+                }
             }
-            // A local time that a DST change skips or repeats maps to the
-            // later instant; never return one at or before `after`.
-            let at = tz.to_ambiguous_zoned(t).later().ok()?.timestamp();
-            if at > after {
-                return Some(at);
+            // Kubernetes schedules have no seconds field: second 0, reached
+            // from a start time within a matching minute.
+            if t.second() != 0 {
+                added = true;
+                t = t.checked_add((60 - i64::from(t.second())).seconds()).ok()?;
+                continue 'wrap;
             }
-            t = t.checked_add(1.minute()).ok()?;
+            return Some(t.timestamp());
         }
-        None
     }
 
     /// The last run at or before `at`, searching back at most `horizon` seconds.
@@ -315,9 +356,38 @@ mod tests {
                 .map(|t| t.to_string()),
             Some("2026-08-16T02:00:00Z".into())
         );
+    }
+
+    #[test]
+    fn dst_reads_as_the_cronjob_controller_reads_it() {
+        // Spring forward (New York, 2026-03-08): 02:00–02:59 do not exist;
+        // robfig/cron, and so the controller, skips that day's 02:30 run.
         assert_eq!(
-            next("0 2 * * *", "America/New_York", "2026-03-08T06:00:00Z"),
+            next("30 2 * * *", "America/New_York", "2026-03-08T06:00:00Z"),
+            "2026-03-09T06:30:00Z"
+        );
+        // Fall back (2026-11-01): 01:30 happens twice, and so does the run.
+        assert_eq!(
+            next("30 1 * * *", "America/New_York", "2026-11-01T04:00:00Z"),
+            "2026-11-01T05:30:00Z"
+        );
+        assert_eq!(
+            next("30 1 * * *", "America/New_York", "2026-11-01T05:30:00Z"),
+            "2026-11-01T06:30:00Z"
+        );
+        assert_eq!(
+            next("30 1 * * *", "America/New_York", "2026-11-01T06:30:00Z"),
+            "2026-11-02T06:30:00Z"
+        );
+        // Hourly runs keep one hour apart in absolute time across both changes.
+        assert_eq!(
+            next("0 * * * *", "America/New_York", "2026-03-08T06:30:00Z"),
             "2026-03-08T07:00:00Z"
+        );
+        // Runs outside the changed hour are unaffected.
+        assert_eq!(
+            next("0 4 * * *", "America/New_York", "2026-03-08T06:00:00Z"),
+            "2026-03-08T08:00:00Z"
         );
     }
 }

@@ -787,3 +787,36 @@ async fn api_pods_on_node(c: &Cluster, node: &str) -> Result<Vec<Value>, ToolErr
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_selectors_read_match_expressions() {
+        let labels = json!({"app.kubernetes.io/name": "server", "app.kubernetes.io/instance": "immich", "tier": "web"});
+        let sel = |v: Value| selector_matches(&v, &labels);
+        assert!(sel(
+            json!({"matchLabels": {"app.kubernetes.io/name": "server"}})
+        ));
+        assert!(sel(
+            json!({"matchLabels": {"app.kubernetes.io/instance": "immich"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "api"]}]})
+        ));
+        assert!(!sel(
+            json!({"matchLabels": {"app.kubernetes.io/instance": "immich"},
+            "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]})
+        ));
+        assert!(sel(
+            json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]})
+        ));
+        assert!(!sel(
+            json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})
+        ));
+        // An empty selector selects nothing here, never every pod.
+        assert!(!sel(json!({})));
+        assert!(!sel(
+            json!({"matchExpressions": [{"key": "tier", "operator": "Bogus"}]})
+        ));
+    }
+}

@@ -5,6 +5,26 @@ use serde_json::{Map, Value};
 
 use crate::tools::{ToolDef, ToolError};
 
+/// The JSON type of argument `key` in an input schema: "string",
+/// "integer", "number", "boolean" or "array" (following a `$ref` into
+/// `$defs`, ignoring "null" in a type list).
+pub fn arg_type<'a>(schema: &'a Map<String, Value>, key: &str) -> &'a str {
+    let mut prop = schema.get("properties").and_then(|p| p.get(key));
+    if let Some(r) = prop.and_then(|p| p.get("$ref")).and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        prop = schema.get("$defs").and_then(|d| d.get(name));
+    }
+    match prop.and_then(|p| p.get("type")) {
+        Some(Value::String(t)) => t,
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("string"),
+        _ => "string",
+    }
+}
+
 /// Turns `key=value` words into tool arguments, typed by the tool's input
 /// schema (integers, booleans, lists), and merges `--json` on top.
 pub fn parse_call_args(
@@ -24,9 +44,7 @@ pub fn parse_call_args(
         let (key, raw) = pair
             .split_once('=')
             .ok_or_else(|| ToolError::invalid(pair, "expected key=value (or --json '{…}')"))?;
-        let ty = tool.input_schema["properties"][key]["type"]
-            .as_str()
-            .unwrap_or("string");
+        let ty = arg_type(&tool.input_schema, key);
         let value = match ty {
             "integer" | "number" => raw
                 .parse::<i64>()
@@ -63,8 +81,10 @@ pub fn tools_listing(tools: &[ToolDef]) -> String {
     let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for t in tools {
-        let required: Vec<String> = t.input_schema["required"]
-            .as_array()
+        let required: Vec<String> = t
+            .input_schema
+            .get("required")
+            .and_then(Value::as_array)
             .map(|r| {
                 r.iter()
                     .filter_map(|v| v.as_str().map(str::to_string))

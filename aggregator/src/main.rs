@@ -233,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             let result = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => tools::call(ctx, &defs, &tool, map).await,
+                Ok(map) => tools::call(ctx, &defs, &tool, map, tools::Call::default()).await,
                 Err(e) => Err(e),
             };
             let width = std::env::var("COLUMNS")

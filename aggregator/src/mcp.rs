@@ -1,20 +1,27 @@
 //! The MCP face of the tool registry (rmcp): tools/list with input and
 //! output schemas and annotations, tools/call with `structuredContent` plus a
-//! text rendering, and tool failures as `isError` results carrying
-//! `{code, message, hint}`. Transports are in `main.rs` (stdio) and `http.rs`.
+//! text rendering, progress notifications when the client sends a progress
+//! token.
+//!
+//! A failed call is an `isError` result **without** `structuredContent` (which
+//! would have to match the tool's output schema: the TypeScript SDK rejects
+//! a result that does not, and shows its own error instead of ours). Its text
+//! is `error [code]: message` and `hint: …`; programs find the same in
+//! `_meta["io.labscope/error"]` as `{code, message, hint}`. Transports are in
+//! `main.rs` (stdio) and `http.rs`.
 
 use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
-    Tool, ToolAnnotations,
+    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::tools::{self, ToolContext, ToolDef};
+use crate::tools::{self, Call, ToolContext, ToolDef};
 
 /// Instructions sent to clients at initialize.
 const INSTRUCTIONS: &str = "labscope answers questions about a small Kubernetes cluster's nodes from an agent on \
@@ -39,22 +46,34 @@ impl McpServer {
     }
 }
 
-fn object(v: &Value) -> Arc<serde_json::Map<String, Value>> {
-    Arc::new(v.as_object().cloned().unwrap_or_default())
+/// Where a failed call's `{code, message, hint}` is in `_meta`.
+pub const ERROR_META_KEY: &str = "io.labscope/error";
+
+/// The MCP description of a tool. Annotations say only what differs from
+/// the spec's defaults (read-only tools need no destructive or idempotent
+/// hint; a probe is open-world by default), and the title is said once.
+pub fn mcp_tool(t: &ToolDef) -> Tool {
+    let mut annotations = ToolAnnotations::new();
+    annotations.read_only_hint = t.hints.read_only.then_some(true);
+    if !t.hints.read_only {
+        annotations.destructive_hint = Some(t.hints.destructive);
+        annotations.idempotent_hint = Some(t.hints.idempotent);
+    }
+    annotations.open_world_hint = (!t.hints.open_world).then_some(false);
+    Tool::new(t.name, t.description, t.input_schema.clone())
+        .with_title(t.title)
+        .with_raw_output_schema(t.output_schema.clone())
+        .with_annotations(annotations)
 }
 
-/// The MCP description of a tool.
-pub fn mcp_tool(t: &ToolDef) -> Tool {
-    Tool::new(t.name, t.description, object(&t.input_schema))
-        .with_title(t.title)
-        .with_raw_output_schema(object(&t.output_schema))
-        .with_annotations(
-            ToolAnnotations::with_title(t.title)
-                .read_only(t.read_only)
-                .destructive(t.destructive)
-                .idempotent(t.idempotent)
-                .open_world(t.open_world),
-        )
+/// A failed call as an MCP result: text for people and models, the machine
+/// form in `_meta`, no `structuredContent`.
+pub fn error_result(e: &tools::ToolError) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(error_text(e))]);
+    let mut meta = serde_json::Map::new();
+    meta.insert(ERROR_META_KEY.into(), e.to_json());
+    r.meta = Some(rmcp::model::MetaObject(meta));
+    r
 }
 
 /// The text of a failed call, for clients that only show text.
@@ -75,9 +94,16 @@ impl ServerHandler for McpServer {
 
     async fn list_tools(
         &self,
-        _request: Option<PaginatedRequestParams>,
+        request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        // One page holds every tool: any cursor is one this server never gave.
+        if let Some(cursor) = request.and_then(|r| r.cursor) {
+            return Err(ErrorData::invalid_params(
+                format!("invalid cursor {cursor:?}: tools/list has a single page"),
+                None,
+            ));
+        }
         Ok(ListToolsResult {
             tools: self.tools.iter().map(mcp_tool).collect(),
             ..Default::default()
@@ -87,7 +113,7 @@ impl ServerHandler for McpServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         if !self.tools.iter().any(|t| t.name == name) {
@@ -98,17 +124,28 @@ impl ServerHandler for McpServer {
             ));
         }
         let args = request.arguments.unwrap_or_default();
-        let result = match tools::call(self.ctx.clone(), &self.tools, &name, args).await {
+        let call = match context.meta.get_progress_token() {
+            Some(token) => {
+                let peer = context.peer.clone();
+                Call::with_progress(move |done, total, message| {
+                    let mut p = ProgressNotificationParam::new(token.clone(), done);
+                    p.total = total;
+                    p.message = Some(message);
+                    let peer = peer.clone();
+                    tokio::spawn(async move {
+                        let _ = peer.notify_progress(p).await;
+                    });
+                })
+            }
+            None => Call::default(),
+        };
+        let result = match tools::call(self.ctx.clone(), &self.tools, &name, args, call).await {
             Ok(out) => {
                 let mut r = CallToolResult::structured(out.structured);
                 r.content = vec![ContentBlock::text(out.text)];
                 r
             }
-            Err(e) => {
-                let mut r = CallToolResult::structured_error(e.to_json());
-                r.content = vec![ContentBlock::text(error_text(&e))];
-                r
-            }
+            Err(e) => error_result(&e),
         };
         Ok(result.into())
     }

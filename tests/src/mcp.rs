@@ -152,12 +152,98 @@ pub fn mcp_post(
 /// A minimal initialize request.
 pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"labscope-tests","version":"0"}}}"#;
 
-/// The structured content of a tool result, and whether it is an error.
+/// Where labscope puts a failed call's `{code, message, hint}`.
+pub const ERROR_META_KEY: &str = "io.labscope/error";
+
+/// The structured content of a tool result — for a failed call the
+/// `{code, message, hint}` of its `_meta` — and whether it is an error.
 pub fn structured(result: &CallToolResult) -> (Value, bool) {
+    if result.is_error == Some(true) {
+        let v = result
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.get(ERROR_META_KEY))
+            .cloned()
+            .unwrap_or(Value::Null);
+        return (v, true);
+    }
     (
         result.structured_content.clone().unwrap_or(Value::Null),
-        result.is_error.unwrap_or(false),
+        false,
     )
+}
+
+/// Compiled output schemas by tool name, filled from tools/list.
+static VALIDATORS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Checks `result` of `tool` the way the TypeScript SDK does: a success's
+/// `structuredContent` validates against the tool's advertised output schema
+/// (compiled by a JSON Schema 2020-12 validator); a failure carries no
+/// `structuredContent` (which would have to validate too), a text content
+/// and its code in `_meta`. Returns the result for chaining.
+pub async fn validated(
+    client: &rmcp::service::Peer<rmcp::RoleClient>,
+    tool: &str,
+    result: CallToolResult,
+) -> anyhow::Result<CallToolResult> {
+    let known = VALIDATORS
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .get(tool)
+        .cloned();
+    let validator = match known {
+        Some(v) => v,
+        None => {
+            let tools = client.list_all_tools().await?;
+            let mut map = VALIDATORS.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            for t in tools {
+                let schema = Value::Object(t.output_schema.as_deref().cloned().unwrap_or_default());
+                let v = jsonschema::validator_for(&schema).map_err(|e| {
+                    anyhow::anyhow!("{}: the output schema does not compile: {e}", t.name)
+                })?;
+                map.insert(t.name.to_string(), std::sync::Arc::new(v));
+            }
+            map.get(tool)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{tool} is not in tools/list"))?
+        }
+    };
+    anyhow::ensure!(
+        result
+            .content
+            .iter()
+            .any(|c| c.as_text().is_some_and(|t| !t.text.is_empty())),
+        "{tool}: no text content"
+    );
+    if result.is_error == Some(true) {
+        anyhow::ensure!(
+            result.structured_content.is_none(),
+            "{tool}: an error result carries structuredContent, which clients validate against the output schema"
+        );
+        let (e, _) = structured(&result);
+        anyhow::ensure!(
+            e["code"].is_string() && e["message"].is_string() && e["hint"].is_string(),
+            "{tool}: the error's _meta lacks code/message/hint: {e}"
+        );
+        return Ok(result);
+    }
+    let value = result
+        .structured_content
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{tool}: no structuredContent"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .take(5)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    anyhow::ensure!(
+        errors.is_empty(),
+        "{tool}: structuredContent does not match the output schema: {}",
+        errors.join("; ")
+    );
+    Ok(result)
 }
 
 /// Serves `fixture` from a fake Kubernetes API, starts an in-process MCP
@@ -195,7 +281,8 @@ pub async fn call_with_fixture(
         if let Value::Object(m) = args {
             p = p.with_arguments(m.clone());
         }
-        out.push(structured(&client.call_tool(p).await?));
+        let r = client.call_tool(p).await?;
+        out.push(structured(&validated(&client, tool, r).await?));
     }
     client.cancel().await?;
     Ok((out, fake))

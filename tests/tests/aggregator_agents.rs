@@ -49,6 +49,7 @@ async fn list_nodes(url: &str) -> anyhow::Result<(Value, Duration)> {
         .call_tool(CallToolRequestParams::new("list_nodes"))
         .await?;
     let took = started.elapsed();
+    let result = labscope_tests::mcp::validated(&client, "list_nodes", result).await?;
     client.cancel().await?;
     Ok((structured(&result).0, took))
 }

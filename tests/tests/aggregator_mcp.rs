@@ -12,21 +12,23 @@ use labscope::mcp::McpServer;
 use labscope_tests::mcp::{Aggregator, INITIALIZE, mcp_post, structured};
 use labscope_tests::topology::Lab;
 use labscope_tests::{AgentProcess, require_root, workspace_binary};
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
 type Client = RunningService<RoleClient, ()>;
 
-async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+/// Calls `tool` and checks the result against its advertised output schema.
+async fn call(client: &Client, tool: &str, args: Value) -> anyhow::Result<CallToolResult> {
     let mut params = CallToolRequestParams::new(tool.to_string());
     if let Value::Object(map) = args {
         params = params.with_arguments(map);
     }
-    client.call_tool(params).await
+    let r = client.call_tool(params).await?;
+    labscope_tests::mcp::validated(client, tool, r).await
 }
 
 fn hostname() -> String {
@@ -90,8 +92,11 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
             "{}: node tools are read-only",
             t.name
         );
-        assert_eq!(ann.destructive_hint, Some(false));
-        assert!(ann.title.is_some());
+        // Only what differs from the spec's defaults: no destructive or
+        // idempotent hint on a read-only tool, the title said once.
+        assert_eq!(ann.destructive_hint, None);
+        assert_eq!(ann.idempotent_hint, None);
+        assert!(ann.title.is_none() && t.title.is_some(), "{}", t.name);
     }
 
     let me = hostname();

@@ -45,6 +45,7 @@ async fn call(url: &str, tool: &str, args: Value) -> anyhow::Result<(Value, bool
         p = p.with_arguments(m);
     }
     let r = client.call_tool(p).await?;
+    let r = labscope_tests::mcp::validated(&client, tool, r).await?;
     client.cancel().await?;
     Ok(structured(&r))
 }

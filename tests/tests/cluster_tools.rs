@@ -238,9 +238,15 @@ async fn cluster_tools_without_a_cluster_say_so() -> anyhow::Result<()> {
     .context()
     .await?;
     let tools = labscope::tools::registry();
-    let e = labscope::tools::call(ctx, &tools, "get_secrets_status", Default::default())
-        .await
-        .unwrap_err();
+    let e = labscope::tools::call(
+        ctx,
+        &tools,
+        "get_secrets_status",
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(serde_json::to_value(e.code)?, "not_configured");
     Ok(())
 }

@@ -27,72 +27,69 @@ use crate::redact::{redact, secret_name};
 /// The batch tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_backup_status",
-            title: "Backup CronJobs: last runs, next run, overdue",
-            description: "Backup CronJobs — every CronJob in namespace backup-jobs, or with \"backup\" in its name, or \
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_backup_status",
+                title: "Backup CronJobs: last runs, next run, overdue",
+                description: "Backup CronJobs — every CronJob in namespace backup-jobs, or with \"backup\" in its name, or \
                 labelled app.kubernetes.io/component=backup, or configured with --backup-cronjob (so restore-test is \
                 not missed); with `namespace`, every CronJob there; with `selector`, those it matches. For each: \
                 schedule and the time zone it runs in, suspended, last schedule, last success, the last three Jobs \
                 with result and duration, the failing reason from the failed pod's log, the next run, and an \
                 OVERDUE when two scheduled runs have come and gone since the last success.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "selector": {"type": "string", "description": "label selector, e.g. app=backup"}},
                 "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "verdict": {"type": "string"}, "backups": {"type": "array"}, "summary": {"type": "object"}},
                 "required": ["verdict", "backups"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_backup_status(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_cronjob_details",
-            title: "CronJob details and Job history",
-            description: "One CronJob: schedule, time zone, the next three runs, concurrency and history policies, \
+            |ctx, args| Box::pin(get_backup_status(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_cronjob_details",
+                title: "CronJob details and Job history",
+                description: "One CronJob: schedule, time zone, the next three runs, concurrency and history policies, \
                 suspend, deadlines, containers (image, command, env and volumes with secret values redacted; \
                 Secret references named, never read), node placement, and the retained Job history with result, \
                 start and duration; overdue verdict as in get_backup_status.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "cronjob": {"type": "string"}},
                 "required": ["namespace", "cronjob"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "name": {"type": "string"}, "schedule": {"type": "object"},
                 "policies": {"type": "object"}, "containers": {"type": "array"}, "volumes": {"type": "array"},
                 "jobs": {"type": "array"}, "verdict": {"type": "string"}},
                 "required": ["namespace", "name", "schedule", "jobs"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_cronjob_details(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_job_logs",
-            title: "Logs of every pod of a Job",
-            description: "Logs of every pod of one Job (each retry is its own pod), oldest first: `lines` per pod \
+            |ctx, args| Box::pin(get_cronjob_details(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_job_logs",
+                title: "Logs of every pod of a Job",
+                description: "Logs of every pod of one Job (each retry is its own pod), oldest first: `lines` per pod \
                 (100, max 2000), optional `grep` (regex), `maxBytes` in all (64 KiB, shared by the pods, newest \
                 bytes kept). Secret-looking values are redacted. Each pod's phase and exit code come with its log.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "job": {"type": "string"},
                 "lines": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 100},
                 "grep": {"type": "string"},
                 "maxBytes": {"type": "integer", "minimum": 1024, "maximum": 1048576, "default": 65536}},
                 "required": ["namespace", "job"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "job": {"type": "string"}, "pods": {"type": "array"},
                 "truncated": {"type": "boolean"}}, "required": ["namespace", "job", "pods", "truncated"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_job_logs(ctx, args)),
-        },
+            |ctx, args| Box::pin(get_job_logs(ctx, args)),
+        ),
     ]
 }
 

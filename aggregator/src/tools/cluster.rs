@@ -18,84 +18,80 @@ use crate::cluster::{Cluster, Error as ClusterError, Request};
 /// The cluster tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_cluster_health",
-            title: "Cluster health",
-            description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_cluster_health",
+                title: "Cluster health",
+                description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
                 and the tool to call next: nodes (Ready, pressure), labscope agents (reachability, conntrack usage), \
                 problem pods (CrashLoopBackOff even while Running, image pulls, Pending too long, Running but not \
                 Ready, recent restarts; completed Job pods are healthy), Flux root causes (stuck releases first; \
                 their consequences counted, not repeated), image repositories failing to scan (with the fix), \
                 certificates, External Secrets and Tailscale; recent Warning events newest first, de-duplicated, and \
                 attached to the issues they explain. A failed check or an empty namespace is never healthy.",
-            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "verdict": {"type": "string", "enum": ["healthy", "degraded", "critical"]}, "issues": {"type": "array"},
                 "nodes": {"type": "object"}, "pods": {"type": "object"}, "checks": {"type": "object"}},
                 "required": ["verdict", "issues"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_cluster_health(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_secrets_status",
-            title: "External Secrets status",
-            description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
+            |ctx, args| Box::pin(get_cluster_health(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_secrets_status",
+                title: "External Secrets status",
+                description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
                 SecretStores/ClusterSecretStores, using the API version the operator actually serves (found by \
                 discovery). Failures caused by a store that is down are grouped under that store. \"Not installed\" \
                 is its own answer.",
-            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "installed": {"type": "boolean"}, "apiVersion": {"type": "string"}, "verdict": {"type": "string"},
                 "stores": {"type": "array"}, "externalSecrets": {"type": "array"}, "summary": {"type": "object"},
                 "rootCauses": {"type": "array"}}, "required": ["installed", "verdict"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_secrets_status(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_certificate_status",
-            title: "cert-manager certificates",
-            description: "Certificates with notAfter, renewalTime, days left, issuer and readiness; expiring ones \
+            |ctx, args| Box::pin(get_secrets_status(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_certificate_status",
+                title: "cert-manager certificates",
+                description: "Certificates with notAfter, renewalTime, days left, issuer and readiness; expiring ones \
                 (within expiringWithinDays, 30) and overdue renewals with failing issuance attempts; for certificates \
                 that are not ready, the failing CertificateRequest → Order → Challenge chain and the challenge's reason.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"},
                 "expiringWithinDays": {"type": "integer", "minimum": 1, "maximum": 365, "default": 30}},
                 "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "installed": {"type": "boolean"}, "verdict": {"type": "string"}, "certificates": {"type": "array"},
                 "summary": {"type": "object"}}, "required": ["installed", "verdict"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_certificate_status(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_tailscale_status",
-            title: "Tailscale operator status",
-            description: "Tailscale Connectors (health from their ConnectorReady condition), exit node, advertised \
+            |ctx, args| Box::pin(get_certificate_status(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_tailscale_status",
+                title: "Tailscale operator status",
+                description: "Tailscale Connectors (health from their ConnectorReady condition), exit node, advertised \
                 and active routes, ProxyClasses, and the operator's pods. A failure to list is an error, never \
                 \"0 connectors\".",
-            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "installed": {"type": "boolean"}, "connectors": {"type": "array"}, "proxyClasses": {"type": "array"},
                 "pods": {"type": "array"}, "verdict": {"type": "string"}}, "required": ["installed", "verdict"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_tailscale_status(ctx, args)),
-        },
+            |ctx, args| Box::pin(get_tailscale_status(ctx, args)),
+        ),
     ]
 }
 

@@ -84,51 +84,49 @@ const KINDS: &[FluxKind] = &[
 pub fn tools() -> Vec<ToolDef> {
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.arg).collect();
     vec![
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_flux_status",
-            title: "Flux status with stuck detection",
-            description: "Kustomizations, HelmReleases, sources (GitRepository, OCIRepository, HelmRepository, \
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_flux_status",
+                title: "Flux status with stuck detection",
+                description: "Kustomizations, HelmReleases, sources (GitRepository, OCIRepository, HelmRepository, \
                 HelmChart, Bucket) and image automation: ready, suspended, reason, message, revision applied vs \
                 attempted, since when. Flags STUCK objects that no automatic retry will fix (Stalled / \
                 RetriesExceeded, the legacy \"retries exhausted\", or failing far longer than its interval allows) \
                 and separates root causes from their consequences (a Kustomization failing because of a \
                 HelmRelease). An OCI HelmRepository without conditions is static, not failing. Optional `kind`, \
                 `namespace`, `onlyFailing`.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Flux,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "kind": {"type": "string", "enum": kinds},
                 "namespace": {"type": "string"},
                 "onlyFailing": {"type": "boolean", "default": false}},
                 "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "installed": {"type": "boolean"}, "apiVersions": {"type": "object"}, "verdict": {"type": "string"},
                 "summary": {"type": "object"}, "rootCauses": {"type": "array"}, "resources": {"type": "array"}},
                 "required": ["installed", "verdict"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_flux_status(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_image_automation_status",
-            title: "Flux image automation",
-            description: "ImageRepositories (last scan and its age, tag count, latest tags; registry authentication \
+            |ctx, args| Box::pin(get_flux_status(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_image_automation_status",
+                title: "Flux image automation",
+                description: "ImageRepositories (last scan and its age, tag count, latest tags; registry authentication \
                 failures named as such with the fix, e.g. a missing spec.secretRef), ImagePolicies (the image they \
                 resolve to; failures caused by their repository reported as consequences) and \
                 ImageUpdateAutomations (last run, last push). Optional `namespace`.",
-            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Flux,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "installed": {"type": "boolean"}, "verdict": {"type": "string"}, "repositories": {"type": "array"},
                 "policies": {"type": "array"}, "automations": {"type": "array"}, "rootCauses": {"type": "array"}},
                 "required": ["installed", "verdict"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_image_automation_status(ctx, args)),
-        },
+            |ctx, args| Box::pin(get_image_automation_status(ctx, args)),
+        ),
     ]
 }
 

@@ -159,45 +159,321 @@ impl ToolError {
 /// Boxed future of a tool run.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
 
-/// Where a tool's answers come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// The node agents (bounded by per-node deadlines and the tool's own timeouts).
-    Node,
-    /// The Kubernetes API (bounded by [`Settings::tool_deadline`]).
-    Cluster,
+/// A tool's compact text rendering, for clients that feed only text to the
+/// model: it carries every finding of the structured result.
+pub trait Render {
+    /// The text.
+    fn text(&self) -> String;
 }
 
-/// One tool.
+/// The set a tool belongs to (`--toolsets`); by default the sets that can
+/// work with the current configuration are served.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Toolset {
+    /// Answered by the node agents.
+    Node,
+    /// Kubernetes API: health, workloads, certificates, secrets, storage.
+    Cluster,
+    /// Flux and its image automation (Kubernetes API).
+    Flux,
+}
+
+impl Toolset {
+    /// Every toolset, in listing order.
+    pub const ALL: [Toolset; 3] = [Toolset::Node, Toolset::Cluster, Toolset::Flux];
+
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolset::Node => "node",
+            Toolset::Cluster => "cluster",
+            Toolset::Flux => "flux",
+        }
+    }
+
+    /// Parses a `--toolsets` word.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// True when its tools answer from the Kubernetes API (and so are
+    /// bounded by [`Settings::tool_deadline`]).
+    pub fn uses_kubernetes(self) -> bool {
+        !matches!(self, Toolset::Node)
+    }
+}
+
+/// MCP annotations that carry meaning for a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    /// Never changes anything.
+    pub read_only: bool,
+    /// May destroy or overwrite (meaningful only when not read-only).
+    pub destructive: bool,
+    /// Same call, same effect.
+    pub idempotent: bool,
+    /// Talks to things outside the cluster's own state (probes of targets the
+    /// caller names, external services).
+    pub open_world: bool,
+}
+
+impl Hints {
+    /// A read of cluster or node state.
+    pub const READ: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    /// A probe of a target the caller names (ping, TCP, HTTP, DNS).
+    pub const PROBE: Hints = Hints {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+        open_world: true,
+    };
+}
+
+/// What a tool call may report while it runs (MCP progress notifications
+/// when the client sent a progress token; progress on stderr in the CLI).
+#[derive(Clone, Default)]
+pub struct Call {
+    progress: Option<Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl Call {
+    /// A call that reports progress through `sink(done, total, message)`.
+    pub fn with_progress(sink: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
+        Self {
+            progress: Some(Arc::new(sink)),
+        }
+    }
+
+    /// Reports `done` of `total` steps.
+    pub fn progress(&self, done: f64, total: Option<f64>, message: impl Into<String>) {
+        if let Some(p) = &self.progress {
+            p(done, total, message.into());
+        }
+    }
+}
+
+/// What a tool is, apart from its argument and result types.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    /// Name (kept compatible with the predecessor).
+    pub name: &'static str,
+    /// Human title.
+    pub title: &'static str,
+    /// What the model reads to choose it: short, the arguments' meaning
+    /// where the schema cannot say it.
+    pub description: &'static str,
+    /// Its set.
+    pub toolset: Toolset,
+    /// Annotations.
+    pub hints: Hints,
+}
+
+type RunFn = Arc<dyn Fn(Arc<ToolContext>, Map<String, Value>, Call) -> ToolFuture + Send + Sync>;
+
+/// One tool: its definition and how to run it.
 #[derive(Clone)]
 pub struct ToolDef {
-    /// Where its answers come from.
-    pub family: Family,
     /// Name (kept compatible with the predecessor).
     pub name: &'static str,
     /// Human title.
     pub title: &'static str,
     /// One-paragraph description.
     pub description: &'static str,
+    /// Its set.
+    pub toolset: Toolset,
+    /// Annotations.
+    pub hints: Hints,
     /// JSON Schema of the arguments.
-    pub input_schema: Value,
+    pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of `structuredContent`.
-    pub output_schema: Value,
-    /// Never changes anything.
-    pub read_only: bool,
-    /// May destroy or overwrite.
-    pub destructive: bool,
-    /// Same call, same effect.
-    pub idempotent: bool,
-    /// Talks to things outside labscope (probes, external services).
-    pub open_world: bool,
-    /// Runs the tool.
-    pub run: fn(Arc<ToolContext>, Map<String, Value>) -> ToolFuture,
+    pub output_schema: Arc<Map<String, Value>>,
+    run: RunFn,
 }
 
 impl std::fmt::Debug for ToolDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ToolDef").field("name", &self.name).finish()
+    }
+}
+
+/// Input schema of `A`: root `type: object`, without `$schema`, `title` and
+/// `description` (noise the model pays for on every request).
+/// Optional arguments are simply not required: no `"null"` in their type.
+pub fn input_schema<A: schemars::JsonSchema + 'static>() -> Arc<Map<String, Value>> {
+    let root = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<A>();
+    let Ok(Value::Object(mut schema)) = serde_json::to_value(root) else {
+        panic!(
+            "{}: the input schema is not an object",
+            std::any::type_name::<A>()
+        );
+    };
+    assert_eq!(
+        schema.get("type").and_then(Value::as_str),
+        Some("object"),
+        "{}: MCP requires an object input schema",
+        std::any::type_name::<A>()
+    );
+    for key in ["$schema", "title", "description"] {
+        schema.remove(key);
+    }
+    if let Some(Value::Object(props)) = schema.get_mut("properties") {
+        for prop in props.values_mut() {
+            drop_null(prop);
+        }
+    }
+    Arc::new(schema)
+}
+
+/// `{"type": ["integer", "null"]}` → `{"type": "integer"}`, and
+/// `{"anyOf": [X, {"type": "null"}]}` → `X`: an optional argument may be
+/// left out; it need not be sent as null (serde still accepts null).
+fn drop_null(prop: &mut Value) {
+    if let Some(Value::Array(types)) = prop.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            prop["type"] = only;
+        }
+    }
+    let single = match prop.get("anyOf") {
+        Some(Value::Array(alts)) => {
+            let rest: Vec<&Value> = alts
+                .iter()
+                .filter(|a| a.get("type") != Some(&Value::from("null")))
+                .collect();
+            (rest.len() == 1 && alts.len() == 2).then(|| rest[0].clone())
+        }
+        _ => None,
+    };
+    if let (Some(single), Some(obj)) = (single, prop.as_object_mut()) {
+        obj.remove("anyOf");
+        if let Value::Object(inner) = single {
+            for (k, v) in inner {
+                obj.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+/// Output schema of `O`: what its `Serialize` writes.
+pub fn output_schema<O: schemars::JsonSchema + 'static>() -> Arc<Map<String, Value>> {
+    let mut schema = (*rmcp::handler::server::common::schema_for_output::<O>()).clone();
+    schema.remove("$schema");
+    Arc::new(schema)
+}
+
+/// Deserialises a call's arguments into `A`; an error names the argument.
+pub fn parse_args<A: serde::de::DeserializeOwned>(
+    args: Map<String, Value>,
+) -> Result<A, ToolError> {
+    serde_path_to_error::deserialize::<_, A>(Value::Object(args)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let quoted = |s: &str| s.split('`').nth(1).map(str::to_string);
+        if path == "." || path.is_empty() {
+            if let Some(rest) = inner.strip_prefix("missing field ") {
+                return ToolError::invalid(&quoted(rest).unwrap_or_default(), "required");
+            }
+            if let Some(rest) = inner.strip_prefix("unknown field ") {
+                let known: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+                return ToolError::invalid(
+                    &quoted(rest).unwrap_or_default(),
+                    if known.is_empty() {
+                        "unknown argument; this tool takes none".to_string()
+                    } else {
+                        format!("unknown argument; this tool takes: {}", known.join(", "))
+                    },
+                );
+            }
+            return ToolError::invalid("arguments", inner);
+        }
+        ToolError::invalid(&path, inner)
+    })
+}
+
+impl ToolDef {
+    /// A tool with typed arguments `A` and result `O`: its schemas are
+    /// generated from them, its arguments parsed and validated into `A`, its
+    /// result serialised and rendered from `O`.
+    pub fn typed<A, O, F, Fut>(meta: Meta, run: F) -> Self
+    where
+        A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
+        O: Serialize + schemars::JsonSchema + Render + Send + 'static,
+        F: Fn(Arc<ToolContext>, A, Call) -> Fut + Send + Sync + Copy + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        let erased: RunFn = Arc::new(move |ctx, args, call| {
+            Box::pin(async move {
+                let args: A = parse_args(args)?;
+                let out = run(ctx, args, call).await?;
+                let structured = serde_json::to_value(&out).map_err(|e| {
+                    ToolError::new(
+                        ErrorCode::AgentError,
+                        format!("the result could not be serialised: {e}"),
+                        "this is a labscope bug worth reporting",
+                    )
+                })?;
+                Ok(ToolOutput {
+                    structured,
+                    text: out.text(),
+                })
+            })
+        });
+        Self {
+            name: meta.name,
+            title: meta.title,
+            description: meta.description,
+            toolset: meta.toolset,
+            hints: meta.hints,
+            input_schema: input_schema::<A>(),
+            output_schema: output_schema::<O>(),
+            run: erased,
+        }
+    }
+
+    /// A tool still built from JSON (`run` parses its own arguments).
+    pub fn untyped(
+        meta: Meta,
+        input_schema: Value,
+        output_schema: Value,
+        run: fn(Arc<ToolContext>, Map<String, Value>) -> ToolFuture,
+    ) -> Self {
+        let object = |v: Value| Arc::new(v.as_object().cloned().unwrap_or_default());
+        Self {
+            name: meta.name,
+            title: meta.title,
+            description: meta.description,
+            toolset: meta.toolset,
+            hints: meta.hints,
+            input_schema: object(input_schema),
+            output_schema: object(output_schema),
+            run: Arc::new(move |ctx, args, _call| run(ctx, args)),
+        }
+    }
+
+    /// Runs the tool.
+    pub fn run(&self, ctx: Arc<ToolContext>, args: Map<String, Value>, call: Call) -> ToolFuture {
+        (self.run)(ctx, args, call)
     }
 }
 
@@ -218,6 +494,7 @@ pub async fn call(
     tools: &[ToolDef],
     name: &str,
     args: Map<String, Value>,
+    call: Call,
 ) -> Result<ToolOutput, ToolError> {
     let Some(tool) = tools.iter().find(|t| t.name == name) else {
         return Err(ToolError::new(
@@ -231,11 +508,11 @@ pub async fn call(
     };
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
-    let result = match tool.family {
-        Family::Node => (tool.run)(ctx, args).await,
-        Family::Cluster => {
+    let result = match tool.toolset.uses_kubernetes() {
+        false => tool.run(ctx, args, call).await,
+        true => {
             let deadline = ctx.settings.tool_deadline;
-            match tokio::time::timeout(deadline, (tool.run)(ctx, args)).await {
+            match tokio::time::timeout(deadline, tool.run(ctx, args, call)).await {
                 Ok(r) => r,
                 Err(_) => Err(ToolError::new(
                     ErrorCode::Timeout,

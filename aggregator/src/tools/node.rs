@@ -20,57 +20,58 @@ use crate::agents::{AgentHandle, NodeOutcome, NodeResult, fan_out_with_deadline}
 /// The node tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef {
-            family: super::Family::Node,
-            name: "list_nodes",
-            title: "List nodes and their agents",
-            description: "Every node with its labscope agent: agent status (ok, unavailable, timeout, error) with the \
+        ToolDef::untyped(
+            super::Meta {
+                name: "list_nodes",
+                title: "List nodes and their agents",
+                description: "Every node with its labscope agent: agent status (ok, unavailable, timeout, error) with the \
                 reason, agent version, kernel, OS, uptime, load, memory and conntrack table usage. Use it first to \
                 see which nodes can answer node tools.",
-            input_schema: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "nodes": {"type": "array", "items": {"type": "object"}},
                 "summary": {"type": "object"}}, "required": ["nodes", "summary"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(list_nodes(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "get_node_networking",
-            title: "Node networking",
-            description: "A node's interfaces (kind, state, MTU, MAC, master, rx/tx counters), addresses, routes \
+            |ctx, args| Box::pin(list_nodes(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_node_networking",
+                title: "Node networking",
+                description: "A node's interfaces (kind, state, MTU, MAC, master, rx/tx counters), addresses, routes \
                 (table, protocol, scope, metric, gateway, prefsrc), policy rules and neighbours, read from the kernel \
                 by the node's agent. `sections` picks some of links, addresses, routes, rules, neighbours; `table` is \
                 main (default), all, local, or a table number.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "node": {"type": "string", "description": "Node name (see list_nodes)"},
                 "sections": {"type": "array", "items": {"type": "string", "enum": ["links", "addresses", "routes", "rules", "neighbours"]}},
                 "table": {"type": "string", "description": "main (default), all, local, default, or a number"},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500, "description": "Most items per list"},
                 "cursor": {"type": "string", "description": "nextCursor of the previous page: the same offset applies to every list"}},
                 "required": ["node"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "node": {"type": "string"}, "links": {"type": "array"}, "addresses": {"type": "array"},
                 "routes": {"type": "array"}, "rules": {"type": "array"}, "neighbours": {"type": "array"},
                 "counts": {"type": "object"}, "errors": {"type": "array"}, "nextCursor": {"type": "string"}},
                 "required": ["node", "counts"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_node_networking(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "get_iptables_rules",
-            title: "iptables rules with counters",
-            description: "iptables rules of one table on a node, with packet/byte counters, comments, targets and \
+            |ctx, args| Box::pin(get_node_networking(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_iptables_rules",
+                title: "iptables rules with counters",
+                description: "iptables rules of one table on a node, with packet/byte counters, comments, targets and \
                 full rule text; which backend holds rules (nf_tables or legacy) and a warning when both do (a known \
                 k3s failure). Bounded: `limit` rules per page (200, max 2000) and a `cursor` for the next page.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "node": {"type": "string"},
                 "table": {"type": "string", "enum": ["filter", "nat", "mangle", "raw", "security"], "default": "filter"},
                 "chain": {"type": "string", "description": "Only this chain"},
@@ -78,131 +79,122 @@ pub fn tools() -> Vec<ToolDef> {
                 "limit": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 200},
                 "cursor": {"type": "string"}},
                 "required": ["node"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "node": {"type": "string"}, "table": {"type": "string"}, "backend": {"type": "string"},
                 "backendsWithRules": {"type": "array"}, "warning": {"type": "string"},
                 "chains": {"type": "array"}, "rules": {"type": "array"},
                 "returned": {"type": "integer"}, "total": {"type": "integer"}, "nextCursor": {"type": "string"}},
                 "required": ["node", "table", "rules", "returned", "total"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_iptables_rules(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "get_conntrack_entries",
-            title: "Conntrack entries",
-            description: "Connection-tracking entries of a node, filtered in the agent while the kernel table \
+            |ctx, args| Box::pin(get_iptables_rules(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_conntrack_entries",
+                title: "Conntrack entries",
+                description: "Connection-tracking entries of a node, filtered in the agent while the kernel table \
                 streams: `filter` is an address or CIDR matched on either side of either direction; also `protocol`, \
                 `port`, `state` (TCP state, ASSURED or UNREPLIED). Returns matched count, table count and \
                 nf_conntrack_max with usage %, and a cursor. `limit` 50 by default, at most 1000.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "node": {"type": "string"},
                 "filter": {"type": "string", "description": "IP address or CIDR"},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
                 "protocol": {"type": "string"}, "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "state": {"type": "string"}, "cursor": {"type": "string"}},
                 "required": ["node"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "node": {"type": "string"}, "entries": {"type": "array"}, "matched": {"type": "integer"},
                 "returned": {"type": "integer"}, "tableCount": {"type": "integer"}, "tableMax": {"type": "integer"},
                 "usagePercent": {"type": "number"}, "truncated": {"type": "boolean"}, "nextCursor": {"type": "string"}},
                 "required": ["node", "entries", "matched", "returned", "tableCount", "tableMax", "truncated"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_conntrack_entries(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "test_pod_connectivity",
-            title: "Ping and TCP connect from a node",
-            description: "From `sourceNode`'s agent: resolve `target`, ping it (`count` 3, max 10) and open one TCP \
+            |ctx, args| Box::pin(get_conntrack_entries(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "test_pod_connectivity",
+                title: "Ping and TCP connect from a node",
+                description: "From `sourceNode`'s agent: resolve `target`, ping it (`count` 3, max 10) and open one TCP \
                 connection to `port`. TCP outcome is open, refused (reachable, nothing listening), timeout \
                 (filtered or down) or unreachable, with connect time.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::PROBE,
+            },
+            json!({"type": "object", "properties": {
                 "sourceNode": {"type": "string"}, "target": {"type": "string", "description": "IP or hostname"},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "count": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}},
                 "required": ["sourceNode", "target", "port"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "sourceNode": {"type": "string"}, "target": {"type": "string"}, "ping": {"type": "object"},
                 "tcp": {"type": "object"}}, "required": ["sourceNode", "target", "ping", "tcp"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: true,
-            run: |ctx, args| Box::pin(test_pod_connectivity(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "curl_ingress",
-            title: "HTTP(S) probe with timing",
-            description: "One HTTP(S) request from a node's agent: status, timing (DNS, connect, TLS, first byte, \
+            |ctx, args| Box::pin(test_pod_connectivity(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "curl_ingress",
+                title: "HTTP(S) probe with timing",
+                description: "One HTTP(S) request from a node's agent: status, timing (DNS, connect, TLS, first byte, \
                 total), remote address, size, redirect target, TLS version and certificate subject/issuer/notAfter/days \
                 left. TLS verification is on unless verifyTls=false. Without fromNode the first node whose agent \
                 answers is used.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::PROBE,
+            },
+            json!({"type": "object", "properties": {
                 "url": {"type": "string"}, "timeout": {"type": "integer", "minimum": 1, "maximum": 30, "default": 10, "description": "seconds"},
                 "fromNode": {"type": "string"}, "verifyTls": {"type": "boolean", "default": true},
                 "method": {"type": "string", "enum": ["GET", "HEAD"], "default": "GET"}},
                 "required": ["url"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "fromNode": {"type": "string"}, "url": {"type": "string"}, "outcome": {"type": "string"},
                 "status": {"type": "integer"}, "timingMs": {"type": "object"}, "certificate": {"type": ["object", "null"]}},
                 "required": ["fromNode", "url", "outcome"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: true,
-            run: |ctx, args| Box::pin(curl_ingress(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "test_dns_query",
-            title: "DNS query to an explicit server",
-            description: "Ask `server` (default: the configured primary Pi-hole) for `domain`/`type` from a node's \
+            |ctx, args| Box::pin(curl_ingress(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "test_dns_query",
+                title: "DNS query to an explicit server",
+                description: "Ask `server` (default: the configured primary Pi-hole) for `domain`/`type` from a node's \
                 agent: rcode, answers with TTL, AA/AD/CD/RA flags, latency. `checkingDisabled` sets the CD flag (a \
                 SERVFAIL that turns into an answer with CD points at DNSSEC).",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::PROBE,
+            },
+            json!({"type": "object", "properties": {
                 "domain": {"type": "string"},
                 "type": {"type": "string", "enum": ["A", "AAAA", "MX", "TXT", "CNAME", "NS", "SOA", "PTR", "SRV"], "default": "A"},
                 "server": {"type": "string", "description": "IP, IP:port or [IPv6]:port"},
                 "fromNode": {"type": "string"}, "checkingDisabled": {"type": "boolean", "default": false}},
                 "required": ["domain"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "fromNode": {"type": "string"}, "server": {"type": "string"}, "rcode": {"type": "string"},
                 "answers": {"type": "array"}, "flags": {"type": "object"}, "latencyMs": {"type": "number"}},
                 "required": ["fromNode", "server", "rcode", "answers"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: true,
-            run: |ctx, args| Box::pin(test_dns_query(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Node,
-            name: "check_network_mesh",
-            title: "Node-to-node reachability matrix",
-            description: "Every agent probes every other agent: ICMP echo and a TCP connect to the agent port (or \
+            |ctx, args| Box::pin(test_dns_query(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "check_network_mesh",
+                title: "Node-to-node reachability matrix",
+                description: "Every agent probes every other agent: ICMP echo and a TCP connect to the agent port (or \
                 `port`). Returns the node×node matrix with RTTs and the list of broken pairs, and per node whether \
                 its agent could be asked at all.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Node,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "nodes": {"type": "array", "items": {"type": "string"}},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535}},
                 "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "nodes": {"type": "array"}, "matrix": {"type": "array"}, "broken": {"type": "array"},
                 "agents": {"type": "array"}}, "required": ["nodes", "matrix", "broken", "agents"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(check_network_mesh(ctx, args)),
-        },
+            |ctx, args| Box::pin(check_network_mesh(ctx, args)),
+        ),
     ]
 }
 

@@ -66,63 +66,60 @@ const KINDS: &[(&str, &str, &str, &str, &str, bool)] = &[
 pub fn tools() -> Vec<ToolDef> {
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
     vec![
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_ingress_status",
-            title: "Ingresses, certificates and backend health",
-            description: "Ingresses with hosts, class and address; each TLS secret with its cert-manager Certificate \
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_ingress_status",
+                title: "Ingresses, certificates and backend health",
+                description: "Ingresses with hosts, class and address; each TLS secret with its cert-manager Certificate \
                 (ready, notAfter, days left); each backend Service with its ready and not-ready endpoints from \
                 EndpointSlices. A backend with no ready endpoint is down, unless its Deployment is scaled to 0 \
                 (reported as \"scaled to zero\": parked on purpose, or drift from Git). Optional `namespace`.",
-            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "verdict": {"type": "string"}, "ingresses": {"type": "array"}, "summary": {"type": "object"}},
                 "required": ["verdict", "ingresses"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_ingress_status(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_pvcs",
-            title: "PersistentVolumeClaims",
-            description: "PVCs with phase, requested and bound capacity, storage class, volume, access modes, where \
+            |ctx, args| Box::pin(get_ingress_status(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_pvcs",
+                title: "PersistentVolumeClaims",
+                description: "PVCs with phase, requested and bound capacity, storage class, volume, access modes, where \
                 the data lives (the node of a local-path volume, or the NFS server and path) and the pods that mount \
                 each one. Pending or lost claims are problems; unmounted ones are noted. Optional `namespace`.",
-            input_schema: json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+            json!({"type": "object", "properties": {
                 "verdict": {"type": "string"}, "pvcs": {"type": "array"}, "summary": {"type": "object"}},
                 "required": ["verdict", "pvcs"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_pvcs(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "describe_resource",
-            title: "Describe a resource",
-            description: "Spec and status summary of one object (deployment, statefulset, daemonset, pod, service, \
+            |ctx, args| Box::pin(get_pvcs(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "describe_resource",
+                title: "Describe a resource",
+                description: "Spec and status summary of one object (deployment, statefulset, daemonset, pod, service, \
                 configmap, node, job, cronjob, ingress, pvc) with its conditions, its pods where it has any, and the \
                 events about it from the last 24 hours. Secret values are redacted: env values that look secret, \
                 ConfigMap values with credentials, and Secret references are named but never read. `namespace` is \
                 ignored for nodes.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "kind": {"type": "string", "enum": kinds}, "namespace": {"type": "string"}, "name": {"type": "string"}},
                 "required": ["kind", "name"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"},
                 "summary": {"type": "object"}, "events": {"type": "array"}},
                 "required": ["kind", "name", "summary", "events"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(describe_resource(ctx, args)),
-        },
+            |ctx, args| Box::pin(describe_resource(ctx, args)),
+        ),
     ]
 }
 
@@ -763,7 +760,13 @@ async fn describe_resource(
             e["message"].as_str().unwrap_or_default()
         ));
     }
-    let structured = json!({"kind": kind, "namespace": ns, "name": name, "metadata": meta_summary(&o), "summary": summary, "events": events});
+    let mut structured = json!({"kind": kind, "namespace": ns, "name": name, "metadata": meta_summary(&o), "summary": summary, "events": events});
+    if ns.is_none()
+        && let Some(m) = structured.as_object_mut()
+    {
+        // Cluster-scoped (a node): no namespace at all, never null.
+        m.remove("namespace");
+    }
     Ok(ToolOutput { structured, text })
 }
 

@@ -20,53 +20,51 @@ use crate::redact::redact;
 /// The workload tools.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_pod_logs",
-            title: "Pod logs, filtered",
-            description: "Logs of one pod (`pod` is the exact name or a unique prefix, e.g. the Deployment name), one \
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_pod_logs",
+                title: "Pod logs, filtered",
+                description: "Logs of one pod (`pod` is the exact name or a unique prefix, e.g. the Deployment name), one \
                 container (default: the first, others listed), `lines` (100, max 5000), optional `sinceSeconds`, \
                 `previous` (the crashed instance), `grep` (regex, applied before the byte cap) and `maxBytes` (64 KiB, \
                 the newest bytes are kept). Secret-looking values are redacted.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "pod": {"type": "string"}, "container": {"type": "string"},
                 "lines": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100},
                 "sinceSeconds": {"type": "integer", "minimum": 1, "maximum": 2592000},
                 "previous": {"type": "boolean", "default": false}, "grep": {"type": "string"},
                 "maxBytes": {"type": "integer", "minimum": 1024, "maximum": 1048576, "default": 65536}},
                 "required": ["namespace", "pod"], "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "pod": {"type": "string"}, "container": {"type": "string"},
                 "otherContainers": {"type": "array"}, "log": {"type": "string"}, "lines": {"type": "integer"},
                 "matchedLines": {"type": "integer"}, "truncated": {"type": "boolean"}, "redactions": {"type": "integer"}},
                 "required": ["namespace", "pod", "container", "log", "truncated"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_pod_logs(ctx, args)),
-        },
-        ToolDef {
-            family: super::Family::Cluster,
-            name: "get_events",
-            title: "Kubernetes events",
-            description: "Events newest first, de-duplicated (same object, reason and message) with summed counts; \
+            |ctx, args| Box::pin(get_pod_logs(ctx, args)),
+        ),
+        ToolDef::untyped(
+            super::Meta {
+                name: "get_events",
+                title: "Kubernetes events",
+                description: "Events newest first, de-duplicated (same object, reason and message) with summed counts; \
                 `type` Warning by default (or Normal, or all), within `sinceMinutes` (60), optionally for one \
                 `object` (name or kind/name). Bounded by `limit` (100, max 500) with N of M.",
-            input_schema: json!({"type": "object", "properties": {
+                toolset: super::Toolset::Cluster,
+                hints: super::Hints::READ,
+            },
+            json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "type": {"type": "string", "enum": ["Warning", "Normal", "all"], "default": "Warning"},
                 "sinceMinutes": {"type": "integer", "minimum": 1, "maximum": 10080, "default": 60},
                 "object": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
                 "additionalProperties": false}),
-            output_schema: json!({"type": "object", "properties": {
+            json!({"type": "object", "properties": {
                 "events": {"type": "array"}, "returned": {"type": "integer"}, "total": {"type": "integer"}},
                 "required": ["events", "returned", "total"]}),
-            read_only: true,
-            destructive: false,
-            idempotent: true,
-            open_world: false,
-            run: |ctx, args| Box::pin(get_events(ctx, args)),
-        },
+            |ctx, args| Box::pin(get_events(ctx, args)),
+        ),
     ]
 }
 

@@ -243,8 +243,11 @@ impl Hints {
 /// when the client sent a progress token; progress on stderr in the CLI).
 #[derive(Clone, Default)]
 pub struct Call {
-    progress: Option<Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>>,
+    progress: Option<ProgressSink>,
 }
+
+/// Receives (done, total, message).
+type ProgressSink = Arc<dyn Fn(f64, Option<f64>, String) + Send + Sync>;
 
 impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

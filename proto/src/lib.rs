@@ -16,3 +16,5 @@ pub mod node {
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptor.bin");
 
 pub use node::v1;
+
+pub mod text;

@@ -200,7 +200,7 @@ pub fn parse_time(s: &str) -> i64 {
 
 /// Unix seconds → RFC 3339 (UTC).
 pub fn rfc3339(secs: i64) -> String {
-    labscope_agent::probe::http::rfc3339(secs)
+    labscope_proto::text::rfc3339(secs)
 }
 
 /// The Ingress TLS certificates of HOMELAB.md §1.8, in table order: (namespace, secret, hosts).

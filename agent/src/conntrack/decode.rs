@@ -2,6 +2,9 @@
 //! allocating. The record is small and `Copy`; only entries that land on the
 //! page are turned into wire messages.
 
+pub use labscope_proto::text::{
+    IPS_ASSURED, IPS_DST_NAT, IPS_SEEN_REPLY, IPS_SRC_NAT, TCP_STATE_NAMES, status_names,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use labscope_proto::v1 as pb;
@@ -51,34 +54,6 @@ const CTA_COUNTERS_BYTES: u16 = 2;
 const CTA_COUNTERS32_PACKETS: u16 = 3;
 const CTA_COUNTERS32_BYTES: u16 = 4;
 const CTA_TIMESTAMP_START: u16 = 1;
-
-/// `IPS_SEEN_REPLY`: without it conntrack prints `[UNREPLIED]`.
-pub const IPS_SEEN_REPLY: u32 = 1 << 1;
-/// `IPS_ASSURED`.
-pub const IPS_ASSURED: u32 = 1 << 2;
-/// `IPS_SRC_NAT`.
-pub const IPS_SRC_NAT: u32 = 1 << 4;
-/// `IPS_DST_NAT`.
-pub const IPS_DST_NAT: u32 = 1 << 5;
-
-const STATUS_NAMES: [&str; 16] = [
-    "EXPECTED",
-    "SEEN_REPLY",
-    "ASSURED",
-    "CONFIRMED",
-    "SRC_NAT",
-    "DST_NAT",
-    "SEQ_ADJUST",
-    "SRC_NAT_DONE",
-    "DST_NAT_DONE",
-    "DYING",
-    "FIXED_TIMEOUT",
-    "TEMPLATE",
-    "NAT_CLASH",
-    "HELPER",
-    "OFFLOAD",
-    "HW_OFFLOAD",
-];
 
 /// One direction of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,30 +279,6 @@ fn counters(a: &Nla<'_>) -> Option<(u64, u64)> {
     }
     Some((packets?, bytes.unwrap_or(0)))
 }
-
-/// IPS_* bits by name, as conntrack's own tools name them.
-pub fn status_names(bits: u32) -> Vec<String> {
-    STATUS_NAMES
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .map(|(_, n)| n.to_string())
-        .collect()
-}
-
-/// `TCP_CONNTRACK_*` names, index = state number.
-pub const TCP_STATE_NAMES: [&str; 10] = [
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-];
 
 fn tuple_pb(t: &Tuple) -> pb::ConntrackTuple {
     pb::ConntrackTuple {

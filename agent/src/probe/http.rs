@@ -3,6 +3,7 @@
 //! on by default; when it fails, the certificate facts are still reported so
 //! the caller sees *why* (expired, wrong name, unknown issuer).
 
+pub use labscope_proto::text::rfc3339;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -155,27 +156,6 @@ pub fn describe_certificate(der: &[u8], now: i64) -> Option<Certificate> {
         dns_names,
         serial_hex: cert.raw_serial_as_string(),
     })
-}
-
-/// Unix seconds → RFC 3339 UTC (proleptic Gregorian, Howard Hinnant's algorithm).
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn now_unix() -> i64 {
@@ -478,16 +458,4 @@ async fn exchange<S>(
     driver.abort();
     result.body_bytes = size;
     result.outcome = HttpProbeOutcome::Ok as i32;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_787_206_020), "2026-08-20T06:07:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
 }

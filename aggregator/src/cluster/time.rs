@@ -52,7 +52,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// Unix seconds → RFC 3339 (UTC).
 pub fn rfc3339(secs: i64) -> String {
-    labscope_agent::probe::http::rfc3339(secs)
+    labscope_proto::text::rfc3339(secs)
 }
 
 /// Now, in Unix seconds: the fixed clock when set, else the system clock.

@@ -298,11 +298,7 @@ pub fn ip_text(ip: &Option<pb::IpAddress>) -> String {
 /// IPS_* flag names of a conntrack entry (the agent sends only the bits),
 /// plus UNREPLIED when no reply was seen, as `conntrack -L` shows it.
 fn status_names(bits: u32) -> Vec<String> {
-    let mut out = labscope_agent::conntrack::decode::status_names(bits);
-    if bits & labscope_agent::conntrack::decode::IPS_SEEN_REPLY == 0 {
-        out.push("UNREPLIED".to_string());
-    }
-    out
+    labscope_proto::text::conntrack_status(bits)
 }
 
 fn enum_name(name: &str, prefix: &str) -> String {

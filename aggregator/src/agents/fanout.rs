@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 use super::AgentHandle;
 
 /// How one node's call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeOutcome {
     /// Answered.

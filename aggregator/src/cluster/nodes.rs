@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Cluster, Error, Request};
 
 /// What `list_nodes` shows of a Kubernetes node.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeFacts {
     /// Node name.

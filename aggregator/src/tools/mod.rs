@@ -7,7 +7,6 @@ pub mod batch;
 pub mod cluster;
 pub mod flux;
 pub mod node;
-pub mod render;
 pub mod resources;
 pub mod workloads;
 
@@ -271,6 +270,37 @@ impl Call {
             p(done, total, message.into());
         }
     }
+
+    /// Awaits `fut`, reporting progress once a second while it runs:
+    /// seconds elapsed of `expected` (the longest it can take), with `what`.
+    pub async fn ticking<T>(
+        &self,
+        what: &str,
+        expected: Duration,
+        fut: impl Future<Output = T>,
+    ) -> T {
+        if self.progress.is_none() {
+            return fut.await;
+        }
+        let total = expected.as_secs_f64().max(1.0);
+        self.progress(0.0, Some(total), format!("{what}…"));
+        let started = tokio::time::Instant::now();
+        let mut tick =
+            tokio::time::interval_at(started + Duration::from_secs(1), Duration::from_secs(1));
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => {
+                    self.progress(total, Some(total), format!("{what}: done"));
+                    return out;
+                }
+                _ = tick.tick() => {
+                    let done = started.elapsed().as_secs_f64().min(total);
+                    self.progress(done, Some(total), format!("{what}: {done:.0} s of at most {total:.0} s"));
+                }
+            }
+        }
+    }
 }
 
 /// What a tool is, apart from its argument and result types.
@@ -308,7 +338,26 @@ pub struct ToolDef {
     pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of `structuredContent`.
     pub output_schema: Arc<Map<String, Value>>,
+    /// Each argument documented, for `labscope call TOOL --help` (the
+    /// advertised input schema stays lean; the description covers what the
+    /// model needs).
+    pub arg_help: Arc<Vec<ArgHelp>>,
     run: RunFn,
+}
+
+/// One argument, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgHelp {
+    /// Name.
+    pub name: String,
+    /// Type, with its range or choices.
+    pub kind: String,
+    /// Must be given.
+    pub required: bool,
+    /// Default, when there is one.
+    pub default: Option<String>,
+    /// What it means.
+    pub description: String,
 }
 
 impl std::fmt::Debug for ToolDef {
@@ -317,10 +366,14 @@ impl std::fmt::Debug for ToolDef {
     }
 }
 
-/// Input schema of `A`: root `type: object`, without `$schema`, `title` and
-/// `description` (noise the model pays for on every request).
-/// Optional arguments are simply not required: no `"null"` in their type.
-pub fn input_schema<A: schemars::JsonSchema + 'static>() -> Arc<Map<String, Value>> {
+/// Input schema of `A` as advertised: root `type: object`, without
+/// `$schema`, `title`, `description` and per-argument descriptions (the
+/// tool's description says what the model needs; every byte here is paid on
+/// every request), without `"null"` in optional arguments' types (they may
+/// simply be left out) and without null or false defaults. Also the
+/// arguments' help for people, from the full schema.
+pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Value>>, Vec<ArgHelp>)
+{
     let root = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<A>();
@@ -339,12 +392,65 @@ pub fn input_schema<A: schemars::JsonSchema + 'static>() -> Arc<Map<String, Valu
     for key in ["$schema", "title", "description"] {
         schema.remove(key);
     }
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut help = Vec::new();
     if let Some(Value::Object(props)) = schema.get_mut("properties") {
-        for prop in props.values_mut() {
+        for (name, prop) in props.iter_mut() {
             drop_null(prop);
+            if let Some(obj) = prop.as_object_mut() {
+                let description = obj
+                    .remove("description")
+                    .and_then(|d| d.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                if matches!(obj.get("default"), Some(Value::Null | Value::Bool(false))) {
+                    obj.remove("default");
+                }
+                help.push(ArgHelp {
+                    name: name.clone(),
+                    kind: arg_kind(obj),
+                    required: required.contains(name),
+                    default: obj.get("default").map(|d| match d {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }),
+                    description,
+                });
+            }
         }
     }
-    Arc::new(schema)
+    (Arc::new(schema), help)
+}
+
+/// "integer 1..1000", "one of filter, nat", "list of string", "string".
+fn arg_kind(prop: &Map<String, Value>) -> String {
+    if let Some(Value::Array(choices)) = prop.get("enum") {
+        let names: Vec<String> = choices
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect();
+        return format!("one of {}", names.join(", "));
+    }
+    let ty = prop.get("type").and_then(Value::as_str).unwrap_or("string");
+    match (ty, prop.get("minimum"), prop.get("maximum")) {
+        ("integer", Some(lo), Some(hi)) => format!("integer {lo}..{hi}"),
+        ("array", _, _) => {
+            let item = prop
+                .get("items")
+                .and_then(Value::as_object)
+                .map(arg_kind)
+                .unwrap_or_else(|| "string".into());
+            format!("list of {item}")
+        }
+        (ty, _, _) => ty.to_string(),
+    }
 }
 
 /// `{"type": ["integer", "null"]}` → `{"type": "integer"}`, and
@@ -378,11 +484,40 @@ fn drop_null(prop: &mut Value) {
     }
 }
 
-/// Output schema of `O`: what its `Serialize` writes.
+/// Output schema of `O`: what its `Serialize` writes — types, enums,
+/// required fields — without descriptions (the field names say it; the
+/// Rust docs of the result types say more).
 pub fn output_schema<O: schemars::JsonSchema + 'static>() -> Arc<Map<String, Value>> {
-    let mut schema = (*rmcp::handler::server::common::schema_for_output::<O>()).clone();
+    let mut schema =
+        Value::Object((*rmcp::handler::server::common::schema_for_output::<O>()).clone());
+    strip_descriptions(&mut schema);
+    let Value::Object(mut schema) = schema else {
+        unreachable!("a schema object stays an object")
+    };
     schema.remove("$schema");
     Arc::new(schema)
+}
+
+/// Removes `description` and `title` everywhere in a schema (not inside
+/// `properties`, where they would be field names).
+fn strip_descriptions(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("description");
+            m.remove("title");
+            for (k, child) in m.iter_mut() {
+                if k == "properties" || k == "$defs" {
+                    if let Value::Object(fields) = child {
+                        fields.values_mut().for_each(strip_descriptions);
+                    }
+                } else {
+                    strip_descriptions(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
+        _ => {}
+    }
 }
 
 /// Deserialises a call's arguments into `A`; an error names the argument.
@@ -442,14 +577,16 @@ impl ToolDef {
                 })
             })
         });
+        let (input_schema, arg_help) = input_schema::<A>();
         Self {
             name: meta.name,
             title: meta.title,
             description: meta.description,
             toolset: meta.toolset,
             hints: meta.hints,
-            input_schema: input_schema::<A>(),
+            input_schema,
             output_schema: output_schema::<O>(),
+            arg_help: Arc::new(arg_help),
             run: erased,
         }
     }
@@ -470,6 +607,7 @@ impl ToolDef {
             hints: meta.hints,
             input_schema: object(input_schema),
             output_schema: object(output_schema),
+            arg_help: Arc::new(Vec::new()),
             run: Arc::new(move |ctx, args, _call| run(ctx, args)),
         }
     }

@@ -1,0 +1,262 @@
+//! `get_iptables_rules`: one table's chains and rules with counters, the
+//! backend in use and a warning when both backends hold rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use labscope_proto::v1 as pb;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{decode_offset, encode_offset, enum_name, node_agent, on_node};
+use crate::choice;
+use crate::tools::args::{Int, Text, blank_as_none};
+use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
+
+choice! {
+    /// An iptables table.
+    pub enum Table {
+        /// filter.
+        Filter = "filter",
+        /// nat.
+        Nat = "nat",
+        /// mangle.
+        Mangle = "mangle",
+        /// raw.
+        Raw = "raw",
+        /// security.
+        Security = "security",
+    }
+}
+
+/// Arguments (the predecessor's names).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Node name.
+    pub node: Text,
+    /// Table (filter by default).
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub table: Option<Table>,
+    /// Only this chain.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub chain: Option<Text>,
+    /// ip6tables instead of iptables.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// Rules per page.
+    #[serde(default)]
+    pub limit: Int<1, 2000, 200>,
+    /// nextCursor of the previous page.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub cursor: Option<Text>,
+}
+
+/// A chain.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ChainRow {
+    /// Name.
+    pub name: String,
+    /// Policy of a built-in chain (empty for user chains).
+    pub policy: String,
+    /// Built-in.
+    pub builtin: bool,
+    /// Packets that met the policy.
+    pub packets: u64,
+    /// Bytes that met the policy.
+    pub bytes: u64,
+    /// Rules in it.
+    pub rules: usize,
+}
+
+/// A rule.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RuleRow {
+    /// Chain.
+    pub chain: String,
+    /// 1-based position in the chain.
+    pub position: u32,
+    /// Full rule as iptables-save prints it.
+    pub text: String,
+    /// Jump or goto target.
+    pub target: String,
+    /// `-g` rather than `-j`.
+    pub goto: bool,
+    /// Its comment.
+    pub comment: String,
+    /// Packets matched.
+    pub packets: u64,
+    /// Bytes matched.
+    pub bytes: u64,
+}
+
+/// One page of a table.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rules {
+    /// Node.
+    pub node: String,
+    /// ipv4 or ipv6.
+    pub family: String,
+    /// Table.
+    pub table: String,
+    /// Backend in use: nft or legacy.
+    pub backend: String,
+    /// Backends that hold rules.
+    pub backends_with_rules: Vec<String>,
+    /// Set when both backends hold rules (a known k3s failure).
+    pub warning: String,
+    /// How the rules were read.
+    pub method: String,
+    /// Chains.
+    pub chains: Vec<ChainRow>,
+    /// Rules the other backend holds (text only, at most `limit`).
+    pub other_backend_rules: Vec<String>,
+    /// This page.
+    pub rules: Vec<RuleRow>,
+    /// Index of the first rule of the page.
+    pub offset: usize,
+    /// Rules in this page.
+    pub returned: usize,
+    /// Rules in the table.
+    pub total: usize,
+    /// Pass as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The tool.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_iptables_rules",
+            title: "iptables rules with counters",
+            description: "One iptables table of a node: chains with policies, rules with text, target, comment and \
+                packet/byte counters; the backend in use (nft or legacy) and a warning when both hold rules.",
+            toolset: Toolset::Node,
+            hints: Hints::READ,
+        },
+        run,
+    )
+}
+
+fn backend(b: i32) -> String {
+    enum_name(
+        pb::FirewallBackend::try_from(b)
+            .unwrap_or_default()
+            .as_str_name(),
+        "FIREWALL_BACKEND_",
+    )
+}
+
+async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolError> {
+    let limit = a.limit.get() as usize;
+    let offset = decode_offset("cursor", a.cursor.as_deref())?;
+    let agent = node_agent(&ctx, "node", &a.node)?;
+    let req = pb::GetFirewallRequest {
+        ipv6: a.ipv6,
+        table: a.table.unwrap_or(Table::Filter).as_str().to_string(),
+        chain: a.chain.map(Text::into_string).unwrap_or_default(),
+    };
+    let fw = on_node(
+        agent,
+        ctx.settings.agent_deadline.max(Duration::from_secs(10)),
+        &[("table", "table"), ("chain", "chain")],
+        |a| async move { a.client().get_firewall(req).await.map(|r| r.into_inner()) },
+    )
+    .await?;
+    let all: Vec<&pb::FirewallRule> = fw.chains.iter().flat_map(|c| &c.rules).collect();
+    let total = all.len();
+    let rules: Vec<RuleRow> = all
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| RuleRow {
+            chain: r.chain.clone(),
+            position: r.position,
+            text: r.text.clone(),
+            target: r.target.clone(),
+            goto: r.is_goto,
+            comment: r.comment.clone(),
+            packets: r.packets,
+            bytes: r.bytes,
+        })
+        .collect();
+    let next = offset + rules.len();
+    Ok(Rules {
+        node: a.node.as_str().to_string(),
+        family: if a.ipv6 { "ipv6" } else { "ipv4" }.into(),
+        table: fw.table,
+        backend: backend(fw.backend),
+        backends_with_rules: fw.backends_with_rules.iter().map(|b| backend(*b)).collect(),
+        warning: fw.warning,
+        method: fw.method,
+        chains: fw
+            .chains
+            .iter()
+            .map(|c| ChainRow {
+                name: c.name.clone(),
+                policy: c.policy.clone(),
+                builtin: c.builtin,
+                packets: c.packets,
+                bytes: c.bytes,
+                rules: c.rules.len(),
+            })
+            .collect(),
+        other_backend_rules: fw
+            .other_backend_chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .map(|r| r.text.clone())
+            .take(limit)
+            .collect(),
+        returned: rules.len(),
+        rules,
+        offset,
+        total,
+        next_cursor: (next < total).then(|| encode_offset(next)),
+    })
+}
+
+impl Render for Rules {
+    fn text(&self) -> String {
+        let mut out = format!(
+            "node {} {} table {} — backend {} ({}), rules {}-{} of {}\n",
+            self.node,
+            self.family,
+            self.table,
+            self.backend,
+            self.method,
+            self.offset + usize::from(self.returned > 0),
+            self.offset + self.returned,
+            self.total
+        );
+        if !self.warning.is_empty() {
+            out.push_str(&format!("WARNING: {}\n", self.warning));
+        }
+        for c in &self.chains {
+            if c.builtin {
+                out.push_str(&format!(
+                    "chain {} policy {} [{} pkts, {} bytes], {} rules\n",
+                    c.name, c.policy, c.packets, c.bytes, c.rules
+                ));
+            } else {
+                out.push_str(&format!("chain {}: {} rules\n", c.name, c.rules));
+            }
+        }
+        for r in &self.rules {
+            out.push_str(&format!("[{}:{}] {}\n", r.packets, r.bytes, r.text));
+        }
+        if !self.other_backend_rules.is_empty() {
+            out.push_str(&format!(
+                "the other backend holds {} rule(s), e.g. {}\n",
+                self.other_backend_rules.len(),
+                self.other_backend_rules[0]
+            ));
+        }
+        if let Some(c) = &self.next_cursor {
+            out.push_str(&format!("more: cursor={c}\n"));
+        }
+        out
+    }
+}

@@ -1,0 +1,255 @@
+//! Node tools, answered by the agents: `list_nodes` (nodes.rs),
+//! `get_node_networking` (networking.rs), `get_iptables_rules`
+//! (firewall.rs), `get_conntrack_entries` (conntrack.rs),
+//! `test_pod_connectivity`, `curl_ingress` and `test_dns_query` (probes.rs),
+//! `check_network_mesh` (mesh.rs). Argument names are the predecessor's, so
+//! existing clients keep working. Here: reaching a node's agent and turning
+//! its answers and failures into tool results.
+
+mod conntrack;
+mod firewall;
+mod mesh;
+mod networking;
+mod nodes;
+mod probes;
+
+use std::time::Duration;
+
+use base64::Engine;
+use labscope_proto::v1 as pb;
+
+use super::{ErrorCode, ToolContext, ToolDef, ToolError};
+use crate::agents::fanout::ask_one;
+use crate::agents::{AgentHandle, NodeOutcome, NodeResult};
+
+/// The node tools, in listing order.
+pub fn tools() -> Vec<ToolDef> {
+    vec![
+        nodes::tool(),
+        networking::tool(),
+        firewall::tool(),
+        conntrack::tool(),
+        probes::connectivity_tool(),
+        probes::curl_tool(),
+        probes::dns_tool(),
+        mesh::tool(),
+    ]
+}
+
+/// The agent of `node`, or why there is none (`arg` is the tool's argument
+/// that named it).
+fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, ToolError> {
+    if let Some(agent) = ctx.pool.get(node) {
+        return Ok(agent);
+    }
+    if let Some(p) = ctx
+        .pool
+        .discovery()
+        .problems
+        .into_iter()
+        .find(|p| p.node == node)
+    {
+        return Err(ToolError::new(
+            ErrorCode::NoAgent,
+            format!(
+                "node {node:?} has no usable agent: {} ({})",
+                p.reason, p.pod
+            ),
+            "check the labscope-agent DaemonSet pod on that node (kubectl describe pod)",
+        ));
+    }
+    Err(ToolError::new(
+        ErrorCode::UnknownNode,
+        format!("argument {arg:?}: no agent for node {node:?}"),
+        format!(
+            "known nodes: {}; list_nodes shows each agent's status",
+            ctx.pool.names().join(", ")
+        ),
+    ))
+}
+
+/// How the agent's request fields are called in this tool's arguments, so
+/// that an INVALID_ARGUMENT names what the caller sent.
+type FieldNames = &'static [(&'static str, &'static str)];
+
+/// Turns a single-node result into the answer or a typed error.
+fn single<T>(r: NodeResult<T>, fields: FieldNames) -> Result<T, ToolError> {
+    let node = r.node.clone();
+    match r.outcome {
+        NodeOutcome::Ok => r
+            .value
+            .ok_or_else(|| ToolError::new(ErrorCode::AgentError, "empty answer", "")),
+        NodeOutcome::Unavailable => Err(ToolError::new(
+            ErrorCode::AgentUnavailable,
+            format!("the agent on {node} is unavailable: {}", r.reason),
+            format!(
+                "check the labscope-agent pod on {node}; list_nodes shows every agent's status"
+            ),
+        )),
+        NodeOutcome::Timeout => Err(ToolError::new(
+            ErrorCode::AgentTimeout,
+            format!("the agent on {node} did not answer: {}", r.reason),
+            "the node may be overloaded or partitioned; check_network_mesh shows which paths work",
+        )),
+        NodeOutcome::Error => {
+            let code = match r.code.as_deref() {
+                Some("PermissionDenied") => ErrorCode::PermissionDenied,
+                Some("InvalidArgument") => ErrorCode::InvalidArgument,
+                Some("NotFound") => ErrorCode::NotFound,
+                _ => ErrorCode::AgentError,
+            };
+            if code == ErrorCode::InvalidArgument {
+                // The agent names its request field ("invalid route_table:
+                // …"); the caller knows its own argument ("table").
+                let reason = r.reason.trim_start_matches("invalid ");
+                let (field, message) = reason.split_once(": ").unwrap_or(("", reason));
+                let arg = fields
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, a)| *a)
+                    .unwrap_or(field);
+                return Err(ToolError::invalid(arg, message));
+            }
+            let hint = match code {
+                ErrorCode::PermissionDenied => {
+                    "grant the agent the capability named in the message (DaemonSet securityContext)"
+                }
+                ErrorCode::NotFound => "check the name; the message lists what exists",
+                _ => "see the message; the agent's log has details",
+            };
+            Err(ToolError::new(code, format!("{node}: {}", r.reason), hint))
+        }
+    }
+}
+
+async fn on_node<T, F, Fut>(
+    agent: AgentHandle,
+    deadline: Duration,
+    fields: FieldNames,
+    f: F,
+) -> Result<T, ToolError>
+where
+    F: FnOnce(AgentHandle) -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let fut = f(agent.clone());
+    single(ask_one(agent, deadline, fut).await, fields)
+}
+
+/// The node to probe from: the one asked for, or the first whose agent answers.
+async fn pick_node(
+    ctx: &ToolContext,
+    arg: &str,
+    from: Option<&str>,
+) -> Result<AgentHandle, ToolError> {
+    if let Some(node) = from {
+        return node_agent(ctx, arg, node);
+    }
+    let mut reasons = Vec::new();
+    for agent in ctx.pool.all() {
+        let r = ask_one(agent.clone(), ctx.settings.agent_deadline, async {
+            agent
+                .client()
+                .get_node_info(pb::GetNodeInfoRequest {})
+                .await
+                .map(|r| r.into_inner())
+        })
+        .await;
+        if r.outcome == NodeOutcome::Ok {
+            return Ok(agent.clone());
+        }
+        reasons.push(format!("{}: {:?} {}", r.node, r.outcome, r.reason));
+    }
+    Err(ToolError::new(
+        ErrorCode::AgentUnavailable,
+        format!(
+            "no agent answered, so there is no node to probe from ({})",
+            reasons.join("; ")
+        ),
+        format!("list_nodes shows each agent's status; pass {arg} to choose one"),
+    ))
+}
+
+/// Address text: the agent sends octets only in bulk answers.
+pub fn ip_text(ip: &Option<pb::IpAddress>) -> String {
+    let Some(ip) = ip else { return String::new() };
+    if !ip.text.is_empty() {
+        return ip.text.clone();
+    }
+    match ip.octets.len() {
+        4 => <[u8; 4]>::try_from(ip.octets.as_slice())
+            .map(|o| std::net::Ipv4Addr::from(o).to_string())
+            .unwrap_or_default(),
+        16 => <[u8; 16]>::try_from(ip.octets.as_slice())
+            .map(|o| std::net::Ipv6Addr::from(o).to_string())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// A proto enum's name without its prefix, in lowercase
+/// ("TCP_CONNECT_OUTCOME_OPEN" → "open").
+fn enum_name(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+}
+
+/// Microseconds → milliseconds with two decimals.
+fn ms(us: u64) -> f64 {
+    (us as f64 / 10.0).round() / 100.0
+}
+
+/// Opaque offset cursor for lists paged in the aggregator.
+fn encode_offset(offset: usize) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("off:{offset}"))
+}
+
+/// The offset of a cursor this tool returned (0 without one).
+fn decode_offset(arg: &str, s: Option<&str>) -> Result<usize, ToolError> {
+    let Some(s) = s else { return Ok(0) };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.as_bytes())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.strip_prefix("off:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| ToolError::invalid(arg, "not a cursor this tool returned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        assert_eq!(
+            decode_offset("cursor", Some(&encode_offset(500))).ok(),
+            Some(500)
+        );
+        assert_eq!(decode_offset("cursor", None).ok(), Some(0));
+        assert!(decode_offset("cursor", Some("bogus")).is_err());
+    }
+
+    #[test]
+    fn agent_field_names_become_argument_names() {
+        let r: NodeResult<()> = NodeResult {
+            node: "pi-k3s".into(),
+            outcome: NodeOutcome::Error,
+            value: None,
+            reason: "invalid route_table: \"x\" is not main, all, local, default or a table number"
+                .into(),
+            code: Some("InvalidArgument".into()),
+            elapsed: Duration::ZERO,
+        };
+        let e = single(r, &[("route_table", "table")])
+            .err()
+            .unwrap_or_else(|| ToolError::invalid("", ""));
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(
+            e.message
+                .starts_with("argument \"table\": \"x\" is not main"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -100,11 +100,17 @@ fn fixture() -> Fixture {
             120,
         ),
     ];
+    // The namespaces exist, as on a real cluster (tools check that a
+    // namespace asked for exists before reading it as empty).
+    let objects = ["jellyfin", "pihole"]
+        .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}}))
+        .to_vec();
     Fixture {
         nodes: homelab_nodes(),
         pods,
         logs,
         events,
+        objects,
         ..Default::default()
     }
 }

@@ -927,9 +927,6 @@ async fn get_cluster_health(
                 .map(|r| r.into_inner())
         },
     );
-    let mut warning_args = ns_args(&namespace);
-    warning_args.insert("type".into(), json!("Warning"));
-    warning_args.insert("limit".into(), json!(20));
     let (nodes, pods, agent_results, certs, secrets, tailscale, flux, events) = tokio::join!(
         part(budget, crate::cluster::nodes::list(&c)),
         part(budget, async {
@@ -971,7 +968,15 @@ async fn get_cluster_health(
         ),
         part(
             budget,
-            super::workloads::get_events(ctx.clone(), warning_args)
+            super::events::read(
+                &c,
+                namespace.as_deref(),
+                super::events::EventType::Warning,
+                60,
+                None,
+                20,
+                now_s
+            )
         ),
     );
     let mut issues = Vec::new();
@@ -1254,17 +1259,14 @@ async fn get_cluster_health(
         }
     }
     let warning_events = match &events {
-        Ok(Ok(out)) => out.structured["events"].clone(),
+        Ok(Ok(out)) => serde_json::to_value(&out.events).unwrap_or_default(),
         Ok(Err(e)) => {
             // Unread events are a failed check: never silently healthy.
             issues.push(issue(
                 "warning",
                 "CheckFailed",
                 "events".into(),
-                format!(
-                    "Warning events could not be read: {} ({})",
-                    e.message, e.hint
-                ),
+                format!("Warning events could not be read: {} ({})", e, e.hint()),
                 Some("get_events"),
             ));
             json!([])

@@ -5,7 +5,9 @@
 pub mod args;
 pub mod batch;
 pub mod cluster;
+pub mod events;
 pub mod flux;
+pub mod kube;
 pub mod node;
 pub mod resources;
 pub mod workloads;
@@ -84,7 +86,9 @@ pub struct ToolOutput {
 }
 
 /// Machine-readable failure codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// An argument is missing, mistyped or out of range.
@@ -626,6 +630,7 @@ pub fn registry() -> Vec<ToolDef> {
     tools.extend(batch::tools());
     tools.extend(resources::tools());
     tools.extend(workloads::tools());
+    tools.push(events::tool());
     tools
 }
 

@@ -717,17 +717,19 @@ async fn describe_resource(
             pvc_json(&o, &pvs, &pods)
         }
     };
-    let mut ev_args = Map::new();
-    if let Some(n) = &ns {
-        ev_args.insert("namespace".into(), json!(n));
-    }
-    ev_args.insert("object".into(), json!(format!("{kind}/{name}")));
-    ev_args.insert("type".into(), json!("all"));
-    ev_args.insert("sinceMinutes".into(), json!(1440));
-    ev_args.insert("limit".into(), json!(20));
-    let events = match super::workloads::get_events(ctx.clone(), ev_args).await {
-        Ok(out) => out.structured["events"].clone(),
-        Err(e) => json!([{"error": e.message, "hint": e.hint}]),
+    let events = match super::events::read(
+        c,
+        ns.as_deref(),
+        super::events::EventType::All,
+        1440,
+        Some(&format!("{kind}/{name}")),
+        20,
+        now(ctx.settings.now),
+    )
+    .await
+    {
+        Ok(out) => serde_json::to_value(&out.events).unwrap_or_default(),
+        Err(e) => json!([{"error": e.to_string(), "hint": e.hint()}]),
     };
     let mut text = format!(
         "{kind} {}{name}\n",

@@ -2,10 +2,9 @@
 //! prefix, container, previous, since, grep, byte cap, secrets redacted) and
 //! `get_events` (newest first, de-duplicated with counts).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 use regex::Regex;
 use serde_json::{Map, Value, json};
@@ -14,58 +13,35 @@ use super::args::Args;
 use super::cluster::{api_error, cluster};
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
 use crate::cluster::Request;
-use crate::cluster::time::now;
 use crate::redact::redact;
 
 /// The workload tools.
 pub fn tools() -> Vec<ToolDef> {
-    vec![
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_pod_logs",
-                title: "Pod logs, filtered",
-                description: "Logs of one pod (`pod` is the exact name or a unique prefix, e.g. the Deployment name), one \
+    vec![ToolDef::untyped(
+        super::Meta {
+            name: "get_pod_logs",
+            title: "Pod logs, filtered",
+            description: "Logs of one pod (`pod` is the exact name or a unique prefix, e.g. the Deployment name), one \
                 container (default: the first, others listed), `lines` (100, max 5000), optional `sinceSeconds`, \
                 `previous` (the crashed instance), `grep` (regex, applied before the byte cap) and `maxBytes` (64 KiB, \
                 the newest bytes are kept). Secret-looking values are redacted.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {
+            toolset: super::Toolset::Cluster,
+            hints: super::Hints::READ,
+        },
+        json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "pod": {"type": "string"}, "container": {"type": "string"},
                 "lines": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100},
                 "sinceSeconds": {"type": "integer", "minimum": 1, "maximum": 2592000},
                 "previous": {"type": "boolean", "default": false}, "grep": {"type": "string"},
                 "maxBytes": {"type": "integer", "minimum": 1024, "maximum": 1048576, "default": 65536}},
                 "required": ["namespace", "pod"], "additionalProperties": false}),
-            json!({"type": "object", "properties": {
+        json!({"type": "object", "properties": {
                 "namespace": {"type": "string"}, "pod": {"type": "string"}, "container": {"type": "string"},
                 "otherContainers": {"type": "array"}, "log": {"type": "string"}, "lines": {"type": "integer"},
                 "matchedLines": {"type": "integer"}, "truncated": {"type": "boolean"}, "redactions": {"type": "integer"}},
                 "required": ["namespace", "pod", "container", "log", "truncated"]}),
-            |ctx, args| Box::pin(get_pod_logs(ctx, args)),
-        ),
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_events",
-                title: "Kubernetes events",
-                description: "Events newest first, de-duplicated (same object, reason and message) with summed counts; \
-                `type` Warning by default (or Normal, or all), within `sinceMinutes` (60), optionally for one \
-                `object` (name or kind/name). Bounded by `limit` (100, max 500) with N of M.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {
-                "namespace": {"type": "string"}, "type": {"type": "string", "enum": ["Warning", "Normal", "all"], "default": "Warning"},
-                "sinceMinutes": {"type": "integer", "minimum": 1, "maximum": 10080, "default": 60},
-                "object": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
-                "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "events": {"type": "array"}, "returned": {"type": "integer"}, "total": {"type": "integer"}},
-                "required": ["events", "returned", "total"]}),
-            |ctx, args| Box::pin(get_events(ctx, args)),
-        ),
-    ]
+        |ctx, args| Box::pin(get_pod_logs(ctx, args)),
+    )]
 }
 
 /// How many bytes of log to read for an answer of at most `max_bytes`:
@@ -296,122 +272,6 @@ async fn get_pod_logs(
             String::new()
         }
     );
-    Ok(ToolOutput { structured, text })
-}
-
-/// Events are grouped by (namespace, kind, name, reason, message).
-type EventKey = (String, String, String, String, String);
-/// Newest time, summed count, and one event of the group.
-type EventGroup = (i64, i32, Event);
-
-fn event_time(e: &Event) -> Option<i64> {
-    e.last_timestamp
-        .as_ref()
-        .map(|t| t.0.as_second())
-        .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
-        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.as_second()))
-        .or_else(|| {
-            e.metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.as_second())
-        })
-}
-
-pub(crate) async fn get_events(
-    ctx: Arc<ToolContext>,
-    args: Map<String, Value>,
-) -> Result<ToolOutput, ToolError> {
-    let a = Args::new(
-        args,
-        &["namespace", "type", "sinceMinutes", "object", "limit"],
-    )?;
-    let namespace = a.opt_name("namespace")?;
-    let kind = a
-        .opt_one_of("type", &["Warning", "Normal", "all"])?
-        .unwrap_or("Warning");
-    let since = a.int("sinceMinutes", 60, 1, 10_080)?;
-    let object = a.opt_string("object")?;
-    let limit = a.int("limit", 100, 1, 500)? as usize;
-    let c = cluster(&ctx)?;
-    let api: Api<Event> = match &namespace {
-        Some(ns) => Api::namespaced(c.client.clone(), ns),
-        None => Api::all(c.client.clone()),
-    };
-    let items = c
-        .list(
-            &api,
-            &ListParams::default(),
-            Request::new("list", "events", namespace.as_deref()),
-        )
-        .await
-        .map_err(api_error)?;
-    let cutoff = now(ctx.settings.now) - since * 60;
-    let (obj_kind, obj_name) = match object.as_deref().and_then(|o| o.split_once('/')) {
-        Some((k, n)) => (Some(k.to_ascii_lowercase()), Some(n.to_string())),
-        None => (None, object.clone()),
-    };
-    // key → (newest time, count, first event)
-    let mut groups: BTreeMap<EventKey, EventGroup> = BTreeMap::new();
-    for e in items {
-        let t = event_time(&e).unwrap_or(0);
-        let type_ = e.type_.clone().unwrap_or_default();
-        if t < cutoff || (kind != "all" && type_ != kind) {
-            continue;
-        }
-        let io = &e.involved_object;
-        if obj_name
-            .as_ref()
-            .is_some_and(|n| io.name.as_deref() != Some(n.as_str()))
-        {
-            continue;
-        }
-        if obj_kind.as_ref().is_some_and(|k| {
-            io.kind.as_deref().map(str::to_ascii_lowercase).as_deref() != Some(k.as_str())
-        }) {
-            continue;
-        }
-        let key = (
-            io.namespace.clone().unwrap_or_default(),
-            io.kind.clone().unwrap_or_default(),
-            io.name.clone().unwrap_or_default(),
-            e.reason.clone().unwrap_or_default(),
-            e.message.clone().unwrap_or_default(),
-        );
-        let count = e.count.unwrap_or(1).max(1);
-        let entry = groups.entry(key).or_insert((t, 0, e.clone()));
-        entry.1 += count;
-        if t > entry.0 {
-            entry.0 = t;
-        }
-    }
-    let mut rows: Vec<(i64, Value)> = groups
-        .into_iter()
-        .map(|((ns, k, n, reason, message), (t, count, e))| {
-            (t, json!({"namespace": ns, "object": format!("{k}/{n}"), "type": e.type_, "reason": reason, "message": redact(&message).text,
-                "count": count, "lastSeen": crate::cluster::time::rfc3339(t), "source": e.source.and_then(|s| s.component)}))
-        })
-        .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let total = rows.len();
-    let events: Vec<Value> = rows.into_iter().take(limit).map(|(_, v)| v).collect();
-    let mut text = format!(
-        "{} of {total} {} event groups in the last {since} min\n",
-        events.len(),
-        kind
-    );
-    for e in &events {
-        text.push_str(&format!(
-            "{} {} {} {} ×{}: {}\n",
-            e["lastSeen"].as_str().unwrap_or(""),
-            e["type"].as_str().unwrap_or(""),
-            e["object"].as_str().unwrap_or(""),
-            e["reason"].as_str().unwrap_or(""),
-            e["count"],
-            e["message"].as_str().unwrap_or("")
-        ));
-    }
-    let structured = json!({"events": events, "returned": events.len(), "total": total, "type": kind, "sinceMinutes": since});
     Ok(ToolOutput { structured, text })
 }
 

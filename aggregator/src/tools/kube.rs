@@ -1,0 +1,176 @@
+//! What every Kubernetes-backed tool shares: the configured cluster, errors
+//! turned into tool errors by status and cause, partial answers (the part
+//! that could not be read, and why), a namespace that must exist, and
+//! several custom kinds listed at once, each at its own served version.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::{ErrorCode, ToolContext, ToolError};
+use crate::cluster::kinds::{CustomKind, KindList};
+use crate::cluster::{Cluster, Error as ClusterError, Request};
+
+/// The configured cluster, or a not-configured error.
+pub fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
+    ctx.cluster.as_ref().ok_or_else(|| {
+        ToolError::new(
+            ErrorCode::NotConfigured,
+            "no Kubernetes API is configured",
+            "start labscope with --kubeconfig FILE (or KUBECONFIG), or run it in the cluster",
+        )
+    })
+}
+
+/// The tool error code of a Kubernetes failure.
+pub fn error_code(e: &ClusterError) -> ErrorCode {
+    match e {
+        ClusterError::Unauthorized { .. } => ErrorCode::Unauthenticated,
+        ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
+        ClusterError::NotFound { .. } => ErrorCode::NotFound,
+        ClusterError::Timeout { .. } => ErrorCode::Timeout,
+        ClusterError::Unreachable { .. } => ErrorCode::ApiUnreachable,
+        ClusterError::Kubeconfig { .. } | ClusterError::InCluster(_) | ClusterError::Client(_) => {
+            ErrorCode::NotConfigured
+        }
+        ClusterError::Throttled { .. }
+        | ClusterError::ServerError { .. }
+        | ClusterError::Rejected { .. }
+        | ClusterError::BadResponse { .. } => ErrorCode::ApiServerError,
+    }
+}
+
+/// A Kubernetes error as a tool error, by status and cause.
+pub fn api_error(e: ClusterError) -> ToolError {
+    ToolError::new(error_code(&e), e.to_string(), e.hint())
+}
+
+/// One part of an answer that could not be read (a kind, a check): partial
+/// answers say which part failed and why, and are never `healthy`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FailedPart {
+    /// The kind or check.
+    pub part: String,
+    /// Machine-readable cause.
+    pub code: ErrorCode,
+    /// What failed.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+impl FailedPart {
+    /// `part` failed with `e`.
+    pub fn new(part: &str, e: &ClusterError) -> Self {
+        Self {
+            part: part.to_string(),
+            code: error_code(e),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+
+    /// `part` failed with a tool error.
+    pub fn from_tool(part: &str, e: &ToolError) -> Self {
+        Self {
+            part: part.to_string(),
+            code: e.code,
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+        }
+    }
+}
+
+/// "NOT READ part: message — hint" lines for a text rendering.
+pub fn failed_text(failed: &[FailedPart]) -> String {
+    failed
+        .iter()
+        .map(|f| format!("NOT READ {}: {} — {}\n", f.part, f.message, f.hint))
+        .collect()
+}
+
+/// Fails with `not_found` when namespace `ns` does not exist: a real API
+/// server answers a list in a missing namespace with 200 and nothing, which
+/// must not read as "healthy, 0 objects".
+pub async fn require_namespace(c: &Cluster, ns: &str) -> Result<(), ToolError> {
+    let api: Api<Namespace> = Api::all(c.client.clone());
+    match c
+        .get_opt(&api, ns, Request::new("get", "namespaces", None))
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ToolError::new(
+            ErrorCode::NotFound,
+            format!("namespace {ns:?} does not exist"),
+            "check the name (kubectl get namespaces); omit namespace to look everywhere",
+        )),
+        // Without the right to read namespaces, carry on: the lists
+        // themselves still answer for the namespace.
+        Err(e) if e.is_forbidden() => Ok(()),
+        Err(e) => Err(api_error(e)),
+    }
+}
+
+/// Lists several kinds at once, each at its own served version; a kind that
+/// could not be read is an empty list with its failure in `failed`.
+pub async fn list_kinds<const N: usize>(
+    c: &Cluster,
+    kinds: [&CustomKind; N],
+    namespace: Option<&str>,
+    failed: &mut Vec<(&'static str, ClusterError)>,
+) -> [KindList; N] {
+    let lists = futures::future::join_all(kinds.iter().map(|k| c.list_kind(k, namespace))).await;
+    let mut out: Vec<KindList> = Vec::with_capacity(N);
+    for (k, l) in kinds.iter().zip(lists) {
+        out.push(match l {
+            Ok(l) => l,
+            Err(e) => {
+                failed.push((k.kind, e));
+                KindList::Listed {
+                    api_version: "unreadable".into(),
+                    items: Vec::new(),
+                }
+            }
+        });
+    }
+    out.try_into()
+        .unwrap_or_else(|_| unreachable!("one list per kind"))
+}
+
+/// The failure of the kind a tool is about (its answer would be empty
+/// without it): the whole call fails with it, never "0 objects".
+pub fn primary_failure(
+    failed: &mut Vec<(&'static str, ClusterError)>,
+    kind: &str,
+) -> Result<(), ToolError> {
+    match failed.iter().position(|(k, _)| *k == kind) {
+        Some(i) => Err(api_error(failed.swap_remove(i).1)),
+        None => Ok(()),
+    }
+}
+
+/// The failures as failed parts.
+pub fn failed_parts(failed: &[(&'static str, ClusterError)]) -> Vec<FailedPart> {
+    failed.iter().map(|(k, e)| FailedPart::new(k, e)).collect()
+}
+
+/// kind → the version it was read at ("not installed", "unreadable").
+pub fn versions_of(
+    kinds: &[&CustomKind],
+    lists: &[&KindList],
+) -> std::collections::BTreeMap<String, String> {
+    kinds
+        .iter()
+        .zip(lists)
+        .map(|(k, l)| (k.kind.to_string(), l.version_label()))
+        .collect()
+}
+
+/// (namespace, name) of an object.
+pub fn meta(o: &DynamicObject) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}

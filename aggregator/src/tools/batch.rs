@@ -8,7 +8,6 @@
 //! answer says which. A backup is overdue when its last success is older than
 //! two of its intervals.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -69,27 +68,6 @@ pub fn tools() -> Vec<ToolDef> {
                 "required": ["namespace", "name", "schedule", "jobs"]}),
             |ctx, args| Box::pin(get_cronjob_details(ctx, args)),
         ),
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_job_logs",
-                title: "Logs of every pod of a Job",
-                description: "Logs of every pod of one Job (each retry is its own pod), oldest first: `lines` per pod \
-                (100, max 2000), optional `grep` (regex), `maxBytes` in all (64 KiB, shared by the pods, newest \
-                bytes kept). Secret-looking values are redacted. Each pod's phase and exit code come with its log.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {
-                "namespace": {"type": "string"}, "job": {"type": "string"},
-                "lines": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 100},
-                "grep": {"type": "string"},
-                "maxBytes": {"type": "integer", "minimum": 1024, "maximum": 1048576, "default": 65536}},
-                "required": ["namespace", "job"], "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "namespace": {"type": "string"}, "job": {"type": "string"}, "pods": {"type": "array"},
-                "truncated": {"type": "boolean"}}, "required": ["namespace", "job", "pods", "truncated"]}),
-            |ctx, args| Box::pin(get_job_logs(ctx, args)),
-        ),
     ]
 }
 
@@ -98,7 +76,7 @@ fn secs(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Opt
 }
 
 /// A Job's outcome: (result, start, end, reason, message).
-fn job_outcome(j: &Job) -> (&'static str, Option<i64>, Option<i64>, String, String) {
+pub(crate) fn job_outcome(j: &Job) -> (&'static str, Option<i64>, Option<i64>, String, String) {
     let st = j.status.clone().unwrap_or_default();
     let cond = |t: &str| {
         st.conditions
@@ -262,40 +240,6 @@ fn assess(cj: &CronJob, jobs: &[&Job], now_s: i64, default_zone: &str) -> Value 
     v
 }
 
-/// The pods of Job `job` in `ns`, oldest first: by the job-name label
-/// (the short label for Jobs made before Kubernetes 1.27), kept only when
-/// the Job owns them.
-async fn job_pods(
-    c: &crate::cluster::Cluster,
-    ns: &str,
-    job: &str,
-) -> Result<Vec<Pod>, ClusterError> {
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
-    let request = || Request::new("list", "pods", Some(ns));
-    let mut pods = c
-        .list(
-            &api,
-            &ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")),
-            request(),
-        )
-        .await?;
-    if pods.is_empty() {
-        pods = c
-            .list(
-                &api,
-                &ListParams::default().labels(&format!("job-name={job}")),
-                request(),
-            )
-            .await?;
-    }
-    pods.retain(|p| {
-        let owners = p.metadata.owner_references.as_deref().unwrap_or_default();
-        owners.is_empty() || owners.iter().any(|o| o.kind == "Job" && o.name == job)
-    });
-    pods.sort_by_key(|p| secs(p.metadata.creation_timestamp.as_ref()).unwrap_or(0));
-    Ok(pods)
-}
-
 /// The last lines of the newest pod of a failed Job (redacted): why it
 /// failed; or why that could not be read.
 async fn failure_excerpt(
@@ -303,7 +247,7 @@ async fn failure_excerpt(
     ns: &str,
     job: &str,
 ) -> Result<Option<String>, ClusterError> {
-    let pods = job_pods(c, ns, job).await?;
+    let pods = super::logs::job_pods(c, ns, job).await?;
     let Some(pod) = pods.last() else {
         return Ok(None);
     };
@@ -627,123 +571,5 @@ async fn get_cronjob_details(
     let structured = json!({"namespace": ns, "name": name, "verdict": verdict, "schedule": schedule, "policies": policies,
         "labels": cj.metadata.labels, "nodeSelector": pod_spec.node_selector, "containers": containers, "volumes": volumes,
         "jobs": history, "now": rfc3339(now_s)});
-    Ok(ToolOutput { structured, text })
-}
-
-async fn get_job_logs(
-    ctx: Arc<ToolContext>,
-    args: Map<String, Value>,
-) -> Result<ToolOutput, ToolError> {
-    let a = Args::new(args, &["namespace", "job", "lines", "grep", "maxBytes"])?;
-    let ns = a.name("namespace")?;
-    let job = a.name("job")?;
-    let lines = a.int("lines", 100, 1, 2000)?;
-    let max_bytes = a.int("maxBytes", 65_536, 1024, 1_048_576)? as usize;
-    let grep = a.opt_regex("grep")?;
-    let c = cluster(&ctx)?;
-    let jobs: Api<Job> = Api::namespaced(c.client.clone(), &ns);
-    let found = c
-        .get_opt(&jobs, &job, Request::new("get", "jobs", Some(&ns)))
-        .await
-        .map_err(api_error)?;
-    let Some(found) = found else {
-        return Err(ToolError::new(
-            ErrorCode::NotFound,
-            format!("no Job {job:?} in namespace {ns}"),
-            "get_cronjob_details lists a CronJob's retained Jobs; finished Jobs may have been cleaned up",
-        ));
-    };
-    let pods = job_pods(c, &ns, &job).await.map_err(api_error)?;
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), &ns);
-    // One log per container of every pod; the byte budget is shared, and
-    // what one log leaves unused is not lost (the cap applies to the total).
-    let logs: Vec<(&Pod, String)> = pods
-        .iter()
-        .flat_map(|p| {
-            p.spec
-                .iter()
-                .flat_map(|s| s.containers.iter().map(|c| c.name.clone()))
-                .map(move |c| (p, c))
-        })
-        .collect();
-    let share = (max_bytes / logs.len().max(1)).max(1);
-    let reads = futures::future::join_all(logs.iter().map(|(p, container)| {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let params = LogParams {
-            container: Some(container.clone()),
-            tail_lines: Some(lines),
-            limit_bytes: Some(super::workloads::read_limit(share) as i64),
-            ..Default::default()
-        };
-        let api = api.clone();
-        let ns = ns.clone();
-        async move {
-            c.logs(
-                &api,
-                &name,
-                &params,
-                Request::new("get", "pods/log", Some(&ns)),
-            )
-            .await
-        }
-    }))
-    .await;
-    let mut out = Vec::new();
-    let mut truncated_any = false;
-    let mut total_redactions = 0;
-    let mut unread = 0;
-    let mut text = format!(
-        "Job {ns}/{job}: {} — {} pod(s)\n",
-        job_outcome(&found).0,
-        pods.len()
-    );
-    for ((p, container), read) in logs.iter().zip(reads) {
-        let name = p.metadata.name.clone().unwrap_or_default();
-        let st = p.status.clone().unwrap_or_default();
-        let exit = st
-            .container_statuses
-            .iter()
-            .flatten()
-            .find(|c| &c.name == container)
-            .and_then(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
-        let header = format!(
-            "--- {name} [{container}] ({}, exit {})",
-            st.phase.clone().unwrap_or_default(),
-            exit.map(|e| e.to_string()).unwrap_or_else(|| "-".into())
-        );
-        match read {
-            Ok(raw) => {
-                let log = super::workloads::filter_log(&raw, grep.as_ref(), share);
-                total_redactions += log.redactions;
-                truncated_any |= log.truncated;
-                text.push_str(&format!(
-                    "{header}{}\n{}",
-                    if log.truncated { ", truncated" } else { "" },
-                    log.text
-                ));
-                out.push(json!({"pod": name, "container": container, "phase": st.phase, "exitCode": exit, "log": log.text,
-                    "lines": log.lines, "matchedLines": log.matched, "truncated": log.truncated}));
-            }
-            Err(e) => {
-                // One unreadable log (a container still waiting, a pod
-                // already gone) does not hide the others.
-                unread += 1;
-                text.push_str(&format!("{header}: log not readable: {e}\n"));
-                out.push(json!({"pod": name, "container": container, "phase": st.phase, "exitCode": exit, "log": null,
-                    "error": {"code": super::cluster::error_code(&e), "message": e.to_string(), "hint": e.hint()}}));
-            }
-        }
-    }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for p in &pods {
-        let phase = p
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_else(|| "Unknown".into());
-        *counts.entry(phase).or_default() += 1;
-    }
-    let structured = json!({"namespace": ns, "job": job, "result": job_outcome(&found).0, "pods": out, "phases": counts,
-        "truncated": truncated_any, "redactions": total_redactions, "unreadLogs": unread});
     Ok(ToolOutput { structured, text })
 }

@@ -8,9 +8,9 @@ pub mod cluster;
 pub mod events;
 pub mod flux;
 pub mod kube;
+pub mod logs;
 pub mod node;
 pub mod resources;
-pub mod workloads;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -629,7 +629,8 @@ pub fn registry() -> Vec<ToolDef> {
     tools.extend(flux::tools());
     tools.extend(batch::tools());
     tools.extend(resources::tools());
-    tools.extend(workloads::tools());
+    tools.push(logs::pod_logs_tool());
+    tools.push(logs::job_logs_tool());
     tools.push(events::tool());
     tools
 }

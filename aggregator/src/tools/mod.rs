@@ -5,12 +5,15 @@
 pub mod args;
 pub mod batch;
 pub mod cluster;
+pub mod describe;
 pub mod events;
 pub mod flux;
+pub mod ingress;
 pub mod kube;
 pub mod logs;
 pub mod node;
-pub mod resources;
+pub mod podspec;
+pub mod storage;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -161,6 +164,16 @@ impl ToolError {
 
 /// Boxed future of a tool run.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<ToolOutput, ToolError>> + Send>>;
+
+/// The JSON spelling of a value that serialises as a string (a verdict, a
+/// state), for text renderings.
+pub fn label<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
 
 /// A tool's compact text rendering, for clients that feed only text to the
 /// model: it carries every finding of the structured result.
@@ -628,7 +641,9 @@ pub fn registry() -> Vec<ToolDef> {
     tools.extend(cluster::tools());
     tools.extend(flux::tools());
     tools.extend(batch::tools());
-    tools.extend(resources::tools());
+    tools.push(ingress::tool());
+    tools.push(storage::tool());
+    tools.push(describe::tool());
     tools.push(logs::pod_logs_tool());
     tools.push(logs::job_logs_tool());
     tools.push(events::tool());

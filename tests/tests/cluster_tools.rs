@@ -41,6 +41,10 @@ fn base(eso: Option<&[&str]>) -> Fixture {
     let (ts_objects, ts_pods) = homelab_tailscale(false);
     let mut objects = ts_objects;
     objects.extend(homelab_certificates());
+    // The namespaces exist, as on a real cluster.
+    objects.extend(["homepage", "tailscale", "romm", "uptime-kuma"].map(|ns| {
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}})
+    }));
     if let Some(v) = eso.and_then(|v| v.first()) {
         objects.extend(homelab_eso(v));
     }

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, LogParams};
 use serde_json::{Map, Value, json};
 
 use super::args::Args;
-use super::cluster::{api_error, cluster};
+use super::kube::{api_error, cluster};
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
 use crate::cluster::cron::{Schedule, zone};
 use crate::cluster::time::{human, now, rfc3339};

@@ -11,667 +11,79 @@ use serde_json::{Map, Value, json};
 
 use super::args::Args;
 use super::{ErrorCode, ToolContext, ToolDef, ToolError, ToolOutput};
-use crate::cluster::kinds::{CustomKind, KindList, condition};
-use crate::cluster::time::{now, parse_rfc3339};
+
+use crate::cluster::time::now;
 use crate::cluster::{Cluster, Error as ClusterError, Request};
 
 /// The cluster tools.
 pub fn tools() -> Vec<ToolDef> {
-    vec![
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_cluster_health",
-                title: "Cluster health",
-                description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
+    vec![ToolDef::untyped(
+        super::Meta {
+            name: "get_cluster_health",
+            title: "Cluster health",
+            description: "One verdict (healthy / degraded / critical) and a ranked list of issues, each with evidence \
                 and the tool to call next: nodes (Ready, pressure), labscope agents (reachability, conntrack usage), \
                 problem pods (CrashLoopBackOff even while Running, image pulls, Pending too long, Running but not \
                 Ready, recent restarts; completed Job pods are healthy), Flux root causes (stuck releases first; \
                 their consequences counted, not repeated), image repositories failing to scan (with the fix), \
                 certificates, External Secrets and Tailscale; recent Warning events newest first, de-duplicated, and \
                 attached to the issues they explain. A failed check or an empty namespace is never healthy.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            json!({"type": "object", "properties": {
+            toolset: super::Toolset::Cluster,
+            hints: super::Hints::READ,
+        },
+        json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
+        json!({"type": "object", "properties": {
                 "verdict": {"type": "string", "enum": ["healthy", "degraded", "critical"]}, "issues": {"type": "array"},
                 "nodes": {"type": "object"}, "pods": {"type": "object"}, "checks": {"type": "object"}},
                 "required": ["verdict", "issues"]}),
-            |ctx, args| Box::pin(get_cluster_health(ctx, args)),
-        ),
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_secrets_status",
-                title: "External Secrets status",
-                description: "ExternalSecrets (ready, reason, message, last refresh, store) and the health of their \
-                SecretStores/ClusterSecretStores, using the API version the operator actually serves (found by \
-                discovery). Failures caused by a store that is down are grouped under that store. \"Not installed\" \
-                is its own answer.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {"namespace": {"type": "string"}}, "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "installed": {"type": "boolean"}, "apiVersion": {"type": "string"}, "verdict": {"type": "string"},
-                "stores": {"type": "array"}, "externalSecrets": {"type": "array"}, "summary": {"type": "object"},
-                "rootCauses": {"type": "array"}}, "required": ["installed", "verdict"]}),
-            |ctx, args| Box::pin(get_secrets_status(ctx, args)),
-        ),
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_certificate_status",
-                title: "cert-manager certificates",
-                description: "Certificates with notAfter, renewalTime, days left, issuer and readiness; expiring ones \
-                (within expiringWithinDays, 30) and overdue renewals with failing issuance attempts; for certificates \
-                that are not ready, the failing CertificateRequest → Order → Challenge chain and the challenge's reason.",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {
-                "namespace": {"type": "string"},
-                "expiringWithinDays": {"type": "integer", "minimum": 1, "maximum": 365, "default": 30}},
-                "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "installed": {"type": "boolean"}, "verdict": {"type": "string"}, "certificates": {"type": "array"},
-                "summary": {"type": "object"}}, "required": ["installed", "verdict"]}),
-            |ctx, args| Box::pin(get_certificate_status(ctx, args)),
-        ),
-        ToolDef::untyped(
-            super::Meta {
-                name: "get_tailscale_status",
-                title: "Tailscale operator status",
-                description: "Tailscale Connectors (health from their ConnectorReady condition), exit node, advertised \
-                and active routes, ProxyClasses, and the operator's pods. A failure to list is an error, never \
-                \"0 connectors\".",
-                toolset: super::Toolset::Cluster,
-                hints: super::Hints::READ,
-            },
-            json!({"type": "object", "properties": {}, "additionalProperties": false}),
-            json!({"type": "object", "properties": {
-                "installed": {"type": "boolean"}, "connectors": {"type": "array"}, "proxyClasses": {"type": "array"},
-                "pods": {"type": "array"}, "verdict": {"type": "string"}}, "required": ["installed", "verdict"]}),
-            |ctx, args| Box::pin(get_tailscale_status(ctx, args)),
-        ),
-    ]
+        |ctx, args| Box::pin(get_cluster_health(ctx, args)),
+    )]
 }
 
-/// The configured cluster, or a not-configured error.
-pub fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
-    ctx.cluster.as_ref().ok_or_else(|| {
-        ToolError::new(
-            ErrorCode::NotConfigured,
-            "no Kubernetes API is configured",
-            "start labscope with --kubeconfig FILE (or KUBECONFIG), or run it in the cluster",
-        )
-    })
-}
+pub use super::kube::{api_error, cluster, error_code};
 
-/// The tool error code of a Kubernetes failure.
-pub fn error_code(e: &ClusterError) -> ErrorCode {
-    match e {
-        ClusterError::Unauthorized { .. } => ErrorCode::Unauthenticated,
-        ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
-        ClusterError::NotFound { .. } => ErrorCode::NotFound,
-        ClusterError::Timeout { .. } => ErrorCode::Timeout,
-        ClusterError::Unreachable { .. } => ErrorCode::ApiUnreachable,
-        ClusterError::Kubeconfig { .. } | ClusterError::InCluster(_) | ClusterError::Client(_) => {
-            ErrorCode::NotConfigured
-        }
-        ClusterError::Throttled { .. }
-        | ClusterError::ServerError { .. }
-        | ClusterError::Rejected { .. }
-        | ClusterError::BadResponse { .. } => ErrorCode::ApiServerError,
-    }
-}
-
-/// A Kubernetes error as a tool error, by status and cause.
-pub fn api_error(e: ClusterError) -> ToolError {
-    ToolError::new(error_code(&e), e.to_string(), e.hint())
-}
-
-/// One part of an answer that could not be read (a kind, a check), for
-/// partial answers: which part, and why.
+/// One part of an answer that could not be read, as JSON (for the Flux
+/// tools until they are typed).
 pub fn failed_part(part: &str, e: &ClusterError) -> Value {
-    json!({"part": part, "code": error_code(e), "message": e.to_string(), "hint": e.hint()})
+    serde_json::to_value(super::kube::FailedPart::new(part, e)).unwrap_or_default()
 }
 
-fn meta(o: &kube::api::DynamicObject) -> (String, String) {
-    (
-        o.metadata.namespace.clone().unwrap_or_default(),
-        o.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-const ESO: &str = "external-secrets.io";
-const EXTERNAL_SECRET: CustomKind = CustomKind::new(ESO, "ExternalSecret", "externalsecrets");
-const SECRET_STORE: CustomKind = CustomKind::new(ESO, "SecretStore", "secretstores");
-const CLUSTER_SECRET_STORE: CustomKind =
-    CustomKind::new(ESO, "ClusterSecretStore", "clustersecretstores");
-
-/// Lists several kinds at once; each answer is the kind's list or, when it
-/// could not be read, an empty one with the failure recorded in `failed`.
-async fn list_kinds<const N: usize>(
-    c: &Cluster,
-    kinds: [&CustomKind; N],
-    namespace: Option<&str>,
-    failed: &mut Vec<(&'static str, ClusterError)>,
-) -> [KindList; N] {
-    let lists = futures::future::join_all(kinds.iter().map(|k| c.list_kind(k, namespace))).await;
-    let mut out: Vec<KindList> = Vec::with_capacity(N);
-    for (k, l) in kinds.iter().zip(lists) {
-        out.push(match l {
-            Ok(l) => l,
-            Err(e) => {
-                failed.push((k.kind, e));
-                KindList::Listed {
-                    api_version: "unreadable".into(),
-                    items: Vec::new(),
-                }
-            }
-        });
+/// A typed report as the legacy health check reads it.
+fn output<R: serde::Serialize + super::Render>(r: R) -> ToolOutput {
+    ToolOutput {
+        structured: serde_json::to_value(&r).unwrap_or_default(),
+        text: r.text(),
     }
-    out.try_into()
-        .unwrap_or_else(|_| unreachable!("one list per kind"))
-}
-
-/// The failure of the kind a tool is about (its answer would be empty
-/// without it): the whole call fails with it, never "0 objects".
-fn primary_failure(
-    failed: &mut Vec<(&'static str, ClusterError)>,
-    kind: &str,
-) -> Result<(), ToolError> {
-    match failed.iter().position(|(k, _)| *k == kind) {
-        Some(i) => Err(api_error(failed.swap_remove(i).1)),
-        None => Ok(()),
-    }
-}
-
-/// The failures as `failedParts` entries.
-fn failed_parts(failed: &[(&'static str, ClusterError)]) -> Vec<Value> {
-    failed.iter().map(|(k, e)| failed_part(k, e)).collect()
-}
-
-/// kind → version read at (or "not installed" / "unreadable").
-fn versions_of(kinds: &[&CustomKind], lists: &[&KindList]) -> Map<String, Value> {
-    kinds
-        .iter()
-        .zip(lists)
-        .map(|(k, l)| (k.kind.to_string(), json!(l.version_label())))
-        .collect()
-}
-
-/// "NOT READ part: message — hint" lines for the text rendering.
-pub(crate) fn failed_text(failed: &[Value]) -> String {
-    failed
-        .iter()
-        .map(|f| {
-            format!(
-                "NOT READ {}: {} — {}\n",
-                f["part"].as_str().unwrap_or_default(),
-                f["message"].as_str().unwrap_or_default(),
-                f["hint"].as_str().unwrap_or_default()
-            )
-        })
-        .collect()
-}
-
-async fn get_secrets_status(
-    ctx: Arc<ToolContext>,
-    args: Map<String, Value>,
-) -> Result<ToolOutput, ToolError> {
-    let a = Args::new(args, &["namespace"])?;
-    let namespace = a.opt_name("namespace")?;
-    let c = cluster(&ctx)?;
-    let mut failures = Vec::new();
-    let [cluster_stores, stores, secrets] = list_kinds(
-        c,
-        [&CLUSTER_SECRET_STORE, &SECRET_STORE, &EXTERNAL_SECRET],
-        namespace.as_deref(),
-        &mut failures,
-    )
-    .await;
-    primary_failure(&mut failures, "ExternalSecret")?;
-    let failed = failed_parts(&failures);
-    if failed.is_empty()
-        && !secrets.installed()
-        && !stores.installed()
-        && !cluster_stores.installed()
-    {
-        let structured = json!({"installed": false, "verdict": "not installed",
-            "message": "External Secrets Operator is not installed (group external-secrets.io serves none of its kinds)"});
-        return Ok(ToolOutput {
-            text: "External Secrets Operator: not installed\n".into(),
-            structured,
-        });
-    }
-    let api_versions = versions_of(
-        &[&CLUSTER_SECRET_STORE, &SECRET_STORE, &EXTERNAL_SECRET],
-        &[&cluster_stores, &stores, &secrets],
-    );
-    let secrets = secrets.items();
-
-    let mut store_rows = Vec::new();
-    let mut down_stores = Vec::new();
-    for (kind, list) in [
-        ("ClusterSecretStore", cluster_stores.items()),
-        ("SecretStore", stores.items()),
-    ] {
-        for s in list {
-            let (ns, name) = meta(s);
-            let (status, reason, message) = condition(&s.data, "Ready").unwrap_or_default();
-            let ready = status == "True";
-            if !ready {
-                down_stores.push((
-                    kind,
-                    ns.clone(),
-                    name.clone(),
-                    reason.clone(),
-                    message.clone(),
-                ));
-            }
-            store_rows.push(json!({"kind": kind, "namespace": ns, "name": name, "ready": ready, "reason": reason, "message": message}));
-        }
-    }
-    let mut rows = Vec::new();
-    let (mut ready_count, mut failing) = (0usize, Vec::new());
-    for es in secrets {
-        let (ns, name) = meta(es);
-        let (status, reason, message) = condition(&es.data, "Ready")
-            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
-        let store_kind = es.data["spec"]["secretStoreRef"]["kind"]
-            .as_str()
-            .unwrap_or("SecretStore")
-            .to_string();
-        let store = es.data["spec"]["secretStoreRef"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let ready = status == "True";
-        if ready {
-            ready_count += 1;
-        } else {
-            failing.push((ns.clone(), name.clone(), store_kind.clone(), store.clone()));
-        }
-        rows.push(json!({"namespace": ns, "name": name, "ready": ready, "reason": reason, "message": message,
-            "refreshTime": es.data["status"]["refreshTime"], "store": {"kind": store_kind, "name": store}}));
-    }
-    // One root cause per store that is down, with the failures it explains.
-    let mut root_causes = Vec::new();
-    for (kind, ns, name, reason, message) in &down_stores {
-        let echoes: Vec<String> = failing
-            .iter()
-            .filter(|(ens, _, k, s)| {
-                k == kind && s == name && (*kind == "ClusterSecretStore" || ens == ns)
-            })
-            .map(|(ens, en, _, _)| format!("{ens}/{en}"))
-            .collect();
-        root_causes.push(json!({"store": {"kind": kind, "namespace": ns, "name": name}, "reason": reason, "message": message,
-            "failingExternalSecrets": echoes.len(), "examples": echoes.iter().take(10).collect::<Vec<_>>(),
-            "note": "existing Secrets keep working, but nothing refreshes until the store is ready"}));
-    }
-    let verdict = if !failing.is_empty() || !down_stores.is_empty() {
-        "degraded"
-    } else if !failed.is_empty() {
-        "incomplete"
-    } else if secrets.is_empty() && store_rows.is_empty() {
-        "no ExternalSecrets"
-    } else {
-        "healthy"
-    };
-    let es_version = api_versions
-        .get("ExternalSecret")
-        .and_then(Value::as_str)
-        .unwrap_or("not installed")
-        .to_string();
-    let mut text = format!(
-        "External Secrets ({es_version}): {verdict} — {ready_count} of {} ready, {} store(s) down\n",
-        secrets.len(),
-        down_stores.len()
-    );
-    for rc in &root_causes {
-        text.push_str(&format!(
-            "store {} {} DOWN ({}: {}) — {} ExternalSecret(s) failing because of it\n",
-            rc["store"]["kind"].as_str().unwrap_or_default(),
-            rc["store"]["name"].as_str().unwrap_or_default(),
-            rc["reason"].as_str().unwrap_or_default(),
-            rc["message"].as_str().unwrap_or_default(),
-            rc["failingExternalSecrets"]
-        ));
-    }
-    text.push_str(&failed_text(&failed));
-    let structured = json!({
-        "installed": true, "apiVersion": es_version, "apiVersions": api_versions, "verdict": verdict,
-        "summary": {"externalSecrets": secrets.len(), "ready": ready_count, "failing": failing.len(), "stores": store_rows.len(), "storesDown": down_stores.len()},
-        "stores": store_rows, "rootCauses": root_causes, "externalSecrets": rows, "failedParts": failed,
-    });
-    Ok(ToolOutput { structured, text })
-}
-
-const TAILSCALE: &str = "tailscale.com";
-const CONNECTOR: CustomKind = CustomKind::new(TAILSCALE, "Connector", "connectors");
-const PROXY_CLASS: CustomKind = CustomKind::new(TAILSCALE, "ProxyClass", "proxyclasses");
-
-async fn get_tailscale_status(
-    ctx: Arc<ToolContext>,
-    args: Map<String, Value>,
-) -> Result<ToolOutput, ToolError> {
-    Args::new(args, &[])?;
-    let c = cluster(&ctx)?;
-    let operator_ns = ctx.settings.tailscale_namespace.clone();
-    let mut failures = Vec::new();
-    let [connectors, classes] =
-        list_kinds(c, [&CONNECTOR, &PROXY_CLASS], None, &mut failures).await;
-    primary_failure(&mut failures, "Connector")?;
-    let mut failed = failed_parts(&failures);
-    if failed.is_empty() && !connectors.installed() && !classes.installed() {
-        let structured = json!({"installed": false, "verdict": "not installed",
-            "message": "the Tailscale operator is not installed (group tailscale.com serves neither Connector nor ProxyClass)"});
-        return Ok(ToolOutput {
-            text: "Tailscale operator: not installed\n".into(),
-            structured,
-        });
-    }
-    let api_versions = versions_of(&[&CONNECTOR, &PROXY_CLASS], &[&connectors, &classes]);
-    let pods_api: kube::Api<k8s_openapi::api::core::v1::Pod> =
-        kube::Api::namespaced(c.client.clone(), &operator_ns);
-    let pods = match c
-        .list(
-            &pods_api,
-            &kube::api::ListParams::default(),
-            Request::new("list", "pods", Some(&operator_ns)),
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            failed.push(failed_part("operator pods", &e));
-            Vec::new()
-        }
-    };
-    let connectors = connectors.items();
-    let classes = classes.items();
-
-    let mut all_ready = true;
-    let connector_rows: Vec<Value> = connectors
-        .iter()
-        .map(|cn| {
-            // The Connector reports health as ConnectorReady, never as Ready.
-            let (status, reason, message) = condition(&cn.data, "ConnectorReady").unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
-            let ready = status == "True";
-            all_ready &= ready;
-            let spec = &cn.data["spec"];
-            let active: Vec<String> = cn.data["status"]["subnetRoutes"]
-                .as_str()
-                .map(|s| s.split(',').map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect())
-                .unwrap_or_default();
-            json!({"name": cn.metadata.name, "ready": ready, "reason": reason, "message": message,
-                "hostname": spec["hostname"], "exitNode": spec["exitNode"].as_bool().unwrap_or(false),
-                "isExitNode": cn.data["status"]["isExitNode"],
-                "advertisedRoutes": spec["subnetRouter"]["advertiseRoutes"], "activeRoutes": active,
-                "proxyClass": spec["proxyClass"], "tailnetIPs": cn.data["status"]["tailnetIPs"]})
-        })
-        .collect();
-    let class_rows: Vec<Value> = classes
-        .iter()
-        .map(|pc| {
-            let (status, reason, _) = condition(&pc.data, "ProxyClassReady").unwrap_or_default();
-            json!({"name": pc.metadata.name, "ready": status == "True", "reason": reason})
-        })
-        .collect();
-    let pod_rows: Vec<Value> = pods
-        .iter()
-        .map(|p| {
-            let st = p.status.clone().unwrap_or_default();
-            let ready = st.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
-                || st.phase.as_deref() == Some("Succeeded");
-            all_ready &= ready;
-            json!({"name": p.metadata.name, "phase": st.phase, "ready": ready,
-                "restarts": st.container_statuses.iter().flatten().map(|c| c.restart_count).sum::<i32>()})
-        })
-        .collect();
-    let no_operator = pods.is_empty() && failed.iter().all(|f| f["part"] != "operator pods");
-    let verdict = if !all_ready || no_operator && !connectors.is_empty() {
-        "degraded"
-    } else if !failed.is_empty() {
-        "incomplete"
-    } else if connectors.is_empty() {
-        "no connectors"
-    } else {
-        "healthy"
-    };
-    let mut text = format!("Tailscale: {verdict}\n");
-    for c in &connector_rows {
-        text.push_str(&format!(
-            "connector {}: {} ({}) exit node {} routes {}\n",
-            c["name"].as_str().unwrap_or(""),
-            if c["ready"].as_bool().unwrap_or(false) {
-                "ready"
-            } else {
-                "NOT ready"
-            },
-            c["message"].as_str().unwrap_or(""),
-            c["exitNode"],
-            c["activeRoutes"]
-        ));
-    }
-    if no_operator {
-        text.push_str(&format!(
-            "no operator pods in namespace {operator_ns} (set --tailscale-namespace if the operator runs elsewhere)\n"
-        ));
-    }
-    for p in pod_rows.iter().filter(|p| p["ready"] != true) {
-        text.push_str(&format!(
-            "pod {}/{} {} not ready\n",
-            operator_ns,
-            p["name"].as_str().unwrap_or(""),
-            p["phase"].as_str().unwrap_or("")
-        ));
-    }
-    text.push_str(&failed_text(&failed));
-    let structured = json!({"installed": true, "apiVersion": api_versions.get("Connector"), "apiVersions": api_versions, "verdict": verdict,
-        "connectors": connector_rows, "proxyClasses": class_rows, "operatorNamespace": operator_ns, "pods": pod_rows,
-        "failedParts": failed});
-    Ok(ToolOutput { structured, text })
-}
-
-const CERT_MANAGER: &str = "cert-manager.io";
-const ACME: &str = "acme.cert-manager.io";
-const CERTIFICATE: CustomKind = CustomKind::new(CERT_MANAGER, "Certificate", "certificates");
-const CERTIFICATE_REQUEST: CustomKind =
-    CustomKind::new(CERT_MANAGER, "CertificateRequest", "certificaterequests");
-const ORDER: CustomKind = CustomKind::new(ACME, "Order", "orders");
-const CHALLENGE: CustomKind = CustomKind::new(ACME, "Challenge", "challenges");
-
-fn days(secs: i64) -> i64 {
-    secs.div_euclid(86_400)
-}
-
-/// Objects of `list` in `ns` whose owner is exactly `kind`/`parent` (by
-/// uid when the parent's uid is known). cert-manager links each step of
-/// Certificate → CertificateRequest → Order → Challenge by owner reference;
-/// names are never used, so `jellyfin` does not pick up `jellyfin-tls`'s
-/// requests.
-fn children<'a>(
-    list: &'a [kube::api::DynamicObject],
-    ns: &str,
-    kind: &str,
-    parent: &kube::api::DynamicObject,
-) -> Vec<&'a kube::api::DynamicObject> {
-    let name = parent.metadata.name.as_deref().unwrap_or_default();
-    let uid = parent.metadata.uid.as_deref();
-    list.iter()
-        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
-        .filter(|o| {
-            let owned = o.metadata.owner_references.iter().flatten().any(|r| {
-                r.kind == kind
-                    && r.name == name
-                    && uid.is_none_or(|u| r.uid.is_empty() || r.uid == u)
-            });
-            // CertificateRequests also name their Certificate in an annotation.
-            let annotated = kind == "Certificate"
-                && o.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("cert-manager.io/certificate-name"))
-                    .is_some_and(|n| n == name);
-            owned || annotated
-        })
-        .collect()
 }
 
 async fn get_certificate_status(
     ctx: Arc<ToolContext>,
     args: Map<String, Value>,
 ) -> Result<ToolOutput, ToolError> {
-    let a = Args::new(args, &["namespace", "expiringWithinDays"])?;
-    let namespace = a.opt_name("namespace")?;
-    let within = a.int("expiringWithinDays", 30, 1, 365)?;
     let c = cluster(&ctx)?;
-    let ns = namespace.as_deref();
-    let mut failures = Vec::new();
-    let [certs, requests, orders, challenges] = list_kinds(
-        c,
-        [&CERTIFICATE, &CERTIFICATE_REQUEST, &ORDER, &CHALLENGE],
-        ns,
-        &mut failures,
-    )
-    .await;
-    primary_failure(&mut failures, "Certificate")?;
-    let failed = failed_parts(&failures);
-    if failed.is_empty() && !certs.installed() {
-        let structured = json!({"installed": false, "verdict": "not installed",
-            "message": "cert-manager is not installed (group cert-manager.io does not serve Certificate)"});
-        return Ok(ToolOutput {
-            text: "cert-manager: not installed\n".into(),
-            structured,
-        });
-    }
-    let api_versions = versions_of(
-        &[&CERTIFICATE, &CERTIFICATE_REQUEST, &ORDER, &CHALLENGE],
-        &[&certs, &requests, &orders, &challenges],
-    );
-    let version = certs.version_label();
-    let (certs, requests, orders, challenges) = (
-        certs.items(),
-        requests.items(),
-        orders.items(),
-        challenges.items(),
-    );
-    let now_s = now(ctx.settings.now);
-    let mut rows = Vec::new();
-    let (mut ready_n, mut expiring_n, mut overdue_n, mut not_ready_n) = (0, 0, 0, 0);
-    for cert in certs {
-        let (cns, name) = meta(cert);
-        let st = &cert.data["status"];
-        let (ready_s, reason, message) = condition(&cert.data, "Ready")
-            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
-        let ready = ready_s == "True";
-        let not_after = st["notAfter"].as_str().and_then(parse_rfc3339);
-        let renewal = st["renewalTime"].as_str().and_then(parse_rfc3339);
-        let days_left = not_after.map(|t| days(t - now_s));
-        let expiring = days_left.is_some_and(|d| d <= within);
-        let overdue_days = renewal.filter(|r| *r < now_s).map(|r| days(now_s - r));
-        let issuing = condition(&cert.data, "Issuing");
-        let mut row = json!({
-            "namespace": cns, "name": name, "ready": ready, "reason": reason, "message": message,
-            "notAfter": st["notAfter"], "renewalTime": st["renewalTime"], "daysLeft": days_left,
-            "expiring": expiring, "renewalOverdueDays": overdue_days,
-            "issuer": {"kind": cert.data["spec"]["issuerRef"]["kind"], "name": cert.data["spec"]["issuerRef"]["name"]},
-            "dnsNames": cert.data["spec"]["dnsNames"],
-            "failedIssuanceAttempts": st["failedIssuanceAttempts"], "lastFailureTime": st["lastFailureTime"],
-            "issuing": issuing.map(|(s, r, m)| json!({"status": s, "reason": r, "message": m})),
-        });
-        if ready {
-            ready_n += 1;
-        } else {
-            not_ready_n += 1;
-            // Walk the chain, by owner references, to the thing that fails.
-            let mut chain = Vec::new();
-            let mut hint = String::new();
-            for cr in children(requests, &cns, "Certificate", cert) {
-                let (s, r, m) = condition(&cr.data, "Ready").unwrap_or_default();
-                chain.push(json!({"kind": "CertificateRequest", "name": cr.metadata.name, "ready": s == "True", "reason": r, "message": m}));
-                for order in children(orders, &cns, "CertificateRequest", cr) {
-                    chain.push(json!({"kind": "Order", "name": order.metadata.name, "state": order.data["status"]["state"], "reason": order.data["status"]["reason"]}));
-                    for ch in children(challenges, &cns, "Order", order) {
-                        let reason = ch.data["status"]["reason"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string();
-                        if reason.contains("Cloudflare") {
-                            hint = "DNS-01 through Cloudflare is failing: check the cloudflare-api-token Secret (namespace cert-manager) and the token's permissions".into();
-                        } else if !reason.is_empty() && hint.is_empty() {
-                            hint = format!("the ACME challenge fails: {reason}");
-                        }
-                        chain.push(json!({"kind": "Challenge", "name": ch.metadata.name, "type": ch.data["spec"]["type"],
-                            "dnsName": ch.data["spec"]["dnsName"], "state": ch.data["status"]["state"],
-                            "presented": ch.data["status"]["presented"], "reason": reason}));
-                    }
-                }
-            }
-            row["chain"] = json!(chain);
-            if !hint.is_empty() {
-                row["hint"] = json!(hint);
-            }
-        }
-        if expiring {
-            expiring_n += 1;
-        }
-        if overdue_days.is_some() {
-            overdue_n += 1;
-        }
-        rows.push(row);
-    }
-    // Problems first, then by days left.
-    rows.sort_by_key(|r| {
-        (
-            r["ready"].as_bool() == Some(true) && !r["expiring"].as_bool().unwrap_or(false),
-            r["daysLeft"].as_i64().unwrap_or(i64::MAX),
-        )
-    });
-    let verdict = if not_ready_n > 0 {
-        "critical"
-    } else if expiring_n > 0 || overdue_n > 0 {
-        "degraded"
-    } else if !failed.is_empty() {
-        "incomplete"
-    } else if certs.is_empty() {
-        "no certificates"
-    } else {
-        "healthy"
-    };
-    let mut text = format!(
-        "certificates ({version}): {verdict} — {ready_n} of {} ready, {expiring_n} expiring within {within} d, {overdue_n} renewal overdue\n",
-        certs.len()
-    );
-    for r in rows.iter().filter(|r| {
-        r["ready"] != true || r["expiring"] == true || !r["renewalOverdueDays"].is_null()
-    }) {
-        text.push_str(&format!(
-            "{}/{}: {} days left {}{} {}\n",
-            r["namespace"].as_str().unwrap_or(""),
-            r["name"].as_str().unwrap_or(""),
-            r["daysLeft"],
-            if r["ready"] == true {
-                "ready"
-            } else {
-                "NOT ready"
-            },
-            r["renewalOverdueDays"]
-                .as_i64()
-                .map(|d| format!(", renewal overdue {d} d"))
-                .unwrap_or_default(),
-            r["hint"]
-                .as_str()
-                .unwrap_or(r["message"].as_str().unwrap_or(""))
-        ));
-    }
-    text.push_str(&failed_text(&failed));
-    let structured = json!({"installed": true, "apiVersion": version, "apiVersions": api_versions, "verdict": verdict,
-        "now": crate::cluster::time::now(ctx.settings.now), "expiringWithinDays": within,
-        "summary": {"total": certs.len(), "ready": ready_n, "notReady": not_ready_n, "expiring": expiring_n, "renewalOverdue": overdue_n},
-        "certificates": rows, "failedParts": failed});
-    Ok(ToolOutput { structured, text })
+    let ns = args.get("namespace").and_then(Value::as_str);
+    super::certificates::read(c, ns, 30, now(ctx.settings.now))
+        .await
+        .map(output)
+}
+
+async fn get_secrets_status(
+    ctx: Arc<ToolContext>,
+    args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let c = cluster(&ctx)?;
+    let ns = args.get("namespace").and_then(Value::as_str);
+    super::secrets::read(c, ns).await.map(output)
+}
+
+async fn get_tailscale_status(
+    ctx: Arc<ToolContext>,
+    _args: Map<String, Value>,
+) -> Result<ToolOutput, ToolError> {
+    let c = cluster(&ctx)?;
+    super::tailscale::read(c, &ctx.settings.tailscale_namespace)
+        .await
+        .map(output)
 }
 
 fn issue(

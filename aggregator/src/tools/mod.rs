@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod batch;
+pub mod certificates;
 pub mod cluster;
 pub mod describe;
 pub mod events;
@@ -13,7 +14,9 @@ pub mod kube;
 pub mod logs;
 pub mod node;
 pub mod podspec;
+pub mod secrets;
 pub mod storage;
+pub mod tailscale;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -639,6 +642,9 @@ impl ToolDef {
 pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
     tools.extend(cluster::tools());
+    tools.push(secrets::tool());
+    tools.push(certificates::tool());
+    tools.push(tailscale::tool());
     tools.extend(flux::tools());
     tools.extend(batch::tools());
     tools.push(ingress::tool());

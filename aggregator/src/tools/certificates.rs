@@ -1,0 +1,497 @@
+//! `get_certificate_status`: cert-manager Certificates with expiry, renewal
+//! and readiness; for a certificate that is not ready, the failing
+//! CertificateRequest → Order → Challenge chain, linked by owner references.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::api::DynamicObject;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::args::{Int, Name, blank_as_none};
+use super::kube::{
+    FailedPart, cluster, failed_parts, failed_text, list_kinds, meta, primary_failure,
+    require_namespace, versions_of,
+};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::cluster::Cluster;
+use crate::cluster::kinds::{CustomKind, condition};
+use crate::cluster::time::{now, parse_rfc3339, rfc3339};
+
+const CERT_MANAGER: &str = "cert-manager.io";
+const ACME: &str = "acme.cert-manager.io";
+const CERTIFICATE: CustomKind = CustomKind::new(CERT_MANAGER, "Certificate", "certificates");
+const CERTIFICATE_REQUEST: CustomKind =
+    CustomKind::new(CERT_MANAGER, "CertificateRequest", "certificaterequests");
+const ORDER: CustomKind = CustomKind::new(ACME, "Order", "orders");
+const CHALLENGE: CustomKind = CustomKind::new(ACME, "Challenge", "challenges");
+
+/// Arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Args {
+    /// Only this namespace.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub namespace: Option<Name>,
+    /// Expiring means within this many days.
+    #[serde(default)]
+    pub expiring_within_days: Int<1, 365, 30>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum CertVerdict {
+    /// All ready, none expiring.
+    #[serde(rename = "healthy")]
+    Healthy,
+    /// Expiring or renewal overdue.
+    #[serde(rename = "degraded")]
+    Degraded,
+    /// A certificate is not ready.
+    #[serde(rename = "critical")]
+    Critical,
+    /// A kind could not be read.
+    #[serde(rename = "incomplete")]
+    Incomplete,
+    /// No certificates.
+    #[serde(rename = "no certificates")]
+    NoCertificates,
+    /// cert-manager is not installed.
+    #[serde(rename = "not installed")]
+    NotInstalled,
+}
+
+/// The issuer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IssuerRef {
+    /// Issuer or ClusterIssuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A condition's state.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConditionState {
+    /// True, False, Unknown.
+    pub status: String,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+/// One step of the issuance chain.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChainStep {
+    /// CertificateRequest, Order or Challenge.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Ready (CertificateRequest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// State (Order, Challenge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Challenge type (DNS-01, HTTP-01).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub challenge_type: Option<String>,
+    /// Challenge name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// Challenge presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presented: Option<bool>,
+}
+
+/// One Certificate.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cert {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Ready.
+    pub ready: bool,
+    /// Ready's reason.
+    pub reason: String,
+    /// Ready's message.
+    pub message: String,
+    /// Expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    /// When cert-manager renews it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<String>,
+    /// Days until expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days_left: Option<i64>,
+    /// Expires within expiringWithinDays.
+    pub expiring: bool,
+    /// Days past its renewal time (renewal failing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_overdue_days: Option<i64>,
+    /// Issuer.
+    pub issuer: IssuerRef,
+    /// Names.
+    pub dns_names: Vec<String>,
+    /// Failed issuance attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_issuance_attempts: Option<i64>,
+    /// Last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<String>,
+    /// The Issuing condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuing: Option<ConditionState>,
+    /// For a certificate not ready: its requests, orders and challenges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainStep>,
+    /// What to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Counts.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertSummary {
+    /// Certificates.
+    pub total: usize,
+    /// Ready.
+    pub ready: usize,
+    /// Not ready.
+    pub not_ready: usize,
+    /// Expiring.
+    pub expiring: usize,
+    /// Renewal overdue.
+    pub renewal_overdue: usize,
+}
+
+/// cert-manager certificates.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificates {
+    /// cert-manager serves Certificate.
+    pub installed: bool,
+    /// Verdict.
+    pub verdict: CertVerdict,
+    /// Version Certificates were read at.
+    pub api_version: String,
+    /// Version each kind was read at.
+    pub api_versions: BTreeMap<String, String>,
+    /// The clock used (Unix seconds).
+    pub now: i64,
+    /// Expiring threshold.
+    pub expiring_within_days: i64,
+    /// Counts.
+    pub summary: CertSummary,
+    /// Problems first, then by days left.
+    pub certificates: Vec<Cert>,
+    /// Kinds that could not be read.
+    pub failed_parts: Vec<FailedPart>,
+}
+
+/// The tool.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_certificate_status",
+            title: "cert-manager certificates",
+            description: "Certificates with expiry, renewal and readiness; expiring ones (expiringWithinDays, 30) \
+                and overdue renewals; for failing ones the CertificateRequest → Order → Challenge chain and its \
+                reason.",
+            toolset: Toolset::Cluster,
+            hints: Hints::READ,
+        },
+        run,
+    )
+}
+
+async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Certificates, ToolError> {
+    let c = cluster(&ctx)?;
+    if let Some(ns) = &a.namespace {
+        require_namespace(c, ns).await?;
+    }
+    read(
+        c,
+        a.namespace.as_deref(),
+        a.expiring_within_days.get(),
+        now(ctx.settings.now),
+    )
+    .await
+}
+
+/// Reads the four kinds; fails only when Certificates cannot be read.
+pub async fn read(
+    c: &Cluster,
+    ns: Option<&str>,
+    within: i64,
+    now_s: i64,
+) -> Result<Certificates, ToolError> {
+    let mut failures = Vec::new();
+    let kinds = [&CERTIFICATE, &CERTIFICATE_REQUEST, &ORDER, &CHALLENGE];
+    let [certs, requests, orders, challenges] = list_kinds(c, kinds, ns, &mut failures).await;
+    primary_failure(&mut failures, "Certificate")?;
+    let versions = versions_of(&kinds, &[&certs, &requests, &orders, &challenges]);
+    Ok(assess(
+        certs.installed(),
+        versions,
+        [
+            certs.items(),
+            requests.items(),
+            orders.items(),
+            challenges.items(),
+        ],
+        failed_parts(&failures),
+        within,
+        now_s,
+    ))
+}
+
+/// Objects of `list` in `ns` whose owner is exactly `kind`/`parent` (by
+/// uid when the parent's uid is known). Names are never used, so
+/// `jellyfin` does not pick up `jellyfin-tls`'s requests.
+fn children<'a>(
+    list: &'a [DynamicObject],
+    ns: &str,
+    kind: &str,
+    parent: &DynamicObject,
+) -> Vec<&'a DynamicObject> {
+    let name = parent.metadata.name.as_deref().unwrap_or_default();
+    let uid = parent.metadata.uid.as_deref();
+    list.iter()
+        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
+        .filter(|o| {
+            let owned = o.metadata.owner_references.iter().flatten().any(|r| {
+                r.kind == kind
+                    && r.name == name
+                    && uid.is_none_or(|u| r.uid.is_empty() || r.uid == u)
+            });
+            // CertificateRequests also name their Certificate in an annotation.
+            let annotated = kind == "Certificate"
+                && o.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("cert-manager.io/certificate-name"))
+                    .is_some_and(|n| n == name);
+            owned || annotated
+        })
+        .collect()
+}
+
+fn text(v: &serde_json::Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+/// Judges each Certificate at `now_s` (pure).
+pub fn assess(
+    installed: bool,
+    api_versions: BTreeMap<String, String>,
+    [certs, requests, orders, challenges]: [&[DynamicObject]; 4],
+    failed_parts: Vec<FailedPart>,
+    within: i64,
+    now_s: i64,
+) -> Certificates {
+    let days = |secs: i64| secs.div_euclid(86_400);
+    let mut rows = Vec::new();
+    for cert in certs {
+        let (cns, name) = meta(cert);
+        let st = &cert.data["status"];
+        let (ready_s, reason, message) = condition(&cert.data, "Ready")
+            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+        let ready = ready_s == "True";
+        let not_after = st["notAfter"].as_str().and_then(parse_rfc3339);
+        let renewal = st["renewalTime"].as_str().and_then(parse_rfc3339);
+        let days_left = not_after.map(|t| days(t - now_s));
+        let mut row = Cert {
+            namespace: cns.clone(),
+            name: name.clone(),
+            ready,
+            reason,
+            message,
+            not_after: not_after.map(rfc3339),
+            renewal_time: renewal.map(rfc3339),
+            days_left,
+            expiring: days_left.is_some_and(|d| d <= within),
+            renewal_overdue_days: renewal.filter(|r| *r < now_s).map(|r| days(now_s - r)),
+            issuer: IssuerRef {
+                kind: text(&cert.data["spec"]["issuerRef"]["kind"]),
+                name: text(&cert.data["spec"]["issuerRef"]["name"]),
+            },
+            dns_names: cert.data["spec"]["dnsNames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect(),
+            failed_issuance_attempts: st["failedIssuanceAttempts"].as_i64(),
+            last_failure_time: text(&st["lastFailureTime"]),
+            issuing: condition(&cert.data, "Issuing").map(|(status, reason, message)| {
+                ConditionState {
+                    status,
+                    reason,
+                    message,
+                }
+            }),
+            chain: Vec::new(),
+            hint: None,
+        };
+        if !ready {
+            // Walk the chain, by owner references, to the thing that fails.
+            for cr in children(requests, &cns, "Certificate", cert) {
+                let (s, r, m) = condition(&cr.data, "Ready").unwrap_or_default();
+                row.chain.push(ChainStep {
+                    kind: "CertificateRequest".into(),
+                    name: cr.metadata.name.clone().unwrap_or_default(),
+                    ready: Some(s == "True"),
+                    state: None,
+                    reason: Some(r),
+                    message: Some(m),
+                    challenge_type: None,
+                    dns_name: None,
+                    presented: None,
+                });
+                for order in children(orders, &cns, "CertificateRequest", cr) {
+                    row.chain.push(ChainStep {
+                        kind: "Order".into(),
+                        name: order.metadata.name.clone().unwrap_or_default(),
+                        ready: None,
+                        state: text(&order.data["status"]["state"]),
+                        reason: text(&order.data["status"]["reason"]),
+                        message: None,
+                        challenge_type: None,
+                        dns_name: None,
+                        presented: None,
+                    });
+                    for ch in children(challenges, &cns, "Order", order) {
+                        let reason = text(&ch.data["status"]["reason"]).unwrap_or_default();
+                        if reason.contains("Cloudflare") {
+                            row.hint = Some(
+                                "DNS-01 through Cloudflare is failing: check the cloudflare-api-token Secret \
+                                 (namespace cert-manager) and the token's permissions"
+                                    .into(),
+                            );
+                        } else if !reason.is_empty() && row.hint.is_none() {
+                            row.hint = Some(format!("the ACME challenge fails: {reason}"));
+                        }
+                        row.chain.push(ChainStep {
+                            kind: "Challenge".into(),
+                            name: ch.metadata.name.clone().unwrap_or_default(),
+                            ready: None,
+                            state: text(&ch.data["status"]["state"]),
+                            reason: Some(reason),
+                            message: None,
+                            challenge_type: text(&ch.data["spec"]["type"]),
+                            dns_name: text(&ch.data["spec"]["dnsName"]),
+                            presented: ch.data["status"]["presented"].as_bool(),
+                        });
+                    }
+                }
+            }
+        }
+        rows.push(row);
+    }
+    // Problems first, then by days left.
+    rows.sort_by_key(|r| (r.ready && !r.expiring, r.days_left.unwrap_or(i64::MAX)));
+    let summary = CertSummary {
+        total: rows.len(),
+        ready: rows.iter().filter(|r| r.ready).count(),
+        not_ready: rows.iter().filter(|r| !r.ready).count(),
+        expiring: rows.iter().filter(|r| r.expiring).count(),
+        renewal_overdue: rows
+            .iter()
+            .filter(|r| r.renewal_overdue_days.is_some())
+            .count(),
+    };
+    let verdict = if !installed {
+        CertVerdict::NotInstalled
+    } else if summary.not_ready > 0 {
+        CertVerdict::Critical
+    } else if summary.expiring > 0 || summary.renewal_overdue > 0 {
+        CertVerdict::Degraded
+    } else if !failed_parts.is_empty() {
+        CertVerdict::Incomplete
+    } else if rows.is_empty() {
+        CertVerdict::NoCertificates
+    } else {
+        CertVerdict::Healthy
+    };
+    Certificates {
+        installed,
+        verdict,
+        api_version: api_versions.get("Certificate").cloned().unwrap_or_default(),
+        api_versions,
+        now: now_s,
+        expiring_within_days: within,
+        summary,
+        certificates: rows,
+        failed_parts,
+    }
+}
+
+impl Render for Certificates {
+    fn text(&self) -> String {
+        if !self.installed {
+            return "cert-manager: not installed (group cert-manager.io does not serve Certificate)\n".into();
+        }
+        let s = &self.summary;
+        let mut text = format!(
+            "certificates ({}): {} — {} of {} ready, {} expiring within {} d, {} renewal overdue\n",
+            self.api_version,
+            label(&self.verdict),
+            s.ready,
+            s.total,
+            s.expiring,
+            self.expiring_within_days,
+            s.renewal_overdue
+        );
+        for r in self
+            .certificates
+            .iter()
+            .filter(|r| !r.ready || r.expiring || r.renewal_overdue_days.is_some())
+        {
+            text.push_str(&format!(
+                "{}/{}: {} {} days left{} — {}\n",
+                r.namespace,
+                r.name,
+                if r.ready { "ready" } else { "NOT ready" },
+                r.days_left
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                r.renewal_overdue_days
+                    .map(|d| format!(", renewal overdue {d} d"))
+                    .unwrap_or_default(),
+                r.hint.as_deref().unwrap_or(&r.message)
+            ));
+            for step in &r.chain {
+                text.push_str(&format!(
+                    "  {} {}: {}\n",
+                    step.kind,
+                    step.name,
+                    [&step.state, &step.reason, &step.message]
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| !x.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" — ")
+                ));
+            }
+        }
+        text.push_str(&failed_text(&self.failed_parts));
+        text
+    }
+}

@@ -1,0 +1,389 @@
+//! `get_secrets_status`: External Secrets and their stores, each kind read
+//! at the version the operator serves for it; failures caused by a store
+//! that is down are grouped under that store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::api::DynamicObject;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::args::{Name, blank_as_none};
+use super::kube::{
+    FailedPart, cluster, failed_parts, failed_text, list_kinds, meta, primary_failure,
+    require_namespace, versions_of,
+};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::cluster::Cluster;
+use crate::cluster::kinds::{CustomKind, condition};
+
+const ESO: &str = "external-secrets.io";
+const EXTERNAL_SECRET: CustomKind = CustomKind::new(ESO, "ExternalSecret", "externalsecrets");
+const SECRET_STORE: CustomKind = CustomKind::new(ESO, "SecretStore", "secretstores");
+const CLUSTER_SECRET_STORE: CustomKind =
+    CustomKind::new(ESO, "ClusterSecretStore", "clustersecretstores");
+
+/// Arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Only this namespace.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub namespace: Option<Name>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum SecretsVerdict {
+    /// Every ExternalSecret and store Ready.
+    #[serde(rename = "healthy")]
+    Healthy,
+    /// Something is not Ready.
+    #[serde(rename = "degraded")]
+    Degraded,
+    /// A kind could not be read.
+    #[serde(rename = "incomplete")]
+    Incomplete,
+    /// None exist.
+    #[serde(rename = "no ExternalSecrets")]
+    NoExternalSecrets,
+    /// The operator is not installed.
+    #[serde(rename = "not installed")]
+    NotInstalled,
+}
+
+/// A store, by kind and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct StoreRef {
+    /// SecretStore or ClusterSecretStore.
+    pub kind: String,
+    /// Namespace of a SecretStore.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// A store's health.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Store {
+    /// Which.
+    #[serde(flatten)]
+    pub store: StoreRef,
+    /// Ready.
+    pub ready: bool,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+/// One ExternalSecret.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalSecretRow {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Ready.
+    pub ready: bool,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Last refresh.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_time: Option<String>,
+    /// Its store.
+    pub store: StoreRef,
+}
+
+/// A store that is down, with the failures it explains.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreDown {
+    /// The store.
+    pub store: StoreRef,
+    /// Why (Ready's reason).
+    pub reason: String,
+    /// Ready's message.
+    pub message: String,
+    /// ExternalSecrets failing because of it.
+    pub failing_external_secrets: usize,
+    /// Some of them, namespace/name.
+    pub examples: Vec<String>,
+    /// What it means.
+    pub note: String,
+}
+
+/// Counts.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsSummary {
+    /// ExternalSecrets.
+    pub external_secrets: usize,
+    /// Ready.
+    pub ready: usize,
+    /// Not ready.
+    pub failing: usize,
+    /// Stores.
+    pub stores: usize,
+    /// Stores not ready.
+    pub stores_down: usize,
+}
+
+/// External Secrets.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Secrets {
+    /// The operator serves its kinds.
+    pub installed: bool,
+    /// Verdict.
+    pub verdict: SecretsVerdict,
+    /// Version ExternalSecrets were read at.
+    pub api_version: String,
+    /// Version each kind was read at.
+    pub api_versions: BTreeMap<String, String>,
+    /// Counts (absent when not installed: never "0 ExternalSecrets, 0 failed").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SecretsSummary>,
+    /// Stores.
+    pub stores: Vec<Store>,
+    /// Stores down, each with the failures it explains.
+    pub root_causes: Vec<StoreDown>,
+    /// ExternalSecrets.
+    pub external_secrets: Vec<ExternalSecretRow>,
+    /// Kinds that could not be read.
+    pub failed_parts: Vec<FailedPart>,
+}
+
+/// The tool.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_secrets_status",
+            title: "External Secrets status",
+            description: "ExternalSecrets (ready, reason, last refresh, store) and their stores' health, read at \
+                the API version the operator serves; failures are grouped under the store that is down.",
+            toolset: Toolset::Cluster,
+            hints: Hints::READ,
+        },
+        run,
+    )
+}
+
+async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Secrets, ToolError> {
+    let c = cluster(&ctx)?;
+    if let Some(ns) = &a.namespace {
+        require_namespace(c, ns).await?;
+    }
+    read(c, a.namespace.as_deref()).await
+}
+
+/// Reads the three kinds; fails only when ExternalSecrets cannot be read.
+pub async fn read(c: &Cluster, namespace: Option<&str>) -> Result<Secrets, ToolError> {
+    let mut failures = Vec::new();
+    let kinds = [&CLUSTER_SECRET_STORE, &SECRET_STORE, &EXTERNAL_SECRET];
+    let [cluster_stores, stores, secrets] = list_kinds(c, kinds, namespace, &mut failures).await;
+    primary_failure(&mut failures, "ExternalSecret")?;
+    let versions = versions_of(&kinds, &[&cluster_stores, &stores, &secrets]);
+    let installed = !failures.is_empty()
+        || [&cluster_stores, &stores, &secrets]
+            .iter()
+            .any(|l| l.installed());
+    Ok(assess(
+        installed,
+        versions,
+        cluster_stores.items(),
+        stores.items(),
+        secrets.items(),
+        failed_parts(&failures),
+    ))
+}
+
+/// Judges stores and ExternalSecrets (pure).
+pub fn assess(
+    installed: bool,
+    api_versions: BTreeMap<String, String>,
+    cluster_stores: &[DynamicObject],
+    stores: &[DynamicObject],
+    secrets: &[DynamicObject],
+    failed_parts: Vec<FailedPart>,
+) -> Secrets {
+    let api_version = api_versions
+        .get("ExternalSecret")
+        .cloned()
+        .unwrap_or_else(|| "not installed".into());
+    if !installed {
+        return Secrets {
+            installed,
+            verdict: SecretsVerdict::NotInstalled,
+            api_version,
+            api_versions,
+            summary: None,
+            stores: Vec::new(),
+            root_causes: Vec::new(),
+            external_secrets: Vec::new(),
+            failed_parts,
+        };
+    }
+    let mut store_rows = Vec::new();
+    for (kind, list) in [
+        ("ClusterSecretStore", cluster_stores),
+        ("SecretStore", stores),
+    ] {
+        for s in list {
+            let (ns, name) = meta(s);
+            let (status, reason, message) = condition(&s.data, "Ready").unwrap_or_default();
+            store_rows.push(Store {
+                store: StoreRef {
+                    kind: kind.into(),
+                    namespace: (kind == "SecretStore").then_some(ns),
+                    name,
+                },
+                ready: status == "True",
+                reason,
+                message,
+            });
+        }
+    }
+    let rows: Vec<ExternalSecretRow> = secrets
+        .iter()
+        .map(|es| {
+            let (ns, name) = meta(es);
+            let (status, reason, message) = condition(&es.data, "Ready")
+                .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+            let store_ref = &es.data["spec"]["secretStoreRef"];
+            let kind = store_ref["kind"]
+                .as_str()
+                .unwrap_or("SecretStore")
+                .to_string();
+            ExternalSecretRow {
+                store: StoreRef {
+                    namespace: (kind == "SecretStore").then(|| ns.clone()),
+                    kind,
+                    name: store_ref["name"].as_str().unwrap_or_default().to_string(),
+                },
+                namespace: ns,
+                name,
+                ready: status == "True",
+                reason,
+                message,
+                refresh_time: es.data["status"]["refreshTime"]
+                    .as_str()
+                    .map(str::to_string),
+            }
+        })
+        .collect();
+    // One root cause per store that is down, with the failures it explains.
+    let root_causes: Vec<StoreDown> = store_rows
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| {
+            let echoes: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.ready && r.store == s.store)
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect();
+            StoreDown {
+                store: s.store.clone(),
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+                failing_external_secrets: echoes.len(),
+                examples: echoes.into_iter().take(10).collect(),
+                note:
+                    "existing Secrets keep working, but nothing refreshes until the store is ready"
+                        .into(),
+            }
+        })
+        .collect();
+    let failing = rows.iter().filter(|r| !r.ready).count();
+    let verdict = if failing > 0 || !root_causes.is_empty() {
+        SecretsVerdict::Degraded
+    } else if !failed_parts.is_empty() {
+        SecretsVerdict::Incomplete
+    } else if rows.is_empty() && store_rows.is_empty() {
+        SecretsVerdict::NoExternalSecrets
+    } else {
+        SecretsVerdict::Healthy
+    };
+    Secrets {
+        installed,
+        verdict,
+        api_version,
+        api_versions,
+        summary: Some(SecretsSummary {
+            external_secrets: rows.len(),
+            ready: rows.len() - failing,
+            failing,
+            stores: store_rows.len(),
+            stores_down: root_causes.len(),
+        }),
+        stores: store_rows,
+        root_causes,
+        external_secrets: rows,
+        failed_parts,
+    }
+}
+
+impl Render for Secrets {
+    fn text(&self) -> String {
+        if !self.installed {
+            return "External Secrets Operator: not installed (group external-secrets.io serves none of its kinds)\n".into();
+        }
+        let s = self.summary.as_ref().unwrap_or(&SecretsSummary {
+            external_secrets: 0,
+            ready: 0,
+            failing: 0,
+            stores: 0,
+            stores_down: 0,
+        });
+        let mut text = format!(
+            "External Secrets ({}): {} — {} of {} ready, {} store(s) down\n",
+            self.api_version,
+            label(&self.verdict),
+            s.ready,
+            s.external_secrets,
+            s.stores_down
+        );
+        for rc in &self.root_causes {
+            text.push_str(&format!(
+                "store {} {} DOWN ({}: {}) — {} ExternalSecret(s) failing because of it, e.g. {}\n",
+                rc.store.kind,
+                rc.store.name,
+                rc.reason,
+                rc.message,
+                rc.failing_external_secrets,
+                rc.examples
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let explained: usize = self
+            .root_causes
+            .iter()
+            .map(|r| r.failing_external_secrets)
+            .sum();
+        let others: Vec<&ExternalSecretRow> = self
+            .external_secrets
+            .iter()
+            .filter(|r| !r.ready && !self.root_causes.iter().any(|rc| rc.store == r.store))
+            .collect();
+        for r in &others {
+            text.push_str(&format!(
+                "NOT ready {}/{} (store {}): {} {}\n",
+                r.namespace, r.name, r.store.name, r.reason, r.message
+            ));
+        }
+        if explained > 0 && others.is_empty() && explained < s.failing {
+            text.push_str(&format!("{} more failing\n", s.failing - explained));
+        }
+        text.push_str(&failed_text(&self.failed_parts));
+        text
+    }
+}

@@ -1,0 +1,338 @@
+//! `get_tailscale_status`: Tailscale Connectors (health from their
+//! `ConnectorReady` condition — they never set `Ready`), exit node, routes,
+//! ProxyClasses and the operator's pods. A failure to list Connectors is an
+//! error, never "0 connectors".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::kube::{
+    FailedPart, cluster, failed_parts, failed_text, list_kinds, primary_failure, versions_of,
+};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::cluster::kinds::{CustomKind, condition};
+use crate::cluster::{Cluster, Request};
+
+const TAILSCALE: &str = "tailscale.com";
+const CONNECTOR: CustomKind = CustomKind::new(TAILSCALE, "Connector", "connectors");
+const PROXY_CLASS: CustomKind = CustomKind::new(TAILSCALE, "ProxyClass", "proxyclasses");
+
+/// No arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum TailscaleVerdict {
+    /// Connectors and operator ready.
+    #[serde(rename = "healthy")]
+    Healthy,
+    /// A Connector or operator pod is not ready, or the operator is missing.
+    #[serde(rename = "degraded")]
+    Degraded,
+    /// A part could not be read.
+    #[serde(rename = "incomplete")]
+    Incomplete,
+    /// No Connectors.
+    #[serde(rename = "no connectors")]
+    NoConnectors,
+    /// The operator is not installed.
+    #[serde(rename = "not installed")]
+    NotInstalled,
+}
+
+/// One Connector.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Connector {
+    /// Name (cluster-scoped).
+    pub name: String,
+    /// ConnectorReady is True.
+    pub ready: bool,
+    /// Its reason.
+    pub reason: String,
+    /// Its message.
+    pub message: String,
+    /// Tailnet hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Asked to be an exit node.
+    pub exit_node: bool,
+    /// Acting as one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_exit_node: Option<bool>,
+    /// Routes it advertises.
+    pub advertised_routes: Vec<String>,
+    /// Routes it serves.
+    pub active_routes: Vec<String>,
+    /// ProxyClass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_class: Option<String>,
+    /// Its tailnet addresses.
+    pub tailnet_ips: Vec<String>,
+}
+
+/// One ProxyClass.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProxyClass {
+    /// Name.
+    pub name: String,
+    /// ProxyClassReady is True.
+    pub ready: bool,
+    /// Its reason.
+    pub reason: String,
+}
+
+/// An operator pod.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OperatorPod {
+    /// Name.
+    pub name: String,
+    /// Phase.
+    pub phase: String,
+    /// Ready (or finished).
+    pub ready: bool,
+    /// Restarts.
+    pub restarts: i32,
+}
+
+/// Tailscale.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tailscale {
+    /// The operator's kinds are served.
+    pub installed: bool,
+    /// Verdict.
+    pub verdict: TailscaleVerdict,
+    /// Version Connectors were read at.
+    pub api_version: String,
+    /// Version each kind was read at.
+    pub api_versions: BTreeMap<String, String>,
+    /// Connectors.
+    pub connectors: Vec<Connector>,
+    /// ProxyClasses.
+    pub proxy_classes: Vec<ProxyClass>,
+    /// Where the operator's pods were looked for.
+    pub operator_namespace: String,
+    /// Its pods.
+    pub pods: Vec<OperatorPod>,
+    /// Parts that could not be read.
+    pub failed_parts: Vec<FailedPart>,
+}
+
+/// The tool.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_tailscale_status",
+            title: "Tailscale operator status",
+            description: "Tailscale Connectors (health from ConnectorReady), exit node, advertised and active \
+                routes, ProxyClasses and the operator's pods.",
+            toolset: Toolset::Cluster,
+            hints: Hints::READ,
+        },
+        run,
+    )
+}
+
+async fn run(ctx: Arc<ToolContext>, _a: Args, _call: Call) -> Result<Tailscale, ToolError> {
+    let c = cluster(&ctx)?;
+    read(c, &ctx.settings.tailscale_namespace).await
+}
+
+/// Reads Connectors, ProxyClasses and the operator's pods; fails only when
+/// Connectors cannot be read.
+pub async fn read(c: &Cluster, operator_ns: &str) -> Result<Tailscale, ToolError> {
+    let mut failures = Vec::new();
+    let [connectors, classes] =
+        list_kinds(c, [&CONNECTOR, &PROXY_CLASS], None, &mut failures).await;
+    primary_failure(&mut failures, "Connector")?;
+    let versions = versions_of(&[&CONNECTOR, &PROXY_CLASS], &[&connectors, &classes]);
+    let installed = !failures.is_empty() || connectors.installed() || classes.installed();
+    let mut failed = failed_parts(&failures);
+    let pods = if installed {
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), operator_ns);
+        match c
+            .list(
+                &api,
+                &ListParams::default(),
+                Request::new("list", "pods", Some(operator_ns)),
+            )
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                failed.push(FailedPart::new("operator pods", &e));
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    Ok(assess(
+        installed,
+        versions,
+        connectors.items(),
+        classes.items(),
+        &pods,
+        operator_ns,
+        failed,
+    ))
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Judges Connectors, ProxyClasses and operator pods (pure).
+pub fn assess(
+    installed: bool,
+    api_versions: BTreeMap<String, String>,
+    connectors: &[DynamicObject],
+    classes: &[DynamicObject],
+    pods: &[Pod],
+    operator_ns: &str,
+    failed_parts: Vec<FailedPart>,
+) -> Tailscale {
+    let connectors: Vec<Connector> = connectors
+        .iter()
+        .map(|cn| {
+            // The Connector reports health as ConnectorReady, never as Ready.
+            let (status, reason, message) = condition(&cn.data, "ConnectorReady")
+                .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+            let spec = &cn.data["spec"];
+            let st = &cn.data["status"];
+            Connector {
+                name: cn.metadata.name.clone().unwrap_or_default(),
+                ready: status == "True",
+                reason,
+                message,
+                hostname: spec["hostname"].as_str().map(str::to_string),
+                exit_node: spec["exitNode"].as_bool().unwrap_or(false),
+                is_exit_node: st["isExitNode"].as_bool(),
+                advertised_routes: strings(&spec["subnetRouter"]["advertiseRoutes"]),
+                active_routes: st["subnetRoutes"]
+                    .as_str()
+                    .map(|s| {
+                        s.split(',')
+                            .map(|r| r.trim().to_string())
+                            .filter(|r| !r.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                proxy_class: spec["proxyClass"].as_str().map(str::to_string),
+                tailnet_ips: strings(&st["tailnetIPs"]),
+            }
+        })
+        .collect();
+    let proxy_classes: Vec<ProxyClass> = classes
+        .iter()
+        .map(|pc| {
+            let (status, reason, _) = condition(&pc.data, "ProxyClassReady").unwrap_or_default();
+            ProxyClass {
+                name: pc.metadata.name.clone().unwrap_or_default(),
+                ready: status == "True",
+                reason,
+            }
+        })
+        .collect();
+    let pods: Vec<OperatorPod> = pods
+        .iter()
+        .map(|p| {
+            let st = p.status.clone().unwrap_or_default();
+            OperatorPod {
+                name: p.metadata.name.clone().unwrap_or_default(),
+                ready: st
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    || st.phase.as_deref() == Some("Succeeded"),
+                phase: st.phase.clone().unwrap_or_default(),
+                restarts: st
+                    .container_statuses
+                    .iter()
+                    .flatten()
+                    .map(|c| c.restart_count)
+                    .sum(),
+            }
+        })
+        .collect();
+    let pods_unread = failed_parts.iter().any(|f| f.part == "operator pods");
+    let no_operator = installed && pods.is_empty() && !pods_unread;
+    let all_ready = connectors.iter().all(|c| c.ready) && pods.iter().all(|p| p.ready);
+    let verdict = if !installed {
+        TailscaleVerdict::NotInstalled
+    } else if !all_ready || (no_operator && !connectors.is_empty()) {
+        TailscaleVerdict::Degraded
+    } else if !failed_parts.is_empty() {
+        TailscaleVerdict::Incomplete
+    } else if connectors.is_empty() {
+        TailscaleVerdict::NoConnectors
+    } else {
+        TailscaleVerdict::Healthy
+    };
+    Tailscale {
+        installed,
+        verdict,
+        api_version: api_versions.get("Connector").cloned().unwrap_or_default(),
+        api_versions,
+        connectors,
+        proxy_classes,
+        operator_namespace: operator_ns.to_string(),
+        pods,
+        failed_parts,
+    }
+}
+
+impl Render for Tailscale {
+    fn text(&self) -> String {
+        if !self.installed {
+            return "Tailscale operator: not installed (group tailscale.com serves neither Connector nor ProxyClass)\n"
+                .into();
+        }
+        let mut text = format!("Tailscale: {}\n", label(&self.verdict));
+        for c in &self.connectors {
+            text.push_str(&format!(
+                "connector {}: {} ({}: {}) exit node {} routes {}\n",
+                c.name,
+                if c.ready { "ready" } else { "NOT ready" },
+                c.reason,
+                c.message,
+                c.exit_node,
+                if c.active_routes.is_empty() {
+                    "none active".to_string()
+                } else {
+                    c.active_routes.join(",")
+                }
+            ));
+        }
+        for p in self.proxy_classes.iter().filter(|p| !p.ready) {
+            text.push_str(&format!("proxyclass {} NOT ready ({})\n", p.name, p.reason));
+        }
+        if self.pods.is_empty() && !self.failed_parts.iter().any(|f| f.part == "operator pods") {
+            text.push_str(&format!(
+                "no operator pods in namespace {} (set --tailscale-namespace if the operator runs elsewhere)\n",
+                self.operator_namespace
+            ));
+        }
+        for p in self.pods.iter().filter(|p| !p.ready) {
+            text.push_str(&format!(
+                "pod {}/{} {} not ready\n",
+                self.operator_namespace, p.name, p.phase
+            ));
+        }
+        text.push_str(&failed_text(&self.failed_parts));
+        text
+    }
+}

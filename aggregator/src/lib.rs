@@ -3,6 +3,7 @@
 //! HTTP) and as a CLI for people.
 
 pub mod agents;
+pub mod assess;
 pub mod auth;
 pub mod cli;
 pub mod cluster;

@@ -5,10 +5,11 @@
 pub mod args;
 pub mod batch;
 pub mod certificates;
-pub mod cluster;
 pub mod describe;
 pub mod events;
 pub mod flux;
+pub mod health;
+pub mod images;
 pub mod ingress;
 pub mod kube;
 pub mod logs;
@@ -638,21 +639,23 @@ impl ToolDef {
     }
 }
 
-/// All tools, in listing order.
+/// All tools, in listing order: node, cluster, flux.
 pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
-    tools.extend(cluster::tools());
-    tools.push(secrets::tool());
-    tools.push(certificates::tool());
-    tools.push(tailscale::tool());
-    tools.extend(flux::tools());
+    tools.extend([
+        health::tool(),
+        certificates::tool(),
+        secrets::tool(),
+        tailscale::tool(),
+        ingress::tool(),
+        storage::tool(),
+        describe::tool(),
+        events::tool(),
+        logs::pod_logs_tool(),
+        logs::job_logs_tool(),
+    ]);
     tools.extend(batch::tools());
-    tools.push(ingress::tool());
-    tools.push(storage::tool());
-    tools.push(describe::tool());
-    tools.push(logs::pod_logs_tool());
-    tools.push(logs::job_logs_tool());
-    tools.push(events::tool());
+    tools.extend([flux::tool(), images::tool()]);
     tools
 }
 

@@ -1,0 +1,533 @@
+//! Flux objects judged: ready, failing, **stuck** (no automatic retry will
+//! fix it: a `Stalled` condition such as RetriesExceeded, the legacy
+//! "retries exhausted" wording of older helm-controllers, or not Ready far
+//! longer than its interval and timeout allow), suspended, progressing, or
+//! static (an OCI HelmRepository has no conditions by design). A failure
+//! explained by another failing object (a Kustomization waiting on a
+//! HelmRelease, an ImagePolicy on its repository) is a consequence of that
+//! root cause, not a second one.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use kube::api::DynamicObject;
+use regex::Regex;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cluster::kinds::condition;
+use crate::cluster::time::{human, parse_go_duration, parse_rfc3339, rfc3339};
+
+/// How a Flux object stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FluxState {
+    /// Ready.
+    Ready,
+    /// Not Ready; retries may fix it.
+    Failing,
+    /// Not Ready and no retry will fix it.
+    Stuck,
+    /// Suspended.
+    Suspended,
+    /// Reconciling (Ready Unknown).
+    Progressing,
+    /// An OCI HelmRepository: no conditions by design.
+    Static,
+    /// No Ready condition yet.
+    Unknown,
+}
+
+impl FluxState {
+    /// A failure worth reporting.
+    pub fn problem(self) -> bool {
+        matches!(
+            self,
+            FluxState::Failing | FluxState::Stuck | FluxState::Unknown
+        )
+    }
+}
+
+/// Failure counters of a HelmRelease.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HelmFailures {
+    /// All.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    /// Installs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<i64>,
+    /// Upgrades.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<i64>,
+}
+
+/// One release in a HelmRelease's history.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmHistory {
+    /// Helm release version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Chart version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart_version: Option<String>,
+    /// deployed, failed, superseded, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// One Flux object, judged.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FluxObject {
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// How it stands.
+    pub status: FluxState,
+    /// status == ready.
+    pub ready: bool,
+    /// status == suspended.
+    pub suspended: bool,
+    /// Ready's reason.
+    pub reason: String,
+    /// Ready's message.
+    pub message: String,
+    /// When Ready last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// How long since then ("15d 23h").
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// spec.interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// What is applied (a Kustomization's revision, a release's chart, a source's artifact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_revision: Option<String>,
+    /// What was last attempted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempted_revision: Option<String>,
+    /// status == stuck.
+    pub stuck: bool,
+    /// Why it is stuck.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stuck_because: Option<String>,
+    /// The failing object that explains this failure (Kind/namespace/name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consequence_of: Option<String>,
+    /// What to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// HelmRelease failure counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<HelmFailures>,
+    /// HelmRelease: install, upgrade, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempted_release_action: Option<String>,
+    /// HelmRelease: the last three releases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HelmHistory>>,
+    /// HelmRepository: default or oci.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub repo_type: Option<String>,
+}
+
+impl FluxObject {
+    /// Kind/namespace/name.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// An object with what the judgement needs of its source.
+#[derive(Debug, Clone)]
+pub struct Assessed {
+    /// The judgement.
+    pub object: FluxObject,
+    /// When Ready last changed (Unix seconds).
+    pub since_s: Option<i64>,
+    /// The object as read.
+    pub raw: DynamicObject,
+}
+
+fn spec_secs(obj: &Value, field: &str) -> Option<i64> {
+    obj["spec"][field].as_str().and_then(parse_go_duration)
+}
+
+fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(x) => Some(x.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Applied and attempted revisions, by kind.
+fn revisions(kind: &str, st: &Value) -> (Option<String>, Option<String>) {
+    match kind {
+        "Kustomization" => (
+            s(&st["lastAppliedRevision"]),
+            s(&st["lastAttemptedRevision"]),
+        ),
+        "HelmRelease" => {
+            let deployed = st["history"]
+                .as_array()
+                .and_then(|h| h.iter().find(|e| e["status"] == "deployed"))
+                .map(|e| {
+                    format!(
+                        "{}@{} (release v{})",
+                        e["chartName"].as_str().unwrap_or_default(),
+                        e["chartVersion"].as_str().unwrap_or_default(),
+                        e["version"]
+                    )
+                });
+            (deployed, s(&st["lastAttemptedRevision"]))
+        }
+        _ => (s(&st["artifact"]["revision"]), None),
+    }
+}
+
+/// Judges one object at `now_s` (Ready/Stalled/Reconciling and the stuck rule).
+pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
+    let d = &obj.data;
+    let (namespace, name) = (
+        obj.metadata.namespace.clone().unwrap_or_default(),
+        obj.metadata.name.clone().unwrap_or_default(),
+    );
+    let ready = condition(d, "Ready");
+    let since = d["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .and_then(parse_rfc3339);
+    let (ready_status, reason, message) = ready.clone().unwrap_or_default();
+    let interval = spec_secs(d, "interval").unwrap_or(600);
+    let timeout = spec_secs(d, "timeout").unwrap_or(300);
+    // Longer than this without Ready and no automatic retry is fixing it.
+    let patience = (3 * interval + timeout).max(1800);
+    let st = &d["status"];
+    let (applied, attempted) = revisions(kind, st);
+    let helm = kind == "HelmRelease";
+    let mut o = FluxObject {
+        kind: kind.to_string(),
+        namespace,
+        name,
+        status: FluxState::Unknown,
+        ready: false,
+        suspended: false,
+        reason,
+        message,
+        since: since.map(rfc3339),
+        for_: since.map(|t| human(now_s - t)),
+        interval: s(&d["spec"]["interval"]),
+        applied_revision: applied,
+        attempted_revision: attempted,
+        stuck: false,
+        stuck_because: None,
+        consequence_of: None,
+        hint: None,
+        failures: helm.then(|| HelmFailures {
+            total: st["failures"].as_i64(),
+            install: st["installFailures"].as_i64(),
+            upgrade: st["upgradeFailures"].as_i64(),
+        }),
+        last_attempted_release_action: if helm {
+            s(&st["lastAttemptedReleaseAction"])
+        } else {
+            None
+        },
+        history: helm.then(|| {
+            st["history"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(3)
+                .map(|e| HelmHistory {
+                    version: e["version"].as_i64(),
+                    chart_version: s(&e["chartVersion"]),
+                    status: s(&e["status"]),
+                })
+                .collect()
+        }),
+        repo_type: if kind == "HelmRepository" {
+            s(&d["spec"]["type"])
+        } else {
+            None
+        },
+    };
+    let failing_for = since.map(|t| now_s - t).unwrap_or(0);
+    if d["spec"]["suspend"].as_bool() == Some(true) {
+        o.status = FluxState::Suspended;
+        o.hint = Some(format!(
+            "suspended: Flux will not reconcile it until resumed (`flux resume {} {} -n {}`)",
+            kind.to_lowercase(),
+            o.name,
+            o.namespace
+        ));
+    } else if ready.is_none() {
+        if kind == "HelmRepository" && d["spec"]["type"] == "oci" {
+            o.status = FluxState::Static;
+            o.message = "OCI HelmRepository: a static data container that Flux does not reconcile; it has no conditions by design".into();
+        } else {
+            o.message =
+                "no Ready condition yet: the controller has not reconciled it (is it running?)"
+                    .into();
+        }
+    } else if let Some((status, stalled_reason, stalled_message)) = condition(d, "Stalled")
+        && status == "True"
+    {
+        o.status = FluxState::Stuck;
+        o.stuck_because = Some(format!(
+            "Stalled ({stalled_reason}: {stalled_message}) for {}; the controller will not retry",
+            human(failing_for)
+        ));
+    } else if ready_status == "True" {
+        o.status = FluxState::Ready;
+    } else if ready_status == "False" && o.message.contains("retries exhausted") {
+        o.status = FluxState::Stuck;
+        o.stuck_because = Some(format!(
+            "\"{}\" for {}: older helm-controllers stop retrying after this",
+            o.message,
+            human(failing_for)
+        ));
+    } else if failing_for > patience {
+        o.status = FluxState::Stuck;
+        o.stuck_because = Some(format!(
+            "not Ready for {} while its interval is {} and timeout {}: retries are not fixing it",
+            human(failing_for),
+            human(interval),
+            human(timeout)
+        ));
+    } else if ready_status == "Unknown" {
+        o.status = FluxState::Progressing;
+    } else {
+        o.status = FluxState::Failing;
+    }
+    if helm && o.status == FluxState::Stuck {
+        o.hint = Some(format!(
+            "helm-controller will not retry this release by itself. Recover with `flux reconcile helmrelease {n} -n {ns} --reset` \
+             (sets reconcile.fluxcd.io/requestedAt and resetAt to one token; `--force` for a one-off forced upgrade), or suspend \
+             then resume it; a bare reconcile request changes nothing. Find why it failed first: get_events object=HelmRelease/{n} \
+             namespace={ns}, and the release's pods.",
+            n = o.name,
+            ns = o.namespace
+        ));
+    }
+    o.ready = o.status == FluxState::Ready;
+    o.suspended = o.status == FluxState::Suspended;
+    o.stuck = o.status == FluxState::Stuck;
+    Assessed {
+        object: o,
+        since_s: since,
+        raw: obj,
+    }
+}
+
+static REFERENCE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(Kustomization|HelmRelease|GitRepository|OCIRepository|HelmRepository|HelmChart)/([a-z0-9.-]+)/([a-z0-9.-]+)",
+    )
+    .ok()
+});
+static DEPENDENCY: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"dependency '([a-z0-9.-]+)/([a-z0-9.-]+)' is not ready").ok());
+
+/// Links each failure to the failing object that explains it (named in its
+/// message, its source, its chart, its image repository, its dependency);
+/// a consequence is not stuck in its own right.
+pub fn link_causes(rows: &mut [Assessed]) {
+    let failing: BTreeSet<String> = rows
+        .iter()
+        .filter(|r| r.object.status.problem())
+        .map(|r| r.object.id())
+        .collect();
+    for r in rows.iter_mut().filter(|r| r.object.status.problem()) {
+        let d = &r.raw.data;
+        let ns = r.object.namespace.clone();
+        let mut candidates: Vec<String> = Vec::new();
+        if let Some(re) = REFERENCE.as_ref() {
+            candidates.extend(
+                re.captures_iter(&r.object.message)
+                    .map(|c| format!("{}/{}/{}", &c[1], &c[2], &c[3])),
+            );
+        }
+        if let Some(re) = DEPENDENCY.as_ref() {
+            candidates.extend(
+                re.captures_iter(&r.object.message)
+                    .map(|c| format!("Kustomization/{}/{}", &c[1], &c[2])),
+            );
+        }
+        let source = &d["spec"]["sourceRef"];
+        if let Some(kind) = source["kind"].as_str() {
+            let sns = source["namespace"].as_str().unwrap_or(&ns);
+            candidates.push(format!(
+                "{kind}/{sns}/{}",
+                source["name"].as_str().unwrap_or_default()
+            ));
+        }
+        match r.object.kind.as_str() {
+            "HelmRelease" => {
+                if let Some((cns, cname)) = d["status"]["helmChart"]
+                    .as_str()
+                    .and_then(|s| s.split_once('/'))
+                {
+                    candidates.push(format!("HelmChart/{cns}/{cname}"));
+                }
+            }
+            "ImagePolicy" => {
+                if let Some(n) = d["spec"]["imageRepositoryRef"]["name"].as_str() {
+                    let rns = d["spec"]["imageRepositoryRef"]["namespace"]
+                        .as_str()
+                        .unwrap_or(&ns);
+                    candidates.push(format!("ImageRepository/{rns}/{n}"));
+                }
+            }
+            _ => {}
+        }
+        let me = r.object.id();
+        if let Some(cause) = candidates
+            .into_iter()
+            .find(|c| *c != me && failing.contains(c))
+        {
+            r.object.consequence_of = Some(cause);
+            if r.object.status == FluxState::Stuck {
+                r.object.status = FluxState::Failing;
+                r.object.stuck = false;
+                r.object.stuck_because = None;
+            }
+        }
+    }
+}
+
+/// Registry authentication failure, by reason or registry wording.
+pub fn auth_failure(reason: &str, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    reason == "AuthenticationFailed"
+        || m.contains("unauthorized")
+        || m.contains("authentication required")
+        || m.contains("denied: ")
+        || m.contains("401")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const NOW: i64 = 1_787_206_020;
+
+    #[test]
+    fn stuck_rules() {
+        let stalled = obj(
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "immich", "namespace": "immich"}, "spec": {"interval": "1h"},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "x", "lastTransitionTime": "2026-08-04T06:07:31Z"},
+                {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "Failed to upgrade after 1 attempt(s)"}]}}),
+        );
+        let r = assess("HelmRelease", stalled, NOW).object;
+        assert_eq!(r.status, FluxState::Stuck);
+        assert!(
+            r.stuck_because
+                .as_deref()
+                .is_some_and(|s| s.contains("RetriesExceeded") && s.contains("15d 23h"))
+        );
+        assert!(r.hint.as_deref().is_some_and(|h| h.contains("--reset")));
+
+        // Failed five minutes ago: failing, not stuck.
+        let fresh = obj(
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "a", "namespace": "b"}, "spec": {"interval": "1h"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "x",
+                "lastTransitionTime": "2026-08-20T06:02:00Z"}]}}),
+        );
+        assert_eq!(
+            assess("HelmRelease", fresh, NOW).object.status,
+            FluxState::Failing
+        );
+
+        let legacy = obj(
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "a", "namespace": "b"}, "spec": {"interval": "1h"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "upgrade retries exhausted",
+                "lastTransitionTime": "2026-08-20T06:02:00Z"}]}}),
+        );
+        assert_eq!(
+            assess("HelmRelease", legacy, NOW).object.status,
+            FluxState::Stuck
+        );
+
+        let oci = obj(
+            json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": {"name": "immich", "namespace": "flux-system"}, "spec": {"type": "oci", "url": "oci://x"}, "status": {}}),
+        );
+        assert_eq!(
+            assess("HelmRepository", oci, NOW).object.status,
+            FluxState::Static
+        );
+
+        let suspended = obj(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "a", "namespace": "flux-system"}, "spec": {"suspend": true}}),
+        );
+        assert_eq!(
+            assess("Kustomization", suspended, NOW).object.status,
+            FluxState::Suspended
+        );
+    }
+
+    #[test]
+    fn a_consequence_is_not_a_second_root_cause() {
+        let hr = obj(
+            json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "immich", "namespace": "immich"}, "spec": {"interval": "1h"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "UpgradeFailed", "message": "x",
+                "lastTransitionTime": "2026-08-04T06:07:31Z"}, {"type": "Stalled", "status": "True", "reason": "RetriesExceeded", "message": "m"}]}}),
+        );
+        let ks = obj(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "immich", "namespace": "flux-system"}, "spec": {"interval": "10m"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "HealthCheckFailed",
+                "message": "health check failed after 10m0s: timeout waiting for: [HelmRelease/immich/immich status: 'Failed']",
+                "lastTransitionTime": "2026-08-04T06:20:00Z"}]}}),
+        );
+        let mut rows = vec![
+            assess("HelmRelease", hr, NOW),
+            assess("Kustomization", ks, NOW),
+        ];
+        link_causes(&mut rows);
+        assert_eq!(rows[0].object.status, FluxState::Stuck);
+        assert_eq!(
+            rows[1].object.status,
+            FluxState::Failing,
+            "a consequence is not stuck in its own right"
+        );
+        assert_eq!(
+            rows[1].object.consequence_of.as_deref(),
+            Some("HelmRelease/immich/immich")
+        );
+    }
+
+    #[test]
+    fn auth_wording() {
+        assert!(auth_failure(
+            "ReadOperationFailed",
+            "scan failed: GET https://ghcr.io/token: UNAUTHORIZED: authentication required"
+        ));
+        assert!(auth_failure("AuthenticationFailed", "secret not found"));
+        assert!(!auth_failure(
+            "ReadOperationFailed",
+            "dial tcp: i/o timeout"
+        ));
+    }
+}

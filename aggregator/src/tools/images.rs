@@ -1,0 +1,395 @@
+//! `get_image_automation_status`: Flux ImageRepositories (last scan, tags;
+//! a registry authentication failure named as such, with the fix),
+//! ImagePolicies (the image they resolve to) and ImageUpdateAutomations
+//! (last push). Built from the same Flux read as `get_flux_status`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::args::{Name, blank_as_none};
+use super::flux::{FluxKind, FluxRead, read};
+use super::kube::{FailedPart, cluster, failed_text, require_namespace};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::assess::flux::{FluxObject, auth_failure};
+use crate::cluster::time::{human, now, parse_go_duration, parse_rfc3339, rfc3339};
+
+/// Arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Only this namespace.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub namespace: Option<Name>,
+}
+
+/// An ImageRepository.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Repository {
+    /// The object, judged.
+    #[serde(flatten)]
+    pub object: FluxObject,
+    /// Image scanned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Credentials Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<String>,
+    /// Last scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_scan: Option<String>,
+    /// Its age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_scan_age: Option<String>,
+    /// Tags found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_count: Option<i64>,
+    /// The newest tags.
+    pub latest_tags: Vec<String>,
+    /// What is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// How to fix it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// An ImagePolicy.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    /// The object, judged.
+    #[serde(flatten)]
+    pub object: FluxObject,
+    /// Its ImageRepository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The image it resolves to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_image: Option<String>,
+}
+
+/// An ImageUpdateAutomation.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Automation {
+    /// The object, judged.
+    #[serde(flatten)]
+    pub object: FluxObject,
+    /// Last run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<String>,
+    /// Last push.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_push_time: Option<String>,
+    /// Commit pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_push_commit: Option<String>,
+}
+
+/// A failing image object that is not explained by another.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRootCause {
+    /// Kind/namespace/name.
+    pub object: String,
+    /// What is wrong.
+    pub problem: String,
+    /// Ready's reason.
+    pub reason: String,
+    /// Ready's message.
+    pub message: String,
+    /// Since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// For how long.
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// How to fix it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Failing objects that are its consequences.
+    pub explains: Vec<String>,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum ImagesVerdict {
+    /// Scans, policies and pushes working.
+    #[serde(rename = "healthy")]
+    Healthy,
+    /// Something fails.
+    #[serde(rename = "degraded")]
+    Degraded,
+    /// A kind could not be read.
+    #[serde(rename = "incomplete")]
+    Incomplete,
+    /// Image automation is not installed.
+    #[serde(rename = "not installed")]
+    NotInstalled,
+}
+
+/// Image automation.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Images {
+    /// Its kinds are served.
+    pub installed: bool,
+    /// Verdict.
+    pub verdict: ImagesVerdict,
+    /// Version each kind was read at.
+    pub api_versions: BTreeMap<String, String>,
+    /// What fails, with the fix.
+    pub root_causes: Vec<ImageRootCause>,
+    /// ImageRepositories.
+    pub repositories: Vec<Repository>,
+    /// ImagePolicies.
+    pub policies: Vec<Policy>,
+    /// ImageUpdateAutomations.
+    pub automations: Vec<Automation>,
+    /// Kinds that could not be read.
+    pub failed_parts: Vec<FailedPart>,
+}
+
+/// The tool.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_image_automation_status",
+            title: "Flux image automation",
+            description: "Flux ImageRepositories (last scan, tags; registry authentication failures named with the \
+                fix, e.g. a missing secretRef), ImagePolicies (resolved image) and ImageUpdateAutomations (last push).",
+            toolset: Toolset::Flux,
+            hints: Hints::READ,
+        },
+        run,
+    )
+}
+
+/// The image automation kinds.
+const KINDS: [FluxKind; 3] = [
+    FluxKind::ImageRepository,
+    FluxKind::ImagePolicy,
+    FluxKind::ImageUpdateAutomation,
+];
+
+async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Images, ToolError> {
+    let c = cluster(&ctx)?;
+    if let Some(ns) = &a.namespace {
+        require_namespace(c, ns).await?;
+    }
+    let now_s = now(ctx.settings.now);
+    let read = read(c, &KINDS, a.namespace.as_deref(), now_s).await;
+    if let Some(e) = read.all_failed() {
+        return Err(e);
+    }
+    Ok(report(&read, now_s))
+}
+
+fn is_image(kind: &str) -> bool {
+    KINDS.iter().any(|k| k.api().kind == kind)
+}
+
+fn s(v: &serde_json::Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+/// The image automation report over the image kinds of `read` (other kinds
+/// are ignored; their rows still count as causes). Pure.
+pub fn report(read: &FluxRead, now_s: i64) -> Images {
+    let api_versions: BTreeMap<String, String> = read
+        .versions
+        .iter()
+        .filter(|(k, _)| is_image(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let failed: Vec<FailedPart> = read
+        .failed
+        .iter()
+        .filter(|f| is_image(&f.part))
+        .cloned()
+        .collect();
+    let installed = !failed.is_empty() || api_versions.values().any(|v| v != "not installed");
+    let explains = |id: &str| -> Vec<String> {
+        read.rows
+            .iter()
+            .filter(|o| o.object.consequence_of.as_deref() == Some(id))
+            .map(|o| o.object.id())
+            .collect()
+    };
+    let mut out = Images {
+        installed,
+        verdict: ImagesVerdict::NotInstalled,
+        api_versions,
+        root_causes: Vec::new(),
+        repositories: Vec::new(),
+        policies: Vec::new(),
+        automations: Vec::new(),
+        failed_parts: failed,
+    };
+    if !installed {
+        return out;
+    }
+    for r in read.rows.iter().filter(|r| is_image(&r.object.kind)) {
+        let o = &r.object;
+        let d = &r.raw.data;
+        let root = |problem: &str, fix: Option<String>| ImageRootCause {
+            object: o.id(),
+            problem: problem.into(),
+            reason: o.reason.clone(),
+            message: o.message.clone(),
+            since: o.since.clone(),
+            for_: o.for_.clone(),
+            fix,
+            explains: explains(&o.id()),
+        };
+        match o.kind.as_str() {
+            "ImageRepository" => {
+                let scan = &d["status"]["lastScanResult"];
+                let scanned = scan["scanTime"].as_str().and_then(parse_rfc3339);
+                let interval = d["spec"]["interval"]
+                    .as_str()
+                    .and_then(parse_go_duration)
+                    .unwrap_or(300);
+                let secret = s(&d["spec"]["secretRef"]["name"]);
+                let mut problem = None;
+                if o.status.problem() && auth_failure(&o.reason, &o.message) {
+                    let ns = &o.namespace;
+                    let fix = match &secret {
+                        None => format!(
+                            "the registry refuses anonymous access ({} is private) and spec.secretRef is not set: add \
+                             spec.secretRef.name pointing at a kubernetes.io/dockerconfigjson Secret in namespace {ns}",
+                            d["spec"]["image"].as_str().unwrap_or("the image")
+                        ),
+                        Some(sec) if o.message.contains("not found") => format!(
+                            "spec.secretRef names Secret {sec:?}, which does not exist in namespace {ns}: create it \
+                             (kubernetes.io/dockerconfigjson) or point secretRef at the one that does"
+                        ),
+                        Some(sec) => format!(
+                            "the registry rejects the credentials in Secret {ns}/{sec}: renew the token (it needs \
+                             read:packages for ghcr.io) and check the Secret's registry host"
+                        ),
+                    };
+                    problem = Some(("registry authentication failed", fix));
+                } else if o.status.problem() {
+                    problem = Some((
+                        "scan failing",
+                        format!("get_events object=ImageRepository/{}", o.name),
+                    ));
+                } else if scanned.is_some_and(|t| now_s - t > 3 * interval.max(60)) {
+                    problem = Some((
+                        "scan stale",
+                        "the last scan is older than three intervals: is image-reflector-controller running?".to_string(),
+                    ));
+                }
+                if let Some((what, fix)) = &problem {
+                    out.root_causes.push(root(what, Some(fix.clone())));
+                }
+                out.repositories.push(Repository {
+                    object: o.clone(),
+                    image: s(&d["spec"]["image"]),
+                    secret_ref: secret,
+                    last_scan: scanned.map(rfc3339),
+                    last_scan_age: scanned.map(|t| human(now_s - t)),
+                    tag_count: scan["tagCount"].as_i64(),
+                    latest_tags: scan["latestTags"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect(),
+                    problem: problem.as_ref().map(|(w, _)| w.to_string()),
+                    fix: problem.map(|(_, f)| f),
+                });
+            }
+            "ImagePolicy" => {
+                let latest = &d["status"]["latestRef"];
+                if o.status.problem() && o.consequence_of.is_none() {
+                    out.root_causes.push(root("policy failing", None));
+                }
+                out.policies.push(Policy {
+                    object: o.clone(),
+                    repository: s(&d["spec"]["imageRepositoryRef"]["name"]),
+                    latest_image: if latest.is_object() {
+                        Some(format!(
+                            "{}:{}",
+                            latest["name"].as_str().unwrap_or_default(),
+                            latest["tag"].as_str().unwrap_or_default()
+                        ))
+                    } else {
+                        s(&d["status"]["latestImage"])
+                    },
+                });
+            }
+            _ => {
+                let st = &d["status"];
+                if o.status.problem() && o.consequence_of.is_none() {
+                    out.root_causes.push(root("automation failing", None));
+                }
+                out.automations.push(Automation {
+                    object: o.clone(),
+                    last_run: s(&st["lastAutomationRunTime"]),
+                    last_push_time: s(&st["lastPushTime"]),
+                    last_push_commit: s(&st["lastPushCommit"]),
+                });
+            }
+        }
+    }
+    out.verdict = if !out.root_causes.is_empty() {
+        ImagesVerdict::Degraded
+    } else if !out.failed_parts.is_empty() {
+        ImagesVerdict::Incomplete
+    } else {
+        ImagesVerdict::Healthy
+    };
+    out
+}
+
+impl Render for Images {
+    fn text(&self) -> String {
+        if !self.installed {
+            return "Flux image automation: not installed (group image.toolkit.fluxcd.io serves none of its kinds)\n".into();
+        }
+        let mut text = format!(
+            "image automation: {} — {} repositories, {} policies, {} automations\n",
+            label(&self.verdict),
+            self.repositories.len(),
+            self.policies.len(),
+            self.automations.len()
+        );
+        for rc in &self.root_causes {
+            text.push_str(&format!(
+                "{}: {} ({}: {}){}\n",
+                rc.object,
+                rc.problem,
+                rc.reason,
+                rc.message,
+                rc.fix
+                    .as_deref()
+                    .map(|f| format!("\n  fix: {f}"))
+                    .unwrap_or_default()
+            ));
+            for e in &rc.explains {
+                text.push_str(&format!("  explains: {e} (a consequence)\n"));
+            }
+        }
+        for p in &self.policies {
+            text.push_str(&format!(
+                "policy {}: {}\n",
+                p.object.name,
+                p.latest_image
+                    .as_deref()
+                    .unwrap_or(if p.object.consequence_of.is_none() {
+                        "no image resolved"
+                    } else {
+                        "no image resolved (its repository is failing)"
+                    })
+            ));
+        }
+        text.push_str(&failed_text(&self.failed_parts));
+        text
+    }
+}

@@ -6,5 +6,6 @@
 //! Smaller judgements live next to their tool (`tools/certificates.rs`,
 //! `tools/ingress.rs`, …) as `assess` functions.
 
+pub mod backups;
 pub mod flux;
 pub mod pods;

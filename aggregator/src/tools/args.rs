@@ -3,16 +3,14 @@
 //! valid values (a Kubernetes name, a number within its range, a regex that
 //! compiles, one of a set of choices) and describes itself in the input
 //! schema — so an error always names the argument (`parse_args` adds the
-//! path). `Args` is the older getter-based parser, for tools not yet typed.
+//! path).
 
 use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-use super::ToolError;
+use serde_json::Value;
 
 /// The reason a Kubernetes name is refused, or `None` when it is one
 /// (DNS-1123 subdomain: lowercase letters, digits, '-' and '.', at most 253
@@ -358,6 +356,104 @@ impl JsonSchema for StrList {
     }
 }
 
+/// A label selector as the API server accepts it: requirements separated
+/// by commas, each `key`, `!key`, `key=value`, `key==value`, `key!=value`,
+/// `key in (a,b)` or `key notin (a,b)`. Checked before it is sent, so a
+/// malformed one is the caller's argument error, not an API failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct LabelSelector(String);
+
+impl LabelSelector {
+    /// The selector.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks `s`.
+    pub fn new(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let token = |t: &str, key: bool| {
+            let t = t.trim();
+            let (prefix, name) = match t.split_once('/') {
+                Some((p, n)) if key => (Some(p), n),
+                _ => (None, t),
+            };
+            let ok = |x: &str| {
+                x.len() <= 63
+                    && x.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && x.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+                    && x.chars().last().is_none_or(|c| c.is_ascii_alphanumeric())
+            };
+            prefix.is_none_or(|p| !p.is_empty() && p.len() <= 253 && name_problem(p).is_none())
+                && ok(name)
+                && (!key || !name.is_empty())
+        };
+        let mut parts = Vec::new();
+        let (mut depth, mut start) = (0i32, 0);
+        for (i, c) in s.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&s[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&s[start..]);
+        for part in parts {
+            let p = part.trim();
+            let set = |op: &str| -> Option<bool> {
+                let at = p.find(op)?;
+                let values = p[at + op.len()..]
+                    .trim()
+                    .strip_prefix('(')?
+                    .strip_suffix(')')?;
+                Some(token(&p[..at], true) && values.split(',').all(|v| token(v, false)))
+            };
+            let valid = if let Some(v) = set(" notin ").or_else(|| set(" in ")) {
+                v
+            } else if let Some((k, v)) = p.split_once("!=") {
+                token(k, true) && token(v, false)
+            } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+                token(k, true) && token(v, false) && !v.contains('=')
+            } else if let Some(k) = p.strip_prefix('!') {
+                token(k, true)
+            } else {
+                token(p, true)
+            };
+            if !valid {
+                return Err(format!(
+                    "{s:?} is not a label selector (e.g. app=backup, tier in (a,b), !canary): {p:?} does not parse"
+                ));
+            }
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for LabelSelector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        LabelSelector::new(&s).map_err(D::Error::custom)
+    }
+}
+
+impl JsonSchema for LabelSelector {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "LabelSelector".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string"})
+    }
+}
+
 /// A closed set of string choices, matched without regard to case, written
 /// and described as its canonical spelling.
 #[macro_export]
@@ -422,178 +518,6 @@ macro_rules! choice {
     };
 }
 
-/// Arguments of one call.
-#[derive(Debug)]
-pub struct Args {
-    map: Map<String, Value>,
-}
-
-impl Args {
-    /// Wraps the arguments and rejects any name not in `known`.
-    pub fn new(map: Map<String, Value>, known: &[&str]) -> Result<Self, ToolError> {
-        if let Some(bad) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(ToolError::invalid(
-                bad,
-                format!("unknown argument; this tool takes: {}", known.join(", ")),
-            ));
-        }
-        Ok(Self { map })
-    }
-
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.map.get(name).filter(|v| !v.is_null())
-    }
-
-    /// A required string.
-    pub fn string(&self, name: &str) -> Result<String, ToolError> {
-        self.opt_string(name)?
-            .ok_or_else(|| ToolError::invalid(name, "required"))
-    }
-
-    /// An optional string (empty counts as absent).
-    pub fn opt_string(&self, name: &str) -> Result<Option<String>, ToolError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => {
-                if s.len() > 4096 {
-                    return Err(ToolError::invalid(name, "longer than 4096 characters"));
-                }
-                Ok(Some(s.trim().to_string()))
-            }
-            Some(other) => Err(ToolError::invalid(
-                name,
-                format!("expected a string, got {}", kind(other)),
-            )),
-        }
-    }
-
-    /// An optional choice among `choices`, matched without regard to case;
-    /// returns the choice as spelled in `choices`.
-    pub fn opt_one_of<'c>(
-        &self,
-        name: &str,
-        choices: &[&'c str],
-    ) -> Result<Option<&'c str>, ToolError> {
-        let Some(v) = self.opt_string(name)? else {
-            return Ok(None);
-        };
-        choices
-            .iter()
-            .find(|c| c.eq_ignore_ascii_case(&v))
-            .map(|c| Some(*c))
-            .ok_or_else(|| {
-                ToolError::invalid(name, format!("{v:?} is not one of {}", choices.join(", ")))
-            })
-    }
-
-    /// An optional regular expression (Rust `regex` syntax: linear time, no
-    /// backreferences, so a pattern cannot stall the aggregator).
-    pub fn opt_regex(&self, name: &str) -> Result<Option<regex::Regex>, ToolError> {
-        self.opt_string(name)?
-            .map(|g| {
-                regex::RegexBuilder::new(&g)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| ToolError::invalid(name, format!("not a valid regex: {e}")))
-            })
-            .transpose()
-    }
-
-    /// An optional Kubernetes object name (DNS-1123 subdomain: lowercase
-    /// letters, digits, '-' and '.', at most 253 characters). Checked before
-    /// it reaches a URL.
-    pub fn opt_name(&self, name: &str) -> Result<Option<String>, ToolError> {
-        let Some(v) = self.opt_string(name)? else {
-            return Ok(None);
-        };
-        let ok = v.len() <= 253
-            && v.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && v.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-            && v.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric);
-        if !ok {
-            return Err(ToolError::invalid(
-                name,
-                format!(
-                    "{v:?} is not a Kubernetes name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
-                ),
-            ));
-        }
-        Ok(Some(v))
-    }
-
-    /// A required Kubernetes object name.
-    pub fn name(&self, name: &str) -> Result<String, ToolError> {
-        self.opt_name(name)?
-            .ok_or_else(|| ToolError::invalid(name, "required"))
-    }
-
-    /// An optional integer within `min..=max`, or `default`.
-    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ToolError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(Value::Number(n)) => {
-                let v = n
-                    .as_i64()
-                    .filter(|_| n.is_i64() || n.is_u64())
-                    .ok_or_else(|| {
-                        ToolError::invalid(name, format!("expected a whole number, got {n}"))
-                    })?;
-                if v < min || v > max {
-                    return Err(ToolError::invalid(
-                        name,
-                        format!("{v} is outside {min}..{max}"),
-                    ));
-                }
-                Ok(v)
-            }
-            Some(other) => Err(ToolError::invalid(
-                name,
-                format!("expected a number, got {}", kind(other)),
-            )),
-        }
-    }
-
-    /// An optional boolean, or `default`.
-    pub fn bool(&self, name: &str, default: bool) -> Result<bool, ToolError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(ToolError::invalid(
-                name,
-                format!("expected true or false, got {}", kind(other)),
-            )),
-        }
-    }
-
-    /// An optional list of strings: a JSON array, or one comma-separated string.
-    pub fn list(&self, name: &str) -> Result<Vec<String>, ToolError> {
-        match self.get(name) {
-            None => Ok(Vec::new()),
-            Some(Value::String(s)) => Ok(s
-                .split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s.trim().to_string()),
-                    other => Err(ToolError::invalid(
-                        name,
-                        format!("expected strings, got {}", kind(other)),
-                    )),
-                })
-                .collect(),
-            Some(other) => Err(ToolError::invalid(
-                name,
-                format!("expected a list of strings, got {}", kind(other)),
-            )),
-        }
-    }
-}
-
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -607,74 +531,128 @@ fn kind(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ToolError;
     use super::*;
     use serde_json::json;
 
-    fn args(v: Value, known: &[&str]) -> Result<Args, ToolError> {
-        Args::new(v.as_object().cloned().unwrap_or_default(), known)
+    #[test]
+    fn label_selectors_are_checked() {
+        for ok in [
+            "app=backup",
+            "app.kubernetes.io/component=backup,tier!=web",
+            "homelab.mcp/triggerable=true",
+            "tier in (web, api),!canary",
+            "env notin (dev)",
+            "app==x",
+            "app",
+        ] {
+            assert!(LabelSelector::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "=!bad",
+            "app=",
+            "=x",
+            "a b=c",
+            "app=x=y",
+            "tier in web",
+            "-app=x",
+            "app=x,",
+            "!",
+        ] {
+            if bad == "app=" {
+                // An empty value is valid for the API server.
+                assert!(LabelSelector::new(bad).is_ok());
+                continue;
+            }
+            assert!(LabelSelector::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ToolError> {
+        super::super::parse_args(v.as_object().cloned().unwrap_or_default())
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Probe {
+        #[serde(default)]
+        limit: Int<1, 1000, 50>,
+        #[serde(default, deserialize_with = "blank_as_none")]
+        node: Option<Text>,
+        #[serde(default)]
+        ipv6: bool,
+        #[serde(default, deserialize_with = "blank_as_none")]
+        namespace: Option<Name>,
+        #[serde(default, deserialize_with = "blank_as_none")]
+        grep: Option<Pattern>,
+        #[serde(default)]
+        sections: StrList,
     }
 
     #[test]
     fn validation_names_the_argument() {
-        let a = args(
-            json!({"limit": 5000, "node": 3, "ipv6": "yes", "count": 2.5}),
-            &["limit", "node", "ipv6", "count"],
-        )
-        .unwrap();
+        let e = parse::<Probe>(json!({"limit": 5000})).unwrap_err();
         assert!(
-            a.int("limit", 50, 1, 1000)
-                .unwrap_err()
-                .message
-                .contains("\"limit\"")
+            e.message.contains("\"limit\"") && e.message.contains("outside 1..1000"),
+            "{}",
+            e.message
         );
         assert!(
-            a.string("node")
-                .unwrap_err()
-                .message
-                .contains("expected a string")
-        );
-        assert!(
-            a.bool("ipv6", false)
-                .unwrap_err()
-                .message
-                .contains("true or false")
-        );
-        assert!(
-            a.int("count", 3, 1, 10)
+            parse::<Probe>(json!({"limit": 2.5}))
                 .unwrap_err()
                 .message
                 .contains("whole number")
         );
-        assert_eq!(a.int("absent", 50, 1, 1000).unwrap(), 50);
-        assert!(a.string("absent").unwrap_err().message.contains("required"));
-        let e = args(json!({"nod": "x"}), &["node"]).unwrap_err();
-        assert!(e.message.contains("\"nod\"") && e.message.contains("node"));
-        let l = args(json!({"sections": "links, routes"}), &["sections"]).unwrap();
-        assert_eq!(l.list("sections").unwrap(), ["links", "routes"]);
+        assert!(
+            parse::<Probe>(json!({"node": 3}))
+                .unwrap_err()
+                .message
+                .contains("\"node\"")
+        );
+        assert!(
+            parse::<Probe>(json!({"ipv6": "yes"}))
+                .unwrap_err()
+                .message
+                .contains("\"ipv6\"")
+        );
+        let e = parse::<Probe>(json!({"nod": "x"})).unwrap_err();
+        assert!(
+            e.message.contains("\"nod\"") && e.message.contains("node"),
+            "{}",
+            e.message
+        );
+        let ok = parse::<Probe>(json!({"limit": 7.0, "node": " ", "sections": "links, routes"}))
+            .unwrap();
+        assert_eq!(ok.limit.get(), 7);
+        assert!(ok.node.is_none(), "blank is not given");
+        assert_eq!(ok.sections.0, ["links", "routes"]);
+        assert_eq!(parse::<Probe>(json!({})).unwrap().limit.get(), 50);
+        assert!(!parse::<Probe>(json!({})).unwrap().ipv6);
     }
 
     #[test]
     fn names_and_patterns_are_checked_before_use() {
-        let a = args(
-            json!({"namespace": "../kube-system", "ok": "jellyfin", "grep": "(unclosed", "good": "err|warn"}),
-            &["namespace", "ok", "grep", "good"],
-        )
-        .unwrap();
-        assert!(a.opt_name("namespace").is_err());
-        assert_eq!(a.opt_name("ok").unwrap().as_deref(), Some("jellyfin"));
-        let e = a.opt_regex("grep").unwrap_err();
+        let e = parse::<Probe>(json!({"namespace": "../kube-system"})).unwrap_err();
+        assert!(
+            e.message.contains("\"namespace\"") && e.message.contains("not a Kubernetes name"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            parse::<Probe>(json!({"namespace": "jellyfin"}))
+                .unwrap()
+                .namespace
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("jellyfin")
+        );
+        let e = parse::<Probe>(json!({"grep": "(unclosed"})).unwrap_err();
         assert!(e.message.contains("not a valid regex"), "{}", e.message);
         assert!(
-            a.opt_regex("good")
+            parse::<Probe>(json!({"grep": "err|warn"}))
                 .unwrap()
-                .is_some_and(|r| r.is_match("an err"))
+                .grep
+                .is_some_and(|r| r.0.is_match("an err"))
         );
-        assert!(a.opt_regex("absent").unwrap().is_none());
-        assert_eq!(
-            a.opt_one_of("ok", &["Jellyfin", "immich"]).unwrap(),
-            Some("Jellyfin")
-        );
-        let e = a.opt_one_of("good", &["a", "b"]).unwrap_err();
-        assert!(e.message.contains("is not one of a, b"), "{}", e.message);
     }
 }

@@ -568,7 +568,7 @@ async fn run_job_logs(
     Ok(JobLogs {
         namespace: ns.to_string(),
         job: job.to_string(),
-        result: super::batch::job_outcome(&found).0.to_string(),
+        result: super::label(&crate::assess::backups::job_run(&found).0.result),
         pods: out,
         phases,
         truncated,

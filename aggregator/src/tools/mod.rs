@@ -3,7 +3,7 @@
 //! identically over MCP and the CLI. One module per tool family.
 
 pub mod args;
-pub mod batch;
+pub mod backups;
 pub mod certificates;
 pub mod describe;
 pub mod events;
@@ -612,27 +612,6 @@ impl ToolDef {
         }
     }
 
-    /// A tool still built from JSON (`run` parses its own arguments).
-    pub fn untyped(
-        meta: Meta,
-        input_schema: Value,
-        output_schema: Value,
-        run: fn(Arc<ToolContext>, Map<String, Value>) -> ToolFuture,
-    ) -> Self {
-        let object = |v: Value| Arc::new(v.as_object().cloned().unwrap_or_default());
-        Self {
-            name: meta.name,
-            title: meta.title,
-            description: meta.description,
-            toolset: meta.toolset,
-            hints: meta.hints,
-            input_schema: object(input_schema),
-            output_schema: object(output_schema),
-            arg_help: Arc::new(Vec::new()),
-            run: Arc::new(move |ctx, args, _call| run(ctx, args)),
-        }
-    }
-
     /// Runs the tool.
     pub fn run(&self, ctx: Arc<ToolContext>, args: Map<String, Value>, call: Call) -> ToolFuture {
         (self.run)(ctx, args, call)
@@ -654,7 +633,7 @@ pub fn registry() -> Vec<ToolDef> {
         logs::pod_logs_tool(),
         logs::job_logs_tool(),
     ]);
-    tools.extend(batch::tools());
+    tools.extend([backups::backups_tool(), backups::details_tool()]);
     tools.extend([flux::tool(), images::tool()]);
     tools
 }

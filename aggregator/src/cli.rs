@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::tools::{ToolDef, ToolError};
+use crate::tools::{ArgHelp, ToolDef, ToolError, Toolset};
 
 /// The JSON type of argument `key` in an input schema: "string",
 /// "integer", "number", "boolean" or "array" (following a `$ref` into
@@ -76,44 +76,206 @@ pub fn parse_call_args(
     Ok(args)
 }
 
-/// `labscope tools`: one line per tool.
-pub fn tools_listing(tools: &[ToolDef]) -> String {
+/// `labscope tools`: the tools of each toolset, one line each; sets not
+/// served under this configuration are said so.
+pub fn tools_listing(tools: &[ToolDef], served: &std::collections::BTreeSet<Toolset>) -> String {
     let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(0);
     let mut out = String::new();
-    for t in tools {
-        let required: Vec<String> = t
-            .input_schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let args = if required.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", required.join(", "))
-        };
-        out.push_str(&format!("{:width$}  {}{}\n", t.name, t.title, args));
+    for set in Toolset::ALL {
+        let in_set: Vec<&ToolDef> = tools.iter().filter(|t| t.toolset == set).collect();
+        if in_set.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "{} — {}{}\n",
+            set.as_str(),
+            set.about(),
+            if served.contains(&set) {
+                ""
+            } else {
+                " [not served over MCP here: no Kubernetes API configured, or --toolsets]"
+            }
+        ));
+        for t in in_set {
+            let required: Vec<&str> = t
+                .arg_help
+                .iter()
+                .filter(|a| a.required)
+                .map(|a| a.name.as_str())
+                .collect();
+            let args = if required.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", required.join(", "))
+            };
+            out.push_str(&format!("  {:width$}  {}{}\n", t.name, t.title, args));
+        }
     }
+    out.push_str(
+        "\n`labscope tools TOOL` (or `labscope call TOOL --help`) shows a tool's arguments.\n",
+    );
     out
 }
 
-/// Cuts lines to `width` characters so tables fit a terminal.
-pub fn fit(text: &str, width: usize) -> String {
-    text.lines()
-        .map(|l| {
-            if l.chars().count() > width {
-                let cut: String = l.chars().take(width.saturating_sub(1)).collect();
-                format!("{cut}…")
+/// `labscope tools TOOL`: what one tool does and each of its arguments.
+pub fn tool_help(t: &ToolDef) -> String {
+    let mut out = format!(
+        "{} — {} (toolset {})\n\n{}\n\n",
+        t.name,
+        t.title,
+        t.toolset.as_str(),
+        t.description
+    );
+    if t.arg_help.is_empty() {
+        out.push_str("No arguments.\n");
+    } else {
+        out.push_str("Arguments (key=value; lists as a,b; or --json '{…}'):\n");
+        let width = t.arg_help.iter().map(|a| a.name.len()).max().unwrap_or(0);
+        let mut args: Vec<&ArgHelp> = t.arg_help.iter().collect();
+        args.sort_by_key(|a| (!a.required, a.name.clone()));
+        for a in args {
+            let when = if a.required {
+                "required".to_string()
             } else {
-                l.to_string()
+                match &a.default {
+                    Some(d) => format!("default {d}"),
+                    None => "optional".to_string(),
+                }
+            };
+            out.push_str(&format!(
+                "  {:width$}  {} ({when}) — {}\n",
+                a.name, a.kind, a.description
+            ));
+        }
+    }
+    let example: Vec<String> = t
+        .arg_help
+        .iter()
+        .filter(|a| a.required)
+        .map(|a| format!("{}=…", a.name))
+        .collect();
+    out.push_str(&format!(
+        "\nExample: labscope call {} {}\n",
+        t.name,
+        example.join(" ")
+    ));
+    out
+}
+
+/// Progress on stderr for a call that takes longer than a second, when
+/// stderr is a terminal: the tool's own progress messages, else the time
+/// spent. The line is cleared when the call ends.
+pub struct StderrProgress {
+    latest: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+    shown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StderrProgress {
+    /// Starts ticking (only when stderr is a terminal).
+    pub fn start(tool: &str) -> Self {
+        use std::io::IsTerminal;
+        let latest = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let shown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = std::io::stderr().is_terminal().then(|| {
+            let (latest, shown, tool) = (latest.clone(), shown.clone(), tool.to_string());
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let mut tick = tokio::time::interval_at(
+                    started + std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(1),
+                );
+                loop {
+                    tick.tick().await;
+                    let message = latest
+                        .lock()
+                        .ok()
+                        .and_then(|m| m.clone())
+                        .unwrap_or_else(|| {
+                            format!("{tool}: running, {} s", started.elapsed().as_secs())
+                        });
+                    eprint!("\r\x1b[2K{message}");
+                    shown.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        });
+        Self {
+            latest,
+            ticker,
+            shown,
+        }
+    }
+
+    /// The call context that feeds the tool's progress messages here.
+    pub fn call(&self) -> crate::tools::Call {
+        let latest = self.latest.clone();
+        crate::tools::Call::with_progress(move |_, _, message| {
+            if let Ok(mut m) = latest.lock() {
+                *m = Some(message);
             }
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+    }
+
+    /// Stops and clears the line.
+    pub fn finish(self) {
+        if let Some(t) = self.ticker {
+            t.abort();
+        }
+        if self.shown.load(std::sync::atomic::Ordering::Relaxed) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// The width to fit output to: `$COLUMNS`, else the terminal's, else none
+/// (output to a pipe or file is never cut).
+pub fn output_width(stdout_is_tty: bool) -> Option<usize> {
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(c);
+    }
+    if !stdout_is_tty {
+        return None;
+    }
+    terminal_size::terminal_size().map(|(w, _)| w.0 as usize)
+}
+
+/// Wraps lines longer than `width` at spaces, continuing indented: nothing
+/// is cut (the end of a line is often the fix or the next tool to call).
+pub fn fit(text: &str, width: usize) -> String {
+    let width = width.max(20);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.chars().count() <= width {
+            out.push(line.to_string());
+            continue;
+        }
+        let mut current = String::new();
+        let mut first = true;
+        for word in line.split(' ') {
+            let limit = if first { width } else { width - 4 };
+            if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > limit {
+                out.push(if first {
+                    current.clone()
+                } else {
+                    format!("    {current}")
+                });
+                first = false;
+                current.clear();
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        if !current.is_empty() {
+            out.push(if first {
+                current
+            } else {
+                format!("    {current}")
+            });
+        }
+    }
+    out.join("\n")
 }
 
 #[cfg(test)]
@@ -150,7 +312,51 @@ mod tests {
     }
 
     #[test]
-    fn fit_cuts_long_lines() {
-        assert_eq!(fit("abcdef\nab", 4), "abc…\nab");
+    fn fit_wraps_long_lines_and_loses_nothing() {
+        let line = "[critical] FluxStuck helmrelease/immich/immich: UpgradeFailed: Stalled for 15d 23h → get_flux_status";
+        let out = fit(line, 40);
+        assert!(out.lines().all(|l| l.chars().count() <= 40), "{out}");
+        assert!(
+            out.ends_with("→ get_flux_status"),
+            "the end of the line survives: {out}"
+        );
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            line.split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(fit("short\nlines", 40), "short\nlines");
+    }
+
+    #[test]
+    fn per_tool_help_names_every_argument() {
+        let tools = registry();
+        let t = tools.iter().find(|t| t.name == "get_pod_logs").unwrap();
+        let help = tool_help(t);
+        for arg in [
+            "namespace",
+            "pod",
+            "container",
+            "lines",
+            "sinceSeconds",
+            "previous",
+            "grep",
+            "maxBytes",
+        ] {
+            assert!(help.contains(arg), "{arg} missing from {help}");
+        }
+        assert!(
+            help.contains("integer ..5000 (default 100)") || help.contains("integer"),
+            "{help}"
+        );
+        assert!(
+            help.contains("namespace") && help.contains("required"),
+            "{help}"
+        );
+        let served: std::collections::BTreeSet<Toolset> = [Toolset::Node].into_iter().collect();
+        let listing = tools_listing(&tools, &served);
+        assert!(
+            listing.contains("cluster — ") && listing.contains("not served"),
+            "{listing}"
+        );
     }
 }

@@ -73,6 +73,10 @@ pub struct AgentOptions {
     pub tool_deadline: Option<Duration>,
     /// Namespace of the Tailscale operator (`None`: "tailscale").
     pub tailscale_namespace: Option<String>,
+    /// `--toolsets`: the sets served over MCP (`None`: those that can work
+    /// with this configuration — node always, cluster and flux with a
+    /// Kubernetes API).
+    pub toolsets: Option<Vec<crate::tools::Toolset>>,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -140,6 +144,7 @@ impl AgentOptions {
         } else {
             AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
         };
+        let cluster_configured = cluster.is_some();
         Ok(Arc::new(ToolContext {
             pool,
             cluster,
@@ -159,7 +164,31 @@ impl AgentOptions {
                     .unwrap_or_else(|| "tailscale".into()),
             },
             metrics: Arc::new(Metrics::default()),
+            toolsets: self.toolsets_for(cluster_configured),
         }))
+    }
+}
+
+impl AgentOptions {
+    /// Whether a Kubernetes API is configured (without connecting).
+    pub fn cluster_configured(&self) -> bool {
+        self.kubeconfig.is_some()
+            || std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+            || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+    }
+
+    /// The toolsets served: `--toolsets` when given, else those that can
+    /// work here.
+    pub fn toolsets_for(
+        &self,
+        cluster_configured: bool,
+    ) -> std::collections::BTreeSet<crate::tools::Toolset> {
+        use crate::tools::Toolset;
+        match &self.toolsets {
+            Some(t) if !t.is_empty() => t.iter().copied().collect(),
+            _ if cluster_configured => Toolset::ALL.into_iter().collect(),
+            _ => [Toolset::Node].into_iter().collect(),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use labscope::agents::AgentSpec;
 use labscope::config::{AgentOptions, api_key_from_env};
 use labscope::http::{self, HttpOptions};
 use labscope::mcp::{McpServer, error_text};
+use labscope::tools::Toolset;
 use labscope::{cli, tools};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +103,27 @@ struct AgentArgs {
     /// Namespace of the Tailscale operator's pods (get_tailscale_status).
     #[arg(long, global = true, default_value = "tailscale")]
     tailscale_namespace: String,
+    /// Toolsets to serve over MCP, comma-separated: node, cluster, flux, or
+    /// all. Default: those that work with this configuration (node; with a
+    /// Kubernetes API also cluster and flux).
+    #[arg(long, global = true, value_name = "SETS", value_delimiter = ',', value_parser = parse_toolset)]
+    toolsets: Vec<Vec<Toolset>>,
+}
+
+fn parse_toolset(s: &str) -> Result<Vec<Toolset>, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(Toolset::ALL.to_vec());
+    }
+    Toolset::parse(s).map(|t| vec![t]).ok_or_else(|| {
+        format!(
+            "{s:?} is not a toolset; one of {} or all",
+            Toolset::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 fn parse_zone(s: &str) -> Result<String, String> {
@@ -128,16 +150,23 @@ enum Command {
         #[arg(long = "allowed-host", value_name = "HOST")]
         allowed_hosts: Vec<String>,
     },
-    /// List the tools with one-line descriptions.
+    /// List the tools by toolset, or show one tool's arguments.
     Tools {
-        /// Print the full MCP tool definitions as JSON.
+        /// One tool: its description and arguments.
+        tool: Option<String>,
+        /// Print the MCP tool definitions as JSON (as tools/list sends them).
         #[arg(long)]
         json: bool,
     },
-    /// Run one tool in-process and print the result.
+    /// Run one tool in-process and print the result (`call TOOL --help`
+    /// shows the tool's arguments).
+    #[command(disable_help_flag = true)]
     Call {
         /// Tool name (see `labscope tools`).
-        tool: String,
+        tool: Option<String>,
+        /// Show the tool's arguments (or this help without a tool).
+        #[arg(short = 'h', long)]
+        help: bool,
         /// Arguments as key=value, typed by the tool's schema.
         #[arg(value_name = "KEY=VALUE")]
         args: Vec<String>,
@@ -208,49 +237,82 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         kube_timeout: Some(Duration::from_millis(a.kube_timeout_ms)),
         tool_deadline: Some(Duration::from_millis(a.tool_deadline_ms)),
         tailscale_namespace: Some(a.tailscale_namespace),
+        toolsets: (!a.toolsets.is_empty()).then(|| a.toolsets.into_iter().flatten().collect()),
     };
     match cli.command {
-        Command::Tools { json } => {
+        Command::Tools { tool, json } => {
             let defs = tools::registry();
-            if json {
-                let list: Vec<_> = defs.iter().map(labscope::mcp::mcp_tool).collect();
+            let served = options.toolsets_for(options.cluster_configured());
+            if let Some(name) = tool {
+                let Some(def) = defs.iter().find(|t| t.name == name) else {
+                    eprintln!("labscope: no tool named {name:?}; `labscope tools` lists them");
+                    return Ok(ExitCode::from(2));
+                };
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&labscope::mcp::mcp_tool(def))?
+                    );
+                } else {
+                    print!("{}", cli::tool_help(def));
+                }
+            } else if json {
+                let list: Vec<_> = tools::enabled(&served)
+                    .iter()
+                    .map(labscope::mcp::mcp_tool)
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                print!("{}", cli::tools_listing(&defs));
+                print!("{}", cli::tools_listing(&defs, &served));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Call {
             tool,
+            help,
             args,
             json,
             output,
         } => {
-            let ctx = options.context().await?;
             let defs = tools::registry();
+            let Some(tool) = tool else {
+                use clap::CommandFactory;
+                let mut cmd = Cli::command();
+                if let Some(call) = cmd.find_subcommand_mut("call") {
+                    call.print_help()?;
+                }
+                return Ok(if help {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(2)
+                });
+            };
             let Some(def) = defs.iter().find(|t| t.name == tool) else {
                 eprintln!("labscope: no tool named {tool:?}; `labscope tools` lists them");
                 return Ok(ExitCode::from(2));
             };
+            if help {
+                print!("{}", cli::tool_help(def));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let ctx = options.context().await?;
+            let progress = cli::StderrProgress::start(&tool);
             let result = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => tools::call(ctx, &defs, &tool, map, tools::Call::default()).await,
+                Ok(map) => tools::call(ctx, &defs, &tool, map, progress.call()).await,
                 Err(e) => Err(e),
             };
-            let width = std::env::var("COLUMNS")
-                .ok()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(160);
+            progress.finish();
             let tty = std::io::stdout().is_terminal();
+            let width = cli::output_width(tty);
             match (result, output) {
                 (Ok(out), Output::Json) => {
                     println!("{}", serde_json::to_string_pretty(&out.structured)?)
                 }
                 (Ok(out), Output::Table) => println!(
                     "{}",
-                    if tty {
-                        cli::fit(&out.text, width)
-                    } else {
-                        out.text
+                    match width {
+                        Some(w) => cli::fit(&out.text, w),
+                        None => out.text,
                     }
                 ),
                 (Err(e), Output::Json) => {

@@ -23,11 +23,30 @@ use serde_json::json;
 
 use crate::tools::{self, Call, ToolContext, ToolDef};
 
-/// Instructions sent to clients at initialize.
-const INSTRUCTIONS: &str = "labscope answers questions about a small Kubernetes cluster's nodes from an agent on \
-    each node: networking, iptables, conntrack, and probes (ping/TCP, HTTP(S), DNS) run from a chosen node. Start \
-    with list_nodes. Every list is bounded: look for nextCursor. Failures come back with isError and \
-    {code, message, hint}; the hint says what to do next.";
+/// Instructions sent to clients at initialize: what is enabled here.
+pub fn instructions(toolsets: &std::collections::BTreeSet<tools::Toolset>) -> String {
+    let mut text =
+        String::from("labscope sees into a small Kubernetes cluster and its nodes. Enabled: ");
+    let enabled: Vec<&str> = toolsets.iter().map(|t| t.about()).collect();
+    text.push_str(&enabled.join("; "));
+    text.push('.');
+    let off: Vec<&str> = tools::Toolset::ALL
+        .iter()
+        .filter(|t| !toolsets.contains(t))
+        .map(|t| t.as_str())
+        .collect();
+    if !off.is_empty() {
+        text.push_str(&format!(
+            " Not enabled: {} (no Kubernetes API configured, or --toolsets left them out).",
+            off.join(", ")
+        ));
+    }
+    text.push_str(
+        " Lists are bounded: pass nextCursor back as cursor. A failed call's text is `error [code]: message` \
+         and a hint saying what to do next.",
+    );
+    text
+}
 
 /// The MCP server handler; cheap to clone (one per HTTP session).
 #[derive(Clone)]
@@ -37,11 +56,11 @@ pub struct McpServer {
 }
 
 impl McpServer {
-    /// A handler over `ctx` serving every registered tool.
+    /// A handler over `ctx` serving the tools of its toolsets.
     pub fn new(ctx: Arc<ToolContext>) -> Self {
         Self {
+            tools: Arc::new(tools::enabled(&ctx.toolsets)),
             ctx,
-            tools: Arc::new(tools::registry()),
         }
     }
 }
@@ -49,9 +68,11 @@ impl McpServer {
 /// Where a failed call's `{code, message, hint}` is in `_meta`.
 pub const ERROR_META_KEY: &str = "io.labscope/error";
 
-/// The MCP description of a tool. Annotations say only what differs from
-/// the spec's defaults (read-only tools need no destructive or idempotent
-/// hint; a probe is open-world by default), and the title is said once.
+/// The MCP description of a tool. Annotations say only what a client needs
+/// to decide whether to run it: read-only, or for a tool that changes
+/// something whether it destroys and whether repeating it is safe. (Every
+/// byte of tools/list is paid on every request; the open-world default is
+/// left as it is, which errs on the cautious side.) The title is said once.
 pub fn mcp_tool(t: &ToolDef) -> Tool {
     let mut annotations = ToolAnnotations::new();
     annotations.read_only_hint = t.hints.read_only.then_some(true);
@@ -59,7 +80,6 @@ pub fn mcp_tool(t: &ToolDef) -> Tool {
         annotations.destructive_hint = Some(t.hints.destructive);
         annotations.idempotent_hint = Some(t.hints.idempotent);
     }
-    annotations.open_world_hint = (!t.hints.open_world).then_some(false);
     Tool::new(t.name, t.description, t.input_schema.clone())
         .with_title(t.title)
         .with_raw_output_schema(t.output_schema.clone())
@@ -89,7 +109,7 @@ impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("labscope", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(instructions(&self.ctx.toolsets))
     }
 
     async fn list_tools(
@@ -117,6 +137,17 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         if !self.tools.iter().any(|t| t.name == name) {
+            if let Some(t) = tools::registry().into_iter().find(|t| t.name == name) {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "tool {name:?} is in toolset {}, which this server does not serve",
+                        t.toolset.as_str()
+                    ),
+                    Some(
+                        json!({"hint": "configure a Kubernetes API (--kubeconfig) or add it with --toolsets"}),
+                    ),
+                ));
+            }
             // An unknown tool is a protocol error (-32602), per the MCP spec.
             return Err(ErrorData::invalid_params(
                 format!("unknown tool {name:?}"),

@@ -265,10 +265,53 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
         .peer_info()
         .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone()));
     assert_eq!(name.as_deref(), Some("labscope"));
-    assert!(client.list_all_tools().await?.len() >= 8);
+    // Local mode (no cluster): only the node toolset is served, and the
+    // instructions say what is not.
+    let tools = client.list_all_tools().await?;
+    assert_eq!(
+        tools.len(),
+        8,
+        "{:?}",
+        tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>()
+    );
+    let instructions = client
+        .peer_info()
+        .and_then(|i| i.instructions.clone())
+        .unwrap_or_default();
+    assert!(
+        instructions.contains("node tools") && instructions.contains("Not enabled: cluster, flux"),
+        "{instructions}"
+    );
+    // A tool of a set that is not served is a protocol error that says why.
+    let mut p = CallToolRequestParams::new("get_flux_status");
+    p = p.with_arguments(serde_json::Map::new());
+    let e = client
+        .call_tool(p)
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("toolset flux"), "{e}");
     let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
     assert!(!err);
     assert_eq!(nodes["summary"]["agentsOk"], 1);
+    client.cancel().await?;
+
+    // --toolsets serves what it names, cluster or not.
+    let mut cmd = tokio::process::Command::new(workspace_binary("labscope")?);
+    cmd.args(["serve", "--stdio", "--toolsets", "node,flux"])
+        .env("RUST_LOG", "off");
+    let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(names.contains(&"get_image_automation_status".to_string()));
+    let (v, err) = structured(&call(&client, "get_flux_status", json!({})).await?);
+    assert!(err && v["code"] == "not_configured", "{v}");
     client.cancel().await?;
     Ok(())
 }

@@ -375,3 +375,34 @@ async fn tailscale_operator_namespace_is_configurable() -> anyhow::Result<()> {
     assert_eq!(v["pods"].as_array().map(Vec::len), Some(2), "{v}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_cluster_every_toolset_is_served() -> anyhow::Result<()> {
+    let fake = FakeKube::start(base(Some(&["v1"]))).await?;
+    let dir = tempfile::tempdir()?;
+    let options = AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        deadline: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let served = labscope::tools::enabled(&ctx.toolsets);
+    assert_eq!(served.len(), labscope::tools::registry().len());
+    let instructions = labscope::mcp::instructions(&ctx.toolsets);
+    assert!(
+        instructions.contains("get_cluster_health") && !instructions.contains("Not enabled"),
+        "{instructions}"
+    );
+    // --toolsets narrows it.
+    let narrow = AgentOptions {
+        toolsets: Some(vec![labscope::tools::Toolset::Cluster]),
+        ..options
+    };
+    let ctx = narrow.context().await?;
+    assert!(
+        labscope::tools::enabled(&ctx.toolsets)
+            .iter()
+            .all(|t| t.name != "list_nodes")
+    );
+    Ok(())
+}

@@ -136,10 +136,8 @@ pub fn backups_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_backup_status",
-            title: "Backup CronJobs: last runs, next run, overdue",
-            description: "Backup CronJobs (namespace backup-jobs, \"backup\" in the name, component=backup label, or \
-                --backup-cronjob; all of a namespace; or a label selector): time zone, last success, last three Jobs, \
-                failure log, next run, OVERDUE after two missed runs.",
+            title: "Backups",
+            description: "Backup CronJobs: last success, recent Jobs, next run, OVERDUE verdict.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },
@@ -425,9 +423,8 @@ pub fn details_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_cronjob_details",
-            title: "CronJob details and Job history",
-            description: "One CronJob: schedule, zone, next runs, policies, containers (env and volumes, secrets \
-                redacted), node placement and the retained Jobs with result and duration.",
+            title: "CronJob details",
+            description: "One CronJob: schedule, next runs, policies, containers, Job history.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

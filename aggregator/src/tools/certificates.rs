@@ -209,10 +209,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_certificate_status",
-            title: "cert-manager certificates",
-            description: "Certificates with expiry, renewal and readiness; expiring ones (expiringWithinDays, 30) \
-                and overdue renewals; for failing ones the CertificateRequest → Order → Challenge chain and its \
-                reason.",
+            title: "Certificates",
+            description: "cert-manager certificates: expiry, readiness, failing issuance chains.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -546,9 +546,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "describe_resource",
-            title: "Describe a resource",
-            description: "Spec and status of one object with its pods, conditions and last-24h events; secrets \
-                redacted. namespace is ignored for a node.",
+            title: "Describe object",
+            description: "One object's spec, status, pods and recent events, secrets redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

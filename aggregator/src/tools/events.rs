@@ -97,9 +97,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_events",
-            title: "Kubernetes events",
-            description: "Events newest first, de-duplicated with counts. type Warning (default), Normal or all; \
-                object is a name or Kind/name.",
+            title: "Events",
+            description: "Events newest first, de-duplicated; type defaults to Warning; object: Kind/name.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -250,10 +250,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_flux_status",
-            title: "Flux status with stuck detection",
-            description: "Flux Kustomizations, HelmReleases, sources and image automation: ready, suspended, \
-                revisions; STUCK ones (Stalled, retries exhausted, failing far past their interval) first, root \
-                causes apart from their consequences.",
+            title: "Flux status",
+            description: "Flux objects with STUCK detection; root causes apart from consequences.",
             toolset: Toolset::Flux,
             hints: Hints::READ,
         },

@@ -176,9 +176,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_cluster_health",
             title: "Cluster health",
-            description: "One verdict and ranked issues, each with evidence and the tool to call next: nodes, agents, \
-                problem pods, stuck Flux releases, image scans, certificates, External Secrets, Tailscale, recent \
-                Warning events. Start here.",
+            description: "Start here: a verdict and ranked issues with evidence and the next tool.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -159,9 +159,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_image_automation_status",
-            title: "Flux image automation",
-            description: "Flux ImageRepositories (last scan, tags; registry authentication failures named with the \
-                fix, e.g. a missing secretRef), ImagePolicies (resolved image) and ImageUpdateAutomations (last push).",
+            title: "Image automation",
+            description: "Flux image scans, policies, pushes; registry auth failures with the fix.",
             toolset: Toolset::Flux,
             hints: Hints::READ,
         },

@@ -183,9 +183,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_ingress_status",
-            title: "Ingresses, certificates and backends",
-            description: "Ingresses with hosts, each TLS certificate's readiness and days left, and each backend \
-                Service's ready endpoints; a backend scaled to zero is parked, not down.",
+            title: "Ingresses",
+            description: "Ingresses: hosts, certificate validity, ready endpoints per backend.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -13,7 +13,7 @@ use regex::Regex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::args::{Int, Name, Pattern, Text, blank_as_none};
+use super::args::{Int, Name, Pattern, Range, Text, blank_as_none};
 use super::kube::{api_error, cluster, error_code};
 use super::{Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
 use crate::cluster::{Cluster, Error as ClusterError, Request};
@@ -106,7 +106,7 @@ pub struct PodLogArgs {
     pub lines: Int<1, 5000, 100>,
     /// Only lines newer than this.
     #[serde(default, deserialize_with = "blank_as_none")]
-    pub since_seconds: Option<Int<1, 2_592_000, 3600>>,
+    pub since_seconds: Option<Range<1, 2_592_000>>,
     /// The crashed instance's log.
     #[serde(default)]
     pub previous: bool,
@@ -153,9 +153,8 @@ pub fn pod_logs_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_pod_logs",
-            title: "Pod logs, filtered",
-            description: "One pod's log: pod is a name or unique prefix; container, lines, sinceSeconds, previous \
-                (crashed instance), grep (regex), maxBytes (newest kept). Secrets redacted.",
+            title: "Pod logs",
+            description: "A pod's log (pod: name or prefix; previous: crashed one; grep: regex), redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },
@@ -411,9 +410,8 @@ pub fn job_logs_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_job_logs",
-            title: "Logs of every pod of a Job",
-            description: "The log of every pod (each retry) of one Job, oldest first, with phase and exit code: \
-                lines per pod, grep, maxBytes shared by all. Secrets redacted.",
+            title: "Job logs",
+            description: "Every pod's log of a Job with exit codes (grep: regex), redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

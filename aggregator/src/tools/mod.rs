@@ -81,6 +81,8 @@ pub struct ToolContext {
     pub settings: Settings,
     /// Counters for /metrics.
     pub metrics: Arc<Metrics>,
+    /// Toolsets served over MCP.
+    pub toolsets: std::collections::BTreeSet<Toolset>,
 }
 
 /// A successful tool result: structured content plus a compact text rendering.
@@ -211,6 +213,21 @@ impl Toolset {
             Toolset::Node => "node",
             Toolset::Cluster => "cluster",
             Toolset::Flux => "flux",
+        }
+    }
+
+    /// What the set is for, for server instructions and `labscope tools`.
+    pub fn about(self) -> &'static str {
+        match self {
+            Toolset::Node => {
+                "node tools, answered by the agent on each node (start with list_nodes)"
+            }
+            Toolset::Cluster => {
+                "cluster tools, from the Kubernetes API (start with get_cluster_health)"
+            }
+            Toolset::Flux => {
+                "Flux tools: stuck releases, sources, image automation (get_flux_status)"
+            }
         }
     }
 
@@ -410,7 +427,9 @@ pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Val
         "{}: MCP requires an object input schema",
         std::any::type_name::<A>()
     );
-    for key in ["$schema", "title", "description"] {
+    // additionalProperties: false is enforced when parsing (an unknown
+    // argument is an error naming the ones the tool takes), not advertised.
+    for key in ["$schema", "title", "description", "additionalProperties"] {
         schema.remove(key);
     }
     let required: Vec<String> = schema
@@ -434,14 +453,26 @@ pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Val
                 if matches!(obj.get("default"), Some(Value::Null | Value::Bool(false))) {
                     obj.remove("default");
                 }
+                let kind = arg_kind(obj);
+                let default = obj.get("default").map(|d| match d {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                // Ranges and numeric defaults are enforced when parsing (an
+                // error names the range) and shown in the CLI's help; every
+                // answer says how much it returned and how much there is.
+                // Only a default of `true` is advertised: left out, a boolean
+                // would be read as false.
+                obj.remove("minimum");
+                obj.remove("maximum");
+                if obj.get("default") != Some(&Value::Bool(true)) {
+                    obj.remove("default");
+                }
                 help.push(ArgHelp {
                     name: name.clone(),
-                    kind: arg_kind(obj),
+                    kind,
                     required: required.contains(name),
-                    default: obj.get("default").map(|d| match d {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }),
+                    default,
                     description,
                 });
             }
@@ -520,12 +551,45 @@ pub fn output_schema<O: schemars::JsonSchema + 'static>() -> Arc<Map<String, Val
 }
 
 /// Removes `description` and `title` everywhere in a schema (not inside
-/// `properties`, where they would be field names).
+/// `properties`, where they would be field names), and schemars' integer
+/// `format`s (uint, int64, double: not JSON Schema formats, which strict
+/// validators such as ajv reject); writes a `oneOf` of string constants as
+/// one `enum`.
 fn strip_descriptions(v: &mut Value) {
     match v {
         Value::Object(m) => {
             m.remove("description");
             m.remove("title");
+            const NUMERIC: [&str; 12] = [
+                "uint", "uint8", "uint16", "uint32", "uint64", "int", "int8", "int16", "int32",
+                "int64", "float", "double",
+            ];
+            if m.get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| NUMERIC.contains(&f))
+            {
+                m.remove("format");
+            }
+            let constants: Option<Vec<Value>> =
+                m.get("oneOf").and_then(Value::as_array).and_then(|alts| {
+                    alts.iter()
+                        .map(|a| {
+                            let c = a.get("const")?;
+                            (c.is_string()
+                                && a.as_object().is_some_and(|o| {
+                                    o.keys().all(|k| {
+                                        ["const", "type", "description"].contains(&k.as_str())
+                                    })
+                                }))
+                            .then(|| c.clone())
+                        })
+                        .collect()
+                });
+            if let Some(values) = constants {
+                m.remove("oneOf");
+                m.insert("type".into(), Value::from("string"));
+                m.insert("enum".into(), Value::Array(values));
+            }
             for (k, child) in m.iter_mut() {
                 if k == "properties" || k == "$defs" {
                     if let Value::Object(fields) = child {
@@ -618,6 +682,14 @@ impl ToolDef {
     }
 }
 
+/// The tools of `toolsets`, in listing order.
+pub fn enabled(toolsets: &std::collections::BTreeSet<Toolset>) -> Vec<ToolDef> {
+    registry()
+        .into_iter()
+        .filter(|t| toolsets.contains(&t.toolset))
+        .collect()
+}
+
 /// All tools, in listing order: node, cluster, flux.
 pub fn registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
@@ -678,4 +750,95 @@ pub async fn call(
     };
     metrics.record_call(tool.name, result.is_ok(), started.elapsed());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the model reads of a tool in tools/list, as bytes of compact JSON.
+    fn visible_bytes(t: &ToolDef) -> usize {
+        let tool = crate::mcp::mcp_tool(t);
+        let v = serde_json::json!({"name": tool.name, "title": tool.title, "description": tool.description,
+            "inputSchema": tool.input_schema, "annotations": tool.annotations});
+        serde_json::to_vec(&v)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The budget: at most 350 bytes per tool on average across every
+    /// toolset (kubernetes-mcp-server's default 20 tools take about 950).
+    #[test]
+    fn tools_list_stays_within_its_byte_budget() {
+        let all = registry();
+        let total: usize = all.iter().map(visible_bytes).sum();
+        let avg = total as f64 / all.len() as f64;
+        assert!(
+            avg <= 350.0,
+            "{avg:.1} bytes per tool on average ({total} for {} tools)",
+            all.len()
+        );
+        for t in &all {
+            assert!(
+                visible_bytes(t) <= 700,
+                "{} alone takes {} bytes",
+                t.name,
+                visible_bytes(t)
+            );
+            assert!(
+                !t.description.is_empty() && t.description.len() <= 120,
+                "{}: {}",
+                t.name,
+                t.description
+            );
+        }
+    }
+
+    #[test]
+    fn schemas_are_lean_and_exact() {
+        for t in registry() {
+            let input = serde_json::to_string(&*t.input_schema).unwrap_or_default();
+            for noise in [
+                "\"$schema\"",
+                "\"description\"",
+                "\"null\"",
+                "additionalProperties",
+            ] {
+                assert!(!input.contains(noise), "{}: {noise} in {input}", t.name);
+            }
+            let output = serde_json::to_string(&*t.output_schema).unwrap_or_default();
+            assert!(
+                output.contains("\"required\""),
+                "{}: the output schema marks required fields",
+                t.name
+            );
+            for noise in ["\"format\":\"uint", "\"description\"", "\"$schema\""] {
+                assert!(
+                    !output.contains(noise),
+                    "{}: {noise} in the output schema",
+                    t.name
+                );
+            }
+            let ann = crate::mcp::mcp_tool(&t).annotations.unwrap_or_default();
+            assert!(ann.title.is_none(), "{}: the title is said once", t.name);
+        }
+    }
+
+    #[test]
+    fn toolsets_partition_the_tools() {
+        let all = registry();
+        let mut names: Vec<&str> = all.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "tool names are unique");
+        let node_only: std::collections::BTreeSet<Toolset> = [Toolset::Node].into_iter().collect();
+        assert!(
+            enabled(&node_only)
+                .iter()
+                .all(|t| t.toolset == Toolset::Node)
+        );
+        assert_eq!(enabled(&node_only).len(), 8);
+        let every: std::collections::BTreeSet<Toolset> = Toolset::ALL.into_iter().collect();
+        assert_eq!(enabled(&every).len(), all.len());
+    }
 }

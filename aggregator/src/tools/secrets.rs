@@ -164,9 +164,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_secrets_status",
-            title: "External Secrets status",
-            description: "ExternalSecrets (ready, reason, last refresh, store) and their stores' health, read at \
-                the API version the operator serves; failures are grouped under the store that is down.",
+            title: "External Secrets",
+            description: "ExternalSecrets and stores; failures grouped under the store that is down.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

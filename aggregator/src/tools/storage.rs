@@ -100,9 +100,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_pvcs",
-            title: "PersistentVolumeClaims",
-            description: "PVCs with phase, size, class, volume, where the data lives (node or NFS export) and the \
-                pods mounting each; claims not Bound are problems.",
+            title: "Volume claims",
+            description: "PVCs: phase, size, where the data lives and which pods mount them.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

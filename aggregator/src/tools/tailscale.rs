@@ -131,9 +131,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_tailscale_status",
-            title: "Tailscale operator status",
-            description: "Tailscale Connectors (health from ConnectorReady), exit node, advertised and active \
-                routes, ProxyClasses and the operator's pods.",
+            title: "Tailscale",
+            description: "Tailscale Connectors, exit node, routes, ProxyClasses and operator pods.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

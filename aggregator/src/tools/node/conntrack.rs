@@ -160,8 +160,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_conntrack_entries",
             title: "Conntrack entries",
-            description: "A node's connection-tracking entries, filtered by address/CIDR (`filter`, either side), \
-                protocol, port and state; matched count and the table's fill level (count, nf_conntrack_max, %).",
+            description: "A node's conntrack entries (filter: IP/CIDR, either side), table fill level.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

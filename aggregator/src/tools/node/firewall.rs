@@ -130,9 +130,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "get_iptables_rules",
-            title: "iptables rules with counters",
-            description: "One iptables table of a node: chains with policies, rules with text, target, comment and \
-                packet/byte counters; the backend in use (nft or legacy) and a warning when both hold rules.",
+            title: "iptables rules",
+            description: "A node's iptables table with counters; backend in use; warns if both hold rules.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

@@ -98,9 +98,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "check_network_mesh",
-            title: "Node-to-node reachability matrix",
-            description: "Every agent pings and TCP-connects to every other: the node×node matrix with RTTs, the \
-                broken pairs, and which agents could not be asked.",
+            title: "Node mesh check",
+            description: "All agents probe each other: node×node reachability, broken pairs.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

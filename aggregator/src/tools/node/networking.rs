@@ -279,8 +279,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_node_networking",
             title: "Node networking",
-            description: "A node's interfaces (state, MTU, MAC, counters), addresses, routes of any table, policy \
-                rules and neighbours, read from its kernel.",
+            description: "A node's links, addresses, routes (table: main/all/local/N), rules, neighbours.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

@@ -197,9 +197,8 @@ pub fn tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "list_nodes",
-            title: "Nodes and their agents",
-            description: "Every node and its labscope agent (ok, unavailable, timeout, error — with why), kernel, \
-                uptime, load, memory, conntrack use, and Kubernetes Ready/roles/pressure. Call first.",
+            title: "Nodes and agents",
+            description: "Each node: agent status, kernel, load, memory, conntrack use, Kubernetes state.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

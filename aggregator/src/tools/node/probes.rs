@@ -156,9 +156,8 @@ pub fn connectivity_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "test_pod_connectivity",
-            title: "Ping and TCP connect from a node",
-            description: "From sourceNode: ping target and open a TCP connection to port. TCP tells open, refused \
-                (nothing listening), timeout (filtered) and unreachable apart.",
+            title: "Ping and TCP probe",
+            description: "Ping and TCP connect from sourceNode to target:port.",
             toolset: Toolset::Node,
             hints: Hints::PROBE,
         },
@@ -377,9 +376,8 @@ pub fn curl_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "curl_ingress",
-            title: "HTTP(S) probe with timing",
-            description: "One GET/HEAD from a node: status, timing (DNS, connect, TLS, first byte), size, redirect, \
-                TLS version and certificate (issuer, expiry, days left). TLS is verified unless verifyTls=false.",
+            title: "HTTP(S) probe",
+            description: "HTTP(S) from a node: status, timings, TLS certificate (verified by default).",
             toolset: Toolset::Node,
             hints: Hints::PROBE,
         },
@@ -613,9 +611,8 @@ pub fn dns_tool() -> ToolDef {
     ToolDef::typed(
         Meta {
             name: "test_dns_query",
-            title: "DNS query to an explicit server",
-            description: "Ask a DNS server (default: the primary Pi-hole) from a node: rcode, answers with TTL, \
-                AA/AD/CD/RA flags, latency. checkingDisabled=true after a SERVFAIL tells DNSSEC breakage apart.",
+            title: "DNS query",
+            description: "DNS query to a server from a node: rcode, answers, flags; checkingDisabled sets CD.",
             toolset: Toolset::Node,
             hints: Hints::PROBE,
         },

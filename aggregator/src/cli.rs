@@ -317,7 +317,7 @@ mod tests {
         let out = fit(line, 40);
         assert!(out.lines().all(|l| l.chars().count() <= 40), "{out}");
         assert!(
-            out.ends_with("→ get_flux_status"),
+            out.ends_with("get_flux_status"),
             "the end of the line survives: {out}"
         );
         assert_eq!(

@@ -77,9 +77,19 @@ pub async fn serve_listener(
     reporter
         .set_serving::<NodeAgentServer<NodeAgentService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(labscope_proto::FILE_DESCRIPTOR_SET)
+    // Reflection in both protocol versions (grpcurl before 1.8.8 and
+    // grpcio-reflection's helpers still speak v1alpha), describing the
+    // health service as well as ours.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(labscope_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .map_err(|e| Error::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(|e| Error::Reflection(e.to_string()))?;
 
     let mut builder = Server::builder();
@@ -104,7 +114,8 @@ pub async fn serve_listener(
     );
     builder
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(NodeAgentServer::new(NodeAgentService::new(node_name)))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

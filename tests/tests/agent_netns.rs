@@ -1195,37 +1195,69 @@ fn health_node_info_and_graceful_shutdown() -> anyhow::Result<()> {
             .get_node_info(pb::GetNodeInfoRequest {})
             .await?
             .into_inner();
-        use tonic_reflection::pb::v1::{
-            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        };
-        let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
-            .connect()
-            .await?;
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut replies = ServerReflectionClient::new(channel)
-            .server_reflection_info(tokio_stream::iter(vec![request]))
-            .await?
-            .into_inner();
-        let mut services = Vec::new();
-        if let Some(reply) = replies.next().await
-            && let Some(MessageResponse::ListServicesResponse(list)) = reply?.message_response
-        {
-            services = list.service.into_iter().map(|s| s.name).collect();
+        // The same question through both reflection versions: v1 (current
+        // grpcurl) and v1alpha (older grpcurl, grpcio-reflection helpers).
+        macro_rules! list_services {
+            ($v:ident) => {{
+                use tonic_reflection::pb::$v::{
+                    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+                    server_reflection_request::MessageRequest,
+                    server_reflection_response::MessageResponse,
+                };
+                let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
+                    .connect()
+                    .await?;
+                let requests = vec![
+                    ServerReflectionRequest {
+                        host: String::new(),
+                        message_request: Some(MessageRequest::ListServices(String::new())),
+                    },
+                    ServerReflectionRequest {
+                        host: String::new(),
+                        message_request: Some(MessageRequest::FileContainingSymbol(
+                            "grpc.health.v1.Health".into(),
+                        )),
+                    },
+                ];
+                let mut replies = ServerReflectionClient::new(channel)
+                    .server_reflection_info(tokio_stream::iter(requests))
+                    .await?
+                    .into_inner();
+                let mut services: Vec<String> = Vec::new();
+                let mut health_files = 0;
+                while let Some(reply) = replies.next().await {
+                    match reply?.message_response {
+                        Some(MessageResponse::ListServicesResponse(list)) => {
+                            services = list.service.into_iter().map(|s| s.name).collect()
+                        }
+                        Some(MessageResponse::FileDescriptorResponse(files)) => {
+                            health_files = files.file_descriptor_proto.len()
+                        }
+                        other => anyhow::bail!("unexpected reflection reply {other:?}"),
+                    }
+                }
+                (services, health_files)
+            }};
         }
+        let services = [list_services!(v1), list_services!(v1alpha)];
         Ok((status, info, services))
     })?;
     assert_eq!(
         health,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
-    assert!(
-        services.contains(&"labscope.node.v1.NodeAgent".to_string()),
-        "reflection lists {services:?}"
-    );
+    for (version, (services, health_files)) in ["v1", "v1alpha"].iter().zip(&services) {
+        for service in ["labscope.node.v1.NodeAgent", "grpc.health.v1.Health"] {
+            assert!(
+                services.contains(&service.to_string()),
+                "reflection {version} lists {services:?}, missing {service}"
+            );
+        }
+        assert!(
+            *health_files > 0,
+            "reflection {version} describes grpc.health.v1.Health"
+        );
+    }
     assert_eq!(info.node_name, "lab-r");
     assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
     assert!(info.capabilities.contains(&"CAP_NET_ADMIN".to_string()));

@@ -11,5 +11,6 @@ pub mod config;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod prompts;
 pub mod redact;
 pub mod tools;

@@ -14,13 +14,15 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
-    Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
+    PromptMessage, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::json;
 
+use crate::prompts;
 use crate::tools::{self, Call, ToolContext, ToolDef};
 
 /// Instructions sent to clients at initialize: what is enabled here.
@@ -86,6 +88,22 @@ pub fn mcp_tool(t: &ToolDef) -> Tool {
         .with_annotations(annotations)
 }
 
+/// The MCP description of a prompt.
+pub fn mcp_prompt(p: &prompts::PromptDef) -> Prompt {
+    let args = p
+        .args
+        .iter()
+        .map(|a| {
+            let mut arg = PromptArgument::new(a.name).with_description(a.description);
+            arg.required = Some(a.required);
+            arg
+        })
+        .collect();
+    let mut prompt = Prompt::new(p.name, Some(p.description), Some(args));
+    prompt.title = Some(p.title.to_string());
+    prompt
+}
+
 /// A failed call as an MCP result: text for people and models, the machine
 /// form in `_meta`, no `structuredContent`.
 pub fn error_result(e: &tools::ToolError) -> CallToolResult {
@@ -107,9 +125,14 @@ pub fn error_text(e: &tools::ToolError) -> String {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("labscope", env!("CARGO_PKG_VERSION")))
-            .with_instructions(instructions(&self.ctx.toolsets))
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("labscope", env!("CARGO_PKG_VERSION")))
+        .with_instructions(instructions(&self.ctx.toolsets))
     }
 
     async fn list_tools(
@@ -128,6 +151,43 @@ impl ServerHandler for McpServer {
             tools: self.tools.iter().map(mcp_tool).collect(),
             ..Default::default()
         })
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        if let Some(cursor) = request.and_then(|r| r.cursor) {
+            return Err(ErrorData::invalid_params(
+                format!("invalid cursor {cursor:?}: prompts/list has a single page"),
+                None,
+            ));
+        }
+        Ok(ListPromptsResult {
+            prompts: prompts::enabled(&self.ctx.toolsets)
+                .into_iter()
+                .map(mcp_prompt)
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        match prompts::render(&request.name, &args, &self.ctx.toolsets) {
+            Ok((def, text)) => Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+                Role::User,
+                text,
+            )])
+            .with_description(def.description)
+            .into()),
+            Err(e) => Err(ErrorData::invalid_params(e.to_string(), None)),
+        }
     }
 
     async fn call_tool(

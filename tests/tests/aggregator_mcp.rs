@@ -31,6 +31,21 @@ async fn call(client: &Client, tool: &str, args: Value) -> anyhow::Result<CallTo
     labscope_tests::mcp::validated(client, tool, r).await
 }
 
+/// The text of prompt `name` filled in with `args`.
+async fn prompt_text(client: &Client, name: &str, args: Value) -> anyhow::Result<String> {
+    let mut params = rmcp::model::GetPromptRequestParams::new(name);
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    let prompt = client.get_prompt(params).await?;
+    Ok(prompt
+        .messages
+        .iter()
+        .filter_map(|m| m.content.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 fn hostname() -> String {
     labscope::config::hostname()
 }
@@ -295,6 +310,55 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
     let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
     assert!(!err);
     assert_eq!(nodes["summary"]["agentsOk"], 1);
+    // A cursor this server never gave is refused, not ignored.
+    let bogus = rmcp::model::PaginatedRequestParams::default().with_cursor(Some("bogus".into()));
+    let e = client
+        .list_tools(Some(bogus))
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref().unwrap_or_default().contains("invalid cursor"),
+        "{e:?}"
+    );
+    // Prompts: the node workflows, filled in with the user's values; the
+    // Flux one is not offered without the flux toolset.
+    let prompts: Vec<String> = client
+        .list_all_prompts()
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(prompts, ["dns_problem", "node_networking"]);
+    let text = prompt_text(
+        &client,
+        "dns_problem",
+        json!({"domain": "github.com", "server": "192.168.1.55"}),
+    )
+    .await?;
+    assert!(
+        text.contains("test_dns_query domain=github.com type=A server=192.168.1.55 fromNode")
+            && !text.contains("get_pod_logs"),
+        "{text}"
+    );
+    for (name, args, expected) in [
+        ("dns_problem", json!({}), "\"domain\": required"),
+        (
+            "node_networking",
+            json!({"node": "pi5", "port": "http"}),
+            "not a port",
+        ),
+        ("stuck_flux_release", json!({}), "needs the flux toolset"),
+    ] {
+        let e = prompt_text(&client, name, args)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().unwrap_or_default().contains(expected),
+            "{name}: {e:?}"
+        );
+    }
     client.cancel().await?;
 
     // --toolsets serves what it names, cluster or not.
@@ -312,6 +376,17 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
     assert!(names.contains(&"get_image_automation_status".to_string()));
     let (v, err) = structured(&call(&client, "get_flux_status", json!({})).await?);
     assert!(err && v["code"] == "not_configured", "{v}");
+    let text = prompt_text(
+        &client,
+        "stuck_flux_release",
+        json!({"name": "pihole", "namespace": "pihole"}),
+    )
+    .await?;
+    assert!(
+        text.contains("get_flux_status onlyFailing=true namespace=pihole")
+            && !text.contains("get_events"),
+        "only served tools: {text}"
+    );
     client.cancel().await?;
     Ok(())
 }

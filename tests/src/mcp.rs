@@ -173,6 +173,16 @@ pub fn structured(result: &CallToolResult) -> (Value, bool) {
     )
 }
 
+/// The text content of a result, joined.
+pub fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Compiled output schemas by tool name, filled from tools/list.
 static VALIDATORS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>,
@@ -256,6 +266,16 @@ pub async fn call_with_fixture(
     tweak: impl FnOnce(&mut labscope::config::AgentOptions),
     calls: &[(&str, Value)],
 ) -> anyhow::Result<(Vec<(Value, bool)>, crate::fake_kube::FakeKube)> {
+    let (out, fake) = call_with_fixture_text(fixture, tweak, calls).await?;
+    Ok((out.into_iter().map(|(v, e, _)| (v, e)).collect(), fake))
+}
+
+/// [`call_with_fixture`] that also returns each result's text content.
+pub async fn call_with_fixture_text(
+    fixture: crate::fake_kube::Fixture,
+    tweak: impl FnOnce(&mut labscope::config::AgentOptions),
+    calls: &[(&str, Value)],
+) -> anyhow::Result<(Vec<(Value, bool, String)>, crate::fake_kube::FakeKube)> {
     use rmcp::ServiceExt;
     let fake = crate::fake_kube::FakeKube::start(fixture).await?;
     let dir = tempfile::tempdir()?;
@@ -281,9 +301,109 @@ pub async fn call_with_fixture(
         if let Value::Object(m) = args {
             p = p.with_arguments(m.clone());
         }
-        let r = client.call_tool(p).await?;
-        out.push(structured(&validated(&client, tool, r).await?));
+        let r = validated(&client, tool, client.call_tool(p).await?).await?;
+        let (value, is_error) = structured(&r);
+        out.push((value, is_error, text_of(&r)));
     }
     client.cancel().await?;
     Ok((out, fake))
+}
+
+/// Checks that a tool's text carries its findings: every value the
+/// `patterns` select in the structured result appears in `text`
+/// (whitespace-insensitive). A pattern is a path of object keys and `*`
+/// (every element of an array, every value of an object), where `*?key=value`
+/// or `*?key!=value` keeps only the elements whose `key` is (not) `value`,
+/// e.g. `/certificates/*?ready=false/name`. Strings and numbers are looked
+/// for; a pattern that selects nothing is an error, so a renamed field cannot
+/// make the check pass by selecting nothing.
+pub fn assert_text_shows(
+    tool: &str,
+    value: &Value,
+    text: &str,
+    patterns: &[&str],
+) -> anyhow::Result<()> {
+    let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = squash(text);
+    let mut missing = Vec::new();
+    for pattern in patterns {
+        let mut found = Vec::new();
+        select(value, pattern, &mut String::new(), &mut found);
+        anyhow::ensure!(
+            !found.is_empty(),
+            "{tool}: pattern {pattern} selects nothing in {:.600}",
+            value.to_string()
+        );
+        for (path, v) in found {
+            let want = match v {
+                Value::String(s) if !s.is_empty() => squash(s),
+                Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            if !text.contains(&want) {
+                missing.push(format!("{path} = {want:?}"));
+            }
+        }
+    }
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{tool}: the text leaves out findings of the structured result:\n  {}\ntext:\n{text}",
+        missing.join("\n  ")
+    );
+    Ok(())
+}
+
+fn select<'a>(
+    value: &'a Value,
+    pattern: &str,
+    at: &mut String,
+    out: &mut Vec<(String, &'a Value)>,
+) {
+    let pattern = pattern.trim_start_matches('/');
+    if pattern.is_empty() {
+        out.push((at.clone(), value));
+        return;
+    }
+    let (segment, rest) = pattern.split_once('/').unwrap_or((pattern, ""));
+    let mut descend = |key: &str, v: &'a Value| {
+        let len = at.len();
+        at.push('/');
+        at.push_str(key);
+        select(v, rest, at, out);
+        at.truncate(len);
+    };
+    if let Some(filter) = segment.strip_prefix('*') {
+        let keep = |v: &Value| {
+            let Some(cond) = filter.strip_prefix('?') else {
+                return true;
+            };
+            let (key, want, equal) = match cond.split_once("!=") {
+                Some((k, w)) => (k, w, false),
+                None => match cond.split_once('=') {
+                    Some((k, w)) => (k, w, true),
+                    None => return false,
+                },
+            };
+            let got = match &v[key] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (got == want) == equal
+        };
+        match value {
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate().filter(|(_, v)| keep(v)) {
+                    descend(&i.to_string(), v);
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map.iter().filter(|(_, v)| keep(v)) {
+                    descend(k, v);
+                }
+            }
+            _ => {}
+        }
+    } else if let Some(v) = value.get(segment) {
+        descend(segment, v);
+    }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use labscope::config::AgentOptions;
 use labscope::mcp::McpServer;
-use labscope_tests::mcp::{Aggregator, INITIALIZE, mcp_post, structured};
+use labscope_tests::mcp::{
+    Aggregator, INITIALIZE, assert_text_shows, mcp_post, structured, text_of,
+};
 use labscope_tests::topology::Lab;
 use labscope_tests::{AgentProcess, require_root, workspace_binary};
 use rmcp::ServiceExt;
@@ -31,6 +33,21 @@ async fn call(client: &Client, tool: &str, args: Value) -> anyhow::Result<CallTo
     labscope_tests::mcp::validated(client, tool, r).await
 }
 
+/// Calls `tool`, which must succeed, and checks that its text carries the
+/// findings the `patterns` select (see `assert_text_shows`).
+async fn shown(
+    client: &Client,
+    tool: &str,
+    args: Value,
+    patterns: &[&str],
+) -> anyhow::Result<Value> {
+    let r = call(client, tool, args.clone()).await?;
+    let (v, err) = structured(&r);
+    anyhow::ensure!(!err, "{tool} {args} failed: {v}");
+    assert_text_shows(tool, &v, &text_of(&r), patterns)?;
+    Ok(v)
+}
+
 /// The text of prompt `name` filled in with `args`.
 async fn prompt_text(client: &Client, name: &str, args: Value) -> anyhow::Result<String> {
     let mut params = rmcp::model::GetPromptRequestParams::new(name);
@@ -45,6 +62,19 @@ async fn prompt_text(client: &Client, name: &str, args: Value) -> anyhow::Result
         .collect::<Vec<_>>()
         .join("\n"))
 }
+
+/// What list_nodes's text must show, whatever the agents answer.
+const LIST_NODES_SHOWS: &[&str] = &[
+    "/summary/total",
+    "/summary/agentsOk",
+    "/nodes/*/node",
+    "/nodes/*/agent/status",
+    "/nodes/*/agent/reason",
+    "/nodes/*/kernel",
+    "/nodes/*/arch",
+    "/nodes/*/conntrack/count",
+    "/nodes/*/conntrack/max",
+];
 
 fn hostname() -> String {
     labscope::config::hostname()
@@ -115,8 +145,7 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
     }
 
     let me = hostname();
-    let (nodes, err) = structured(&call(&client, "list_nodes", json!({})).await?);
-    assert!(!err);
+    let nodes = shown(&client, "list_nodes", json!({}), LIST_NODES_SHOWS).await?;
     assert_eq!(nodes["nodes"][0]["node"], json!(me));
     assert_eq!(nodes["nodes"][0]["agent"]["status"], "ok");
     assert!(
@@ -126,6 +155,31 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
             > 0
     );
 
+    // Every section's findings are in the text.
+    shown(
+        &client,
+        "get_node_networking",
+        json!({"node": me}),
+        &[
+            "/node",
+            "/links/*/name",
+            "/links/*/state",
+            "/links/*/mtu",
+            "/links/*/mac",
+            "/routes/*/destination",
+            "/routes/*/gateway",
+            "/routes/*/dev",
+            "/routes/*/table",
+            "/routes/*/protocol",
+            "/rules/*/priority",
+            "/rules/*/family",
+            "/rules/*/table",
+            "/addresses/*/address",
+            "/addresses/*/link",
+            "/addresses/*/prefixLen",
+        ],
+    )
+    .await?;
     // Networking matches `ip -j link` on this machine.
     let (net, err) = structured(
         &call(
@@ -179,33 +233,52 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
     // Probes from the local agent against a listener of this test.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let (conn, err) = structured(
-        &call(
-            &client,
-            "test_pod_connectivity",
-            json!({"sourceNode": me, "target": "127.0.0.1", "port": port, "count": 1}),
-        )
-        .await?,
-    );
-    assert!(!err, "{conn}");
+    let conn = shown(
+        &client,
+        "test_pod_connectivity",
+        json!({"sourceNode": me, "target": "127.0.0.1", "port": port, "count": 1}),
+        &[
+            "/sourceNode",
+            "/target",
+            "/ping/address",
+            "/ping/received",
+            "/ping/transmitted",
+            "/ping/method",
+            "/tcp/address",
+            "/tcp/port",
+            "/tcp/outcome",
+            "/tcp/connectMs",
+        ],
+    )
+    .await?;
     assert_eq!(conn["tcp"]["outcome"], "open");
     drop(listener);
-    let (http, err) = structured(
-        &call(
-            &client,
-            "curl_ingress",
-            json!({"url": format!("http://127.0.0.1:{port}/"), "timeout": 2}),
-        )
-        .await?,
-    );
-    assert!(!err, "{http}");
+    let http = shown(
+        &client,
+        "curl_ingress",
+        json!({"url": format!("http://127.0.0.1:{port}/"), "timeout": 2}),
+        &[
+            "/url",
+            "/fromNode",
+            "/outcome",
+            "/error",
+            "/remoteAddress",
+            "/timingMs/total",
+        ],
+    )
+    .await?;
     assert_eq!(
         http["outcome"], "connect_refused",
         "nothing listens any more: {http}"
     );
     assert_eq!(http["fromNode"], json!(me));
-    let (mesh, err) = structured(&call(&client, "check_network_mesh", json!({})).await?);
-    assert!(!err);
+    let mesh = shown(
+        &client,
+        "check_network_mesh",
+        json!({}),
+        &["/nodes/*", "/note"],
+    )
+    .await?;
     assert_eq!(mesh["broken"], json!([]));
     assert!(
         mesh["note"]
@@ -504,7 +577,7 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
     let c1 = connect.clone();
     let (nodes, net, ct, mesh, dns) = lab.r.block_on(move || async move {
         let client = c1().await?;
-        let nodes = structured(&call(&client, "list_nodes", json!({})).await?).0;
+        let nodes = shown(&client, "list_nodes", json!({}), LIST_NODES_SHOWS).await?;
         let net = structured(
             &call(
                 &client,
@@ -514,25 +587,62 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
             .await?,
         )
         .0;
-        let ct = structured(
-            &call(
-                &client,
-                "get_conntrack_entries",
-                json!({"node": "lab-r", "filter": "10.201.1.1", "port": 8080}),
-            )
-            .await?,
+        let ct = shown(
+            &client,
+            "get_conntrack_entries",
+            json!({"node": "lab-r", "filter": "10.201.1.1", "port": 8080}),
+            &[
+                "/node",
+                "/matched",
+                "/entries/*/protocol",
+                "/entries/*/state",
+                "/entries/*/original/src",
+                "/entries/*/original/dst",
+                "/entries/*/original/dport",
+                "/entries/*/reply/src",
+                "/entries/*/reply/sport",
+                "/entries/*/timeoutSeconds",
+            ],
         )
-        .0;
-        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
-        let dns = structured(
-            &call(
-                &client,
-                "test_dns_query",
-                json!({"domain": "svc.lab.test", "fromNode": "lab-c"}),
-            )
-            .await?,
+        .await?;
+        shown(
+            &client,
+            "get_iptables_rules",
+            json!({"node": "lab-r", "table": "nat"}),
+            &[
+                "/node",
+                "/table",
+                "/backend",
+                "/chains/*/name",
+                "/chains/*/policy",
+                "/rules/*/chain",
+                "/rules/*/text",
+                "/rules/*/target",
+                "/rules/*/comment",
+                "/rules/*/packets",
+                "/rules/*/bytes",
+            ],
         )
-        .0;
+        .await?;
+        let mesh = shown(&client, "check_network_mesh", json!({}), &["/nodes/*"]).await?;
+        let dns = shown(
+            &client,
+            "test_dns_query",
+            json!({"domain": "svc.lab.test", "fromNode": "lab-c"}),
+            &[
+                "/domain",
+                "/type",
+                "/server",
+                "/fromNode",
+                "/transport",
+                "/rcode",
+                "/answers/*/name",
+                "/answers/*/type",
+                "/answers/*/ttl",
+                "/answers/*/data",
+            ],
+        )
+        .await?;
         client.cancel().await?;
         Ok((nodes, net, ct, mesh, dns))
     })?;
@@ -569,7 +679,13 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
     let c2 = connect.clone();
     let mesh = lab.r.block_on(move || async move {
         let client = c2().await?;
-        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
+        let mesh = shown(
+            &client,
+            "check_network_mesh",
+            json!({}),
+            &["/broken/*/from", "/broken/*/to"],
+        )
+        .await?;
         client.cancel().await?;
         Ok(mesh)
     })?;
@@ -601,9 +717,15 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
     let outcome = lab.r.block_on(move || async move {
         let client = c3().await?;
         let started = Instant::now();
-        let nodes = structured(&call(&client, "list_nodes", json!({})).await?).0;
+        let nodes = shown(&client, "list_nodes", json!({}), LIST_NODES_SHOWS).await?;
         let took = started.elapsed();
-        let mesh = structured(&call(&client, "check_network_mesh", json!({})).await?).0;
+        let mesh = shown(
+            &client,
+            "check_network_mesh",
+            json!({}),
+            &["/agents/*/node", "/agents/*/status", "/agents/*/reason"],
+        )
+        .await?;
         client.cancel().await?;
         Ok((nodes, took, mesh))
     });

@@ -518,6 +518,21 @@ impl Render for CronJobDetails {
             },
             s.next_run.as_deref().unwrap_or("-")
         );
+        text.push_str(&format!(
+            "last scheduled {}, last success {}{}, {} active{}\n",
+            s.last_schedule_time.as_deref().unwrap_or("never"),
+            s.last_successful_time.as_deref().unwrap_or("never"),
+            s.last_success_age
+                .as_deref()
+                .map(|a| format!(" ({a} ago)"))
+                .unwrap_or_default(),
+            s.active,
+            if s.missed_schedule {
+                "; MISSED its last schedule"
+            } else {
+                ""
+            }
+        ));
         if let Some(why) = &s.overdue_because {
             text.push_str(&format!("overdue: {why}\n"));
         }

@@ -279,8 +279,10 @@ pub struct PodSummary {
     /// Node.
     pub node: String,
     /// Pod IP.
+    #[serde(rename = "podIP")]
     pub pod_ip: String,
     /// Node IP.
+    #[serde(rename = "hostIP")]
     pub host_ip: String,
     /// Host network.
     pub host_network: bool,
@@ -1157,6 +1159,41 @@ fn conditions_text(conds: &[Condition], out: &mut String) {
     }
 }
 
+/// Where a pod template lands and what it mounts: strategy, host network,
+/// node selector, volumes.
+fn placement_text(
+    strategy: Option<&str>,
+    host_network: bool,
+    node_selector: &BTreeMap<String, String>,
+    volumes: &[super::podspec::VolumeRef],
+    out: &mut String,
+) {
+    let mut parts = Vec::new();
+    if let Some(s) = strategy {
+        parts.push(format!("strategy {s}"));
+    }
+    if host_network {
+        parts.push("hostNetwork".to_string());
+    }
+    if !node_selector.is_empty() {
+        let pairs: Vec<String> = node_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        parts.push(format!("nodeSelector {}", pairs.join(",")));
+    }
+    if !parts.is_empty() {
+        out.push_str(&parts.join("; "));
+        out.push('\n');
+    }
+    for v in volumes {
+        out.push_str(&format!(
+            "volume {} {} {}\n",
+            v.name, v.volume_type, v.source
+        ));
+    }
+}
+
 fn containers_text(containers: &[ContainerInfo], out: &mut String) {
     for c in containers {
         out.push_str(&format!(
@@ -1200,15 +1237,24 @@ impl Render for Description {
                     w.selector
                 ));
                 conditions_text(&w.conditions, &mut out);
+                placement_text(
+                    w.strategy.as_deref(),
+                    w.host_network,
+                    &w.node_selector,
+                    &w.volumes,
+                    &mut out,
+                );
                 containers_text(&w.containers, &mut out);
                 pods_text(&w.pods, &mut out);
             }
             Summary::Pod(p) => {
                 out.push_str(&format!(
-                    "phase {} on node {} ip {}\n",
-                    p.phase, p.node, p.pod_ip
+                    "phase {} on node {} ip {} (host {})\n",
+                    p.phase, p.node, p.pod_ip, p.host_ip
                 ));
                 conditions_text(&p.conditions, &mut out);
+                placement_text(None, p.host_network, &BTreeMap::new(), &p.volumes, &mut out);
+                containers_text(&p.containers, &mut out);
                 for s in &p.container_statuses {
                     out.push_str(&format!(
                         "container {} ready={} restarts={} {}{}\n",
@@ -1263,6 +1309,29 @@ impl Render for Description {
                 }
             }
             Summary::Node(n) => {
+                let map = |m: &BTreeMap<String, String>| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let addresses: Vec<String> = n
+                    .addresses
+                    .iter()
+                    .map(|a| format!("{} {}", a.address_type, a.address))
+                    .collect();
+                out.push_str(&format!(
+                    "addresses {}; podCIDR {}\ncapacity {}; allocatable {}\n{}\n",
+                    addresses.join(", "),
+                    if n.pod_cidr.is_empty() {
+                        "-"
+                    } else {
+                        &n.pod_cidr
+                    },
+                    map(&n.capacity),
+                    map(&n.allocatable),
+                    map(&n.node_info),
+                ));
                 conditions_text(&n.conditions, &mut out);
                 for t in &n.taints {
                     out.push_str(&format!(

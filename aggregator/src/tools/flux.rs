@@ -374,6 +374,18 @@ impl Render for FluxStatus {
                 o.for_.as_deref().unwrap_or("?"),
                 o.stuck_because.as_deref().unwrap_or(&o.message)
             ));
+            if o.stuck_because.is_some() && !o.message.is_empty() {
+                text.push_str(&format!("  message: {}\n", o.message));
+            }
+            match (&o.attempted_revision, &o.applied_revision) {
+                (Some(attempted), Some(applied)) if attempted != applied => text.push_str(
+                    &format!("  revision: attempted {attempted}, applied {applied}\n"),
+                ),
+                (Some(attempted), None) => text.push_str(&format!(
+                    "  revision: attempted {attempted}, none applied\n"
+                )),
+                _ => {}
+            }
             for e in &r.explains {
                 text.push_str(&format!("  explains: {e} (a consequence)\n"));
             }

@@ -867,12 +867,12 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Health, Tool
             for f in &report.failed_parts {
                 issues.push(failed_issue("tailscale", f, tool));
             }
-            if report.verdict == super::tailscale::TailscaleVerdict::Degraded {
+            for (object, finding) in report.problems() {
                 issues.push(issue(
                     Severity::Warning,
                     "TailscaleDegraded",
-                    "tailscale",
-                    report.text().trim().to_string(),
+                    object,
+                    finding,
                     Some(tool),
                 ));
             }

@@ -33,7 +33,8 @@ pub enum TailscaleVerdict {
     /// Connectors and operator ready.
     #[serde(rename = "healthy")]
     Healthy,
-    /// A Connector or operator pod is not ready, or the operator is missing.
+    /// A Connector, ProxyClass or operator pod is not ready, or the operator
+    /// is missing.
     #[serde(rename = "degraded")]
     Degraded,
     /// A part could not be read.
@@ -269,7 +270,9 @@ pub fn assess(
         .collect();
     let pods_unread = failed_parts.iter().any(|f| f.part == "operator pods");
     let no_operator = installed && pods.is_empty() && !pods_unread;
-    let all_ready = connectors.iter().all(|c| c.ready) && pods.iter().all(|p| p.ready);
+    let all_ready = connectors.iter().all(|c| c.ready)
+        && proxy_classes.iter().all(|p| p.ready)
+        && pods.iter().all(|p| p.ready);
     let verdict = if !installed {
         TailscaleVerdict::NotInstalled
     } else if !all_ready || (no_operator && !connectors.is_empty()) {
@@ -294,42 +297,104 @@ pub fn assess(
     }
 }
 
+impl Tailscale {
+    /// What is wrong, one `(object, finding)` per problem: Connectors and
+    /// ProxyClasses that are not ready, operator pods that are not ready or
+    /// missing. Health reports each as an issue.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for c in self.connectors.iter().filter(|c| !c.ready) {
+            out.push((
+                format!("connector/{}", c.name),
+                format!(
+                    "Connector {} NOT ready ({}: {})",
+                    c.name, c.reason, c.message
+                ),
+            ));
+        }
+        for p in self.proxy_classes.iter().filter(|p| !p.ready) {
+            out.push((
+                format!("proxyclass/{}", p.name),
+                format!("ProxyClass {} NOT ready ({})", p.name, p.reason),
+            ));
+        }
+        if self.installed
+            && self.pods.is_empty()
+            && !self.connectors.is_empty()
+            && !self.failed_parts.iter().any(|f| f.part == "operator pods")
+        {
+            out.push((
+                format!("namespace/{}", self.operator_namespace),
+                format!(
+                    "no operator pods in namespace {} (set --tailscale-namespace if the operator runs elsewhere)",
+                    self.operator_namespace
+                ),
+            ));
+        }
+        for p in self.pods.iter().filter(|p| !p.ready) {
+            out.push((
+                format!("pod/{}/{}", self.operator_namespace, p.name),
+                format!(
+                    "operator pod {}/{} {} not ready ({} restarts)",
+                    self.operator_namespace, p.name, p.phase, p.restarts
+                ),
+            ));
+        }
+        out
+    }
+}
+
 impl Render for Tailscale {
     fn text(&self) -> String {
         if !self.installed {
             return "Tailscale operator: not installed (group tailscale.com serves neither Connector nor ProxyClass)\n"
                 .into();
         }
-        let mut text = format!("Tailscale: {}\n", label(&self.verdict));
+        let ready_pods = self.pods.iter().filter(|p| p.ready).count();
+        let mut text = format!(
+            "Tailscale: {} — {} connector(s), {} proxy class(es), {} of {} operator pod(s) ready in {}\n",
+            label(&self.verdict),
+            self.connectors.len(),
+            self.proxy_classes.len(),
+            ready_pods,
+            self.pods.len(),
+            self.operator_namespace
+        );
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
         for c in &self.connectors {
+            let exit = match (c.exit_node, c.is_exit_node) {
+                (true, Some(true)) => "; exit node",
+                (true, _) => "; exit node requested, not acting as one",
+                (false, _) => "",
+            };
             text.push_str(&format!(
-                "connector {}: {} ({}: {}) exit node {} routes {}\n",
+                "connector {}: {} ({}: {}){exit}; hostname {}, tailnet {}; routes advertised {}, active {}{}\n",
                 c.name,
                 if c.ready { "ready" } else { "NOT ready" },
                 c.reason,
                 c.message,
-                c.exit_node,
-                if c.active_routes.is_empty() {
-                    "none active".to_string()
-                } else {
-                    c.active_routes.join(",")
-                }
+                c.hostname.as_deref().unwrap_or("-"),
+                list(&c.tailnet_ips),
+                list(&c.advertised_routes),
+                list(&c.active_routes),
+                c.proxy_class
+                    .as_ref()
+                    .map(|p| format!("; proxy class {p}"))
+                    .unwrap_or_default(),
             ));
         }
-        for p in self.proxy_classes.iter().filter(|p| !p.ready) {
-            text.push_str(&format!("proxyclass {} NOT ready ({})\n", p.name, p.reason));
-        }
-        if self.pods.is_empty() && !self.failed_parts.iter().any(|f| f.part == "operator pods") {
-            text.push_str(&format!(
-                "no operator pods in namespace {} (set --tailscale-namespace if the operator runs elsewhere)\n",
-                self.operator_namespace
-            ));
-        }
-        for p in self.pods.iter().filter(|p| !p.ready) {
-            text.push_str(&format!(
-                "pod {}/{} {} not ready\n",
-                self.operator_namespace, p.name, p.phase
-            ));
+        // Connectors are said above; the rest of the problems here.
+        for (object, finding) in self.problems() {
+            if !object.starts_with("connector/") {
+                text.push_str(&finding);
+                text.push('\n');
+            }
         }
         text.push_str(&failed_text(&self.failed_parts));
         text

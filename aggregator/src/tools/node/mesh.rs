@@ -244,15 +244,18 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Mesh, ToolErr
 impl Render for Mesh {
     fn text(&self) -> String {
         let mut out = format!(
-            "{} nodes, {} pairs probed, {} broken\n",
+            "{} nodes ({}), {} pairs probed, {} broken\n",
             self.nodes.len(),
+            self.nodes.join(", "),
             self.matrix.len(),
             self.broken.len()
         );
         for a in self.agents.iter().filter(|a| a.status != NodeOutcome::Ok) {
             out.push_str(&format!(
-                "agent on {} {:?}: {}\n",
-                a.node, a.status, a.reason
+                "agent on {} {}: {}\n",
+                a.node,
+                crate::tools::label(&a.status),
+                a.reason
             ));
         }
         let mut worst_rtt: f64 = 0.0;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{decode_offset, encode_offset, enum_name, ip_text, node_agent, on_node};
 use crate::choice;
 use crate::tools::args::{Int, Text, blank_as_none, list_of};
-use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
+use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 
 choice! {
     /// A part of a node's networking.
@@ -543,8 +543,9 @@ impl Render for Networking {
             out.push_str(&format!("rules ({}):\n", of(&self.counts.rules)));
             for r in &self.rules {
                 let mut line = format!(
-                    "  {}:{} from {}",
+                    "  {}: {}{} from {}",
                     r.priority,
+                    label(&r.family),
                     if r.not { " not" } else { "" },
                     r.from
                 );

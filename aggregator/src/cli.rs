@@ -249,33 +249,32 @@ pub fn fit(text: &str, width: usize) -> String {
             out.push(line.to_string());
             continue;
         }
-        let mut current = String::new();
-        let mut first = true;
-        for word in line.split(' ') {
-            let limit = if first { width } else { width - 4 };
-            if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > limit {
-                out.push(if first {
-                    current.clone()
-                } else {
-                    format!("    {current}")
-                });
-                first = false;
-                current.clear();
+        // A line keeps its indent; what wraps goes four further in.
+        let body = line.trim_start_matches(' ');
+        let indent = &line[..line.len() - body.len()];
+        let more = format!("{indent}    ");
+        let mut current = indent.to_string();
+        let mut words_in_line = 0;
+        for word in body.split(' ').filter(|w| !w.is_empty()) {
+            if words_in_line > 0 && current.chars().count() + 1 + word.chars().count() > width {
+                out.push(std::mem::replace(&mut current, more.clone()));
+                words_in_line = 0;
             }
-            if !current.is_empty() {
+            if words_in_line > 0 {
                 current.push(' ');
             }
             current.push_str(word);
+            words_in_line += 1;
         }
-        if !current.is_empty() {
-            out.push(if first {
-                current
-            } else {
-                format!("    {current}")
-            });
+        if words_in_line > 0 {
+            out.push(current);
         }
     }
-    out.join("\n")
+    let mut fitted = out.join("\n");
+    if text.ends_with('\n') {
+        fitted.push('\n');
+    }
+    fitted
 }
 
 #[cfg(test)]
@@ -324,7 +323,15 @@ mod tests {
             out.split_whitespace().collect::<Vec<_>>(),
             line.split_whitespace().collect::<Vec<_>>()
         );
-        assert_eq!(fit("short\nlines", 40), "short\nlines");
+        assert_eq!(fit("short\nlines\n", 40), "short\nlines\n");
+        let indented = fit(
+            "routes:\n  unicast default via 192.0.2.1 dev eth0 table main",
+            32,
+        );
+        assert_eq!(
+            indented,
+            "routes:\n  unicast default via 192.0.2.1\n      dev eth0 table main"
+        );
     }
 
     #[test]

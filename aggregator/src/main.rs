@@ -308,13 +308,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Ok(out), Output::Json) => {
                     println!("{}", serde_json::to_string_pretty(&out.structured)?)
                 }
-                (Ok(out), Output::Table) => println!(
-                    "{}",
-                    match width {
+                (Ok(out), Output::Table) => {
+                    let text = match width {
                         Some(w) => cli::fit(&out.text, w),
                         None => out.text,
-                    }
-                ),
+                    };
+                    print!("{}", text.trim_end_matches('\n'));
+                    println!();
+                }
                 (Err(e), Output::Json) => {
                     println!("{}", serde_json::to_string_pretty(&e.to_json())?);
                     return Ok(ExitCode::from(1));

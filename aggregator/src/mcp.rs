@@ -217,15 +217,23 @@ impl ServerHandler for McpServer {
         let args = request.arguments.unwrap_or_default();
         let call = match context.meta.get_progress_token() {
             Some(token) => {
+                // One forwarder per call keeps the notifications in order
+                // (clients require progress to increase).
                 let peer = context.peer.clone();
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
+                tokio::spawn(async move {
+                    while let Some(p) = rx.recv().await {
+                        if peer.notify_progress(p).await.is_err() {
+                            break;
+                        }
+                    }
+                });
                 Call::with_progress(move |done, total, message| {
                     let mut p = ProgressNotificationParam::new(token.clone(), done);
                     p.total = total;
                     p.message = Some(message);
-                    let peer = peer.clone();
-                    tokio::spawn(async move {
-                        let _ = peer.notify_progress(p).await;
-                    });
+                    let _ = tx.send(p);
                 })
             }
             None => Call::default(),

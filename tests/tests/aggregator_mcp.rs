@@ -759,3 +759,97 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
     assert_eq!(agents.len(), 2, "{mesh}");
     Ok(())
 }
+
+/// Records the progress notifications a client receives.
+#[derive(Clone, Default)]
+struct ProgressRecorder(
+    std::sync::Arc<std::sync::Mutex<Vec<rmcp::model::ProgressNotificationParam>>>,
+);
+
+impl rmcp::ClientHandler for ProgressRecorder {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(params);
+        }
+    }
+}
+
+fn curl_params(port: u16, timeout: u64) -> CallToolRequestParams {
+    CallToolRequestParams::new("curl_ingress").with_arguments(
+        json!({"url": format!("http://127.0.0.1:{port}/"), "timeout": timeout})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn progress_notifications_while_a_probe_waits() -> anyhow::Result<()> {
+    let ctx = local_options().context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let recorder = ProgressRecorder::default();
+    let client = recorder.clone().serve(client_io).await?;
+    // A server that accepts and never answers: curl_ingress waits for its
+    // whole timeout (3 s), long enough for ticks.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            open.push(s);
+        }
+    });
+    let token = rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(7));
+    let mut params = curl_params(port, 3);
+    params.meta = Some(rmcp::model::RequestMetaObject::with_progress_token(token));
+    let result = client.call_tool(params).await?;
+    let result = labscope_tests::mcp::validated(&client, "curl_ingress", result).await?;
+    let (http, err) = structured(&result);
+    assert!(!err && http["outcome"] == "timeout", "{http}");
+    // The last notification may still be on its way when the result lands.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let seen = loop {
+        let seen = recorder.0.lock().map(|s| s.clone()).unwrap_or_default();
+        let done = seen
+            .iter()
+            .any(|p| p.message.as_deref().is_some_and(|m| m.ends_with("done")));
+        if done || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let progress: Vec<f64> = seen.iter().map(|p| p.progress).collect();
+    assert!(
+        seen.len() >= 4,
+        "start, at least two ticks, done: {progress:?}"
+    );
+    // (rmcp's client sets its own token for each request; the server must
+    // echo whichever it got, the same on every notification.)
+    for p in &seen {
+        assert!(
+            p.progress_token == seen[0].progress_token && p.total.is_some(),
+            "{:?} {:?} {:?}",
+            p.progress_token,
+            p.total,
+            p.message
+        );
+    }
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress increases: {progress:?}"
+    );
+    let first = seen[0].message.clone().unwrap_or_default();
+    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
+    held.abort();
+    client.cancel().await?;
+    Ok(())
+}

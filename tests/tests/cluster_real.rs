@@ -577,3 +577,57 @@ async fn large_lists_are_read_in_pages() -> anyhow::Result<()> {
     assert!(fake.requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
     Ok(())
 }
+
+/// A namespace that does not exist is an error naming it, never a healthy
+/// answer about zero objects; a malformed selector is refused before any
+/// request. Every tool that takes a namespace filter is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_namespace_and_bad_selector_are_errors() -> anyhow::Result<()> {
+    let filtered: Vec<&'static str> = labscope::tools::registry()
+        .into_iter()
+        .filter(|t| t.toolset != labscope::tools::Toolset::Node)
+        .filter(|t| {
+            let schema = Value::Object((*t.input_schema).clone());
+            let required = schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| n != "namespace"));
+            schema["properties"].get("namespace").is_some() && !required
+        })
+        .map(|t| t.name)
+        .collect();
+    for expected in ["get_flux_status", "get_secrets_status", "get_backup_status"] {
+        assert!(filtered.contains(&expected), "{filtered:?}");
+    }
+    let mut calls: Vec<(&str, Value)> = filtered
+        .iter()
+        .map(|t| (*t, json!({"namespace": "nope"})))
+        .collect();
+    calls.push(("get_backup_status", json!({"selector": "=!bad"})));
+    let r = run(homelab(&[])?, &calls).await?;
+    for ((tool, args), (v, err)) in calls.iter().zip(&r) {
+        if args.get("selector").is_some() {
+            assert!(
+                *err && v["code"] == "invalid_argument",
+                "{tool} {args}: {v}"
+            );
+            assert!(
+                v["message"].as_str().unwrap_or("").contains("selector"),
+                "{v}"
+            );
+            continue;
+        }
+        if *tool == "get_cluster_health" {
+            // Health reports it as its most critical finding (a namespace
+            // that Git defines but is gone is an incident of its own).
+            assert!(!err && v["verdict"] == "critical", "{v}");
+            assert_eq!(v["issues"][0]["kind"], "NamespaceNotFound", "{v}");
+            continue;
+        }
+        assert!(*err && v["code"] == "not_found", "{tool} {args}: {v}");
+        assert!(
+            v["message"].as_str().unwrap_or("").contains("nope"),
+            "{tool}: {v}"
+        );
+    }
+    Ok(())
+}

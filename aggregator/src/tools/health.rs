@@ -405,7 +405,7 @@ fn failed_issue(check: &str, f: &FailedPart, tool: &str) -> Issue {
     )
 }
 
-async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Health, ToolError> {
+async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolError> {
     let c = cluster(&ctx)?.clone();
     let namespace = a.namespace.as_ref().map(|n| n.to_string());
     let ns = namespace.as_deref();
@@ -428,43 +428,54 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Health, Tool
                 .map(|r| r.into_inner())
         },
     );
-    let (nodes, pods, agents, certs, secrets, tailscale, flux, events) = tokio::join!(
-        part(budget, crate::cluster::nodes::list(&c)),
-        part(budget, async {
-            let report = crate::cluster::pods::report(&c, ns, now_s).await?;
-            // Jobs only when a Job pod failed: their owners group the failures.
-            let jobs = if report.problems.iter().any(|p| p.problem == "JobFailed") {
-                let api: Api<Job> = match ns {
-                    Some(n) => Api::namespaced(c.client.clone(), n),
-                    None => Api::all(c.client.clone()),
+    let parts = async {
+        tokio::join!(
+            part(budget, crate::cluster::nodes::list(&c)),
+            part(budget, async {
+                let report = crate::cluster::pods::report(&c, ns, now_s).await?;
+                // Jobs only when a Job pod failed: their owners group the failures.
+                let jobs = if report.problems.iter().any(|p| p.problem == "JobFailed") {
+                    let api: Api<Job> = match ns {
+                        Some(n) => Api::namespaced(c.client.clone(), n),
+                        None => Api::all(c.client.clone()),
+                    };
+                    c.list(
+                        &api,
+                        &ListParams::default(),
+                        Request::new("list", "jobs", ns),
+                    )
+                    .await
+                    .unwrap_or_default()
+                } else {
+                    Vec::new()
                 };
-                c.list(
-                    &api,
-                    &ListParams::default(),
-                    Request::new("list", "jobs", ns),
-                )
-                .await
-                .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            Ok::<_, crate::cluster::Error>((report, jobs))
-        }),
-        part(budget, fanout),
-        part(budget, super::certificates::read(&c, ns, 30, now_s)),
-        part(budget, super::secrets::read(&c, ns)),
-        part(budget, async {
-            match ns {
-                None => Some(super::tailscale::read(&c, &ctx.settings.tailscale_namespace).await),
-                Some(_) => None,
-            }
-        }),
-        part(budget, super::flux::read(&c, &[], ns, now_s)),
-        part(
+                Ok::<_, crate::cluster::Error>((report, jobs))
+            }),
+            part(budget, fanout),
+            part(budget, super::certificates::read(&c, ns, 30, now_s)),
+            part(budget, super::secrets::read(&c, ns)),
+            part(budget, async {
+                match ns {
+                    None => {
+                        Some(super::tailscale::read(&c, &ctx.settings.tailscale_namespace).await)
+                    }
+                    Some(_) => None,
+                }
+            }),
+            part(budget, super::flux::read(&c, &[], ns, now_s)),
+            part(
+                budget,
+                super::events::read(&c, ns, EventType::Warning, 60, None, 20, now_s)
+            ),
+        )
+    };
+    let (nodes, pods, agents, certs, secrets, tailscale, flux, events) = call
+        .ticking(
+            "reading nodes, pods, agents, certificates, secrets, Tailscale, Flux and events",
             budget,
-            super::events::read(&c, ns, EventType::Warning, 60, None, 20, now_s)
-        ),
-    );
+            parts,
+        )
+        .await;
     let mut issues = Vec::new();
     let mut checks = BTreeMap::new();
 

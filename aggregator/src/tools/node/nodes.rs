@@ -206,10 +206,12 @@ pub fn tool() -> ToolDef {
     )
 }
 
-async fn run(ctx: Arc<ToolContext>, _args: Args, _call: Call) -> Result<NodeList, ToolError> {
+async fn run(ctx: Arc<ToolContext>, _args: Args, call: Call) -> Result<NodeList, ToolError> {
     let discovery = ctx.pool.discovery();
+    let agents = ctx.pool.all();
+    let what = format!("asking {} agent(s)", agents.len());
     let fanout = fan_out_with_deadline(
-        ctx.pool.all(),
+        agents,
         ctx.settings.agent_deadline,
         ctx.settings.fanout_concurrency,
         |a| async move {
@@ -225,7 +227,11 @@ async fn run(ctx: Arc<ToolContext>, _args: Args, _call: Call) -> Result<NodeList
             None => None,
         }
     };
-    let (results, kube) = tokio::join!(fanout, kube);
+    let (results, kube) = call
+        .ticking(&what, ctx.settings.agent_deadline, async {
+            tokio::join!(fanout, kube)
+        })
+        .await;
     ctx.metrics.record_agents(&results);
     let (k8s_nodes, kubernetes) = match kube {
         None => (

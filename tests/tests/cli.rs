@@ -1,0 +1,114 @@
+//! The CLI as people use it: the real `labscope` binary in local mode (an
+//! in-process agent for this machine), its per-tool help, output fitted to
+//! the terminal width, and errors that name the argument.
+
+use std::process::{Command, Output};
+
+use labscope_tests::workspace_binary;
+
+fn labscope(args: &[&str], columns: Option<&str>) -> anyhow::Result<Output> {
+    let mut cmd = Command::new(workspace_binary("labscope")?);
+    cmd.args(args).env("RUST_LOG", "off");
+    match columns {
+        Some(c) => cmd.env("COLUMNS", c),
+        None => cmd.env_remove("COLUMNS"),
+    };
+    Ok(cmd.output()?)
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn per_tool_help_and_tool_listing() -> anyhow::Result<()> {
+    // `call TOOL --help` and `tools TOOL` say the same: every argument with
+    // its type, whether it is required, and an example.
+    let help = labscope(&["call", "test_dns_query", "--help"], None)?;
+    assert!(help.status.success(), "{}", text(&help.stderr));
+    let help = text(&help.stdout);
+    for arg in ["domain", "type", "server", "fromNode", "checkingDisabled"] {
+        assert!(help.contains(arg), "help leaves out {arg}:\n{help}");
+    }
+    assert!(help.contains("(required)") && help.contains("Example: labscope call test_dns_query"));
+    let tools = labscope(&["tools", "test_dns_query"], None)?;
+    assert_eq!(text(&tools.stdout), help);
+    // The listing names every toolset and says which are not served here.
+    let all = text(&labscope(&["tools"], None)?.stdout);
+    for line in [
+        "node — ",
+        "cluster — ",
+        "flux — ",
+        "get_cluster_health",
+        "list_nodes",
+    ] {
+        assert!(all.contains(line), "{line} missing from:\n{all}");
+    }
+    assert!(all.contains("not served over MCP here"), "{all}");
+    // A misspelt tool or argument is an error that says what is wrong.
+    let nope = labscope(&["call", "list_node"], None)?;
+    assert!(!nope.status.success());
+    assert!(text(&nope.stderr).contains("no tool named \"list_node\""));
+    let bad = labscope(
+        &["call", "test_dns_query", "domain=example.com", "type=ANY"],
+        None,
+    )?;
+    assert_eq!(bad.status.code(), Some(1));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("error [invalid_argument]")
+            && err.contains("argument \"type\"")
+            && err.contains("hint:"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn output_fits_the_terminal_width_and_loses_nothing() -> anyhow::Result<()> {
+    let node = labscope::config::hostname();
+    // Routes and rules: long lines that do not change between runs.
+    let node_arg = format!("node={node}");
+    let args = [
+        "call",
+        "get_node_networking",
+        &node_arg,
+        "sections=routes,rules",
+    ];
+    let wide = labscope(&args, Some("1000"))?;
+    assert!(wide.status.success(), "{}", text(&wide.stderr));
+    let narrow = labscope(&args, Some("50"))?;
+    assert!(narrow.status.success(), "{}", text(&narrow.stderr));
+    let (wide, narrow) = (text(&wide.stdout), text(&narrow.stdout));
+    let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        words(&narrow),
+        words(&wide),
+        "wrapping lost or changed words"
+    );
+    for line in narrow.lines() {
+        let longest_word = line
+            .split_whitespace()
+            .map(|w| w.chars().count())
+            .max()
+            .unwrap_or(0);
+        assert!(
+            line.chars().count() <= 50 || longest_word > 46,
+            "line longer than COLUMNS=50: {line:?}"
+        );
+    }
+    assert!(
+        wide.lines().any(|l| l.chars().count() > 50),
+        "the wide output has lines to wrap:\n{wide}"
+    );
+    // Not a terminal and no COLUMNS: nothing is wrapped (pipes get whole lines).
+    let piped = text(&labscope(&args, None)?.stdout);
+    assert_eq!(
+        piped.lines().count(),
+        wide.lines().count(),
+        "piped output is not wrapped"
+    );
+    // Progress goes to stderr only on a terminal: none here.
+    assert!(text(&labscope(&args, None)?.stderr).trim().is_empty());
+    Ok(())
+}

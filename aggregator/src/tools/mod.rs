@@ -540,8 +540,15 @@ fn drop_null(prop: &mut Value) {
 /// required fields — without descriptions (the field names say it; the
 /// Rust docs of the result types say more).
 pub fn output_schema<O: schemars::JsonSchema + 'static>() -> Arc<Map<String, Value>> {
-    let mut schema =
-        Value::Object((*rmcp::handler::server::common::schema_for_output::<O>()).clone());
+    // Generated here rather than by rmcp's `schema_for_output`, which keeps
+    // two copies of every schema, descriptions included, in per-thread
+    // caches for the life of the process. The serialize contract: what the
+    // result writes (an `Option` without `skip_serializing_if` is present).
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<O>()
+        .to_value();
     strip_descriptions(&mut schema);
     let Value::Object(mut schema) = schema else {
         unreachable!("a schema object stays an object")
@@ -692,6 +699,14 @@ pub fn enabled(toolsets: &std::collections::BTreeSet<Toolset>) -> Vec<ToolDef> {
 
 /// All tools, in listing order: node, cluster, flux.
 pub fn registry() -> Vec<ToolDef> {
+    REGISTRY.clone()
+}
+
+/// The tools, built once: generating their schemas takes a few MiB for a
+/// moment, which a server must not pay again for every MCP session.
+static REGISTRY: std::sync::LazyLock<Vec<ToolDef>> = std::sync::LazyLock::new(build_registry);
+
+fn build_registry() -> Vec<ToolDef> {
     let mut tools = node::tools();
     tools.extend([
         health::tool(),

@@ -73,7 +73,6 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
     let tools = client.list_all_tools().await?;
-    let tools_json = serde_json::to_string(&json!({"tools": tools}))?;
     let params = CallToolRequestParams::new("get_node_networking").with_arguments(
         json!({"node": "bench"})
             .as_object()
@@ -181,16 +180,61 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 3. tools/list size.
-    let bytes = tools_json.len();
+    // 3. tools/list size: what a client loads into the model's context, in
+    // bytes and in real tokens, for the default local-mode list (node tools)
+    // and for every toolset.
+    let all_agg = Aggregator::start(
+        None,
+        &[
+            "--agent",
+            &format!("bench=http://127.0.0.1:{agent_port}"),
+            "--toolsets",
+            "all",
+        ],
+        &[],
+    )?;
+    let all_client = ().serve(StreamableHttpClientTransport::from_uri(all_agg.url.clone())).await?;
+    let all_tools = all_client.list_all_tools().await?;
+    all_client.cancel().await?;
+    drop(all_agg);
+    let cl100k = tiktoken_rs::cl100k_base()?;
+    let o200k = tiktoken_rs::o200k_base()?;
+    let measure = |label: &str, json: String, count: usize| {
+        let (c, o) = (
+            cl100k.encode_with_special_tokens(&json).len(),
+            o200k.encode_with_special_tokens(&json).len(),
+        );
+        println!(
+            "| {label} | {count} | {} | {:.1} | {c} | {o} | {:.1} |",
+            json.len(),
+            json.len() as f64 / count as f64,
+            c as f64 / count as f64
+        );
+    };
+    let visible = |tools: &[rmcp::model::Tool]| {
+        let v: Vec<serde_json::Value> = tools
+            .iter()
+            .map(|t| {
+                json!({"name": t.name, "title": t.title, "description": t.description,
+                    "inputSchema": t.input_schema, "annotations": t.annotations})
+            })
+            .collect();
+        serde_json::to_string(&v).unwrap_or_default()
+    };
+    let outputs = |tools: &[rmcp::model::Tool]| {
+        let v: Vec<_> = tools.iter().map(|t| &t.output_schema).collect();
+        serde_json::to_string(&v).unwrap_or_default()
+    };
     println!("\n### tools/list\n");
-    println!(
-        "- {} tools, {bytes} bytes of JSON (≈ {} tokens at 4 bytes/token) vs ≈ 3,400 tokens published by \
-         containers/kubernetes-mcp-server for its 20 core tools ({:.0}% of it, for {} tools)",
-        tools.len(),
-        bytes / 4,
-        (bytes / 4) as f64 * 100.0 / 3400.0,
-        tools.len()
+    println!("| part | tools | bytes | bytes/tool | tokens cl100k | tokens o200k | cl100k/tool |");
+    println!("|---|---|---|---|---|---|---|");
+    measure("model-visible, local mode (node)", visible(&tools), tools.len());
+    measure("model-visible, all toolsets", visible(&all_tools), all_tools.len());
+    measure("output schemas, all toolsets", outputs(&all_tools), all_tools.len());
+    measure(
+        "whole tools/list, all toolsets",
+        serde_json::to_string(&json!({"tools": all_tools}))?,
+        all_tools.len(),
     );
     Ok(())
 }

@@ -228,9 +228,21 @@ async fn main() -> anyhow::Result<()> {
     println!("\n### tools/list\n");
     println!("| part | tools | bytes | bytes/tool | tokens cl100k | tokens o200k | cl100k/tool |");
     println!("|---|---|---|---|---|---|---|");
-    measure("model-visible, local mode (node)", visible(&tools), tools.len());
-    measure("model-visible, all toolsets", visible(&all_tools), all_tools.len());
-    measure("output schemas, all toolsets", outputs(&all_tools), all_tools.len());
+    measure(
+        "model-visible, local mode (node)",
+        visible(&tools),
+        tools.len(),
+    );
+    measure(
+        "model-visible, all toolsets",
+        visible(&all_tools),
+        all_tools.len(),
+    );
+    measure(
+        "output schemas, all toolsets",
+        outputs(&all_tools),
+        all_tools.len(),
+    );
     measure(
         "whole tools/list, all toolsets",
         serde_json::to_string(&json!({"tools": all_tools}))?,

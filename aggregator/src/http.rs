@@ -66,7 +66,9 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
     let server = McpServer::new(ctx.clone());
     let service: StreamableHttpService<McpServer, LocalSessionManager> =
         StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
-    let mut mcp = Router::new().nest_service("/mcp", service);
+    let mut mcp = Router::new()
+        .nest_service("/mcp", service)
+        .layer(middleware::from_fn(session_ended));
     if let Some(key) = &opts.api_key {
         mcp = mcp.layer(middleware::from_fn_with_state(
             Arc::new(key.clone()),
@@ -78,6 +80,22 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
         .route("/metrics", get(metrics))
         .with_state(ctx)
         .merge(mcp)
+}
+
+/// A session ended by `DELETE /mcp` answers 204 No Content: rmcp says 202,
+/// which the Python SDK reports as "Session termination failed: 202" at the
+/// end of every session (it expects 200 or 204).
+async fn session_ended(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+    }
+    response
 }
 
 async fn healthz(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
@@ -94,6 +112,21 @@ async fn metrics(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         ctx.metrics.render(),
     )
+}
+
+/// `listener` with `TCP_NODELAY` on every accepted connection. A response
+/// goes out in more than one write (headers and the SSE priming event, then
+/// the data); with Nagle on, the last write waits for the client's delayed
+/// ACK, about 40 ms per call on a kept-alive connection.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+        }
+    })
 }
 
 /// Serves until `shutdown` is cancelled.
@@ -119,11 +152,29 @@ pub async fn serve(
     // Scripts and tests read this line to learn the port when given :0.
     eprintln!("labscope: listening on http://{local}/mcp");
     let app = router(ctx, &opts, shutdown.clone());
-    axum::serve(listener, app)
+    axum::serve(nodelay(listener), app)
         .with_graceful_shutdown(async move { shutdown.cancelled_owned().await })
         .await
         .map_err(|source| Error::Io {
             addr: opts.addr,
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nodelay() -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut listener = super::nodelay(listener);
+        let client = tokio::net::TcpStream::connect(addr).await?;
+        let (accepted, _) = listener.accept().await;
+        // The client side keeps the default, so the check is not vacuous.
+        assert!(!client.nodelay()?);
+        assert!(accepted.nodelay()?);
+        Ok(())
+    }
 }

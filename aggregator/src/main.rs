@@ -105,8 +105,15 @@ struct AgentArgs {
     tailscale_namespace: String,
     /// Toolsets to serve over MCP, comma-separated: node, cluster, flux, or
     /// all. Default: those that work with this configuration (node; with a
-    /// Kubernetes API also cluster and flux).
-    #[arg(long, global = true, value_name = "SETS", value_delimiter = ',', value_parser = parse_toolset)]
+    /// Kubernetes API also cluster and flux). Also from $LABSCOPE_TOOLSETS.
+    #[arg(
+        long,
+        global = true,
+        env = "LABSCOPE_TOOLSETS",
+        value_name = "SETS",
+        value_delimiter = ',',
+        value_parser = parse_toolset
+    )]
     toolsets: Vec<Vec<Toolset>>,
 }
 

@@ -407,3 +407,103 @@ fn select<'a>(
         descend(segment, v);
     }
 }
+
+/// An MCP client over Streamable HTTP that keeps one HTTP/1.1 connection
+/// open for every request, as the official SDKs' pooled clients do (the rmcp
+/// client's transport may open new connections, which hides per-connection
+/// costs such as Nagle's algorithm holding a response's last write).
+pub struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>,
+    host: String,
+    session: Option<String>,
+    next_id: u64,
+}
+
+impl KeepAlive {
+    /// Connects to `addr` (`127.0.0.1:PORT`) and initializes a session.
+    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+        tokio::spawn(conn);
+        let mut client = Self {
+            sender,
+            host: addr.to_string(),
+            session: None,
+            next_id: 1,
+        };
+        client
+            .request(serde_json::from_str(INITIALIZE)?, true)
+            .await?;
+        client
+            .request(
+                serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                false,
+            )
+            .await?;
+        Ok(client)
+    }
+
+    /// Calls `tool` and returns the JSON-RPC `result`.
+    pub async fn call(&mut self, tool: &str, args: Value) -> anyhow::Result<Value> {
+        self.next_id += 1;
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        let reply = self.request(request, true).await?;
+        reply
+            .get("result")
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("{tool}: no result in {reply}"))
+    }
+
+    /// Ends the session with `DELETE /mcp`; returns the HTTP status.
+    pub async fn end(mut self) -> anyhow::Result<u16> {
+        self.sender.ready().await?;
+        let mut req = hyper::Request::delete("/mcp").header("host", &self.host);
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        let resp = self
+            .sender
+            .send_request(req.body(http_body_util::Full::new(hyper::body::Bytes::new()))?)
+            .await?;
+        Ok(resp.status().as_u16())
+    }
+
+    async fn request(&mut self, body: Value, expect_reply: bool) -> anyhow::Result<Value> {
+        use http_body_util::BodyExt;
+        self.sender.ready().await?;
+        let mut req = hyper::Request::post("/mcp")
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        let req = req.body(http_body_util::Full::new(hyper::body::Bytes::from(
+            serde_json::to_vec(&body)?,
+        )))?;
+        let resp = self.sender.send_request(req).await?;
+        if let Some(s) = resp.headers().get("mcp-session-id") {
+            self.session = Some(s.to_str()?.to_string());
+        }
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        anyhow::ensure!(status.is_success(), "HTTP {status}: {text}");
+        if !expect_reply {
+            return Ok(Value::Null);
+        }
+        // An SSE stream (`data:` lines, a priming event first) or plain JSON.
+        let reply = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|v| v.get("id").is_some())
+            .or_else(|| serde_json::from_str(&text).ok());
+        reply.ok_or_else(|| anyhow::anyhow!("no JSON-RPC reply in {text:.300}"))
+    }
+}

@@ -853,3 +853,25 @@ async fn progress_notifications_while_a_probe_waits() -> anyhow::Result<()> {
     client.cancel().await?;
     Ok(())
 }
+
+/// Many calls over one kept-alive HTTP/1.1 connection, as the SDKs' pooled
+/// clients make them: each answers on the same connection, in order. (The
+/// latency this used to cost — Nagle holding the last write of each
+/// response — is measured by bench-mcp, not asserted here.)
+#[tokio::test]
+async fn calls_over_one_kept_alive_connection() -> anyhow::Result<()> {
+    let agg = Aggregator::start(None, &[], &[])?;
+    let mut keep = labscope_tests::mcp::KeepAlive::connect(&agg.addr).await?;
+    for _ in 0..5 {
+        let r = keep.call("list_nodes", json!({})).await?;
+        assert_eq!(r["structuredContent"]["summary"]["agentsOk"], 1, "{r}");
+    }
+    let r = keep
+        .call("get_node_networking", json!({"node": "nope"}))
+        .await?;
+    assert_eq!(r["isError"], true, "{r}");
+    // Ending the session is a 204, which the Python SDK accepts silently
+    // (it warns "Session termination failed" on rmcp's 202).
+    assert_eq!(keep.end().await?, 204);
+    Ok(())
+}

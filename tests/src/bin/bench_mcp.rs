@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use labscope_tests::bench::{ms, percentile, proc_status_kib};
-use labscope_tests::mcp::Aggregator;
+use labscope_tests::mcp::{Aggregator, KeepAlive};
 use labscope_tests::workspace_binary;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -94,6 +94,21 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     client.cancel().await?;
+    // The same call over one kept-alive HTTP/1.1 connection, as the official
+    // SDKs' pooled clients make it.
+    let mut keep = KeepAlive::connect(&agg.addr).await?;
+    let args = json!({"node": "bench"});
+    for _ in 0..20 {
+        keep.call("get_node_networking", args.clone()).await?;
+    }
+    let mut kept = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let r = keep.call("get_node_networking", args.clone()).await?;
+        kept.push(t.elapsed());
+        anyhow::ensure!(r["isError"] != true, "get_node_networking failed: {r}");
+    }
+    drop(keep);
     drop(agg);
     let _ = agent.kill();
     let _ = agent.wait();
@@ -105,9 +120,14 @@ async fn main() -> anyhow::Result<()> {
     println!("| call | calls | median | p99 |");
     println!("|---|---|---|---|");
     println!(
-        "| get_node_networking (all sections, main table) | {calls} | {} | {} |\n",
+        "| get_node_networking (all sections, main table), rmcp client | {calls} | {} | {} |",
         ms(pct(&mut rtt, 0.5)),
         ms(pct(&mut rtt, 0.99))
+    );
+    println!(
+        "| the same, one kept-alive connection | {calls} | {} | {} |\n",
+        ms(pct(&mut kept, 0.5)),
+        ms(pct(&mut kept, 0.99))
     );
 
     // 2. Fan-out scale with in-process agents (real tonic servers on loopback ports).

@@ -10,12 +10,12 @@ use axum::http::header;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
 use crate::mcp::McpServer;
+use crate::sessions::CappedSessions;
 use crate::tools::ToolContext;
 
 /// Largest JSON-RPC request body accepted on `/mcp`.
@@ -49,6 +49,8 @@ pub struct HttpOptions {
     pub api_key: Option<String>,
     /// Extra Host header values to accept (behind an ingress).
     pub allowed_hosts: Vec<String>,
+    /// Most live MCP sessions (the least recently used is closed at the cap).
+    pub max_sessions: usize,
 }
 
 /// The router: `/mcp` (authenticated when a key is set), `/healthz`, `/metrics`.
@@ -64,8 +66,9 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
         .with_max_request_body_bytes(MAX_REQUEST_BYTES)
         .with_cancellation_token(shutdown);
     let server = McpServer::new(ctx.clone());
-    let service: StreamableHttpService<McpServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.clone()), Default::default(), config);
+    let sessions = Arc::new(CappedSessions::new(opts.max_sessions));
+    let service: StreamableHttpService<McpServer, CappedSessions> =
+        StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
     let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn(session_ended));
@@ -77,7 +80,10 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
     }
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |state: State<Arc<ToolContext>>| metrics(state, sessions)),
+        )
         .with_state(ctx)
         .merge(mcp)
 }
@@ -107,11 +113,16 @@ async fn healthz(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
     }))
 }
 
-async fn metrics(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctx.metrics.render(),
-    )
+async fn metrics(
+    State(ctx): State<Arc<ToolContext>>,
+    sessions: Arc<CappedSessions>,
+) -> impl IntoResponse {
+    let mut text = ctx.metrics.render();
+    text.push_str(&format!(
+        "# HELP labscope_mcp_sessions Live MCP sessions over HTTP.\n# TYPE labscope_mcp_sessions gauge\nlabscope_mcp_sessions {}\n",
+        sessions.len().await
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// `listener` with `TCP_NODELAY` on every accepted connection. A response

@@ -13,4 +13,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod prompts;
 pub mod redact;
+pub mod sessions;
 pub mod tools;

@@ -156,6 +156,11 @@ enum Command {
         /// Also accept this Host header value (repeatable), e.g. behind an ingress.
         #[arg(long = "allowed-host", value_name = "HOST")]
         allowed_hosts: Vec<String>,
+        /// Most MCP sessions kept over HTTP; at the cap the least recently
+        /// used one is closed for a new one (sessions also end after 5
+        /// minutes idle, or when the client deletes them).
+        #[arg(long, value_name = "N", default_value_t = labscope::sessions::DEFAULT_MAX_SESSIONS, value_parser = clap::value_parser!(usize))]
+        max_sessions: usize,
     },
     /// List the tools by toolset, or show one tool's arguments.
     Tools {
@@ -338,6 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stdio,
             http,
             allowed_hosts,
+            max_sessions,
         } => {
             let ctx = options.context().await?;
             let shutdown = CancellationToken::new();
@@ -354,6 +360,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 addr: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 api_key: api_key_from_env()?,
                 allowed_hosts,
+                max_sessions,
             };
             http::serve(ctx, opts, shutdown).await?;
             Ok(ExitCode::SUCCESS)

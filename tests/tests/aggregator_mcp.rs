@@ -875,3 +875,47 @@ async fn calls_over_one_kept_alive_connection() -> anyhow::Result<()> {
     assert_eq!(keep.end().await?, 204);
     Ok(())
 }
+
+/// `--max-sessions`: clients that never end their sessions cannot grow the
+/// server without bound; at the cap the least recently used session is
+/// closed (its next call fails), and the others keep working.
+#[tokio::test]
+async fn sessions_are_capped_least_recently_used_first() -> anyhow::Result<()> {
+    use labscope_tests::mcp::KeepAlive;
+    let agg = Aggregator::start(None, &["--max-sessions", "3"], &[])?;
+    let mut s1 = KeepAlive::connect(&agg.addr).await?;
+    let mut s2 = KeepAlive::connect(&agg.addr).await?;
+    let mut s3 = KeepAlive::connect(&agg.addr).await?;
+    // s1 used last: s2 is now the least recently used.
+    s1.call("list_nodes", json!({})).await?;
+    let mut s4 = KeepAlive::connect(&agg.addr).await?;
+    let gone = s2.call("list_nodes", json!({})).await;
+    let e = gone.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("HTTP 404"), "s2 was closed for s4: {e:?}");
+    for (name, s) in [("s1", &mut s1), ("s3", &mut s3), ("s4", &mut s4)] {
+        let r = s.call("list_nodes", json!({})).await?;
+        assert_eq!(
+            r["structuredContent"]["summary"]["agentsOk"], 1,
+            "{name}: {r}"
+        );
+    }
+    // A fifth takes the place of the oldest again (s1 was used before s3
+    // and s4 this time round).
+    let mut s5 = KeepAlive::connect(&agg.addr).await?;
+    assert!(
+        s1.call("list_nodes", json!({})).await.is_err(),
+        "s1 was closed for s5"
+    );
+    s5.call("list_nodes", json!({})).await?;
+    s4.call("list_nodes", json!({})).await?;
+    let (status, _, metrics) = labscope_tests::mcp::http_raw(
+        &agg.addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            agg.addr
+        ),
+    )?;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("\nlabscope_mcp_sessions 3\n"), "{metrics}");
+    Ok(())
+}

@@ -21,6 +21,20 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     percentile(v, p)
 }
 
+/// `labscope_mcp_sessions` from /metrics, when exported.
+fn agg_sessions(mcp_url: &str) -> Option<String> {
+    let addr = mcp_url.strip_prefix("http://")?.strip_suffix("/mcp")?;
+    let (_, _, body) = labscope_tests::mcp::http_raw(
+        addr,
+        &format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .ok()?;
+    body.lines()
+        .find(|l| l.starts_with("labscope_mcp_sessions "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(str::to_string)
+}
+
 fn vm_kib(pid: u32, key: &str) -> u64 {
     proc_status_kib(pid, key)
 }
@@ -200,7 +214,38 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 3. tools/list size: what a client loads into the model's context, in
+    // 3. Abandoned sessions: clients that initialize and never delete their
+    // session. With the cap the server keeps at most --max-sessions of them.
+    println!(
+        "\n### Abandoned MCP sessions (2,000 clients initialize and go away without DELETE)\n"
+    );
+    println!(
+        "| --max-sessions | RSS idle | RSS after | sessions kept | list_nodes answers after |"
+    );
+    println!("|---|---|---|---|---|");
+    for cap in ["200", "100000"] {
+        let agg = Aggregator::start(None, &["--max-sessions", cap], &[])?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let idle = vm_kib(agg.pid(), "VmRSS");
+        for _ in 0..2000 {
+            let s = KeepAlive::connect(&agg.addr).await?;
+            drop(s);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = vm_kib(agg.pid(), "VmRSS");
+        let mut probe = KeepAlive::connect(&agg.addr).await?;
+        let ok = probe.call("list_nodes", json!({})).await?["structuredContent"]["summary"]["agentsOk"]
+            == 1;
+        let kept = agg_sessions(&agg.url).unwrap_or_default();
+        println!(
+            "| {cap} | {:.1} MiB | {:.1} MiB | {kept} | {} |",
+            idle as f64 / 1024.0,
+            after as f64 / 1024.0,
+            if ok { "yes" } else { "NO" }
+        );
+    }
+
+    // 4. tools/list size: what a client loads into the model's context, in
     // bytes and in real tokens, for the default local-mode list (node tools)
     // and for every toolset.
     let all_agg = Aggregator::start(

@@ -123,6 +123,17 @@ pub fn error_text(e: &tools::ToolError) -> String {
     format!("error [{code}]: {}\nhint: {}", e.message, e.hint)
 }
 
+/// Lists that fit one page: any cursor is one this server never gave.
+fn single_page(request: Option<PaginatedRequestParams>, method: &str) -> Result<(), ErrorData> {
+    match request.and_then(|r| r.cursor) {
+        Some(cursor) => Err(ErrorData::invalid_params(
+            format!("invalid cursor {cursor:?}: {method} has a single page"),
+            None,
+        )),
+        None => Ok(()),
+    }
+}
+
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -140,13 +151,7 @@ impl ServerHandler for McpServer {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        // One page holds every tool: any cursor is one this server never gave.
-        if let Some(cursor) = request.and_then(|r| r.cursor) {
-            return Err(ErrorData::invalid_params(
-                format!("invalid cursor {cursor:?}: tools/list has a single page"),
-                None,
-            ));
-        }
+        single_page(request, "tools/list")?;
         Ok(ListToolsResult {
             tools: self.tools.iter().map(mcp_tool).collect(),
             ..Default::default()
@@ -158,12 +163,7 @@ impl ServerHandler for McpServer {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        if let Some(cursor) = request.and_then(|r| r.cursor) {
-            return Err(ErrorData::invalid_params(
-                format!("invalid cursor {cursor:?}: prompts/list has a single page"),
-                None,
-            ));
-        }
+        single_page(request, "prompts/list")?;
         Ok(ListPromptsResult {
             prompts: prompts::enabled(&self.ctx.toolsets)
                 .into_iter()

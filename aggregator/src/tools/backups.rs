@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::args::{LabelSelector, Name, blank_as_none};
-use super::kube::{api_error, cluster, require_namespace};
+use super::kube::{api_error, cluster, cluster_in, require_namespace};
 use super::podspec::{ContainerInfo, VolumeRef, containers_and_volumes};
 use super::{
     Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label,
@@ -189,11 +189,8 @@ fn rank(v: CronVerdict) -> u8 {
 }
 
 async fn run_backups(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Backups, ToolError> {
-    let c = cluster(&ctx)?;
     let ns = a.namespace.as_deref();
-    if let Some(n) = ns {
-        require_namespace(c, n).await?;
-    }
+    let c = cluster_in(&ctx, ns).await?;
     let now_s = now(ctx.settings.now);
     let (cj_api, job_api): (Api<CronJob>, Api<Job>) = match ns {
         Some(n) => (

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Int, Name, blank_as_none};
 use super::kube::{
-    FailedPart, cluster, failed_parts, failed_text, list_kinds, meta, primary_failure,
-    require_namespace, versions_of,
+    FailedPart, cluster_in, failed_parts, failed_text, list_kinds, meta, primary_failure,
+    versions_of,
 };
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 use crate::cluster::Cluster;
@@ -219,10 +219,7 @@ pub fn tool() -> ToolDef {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Certificates, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     read(
         c,
         a.namespace.as_deref(),

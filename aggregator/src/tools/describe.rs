@@ -648,6 +648,106 @@ struct WorkloadParts<'a> {
     json: serde_json::Value,
 }
 
+/// What describe needs of a Deployment, StatefulSet or DaemonSet: the three
+/// name their replica counts and strategy differently.
+trait WorkloadKind:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+{
+    fn parts(&self) -> WorkloadParts<'_>;
+}
+
+impl WorkloadKind for Deployment {
+    fn parts(&self) -> WorkloadParts<'_> {
+        let spec = self.spec.as_ref();
+        let st = self.status.clone().unwrap_or_default();
+        WorkloadParts {
+            meta: self.metadata.clone(),
+            replicas: Replicas {
+                desired: spec.and_then(|s| s.replicas),
+                ready: st.ready_replicas.unwrap_or(0),
+                available: st.available_replicas.unwrap_or(0),
+                updated: st.updated_replicas.unwrap_or(0),
+            },
+            strategy: spec.and_then(|s| s.strategy.as_ref()?.type_.clone()),
+            selector: spec.map(|s| &s.selector).unwrap_or(&NO_SELECTOR),
+            template: spec.map(|s| &s.template).unwrap_or(&NO_TEMPLATE),
+            json: json(self),
+        }
+    }
+}
+
+impl WorkloadKind for StatefulSet {
+    fn parts(&self) -> WorkloadParts<'_> {
+        let spec = self.spec.as_ref();
+        let st = self.status.clone().unwrap_or_default();
+        WorkloadParts {
+            meta: self.metadata.clone(),
+            replicas: Replicas {
+                desired: spec.and_then(|s| s.replicas),
+                ready: st.ready_replicas.unwrap_or(0),
+                available: st.available_replicas.unwrap_or(0),
+                updated: st.updated_replicas.unwrap_or(0),
+            },
+            strategy: spec.and_then(|s| s.update_strategy.as_ref()?.type_.clone()),
+            selector: spec.map(|s| &s.selector).unwrap_or(&NO_SELECTOR),
+            template: spec.map(|s| &s.template).unwrap_or(&NO_TEMPLATE),
+            json: json(self),
+        }
+    }
+}
+
+impl WorkloadKind for DaemonSet {
+    fn parts(&self) -> WorkloadParts<'_> {
+        let spec = self.spec.as_ref();
+        let st = self.status.clone().unwrap_or_default();
+        WorkloadParts {
+            meta: self.metadata.clone(),
+            replicas: Replicas {
+                desired: Some(st.desired_number_scheduled),
+                ready: st.number_ready,
+                available: st.number_available.unwrap_or(0),
+                updated: st.updated_number_scheduled.unwrap_or(0),
+            },
+            strategy: spec.and_then(|s| s.update_strategy.as_ref()?.type_.clone()),
+            selector: spec.map(|s| &s.selector).unwrap_or(&NO_SELECTOR),
+            template: spec.map(|s| &s.template).unwrap_or(&NO_TEMPLATE),
+            json: json(self),
+        }
+    }
+}
+
+static NO_SELECTOR: LabelSelector = LabelSelector {
+    match_expressions: None,
+    match_labels: None,
+};
+static NO_TEMPLATE: k8s_openapi::api::core::v1::PodTemplateSpec =
+    k8s_openapi::api::core::v1::PodTemplateSpec {
+        metadata: None,
+        spec: None,
+    };
+
+/// Reads workload `name` of kind `K` in `ns` and summarises it with its pods.
+async fn describe_workload<K: WorkloadKind>(
+    c: &Cluster,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> Result<(ObjectMeta, Summary), ToolError> {
+    let object: K = get(
+        c,
+        kind,
+        Api::namespaced(c.client.clone(), ns),
+        Some(ns),
+        name,
+    )
+    .await?;
+    workload(c, ns, object.parts()).await
+}
+
 async fn workload(
     c: &Cluster,
     ns: &str,
@@ -684,90 +784,9 @@ async fn summarise(
 ) -> Result<(ObjectMeta, Summary), ToolError> {
     let nsv = ns.unwrap_or_default();
     match kind {
-        Kind::Deployment => {
-            let d: Deployment =
-                get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
-            let (spec, st) = (
-                d.spec.clone().unwrap_or_default(),
-                d.status.clone().unwrap_or_default(),
-            );
-            let replicas = Replicas {
-                desired: spec.replicas,
-                ready: st.ready_replicas.unwrap_or(0),
-                available: st.available_replicas.unwrap_or(0),
-                updated: st.updated_replicas.unwrap_or(0),
-            };
-            let strategy = spec.strategy.as_ref().and_then(|s| s.type_.clone());
-            workload(
-                c,
-                nsv,
-                WorkloadParts {
-                    meta: d.metadata.clone(),
-                    replicas,
-                    strategy,
-                    selector: &spec.selector,
-                    template: &spec.template,
-                    json: json(&d),
-                },
-            )
-            .await
-        }
-        Kind::StatefulSet => {
-            let d: StatefulSet =
-                get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
-            let (spec, st) = (
-                d.spec.clone().unwrap_or_default(),
-                d.status.clone().unwrap_or_default(),
-            );
-            let replicas = Replicas {
-                desired: spec.replicas,
-                ready: st.ready_replicas.unwrap_or(0),
-                available: st.available_replicas.unwrap_or(0),
-                updated: st.updated_replicas.unwrap_or(0),
-            };
-            let strategy = spec.update_strategy.as_ref().and_then(|s| s.type_.clone());
-            workload(
-                c,
-                nsv,
-                WorkloadParts {
-                    meta: d.metadata.clone(),
-                    replicas,
-                    strategy,
-                    selector: &spec.selector,
-                    template: &spec.template,
-                    json: json(&d),
-                },
-            )
-            .await
-        }
-        Kind::DaemonSet => {
-            let d: DaemonSet =
-                get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
-            let (spec, st) = (
-                d.spec.clone().unwrap_or_default(),
-                d.status.clone().unwrap_or_default(),
-            );
-            let replicas = Replicas {
-                desired: Some(st.desired_number_scheduled),
-                ready: st.number_ready,
-                available: st.number_available.unwrap_or(0),
-                updated: st.updated_number_scheduled.unwrap_or(0),
-            };
-            let strategy = spec.update_strategy.as_ref().and_then(|s| s.type_.clone());
-            workload(
-                c,
-                nsv,
-                WorkloadParts {
-                    meta: d.metadata.clone(),
-                    replicas,
-                    strategy,
-                    selector: &spec.selector,
-                    template: &spec.template,
-                    json: json(&d),
-                },
-            )
-            .await
-        }
+        Kind::Deployment => describe_workload::<Deployment>(c, kind, nsv, name).await,
+        Kind::StatefulSet => describe_workload::<StatefulSet>(c, kind, nsv, name).await,
+        Kind::DaemonSet => describe_workload::<DaemonSet>(c, kind, nsv, name).await,
         Kind::Pod => {
             let p: Pod = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
             let st = p.status.clone().unwrap_or_default();
@@ -1049,17 +1068,7 @@ async fn summarise(
                         )
                     })
                     .collect(),
-                addresses: i
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.load_balancer.as_ref())
-                    .and_then(|l| l.ingress.as_ref())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.ip.clone().or(x.hostname.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                addresses: super::ingress::addresses(&i),
             };
             Ok((i.metadata, Summary::Ingress(summary)))
         }

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Int, Name, Text, blank_as_none};
-use super::kube::{api_error, cluster, require_namespace};
+use super::kube::{api_error, cluster_in};
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
 use crate::choice;
 use crate::cluster::time::{now, rfc3339};
@@ -107,10 +107,7 @@ pub fn tool() -> ToolDef {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Events, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     read(
         c,
         a.namespace.as_deref(),

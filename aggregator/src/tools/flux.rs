@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Name, blank_as_none};
-use super::kube::{FailedPart, cluster, failed_text, require_namespace};
+use super::kube::{FailedPart, cluster_in, failed_text};
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 use crate::assess::flux::{Assessed, FluxObject, FluxState, assess, link_causes};
 use crate::choice;
@@ -260,10 +260,7 @@ pub fn tool() -> ToolDef {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<FluxStatus, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     let now_s = now(ctx.settings.now);
     let kinds: Vec<FluxKind> = a.kind.into_iter().collect();
     let read = read(c, &kinds, a.namespace.as_deref(), now_s).await;

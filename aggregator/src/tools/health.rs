@@ -194,6 +194,19 @@ async fn part<T>(
         .map_err(|_| deadline)
 }
 
+/// A part read from the Kubernetes API within the budget, or what went
+/// wrong as text: the API's error with its hint, or that it did not answer.
+fn read_part<T>(
+    part: &str,
+    outcome: Result<Result<T, crate::cluster::Error>, Duration>,
+) -> Result<T, String> {
+    match outcome {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{e} ({})", e.hint())),
+        Err(after) => Err(timed_out(part, after)),
+    }
+}
+
 fn timed_out(part: &str, after: Duration) -> String {
     format!(
         "{part}: no answer within {} (the Kubernetes API is slow or hanging); the rest of this answer is what \
@@ -480,9 +493,9 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
     let mut checks = BTreeMap::new();
 
     // Nodes.
-    let node_counts = match &nodes {
-        Ok(Ok(list)) => {
-            for n in list {
+    let node_counts = match read_part("nodes", nodes) {
+        Ok(list) => {
+            for n in &list {
                 if n.ready != Some(true) {
                     issues.push(issue(
                         Severity::Critical,
@@ -516,22 +529,12 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
                 ready: list.iter().filter(|n| n.ready == Some(true)).count(),
             })
         }
-        Ok(Err(e)) => {
+        Err(text) => {
             issues.push(issue(
                 Severity::Critical,
                 "CheckFailed",
                 "nodes",
-                format!("{e} ({})", e.hint()),
-                None,
-            ));
-            None
-        }
-        Err(after) => {
-            issues.push(issue(
-                Severity::Critical,
-                "CheckFailed",
-                "nodes",
-                timed_out("nodes", *after),
+                text,
                 None,
             ));
             None
@@ -578,8 +581,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
         )),
     }
     // Pods.
-    let pod_counts = match pods {
-        Ok(Ok((report, jobs))) => {
+    let pod_counts = match read_part("pods", pods) {
+        Ok((report, jobs)) => {
             if report.total == 0 {
                 issues.push(match ns {
                     Some(n) => empty_namespace(&c, n).await,
@@ -643,24 +646,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
                 history: report.history,
             })
         }
-        Ok(Err(e)) => {
-            issues.push(issue(
-                Severity::Critical,
-                "CheckFailed",
-                "pods",
-                format!("{e} ({})", e.hint()),
-                None,
-            ));
-            None
-        }
-        Err(after) => {
-            issues.push(issue(
-                Severity::Critical,
-                "CheckFailed",
-                "pods",
-                timed_out("pods", after),
-                None,
-            ));
+        Err(text) => {
+            issues.push(issue(Severity::Critical, "CheckFailed", "pods", text, None));
             None
         }
     };
@@ -765,25 +752,15 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
         }
     }
     // Warning events.
-    let warning_events = match events {
-        Ok(Ok(out)) => out.events,
-        Ok(Err(e)) => {
+    let warning_events = match read_part("events", events) {
+        Ok(out) => out.events,
+        Err(text) => {
             // Unread events are a failed check: never silently healthy.
             issues.push(issue(
                 Severity::Warning,
                 "CheckFailed",
                 "events",
-                format!("Warning events could not be read: {e} ({})", e.hint()),
-                Some("get_events"),
-            ));
-            Vec::new()
-        }
-        Err(after) => {
-            issues.push(issue(
-                Severity::Warning,
-                "CheckFailed",
-                "events",
-                timed_out("events", after),
+                format!("Warning events could not be read: {text}"),
                 Some("get_events"),
             ));
             Vec::new()

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Name, blank_as_none};
 use super::flux::{FluxKind, FluxRead, read};
-use super::kube::{FailedPart, cluster, failed_text, require_namespace};
+use super::kube::{FailedPart, cluster_in, failed_text};
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 use crate::assess::flux::{FluxObject, auth_failure};
 use crate::cluster::time::{human, now, parse_go_duration, parse_rfc3339, rfc3339};
@@ -176,10 +176,7 @@ const KINDS: [FluxKind; 3] = [
 ];
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Images, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     let now_s = now(ctx.settings.now);
     let read = read(c, &KINDS, a.namespace.as_deref(), now_s).await;
     if let Some(e) = read.all_failed() {

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Name, blank_as_none};
-use super::kube::{FailedPart, api_error, cluster, require_namespace};
+use super::kube::{FailedPart, api_error, cluster_in};
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 use crate::cluster::kinds::{CustomKind, condition};
 use crate::cluster::time::{now, parse_rfc3339, rfc3339};
@@ -193,10 +193,7 @@ pub fn tool() -> ToolDef {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Ingresses, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     read(c, a.namespace.as_deref(), now(ctx.settings.now))
         .await
         .map_err(api_error)
@@ -435,17 +432,7 @@ pub fn assess(
                 .flatten()
                 .filter_map(|r| r.host.clone())
                 .collect(),
-            addresses: ing
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|l| l.ingress.as_ref())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.ip.clone().or(x.hostname.clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            addresses: addresses(ing),
             ok,
             backends,
             tls,
@@ -514,4 +501,19 @@ impl Render for Ingresses {
         text.push_str(&super::kube::failed_text(&self.failed_parts));
         text
     }
+}
+
+/// The addresses the ingress controller published for `ing` (IPs, or
+/// hostnames where it has no IP).
+pub fn addresses(ing: &Ingress) -> Vec<String> {
+    ing.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|l| l.ingress.as_ref())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.ip.clone().or(x.hostname.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }

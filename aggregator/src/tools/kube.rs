@@ -23,6 +23,20 @@ pub fn cluster(ctx: &ToolContext) -> Result<&Cluster, ToolError> {
     })
 }
 
+/// The cluster for a tool whose `namespace` filter is optional: when one is
+/// given it must exist (a missing namespace is `not_found`, never a healthy
+/// answer about zero objects).
+pub async fn cluster_in<'a>(
+    ctx: &'a ToolContext,
+    namespace: Option<&str>,
+) -> Result<&'a Cluster, ToolError> {
+    let c = cluster(ctx)?;
+    if let Some(ns) = namespace {
+        require_namespace(c, ns).await?;
+    }
+    Ok(c)
+}
+
 /// The tool error code of a Kubernetes failure.
 pub fn error_code(e: &ClusterError) -> ErrorCode {
     match e {

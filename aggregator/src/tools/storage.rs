@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Name, blank_as_none};
-use super::kube::{api_error, cluster, require_namespace};
+use super::kube::{api_error, cluster_in};
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
 use crate::cluster::{Cluster, Error as ClusterError, Request};
 
@@ -110,10 +110,7 @@ pub fn tool() -> ToolDef {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Pvcs, ToolError> {
-    let c = cluster(&ctx)?;
-    if let Some(ns) = &a.namespace {
-        require_namespace(c, ns).await?;
-    }
+    let c = cluster_in(&ctx, a.namespace.as_deref()).await?;
     read(c, a.namespace.as_deref()).await.map_err(api_error)
 }
 

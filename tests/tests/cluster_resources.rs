@@ -487,3 +487,49 @@ async fn scaled_to_zero_namespace_and_pi3_pressure_are_not_healthy() -> anyhow::
     );
     Ok(())
 }
+
+/// StatefulSets and DaemonSets name their counts and strategy differently
+/// from Deployments; describe reads each kind's own fields, and a DaemonSet
+/// that skips the Pi 3 wants three pods, not four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_statefulset_and_daemonsets() -> anyhow::Result<()> {
+    let r = run(
+        &[],
+        &[
+            (
+                "describe_resource",
+                json!({"kind": "statefulset", "namespace": "log-aggregation", "name": "loki"}),
+            ),
+            (
+                "describe_resource",
+                json!({"kind": "daemonset", "namespace": "monitoring", "name": "kube-prometheus-prometheus-node-exporter"}),
+            ),
+            (
+                "describe_resource",
+                json!({"kind": "daemonset", "namespace": "mcp-homelab", "name": "mcp-debug-agent"}),
+            ),
+        ],
+    )
+    .await?;
+    let (loki, err) = &r[0];
+    assert!(!err, "{loki}");
+    assert_eq!(loki["kind"], "StatefulSet");
+    assert_eq!(loki["summary"]["replicas"]["desired"], 1);
+    assert_eq!(loki["summary"]["selector"], "app.kubernetes.io/name=loki");
+    assert_eq!(loki["summary"]["pods"][0]["name"], "loki-0");
+    assert_eq!(loki["summary"]["pods"][0]["node"], "pi5-worker-2");
+    for ((v, err), (want, pods_on_pi3)) in r[1..].iter().zip([(4, true), (3, false)]) {
+        assert!(!err, "{v}");
+        assert_eq!(v["kind"], "DaemonSet");
+        assert_eq!(v["summary"]["replicas"]["desired"], want, "{v}");
+        assert_eq!(v["summary"]["replicas"]["ready"], want, "{v}");
+        let pods = v["summary"]["pods"].as_array().cloned().unwrap_or_default();
+        assert_eq!(pods.len(), want as usize, "{v}");
+        assert_eq!(
+            pods.iter().any(|p| p["node"] == "pi3-worker-2"),
+            pods_on_pi3,
+            "{v}"
+        );
+    }
+    Ok(())
+}

@@ -465,7 +465,6 @@ macro_rules! choice {
 
         impl $name {
             /// Every choice.
-            #[allow(dead_code)]
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// Its canonical spelling.

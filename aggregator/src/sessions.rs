@@ -25,6 +25,9 @@ pub struct CappedSessions {
     inner: LocalSessionManager,
     max: usize,
     last_used: Mutex<HashMap<SessionId, Instant>>,
+    /// Held while making room and creating, so a burst of new sessions
+    /// cannot pass the check together and overshoot the cap.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl CappedSessions {
@@ -34,6 +37,7 @@ impl CappedSessions {
             inner: LocalSessionManager::default(),
             max: max.max(1),
             last_used: Mutex::new(HashMap::new()),
+            creating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -89,6 +93,7 @@ impl SessionManager for CappedSessions {
     type Transport = WorkerTransport<LocalSessionWorker>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let _one_at_a_time = self.creating.lock().await;
         self.make_room().await;
         let (id, transport) = self.inner.create_session().await?;
         self.touch(&id);

@@ -2,6 +2,7 @@
 //! or probe off the async threads, map typed errors onto gRPC status codes.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use labscope_proto::v1 as pb;
@@ -22,6 +23,7 @@ const CONNTRACK_CHUNK: usize = 512;
 #[derive(Debug, Clone)]
 pub struct NodeAgentService {
     node_name: String,
+    parking: Arc<ct_dump::Parking>,
 }
 
 impl NodeAgentService {
@@ -29,6 +31,7 @@ impl NodeAgentService {
     pub fn new(node_name: impl Into<String>) -> Self {
         Self {
             node_name: node_name.into(),
+            parking: Arc::default(),
         }
     }
 }
@@ -173,9 +176,10 @@ impl NodeAgent for NodeAgentService {
         };
         // Bounded: the dump waits for the client instead of buffering the table.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(4);
+        let parking = self.parking.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let sent = ct_dump::list(&list, |entries| {
+            let sent = ct_dump::list(&list, &parking, |entries| {
                 tx.blocking_send(Ok(pb::ConntrackChunk {
                     entries,
                     summary: None,

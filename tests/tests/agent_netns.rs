@@ -709,6 +709,129 @@ fn conntrack_matches_conntrack_tool() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pages read with `stop_at_limit` continue the kernel's walk: every entry
+/// of `conntrack -L` exactly once, each page reading about one page of the
+/// table, and a token whose parked dump is gone still finds its page.
+#[test]
+fn conntrack_pages_continue_the_kernel_walk() -> anyhow::Result<()> {
+    if !require_root("conntrack_pages_continue_the_kernel_walk") {
+        return Ok(());
+    }
+    require_tool("conntrack")?;
+    require_tool("iptables")?;
+    let ns = labscope_tests::Netns::new("lsctpage")?;
+    // A conntrack match makes the kernel track this namespace's traffic.
+    ns.run(&[
+        "iptables",
+        "-A",
+        "INPUT",
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "NEW",
+        "-j",
+        "ACCEPT",
+    ])?;
+    ns.run(&[
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_udp_timeout=600",
+    ])?;
+    let _agent = AgentProcess::start(&ns, AGENT, "ct-pages", &[])?;
+    const FLOWS: u16 = 3000;
+    const LIMIT: u32 = 400;
+    ns.block_on(|| async {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        for i in 0..FLOWS {
+            let _ = sock.send_to(b"x", ("127.0.0.7", 20_000 + i));
+        }
+        Ok(())
+    })?;
+    let flow = |k: &Key| k.0 == "udp" && k.2 == "127.0.0.7";
+    let (pages, again, unfiltered) = ns.block_on(|| async {
+        let mut client = connect(AGENT).await?;
+        let req = |token: String| pb::ListConntrackRequest {
+            protocol: "udp".into(),
+            limit: LIMIT,
+            stop_at_limit: true,
+            continuation_token: token,
+            ..Default::default()
+        };
+        let mut pages = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = list_all(&mut client, req(token.clone())).await?;
+            token = page.1.next_token.clone();
+            pages.push(page);
+            if token.is_empty() || pages.len() > 20 {
+                break;
+            }
+        }
+        // The first page's token again: its parked dump was taken by page 2,
+        // so this one skips to the page in a new dump.
+        let first = pages[0].1.next_token.clone();
+        let again = list_all(&mut client, req(first)).await?;
+        let unfiltered = list_all(
+            &mut client,
+            pb::ListConntrackRequest {
+                limit: 10,
+                stop_at_limit: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok((pages, again, unfiltered))
+    })?;
+    let want: BTreeSet<Key> = conntrack_tool_entries(&ns.run(&["conntrack", "-L"])?)
+        .into_iter()
+        .filter(flow)
+        .collect();
+    assert_eq!(want.len(), FLOWS as usize, "conntrack -L sees every flow");
+    let mut seen = Vec::new();
+    for (entries, _) in &pages {
+        seen.extend(entries.iter().map(agent_key).filter(flow));
+    }
+    let unique: BTreeSet<Key> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no entry on two pages");
+    assert_eq!(unique, want, "the pages together are conntrack -L");
+    let n = pages.len();
+    assert!(n >= (FLOWS as usize).div_ceil(LIMIT as usize), "{n} pages");
+    for (i, (entries, summary)) in pages.iter().enumerate() {
+        let last = i + 1 == n;
+        assert_eq!(entries.len() as u64, summary.returned);
+        assert_eq!(summary.truncated, !last, "page {i}");
+        if !last {
+            assert_eq!(summary.returned, u64::from(LIMIT), "page {i}");
+            assert!(summary.matched_is_lower_bound, "a filter was given");
+            assert!(summary.matched > (i as u64 + 1) * u64::from(LIMIT));
+        }
+        // A continued page reads its page (plus the one match that proves
+        // more), not the entries before it.
+        if i > 0 {
+            assert!(
+                summary.scanned <= u64::from(LIMIT) + 10,
+                "page {i} read {} entries",
+                summary.scanned
+            );
+        }
+    }
+    // The token whose dump was taken still names the second page.
+    let again_keys: Vec<Key> = again.0.iter().map(agent_key).collect();
+    let second: Vec<Key> = pages[1].0.iter().map(agent_key).collect();
+    assert_eq!(again_keys, second, "skip-walk fallback finds the same page");
+    assert!(
+        again.1.scanned > u64::from(LIMIT) + 1,
+        "the fallback re-reads"
+    );
+    // No filter: the kernel's own count is the exact total, nothing read past the page.
+    let u = &unfiltered.1;
+    assert_eq!(u.returned, 10);
+    assert!(!u.matched_is_lower_bound && u.truncated);
+    assert!(u.matched >= u64::from(FLOWS) && u.matched == u.table_count.max(11));
+    assert!(u.scanned <= 11, "read {}", u.scanned);
+    Ok(())
+}
+
 #[test]
 fn probes_reach_the_peer_namespace() -> anyhow::Result<()> {
     let Some((lab, _agent)) = lab_with_agent("probes_reach_the_peer_namespace")? else {

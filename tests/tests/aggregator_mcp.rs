@@ -575,7 +575,7 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
         }
     };
     let c1 = connect.clone();
-    let (nodes, net, ct, mesh, dns) = lab.r.block_on(move || async move {
+    let (nodes, net, ct, mesh, dns, paging) = lab.r.block_on(move || async move {
         let client = c1().await?;
         let nodes = shown(&client, "list_nodes", json!({}), LIST_NODES_SHOWS).await?;
         let net = structured(
@@ -643,9 +643,60 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
             ],
         )
         .await?;
+        // A one-entry page says "at least"; its cursor continues the dump;
+        // countAll reads everything and counts exactly.
+        let lab_page = |extra: Value| {
+            let mut args = json!({"node": "lab-r", "filter": "10.201.0.0/16", "limit": 1});
+            for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+                args[k] = v;
+            }
+            args
+        };
+        let p1 = shown(
+            &client,
+            "get_conntrack_entries",
+            lab_page(json!({})),
+            &["/matched"],
+        )
+        .await?;
+        let cursor = p1["nextCursor"].clone();
+        let p2 = structured(
+            &call(
+                &client,
+                "get_conntrack_entries",
+                lab_page(json!({"cursor": cursor})),
+            )
+            .await?,
+        )
+        .0;
+        let exact = structured(
+            &call(
+                &client,
+                "get_conntrack_entries",
+                lab_page(json!({"limit": 50, "countAll": true})),
+            )
+            .await?,
+        )
+        .0;
         client.cancel().await?;
-        Ok((nodes, net, ct, mesh, dns))
+        Ok((nodes, net, ct, mesh, dns, (p1, p2, exact)))
     })?;
+    let (p1, p2, exact) = paging;
+    assert_eq!(p1["returned"], 1, "{p1}");
+    assert_eq!(p1["matchedIsLowerBound"], true, "{p1}");
+    assert_eq!(p1["truncated"], true, "{p1}");
+    assert_eq!(p2["returned"], 1, "{p2}");
+    assert_ne!(
+        p1["entries"][0]["id"], p2["entries"][0]["id"],
+        "page 2 is the next entry"
+    );
+    assert_eq!(exact["matchedIsLowerBound"], false, "{exact}");
+    let all = exact["entries"].as_array().map(Vec::len).unwrap_or(0) as u64;
+    assert_eq!(exact["matched"].as_u64(), Some(all), "{exact}");
+    assert!(
+        all >= 4 && p1["matched"].as_u64().unwrap_or(0) <= all,
+        "{p1} {exact}"
+    );
     assert_eq!(nodes["summary"]["agentsOk"], 3, "{nodes}");
     let addrs: BTreeSet<String> = net["addresses"]
         .as_array()

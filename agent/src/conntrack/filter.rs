@@ -63,6 +63,11 @@ fn tuple_has_port(t: &Tuple, port: u16) -> bool {
 }
 
 impl ConntrackFilter {
+    /// Whether there is no condition at all (every entry matches).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// Whether `rec` passes every condition.
     pub fn matches(&self, rec: &ConntrackRecord) -> bool {
         if let Some(v) = self.ip_version {
@@ -98,40 +103,58 @@ impl ConntrackFilter {
 }
 
 /// Where the next page starts: the number of matching entries already
-/// returned, and the id of the last one (to tell when the table moved).
+/// returned, the id of the last one, and the parked dump that stands right
+/// after it (0 when none).
 ///
-/// The kernel dump has no resumable cursor, so a page is found by skipping
-/// matches in dump order, which is hash-bucket order and stable while the
-/// table is not resized; entries created or destroyed between pages can shift
-/// a page by that many entries.
+/// A parked dump (see [`crate::conntrack::dump::Parking`]) lets the next page
+/// continue the kernel's walk where the last one stopped. When it is gone
+/// (expired, evicted, agent restarted) the page is found by skipping `skip`
+/// matches of a new dump, in hash-bucket order, which is stable while the
+/// table is not resized; entries created or destroyed between pages can
+/// shift such a page by that many entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PageToken {
     /// Matching entries to skip.
     pub skip: u64,
     /// Kernel id of the last entry of the previous page.
     pub last_id: u32,
+    /// Parked dump to resume; 0 for none.
+    pub cursor: u64,
 }
 
 impl PageToken {
     /// Opaque text form.
     pub fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("ct1:{}:{}", self.skip, self.last_id))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "ct2:{}:{}:{}",
+            self.skip, self.last_id, self.cursor
+        ))
     }
 
-    /// Parses a token made by [`PageToken::encode`].
+    /// Parses a token made by [`PageToken::encode`] (or by an older agent,
+    /// which had no parked dumps).
     pub fn decode(s: &str) -> Option<Self> {
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.trim())
             .ok()?;
         let text = std::str::from_utf8(&raw).ok()?;
-        let mut parts = text.strip_prefix("ct1:")?.split(':');
+        let (fields, with_cursor) = match text.strip_prefix("ct2:") {
+            Some(rest) => (rest, true),
+            None => (text.strip_prefix("ct1:")?, false),
+        };
+        let mut parts = fields.split(':');
         let skip = parts.next()?.parse().ok()?;
         let last_id = parts.next()?.parse().ok()?;
-        parts
-            .next()
-            .is_none()
-            .then_some(PageToken { skip, last_id })
+        let cursor = if with_cursor {
+            parts.next()?.parse().ok()?
+        } else {
+            0
+        };
+        parts.next().is_none().then_some(PageToken {
+            skip,
+            last_id,
+            cursor,
+        })
     }
 }
 
@@ -234,11 +257,23 @@ mod tests {
         let t = PageToken {
             skip: 1234,
             last_id: 99,
+            cursor: 77,
         };
         assert_eq!(PageToken::decode(&t.encode()), Some(t));
+        let old = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ct1:5:6");
+        assert_eq!(
+            PageToken::decode(&old),
+            Some(PageToken {
+                skip: 5,
+                last_id: 6,
+                cursor: 0
+            })
+        );
         assert_eq!(PageToken::decode("not a token"), None);
         assert_eq!(PageToken::decode(""), None);
         let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ct1:1:2:3");
+        assert_eq!(PageToken::decode(&forged), None);
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("ct2:1:2:3:4");
         assert_eq!(PageToken::decode(&forged), None);
     }
 }

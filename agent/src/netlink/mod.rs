@@ -126,50 +126,130 @@ pub struct DumpStats {
 pub fn dump(
     protocol: isize,
     request: &[u8],
-    mut visit: impl FnMut(RawMessage<'_>) -> ControlFlow<()>,
+    visit: impl FnMut(RawMessage<'_>) -> ControlFlow<()>,
 ) -> Result<DumpStats> {
-    let mut socket = Socket::new(protocol).map_err(Error::Socket)?;
-    socket.bind_auto().map_err(Error::Socket)?;
-    socket
-        .connect(&SocketAddr::new(0, 0))
-        .map_err(Error::Socket)?;
-    socket.send(request, 0).map_err(Error::Socket)?;
+    let mut open = OpenDump::start(protocol, request)?;
+    open.walk(visit)?;
+    Ok(open.stats)
+}
 
-    let mut stats = DumpStats::default();
-    // 64 KiB is above the kernel's per-recv dump chunk (it fills at most a page
-    // or two per skb for these families), so no message is ever truncated.
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    loop {
-        buf.clear();
-        let n = socket.recv(&mut buf, 0).map_err(Error::Socket)?;
-        if n == 0 {
-            return Ok(stats);
-        }
-        for message in split_messages(&buf) {
-            let message = message?;
-            match message.message_type {
-                NLMSG_DONE => return Ok(stats),
-                NLMSG_ERROR => {
-                    let payload = message.payload();
-                    let code = payload
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                        .unwrap_or(-5);
-                    if code == 0 {
-                        continue;
-                    }
-                    return Err(Error::Kernel(io::Error::from_raw_os_error(-code)));
+/// Receive buffer of a dump. 64 KiB is above the kernel's per-recv dump chunk
+/// (it fills at most a page or two per skb for these families), so no message
+/// is ever truncated.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// A dump that can pause between two messages and resume later, even from
+/// another thread: the kernel keeps its place in the table for as long as the
+/// socket is open, and produces the next batch only when it is read. Paused,
+/// it holds one socket and the unread rest of one batch.
+pub struct OpenDump {
+    socket: Socket,
+    buf: Vec<u8>,
+    /// Offset of the next message not yet accepted by a visitor.
+    pos: usize,
+    done: bool,
+    /// Messages accepted so far, over every walk.
+    pub stats: DumpStats,
+}
+
+impl std::fmt::Debug for OpenDump {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenDump")
+            .field("buffered", &(self.buf.len() - self.pos))
+            .field("done", &self.done)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl OpenDump {
+    /// Opens a socket of `protocol` and sends `request`.
+    pub fn start(protocol: isize, request: &[u8]) -> Result<Self> {
+        let mut socket = Socket::new(protocol).map_err(Error::Socket)?;
+        socket.bind_auto().map_err(Error::Socket)?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(Error::Socket)?;
+        socket.send(request, 0).map_err(Error::Socket)?;
+        Ok(Self {
+            socket,
+            buf: Vec::new(),
+            pos: 0,
+            done: false,
+            stats: DumpStats::default(),
+        })
+    }
+
+    /// Whether the kernel has said NLMSG_DONE and every message was accepted.
+    pub fn finished(&self) -> bool {
+        self.done && self.pos >= self.buf.len()
+    }
+
+    /// Feeds messages to `visit` until the dump ends (`Ok(true)`) or `visit`
+    /// breaks (`Ok(false)`). The message `visit` broke on is not accepted: the
+    /// next walk starts with it.
+    pub fn walk(
+        &mut self,
+        mut visit: impl FnMut(RawMessage<'_>) -> ControlFlow<()>,
+    ) -> Result<bool> {
+        loop {
+            if self.pos >= self.buf.len() {
+                if self.done {
+                    return Ok(true);
                 }
-                _ => {
-                    stats.messages += 1;
-                    if message.flags & NLM_F_DUMP_INTR != 0 {
-                        stats.interrupted = true;
-                    }
-                    if visit(message).is_break() {
-                        return Ok(stats);
-                    }
+                self.buf.clear();
+                self.buf.reserve(RECV_BUFFER);
+                self.pos = 0;
+                let n = self.socket.recv(&mut self.buf, 0).map_err(Error::Socket)?;
+                if n == 0 {
+                    self.done = true;
+                    return Ok(true);
                 }
             }
+            let mut pos = self.pos;
+            for message in split_messages(&self.buf[self.pos..]) {
+                let message = message?;
+                let step = (message.bytes.len() + 3) & !3;
+                match message.message_type {
+                    NLMSG_DONE => {
+                        self.done = true;
+                        self.pos = self.buf.len();
+                        return Ok(true);
+                    }
+                    NLMSG_ERROR => {
+                        let payload = message.payload();
+                        let code = payload
+                            .get(..4)
+                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+                            .unwrap_or(-5);
+                        if code != 0 {
+                            self.done = true;
+                            self.pos = self.buf.len();
+                            return Err(Error::Kernel(io::Error::from_raw_os_error(-code)));
+                        }
+                    }
+                    _ => {
+                        if visit(message).is_break() {
+                            self.pos = pos;
+                            return Ok(false);
+                        }
+                        self.stats.messages += 1;
+                        if message.flags & NLM_F_DUMP_INTR != 0 {
+                            self.stats.interrupted = true;
+                        }
+                    }
+                }
+                pos += step;
+            }
+            self.pos = self.buf.len();
         }
+    }
+
+    /// Gives back the receive buffer's spare room before the dump is parked,
+    /// keeping only the messages not yet accepted.
+    pub fn shrink(&mut self) {
+        self.buf.drain(..self.pos.min(self.buf.len()));
+        self.pos = 0;
+        self.buf.shrink_to_fit();
     }
 }

@@ -98,7 +98,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_events",
             title: "Events",
-            description: "Events newest first, de-duplicated; type defaults to Warning; object: Kind/name.",
+            description: "Events newest first, deduplicated; default type Warning; object: Kind/name.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -154,7 +154,7 @@ pub fn pod_logs_tool() -> ToolDef {
         Meta {
             name: "get_pod_logs",
             title: "Pod logs",
-            description: "A pod's log (pod: name or prefix; previous: crashed one; grep: regex), redacted.",
+            description: "A pod's log (pod: name or prefix; previous: last crash; grep: regex), redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

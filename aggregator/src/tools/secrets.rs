@@ -165,7 +165,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_secrets_status",
             title: "External Secrets",
-            description: "ExternalSecrets and stores; failures grouped under the store that is down.",
+            description: "ExternalSecrets and stores; failures grouped under the failing store.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

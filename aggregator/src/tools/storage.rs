@@ -101,7 +101,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_pvcs",
             title: "Volume claims",
-            description: "PVCs: phase, size, where the data lives and which pods mount them.",
+            description: "PVCs: phase, size, where the data lives, which pods mount them.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

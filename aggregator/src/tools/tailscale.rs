@@ -133,7 +133,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_tailscale_status",
             title: "Tailscale",
-            description: "Tailscale Connectors, exit node, routes, ProxyClasses and operator pods.",
+            description: "Tailscale Connectors, exit node, routes, ProxyClasses, operator pods.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

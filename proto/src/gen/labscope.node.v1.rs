@@ -393,8 +393,12 @@ pub struct ListConntrackRequest {
     #[prost(uint32, tag = "7")]
     pub ip_version: u32,
     /// Stop reading the kernel dump once the page is full (and one more match
-    /// proves there is more). Much faster on a big table; `matched` is then a
-    /// lower bound (summary.matched_is_lower_bound). Default: count every match.
+    /// proves there is more), and keep the dump open for a minute so that the
+    /// next page (its next_token) continues where this one stopped instead of
+    /// reading the table again. The cost follows the page, not the table.
+    /// `matched` is then the kernel's count of the table when there is no
+    /// filter, else a lower bound (summary.matched_is_lower_bound). Default:
+    /// read the whole table and count every match.
     #[prost(bool, tag = "8")]
     pub stop_at_limit: bool,
 }
@@ -477,8 +481,9 @@ pub struct ConntrackEntry {
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConntrackSummary {
-    /// Entries that matched the filter in this dump (all pages). A lower bound
-    /// when the request set stop_at_limit and the dump was cut short.
+    /// Entries that matched the filter (all pages). With stop_at_limit and a
+    /// dump cut short: the kernel's count of the table when no filter was
+    /// given, else a lower bound (matched_is_lower_bound).
     #[prost(uint64, tag = "1")]
     pub matched: u64,
     /// Entries returned in this response.
@@ -505,8 +510,9 @@ pub struct ConntrackSummary {
     pub accounting_enabled: bool,
     #[prost(uint64, tag = "10")]
     pub dump_micros: u64,
-    /// True when the dump stopped early (stop_at_limit) and `matched` and
-    /// `scanned` count only what was read.
+    /// True when the dump stopped early (stop_at_limit) with a filter given, so
+    /// `matched` counts only what was read. (`scanned` always counts only what
+    /// this call read.)
     #[prost(bool, tag = "11")]
     pub matched_is_lower_bound: bool,
 }

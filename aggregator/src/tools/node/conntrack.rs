@@ -19,7 +19,7 @@ use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, T
 pub struct Args {
     /// Node name.
     pub node: Text,
-    /// IP address or CIDR, matched on either side of either direction.
+    /// IP or CIDR on either side, either direction.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub filter: Option<Text>,
     /// Entries per page.
@@ -37,6 +37,9 @@ pub struct Args {
     /// nextCursor of the previous page.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub cursor: Option<Text>,
+    /// Exact match count (reads whole table).
+    #[serde(default, rename = "countAll")]
+    pub count_all: bool,
 }
 
 /// ICMP identity of a tuple.
@@ -133,9 +136,9 @@ pub struct Entries {
     pub node: String,
     /// This page.
     pub entries: Vec<Entry>,
-    /// Entries that matched the filters.
+    /// Entries that matched the filters (without filters: the kernel's count).
     pub matched: u64,
-    /// `matched` counts only what was read before the page filled.
+    /// `matched` counts only what was read (filters given, countAll off).
     pub matched_is_lower_bound: bool,
     /// Entries in this page.
     pub returned: u64,
@@ -160,7 +163,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_conntrack_entries",
             title: "Conntrack entries",
-            description: "A node's conntrack entries (filter: IP/CIDR, either side), table fill level.",
+            description: "Conntrack entries (filter: IP/CIDR either side), table fill; countAll: exact total.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },
@@ -193,7 +196,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
         limit: a.limit.get() as u32,
         continuation_token: a.cursor.map(Text::into_string).unwrap_or_default(),
         ip_version: 0,
-        stop_at_limit: false,
+        // The page costs a page, and the next one continues the same dump.
+        stop_at_limit: !a.count_all,
     };
     let agent = node_agent(&ctx, "node", &a.node)?;
     let (entries, summary) = on_node(

@@ -131,7 +131,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_iptables_rules",
             title: "iptables rules",
-            description: "A node's iptables table with counters; backend in use; warns if both hold rules.",
+            description: "A node's iptables table with counters and backend; warns if both hold rules.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

@@ -198,7 +198,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "list_nodes",
             title: "Nodes and agents",
-            description: "Each node: agent status, kernel, load, memory, conntrack use, Kubernetes state.",
+            description: "Each node: agent, kernel, load, memory, conntrack use, Kubernetes state.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

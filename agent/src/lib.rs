@@ -6,6 +6,7 @@
 
 pub mod conntrack;
 pub mod firewall;
+pub mod memory;
 pub mod names;
 pub mod netlink;
 pub mod networking;

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use labscope_proto::v1 as pb;
 use labscope_proto::v1::node_agent_server::NodeAgent;
@@ -12,18 +12,23 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::conntrack::dump::{self as ct_dump, ListRequest};
+use crate::memory::Trimmer;
 use crate::probe::{self, dns::DnsParams, http::HttpProbeParams, ping::PingParams};
 use crate::validate::{self, InvalidArgument};
 use crate::{firewall, networking, node_info};
 
 /// Entries per streamed conntrack chunk.
 const CONNTRACK_CHUNK: usize = 512;
+/// Quiet time after a big answer before free memory goes back to the kernel.
+const TRIM_AFTER: Duration = Duration::from_millis(500);
 
 /// The service; one per agent process (or per in-process agent).
 #[derive(Debug, Clone)]
 pub struct NodeAgentService {
     node_name: String,
     parking: Arc<ct_dump::Parking>,
+    firewall: Arc<firewall::cache::Snapshots>,
+    trimmer: Arc<Trimmer>,
 }
 
 impl NodeAgentService {
@@ -32,6 +37,8 @@ impl NodeAgentService {
         Self {
             node_name: node_name.into(),
             parking: Arc::default(),
+            firewall: Arc::default(),
+            trimmer: Arc::default(),
         }
     }
 }
@@ -151,10 +158,39 @@ impl NodeAgent for NodeAgentService {
         let req = req.into_inner();
         let table = validate::firewall_table(&req.table)?.to_string();
         let chain = validate::chain(&req.chain)?.to_string();
+        let wanted = validate::snapshot(&req.snapshot)?;
+        let page = firewall::Page {
+            offset: req.offset as usize,
+            limit: match req.limit {
+                0 => usize::MAX,
+                n => n as usize,
+            },
+        };
         let ipv6 = req.ipv6;
-        let fw = blocking(move || firewall::read(ipv6, &table, &chain))
-            .await?
-            .map_err(firewall_status)?;
+        let cache = self.firewall.clone();
+        let fw = blocking(move || {
+            let served = cache.get(ipv6, wanted)?;
+            let snap = &served.snapshot;
+            let mut fw = firewall::build(ipv6, &table, &chain, &snap.dumps, page)?;
+            fw.snapshot = format!("{:x}", snap.id);
+            fw.snapshot_age_ms = snap.read_at.elapsed().as_millis() as u64;
+            fw.snapshot_replaced = served.replaced;
+            fw.change_signal = snap.signal.describe();
+            Ok(fw)
+        })
+        .await?
+        .map_err(firewall_status)?;
+        // The read is let go once nobody pages through it, and the memory of
+        // the save tools' output goes back to the kernel after the burst.
+        let cache = self.firewall.clone();
+        let trimmer = self.trimmer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(firewall::cache::Snapshots::TTL).await;
+            if cache.expire() > 0 {
+                trimmer.soon(Duration::ZERO);
+            }
+        });
+        self.trimmer.soon(TRIM_AFTER);
         log_done("GetFirewall", started);
         Ok(Response::new(fw))
     }

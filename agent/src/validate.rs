@@ -72,6 +72,21 @@ pub fn firewall_table(s: &str) -> Result<&str> {
         )
 }
 
+/// A firewall snapshot name from an earlier answer ("" for none).
+pub fn snapshot(s: &str) -> Result<Option<u64>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    match u64::from_str_radix(s, 16) {
+        Ok(id) if s.len() <= 16 => Ok(Some(id)),
+        _ => bad(
+            "snapshot",
+            format!("{s:?} is not a snapshot name this agent returned"),
+        ),
+    }
+}
+
 /// An iptables chain name: `[A-Za-z0-9_-]`, at most 28 characters (xtables' limit).
 pub fn chain(s: &str) -> Result<&str> {
     if s.is_empty() {

@@ -340,7 +340,7 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
                 let req = pb::GetFirewallRequest {
                     ipv6,
                     table: table.into(),
-                    chain: String::new(),
+                    ..Default::default()
                 };
                 out.push(client.get_firewall(req).await?.into_inner());
             }
@@ -349,6 +349,7 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
                     ipv6: false,
                     table: "filter".into(),
                     chain: "LABSCOPE-FWD".into(),
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -357,6 +358,7 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
                     ipv6: false,
                     table: "filter".into(),
                     chain: "NOPE".into(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();
@@ -471,6 +473,143 @@ fn firewall_matches_iptables_save() -> anyhow::Result<()> {
         legacy_rules,
         ["-A INPUT -p udp -m udp --dport 9998 -j DROP"]
     );
+    Ok(())
+}
+
+fn dnat_packets(fw: &pb::Firewall) -> u64 {
+    fw.chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .find(|r| r.target == "DNAT")
+        .map(|r| r.packets)
+        .unwrap_or(0)
+}
+
+/// Pages come from the agent, from one read while the ruleset is unchanged:
+/// they join up to `iptables-save`, keep the first read's counters, and a
+/// rule added by nft or legacy iptables replaces the read.
+#[test]
+fn firewall_pages_share_one_read_until_the_ruleset_changes() -> anyhow::Result<()> {
+    let Some((lab, _agent)) =
+        lab_with_agent("firewall_pages_share_one_read_until_the_ruleset_changes")?
+    else {
+        return Ok(());
+    };
+    lab.traffic()?;
+    let nat = |offset: u32, limit: u32, snapshot: &str| pb::GetFirewallRequest {
+        table: "nat".into(),
+        offset,
+        limit,
+        snapshot: snapshot.into(),
+        ..Default::default()
+    };
+    let get = |lab: &Lab, req: pb::GetFirewallRequest| {
+        lab.r.block_on(move || async move {
+            let mut client = connect(AGENT).await?;
+            Ok(client.get_firewall(req).await?.into_inner())
+        })
+    };
+    let rules = |fw: &pb::Firewall| -> Vec<String> {
+        fw.chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .map(|r| r.text.clone())
+            .collect()
+    };
+    let p1 = get(&lab, nat(0, 1, ""))?;
+    let want: Vec<String> = saved_rules(&lab.r.run(&["iptables-save", "-c"])?, "nat")
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert!(want.len() >= 3, "{want:?}");
+    assert!(!p1.snapshot.is_empty() && !p1.snapshot_replaced);
+    assert!(
+        p1.change_signal.contains("nf_tables generation"),
+        "{}",
+        p1.change_signal
+    );
+    assert_eq!(rules(&p1).len(), 1, "one rule on a page of one");
+    let counted: u32 = p1.chains.iter().map(|c| c.rule_count).sum();
+    assert_eq!(
+        counted as usize,
+        want.len(),
+        "chains keep their rule counts"
+    );
+    // More traffic through the DNAT rule; the next pages still show the first read.
+    lab.traffic()?;
+    let p2 = get(&lab, nat(1, 1000, &p1.snapshot))?;
+    assert_eq!(
+        p2.snapshot, p1.snapshot,
+        "the same read serves the next page"
+    );
+    assert!(!p2.snapshot_replaced);
+    let mut joined = rules(&p1);
+    joined.extend(rules(&p2));
+    assert_eq!(joined, want, "the pages join up to iptables-save");
+    let whole = get(&lab, nat(0, 0, &p1.snapshot))?;
+    assert_eq!(whole.snapshot, p1.snapshot);
+    // A call without a snapshot, past the sharing second, reads again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let fresh = get(&lab, nat(0, 0, ""))?;
+    assert_ne!(fresh.snapshot, p1.snapshot);
+    assert!(
+        dnat_packets(&fresh) > dnat_packets(&whole),
+        "new counters in a new read: {} vs {}",
+        dnat_packets(&fresh),
+        dnat_packets(&whole)
+    );
+    // A new nft rule replaces the read, even for a page that names the old one.
+    lab.r.run(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "LABSCOPE-POST",
+        "-d",
+        "10.201.9.9/32",
+        "-j",
+        "RETURN",
+    ])?;
+    let after = get(&lab, nat(0, 0, &fresh.snapshot))?;
+    assert!(after.snapshot_replaced && after.snapshot != fresh.snapshot);
+    assert!(
+        rules(&after).iter().any(|r| r.contains("10.201.9.9")),
+        "{:?}",
+        rules(&after)
+    );
+    // So does a legacy one (the legacy tables' size changes).
+    lab.r.run(&[
+        "iptables-legacy",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-j",
+        "RETURN",
+    ])?;
+    let legacy = get(&lab, nat(0, 0, &after.snapshot))?;
+    assert!(legacy.snapshot_replaced && legacy.snapshot != after.snapshot);
+    assert!(
+        legacy.change_signal.contains("legacy nat"),
+        "{}",
+        legacy.change_signal
+    );
+    let unchanged = get(&lab, nat(0, 0, &legacy.snapshot))?;
+    assert_eq!(
+        unchanged.snapshot, legacy.snapshot,
+        "legacy tables unchanged: shared"
+    );
+    // A name the agent never gave is refused, naming the field.
+    let bad_req = nat(0, 0, "not-a-snapshot");
+    let bad = lab
+        .r
+        .block_on(move || async move {
+            let mut client = connect(AGENT).await?;
+            Ok(client.get_firewall(bad_req).await)
+        })?
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("snapshot"), "{}", bad.message());
     Ok(())
 }
 

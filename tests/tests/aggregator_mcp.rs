@@ -678,10 +678,73 @@ fn agents_in_namespaces_killed_and_frozen() -> anyhow::Result<()> {
             .await?,
         )
         .0;
+        // iptables pages: the agent pages one read; the cursor names it.
+        let nat = |extra: Value| {
+            let mut args = json!({"node": "lab-r", "table": "nat", "limit": 1});
+            for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+                args[k] = v;
+            }
+            args
+        };
+        let f1 = structured(&call(&client, "get_iptables_rules", nat(json!({}))).await?).0;
+        let f2 = structured(
+            &call(
+                &client,
+                "get_iptables_rules",
+                nat(json!({"cursor": f1["nextCursor"].clone(), "limit": 2000})),
+            )
+            .await?,
+        )
+        .0;
         client.cancel().await?;
-        Ok((nodes, net, ct, mesh, dns, (p1, p2, exact)))
+        Ok((nodes, net, ct, mesh, dns, (p1, p2, exact, f1, f2)))
     })?;
-    let (p1, p2, exact) = paging;
+    let (p1, p2, exact, f1, f2) = paging;
+    let total = f1["total"].as_u64().unwrap_or(0);
+    assert!(total >= 3, "{f1}");
+    assert_eq!(
+        (f1["returned"].as_u64(), f1["offset"].as_u64()),
+        (Some(1), Some(0)),
+        "{f1}"
+    );
+    assert_eq!(f2["total"], f1["total"], "{f2}");
+    assert_eq!(f2["offset"], 1, "{f2}");
+    assert_eq!(f2["returned"].as_u64(), Some(total - 1), "{f2}");
+    assert!(f2.get("nextCursor").is_none(), "{f2}");
+    assert_eq!(
+        (
+            f1["rulesetChanged"].as_bool(),
+            f2["rulesetChanged"].as_bool()
+        ),
+        (Some(false), Some(false))
+    );
+    let chain_rules: u64 = f1["chains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["rules"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        chain_rules, total,
+        "chains count all their rules on every page"
+    );
+    let saved = lab.r.run(&["iptables-save"])?;
+    let want: Vec<String> = saved
+        .lines()
+        .skip_while(|l| *l != "*nat")
+        .take_while(|l| *l != "COMMIT")
+        .filter(|l| l.starts_with("-A "))
+        .map(str::to_string)
+        .collect();
+    let mut got = vec![f1["rules"][0]["text"].as_str().unwrap_or("").to_string()];
+    got.extend(
+        f2["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["text"].as_str().unwrap_or("").to_string()),
+    );
+    assert_eq!(got, want, "the pages join up to iptables-save's nat table");
     assert_eq!(p1["returned"], 1, "{p1}");
     assert_eq!(p1["matchedIsLowerBound"], true, "{p1}");
     assert_eq!(p1["truncated"], true, "{p1}");

@@ -9,10 +9,12 @@
 //! operators already read. The legacy save is skipped when the kernel holds no
 //! legacy tables (/proc/net/ip_tables_names), which is exact and costs nothing.
 
+pub mod cache;
 pub mod parse;
 pub mod save;
+pub mod signal;
 
-use labscope_proto::v1::{Firewall, FirewallBackend};
+use labscope_proto::v1::{Chain, Firewall, FirewallBackend};
 
 pub use parse::{SaveDump, SavedTable};
 
@@ -70,10 +72,50 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads one family's rules from every backend that holds tables and builds
-/// the answer for `table` (and `chain`, when not empty).
+/// the answer for `table` (and `chain`, when not empty), every rule.
 pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
     let dumps = save::read_backends(ipv6)?;
-    build(ipv6, table, chain, &dumps)
+    build(ipv6, table, chain, &dumps, Page::ALL)
+}
+
+/// Which rules of the selected chains to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rules to skip, over the chains in order.
+    pub offset: usize,
+    /// Most rules to return.
+    pub limit: usize,
+}
+
+impl Page {
+    /// Every rule.
+    pub const ALL: Page = Page {
+        offset: 0,
+        limit: usize::MAX,
+    };
+}
+
+/// The chains with only the page's rules; `rule_count` says how many each has.
+fn paged(chains: &[Chain], page: Page) -> Vec<Chain> {
+    let (mut skip, mut room) = (page.offset, page.limit);
+    chains
+        .iter()
+        .map(|c| {
+            let from = skip.min(c.rules.len());
+            skip -= from;
+            let take = room.min(c.rules.len() - from);
+            room -= take;
+            Chain {
+                name: c.name.clone(),
+                policy: c.policy.clone(),
+                builtin: c.builtin,
+                packets: c.packets,
+                bytes: c.bytes,
+                rules: c.rules[from..from + take].to_vec(),
+                rule_count: c.rules.len() as u32,
+            }
+        })
+        .collect()
 }
 
 /// Pure assembly of the answer from parsed dumps (nft first, then legacy).
@@ -82,6 +124,7 @@ pub fn build(
     table: &str,
     chain: &str,
     dumps: &[save::BackendDump],
+    page: Page,
 ) -> Result<Firewall> {
     let with_rules: Vec<&save::BackendDump> = dumps.iter().filter(|d| d.dump.has_rules()).collect();
     let primary = with_rules.first().copied().or(dumps.first());
@@ -107,16 +150,16 @@ pub fn build(
     };
     fw.backend = primary.backend as i32;
     fw.method = primary.method.clone();
-    let pick = |dump: &SaveDump| -> Result<(Vec<labscope_proto::v1::Chain>, u32)> {
+    let pick = |dump: &SaveDump, page: Page| -> Result<(Vec<Chain>, u32)> {
         let Some(t) = dump.table(table) else {
             return Ok((Vec::new(), 0));
         };
         let total = t.chains.iter().map(|c| c.rules.len() as u32).sum();
         if chain.is_empty() {
-            return Ok((t.chains.clone(), total));
+            return Ok((paged(&t.chains, page), total));
         }
         match t.chains.iter().find(|c| c.name == chain) {
-            Some(c) => Ok((vec![c.clone()], total)),
+            Some(c) => Ok((paged(std::slice::from_ref(c), page), total)),
             None => Err(Error::NoSuchChain {
                 chain: chain.to_string(),
                 table: table.to_string(),
@@ -129,11 +172,15 @@ pub fn build(
             }),
         }
     };
-    let (chains, total) = pick(&primary.dump)?;
+    let (chains, total) = pick(&primary.dump, page)?;
     fw.chains = chains;
     fw.total_rules = total;
     if let Some(other) = with_rules.iter().find(|d| d.backend != primary.backend) {
-        fw.other_backend_chains = pick(&other.dump).map(|(c, _)| c).unwrap_or_default();
+        let first = Page {
+            offset: 0,
+            limit: page.limit,
+        };
+        fw.other_backend_chains = pick(&other.dump, first).map(|(c, _)| c).unwrap_or_default();
     }
     Ok(fw)
 }

@@ -113,6 +113,7 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
                 packets,
                 bytes,
                 rules: Vec::new(),
+                rule_count: 0,
             });
             continue;
         }
@@ -162,6 +163,7 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             None => return Err(err("rule for an undeclared chain")),
         };
         rule.position = chain.rules.len() as u32 + 1;
+        chain.rule_count = rule.position;
         chain.rules.push(rule);
     }
     if current.is_some() {

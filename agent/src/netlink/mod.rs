@@ -72,15 +72,54 @@ impl RawMessage<'_> {
 
 /// Builds a dump request: netlink header plus the family header `body`.
 pub fn dump_request(message_type: u16, sequence: u32, body: &[u8]) -> Vec<u8> {
+    message(message_type, NLM_F_REQUEST | NLM_F_DUMP, sequence, body)
+}
+
+fn message(message_type: u16, flags: u16, sequence: u32, body: &[u8]) -> Vec<u8> {
     let len = NLMSG_HDRLEN + body.len();
     let mut buf = Vec::with_capacity(len);
     buf.extend_from_slice(&(len as u32).to_ne_bytes());
     buf.extend_from_slice(&message_type.to_ne_bytes());
-    buf.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    buf.extend_from_slice(&flags.to_ne_bytes());
     buf.extend_from_slice(&sequence.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf.extend_from_slice(body);
     buf
+}
+
+fn kernel_error(message: &RawMessage<'_>) -> Option<Error> {
+    let code = message
+        .payload()
+        .get(..4)
+        .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+        .unwrap_or(-5);
+    (code != 0).then(|| Error::Kernel(io::Error::from_raw_os_error(-code)))
+}
+
+/// Sends one (non-dump) request and returns the payload of the kernel's
+/// answer, after the netlink header.
+pub fn request(protocol: isize, message_type: u16, body: &[u8]) -> Result<Vec<u8>> {
+    let mut socket = Socket::new(protocol).map_err(Error::Socket)?;
+    socket.bind_auto().map_err(Error::Socket)?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(Error::Socket)?;
+    socket
+        .send(&message(message_type, NLM_F_REQUEST, 1, body), 0)
+        .map_err(Error::Socket)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+    socket.recv(&mut buf, 0).map_err(Error::Socket)?;
+    let first = split_messages(&buf).next().ok_or(Error::Malformed {
+        offset: 0,
+        reason: "empty answer",
+    })??;
+    if first.message_type == NLMSG_ERROR {
+        return Err(kernel_error(&first).unwrap_or(Error::Malformed {
+            offset: 0,
+            reason: "acknowledgement instead of an answer",
+        }));
+    }
+    Ok(first.payload().to_vec())
 }
 
 /// Splits a receive buffer into netlink messages. Pure: used by the dump loop
@@ -217,15 +256,10 @@ impl OpenDump {
                         return Ok(true);
                     }
                     NLMSG_ERROR => {
-                        let payload = message.payload();
-                        let code = payload
-                            .get(..4)
-                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
-                            .unwrap_or(-5);
-                        if code != 0 {
+                        if let Some(e) = kernel_error(&message) {
                             self.done = true;
                             self.pos = self.buf.len();
-                            return Err(Error::Kernel(io::Error::from_raw_os_error(-code)));
+                            return Err(e);
                         }
                     }
                     _ => {

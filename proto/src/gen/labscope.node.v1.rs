@@ -294,6 +294,19 @@ pub struct GetFirewallRequest {
     /// Only this chain; "" for all chains of the table.
     #[prost(string, tag = "3")]
     pub chain: ::prost::alloc::string::String,
+    /// Rules to skip, over the returned chains in order (with limit).
+    #[prost(uint32, tag = "4")]
+    pub offset: u32,
+    /// Most rules to return; 0 for all. Chains are always listed whole
+    /// (Chain.rule_count), only their rules are paged.
+    #[prost(uint32, tag = "5")]
+    pub limit: u32,
+    /// Firewall.snapshot of an earlier answer: serve the same read while the
+    /// ruleset has not changed, so that pages agree with each other and no
+    /// save tool runs again. "" for a new read (an identical read started at
+    /// most a second ago, with the ruleset unchanged, is shared).
+    #[prost(string, tag = "6")]
+    pub snapshot: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Firewall {
@@ -321,9 +334,24 @@ pub struct Firewall {
     /// Rules in the returned table across all chains, before the chain filter.
     #[prost(uint32, tag = "8")]
     pub total_rules: u32,
-    /// Rules of the other backend, when it also holds rules (same table).
+    /// Rules of the other backend, when it also holds rules (same table); at
+    /// most `limit` rules when the request set one.
     #[prost(message, repeated, tag = "9")]
     pub other_backend_chains: ::prost::alloc::vec::Vec<Chain>,
+    /// Names this read for later pages (GetFirewallRequest.snapshot).
+    #[prost(string, tag = "10")]
+    pub snapshot: ::prost::alloc::string::String,
+    /// How old the read (and so its counters) is.
+    #[prost(uint64, tag = "11")]
+    pub snapshot_age_ms: u64,
+    /// The request named a snapshot that is gone or whose ruleset changed
+    /// since: this answer is a new read, and offsets may have shifted.
+    #[prost(bool, tag = "12")]
+    pub snapshot_replaced: bool,
+    /// Ruleset change signal the snapshot was checked against, for people:
+    /// "nf_tables generation N", plus the legacy tables' sizes.
+    #[prost(string, tag = "13")]
+    pub change_signal: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Chain {
@@ -338,8 +366,12 @@ pub struct Chain {
     pub packets: u64,
     #[prost(uint64, tag = "5")]
     pub bytes: u64,
+    /// Rules of this page in this chain (all of them without a limit).
     #[prost(message, repeated, tag = "6")]
     pub rules: ::prost::alloc::vec::Vec<FirewallRule>,
+    /// Rules in the chain, paged or not.
+    #[prost(uint32, tag = "7")]
+    pub rule_count: u32,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct FirewallRule {

@@ -8,7 +8,9 @@ use labscope_proto::v1 as pb;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{decode_offset, encode_offset, enum_name, node_agent, on_node};
+use base64::Engine;
+
+use super::{decode_offset, enum_name, node_agent, on_node};
 use crate::choice;
 use crate::tools::args::{Int, Text, blank_as_none};
 use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
@@ -123,6 +125,55 @@ pub struct Rules {
     /// Pass as `cursor` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Age of the read this page comes from (its counters), in ms: later
+    /// pages come from the first page's read while the ruleset is unchanged.
+    pub counters_age_ms: u64,
+    /// The ruleset changed since the previous page, which this page was
+    /// read anew for: rules may have shifted between pages.
+    pub ruleset_changed: bool,
+}
+
+/// Where the next page starts, and the agent's read it comes from.
+#[derive(Debug, PartialEq, Eq)]
+struct Cursor {
+    offset: usize,
+    snapshot: String,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("fw1:{}:{}", self.offset, self.snapshot))
+    }
+
+    /// A cursor of this tool, or an offset-only one of an older version.
+    fn decode(arg: &str, s: Option<&str>) -> Result<Cursor, ToolError> {
+        let Some(text) = s else {
+            return Ok(Cursor {
+                offset: 0,
+                snapshot: String::new(),
+            });
+        };
+        let fw1 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| {
+                let (offset, snapshot) = t.strip_prefix("fw1:")?.split_once(':')?;
+                let hex = snapshot.len() <= 16 && snapshot.chars().all(|c| c.is_ascii_hexdigit());
+                Some(Cursor {
+                    offset: offset.parse().ok()?,
+                    snapshot: hex.then(|| snapshot.to_string())?,
+                })
+            });
+        match fw1 {
+            Some(c) => Ok(c),
+            None => Ok(Cursor {
+                offset: decode_offset(arg, s)?,
+                snapshot: String::new(),
+            }),
+        }
+    }
 }
 
 /// The tool.
@@ -150,12 +201,18 @@ fn backend(b: i32) -> String {
 
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolError> {
     let limit = a.limit.get() as usize;
-    let offset = decode_offset("cursor", a.cursor.as_deref())?;
+    let cursor = Cursor::decode("cursor", a.cursor.as_deref())?;
+    let offset = cursor.offset;
     let agent = node_agent(&ctx, "node", &a.node)?;
+    // The agent pages, from one read while the ruleset is unchanged: a page
+    // costs its rules, not the table.
     let req = pb::GetFirewallRequest {
         ipv6: a.ipv6,
         table: a.table.unwrap_or(Table::Filter).as_str().to_string(),
         chain: a.chain.map(Text::into_string).unwrap_or_default(),
+        offset: offset as u32,
+        limit: limit as u32,
+        snapshot: cursor.snapshot,
     };
     let fw = on_node(
         agent,
@@ -164,11 +221,11 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         |a| async move { a.client().get_firewall(req).await.map(|r| r.into_inner()) },
     )
     .await?;
-    let all: Vec<&pb::FirewallRule> = fw.chains.iter().flat_map(|c| &c.rules).collect();
-    let total = all.len();
-    let rules: Vec<RuleRow> = all
+    let total: usize = fw.chains.iter().map(|c| c.rule_count as usize).sum();
+    let rules: Vec<RuleRow> = fw
+        .chains
         .iter()
-        .skip(offset)
+        .flat_map(|c| &c.rules)
         .take(limit)
         .map(|r| RuleRow {
             chain: r.chain.clone(),
@@ -199,7 +256,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
                 builtin: c.builtin,
                 packets: c.packets,
                 bytes: c.bytes,
-                rules: c.rules.len(),
+                rules: c.rule_count as usize,
             })
             .collect(),
         other_backend_rules: fw
@@ -213,7 +270,15 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         rules,
         offset,
         total,
-        next_cursor: (next < total).then(|| encode_offset(next)),
+        next_cursor: (next < total).then(|| {
+            Cursor {
+                offset: next,
+                snapshot: fw.snapshot.clone(),
+            }
+            .encode()
+        }),
+        counters_age_ms: fw.snapshot_age_ms,
+        ruleset_changed: fw.snapshot_replaced,
     })
 }
 
@@ -232,6 +297,17 @@ impl Render for Rules {
         );
         if !self.warning.is_empty() {
             out.push_str(&format!("WARNING: {}\n", self.warning));
+        }
+        if self.counters_age_ms >= 1000 {
+            out.push_str(&format!(
+                "counters as of the first page's read, {:.1} s ago\n",
+                self.counters_age_ms as f64 / 1000.0
+            ));
+        }
+        if self.ruleset_changed {
+            out.push_str(
+                "NOTE: the ruleset changed since the previous page; this page is from a new read, rules may have shifted\n",
+            );
         }
         for c in &self.chains {
             if c.builtin {
@@ -257,5 +333,30 @@ impl Render for Rules {
             out.push_str(&format!("more: cursor={c}\n"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_carry_the_read_and_old_ones_still_work() {
+        let c = Cursor {
+            offset: 400,
+            snapshot: "9f2c".into(),
+        };
+        assert_eq!(Cursor::decode("cursor", Some(&c.encode())).unwrap(), c);
+        let old = super::super::encode_offset(7);
+        assert_eq!(
+            Cursor::decode("cursor", Some(&old)).unwrap(),
+            Cursor {
+                offset: 7,
+                snapshot: String::new()
+            }
+        );
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("fw1:1:not hex");
+        assert!(Cursor::decode("cursor", Some(&forged)).is_err());
+        assert!(Cursor::decode("cursor", Some("garbage")).is_err());
     }
 }

@@ -1,0 +1,139 @@
+//! One read of a family's rules, kept while it is true: later pages and
+//! calls are served from it as long as the ruleset has not changed (see
+//! [`super::signal`]), so that paging does not run the save tools again and
+//! pages agree with each other. Reads are single-flight per family: callers
+//! that arrive during a read wait for it and share it.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::Result;
+use super::save::{self, BackendDump};
+use super::signal::{self, Signal};
+
+/// One read.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Names it for later pages.
+    pub id: u64,
+    /// What the save tools printed, parsed.
+    pub dumps: Vec<BackendDump>,
+    /// The ruleset it was read from.
+    pub signal: Signal,
+    /// When the read started (its counters are this old).
+    pub read_at: Instant,
+}
+
+/// A snapshot handed to a caller.
+#[derive(Debug)]
+pub struct Served {
+    /// The read.
+    pub snapshot: Arc<Snapshot>,
+    /// The caller asked for another snapshot, which is gone or outdated.
+    pub replaced: bool,
+}
+
+/// The cache: the latest read of each family.
+#[derive(Debug)]
+pub struct Snapshots {
+    families: [Mutex<Option<Arc<Snapshot>>>; 2],
+    ids: RandomState,
+    next: AtomicU64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Self {
+            families: Default::default(),
+            ids: RandomState::new(),
+            next: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Snapshots {
+    /// A read without a snapshot named shares one at most this old.
+    pub const SHARE_FRESH: Duration = Duration::from_secs(1);
+    /// A snapshot is not served (and is dropped) past this age, changed or
+    /// not: its counters would mislead.
+    pub const TTL: Duration = Duration::from_secs(60);
+
+    fn slot(&self, ipv6: bool) -> MutexGuard<'_, Option<Arc<Snapshot>>> {
+        self.families[usize::from(ipv6)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The snapshot `wanted` while the ruleset is unchanged, else (or
+    /// without one) a read shared with callers of the last second. Blocking.
+    pub fn get(&self, ipv6: bool, wanted: Option<u64>) -> Result<Served> {
+        let mut slot = self.slot(ipv6);
+        let now = signal::read(ipv6);
+        if let Some(s) = slot.as_ref() {
+            let age = s.read_at.elapsed();
+            let valid = s.signal.same(&now) && age < Self::TTL;
+            let reuse = match wanted {
+                Some(id) => id == s.id && valid,
+                None => valid && age <= Self::SHARE_FRESH,
+            };
+            if reuse {
+                return Ok(Served {
+                    snapshot: s.clone(),
+                    replaced: false,
+                });
+            }
+        }
+        // Let the old read go before the new one is made.
+        *slot = None;
+        let read_at = Instant::now();
+        let dumps = save::read_backends(ipv6)?;
+        let after = signal::read(ipv6);
+        // Changed while the tools ran: which version they saw is unknown,
+        // so this read is never reused.
+        let signal = if after.same(&now) {
+            now
+        } else {
+            Signal {
+                unknown: true,
+                ..after
+            }
+        };
+        let snapshot = Arc::new(Snapshot {
+            id: self.ids.hash_one(self.next.fetch_add(1, Ordering::Relaxed)) | 1,
+            dumps,
+            signal,
+            read_at,
+        });
+        *slot = Some(snapshot.clone());
+        Ok(Served {
+            snapshot,
+            replaced: wanted.is_some(),
+        })
+    }
+
+    /// Drops snapshots past [`Self::TTL`]; returns how many it dropped.
+    pub fn expire(&self) -> usize {
+        let mut dropped = 0;
+        for ipv6 in [false, true] {
+            let mut slot = self.slot(ipv6);
+            if slot
+                .as_ref()
+                .is_some_and(|s| s.read_at.elapsed() >= Self::TTL)
+            {
+                *slot = None;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Snapshots held now.
+    pub fn held(&self) -> usize {
+        [false, true]
+            .into_iter()
+            .filter(|v6| self.slot(*v6).is_some())
+            .count()
+    }
+}

@@ -43,7 +43,15 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    labscope_agent::memory::configure();
+    // Blocking collector threads end a second after their last job (tokio's
+    // default keeps them ten): a burst's threads, stacks and all, are gone
+    // soon after it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("labscope-agent: cannot start the async runtime: {e}");

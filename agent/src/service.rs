@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::conntrack::dump::{self as ct_dump, ListRequest};
-use crate::memory::Trimmer;
+use crate::memory;
 use crate::probe::{self, dns::DnsParams, http::HttpProbeParams, ping::PingParams};
 use crate::validate::{self, InvalidArgument};
 use crate::{firewall, networking, node_info};
@@ -28,7 +28,6 @@ pub struct NodeAgentService {
     node_name: String,
     parking: Arc<ct_dump::Parking>,
     firewall: Arc<firewall::cache::Snapshots>,
-    trimmer: Arc<Trimmer>,
 }
 
 impl NodeAgentService {
@@ -38,7 +37,6 @@ impl NodeAgentService {
             node_name: node_name.into(),
             parking: Arc::default(),
             firewall: Arc::default(),
-            trimmer: Arc::default(),
         }
     }
 }
@@ -170,11 +168,12 @@ impl NodeAgent for NodeAgentService {
         let cache = self.firewall.clone();
         let fw = blocking(move || {
             let served = cache.get(ipv6, wanted)?;
-            let snap = &served.snapshot;
-            let mut fw = firewall::build(ipv6, &table, &chain, &snap.dumps, page)?;
+            let snap = served.snapshot.clone();
+            let replaced = served.replaced;
+            let mut fw = firewall::build(ipv6, &table, &chain, &served.dumps()?, page)?;
             fw.snapshot = format!("{:x}", snap.id);
             fw.snapshot_age_ms = snap.read_at.elapsed().as_millis() as u64;
-            fw.snapshot_replaced = served.replaced;
+            fw.snapshot_replaced = replaced;
             fw.change_signal = snap.signal.describe();
             Ok(fw)
         })
@@ -183,14 +182,13 @@ impl NodeAgent for NodeAgentService {
         // The read is let go once nobody pages through it, and the memory of
         // the save tools' output goes back to the kernel after the burst.
         let cache = self.firewall.clone();
-        let trimmer = self.trimmer.clone();
         tokio::spawn(async move {
             tokio::time::sleep(firewall::cache::Snapshots::TTL).await;
             if cache.expire() > 0 {
-                trimmer.soon(Duration::ZERO);
+                memory::give_back_soon(Duration::ZERO);
             }
         });
-        self.trimmer.soon(TRIM_AFTER);
+        memory::give_back_soon(TRIM_AFTER);
         log_done("GetFirewall", started);
         Ok(Response::new(fw))
     }
@@ -213,6 +211,7 @@ impl NodeAgent for NodeAgentService {
         // Bounded: the dump waits for the client instead of buffering the table.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(4);
         let parking = self.parking.clone();
+        memory::give_back_soon(TRIM_AFTER);
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let sent = ct_dump::list(&list, &parking, |entries| {

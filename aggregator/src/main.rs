@@ -200,6 +200,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
+    labscope_agent::memory::configure();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

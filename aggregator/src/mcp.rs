@@ -11,6 +11,7 @@
 //! `main.rs` (stdio) and `http.rs`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
@@ -66,6 +67,10 @@ impl McpServer {
         }
     }
 }
+
+/// Text size from which an answer counts as big (its JSON is a few times
+/// larger), for returning memory after it.
+const BIG_ANSWER: usize = 64 * 1024;
 
 /// Where a failed call's `{code, message, hint}` is in `_meta`.
 pub const ERROR_META_KEY: &str = "io.labscope/error";
@@ -240,6 +245,11 @@ impl ServerHandler for McpServer {
         };
         let result = match tools::call(self.ctx.clone(), &self.tools, &name, args, call).await {
             Ok(out) => {
+                // A big answer leaves big free blocks behind once sent: give
+                // them back when the burst is over.
+                if out.text.len() >= BIG_ANSWER {
+                    labscope_agent::memory::give_back_soon(Duration::from_millis(500));
+                }
                 let mut r = CallToolResult::structured(out.structured);
                 r.content = vec![ContentBlock::text(out.text)];
                 r

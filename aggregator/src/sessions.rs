@@ -20,6 +20,11 @@ use rmcp::transport::streamable_http_server::session::{ServerSseMessage, Session
 /// Default `--max-sessions`.
 pub const DEFAULT_MAX_SESSIONS: usize = 200;
 
+/// How long a session keeps an answer it sent, for a client that resumes
+/// the stream it came on (`Last-Event-ID`). Dropped at the session's next
+/// event after that.
+pub const COMPLETED_ANSWER_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// rmcp's local session manager with a cap on live sessions.
 pub struct CappedSessions {
     inner: LocalSessionManager,
@@ -33,8 +38,13 @@ pub struct CappedSessions {
 impl CappedSessions {
     /// At most `max` sessions (at least 1).
     pub fn new(max: usize) -> Self {
+        let mut inner = LocalSessionManager::default();
+        // rmcp keeps every answer a session sent, for clients that resume a
+        // broken stream, 60 s by default: a few 1 MB pages per session add
+        // up. A resume comes within seconds or not at all.
+        inner.session_config.completed_cache_ttl = COMPLETED_ANSWER_TTL;
         Self {
-            inner: LocalSessionManager::default(),
+            inner,
             max: max.max(1),
             last_used: Mutex::new(HashMap::new()),
             creating: tokio::sync::Mutex::new(()),

@@ -1,0 +1,550 @@
+//! Like-for-like benchmark: whole processes, as a user runs them. In a
+//! namespace with a kube-proxy-sized nat table and a conntrack table of each
+//! requested size, the `labscope` CLI (talking to a real agent process, as it
+//! talks to the DaemonSet) and the standard tool do the same job, alternately
+//! (ABBA), in the same run. Also the agent's CPU per call, and its memory
+//! before, during and five seconds after a burst of `GetFirewall` calls.
+//! Prints Markdown (BENCHMARKS.md quotes it). Needs root.
+//!
+//! `cargo run --release -p labscope-tests --bin bench-cli -- [--entries 10000,50000,100000] [--rules N] [--runs N]`
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use labscope_proto::v1 as pb;
+use labscope_tests::bench::{cpu_time, kube_proxy_rules, ms, percentile, proc_status_kib};
+use labscope_tests::mcp::{Aggregator, KeepAlive};
+use labscope_tests::{AgentProcess, Netns, connect, workspace_binary};
+use serde_json::json;
+use tokio_stream::StreamExt;
+
+const AGENT: &str = "127.0.0.1:9447";
+
+struct Opts {
+    entries: Vec<u32>,
+    rules: u32,
+    runs: usize,
+}
+
+fn parse_opts() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        entries: vec![10_000, 50_000, 100_000],
+        rules: 5_000,
+        runs: 7,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().context("missing value");
+        match a.as_str() {
+            "--entries" => {
+                o.entries = val()?
+                    .split(',')
+                    .map(|n| n.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--rules" => o.rules = val()?.parse()?,
+            "--runs" => o.runs = val()?.parse()?,
+            "--print-rules" => {
+                // The nat table it loads, for iptables-restore by hand.
+                print!("{}", kube_proxy_rules(o.rules));
+                std::process::exit(0);
+            }
+            "-h" | "--help" => {
+                println!(
+                    "bench-cli [--entries N,N,… (10000,50000,100000)] [--rules N (5000)] [--runs N (7)] [--print-rules]  (root)"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Wall time of each run, and the agent's CPU time of each.
+#[derive(Default)]
+struct Samples {
+    wall: BTreeMap<String, Vec<Duration>>,
+    cpu: BTreeMap<String, Vec<Duration>>,
+}
+
+impl Samples {
+    fn median(&self, name: &str) -> Duration {
+        percentile(
+            self.wall.get(name).map(Vec::as_slice).unwrap_or_default(),
+            0.5,
+        )
+    }
+    fn cpu(&self, name: &str) -> Duration {
+        percentile(
+            self.cpu.get(name).map(Vec::as_slice).unwrap_or_default(),
+            0.5,
+        )
+    }
+}
+
+fn add(s: &mut Samples, name: &str, wall: Duration, cpu: Duration) {
+    s.wall.entry(name.into()).or_default().push(wall);
+    s.cpu.entry(name.into()).or_default().push(cpu);
+}
+
+/// Runs a job (one or more processes) and records its wall time and the
+/// agent's CPU time over it.
+fn timed(
+    s: &mut Samples,
+    name: &str,
+    agent_pid: u32,
+    job: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let cpu0 = cpu_time(agent_pid);
+    let t = Instant::now();
+    job()?;
+    s.wall.entry(name.into()).or_default().push(t.elapsed());
+    s.cpu
+        .entry(name.into())
+        .or_default()
+        .push(cpu_time(agent_pid).saturating_sub(cpu0));
+    Ok(())
+}
+
+/// A process with its output thrown away, as `>/dev/null` would.
+fn quiet(argv: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "{argv:?} failed: {status}");
+    Ok(())
+}
+
+/// A process whose JSON output is wanted.
+fn json_of(argv: &[String]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(&argv[0]).args(&argv[1..]).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Follows `nextCursor` from page to page, one `labscope call` process per
+/// page; returns (pages, items).
+fn cli_pages(base: &[String], item_key: &str) -> anyhow::Result<(usize, usize)> {
+    let (mut pages, mut items) = (0usize, 0usize);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut argv = base.to_vec();
+        if let Some(c) = &cursor {
+            argv.push(format!("cursor={c}"));
+        }
+        argv.extend(["--output".into(), "json".into()]);
+        let v = json_of(&argv)?;
+        pages += 1;
+        items += v[item_key].as_array().map(Vec::len).unwrap_or(0);
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok((pages, items)),
+        }
+        anyhow::ensure!(pages < 10_000, "no end to the pages");
+    }
+}
+
+/// Follows `nextCursor` over one kept-alive MCP session; returns (pages, items).
+async fn mcp_pages(
+    client: &mut KeepAlive,
+    tool: &str,
+    args: serde_json::Value,
+    item_key: &str,
+) -> anyhow::Result<(usize, usize)> {
+    let (mut pages, mut items) = (0usize, 0usize);
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut a = args.clone();
+        if let Some(c) = &cursor {
+            a["cursor"] = c.clone().into();
+        }
+        let r = client.call(tool, a).await?;
+        let v = &r["structuredContent"];
+        anyhow::ensure!(!v.is_null(), "{tool}: {r}");
+        pages += 1;
+        items += v[item_key].as_array().map(Vec::len).unwrap_or(0);
+        match v["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok((pages, items)),
+        }
+    }
+}
+
+/// Pages of `limit` through gRPC with stop_at_limit: (pages, entries).
+async fn grpc_pages(limit: u32) -> anyhow::Result<(usize, usize)> {
+    let mut client = connect(AGENT).await?;
+    let (mut pages, mut entries) = (0usize, 0usize);
+    let mut token = String::new();
+    loop {
+        let mut stream = client
+            .list_conntrack(pb::ListConntrackRequest {
+                limit,
+                stop_at_limit: true,
+                continuation_token: token.clone(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        let mut next = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            entries += chunk.entries.len();
+            if let Some(s) = chunk.summary {
+                next = s.next_token;
+            }
+        }
+        pages += 1;
+        if next.is_empty() {
+            return Ok((pages, entries));
+        }
+        token = next;
+    }
+}
+
+fn fill_conntrack(ns: &Netns, entries: u32) -> anyhow::Result<u64> {
+    ns.run(&["conntrack", "-F"]).ok();
+    ns.block_on(move || async move {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        for i in 0..entries {
+            let port = 10_000 + (i % 50_000) as u16;
+            let dst = format!(
+                "127.0.{}.{}:{port}",
+                1 + i / 50_000 / 250,
+                1 + (i / 50_000) % 250
+            );
+            let _ = sock.send_to(b"x", dst);
+        }
+        Ok(())
+    })?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(ns
+        .run(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?
+        .trim()
+        .parse()?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = parse_opts()?;
+    anyhow::ensure!(
+        nix::unistd::geteuid().is_root(),
+        "bench-cli needs root (network namespaces, conntrack)"
+    );
+    let ns = Netns::new("lsbcli")?;
+    for sysctl in [
+        "net.netfilter.nf_conntrack_udp_timeout=600",
+        "net.netfilter.nf_conntrack_max=262144",
+    ] {
+        ns.run(&["sysctl", "-qw", sysctl]).ok();
+    }
+    let rules_file =
+        std::env::temp_dir().join(format!("labscope-bench-cli-{}.rules", std::process::id()));
+    std::fs::write(&rules_file, kube_proxy_rules(opts.rules))?;
+    ns.run(&["iptables-restore", rules_file.to_str().unwrap_or_default()])?;
+    let _ = std::fs::remove_file(&rules_file);
+    let nat_rules = ns
+        .run(&["iptables-save", "-t", "nat"])?
+        .lines()
+        .filter(|l| l.starts_with("-A"))
+        .count();
+    let wrap: Vec<String> = std::env::var("BENCH_AGENT_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
+    let agent = AgentProcess::start(&ns, AGENT, "bench", &wrap)?;
+    let pid = agent.pid();
+    let agent_arg = format!("bench=http://{AGENT}");
+    let server = Aggregator::start(Some(&ns.name), &["--agent", &agent_arg], &[])?;
+    let mcp_addr = server.addr.clone();
+    let labscope = workspace_binary("labscope")?.display().to_string();
+    let cli = |args: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            labscope.clone(),
+            "--agent".into(),
+            format!("bench=http://{AGENT}"),
+            "call".into(),
+        ];
+        v.extend(args.iter().map(|a| a.to_string()));
+        v
+    };
+    let runs = opts.runs;
+    println!("## Whole processes, same run, alternating (ABBA), {runs} runs per row: medians\n");
+    println!(
+        "labscope CLI → real agent process over gRPC (as against the DaemonSet), output to /dev/null like the \
+         standard tool's; agent CPU = user+system time of the agent and the save tools it ran over the row (10 ms ticks, median).\n"
+    );
+
+    // --- agent memory around bursts of GetFirewall calls, on a fresh agent.
+    println!(
+        "### agent memory around 20 concurrent GetFirewall calls (nat and filter, IPv4 and IPv6)\n"
+    );
+    println!(
+        "| burst | RSS before | peak (VmHWM) | 5 s after | of which anonymous | of which file (binary, libc) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    std::thread::sleep(Duration::from_millis(500));
+    for (label, limit) in [
+        ("pages of 200 (what the MCP tool asks)", 200u32),
+        ("whole tables (no limit)", 0),
+    ] {
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
+        let before = proc_status_kib(pid, "VmRSS");
+        let before_anon = proc_status_kib(pid, "RssAnon");
+        ns.block_on(move || async move {
+            let mut calls = Vec::new();
+            for i in 0..20 {
+                calls.push(tokio::spawn(async move {
+                    let mut client = connect(AGENT).await?;
+                    let req = pb::GetFirewallRequest {
+                        table: ["nat", "filter"][i % 2].into(),
+                        ipv6: i % 4 == 3,
+                        limit,
+                        ..Default::default()
+                    };
+                    client.get_firewall(req).await?;
+                    anyhow::Ok(())
+                }));
+            }
+            for c in calls {
+                c.await??;
+            }
+            Ok(())
+        })?;
+        let peak = proc_status_kib(pid, "VmHWM");
+        std::thread::sleep(Duration::from_secs(5));
+        let kib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+        println!(
+            "| {label} | {} ({} anonymous) | {} | {} | {} | {} |",
+            kib(before),
+            kib(before_anon),
+            kib(peak),
+            kib(proc_status_kib(pid, "VmRSS")),
+            kib(proc_status_kib(pid, "RssAnon")),
+            kib(proc_status_kib(pid, "RssFile") + proc_status_kib(pid, "RssShmem")),
+        );
+        // Past the sharing second, so the next burst reads again.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    println!(
+        "\nThe read of each family stays cached (as save-tool text, ~0.9 MiB for the nat table) up to 60 s \
+         while the ruleset is unchanged.\n"
+    );
+
+    // --- conntrack, per table size.
+    for &entries in &opts.entries {
+        let count = fill_conntrack(&ns, entries)?;
+        let page = cli(&["get_conntrack_entries", "node=bench"]);
+        let filtered = cli(&[
+            "get_conntrack_entries",
+            "node=bench",
+            "protocol=udp",
+            "port=10007",
+        ]);
+        let all_pages = cli(&["get_conntrack_entries", "node=bench", "limit=1000"]);
+        let mcp_addr = mcp_addr.clone();
+        let (samples, full) = ns.block_on(move || async move {
+            let mut s = Samples::default();
+            let mut full = (0usize, 0usize, 0usize, 0usize);
+            let mut mcp = KeepAlive::connect(&mcp_addr).await?;
+            for run in 0..runs {
+                let standard_first = run % 2 == 0;
+                for turn in 0..2 {
+                    if (turn == 0) == standard_first {
+                        timed(&mut s, "conntrack -L", pid, || quiet(&["conntrack", "-L"]))?;
+                        timed(&mut s, "conntrack -L -p udp --dport 10007", pid, || {
+                            quiet(&["conntrack", "-L", "-p", "udp", "--dport", "10007"])
+                        })?;
+                    } else {
+                        let p: Vec<&str> = page.iter().map(String::as_str).collect();
+                        timed(&mut s, "labscope default page (50)", pid, || quiet(&p))?;
+                        let f: Vec<&str> = filtered.iter().map(String::as_str).collect();
+                        timed(&mut s, "labscope filtered page", pid, || quiet(&f))?;
+                        timed(&mut s, "labscope full read, CLI per page", pid, || {
+                            let (pages, items) = cli_pages(&all_pages, "entries")?;
+                            full.0 = pages;
+                            full.1 = items;
+                            Ok(())
+                        })?;
+                        let cpu0 = cpu_time(pid);
+                        let t = Instant::now();
+                        let grpc = grpc_pages(1000).await?;
+                        add(
+                            &mut s,
+                            "gRPC full read, pages of 1000",
+                            t.elapsed(),
+                            cpu_time(pid).saturating_sub(cpu0),
+                        );
+                        full.2 = grpc.0;
+                        full.3 = grpc.1;
+                        let cpu0 = cpu_time(pid);
+                        let t = Instant::now();
+                        mcp.call("get_conntrack_entries", json!({"node": "bench"}))
+                            .await?;
+                        add(
+                            &mut s,
+                            "MCP kept-alive default page (50)",
+                            t.elapsed(),
+                            cpu_time(pid).saturating_sub(cpu0),
+                        );
+                        let cpu0 = cpu_time(pid);
+                        let t = Instant::now();
+                        let (pages, items) = mcp_pages(
+                            &mut mcp,
+                            "get_conntrack_entries",
+                            json!({"node": "bench", "limit": 1000}),
+                            "entries",
+                        )
+                        .await?;
+                        add(
+                            &mut s,
+                            "MCP kept-alive full read, pages of 1000",
+                            t.elapsed(),
+                            cpu_time(pid).saturating_sub(cpu0),
+                        );
+                        anyhow::ensure!(
+                            items + 100 >= full.3 && pages > 0,
+                            "MCP full read: {items} entries"
+                        );
+                    }
+                }
+            }
+            Ok((s, full))
+        })?;
+        let base = samples.median("conntrack -L").as_secs_f64().max(1e-9);
+        println!("### conntrack, {count} entries\n");
+        println!("| job | median | × conntrack -L | agent CPU |");
+        println!("|---|---|---|---|");
+        for name in [
+            "conntrack -L",
+            "labscope default page (50)",
+            "conntrack -L -p udp --dport 10007",
+            "labscope filtered page",
+            "labscope full read, CLI per page",
+            "MCP kept-alive default page (50)",
+            "MCP kept-alive full read, pages of 1000",
+            "gRPC full read, pages of 1000",
+        ] {
+            println!(
+                "| {name} | {} | {:.2} | {} |",
+                ms(samples.median(name)),
+                samples.median(name).as_secs_f64() / base,
+                ms(samples.cpu(name))
+            );
+        }
+        println!(
+            "\nfull reads: CLI {} pages / {} entries; gRPC {} pages / {} entries. Filtered page: `protocol=udp port=10007` \
+             (a sparse filter: every entry is read).\n",
+            full.0, full.1, full.2, full.3
+        );
+    }
+
+    // --- iptables nat table.
+    let first = cli(&["get_iptables_rules", "node=bench", "table=nat"]);
+    let paged = cli(&[
+        "get_iptables_rules",
+        "node=bench",
+        "table=nat",
+        "limit=2000",
+    ]);
+    let (samples, pages) = ns.block_on(move || async move {
+        let mut s = Samples::default();
+        let mut pages = (0usize, 0usize);
+        let mut mcp = KeepAlive::connect(&mcp_addr).await?;
+        for run in 0..runs {
+            let standard_first = run % 2 == 0;
+            for turn in 0..2 {
+                if (turn == 0) == standard_first {
+                    timed(&mut s, "iptables-save -c", pid, || {
+                        quiet(&["iptables-save", "-c"])
+                    })?;
+                    timed(&mut s, "iptables-save -c -t nat", pid, || {
+                        quiet(&["iptables-save", "-c", "-t", "nat"])
+                    })?;
+                } else {
+                    // Past the one-second sharing window: a new read.
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    let f: Vec<&str> = first.iter().map(String::as_str).collect();
+                    timed(&mut s, "labscope first page (200)", pid, || quiet(&f))?;
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    timed(&mut s, "labscope whole table, pages of 2000", pid, || {
+                        pages = cli_pages(&paged, "rules")?;
+                        Ok(())
+                    })?;
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    let cpu0 = cpu_time(pid);
+                    let t = Instant::now();
+                    let (_, rules) = mcp_pages(
+                        &mut mcp,
+                        "get_iptables_rules",
+                        json!({"node": "bench", "table": "nat", "limit": 2000}),
+                        "rules",
+                    )
+                    .await?;
+                    add(
+                        &mut s,
+                        "MCP kept-alive whole table, pages of 2000",
+                        t.elapsed(),
+                        cpu_time(pid).saturating_sub(cpu0),
+                    );
+                    anyhow::ensure!(
+                        rules == pages.1,
+                        "MCP read {rules} rules, the CLI {}",
+                        pages.1
+                    );
+                }
+            }
+        }
+        Ok((s, pages))
+    })?;
+    let base = samples.median("iptables-save -c").as_secs_f64().max(1e-9);
+    let base_nat = samples
+        .median("iptables-save -c -t nat")
+        .as_secs_f64()
+        .max(1e-9);
+    println!("### iptables, nat table of {nat_rules} rules\n");
+    println!("| job | median | × iptables-save -c | × iptables-save -c -t nat | agent CPU |");
+    println!("|---|---|---|---|---|");
+    for name in [
+        "iptables-save -c",
+        "iptables-save -c -t nat",
+        "labscope first page (200)",
+        "labscope whole table, pages of 2000",
+        "MCP kept-alive whole table, pages of 2000",
+    ] {
+        let m = samples.median(name).as_secs_f64();
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {} |",
+            ms(samples.median(name)),
+            m / base,
+            m / base_nat,
+            ms(samples.cpu(name))
+        );
+    }
+    println!(
+        "\nwhole table: {} pages, {} rules, one `labscope call` process per page.\n",
+        pages.0, pages.1
+    );
+    let kib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    let spid = server.pid();
+    let right_after = proc_status_kib(spid, "VmRSS");
+    std::thread::sleep(Duration::from_secs(5));
+    println!(
+        "aggregator (`labscope serve`, one kept-alive MCP session through every MCP row above): peak {}, \
+         RSS right after the last call {}, 5 s after {}\n",
+        kib(proc_status_kib(spid, "VmHWM")),
+        kib(right_after),
+        kib(proc_status_kib(spid, "VmRSS")),
+    );
+
+    drop(server);
+    drop(agent);
+    Ok(())
+}

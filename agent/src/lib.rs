@@ -4,6 +4,7 @@
 //! Collectors are plain functions returning typed values; `service` maps them
 //! onto the `labscope.node.v1.NodeAgent` gRPC service.
 
+pub mod child;
 pub mod conntrack;
 pub mod firewall;
 pub mod memory;

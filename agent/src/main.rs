@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use labscope_agent::server::{self, TlsFiles};
+use labscope_agent::service::Limits;
 use tracing::info;
 
 /// labscope node agent: reads interfaces, addresses, routes, rules,
@@ -40,6 +42,32 @@ struct Args {
     /// Serve plaintext gRPC on a non-loopback address (tests, trusted labs).
     #[arg(long)]
     insecure_plaintext: bool,
+
+    /// Longest any call may take, in milliseconds (a client's shorter
+    /// grpc-timeout wins).
+    #[arg(long, default_value_t = 40_000, value_parser = clap::value_parser!(u64).range(1000..=600_000))]
+    rpc_timeout_ms: u64,
+
+    /// GetFirewall calls served at once (each may hold a ruleset and its answer).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_firewall: u64,
+
+    /// ListConntrack calls served at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    max_conntrack: u64,
+
+    /// Probes (Ping, TcpConnect, HttpProbe, DnsQuery) served at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    max_probes: u64,
+
+    /// GetNodeInfo and GetNetworking calls served at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    max_reads: u64,
+
+    /// How long a call waits for room under those caps before it is refused
+    /// with RESOURCE_EXHAUSTED, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    queue_wait_ms: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -110,7 +138,19 @@ async fn run() -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "labscope-agent serving"
     );
-    server::serve_listener(listener, node_name, tls, shutdown_signal()).await?;
+    let options = server::Options {
+        node_name,
+        tls,
+        limits: Limits {
+            firewall: args.max_firewall as usize,
+            conntrack: args.max_conntrack as usize,
+            probes: args.max_probes as usize,
+            reads: args.max_reads as usize,
+            queue_wait: Duration::from_millis(args.queue_wait_ms),
+        },
+        rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
+    };
+    server::serve_listener(listener, options, shutdown_signal()).await?;
     info!("labscope-agent stopped");
     Ok(())
 }

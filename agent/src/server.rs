@@ -1,13 +1,13 @@
 //! Assembles the gRPC server: the NodeAgent service, grpc.health.v1 and
 //! server reflection, with optional mTLS.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use labscope_proto::v1::node_agent_server::NodeAgentServer;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use crate::service::NodeAgentService;
+use crate::service::{Limits, NodeAgentService};
 
 /// Errors of server start-up.
 #[derive(Debug, thiserror::Error)]
@@ -50,29 +50,48 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
     })
 }
 
-/// Serves until `shutdown` completes.
-pub async fn serve(
-    addr: SocketAddr,
-    node_name: String,
-    tls: Option<TlsFiles>,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::ReadTls {
-            path: PathBuf::from(addr.to_string()),
-            source: e,
-        })?;
-    serve_listener(listener, node_name, tls, shutdown).await
+/// Longest any call may take unless the client asks for less
+/// (`grpc-timeout`): above the longest probe a request may ask for (30 s).
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// What the server serves, and within which bounds.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Name the agent answers as.
+    pub node_name: String,
+    /// TLS files; `None` for plaintext.
+    pub tls: Option<TlsFiles>,
+    /// Work taken on at once.
+    pub limits: Limits,
+    /// Longest a call may take.
+    pub rpc_timeout: Duration,
 }
 
-/// Serves on an already-bound listener (tests bind port 0 and read the port).
+impl Options {
+    /// Plaintext, default limits and deadline.
+    pub fn new(node_name: impl Into<String>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            tls: None,
+            limits: Limits::default(),
+            rpc_timeout: DEFAULT_RPC_TIMEOUT,
+        }
+    }
+}
+
+/// Serves on an already-bound listener (tests bind port 0 and read the port)
+/// until `shutdown` completes.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
-    node_name: String,
-    tls: Option<TlsFiles>,
+    options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), Error> {
+    let Options {
+        node_name,
+        tls,
+        limits,
+        rpc_timeout,
+    } = options;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<NodeAgentServer<NodeAgentService>>()
@@ -92,7 +111,9 @@ pub async fn serve_listener(
         .build_v1alpha()
         .map_err(|e| Error::Reflection(e.to_string()))?;
 
-    let mut builder = Server::builder();
+    // The deadline ends the call's future (async probes stop; a blocking
+    // collector finishes its bounded work in the background).
+    let mut builder = Server::builder().timeout(rpc_timeout);
     if let Some(files) = &tls {
         let mut config = ServerTlsConfig::new()
             .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
@@ -116,7 +137,9 @@ pub async fn serve_listener(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(NodeAgentServer::new(NodeAgentService::new(node_name)))
+        .add_service(NodeAgentServer::new(NodeAgentService::with_limits(
+            node_name, limits,
+        )))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(Error::Serve)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use labscope_proto::v1 as pb;
 use labscope_proto::v1::node_agent_server::NodeAgent;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracing::debug;
@@ -22,21 +23,123 @@ const CONNTRACK_CHUNK: usize = 512;
 /// Quiet time after a big answer before free memory goes back to the kernel.
 const TRIM_AFTER: Duration = Duration::from_millis(500);
 
+/// How much of each kind of work the agent takes on at once, and how long a
+/// call waits for room before it is refused. On a 1 GiB Pi the agent lives
+/// in a small memory limit that its save tools share: without caps a few
+/// parallel callers could have it OOM-killed.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `GetFirewall` calls at once (each may hold a ruleset's text and answer).
+    pub firewall: usize,
+    /// `ListConntrack` calls at once.
+    pub conntrack: usize,
+    /// Probes at once (`Ping`, `TcpConnect`, `HttpProbe`, `DnsQuery`).
+    pub probes: usize,
+    /// `GetNodeInfo` and `GetNetworking` calls at once.
+    pub reads: usize,
+    /// How long a call waits for room before `RESOURCE_EXHAUSTED`.
+    pub queue_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            firewall: 2,
+            conntrack: 4,
+            probes: 16,
+            reads: 16,
+            queue_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The kinds of work [`Limits`] caps.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Firewall,
+    Conntrack,
+    Probes,
+    Reads,
+}
+
+impl Kind {
+    /// What a refusal names: the kind and the flag that raises its cap.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Firewall => ("GetFirewall", "--max-firewall"),
+            Kind::Conntrack => ("ListConntrack", "--max-conntrack"),
+            Kind::Probes => ("probe", "--max-probes"),
+            Kind::Reads => ("GetNodeInfo/GetNetworking", "--max-reads"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Gates {
+    limits: Limits,
+    firewall: Arc<Semaphore>,
+    conntrack: Arc<Semaphore>,
+    probes: Arc<Semaphore>,
+    reads: Arc<Semaphore>,
+}
+
+impl Gates {
+    fn new(limits: Limits) -> Self {
+        let gate = |n: usize| Arc::new(Semaphore::new(n.max(1)));
+        Self {
+            firewall: gate(limits.firewall),
+            conntrack: gate(limits.conntrack),
+            probes: gate(limits.probes),
+            reads: gate(limits.reads),
+            limits,
+        }
+    }
+
+    /// Room for one call of `kind`, waited for at most `queue_wait`.
+    async fn admit(&self, kind: Kind) -> Result<OwnedSemaphorePermit, Status> {
+        let (gate, cap) = match kind {
+            Kind::Firewall => (&self.firewall, self.limits.firewall),
+            Kind::Conntrack => (&self.conntrack, self.limits.conntrack),
+            Kind::Probes => (&self.probes, self.limits.probes),
+            Kind::Reads => (&self.reads, self.limits.reads),
+        };
+        match tokio::time::timeout(self.limits.queue_wait, gate.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => {
+                let (what, flag) = kind.names();
+                Err(Status::resource_exhausted(format!(
+                    "agent busy: {} {what} call(s) already running (its cap) and none finished within {} ms; \
+                     retry shortly, or raise the agent's {flag}",
+                    cap.max(1),
+                    self.limits.queue_wait.as_millis()
+                )))
+            }
+        }
+    }
+}
+
 /// The service; one per agent process (or per in-process agent).
 #[derive(Debug, Clone)]
 pub struct NodeAgentService {
     node_name: String,
     parking: Arc<ct_dump::Parking>,
     firewall: Arc<firewall::cache::Snapshots>,
+    gates: Arc<Gates>,
 }
 
 impl NodeAgentService {
-    /// A service answering as `node_name`.
+    /// A service answering as `node_name`, with the default [`Limits`].
     pub fn new(node_name: impl Into<String>) -> Self {
+        Self::with_limits(node_name, Limits::default())
+    }
+
+    /// A service answering as `node_name` within `limits`.
+    pub fn with_limits(node_name: impl Into<String>, limits: Limits) -> Self {
         Self {
             node_name: node_name.into(),
             parking: Arc::default(),
             firewall: Arc::default(),
+            gates: Arc::new(Gates::new(limits)),
         }
     }
 }
@@ -62,6 +165,9 @@ fn firewall_status(e: firewall::Error) -> Status {
         E::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
         E::NoSuchChain { .. } => Status::not_found(e.to_string()),
         E::ToolFailed { .. } | E::Spawn { .. } => Status::unavailable(e.to_string()),
+        E::Exceeded { .. } => Status::resource_exhausted(format!(
+            "{e}: the ruleset is too big or the node too slow to read it within the agent's bounds"
+        )),
     }
 }
 
@@ -99,6 +205,7 @@ impl NodeAgent for NodeAgentService {
         _req: Request<pb::GetNodeInfoRequest>,
     ) -> Result<Response<pb::NodeInfo>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Reads).await?;
         let name = self.node_name.clone();
         let info = blocking(move || node_info::collect(&name)).await?;
         log_done("GetNodeInfo", started);
@@ -110,6 +217,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::GetNetworkingRequest>,
     ) -> Result<Response<pb::Networking>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Reads).await?;
         let req = req.into_inner();
         let tables = validate::route_table(&req.route_table)?;
         let mut sections = Vec::new();
@@ -153,6 +261,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::GetFirewallRequest>,
     ) -> Result<Response<pb::Firewall>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Firewall).await?;
         let req = req.into_inner();
         let table = validate::firewall_table(&req.table)?.to_string();
         let chain = validate::chain(&req.chain)?.to_string();
@@ -210,9 +319,12 @@ impl NodeAgent for NodeAgentService {
         };
         // Bounded: the dump waits for the client instead of buffering the table.
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::ConntrackChunk, Status>>(4);
+        // The permit lives as long as the dump, which outlives this call.
+        let permit = self.gates.admit(Kind::Conntrack).await?;
         let parking = self.parking.clone();
         memory::give_back_soon(TRIM_AFTER);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let started = Instant::now();
             let sent = ct_dump::list(&list, &parking, |entries| {
                 tx.blocking_send(Ok(pb::ConntrackChunk {
@@ -241,6 +353,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::PingRequest>,
     ) -> Result<Response<pb::PingResult>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Probes).await?;
         let req = req.into_inner();
         let target = validate::host("target", &req.target)?;
         let params = PingParams {
@@ -248,6 +361,7 @@ impl NodeAgent for NodeAgentService {
             timeout: validate::millis("timeout_ms", req.timeout_ms, 1000, 10_000)?,
             interval: validate::millis("interval_ms", req.interval_ms, 200, 5_000)?,
         };
+        validate::ping_budget(params.count, params.interval, params.timeout)?;
         let (ips, _) = probe::resolve(&target, params.timeout)
             .await
             .map_err(|e| Status::not_found(e.to_string()))?;
@@ -269,6 +383,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::TcpConnectRequest>,
     ) -> Result<Response<pb::TcpConnectResult>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Probes).await?;
         let req = req.into_inner();
         let target = validate::host("target", &req.target)?;
         let port = validate::port("port", req.port)?;
@@ -283,6 +398,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::HttpProbeRequest>,
     ) -> Result<Response<pb::HttpProbeResult>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Probes).await?;
         let req = req.into_inner();
         let uri = validate::url(&req.url)?;
         let default_port = uri
@@ -317,6 +433,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::DnsQueryRequest>,
     ) -> Result<Response<pb::DnsQueryResult>, Status> {
         let started = Instant::now();
+        let _permit = self.gates.admit(Kind::Probes).await?;
         let req = req.into_inner();
         let params = DnsParams {
             name: validate::dns_name(&req.name)?,

@@ -166,6 +166,29 @@ pub fn millis(field: &'static str, ms: u32, default: u32, max: u32) -> Result<Du
     }
 }
 
+/// Longest a ping may take in all: it runs on a blocking thread that a
+/// cancelled call cannot stop, so its total is bounded up front.
+pub const PING_BUDGET: Duration = Duration::from_secs(30);
+
+/// Refuses a ping whose packets and last wait cannot fit [`PING_BUDGET`].
+pub fn ping_budget(count: u32, interval: Duration, timeout: Duration) -> Result<()> {
+    let total = interval * count.saturating_sub(1) + timeout;
+    if total > PING_BUDGET {
+        return bad(
+            "count",
+            format!(
+                "{count} packets {} ms apart plus a {} ms wait take {} s, above the {} s a ping may take; \
+                 send fewer or closer together",
+                interval.as_millis(),
+                timeout.as_millis(),
+                total.as_secs_f64(),
+                PING_BUDGET.as_secs()
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// A count: 0 means `default`, otherwise within `1..=max`.
 pub fn count(field: &'static str, n: u32, default: u32, max: u32) -> Result<u32> {
     match n {

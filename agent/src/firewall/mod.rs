@@ -56,6 +56,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The save tool ran past its deadline or printed past its cap, and was
+    /// killed.
+    #[error("{tool} {what}")]
+    Exceeded {
+        /// The tool.
+        tool: String,
+        /// Which bound, and what happened.
+        what: String,
+    },
     /// The requested chain is not in the table.
     #[error("chain {chain:?} does not exist in table {table:?}; chains there: {available}")]
     NoSuchChain {

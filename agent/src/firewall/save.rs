@@ -1,12 +1,12 @@
 //! Runs the iptables save tools (fixed argv, never user text) and parses them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use labscope_proto::v1::FirewallBackend;
 
 use super::parse::{SaveDump, parse};
 use super::{Error, Result};
+use crate::child;
 
 /// Where the save tools may live; searched in order. Fixed, not $PATH, so
 /// that the environment cannot redirect what the agent executes.
@@ -43,17 +43,31 @@ fn legacy_tables_present(ipv6: bool) -> bool {
         .unwrap_or(false)
 }
 
+/// How long a save tool may run, and how much it may print (a k3s node's
+/// nat table of 5,700 rules is ≈ 1 MiB; the cap leaves room for ~90,000
+/// rules and stays well inside the agent's memory limit).
+const SAVE_LIMITS: child::Limits = child::Limits {
+    timeout: std::time::Duration::from_secs(20),
+    max_stdout: 16 << 20,
+};
+
 fn run(tool: &Path) -> Result<String> {
     let name = tool.display().to_string();
-    let out = Command::new(tool)
-        .arg("-c")
-        .env_clear()
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| Error::Spawn {
+    let out = child::run(tool, &["-c"], SAVE_LIMITS).map_err(|e| match e {
+        child::Error::Spawn(source) => Error::Spawn {
             tool: name.clone(),
             source,
-        })?;
+        },
+        child::Error::TimedOut(_) | child::Error::OutputTooLarge(_) => Error::Exceeded {
+            tool: name.clone(),
+            what: e.to_string(),
+        },
+        child::Error::Wait(_) => Error::ToolFailed {
+            tool: name.clone(),
+            status: "lost".into(),
+            stderr: e.to_string(),
+        },
+    })?;
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
     if !out.status.success() {
         if stderr.contains("Permission denied") || stderr.contains("must be root") {
@@ -65,7 +79,10 @@ fn run(tool: &Path) -> Result<String> {
             stderr,
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(match String::from_utf8(out.stdout) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 fn parse_output(tool: &Path, text: &str) -> Result<SaveDump> {

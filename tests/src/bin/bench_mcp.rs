@@ -161,8 +161,7 @@ async fn main() -> anyhow::Result<()> {
             let name = format!("node-{i:03}");
             tokio_handle.spawn(labscope_agent::server::serve_listener(
                 listener,
-                name.clone(),
-                None,
+                labscope_agent::server::Options::new(name.clone()),
                 async move {
                     let _ = rx.await;
                 },

@@ -272,6 +272,22 @@ fn main() -> anyhow::Result<()> {
     ] {
         ns.run(&["sysctl", "-qw", sysctl]).ok();
     }
+    // 10.98.0.2: on-link, never answers (veth whose far end has no address).
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
+    ns.ip(&["addr", "add", "10.98.0.1/24", "dev", "v0"])?;
+    ns.ip(&["link", "set", "v0", "up"])?;
+    ns.ip(&["link", "set", "v1", "up"])?;
+    ns.ip(&[
+        "neigh",
+        "add",
+        "10.98.0.2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        "v0",
+        "nud",
+        "permanent",
+    ])?;
     let rules_file =
         std::env::temp_dir().join(format!("labscope-bench-cli-{}.rules", std::process::id()));
     std::fs::write(&rules_file, kube_proxy_rules(opts.rules))?;
@@ -311,21 +327,26 @@ fn main() -> anyhow::Result<()> {
 
     // --- agent memory around bursts of GetFirewall calls, on a fresh agent.
     println!(
-        "### agent memory around 20 concurrent GetFirewall calls (nat and filter, IPv4 and IPv6)\n"
+        "### agent memory around 20 concurrent GetFirewall calls (nat and filter, IPv4 and IPv6), default caps\n"
     );
     println!(
-        "| burst | RSS before | peak (VmHWM) | 5 s after | of which anonymous | of which file (binary, libc) |"
+        "| burst | RSS before | peak (VmHWM) | 5 s after | of which anonymous | of which file (binary, libc) | refused (busy) | health answered during |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     std::thread::sleep(Duration::from_millis(500));
-    for (label, limit) in [
-        ("pages of 200 (what the MCP tool asks)", 200u32),
-        ("whole tables (no limit)", 0),
+    for (label, limit, pings) in [
+        ("pages of 200 (what the MCP tool asks)", 200u32, false),
+        ("whole tables (no limit)", 0, false),
+        (
+            "whole tables + 20 pings of 2 s to a silent address",
+            0,
+            true,
+        ),
     ] {
         std::fs::write(format!("/proc/{pid}/clear_refs"), "5")?;
         let before = proc_status_kib(pid, "VmRSS");
         let before_anon = proc_status_kib(pid, "RssAnon");
-        ns.block_on(move || async move {
+        let (refused, healthy) = ns.block_on(move || async move {
             let mut calls = Vec::new();
             for i in 0..20 {
                 calls.push(tokio::spawn(async move {
@@ -336,26 +357,51 @@ fn main() -> anyhow::Result<()> {
                         limit,
                         ..Default::default()
                     };
-                    client.get_firewall(req).await?;
-                    anyhow::Ok(())
+                    anyhow::Ok(client.get_firewall(req).await.err().map(|e| e.code()))
                 }));
+                if pings {
+                    calls.push(tokio::spawn(async move {
+                        let mut client = connect(AGENT).await?;
+                        let req = pb::PingRequest {
+                            target: "10.98.0.2".into(),
+                            count: 2,
+                            interval_ms: 1000,
+                            timeout_ms: 1000,
+                        };
+                        anyhow::Ok(client.ping(req).await.err().map(|e| e.code()))
+                    }));
+                }
             }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9447")
+                .connect()
+                .await?;
+            let healthy = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .is_ok();
+            let mut refused = 0;
             for c in calls {
-                c.await??;
+                match c.await?? {
+                    None => {}
+                    Some(tonic::Code::ResourceExhausted) => refused += 1,
+                    Some(other) => anyhow::bail!("a burst call failed: {other:?}"),
+                }
             }
-            Ok(())
+            Ok((refused, healthy))
         })?;
         let peak = proc_status_kib(pid, "VmHWM");
         std::thread::sleep(Duration::from_secs(5));
         let kib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
         println!(
-            "| {label} | {} ({} anonymous) | {} | {} | {} | {} |",
+            "| {label} | {} ({} anonymous) | {} | {} | {} | {} | {refused} | {} |",
             kib(before),
             kib(before_anon),
             kib(peak),
             kib(proc_status_kib(pid, "VmRSS")),
             kib(proc_status_kib(pid, "RssAnon")),
             kib(proc_status_kib(pid, "RssFile") + proc_status_kib(pid, "RssShmem")),
+            if healthy { "yes" } else { "NO" },
         );
         // Past the sharing second, so the next burst reads again.
         std::thread::sleep(Duration::from_millis(1100));

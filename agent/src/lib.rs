@@ -7,6 +7,7 @@
 pub mod child;
 pub mod conntrack;
 pub mod firewall;
+pub mod identity;
 pub mod memory;
 pub mod names;
 pub mod netlink;

@@ -39,6 +39,16 @@ struct Args {
     #[arg(long, requires = "tls_cert")]
     client_ca: Option<PathBuf>,
 
+    /// A name the client certificate must carry (DNS or URI SAN, else CN):
+    /// repeat for several. Applies with --client-ca; a certificate from the
+    /// right CA with another name is refused.
+    #[arg(
+        long = "client-identity",
+        value_name = "NAME",
+        default_value = "labscope-aggregator"
+    )]
+    client_identities: Vec<String>,
+
     /// Serve plaintext gRPC on a non-loopback address (tests, trusted labs).
     #[arg(long)]
     insecure_plaintext: bool,
@@ -149,6 +159,7 @@ async fn run() -> anyhow::Result<()> {
             queue_wait: Duration::from_millis(args.queue_wait_ms),
         },
         rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
+        client_identities: args.client_identities,
     };
     server::serve_listener(listener, options, shutdown_signal()).await?;
     info!("labscope-agent stopped");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use labscope_proto::v1::node_agent_server::NodeAgentServer;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::identity::{Allowlist, DEFAULT_CLIENT_IDENTITY};
 use crate::service::{Limits, NodeAgentService};
 
 /// Errors of server start-up.
@@ -65,6 +66,9 @@ pub struct Options {
     pub limits: Limits,
     /// Longest a call may take.
     pub rpc_timeout: Duration,
+    /// Names a client certificate must carry (one of), when `tls` asks for
+    /// client certificates.
+    pub client_identities: Vec<String>,
 }
 
 impl Options {
@@ -75,6 +79,7 @@ impl Options {
             tls: None,
             limits: Limits::default(),
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
+            client_identities: vec![DEFAULT_CLIENT_IDENTITY.to_string()],
         }
     }
 }
@@ -91,7 +96,12 @@ pub async fn serve_listener(
         tls,
         limits,
         rpc_timeout,
+        client_identities,
     } = options;
+    let allow = match &tls {
+        Some(files) if files.client_ca.is_some() => Allowlist::of(client_identities),
+        _ => Allowlist::anyone(),
+    };
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<NodeAgentServer<NodeAgentService>>()
@@ -137,9 +147,10 @@ pub async fn serve_listener(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(NodeAgentServer::new(NodeAgentService::with_limits(
-            node_name, limits,
-        )))
+        .add_service(NodeAgentServer::with_interceptor(
+            NodeAgentService::with_limits(node_name, limits),
+            move |req| allow.check(req),
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(Error::Serve)

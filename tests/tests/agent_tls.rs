@@ -181,6 +181,54 @@ fn agent_mtls_requires_a_client_certificate() -> anyhow::Result<()> {
     ];
     let _agent = AgentProcess::start_args(&lab.r, "10.201.1.1:9443", &args, &[])?;
     let ca_pem = ca.pem();
+    // Right CA, wrong identity: a workload's certificate from a shared issuer.
+    let workload = ca.leaf(&["some-workload.default.svc"], (2030, 1, 1))?;
+    // Right name, another CA.
+    let stranger =
+        TestCa::new("someone else's CA")?.leaf(&["labscope-aggregator"], (2030, 1, 1))?;
+    let ca_pem2 = ca_pem.clone();
+    let others = lab.c.block_on(move || async move {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&ca_pem2))
+            .domain_name("lab-r");
+        let mut out = Vec::new();
+        for leaf in [workload, stranger] {
+            let r = async {
+                let channel = Channel::from_static("https://10.201.1.1:9443")
+                    .tls_config(
+                        tls.clone()
+                            .identity(Identity::from_pem(&leaf.cert_pem, &leaf.key_pem)),
+                    )?
+                    .connect()
+                    .await?;
+                Ok::<_, anyhow::Error>(
+                    NodeAgentClient::new(channel)
+                        .get_node_info(pb::GetNodeInfoRequest {})
+                        .await,
+                )
+            }
+            .await;
+            out.push(r);
+        }
+        Ok(out)
+    })?;
+    match &others[0] {
+        Ok(Err(status)) => {
+            assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+            assert!(
+                status.message().contains("some-workload.default.svc")
+                    && status.message().contains("--client-identity"),
+                "{}",
+                status.message()
+            );
+        }
+        other => panic!("a right-CA certificate of another identity must be refused: {other:?}"),
+    }
+    assert!(
+        !matches!(&others[1], Ok(Ok(_))),
+        "a certificate from another CA must be refused: {:?}",
+        others[1]
+    );
     let (with_cert, without_cert) = lab.c.block_on(move || async move {
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&ca_pem))

@@ -16,6 +16,7 @@ pub mod node_info;
 pub mod probe;
 pub mod server;
 pub mod service;
+pub mod tls;
 pub mod validate;
 
 pub use service::NodeAgentService;

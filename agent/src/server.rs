@@ -1,30 +1,25 @@
 //! Assembles the gRPC server: the NodeAgent service, grpc.health.v1 and
-//! server reflection, with optional mTLS.
+//! server reflection, with optional mTLS (files re-read when they change,
+//! callers' identities checked).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use labscope_proto::v1::node_agent_server::NodeAgentServer;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use std::sync::Arc;
+
+use tonic::transport::Server;
 
 use crate::identity::{Allowlist, DEFAULT_CLIENT_IDENTITY};
 use crate::service::{Limits, NodeAgentService};
+use crate::tls::Reloading;
 
 /// Errors of server start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A TLS file could not be read.
-    #[error("reading {path}: {source}")]
-    ReadTls {
-        /// File.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TLS configuration was refused.
-    #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    /// The TLS files could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[source] crate::tls::Error),
     /// Serving failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
@@ -42,13 +37,6 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA that client certificates must chain to (PEM); `None` for server-only TLS.
     pub client_ca: Option<PathBuf>,
-}
-
-fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::ReadTls {
-        path: path.clone(),
-        source,
-    })
 }
 
 /// Longest any call may take unless the client asks for less
@@ -123,35 +111,85 @@ pub async fn serve_listener(
 
     // The deadline ends the call's future (async probes stop; a blocking
     // collector finishes its bounded work in the background).
-    let mut builder = Server::builder().timeout(rpc_timeout);
-    if let Some(files) = &tls {
-        let mut config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
-        if let Some(ca) = &files.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
-        }
-        builder = builder.tls_config(config).map_err(Error::Tls)?;
-    }
-    // Small unary answers must not wait for delayed ACKs (Nagle costs ~40 ms
-    // per call on loopback), so every accepted socket gets TCP_NODELAY.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |s| {
-            s.and_then(|s| {
-                s.set_nodelay(true)?;
-                Ok(s)
-            })
-        },
-    );
-    builder
+    let router = Server::builder()
+        .timeout(rpc_timeout)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(NodeAgentServer::with_interceptor(
             NodeAgentService::with_limits(node_name, limits),
             move |req| allow.check(req),
-        ))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-        .map_err(Error::Serve)
+        ));
+    match tls {
+        None => {
+            // Small unary answers must not wait for delayed ACKs (Nagle costs
+            // ~40 ms per call on loopback), so every accepted socket gets
+            // TCP_NODELAY.
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                |s| {
+                    s.and_then(|s| {
+                        s.set_nodelay(true)?;
+                        Ok(s)
+                    })
+                },
+            );
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+                .map_err(Error::Serve)
+        }
+        Some(files) => {
+            let tls = Arc::new(Reloading::new(files).map_err(Error::Tls)?);
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            let acceptor = tokio::spawn(accept_tls(listener, tls, tx));
+            let served = router
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::ReceiverStream::new(rx),
+                    shutdown,
+                )
+                .await
+                .map_err(Error::Serve);
+            acceptor.abort();
+            served
+        }
+    }
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections and hands over those that complete a TLS handshake
+/// with the configuration of the moment (see [`Reloading`]). Handshakes run
+/// on their own tasks, so a slow client holds up nobody.
+async fn accept_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<Reloading>,
+    tx: tokio::sync::mpsc::Sender<
+        std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    >,
+) {
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    let _ = tx.send(Ok(stream)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        });
+    }
 }

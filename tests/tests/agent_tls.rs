@@ -262,5 +262,38 @@ fn agent_mtls_requires_a_client_certificate() -> anyhow::Result<()> {
         without_cert.is_err(),
         "a client without a certificate must be refused"
     );
+
+    // cert-manager renews: new files appear under the same paths (renamed
+    // into place, as a Secret volume swaps them). The running agent serves
+    // the new certificate — the only one naming "lab-r-renewed" — on the
+    // next connection, without a restart.
+    let renewed = ca.leaf(&["lab-r", "lab-r-renewed", "10.201.1.1"], (2031, 1, 1))?;
+    for (name, pem) in [
+        ("tls.key", &renewed.key_pem),
+        ("tls.crt", &renewed.cert_pem),
+    ] {
+        std::fs::write(path(&format!("{name}.new")), pem)?;
+        std::fs::rename(path(&format!("{name}.new")), path(name))?;
+    }
+    let client = ca.leaf(&["labscope-aggregator"], (2030, 1, 1))?;
+    let ca_pem = ca.pem();
+    let after_renewal = lab.c.block_on(move || async move {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&ca_pem))
+            .domain_name("lab-r-renewed")
+            .identity(Identity::from_pem(&client.cert_pem, &client.key_pem));
+        let channel = Channel::from_static("https://10.201.1.1:9443")
+            .tls_config(tls)?
+            .connect()
+            .await?;
+        Ok(NodeAgentClient::new(channel)
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await?
+            .into_inner())
+    })?;
+    assert_eq!(
+        after_renewal.node_name, "lab-r",
+        "served with the renewed certificate"
+    );
     Ok(())
 }

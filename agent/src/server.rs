@@ -140,7 +140,7 @@ pub async fn serve_listener(
                 .map_err(Error::Serve)
         }
         Some(files) => {
-            let tls = Arc::new(Reloading::new(files).map_err(Error::Tls)?);
+            let tls = Arc::new(crate::tls::reloading(files).map_err(Error::Tls)?);
             let (tx, rx) = tokio::sync::mpsc::channel(64);
             let acceptor = tokio::spawn(accept_tls(listener, tls, tx));
             let served = router

@@ -104,11 +104,18 @@ impl AgentOptions {
                 .unwrap_or(crate::cluster::DEFAULT_REQUEST_TIMEOUT),
         )
         .await?;
+        let identity = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => None,
+        };
         let tls = AgentTls {
-            ca_pem: self.ca.as_ref().map(read).transpose()?,
-            identity: match (&self.cert, &self.key) {
-                (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
-                _ => None,
+            client: if self.ca.is_some() || identity.is_some() {
+                Some(Arc::new(
+                    labscope_agent::tls::watched_client(self.ca.clone(), identity)
+                        .map_err(|e| crate::agents::Error::Tls(e.to_string()))?,
+                ))
+            } else {
+                None
             },
             domain: self.domain.clone(),
         };

@@ -165,5 +165,64 @@ async fn agents_behind_mtls() -> anyhow::Result<()> {
         "an agent requiring a client certificate must not read as ok without one"
     );
     assert!(!reason.is_empty(), "{nodes}");
-    Ok(())
+
+    // The aggregator's own certificate is renewed on disk — here by a new CA
+    // that the second agent trusts — and the running aggregator uses it from
+    // its next connection, without a restart.
+    let ca2 = TestCa::new("labscope clients CA, rotated")?;
+    std::fs::write(path("ca2.crt"), ca2.pem())?;
+    let (_agent2, port2) = start_agent(&[
+        "--node-name",
+        "tls-node-2",
+        "--tls-cert",
+        &path("tls.crt"),
+        "--tls-key",
+        &path("tls.key"),
+        "--client-ca",
+        &path("ca2.crt"),
+    ])?;
+    // Its own copies of the client files, so that replacing them touches
+    // only this aggregator.
+    std::fs::copy(path("client.crt"), path("renewing.crt"))?;
+    std::fs::copy(path("client.key"), path("renewing.key"))?;
+    let url2 = format!("tls-node-2=https://127.0.0.1:{port2}");
+    let renewing = Aggregator::start(
+        None,
+        &[
+            "--agent",
+            &url2,
+            "--agent-ca",
+            &path("ca.crt"),
+            "--agent-cert",
+            &path("renewing.crt"),
+            "--agent-key",
+            &path("renewing.key"),
+        ],
+        &[],
+    )?;
+    let (nodes, _) = list_nodes(&renewing.url).await?;
+    assert_ne!(
+        status(&nodes, "tls-node-2").0,
+        "ok",
+        "a certificate the agent's CA did not sign is refused: {nodes}"
+    );
+    let renewed = ca2.leaf(&["labscope-aggregator"], (2031, 1, 1))?;
+    for (name, pem) in [
+        ("renewing.key", &renewed.key_pem),
+        ("renewing.crt", &renewed.cert_pem),
+    ] {
+        std::fs::write(path(&format!("{name}.new")), pem)?;
+        std::fs::rename(path(&format!("{name}.new")), path(name))?;
+    }
+    // The failed agent is retried after its backoff (0.5 s, then doubling).
+    let mut last = Value::Null;
+    for _ in 0..20 {
+        let (nodes, _) = list_nodes(&renewing.url).await?;
+        if status(&nodes, "tls-node-2").0 == "ok" {
+            return Ok(());
+        }
+        last = nodes;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the renewed client certificate was never used: {last}");
 }

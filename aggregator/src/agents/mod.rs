@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use labscope_agent::tls::Watched;
 use labscope_proto::v1::node_agent_client::NodeAgentClient;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 pub use fanout::{NodeOutcome, NodeResult, fan_out_with_deadline};
 
@@ -165,12 +166,51 @@ impl AgentHandle {
 /// TLS settings for connections to agents.
 #[derive(Debug, Clone, Default)]
 pub struct AgentTls {
-    /// CA that signed the agents' certificates (PEM).
-    pub ca_pem: Option<String>,
-    /// Client certificate and key (PEM) for mTLS.
-    pub identity: Option<(String, String)>,
+    /// The client configuration (CA, client certificate), re-read when its
+    /// files change: each new connection to an agent uses the files as they
+    /// are then. `None` until a configuration is given (https:// agents then
+    /// trust the public web roots and present no certificate).
+    pub client: Option<Arc<Watched<rustls::ClientConfig>>>,
     /// Server name to verify instead of the URL host.
     pub domain: Option<String>,
+}
+
+impl AgentTls {
+    fn config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        match &self.client {
+            Some(w) => Ok(w.current()),
+            None => labscope_agent::tls::client(None, None)
+                .map(Arc::new)
+                .map_err(|e| Error::Tls(e.to_string())),
+        }
+    }
+}
+
+/// Connects to an https:// agent with the TLS configuration of the moment
+/// (renewed client certificates are used from the next connection on).
+fn tls_connector(
+    host: String,
+    port: u16,
+    server_name: rustls::pki_types::ServerName<'static>,
+    tls: AgentTls,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |_: http::Uri| {
+        let (host, name, tls) = (host.clone(), server_name.clone(), tls.clone());
+        async move {
+            let config = tls.config().map_err(std::io::Error::other)?;
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
 }
 
 /// Discovery results that are not agents: pods that exist but cannot be
@@ -205,28 +245,6 @@ fn handle(spec: &AgentSpec, tls: &AgentTls) -> Result<AgentHandle, Error> {
         url: spec.url.clone(),
         reason,
     };
-    let mut endpoint =
-        Endpoint::from_shared(spec.url.clone()).map_err(|e| bad_url(e.to_string()))?;
-    endpoint = endpoint
-        .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    if spec.url.starts_with("https://") {
-        let mut config = ClientTlsConfig::new();
-        if let Some(ca) = &tls.ca_pem {
-            config = config.ca_certificate(tonic::transport::Certificate::from_pem(ca));
-        }
-        if let Some((cert, key)) = &tls.identity {
-            config = config.identity(tonic::transport::Identity::from_pem(cert, key));
-        }
-        if let Some(domain) = &tls.domain {
-            config = config.domain_name(domain.clone());
-        }
-        endpoint = endpoint
-            .tls_config(config)
-            .map_err(|e| Error::Tls(e.to_string()))?;
-    }
     let uri: http::Uri = spec
         .url
         .parse()
@@ -237,12 +255,40 @@ fn handle(spec: &AgentSpec, tls: &AgentTls) -> Result<AgentHandle, Error> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
+    let port = uri.port_u16().unwrap_or(9447);
+    let https = spec.url.starts_with("https://");
+    // TLS is done by our connector (below), so tonic speaks plain HTTP/2
+    // over it: the endpoint's scheme is http either way.
+    let plain_url = if https {
+        spec.url.replacen("https://", "http://", 1)
+    } else {
+        spec.url.clone()
+    };
+    let endpoint = Endpoint::from_shared(plain_url)
+        .map_err(|e| bad_url(e.to_string()))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    let channel = if https {
+        let name = tls.domain.clone().unwrap_or_else(|| host.clone());
+        let server_name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| Error::Tls(format!("{name:?} is not a server name to verify: {e}")))?;
+        endpoint.connect_with_connector_lazy(tls_connector(
+            host.clone(),
+            port,
+            server_name,
+            tls.clone(),
+        ))
+    } else {
+        endpoint.connect_lazy()
+    };
     Ok(AgentHandle {
         name: spec.name.clone(),
         url: spec.url.clone(),
         host,
-        port: uri.port_u16().unwrap_or(9447),
-        channel: endpoint.connect_lazy(),
+        port,
+        channel,
         health: Arc::default(),
     })
 }

@@ -60,6 +60,26 @@ pub fn classify(status: &Status) -> NodeOutcome {
     }
 }
 
+/// What went wrong, for people: the status message and, when tonic kept
+/// the underlying error (a TLS refusal, a refused connection), its most
+/// specific cause — "operation was canceled" alone explains nothing.
+pub fn reason(status: &Status) -> String {
+    let message = status.message().to_string();
+    let mut cause = None;
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            cause = Some(text);
+        }
+        source = e.source();
+    }
+    match cause {
+        Some(c) => format!("{message}: {c}"),
+        None => message,
+    }
+}
+
 fn is_transport(status: &Status) -> bool {
     let m = status.message().to_ascii_lowercase();
     m.contains("transport")
@@ -128,7 +148,7 @@ pub async fn ask_one<T>(
         Ok(Err(status)) => {
             result.outcome = classify(&status);
             result.code = Some(format!("{:?}", status.code()));
-            result.reason = status.message().to_string();
+            result.reason = reason(&status);
             match result.outcome {
                 NodeOutcome::Unavailable | NodeOutcome::Timeout => {
                     agent.record_failure(result.outcome, &result.reason)

@@ -404,6 +404,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reasons_carry_the_underlying_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let mut status = tonic::Status::unavailable("tcp connect error");
+        status.set_source(Arc::new(io));
+        assert_eq!(
+            fanout::reason(&status),
+            "tcp connect error: Connection refused"
+        );
+        assert_eq!(
+            fanout::reason(&tonic::Status::unavailable("iptables-save failed")),
+            "iptables-save failed"
+        );
+    }
+
+    #[test]
     fn agent_specs() {
         let s: AgentSpec = "pi-k3s=http://192.168.1.55:9447".parse().unwrap();
         assert_eq!(

@@ -49,6 +49,12 @@ struct Args {
     )]
     client_identities: Vec<String>,
 
+    /// Also serve grpc.health.v1 alone, in plaintext, on this address: for
+    /// the kubelet's gRPC probes, which cannot present a client
+    /// certificate. It answers SERVING or not and nothing else.
+    #[arg(long, value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
+
     /// Serve plaintext gRPC on a non-loopback address (tests, trusted labs).
     #[arg(long)]
     insecure_plaintext: bool,
@@ -160,6 +166,7 @@ async fn run() -> anyhow::Result<()> {
         },
         rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
         client_identities: args.client_identities,
+        health_listen: args.health_listen,
     };
     server::serve_listener(listener, options, shutdown_signal()).await?;
     info!("labscope-agent stopped");

@@ -23,6 +23,15 @@ pub enum Error {
     /// Serving failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
+    /// The health listener could not be bound.
+    #[error("binding the health listener {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reflection could not be built.
     #[error("server reflection: {0}")]
     Reflection(String),
@@ -57,6 +66,10 @@ pub struct Options {
     /// Names a client certificate must carry (one of), when `tls` asks for
     /// client certificates.
     pub client_identities: Vec<String>,
+    /// Where to serve grpc.health.v1 alone, in plaintext, for probes that
+    /// cannot present a client certificate (the kubelet's); `None` for no
+    /// such listener.
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -68,6 +81,7 @@ impl Options {
             limits: Limits::default(),
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             client_identities: vec![DEFAULT_CLIENT_IDENTITY.to_string()],
+            health_listen: None,
         }
     }
 }
@@ -85,6 +99,7 @@ pub async fn serve_listener(
         limits,
         rpc_timeout,
         client_identities,
+        health_listen,
     } = options;
     let allow = match &tls {
         Some(files) if files.client_ca.is_some() => Allowlist::of(client_identities),
@@ -109,6 +124,23 @@ pub async fn serve_listener(
         .build_v1alpha()
         .map_err(|e| Error::Reflection(e.to_string()))?;
 
+    // Health alone, plaintext: it says SERVING or not and nothing else.
+    let _health_only = match health_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })?;
+            let server = Server::builder()
+                .add_service(health.clone())
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::error!(error = %e, "health listener stopped");
+                }
+            })))
+        }
+        None => None,
+    };
     // The deadline ends the call's future (async probes stop; a blocking
     // collector finishes its bounded work in the background).
     let router = Server::builder()
@@ -153,6 +185,15 @@ pub async fn serve_listener(
             acceptor.abort();
             served
         }
+    }
+}
+
+/// Ends a background task when the server it belongs to returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -178,8 +178,36 @@ fn agent_mtls_requires_a_client_certificate() -> anyhow::Result<()> {
         &path("tls.key"),
         "--client-ca",
         &path("ca.crt"),
+        "--health-listen",
+        "10.201.1.1:9448",
     ];
     let _agent = AgentProcess::start_args(&lab.r, "10.201.1.1:9443", &args, &[])?;
+    // The kubelet's gRPC probe has no client certificate: the plaintext
+    // health listener answers it, and serves nothing else.
+    let (probe, other) = lab.c.block_on(|| async {
+        let channel = Channel::from_static("http://10.201.1.1:9448")
+            .connect()
+            .await?;
+        let probe = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "labscope.node.v1.NodeAgent".into(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        let other = NodeAgentClient::new(channel)
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await;
+        Ok((probe, other))
+    })?;
+    assert_eq!(
+        probe,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    assert_eq!(
+        other.expect_err("only health on the plaintext port").code(),
+        tonic::Code::Unimplemented
+    );
     let ca_pem = ca.pem();
     // Right CA, wrong identity: a workload's certificate from a shared issuer.
     let workload = ca.leaf(&["some-workload.default.svc"], (2030, 1, 1))?;

@@ -1363,6 +1363,9 @@ pub struct FakeKube {
     events: Events,
     /// Requests served so far (benchmarks count API requests per tool call).
     pub requests: Arc<std::sync::atomic::AtomicU64>,
+    /// Every request as "METHOD path?query", in order (the RBAC test
+    /// derives the permissions the code uses from it).
+    pub log: Arc<Mutex<Vec<String>>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -1373,6 +1376,8 @@ impl FakeKube {
         let (events, _) = tokio::sync::broadcast::channel(256);
         let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = requests.clone();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log_in = log.clone();
         let faults = shared.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
@@ -1396,6 +1401,9 @@ impl FakeKube {
             .with_state(AppState { fixture: shared.clone(), events: events.clone() })
             .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut log) = log_in.lock() {
+                    log.push(format!("{} {}", req.method(), req.uri()));
+                }
                 let faults = faults.clone();
                 async move {
                     let path = req.uri().path().to_string();
@@ -1426,6 +1434,7 @@ impl FakeKube {
             fixture: shared,
             events,
             requests,
+            log,
             _shutdown: tx,
         })
     }

@@ -1,0 +1,228 @@
+//! The aggregator's RBAC is exactly what its code uses: every cluster tool
+//! (and agent discovery) runs against the fake homelab, the fake API server
+//! logs each request, and the (group, resource, verb) triples it needed must
+//! equal the rules granted in `deploy/aggregator/rbac.yaml` — nothing
+//! missing (a tool would fail with 403 on a real cluster), nothing extra
+//! (read access the tool set does not need). `LABSCOPE_PRINT_RBAC=1 cargo
+//! test -p labscope-tests --test rbac -- --nocapture` prints what the code
+//! reads, for updating the file after a tool changes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use labscope_tests::homelab::homelab;
+use labscope_tests::mcp::call_with_fixture;
+use serde_json::{Value, json};
+
+type Permission = (String, String, String);
+
+/// The permission a logged request ("GET /apis/g/v/namespaces/ns/plural/name?…")
+/// needs; `None` for discovery and other non-resource paths.
+fn needed(line: &str) -> Option<Permission> {
+    let (method, uri) = line.split_once(' ')?;
+    if method != "GET" {
+        // Read-only: any other method is a finding of its own.
+        return Some(("?".into(), uri.into(), method.to_lowercase()));
+    }
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", "v1", rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => (group.to_string(), rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        other => other,
+    };
+    let (resource, verb) = match rest {
+        [] => return None,
+        [plural] => {
+            let watch = query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1");
+            (plural.to_string(), if watch { "watch" } else { "list" })
+        }
+        [plural, _name] => (plural.to_string(), "get"),
+        [plural, _name, sub] => (format!("{plural}/{sub}"), "get"),
+        _ => return None,
+    };
+    Some((group, resource, verb.to_string()))
+}
+
+/// Every (group, resource, verb) the ClusterRoles and Roles of the file grant.
+fn granted(yaml: &str) -> anyhow::Result<BTreeSet<Permission>> {
+    let mut out = BTreeSet::new();
+    for doc in yaml.split("\n---") {
+        if doc.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_saphyr::from_str(doc)?;
+        if !matches!(v["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        let strings = |x: &Value| -> Vec<String> {
+            x.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for rule in v["rules"].as_array().cloned().unwrap_or_default() {
+            for g in strings(&rule["apiGroups"]) {
+                for r in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        out.insert((g.clone(), r.clone(), verb));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A name no fixture object has.
+const MISSING: &str = "no-such-object";
+
+/// Every cluster and flux tool, with arguments that reach its API reads
+/// (each kind describe_resource knows, logs current and previous).
+fn calls() -> Vec<(&'static str, Value)> {
+    let mut calls: Vec<(&'static str, Value)> = labscope::tools::registry()
+        .iter()
+        .filter(|t| t.toolset != labscope::tools::Toolset::Node || t.name == "list_nodes")
+        // Tools with required arguments are called with them below.
+        .filter(|t| {
+            t.input_schema
+                .get("required")
+                .and_then(Value::as_array)
+                .is_none_or(|r| r.is_empty())
+        })
+        .map(|t| (t.name, json!({})))
+        .collect();
+    for (kind, namespace, name) in [
+        ("deployment", "jellyfin", "jellyfin"),
+        (
+            "statefulset",
+            "monitoring",
+            "prometheus-kube-prometheus-prometheus",
+        ),
+        (
+            "daemonset",
+            "monitoring",
+            "kube-prometheus-prometheus-node-exporter",
+        ),
+        ("pod", "jellyfin", "jellyfin-fmhhr44wkg-vcxv7"),
+        ("service", "jellyfin", "jellyfin"),
+        ("configmap", "pihole", "unbound-config"),
+        ("ingress", "jellyfin", "jellyfin"),
+        ("node", "", "pi3-worker-2"),
+        ("cronjob", "backup-jobs", "pvc-backup"),
+        ("job", "backup-jobs", "pvc-backup-29780760"),
+        ("pvc", "immich", "immich-library"),
+    ] {
+        let mut args = json!({"kind": kind, "name": name});
+        if !namespace.is_empty() {
+            args["namespace"] = namespace.into();
+        }
+        calls.push(("describe_resource", args.clone()));
+        // A name that does not exist: the answer lists what does.
+        args["name"] = MISSING.into();
+        calls.push(("describe_resource", args));
+    }
+    calls.push((
+        "get_pod_logs",
+        json!({"namespace": "jellyfin", "pod": "jellyfin-fmhhr44wkg-vcxv7", "previous": true}),
+    ));
+    calls.push((
+        "get_pod_logs",
+        json!({"namespace": "backup-jobs", "pod": "pvc-backup-29780760-dmmbk"}),
+    ));
+    calls.push((
+        "get_job_logs",
+        json!({"namespace": "backup-jobs", "job": "pvc-backup-29780760"}),
+    ));
+    calls.push((
+        "get_cronjob_details",
+        json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+    ));
+    calls.push((
+        "get_events",
+        json!({"namespace": "jellyfin", "type": "all"}),
+    ));
+    calls
+}
+
+#[tokio::test]
+async fn rbac_is_exactly_what_the_code_reads() -> anyhow::Result<()> {
+    let scenarios = [
+        "immich-stuck",
+        "eso-store-down",
+        "connector-down",
+        "jellyfin-crashloop",
+        "certificates",
+        "backup-overdue",
+    ];
+    let calls = calls();
+    let (results, fake) = call_with_fixture(homelab(&scenarios)?, |_| {}, &calls).await?;
+    // A failed call may have stopped before some of its reads; only the
+    // calls about a missing object are meant to fail, with not_found.
+    let failed: Vec<String> = calls
+        .iter()
+        .zip(&results)
+        .filter(|((_, args), (v, is_error))| {
+            let meant = args["name"] == MISSING;
+            *is_error != meant || (meant && v["code"] != "not_found")
+        })
+        .map(|((tool, args), (v, _))| format!("{tool} {args}: {v}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "every call must succeed:\n{}",
+        failed.join("\n")
+    );
+
+    let log = fake.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let used: BTreeSet<Permission> = log.iter().filter_map(|l| needed(l)).collect();
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/aggregator/rbac.yaml");
+    let granted = granted(&std::fs::read_to_string(&file)?)?;
+    if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {
+        for p in &used {
+            println!("USED {p:?}");
+        }
+    }
+    let missing: Vec<&Permission> = used.difference(&granted).collect();
+    let extra: Vec<&Permission> = granted.difference(&used).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/aggregator/rbac.yaml differs from what the code reads\n\
+         missing (403 on a real cluster): {missing:?}\nextra (never used): {extra:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn requests_map_to_permissions() {
+    let p = |g: &str, r: &str, v: &str| Some((g.to_string(), r.to_string(), v.to_string()));
+    assert_eq!(needed("GET /api/v1/nodes"), p("", "nodes", "list"));
+    assert_eq!(
+        needed("GET /api/v1/namespaces/labscope/pods?labelSelector=x&watch=true"),
+        p("", "pods", "watch")
+    );
+    assert_eq!(
+        needed("GET /api/v1/namespaces/jellyfin/pods/j-1/log?previous=true"),
+        p("", "pods/log", "get")
+    );
+    assert_eq!(
+        needed("GET /apis/helm.toolkit.fluxcd.io/v2/namespaces/immich/helmreleases/immich"),
+        p("helm.toolkit.fluxcd.io", "helmreleases", "get")
+    );
+    assert_eq!(
+        needed("GET /apis/batch/v1/cronjobs?limit=500"),
+        p("batch", "cronjobs", "list")
+    );
+    assert_eq!(needed("GET /apis"), None);
+    assert_eq!(needed("GET /apis/apps/v1"), None);
+    assert_eq!(needed("GET /api"), None);
+}

@@ -185,6 +185,12 @@ async fn rbac_is_exactly_what_the_code_reads() -> anyhow::Result<()> {
 
     let log = fake.log.lock().map(|l| l.clone()).unwrap_or_default();
     let used: BTreeSet<Permission> = log.iter().filter_map(|l| needed(l)).collect();
+    // Watch is granted by a Role in labscope's namespace only.
+    let watches: Vec<&String> = log.iter().filter(|l| l.contains("watch=")).collect();
+    assert!(
+        !watches.is_empty() && watches.iter().all(|l| l.contains("/namespaces/labscope/")),
+        "watches outside the labscope namespace: {watches:?}"
+    );
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/aggregator/rbac.yaml");
     let granted = granted(&std::fs::read_to_string(&file)?)?;
     if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {

@@ -20,6 +20,8 @@ use crate::{firewall, networking, node_info};
 
 /// Entries per streamed conntrack chunk.
 const CONNTRACK_CHUNK: usize = 512;
+/// How long a streamed chunk may wait for the client to take it.
+const STREAM_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Quiet time after a big answer before free memory goes back to the kernel.
 const TRIM_AFTER: Duration = Duration::from_millis(500);
 
@@ -205,9 +207,15 @@ impl NodeAgent for NodeAgentService {
         _req: Request<pb::GetNodeInfoRequest>,
     ) -> Result<Response<pb::NodeInfo>, Status> {
         let started = Instant::now();
-        let _permit = self.gates.admit(Kind::Reads).await?;
+        // The permit goes with the work: a cancelled call does not stop a
+        // blocking collector, and the cap must count it until it ends.
+        let permit = self.gates.admit(Kind::Reads).await?;
         let name = self.node_name.clone();
-        let info = blocking(move || node_info::collect(&name)).await?;
+        let info = blocking(move || {
+            let _permit = permit;
+            node_info::collect(&name)
+        })
+        .await?;
         log_done("GetNodeInfo", started);
         Ok(Response::new(info))
     }
@@ -217,7 +225,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::GetNetworkingRequest>,
     ) -> Result<Response<pb::Networking>, Status> {
         let started = Instant::now();
-        let _permit = self.gates.admit(Kind::Reads).await?;
+        let permit = self.gates.admit(Kind::Reads).await?;
         let req = req.into_inner();
         let tables = validate::route_table(&req.route_table)?;
         let mut sections = Vec::new();
@@ -235,7 +243,11 @@ impl NodeAgent for NodeAgentService {
                 Ok(section) => sections.push(section),
             }
         }
-        let answer = blocking(move || networking::collect(&sections, tables)).await?;
+        let answer = blocking(move || {
+            let _permit = permit;
+            networking::collect(&sections, tables)
+        })
+        .await?;
         // Every requested section failing is a failure, not an empty answer.
         if !answer.errors.is_empty()
             && answer.links.is_empty()
@@ -261,7 +273,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::GetFirewallRequest>,
     ) -> Result<Response<pb::Firewall>, Status> {
         let started = Instant::now();
-        let _permit = self.gates.admit(Kind::Firewall).await?;
+        let permit = self.gates.admit(Kind::Firewall).await?;
         let req = req.into_inner();
         let table = validate::firewall_table(&req.table)?.to_string();
         let chain = validate::chain(&req.chain)?.to_string();
@@ -276,6 +288,7 @@ impl NodeAgent for NodeAgentService {
         let ipv6 = req.ipv6;
         let cache = self.firewall.clone();
         let fw = blocking(move || {
+            let _permit = permit;
             let served = cache.get(ipv6, wanted)?;
             let snap = served.snapshot.clone();
             let replaced = served.replaced;
@@ -322,16 +335,22 @@ impl NodeAgent for NodeAgentService {
         // The permit lives as long as the dump, which outlives this call.
         let permit = self.gates.admit(Kind::Conntrack).await?;
         let parking = self.parking.clone();
-        memory::give_back_soon(TRIM_AFTER);
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let started = Instant::now();
+            // A client that stops reading must not hold the dump (and its
+            // permit) forever: each chunk gets STREAM_SEND_TIMEOUT.
+            let send = |chunk: Result<pb::ConntrackChunk, Status>| {
+                runtime
+                    .block_on(tokio::time::timeout(STREAM_SEND_TIMEOUT, tx.send(chunk)))
+                    .is_ok_and(|sent| sent.is_ok())
+            };
             let sent = ct_dump::list(&list, &parking, |entries| {
-                tx.blocking_send(Ok(pb::ConntrackChunk {
+                send(Ok(pb::ConntrackChunk {
                     entries,
                     summary: None,
                 }))
-                .is_ok()
             });
             let last = match sent {
                 Ok(summary) => Ok(pb::ConntrackChunk {
@@ -340,8 +359,9 @@ impl NodeAgent for NodeAgentService {
                 }),
                 Err(e) => Err(conntrack_status(e)),
             };
-            let _ = tx.blocking_send(last);
+            send(last);
             log_done("ListConntrack", started);
+            memory::give_back_soon(TRIM_AFTER);
         });
         Ok(Response::new(Box::pin(
             tokio_stream::wrappers::ReceiverStream::new(rx),
@@ -353,7 +373,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<pb::PingRequest>,
     ) -> Result<Response<pb::PingResult>, Status> {
         let started = Instant::now();
-        let _permit = self.gates.admit(Kind::Probes).await?;
+        let permit = self.gates.admit(Kind::Probes).await?;
         let req = req.into_inner();
         let target = validate::host("target", &req.target)?;
         let params = PingParams {
@@ -366,12 +386,15 @@ impl NodeAgent for NodeAgentService {
             .await
             .map_err(|e| Status::not_found(e.to_string()))?;
         let ip = ips[0];
-        let mut result = blocking(move || probe::ping::ping_blocking(ip, params))
-            .await?
-            .map_err(|e| match e {
-                probe::ping::Error::NoPrivilege => Status::permission_denied(e.to_string()),
-                probe::ping::Error::Socket(_) => Status::unavailable(e.to_string()),
-            })?;
+        let mut result = blocking(move || {
+            let _permit = permit;
+            probe::ping::ping_blocking(ip, params)
+        })
+        .await?
+        .map_err(|e| match e {
+            probe::ping::Error::NoPrivilege => Status::permission_denied(e.to_string()),
+            probe::ping::Error::Socket(_) => Status::unavailable(e.to_string()),
+        })?;
         result.target = target;
         result.resolved = ips.into_iter().map(crate::names::ip).collect();
         log_done("Ping", started);

@@ -558,6 +558,10 @@ fn firewall_pages_share_one_read_until_the_ruleset_changes() -> anyhow::Result<(
         dnat_packets(&fresh),
         dnat_packets(&whole)
     );
+    // Another client's new read does not take the first one's pages away.
+    let still = get(&lab, nat(0, 0, &p1.snapshot))?;
+    assert_eq!(still.snapshot, p1.snapshot, "the pager keeps its read");
+    assert!(!still.snapshot_replaced);
     // A new nft rule replaces the read, even for a page that names the old one.
     lab.r.run(&[
         "iptables",

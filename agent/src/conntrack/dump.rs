@@ -154,7 +154,8 @@ impl Parking {
         let at = parked
             .iter()
             .position(|p| p.id == id && p.filter == *filter && p.position == position)?;
-        Some(parked.swap_remove(at).dump)
+        // remove, not swap_remove: the list stays oldest first for eviction.
+        Some(parked.remove(at).dump)
     }
 
     /// Dumps parked now (expired ones included until the next call).
@@ -247,8 +248,8 @@ pub fn list(
         }
         ControlFlow::Continue(())
     })?;
-    if !chunk.is_empty() && !receiver_gone {
-        sink(chunk);
+    if !chunk.is_empty() && !receiver_gone && !sink(chunk) {
+        receiver_gone = true;
     }
 
     let facts = table_facts();

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub signal: Signal,
     /// When the read started (its counters are this old).
     pub read_at: Instant,
+    /// When it finished.
+    pub done_at: Instant,
 }
 
 /// A snapshot handed to a caller.
@@ -48,10 +50,10 @@ impl Served {
     }
 }
 
-/// The cache: the latest read of each family.
+/// The cache: the recent reads of each family, newest last.
 #[derive(Debug)]
 pub struct Snapshots {
-    families: [Mutex<Option<Arc<Snapshot>>>; 2],
+    families: [Mutex<Vec<Arc<Snapshot>>>; 2],
     ids: RandomState,
     next: AtomicU64,
 }
@@ -67,13 +69,17 @@ impl Default for Snapshots {
 }
 
 impl Snapshots {
-    /// A read without a snapshot named shares one at most this old.
+    /// A read without a snapshot named shares one that finished at most
+    /// this long ago (or after the caller arrived).
     pub const SHARE_FRESH: Duration = Duration::from_secs(1);
     /// A snapshot is not served (and is dropped) past this age, changed or
     /// not: its counters would mislead.
     pub const TTL: Duration = Duration::from_secs(60);
+    /// Reads kept per family, so that one client's fresh calls do not take
+    /// the read another client is paging through.
+    pub const KEEP: usize = 2;
 
-    fn slot(&self, ipv6: bool) -> MutexGuard<'_, Option<Arc<Snapshot>>> {
+    fn slot(&self, ipv6: bool) -> MutexGuard<'_, Vec<Arc<Snapshot>>> {
         self.families[usize::from(ipv6)]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -82,25 +88,26 @@ impl Snapshots {
     /// The snapshot `wanted` while the ruleset is unchanged, else (or
     /// without one) a read shared with callers of the last second. Blocking.
     pub fn get(&self, ipv6: bool, wanted: Option<u64>) -> Result<Served> {
+        let arrived = Instant::now();
         let mut slot = self.slot(ipv6);
         let now = signal::read(ipv6);
-        if let Some(s) = slot.as_ref() {
-            let age = s.read_at.elapsed();
-            let valid = s.signal.same(&now) && age < Self::TTL;
-            let reuse = match wanted {
-                Some(id) => id == s.id && valid,
-                None => valid && age <= Self::SHARE_FRESH,
-            };
-            if reuse {
-                return Ok(Served {
-                    snapshot: s.clone(),
-                    replaced: false,
-                    parsed: None,
-                });
-            }
+        // Reads of another ruleset, or too old, are of no use to anyone.
+        slot.retain(|s| s.signal.same(&now) && s.read_at.elapsed() < Self::TTL);
+        let found = match wanted {
+            Some(id) => slot.iter().find(|s| s.id == id),
+            // The newest read, if it finished after this caller arrived
+            // (it waited for it) or within the last second.
+            None => slot
+                .last()
+                .filter(|s| s.done_at >= arrived || s.done_at.elapsed() <= Self::SHARE_FRESH),
+        };
+        if let Some(s) = found {
+            return Ok(Served {
+                snapshot: s.clone(),
+                replaced: false,
+                parsed: None,
+            });
         }
-        // Let the old read go before the new one is made.
-        *slot = None;
         let read_at = Instant::now();
         let texts = save::save_backends(ipv6)?;
         // Parsed now so that a broken output fails this call, not a later page.
@@ -121,8 +128,12 @@ impl Snapshots {
             texts,
             signal,
             read_at,
+            done_at: Instant::now(),
         });
-        *slot = Some(snapshot.clone());
+        slot.push(snapshot.clone());
+        if slot.len() > Self::KEEP {
+            slot.remove(0);
+        }
         Ok(Served {
             snapshot,
             replaced: wanted.is_some(),
@@ -135,13 +146,9 @@ impl Snapshots {
         let mut dropped = 0;
         for ipv6 in [false, true] {
             let mut slot = self.slot(ipv6);
-            if slot
-                .as_ref()
-                .is_some_and(|s| s.read_at.elapsed() >= Self::TTL)
-            {
-                *slot = None;
-                dropped += 1;
-            }
+            let before = slot.len();
+            slot.retain(|s| s.read_at.elapsed() < Self::TTL);
+            dropped += before - slot.len();
         }
         dropped
     }
@@ -150,7 +157,7 @@ impl Snapshots {
     pub fn held(&self) -> usize {
         [false, true]
             .into_iter()
-            .filter(|v6| self.slot(*v6).is_some())
-            .count()
+            .map(|v6| self.slot(v6).len())
+            .sum()
     }
 }

@@ -58,8 +58,9 @@ pub fn nft_generation() -> Result<Option<u32>, netlink::Error> {
                 .and_then(|a| a.be32()),
         ),
         // No nf_tables in this kernel (or not loaded): nothing to change.
+        // nfnetlink answers EINVAL for a subsystem it does not have.
         Err(netlink::Error::Kernel(e))
-            if matches!(e.raw_os_error(), Some(2) | Some(95) | Some(93)) =>
+            if matches!(e.raw_os_error(), Some(2) | Some(22) | Some(95) | Some(93)) =>
         {
             Ok(None)
         }

@@ -221,11 +221,22 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         |a| async move { a.client().get_firewall(req).await.map(|r| r.into_inner()) },
     )
     .await?;
-    let total: usize = fw.chains.iter().map(|c| c.rule_count as usize).sum();
+    // An agent from before agent-side paging sends every rule and no
+    // counts: page here, as then, rather than lose the rest of the table.
+    let whole_table = fw.chains.iter().all(|c| c.rule_count == 0);
+    let count = |c: &pb::Chain| {
+        if whole_table {
+            c.rules.len()
+        } else {
+            c.rule_count as usize
+        }
+    };
+    let total: usize = fw.chains.iter().map(count).sum();
     let rules: Vec<RuleRow> = fw
         .chains
         .iter()
         .flat_map(|c| &c.rules)
+        .skip(if whole_table { offset } else { 0 })
         .take(limit)
         .map(|r| RuleRow {
             chain: r.chain.clone(),
@@ -256,7 +267,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
                 builtin: c.builtin,
                 packets: c.packets,
                 bytes: c.bytes,
-                rules: c.rule_count as usize,
+                rules: count(c),
             })
             .collect(),
         other_backend_rules: fw

@@ -32,21 +32,7 @@ impl Allowlist {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
             return Vec::new();
         };
-        let sans: Vec<String> = cert
-            .subject_alternative_name()
-            .ok()
-            .flatten()
-            .map(|san| {
-                san.value
-                    .general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::DNSName(d) | GeneralName::URI(d) => Some(d.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sans = san_names(&cert, true);
         if !sans.is_empty() {
             return sans;
         }
@@ -80,4 +66,23 @@ impl Allowlist {
             allowed.join(", ")
         )))
     }
+}
+
+/// A certificate's DNS subject alternative names (and URI ones with `uri`).
+pub fn san_names(cert: &x509_parser::certificate::X509Certificate<'_>, uri: bool) -> Vec<String> {
+    cert.subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    GeneralName::URI(u) if uri => Some(u.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -9,6 +9,9 @@ use anyhow::{Context, bail};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// An address that [`Netns::add_silent_address`] makes on-link and silent.
+pub const SILENT_ADDR: &str = "10.98.0.2";
+
 /// A named network namespace; deleted (with its veth ends) on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -28,6 +31,29 @@ impl Netns {
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Makes [`SILENT_ADDR`] an on-link address that never answers: a veth
+    /// pair whose far end has no address, and a permanent neighbour entry so
+    /// that packets do leave (no resolution failure cuts a wait short).
+    /// Probes to it run to their timeouts.
+    pub fn add_silent_address(&self) -> anyhow::Result<()> {
+        self.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
+        self.ip(&["addr", "add", "10.98.0.1/24", "dev", "v0"])?;
+        self.ip(&["link", "set", "v0", "up"])?;
+        self.ip(&["link", "set", "v1", "up"])?;
+        self.ip(&[
+            "neigh",
+            "add",
+            SILENT_ADDR,
+            "lladdr",
+            "02:00:00:00:00:02",
+            "dev",
+            "v0",
+            "nud",
+            "permanent",
+        ])?;
+        Ok(())
     }
 
     /// Runs `ip -n NAME args…`.

@@ -5,35 +5,18 @@
 //! Needs root (network namespaces); skips with a message otherwise.
 
 use labscope_proto::v1 as pb;
+use labscope_tests::netns::SILENT_ADDR;
 use labscope_tests::{AgentProcess, Netns, connect, require_root};
 
-/// A namespace where 10.98.0.2 is on-link but never answers: a veth pair
-/// whose far end has no address, and a permanent neighbour entry so that
-/// packets do leave (no resolution failure cuts the wait short). Probes
-/// run to their timeouts.
 fn silent_lab(prefix: &str) -> anyhow::Result<Netns> {
     let ns = Netns::new(prefix)?;
-    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
-    ns.ip(&["addr", "add", "10.98.0.1/24", "dev", "v0"])?;
-    ns.ip(&["link", "set", "v0", "up"])?;
-    ns.ip(&["link", "set", "v1", "up"])?;
-    ns.ip(&[
-        "neigh",
-        "add",
-        "10.98.0.2",
-        "lladdr",
-        "02:00:00:00:00:02",
-        "dev",
-        "v0",
-        "nud",
-        "permanent",
-    ])?;
+    ns.add_silent_address()?;
     Ok(ns)
 }
 
 fn slow_ping() -> pb::PingRequest {
     pb::PingRequest {
-        target: "10.98.0.2".into(),
+        target: SILENT_ADDR.into(),
         count: 2,
         interval_ms: 1000,
         timeout_ms: 1000,
@@ -93,7 +76,7 @@ fn a_busy_agent_refuses_past_its_cap_and_still_answers_health() -> anyhow::Resul
         let budget = connect("127.0.0.1:9447")
             .await?
             .ping(pb::PingRequest {
-                target: "10.98.0.2".into(),
+                target: SILENT_ADDR.into(),
                 count: 20,
                 interval_ms: 5000,
                 timeout_ms: 1000,
@@ -160,7 +143,7 @@ fn the_rpc_deadline_ends_a_call_that_would_run_longer() -> anyhow::Result<()> {
         // the probe would report a timeout after 5 s, as a result.
         let r = client
             .tcp_connect(pb::TcpConnectRequest {
-                target: "10.98.0.2".into(),
+                target: SILENT_ADDR.into(),
                 port: 80,
                 timeout_ms: 5000,
             })

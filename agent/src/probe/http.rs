@@ -132,21 +132,7 @@ fn tls_config(
 pub fn describe_certificate(der: &[u8], now: i64) -> Option<Certificate> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let not_after = cert.validity().not_after.timestamp();
-    let dns_names = cert
-        .subject_alternative_name()
-        .ok()
-        .flatten()
-        .map(|san| {
-            san.value
-                .general_names
-                .iter()
-                .filter_map(|n| match n {
-                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let dns_names = crate::identity::san_names(&cert, false);
     Some(Certificate {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use labscope_proto::v1 as pb;
 use labscope_tests::bench::{cpu_time, kube_proxy_rules, ms, percentile, proc_status_kib};
 use labscope_tests::mcp::{Aggregator, KeepAlive};
+use labscope_tests::netns::SILENT_ADDR;
 use labscope_tests::{AgentProcess, Netns, connect, workspace_binary};
 use serde_json::json;
 use tokio_stream::StreamExt;
@@ -272,22 +273,8 @@ fn main() -> anyhow::Result<()> {
     ] {
         ns.run(&["sysctl", "-qw", sysctl]).ok();
     }
-    // 10.98.0.2: on-link, never answers (veth whose far end has no address).
-    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
-    ns.ip(&["addr", "add", "10.98.0.1/24", "dev", "v0"])?;
-    ns.ip(&["link", "set", "v0", "up"])?;
-    ns.ip(&["link", "set", "v1", "up"])?;
-    ns.ip(&[
-        "neigh",
-        "add",
-        "10.98.0.2",
-        "lladdr",
-        "02:00:00:00:00:02",
-        "dev",
-        "v0",
-        "nud",
-        "permanent",
-    ])?;
+    // Long probes: to an on-link address that never answers.
+    ns.add_silent_address()?;
     let rules_file =
         std::env::temp_dir().join(format!("labscope-bench-cli-{}.rules", std::process::id()));
     std::fs::write(&rules_file, kube_proxy_rules(opts.rules))?;
@@ -363,7 +350,7 @@ fn main() -> anyhow::Result<()> {
                     calls.push(tokio::spawn(async move {
                         let mut client = connect(AGENT).await?;
                         let req = pb::PingRequest {
-                            target: "10.98.0.2".into(),
+                            target: SILENT_ADDR.into(),
                             count: 2,
                             interval_ms: 1000,
                             timeout_ms: 1000,

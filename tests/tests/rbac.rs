@@ -1,7 +1,7 @@
 //! The aggregator's RBAC is exactly what its code uses: every cluster tool
 //! (and agent discovery) runs against the fake homelab, the fake API server
 //! logs each request, and the (group, resource, verb) triples it needed must
-//! equal the rules granted in `deploy/aggregator/rbac.yaml` — nothing
+//! equal the rules granted in `deploy/base/rbac.yaml` — nothing
 //! missing (a tool would fail with 403 on a real cluster), nothing extra
 //! (read access the tool set does not need). `LABSCOPE_PRINT_RBAC=1 cargo
 //! test -p labscope-tests --test rbac -- --nocapture` prints what the code
@@ -191,7 +191,7 @@ async fn rbac_is_exactly_what_the_code_reads() -> anyhow::Result<()> {
         !watches.is_empty() && watches.iter().all(|l| l.contains("/namespaces/labscope/")),
         "watches outside the labscope namespace: {watches:?}"
     );
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/aggregator/rbac.yaml");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base/rbac.yaml");
     let granted = granted(&std::fs::read_to_string(&file)?)?;
     if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {
         for p in &used {
@@ -202,7 +202,7 @@ async fn rbac_is_exactly_what_the_code_reads() -> anyhow::Result<()> {
     let extra: Vec<&Permission> = granted.difference(&used).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "deploy/aggregator/rbac.yaml differs from what the code reads\n\
+        "deploy/base/rbac.yaml differs from what the code reads\n\
          missing (403 on a real cluster): {missing:?}\nextra (never used): {extra:?}"
     );
     Ok(())

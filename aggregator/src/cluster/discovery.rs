@@ -143,7 +143,7 @@ pub async fn watch(cluster: Cluster, opts: DiscoveryOptions, pool: AgentPool) {
                 }
                 state.error = Some((
                     format!("watching agent pods in namespace {}: {e}", opts.namespace),
-                    "labscope needs get/list/watch on pods in the agent namespace (deploy/aggregator/rbac.yaml)".into(),
+                    "labscope needs get/list/watch on pods in the agent namespace (deploy/base/rbac.yaml)".into(),
                 ));
                 pool.set_discovery(state);
             }

@@ -1,0 +1,438 @@
+//! The install as Flux would apply it: `deploy/base`, `deploy/overlays/homelab`
+//! and `deploy/flux` render with `kubectl kustomize`, and the rendered objects
+//! pass labscope's policy — no privileged container, no host PID/IPC,
+//! capabilities exactly as stated, seccomp, resources, probes, Secrets that
+//! something creates, Flux objects at current API versions. A negative test
+//! proves each rule can fail.
+//!
+//! Needs `kubectl` (for its built-in kustomize); without it the tests say so
+//! and skip.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn deploy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// The objects `kubectl kustomize DIR` renders, or None when kubectl is absent.
+fn render(dir: &str) -> Option<Vec<Value>> {
+    let out = match Command::new("kubectl")
+        .arg("kustomize")
+        .arg(deploy().join(dir))
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIP: kubectl is not installed; cannot render deploy/{dir}");
+            return None;
+        }
+        Err(e) => panic!("running kubectl: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/{dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 manifests");
+    Some(
+        text.split("\n---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_saphyr::from_str::<Value>(d).expect("rendered YAML parses"))
+            .collect(),
+    )
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What each workload may add to its capabilities (after dropping ALL).
+fn allowed_caps(workload: &str) -> Option<BTreeSet<String>> {
+    match workload {
+        "labscope-agent" => Some(["NET_ADMIN", "NET_RAW"].map(String::from).into()),
+        "labscope" => Some(BTreeSet::new()),
+        _ => None,
+    }
+}
+
+/// Every policy rule the rendered install breaks, one line each.
+fn violations(docs: &[Value]) -> Vec<String> {
+    let mut bad = Vec::new();
+    let produced: BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| match d["kind"].as_str() {
+            Some("Certificate") => d["spec"]["secretName"].as_str(),
+            Some("ExternalSecret") => d["spec"]["target"]["name"]
+                .as_str()
+                .or(d["metadata"]["name"].as_str()),
+            _ => None,
+        })
+        .map(str::to_string)
+        .collect();
+    for d in docs {
+        let kind = d["kind"].as_str().unwrap_or_default();
+        let name = d["metadata"]["name"].as_str().unwrap_or_default();
+        let at = format!("{kind} {name}");
+        if matches!(kind, "ClusterRole" | "Role") {
+            for rule in d["rules"].as_array().cloned().unwrap_or_default() {
+                let resources = strings(&rule["resources"]);
+                let verbs = strings(&rule["verbs"]);
+                if resources.contains("secrets") || resources.contains("*") {
+                    bad.push(format!("{at}: grants {resources:?}"));
+                }
+                let extra: Vec<_> = verbs
+                    .iter()
+                    .filter(|v| !matches!(v.as_str(), "get" | "list" | "watch"))
+                    .collect();
+                if !extra.is_empty() {
+                    bad.push(format!("{at}: verbs beyond get/list/watch: {extra:?}"));
+                }
+                if kind == "ClusterRole" && verbs.contains("watch") {
+                    bad.push(format!("{at}: watch cluster-wide"));
+                }
+            }
+        }
+        if !matches!(kind, "DaemonSet" | "Deployment" | "StatefulSet") {
+            continue;
+        }
+        let pod = &d["spec"]["template"]["spec"];
+        for host in ["hostPID", "hostIPC"] {
+            if pod[host] == true {
+                bad.push(format!("{at}: {host}"));
+            }
+        }
+        let pod_seccomp = pod["securityContext"]["seccompProfile"]["type"].as_str();
+        for v in pod["volumes"].as_array().cloned().unwrap_or_default() {
+            if let Some(secret) = v["secret"]["secretName"].as_str()
+                && !produced.contains(secret)
+            {
+                bad.push(format!("{at}: mounts Secret {secret} that nothing creates"));
+            }
+            if v["hostPath"].is_object() && v["hostPath"]["path"] != "/run/xtables.lock" {
+                bad.push(format!("{at}: hostPath {}", v["hostPath"]["path"]));
+            }
+        }
+        let Some(caps_allowed) = allowed_caps(name) else {
+            bad.push(format!("{at}: unknown workload"));
+            continue;
+        };
+        if name != "labscope-agent" && pod["hostNetwork"] == true {
+            bad.push(format!("{at}: hostNetwork"));
+        }
+        let containers = pod["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .chain(
+                pod["initContainers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        for c in containers {
+            let at = format!("{at} container {}", c["name"].as_str().unwrap_or("?"));
+            let sc = &c["securityContext"];
+            if sc["privileged"] == true {
+                bad.push(format!("{at}: privileged"));
+            }
+            if sc["allowPrivilegeEscalation"] != false {
+                bad.push(format!("{at}: allowPrivilegeEscalation not false"));
+            }
+            if sc["readOnlyRootFilesystem"] != true {
+                bad.push(format!("{at}: root filesystem writable"));
+            }
+            if strings(&sc["capabilities"]["drop"]) != BTreeSet::from(["ALL".to_string()]) {
+                bad.push(format!("{at}: does not drop ALL capabilities"));
+            }
+            let added = strings(&sc["capabilities"]["add"]);
+            if added != caps_allowed {
+                bad.push(format!("{at}: adds {added:?}, expected {caps_allowed:?}"));
+            }
+            let seccomp = sc["seccompProfile"]["type"].as_str().or(pod_seccomp);
+            if seccomp != Some("RuntimeDefault") {
+                bad.push(format!(
+                    "{at}: seccompProfile {seccomp:?}, not RuntimeDefault"
+                ));
+            }
+            for (what, v) in [
+                ("requests.cpu", &c["resources"]["requests"]["cpu"]),
+                ("requests.memory", &c["resources"]["requests"]["memory"]),
+                ("limits.memory", &c["resources"]["limits"]["memory"]),
+            ] {
+                if v.is_null() {
+                    bad.push(format!("{at}: no {what}"));
+                }
+            }
+            if c["readinessProbe"].is_null() || c["livenessProbe"].is_null() {
+                bad.push(format!("{at}: readiness and liveness probes required"));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn base_overlay_and_flux_render() {
+    for dir in ["base", "overlays/homelab", "flux"] {
+        let Some(docs) = render(dir) else { return };
+        assert!(!docs.is_empty(), "deploy/{dir} renders nothing");
+        for d in &docs {
+            assert!(
+                d["apiVersion"].is_string() && d["kind"].is_string(),
+                "deploy/{dir}: object without apiVersion/kind: {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn homelab_overlay_passes_the_policy() {
+    let Some(docs) = render("overlays/homelab") else {
+        return;
+    };
+    let bad = violations(&docs);
+    assert!(bad.is_empty(), "policy violations:\n{}", bad.join("\n"));
+
+    let agent = find(&docs, "DaemonSet", "labscope-agent");
+    let pod = &agent["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["priorityClassName"], "labscope-agent");
+    find(&docs, "PriorityClass", "labscope-agent");
+    for t in pod["tolerations"].as_array().expect("tolerations") {
+        assert!(t["key"].is_string(), "blanket toleration {t}");
+        assert_ne!(t["effect"], "NoExecute", "rides out evictions: {t}");
+    }
+    let batch =
+        json!({"key": "role", "operator": "Equal", "value": "batch", "effect": "NoSchedule"});
+    assert!(
+        pod["tolerations"].as_array().unwrap().contains(&batch),
+        "the Pi 3's role=batch:NoSchedule is not tolerated"
+    );
+    let c = &pod["containers"][0];
+    assert!(
+        c["readinessProbe"]["grpc"].is_object(),
+        "readiness must prove gRPC health"
+    );
+    let host_ip = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "HOST_IP")
+        .expect("HOST_IP");
+    assert_eq!(
+        host_ip["valueFrom"]["fieldRef"]["fieldPath"],
+        "status.hostIP"
+    );
+
+    let agg = find(&docs, "Deployment", "labscope");
+    let pod = &agg["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{probe}");
+    }
+    let args = strings(&c["args"]);
+    assert!(
+        args.contains("--allowed-host=labscope.lab.mtgibbs.dev"),
+        "{args:?}"
+    );
+    let ingress = find(&docs, "Ingress", "labscope");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "labscope.lab.mtgibbs.dev"
+    );
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["path"],
+        "/mcp"
+    );
+
+    // The dedicated CA chain: selfSigned -> CA Certificate -> CA Issuer -> leaves.
+    let ca = find(&docs, "Certificate", "labscope-ca");
+    assert_eq!(ca["spec"]["isCA"], true);
+    assert_eq!(ca["spec"]["issuerRef"]["name"], "labscope-selfsigned");
+    assert!(find(&docs, "Issuer", "labscope-selfsigned")["spec"]["selfSigned"].is_object());
+    assert_eq!(
+        find(&docs, "Issuer", "labscope-ca")["spec"]["ca"]["secretName"],
+        "labscope-ca"
+    );
+    for (cert, usage, name) in [
+        ("labscope-agent-tls", "server auth", "labscope-agent"),
+        ("labscope-client-tls", "client auth", "labscope-aggregator"),
+    ] {
+        let c = find(&docs, "Certificate", cert);
+        assert_eq!(c["spec"]["issuerRef"]["name"], "labscope-ca", "{cert}");
+        assert!(strings(&c["spec"]["usages"]).contains(usage), "{cert}");
+        assert!(strings(&c["spec"]["dnsNames"]).contains(name), "{cert}");
+    }
+    // The agent's default --client-identity and the aggregator's
+    // --agent-tls-domain are the names the certificates carry.
+    assert!(
+        args.contains("--agent-tls-domain=labscope-agent"),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn the_policy_catches_each_rule() {
+    let Some(docs) = render("overlays/homelab") else {
+        return;
+    };
+    let agent = docs
+        .iter()
+        .position(|d| d["kind"] == "DaemonSet")
+        .expect("agent DaemonSet");
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "privileged",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] =
+                    json!(true)
+            }),
+        ),
+        (
+            "hostPID",
+            Box::new(|d| d["spec"]["template"]["spec"]["hostPID"] = json!(true)),
+        ),
+        (
+            "adds",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]
+                    ["add"] = json!(["NET_ADMIN", "NET_RAW", "SYS_ADMIN"])
+            }),
+        ),
+        (
+            "seccompProfile",
+            Box::new(|d| d["spec"]["template"]["spec"]["securityContext"] = json!({})),
+        ),
+        (
+            "limits.memory",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = json!({})
+            }),
+        ),
+        (
+            "nothing creates",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] =
+                    json!("made-up")
+            }),
+        ),
+        (
+            "hostPath",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["volumes"][1]["hostPath"]["path"] = json!("/")
+            }),
+        ),
+    ];
+    for (expected, mutate) in cases {
+        let mut broken = docs.clone();
+        mutate(&mut broken[agent]);
+        let bad = violations(&broken);
+        assert!(
+            bad.iter().any(|b| b.contains(expected)),
+            "breaking {expected:?} went unnoticed: {bad:?}"
+        );
+    }
+    let mut broken = docs.clone();
+    let role = broken
+        .iter_mut()
+        .find(|d| d["kind"] == "ClusterRole")
+        .expect("ClusterRole");
+    role["rules"][0]["verbs"] = json!(["get", "list", "watch", "delete"]);
+    let bad = violations(&broken);
+    assert!(bad.iter().any(|b| b.contains("delete")), "{bad:?}");
+    assert!(
+        bad.iter().any(|b| b.contains("watch cluster-wide")),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn flux_objects_point_at_the_overlay_at_current_versions() {
+    let Some(docs) = render("flux") else { return };
+    for d in &docs {
+        let (kind, api) = (
+            d["kind"].as_str().unwrap(),
+            d["apiVersion"].as_str().unwrap(),
+        );
+        let want = match kind {
+            "GitRepository" | "OCIRepository" => "source.toolkit.fluxcd.io/v1",
+            "Kustomization" => "kustomize.toolkit.fluxcd.io/v1",
+            "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation" => {
+                "image.toolkit.fluxcd.io/v1"
+            }
+            other => panic!("unexpected {other} in deploy/flux"),
+        };
+        assert_eq!(api, want, "{kind} {}", d["metadata"]["name"]);
+    }
+    let ks = find(&docs, "Kustomization", "labscope");
+    let path = ks["spec"]["path"].as_str().unwrap();
+    assert_eq!(path, "./deploy/overlays/homelab");
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(path)
+            .join("kustomization.yaml")
+            .exists(),
+        "{path} does not exist in the repository"
+    );
+    assert_eq!(ks["spec"]["prune"], true);
+    assert_eq!(ks["spec"]["wait"], true);
+    let deps: BTreeSet<String> = ks["spec"]["dependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    for need in ["cert-manager-config", "external-secrets-config"] {
+        assert!(
+            deps.contains(need),
+            "labscope must wait for {need}: {deps:?}"
+        );
+    }
+    assert_eq!(
+        ks["spec"]["sourceRef"]["name"],
+        find(&docs, "GitRepository", "labscope")["metadata"]["name"]
+    );
+    for repo in docs.iter().filter(|d| d["kind"] == "ImageRepository") {
+        assert!(repo["spec"]["secretRef"]["name"].is_string(), "{repo}");
+    }
+    let automation = find(&docs, "ImageUpdateAutomation", "labscope");
+    assert_eq!(automation["spec"]["update"]["path"], path);
+    assert_eq!(automation["spec"]["update"]["strategy"], "Setters");
+
+    // Every setter marker in the overlay names an ImagePolicy that exists.
+    let overlay =
+        std::fs::read_to_string(deploy().join("overlays/homelab/kustomization.yaml")).unwrap();
+    let markers: Vec<&str> = overlay
+        .lines()
+        .filter_map(|l| l.split("\"$imagepolicy\": \"").nth(1))
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(markers.len(), 2, "{markers:?}");
+    for marker in markers {
+        let mut parts = marker.split(':');
+        let (ns, name) = (parts.next().unwrap(), parts.next().unwrap());
+        let policy = find(&docs, "ImagePolicy", name);
+        assert_eq!(policy["metadata"]["namespace"], ns, "{marker}");
+    }
+}

@@ -182,6 +182,20 @@ fn agent_mtls_requires_a_client_certificate() -> anyhow::Result<()> {
         "10.201.1.1:9448",
     ];
     let _agent = AgentProcess::start_args(&lab.r, "10.201.1.1:9443", &args, &[])?;
+    // start_args waits for the main listener; the health listener is bound
+    // just after it, so wait for that one too (up to 5 s).
+    lab.c.block_on(|| async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect("10.201.1.1:9448")
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::Ok(())
+    })?;
     // The kubelet's gRPC probe has no client certificate: the plaintext
     // health listener answers it, and serves nothing else.
     let (probe, other) = lab.c.block_on(|| async {

@@ -5,6 +5,14 @@
 //! something creates, Flux objects at current API versions. A negative test
 //! proves each rule can fail.
 //!
+//! Every rendered object is also validated offline against schemas: built-in
+//! kinds against the Kubernetes OpenAPI schemas of 1.31–1.34 in strict mode
+//! (`kubernetes-validate`, PyPI), custom resources against the Flux,
+//! cert-manager and external-secrets CRD schemas (`@kubernetes-models/*`,
+//! npm) plus a strict unknown-field pass (`tests/schema/validate-crds.mjs`).
+//! `scripts/test` installs both pinned (tests/schema/) and sets
+//! `LABSCOPE_REQUIRE_SCHEMAS=1`, so in CI a missing validator is a failure.
+//!
 //! Needs `kubectl` (for its built-in kustomize); without it the tests say so
 //! and skip.
 
@@ -434,5 +442,203 @@ fn flux_objects_point_at_the_overlay_at_current_versions() {
         let (ns, name) = (parts.next().unwrap(), parts.next().unwrap());
         let policy = find(&docs, "ImagePolicy", name);
         assert_eq!(policy["metadata"]["namespace"], ns, "{marker}");
+    }
+}
+
+/// The Kubernetes versions the install must validate against.
+const KUBE_VERSIONS: [&str; 4] = ["1.31.0", "1.32.0", "1.33.0", "1.34.0"];
+
+fn schema_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema")
+}
+
+/// The offline validators, or None (with the reason printed) when they are
+/// not installed and CI did not ask for them.
+struct Validators {
+    kubernetes_validate: PathBuf,
+    validate_crds: PathBuf,
+}
+
+fn validators() -> Option<Validators> {
+    let dir = schema_dir();
+    let v = Validators {
+        kubernetes_validate: dir.join(".venv/bin/kubernetes-validate"),
+        validate_crds: dir.join("validate-crds.mjs"),
+    };
+    let mut missing = Vec::new();
+    if !v.kubernetes_validate.exists() {
+        missing.push("kubernetes-validate (tests/schema/.venv)");
+    }
+    if !dir.join("node_modules/@kubernetes-models/flux-cd").exists() {
+        missing.push("@kubernetes-models/* (tests/schema/node_modules)");
+    }
+    if missing.is_empty() {
+        return Some(v);
+    }
+    let msg = format!(
+        "schema validators not installed: {}; scripts/test installs them",
+        missing.join(", ")
+    );
+    if std::env::var_os("LABSCOPE_REQUIRE_SCHEMAS").is_some_and(|v| v == "1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    None
+}
+
+/// Built-in Kubernetes kinds (core, apps, *.k8s.io) as opposed to custom
+/// resources.
+fn is_builtin(d: &Value) -> bool {
+    let api = d["apiVersion"].as_str().unwrap_or_default();
+    match api.split_once('/') {
+        None => true,
+        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+    }
+}
+
+/// Problems `kubernetes-validate --strict` finds in the built-in objects, for
+/// each Kubernetes version; a built-in kind without a schema is a problem.
+fn kube_problems(v: &Validators, docs: &[&Value]) -> Vec<String> {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    let text: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+    std::io::Write::write_all(&mut file, text.join("\n---\n").as_bytes()).expect("write objects");
+    let mut problems = Vec::new();
+    for version in KUBE_VERSIONS {
+        let out = Command::new(&v.kubernetes_validate)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(file.path())
+            .output()
+            .expect("running kubernetes-validate");
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        for line in said.lines().filter(|l| !l.trim().is_empty()) {
+            problems.push(format!("{version}: {line}"));
+        }
+        if !out.status.success() && said.trim().is_empty() {
+            problems.push(format!("{version}: kubernetes-validate failed ({})", out.status));
+        }
+    }
+    problems
+}
+
+/// Problems `validate-crds.mjs` finds in the custom resources.
+fn crd_problems(v: &Validators, docs: &[&Value]) -> Vec<String> {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    serde_json::to_writer(&mut file, docs).expect("write objects");
+    let out = Command::new("node")
+        .arg(&v.validate_crds)
+        .arg(file.path())
+        .output()
+        .expect("running node tests/schema/validate-crds.mjs");
+    let mut problems: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() && problems.is_empty() {
+        problems.push(format!(
+            "validate-crds.mjs failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    problems
+}
+
+fn schema_problems(v: &Validators, docs: &[Value]) -> (Vec<String>, Vec<String>) {
+    let (builtin, custom): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| is_builtin(d));
+    let kube = if builtin.is_empty() { Vec::new() } else { kube_problems(v, &builtin) };
+    let crd = if custom.is_empty() { Vec::new() } else { crd_problems(v, &custom) };
+    (kube, crd)
+}
+
+#[test]
+fn every_rendered_object_validates_against_its_schema() {
+    let Some(v) = validators() else { return };
+    for dir in ["base", "overlays/homelab", "flux"] {
+        let Some(docs) = render(dir) else { return };
+        let (kube, crd) = schema_problems(&v, &docs);
+        assert!(
+            kube.is_empty() && crd.is_empty(),
+            "deploy/{dir} does not validate:\n{}",
+            kube.iter().chain(&crd).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// Each kind of mistake the validators must catch: an unknown field and a
+/// wrong type in a built-in object (every Kubernetes version), a missing
+/// required field, a wrong type and an unknown field in custom resources.
+#[test]
+fn the_schema_validation_catches_wrong_fields() {
+    let Some(v) = validators() else { return };
+    let Some(overlay) = render("overlays/homelab") else { return };
+    let Some(flux) = render("flux") else { return };
+
+    let mutate = |docs: &[Value], kind: &str, f: &dyn Fn(&mut Value)| -> Vec<Value> {
+        let mut docs = docs.to_vec();
+        let d = docs
+            .iter_mut()
+            .find(|d| d["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} rendered"));
+        f(d);
+        docs
+    };
+    let cases: Vec<(&str, Vec<Value>, &str)> = vec![
+        (
+            "unknown Deployment field",
+            mutate(&overlay, "Deployment", &|d| d["spec"]["replicaz"] = json!(1)),
+            "replicaz",
+        ),
+        (
+            "containerPort as a string",
+            mutate(&overlay, "DaemonSet", &|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] =
+                    json!("grpc")
+            }),
+            "containerPort",
+        ),
+        (
+            "ImagePolicy semver range misspelled",
+            mutate(&flux, "ImagePolicy", &|d| {
+                let semver = &mut d["spec"]["policy"]["semver"];
+                let range = semver["range"].take();
+                semver.as_object_mut().unwrap().remove("range");
+                semver["rnage"] = range;
+            }),
+            "range",
+        ),
+        (
+            "Kustomization prune as a string",
+            mutate(&flux, "Kustomization", &|d| d["spec"]["prune"] = json!("yes")),
+            "prune",
+        ),
+        (
+            "unknown Certificate field",
+            mutate(&overlay, "Certificate", &|d| d["spec"]["isCa"] = json!(true)),
+            "isCa",
+        ),
+        (
+            "Flux kind at an API version that does not serve it",
+            mutate(&flux, "GitRepository", &|d| {
+                d["apiVersion"] = json!("source.toolkit.fluxcd.io/v9")
+            }),
+            "GitRepository",
+        ),
+    ];
+    for (what, docs, needle) in cases {
+        let (kube, crd) = schema_problems(&v, &docs);
+        let all: Vec<String> = kube.iter().chain(&crd).cloned().collect();
+        assert!(
+            all.iter().any(|p| p.contains(needle)),
+            "{what}: not caught (problems: {all:?})"
+        );
+        if kube.iter().any(|p| p.contains(needle)) {
+            for version in KUBE_VERSIONS {
+                assert!(
+                    kube.iter().any(|p| p.starts_with(version) && p.contains(needle)),
+                    "{what}: not caught for Kubernetes {version}: {kube:?}"
+                );
+            }
+        }
     }
 }

@@ -18,9 +18,11 @@ use tracing::info;
 #[derive(Debug, Parser)]
 #[command(name = "labscope-agent", version, about, long_about = None)]
 struct Args {
-    /// Address to listen on. A non-loopback address needs TLS
-    /// (--tls-cert/--tls-key/--client-ca) or --insecure-plaintext.
-    #[arg(long, default_value = "0.0.0.0:9447")]
+    /// Address to listen on: IP:PORT, [IPv6]:PORT, or an IP alone for port
+    /// 9447 (so `--listen=$(HOST_IP)` works on IPv4 and IPv6 nodes alike).
+    /// A non-loopback address needs TLS (--tls-cert/--tls-key/--client-ca)
+    /// or --insecure-plaintext.
+    #[arg(long, default_value = "0.0.0.0:9447", value_parser = listen_addr(9447))]
     listen: SocketAddr,
 
     /// Name this node answers as (default: the hostname).
@@ -51,8 +53,9 @@ struct Args {
 
     /// Also serve grpc.health.v1 alone, in plaintext, on this address: for
     /// the kubelet's gRPC probes, which cannot present a client
-    /// certificate. It answers SERVING or not and nothing else.
-    #[arg(long, value_name = "ADDR")]
+    /// certificate. It answers SERVING or not and nothing else. IP:PORT,
+    /// [IPv6]:PORT, or an IP alone for port 9448.
+    #[arg(long, value_name = "ADDR", value_parser = listen_addr(9448))]
     health_listen: Option<SocketAddr>,
 
     /// Serve plaintext gRPC on a non-loopback address (tests, trusted labs).
@@ -144,6 +147,16 @@ async fn run() -> anyhow::Result<()> {
             .into_owned(),
     };
 
+    // The health listener first: whoever sees the main port open (a test, a
+    // kubelet probing both) must find the health port open as well.
+    let health_listener = match args.health_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the health listener {addr}"))?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -166,7 +179,7 @@ async fn run() -> anyhow::Result<()> {
         },
         rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
         client_identities: args.client_identities,
-        health_listen: args.health_listen,
+        health_listener,
     };
     server::serve_listener(listener, options, shutdown_signal()).await?;
     info!("labscope-agent stopped");
@@ -182,5 +195,63 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: draining"),
         _ = tokio::signal::ctrl_c() => info!("SIGINT: draining"),
+    }
+}
+
+/// A clap parser for listen addresses: IP:PORT or [IPv6]:PORT as usual, or
+/// an IP alone (v4 or v6, as the downward API's `status.hostIP` gives it)
+/// for `default_port`.
+fn listen_addr(default_port: u16) -> impl Fn(&str) -> Result<SocketAddr, String> + Clone {
+    move |s: &str| {
+        let s = s.trim();
+        if let Ok(addr) = s.parse::<SocketAddr>() {
+            return Ok(addr);
+        }
+        if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+            return Ok(SocketAddr::new(ip, default_port));
+        }
+        Err(format!(
+            "{s:?} is not IP:PORT, [IPv6]:PORT or an IP address (alone it means port {default_port})"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_with_and_without_port() {
+        let p = listen_addr(9447);
+        assert_eq!(
+            p("10.0.0.5:1234").unwrap(),
+            "10.0.0.5:1234".parse().unwrap()
+        );
+        assert_eq!(p("10.0.0.5").unwrap(), "10.0.0.5:9447".parse().unwrap());
+        assert_eq!(p("fd00::5").unwrap(), "[fd00::5]:9447".parse().unwrap());
+        assert_eq!(
+            p("[fd00::5]:9448").unwrap(),
+            "[fd00::5]:9448".parse().unwrap()
+        );
+        // What `$(HOST_IP):9447` used to make of an IPv6 node address.
+        assert!(p("fd00::5:9447").unwrap() == "[fd00::5:9447]:9447".parse().unwrap());
+        assert!(p("node-1:9447").unwrap_err().contains("not IP:PORT"));
+        assert!(p("").is_err());
+    }
+
+    #[test]
+    fn the_cli_parses() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let a = Args::try_parse_from([
+            "labscope-agent",
+            "--listen",
+            "fd00::5",
+            "--health-listen",
+            "fd00::5",
+        ])
+        .unwrap();
+        assert_eq!(a.listen, "[fd00::5]:9447".parse().unwrap());
+        assert_eq!(a.health_listen, Some("[fd00::5]:9448".parse().unwrap()));
     }
 }

@@ -23,15 +23,6 @@ pub enum Error {
     /// Serving failed.
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
-    /// The health listener could not be bound.
-    #[error("binding the health listener {addr}: {source}")]
-    Bind {
-        /// Address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
     /// Reflection could not be built.
     #[error("server reflection: {0}")]
     Reflection(String),
@@ -53,7 +44,7 @@ pub struct TlsFiles {
 pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// What the server serves, and within which bounds.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Options {
     /// Name the agent answers as.
     pub node_name: String,
@@ -68,8 +59,9 @@ pub struct Options {
     pub client_identities: Vec<String>,
     /// Where to serve grpc.health.v1 alone, in plaintext, for probes that
     /// cannot present a client certificate (the kubelet's); `None` for no
-    /// such listener.
-    pub health_listen: Option<std::net::SocketAddr>,
+    /// such listener. Bound by the caller before the main listener, so a
+    /// client that sees the main port open finds the health port open too.
+    pub health_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Options {
@@ -81,7 +73,7 @@ impl Options {
             limits: Limits::default(),
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             client_identities: vec![DEFAULT_CLIENT_IDENTITY.to_string()],
-            health_listen: None,
+            health_listener: None,
         }
     }
 }
@@ -99,7 +91,7 @@ pub async fn serve_listener(
         limits,
         rpc_timeout,
         client_identities,
-        health_listen,
+        health_listener,
     } = options;
     let allow = match &tls {
         Some(files) if files.client_ca.is_some() => Allowlist::of(client_identities),
@@ -125,11 +117,8 @@ pub async fn serve_listener(
         .map_err(|e| Error::Reflection(e.to_string()))?;
 
     // Health alone, plaintext: it says SERVING or not and nothing else.
-    let _health_only = match health_listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind { addr, source })?;
+    let _health_only = match health_listener {
+        Some(listener) => {
             let server = Server::builder()
                 .add_service(health.clone())
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));

@@ -221,6 +221,14 @@ fn homelab_overlay_passes_the_policy() {
     let agent = find(&docs, "DaemonSet", "labscope-agent");
     let pod = &agent["spec"]["template"]["spec"];
     assert_eq!(pod["hostNetwork"], true);
+    // The node's IP alone: "$(HOST_IP):PORT" breaks on IPv6 nodes.
+    let agent_args = strings(&pod["containers"][0]["args"]);
+    for flag in ["--listen", "--health-listen"] {
+        assert!(
+            agent_args.contains(&format!("{flag}=$(HOST_IP)")),
+            "{flag} should be the node IP alone: {agent_args:?}"
+        );
+    }
     assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(pod["priorityClassName"], "labscope-agent");
@@ -515,7 +523,10 @@ fn kube_problems(v: &Validators, docs: &[&Value]) -> Vec<String> {
             problems.push(format!("{version}: {line}"));
         }
         if !out.status.success() && said.trim().is_empty() {
-            problems.push(format!("{version}: kubernetes-validate failed ({})", out.status));
+            problems.push(format!(
+                "{version}: kubernetes-validate failed ({})",
+                out.status
+            ));
         }
     }
     problems
@@ -546,8 +557,16 @@ fn crd_problems(v: &Validators, docs: &[&Value]) -> Vec<String> {
 
 fn schema_problems(v: &Validators, docs: &[Value]) -> (Vec<String>, Vec<String>) {
     let (builtin, custom): (Vec<&Value>, Vec<&Value>) = docs.iter().partition(|d| is_builtin(d));
-    let kube = if builtin.is_empty() { Vec::new() } else { kube_problems(v, &builtin) };
-    let crd = if custom.is_empty() { Vec::new() } else { crd_problems(v, &custom) };
+    let kube = if builtin.is_empty() {
+        Vec::new()
+    } else {
+        kube_problems(v, &builtin)
+    };
+    let crd = if custom.is_empty() {
+        Vec::new()
+    } else {
+        crd_problems(v, &custom)
+    };
     (kube, crd)
 }
 
@@ -560,7 +579,11 @@ fn every_rendered_object_validates_against_its_schema() {
         assert!(
             kube.is_empty() && crd.is_empty(),
             "deploy/{dir} does not validate:\n{}",
-            kube.iter().chain(&crd).cloned().collect::<Vec<_>>().join("\n")
+            kube.iter()
+                .chain(&crd)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -571,7 +594,9 @@ fn every_rendered_object_validates_against_its_schema() {
 #[test]
 fn the_schema_validation_catches_wrong_fields() {
     let Some(v) = validators() else { return };
-    let Some(overlay) = render("overlays/homelab") else { return };
+    let Some(overlay) = render("overlays/homelab") else {
+        return;
+    };
     let Some(flux) = render("flux") else { return };
 
     let mutate = |docs: &[Value], kind: &str, f: &dyn Fn(&mut Value)| -> Vec<Value> {
@@ -586,7 +611,9 @@ fn the_schema_validation_catches_wrong_fields() {
     let cases: Vec<(&str, Vec<Value>, &str)> = vec![
         (
             "unknown Deployment field",
-            mutate(&overlay, "Deployment", &|d| d["spec"]["replicaz"] = json!(1)),
+            mutate(&overlay, "Deployment", &|d| {
+                d["spec"]["replicaz"] = json!(1)
+            }),
             "replicaz",
         ),
         (
@@ -609,12 +636,16 @@ fn the_schema_validation_catches_wrong_fields() {
         ),
         (
             "Kustomization prune as a string",
-            mutate(&flux, "Kustomization", &|d| d["spec"]["prune"] = json!("yes")),
+            mutate(&flux, "Kustomization", &|d| {
+                d["spec"]["prune"] = json!("yes")
+            }),
             "prune",
         ),
         (
             "unknown Certificate field",
-            mutate(&overlay, "Certificate", &|d| d["spec"]["isCa"] = json!(true)),
+            mutate(&overlay, "Certificate", &|d| {
+                d["spec"]["isCa"] = json!(true)
+            }),
             "isCa",
         ),
         (
@@ -635,7 +666,8 @@ fn the_schema_validation_catches_wrong_fields() {
         if kube.iter().any(|p| p.contains(needle)) {
             for version in KUBE_VERSIONS {
                 assert!(
-                    kube.iter().any(|p| p.starts_with(version) && p.contains(needle)),
+                    kube.iter()
+                        .any(|p| p.starts_with(version) && p.contains(needle)),
                     "{what}: not caught for Kubernetes {version}: {kube:?}"
                 );
             }

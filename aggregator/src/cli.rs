@@ -108,8 +108,18 @@ pub fn tools_listing(tools: &[ToolDef], served: &std::collections::BTreeSet<Tool
             } else {
                 format!(" [{}]", required.join(", "))
             };
-            out.push_str(&format!("  {:width$}  {}{}\n", t.name, t.title, args));
+            let mark = if t.hints.mutates() { " ✎" } else { "" };
+            out.push_str(&format!(
+                "  {:width$}  {}{}{}\n",
+                t.name, t.title, args, mark
+            ));
         }
+    }
+    if tools.iter().any(|t| t.hints.mutates()) {
+        out.push_str(
+            "\n✎ changes state: served and run only when the config file (--config) sets [mutations] enabled = true,\n  \
+             each within its allowlist there, and recorded in the audit log; --read-only always refuses them.\n",
+        );
     }
     out.push_str(
         "\n`labscope tools TOOL` (or `labscope call TOOL --help`) shows a tool's arguments.\n",

@@ -2,6 +2,8 @@
 //! agents are, deadlines, and the API key for HTTP (from the environment or a
 //! file, never from flags or the config file).
 
+pub mod file;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,20 @@ pub enum Error {
     /// Kubernetes access failed.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::Error),
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    File(#[from] file::Error),
+    /// The audit log cannot be written.
+    #[error(
+        "mutations.audit_log {path}: {source} (the audit log must be writable when mutations are enabled)"
+    )]
+    AuditLog {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The API key is unusable.
     #[error("API key from {origin} is empty")]
     EmptyKey {
@@ -77,6 +93,11 @@ pub struct AgentOptions {
     /// with this configuration — node always, cluster and flux with a
     /// Kubernetes API).
     pub toolsets: Option<Vec<crate::tools::Toolset>>,
+    /// The configuration file (`--config`), validated, secrets read.
+    pub config: Arc<file::Config>,
+    /// `--read-only`: no mutating tool is served or runs, whatever the
+    /// config file says.
+    pub read_only: bool,
 }
 
 fn read(path: &PathBuf) -> Result<String, Error> {
@@ -152,13 +173,27 @@ impl AgentOptions {
             AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
         };
         let cluster_configured = cluster.is_some();
+        let mutations = self.config.mutations.clone();
+        let audit = crate::safety::audit::AuditLog::open(mutations.audit_log.as_deref()).map_err(
+            |source| Error::AuditLog {
+                path: mutations.audit_log.clone().unwrap_or_default(),
+                source,
+            },
+        )?;
+        let safety = crate::safety::Safety {
+            policy: crate::safety::Policy::new(mutations, self.read_only),
+            audit,
+        };
         Ok(Arc::new(ToolContext {
             pool,
             cluster,
             settings: Settings {
                 agent_deadline: self.deadline,
                 fanout_concurrency: self.concurrency.max(1),
-                default_dns_server: self.dns_server.clone(),
+                default_dns_server: self
+                    .dns_server
+                    .clone()
+                    .or_else(|| self.config.dns_servers.first().cloned()),
                 now: self.now,
                 cron_time_zone: self.cron_time_zone.clone().unwrap_or_else(|| "UTC".into()),
                 backup_cronjobs: self.backup_cronjobs.clone(),
@@ -172,6 +207,8 @@ impl AgentOptions {
             },
             metrics: Arc::new(Metrics::default()),
             toolsets: self.toolsets_for(cluster_configured),
+            config: self.config.clone(),
+            safety: Arc::new(safety),
         }))
     }
 }

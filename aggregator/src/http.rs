@@ -47,6 +47,9 @@ pub struct HttpOptions {
     pub addr: SocketAddr,
     /// API key; `None` only on loopback.
     pub api_key: Option<String>,
+    /// The key's name, recorded as the caller in the audit log
+    /// (`LABSCOPE_API_KEY_NAME`, default "api-key").
+    pub api_key_name: String,
     /// Extra Host header values to accept (behind an ingress).
     pub allowed_hosts: Vec<String>,
     /// Most live MCP sessions (the least recently used is closed at the cap).
@@ -65,7 +68,11 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
         .with_allowed_hosts(allowed)
         .with_max_request_body_bytes(MAX_REQUEST_BYTES)
         .with_cancellation_token(shutdown);
-    let server = McpServer::new(ctx.clone());
+    let caller = match &opts.api_key {
+        Some(_) => format!("http:{}", opts.api_key_name),
+        None => "http:loopback-without-key".to_string(),
+    };
+    let server = McpServer::new(ctx.clone()).with_caller(caller);
     let sessions = Arc::new(CappedSessions::new(opts.max_sessions));
     let service: StreamableHttpService<McpServer, CappedSessions> =
         StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);

@@ -13,5 +13,6 @@ pub mod mcp;
 pub mod metrics;
 pub mod prompts;
 pub mod redact;
+pub mod safety;
 pub mod sessions;
 pub mod tools;

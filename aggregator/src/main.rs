@@ -115,6 +115,16 @@ struct AgentArgs {
         value_parser = parse_toolset
     )]
     toolsets: Vec<Vec<Toolset>>,
+    /// Configuration file (TOML): the homelab's services (Pi-hole, Jellyfin,
+    /// Immich), DNS servers, and [mutations] — whether and where labscope may
+    /// change anything, and the audit log. Secrets are named by *_env or
+    /// *_file keys, never written in it. See the README's "Configuration".
+    #[arg(long, global = true, env = "LABSCOPE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve and run no tool that changes anything, whatever the config file
+    /// says (mutations are off by default anyway).
+    #[arg(long, global = true)]
+    read_only: bool,
 }
 
 fn parse_toolset(s: &str) -> Result<Vec<Toolset>, String> {
@@ -227,6 +237,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let a = cli.agents;
+    let config = match &a.config {
+        Some(path) => labscope::config::file::Config::load(path)?,
+        None => labscope::config::file::Config::default(),
+    };
     let options = AgentOptions {
         agents: a.agents,
         ca: a.agent_ca,
@@ -251,6 +265,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tool_deadline: Some(Duration::from_millis(a.tool_deadline_ms)),
         tailscale_namespace: Some(a.tailscale_namespace),
         toolsets: (!a.toolsets.is_empty()).then(|| a.toolsets.into_iter().flatten().collect()),
+        config: std::sync::Arc::new(config),
+        read_only: a.read_only,
     };
     match cli.command {
         Command::Tools { tool, json } => {
@@ -311,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ctx = options.context().await?;
             let progress = cli::StderrProgress::start(&tool);
             let result = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => tools::call(ctx, &defs, &tool, map, progress.call()).await,
+                Ok(map) => tools::call(ctx, &defs, &tool, map, progress.call().by("cli")).await,
                 Err(e) => Err(e),
             };
             progress.finish();
@@ -360,6 +376,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = HttpOptions {
                 addr: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
                 api_key: api_key_from_env()?,
+                api_key_name: std::env::var("LABSCOPE_API_KEY_NAME")
+                    .ok()
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "api-key".into()),
                 allowed_hosts,
                 max_sessions,
             };

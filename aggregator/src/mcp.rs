@@ -56,15 +56,25 @@ pub fn instructions(toolsets: &std::collections::BTreeSet<tools::Toolset>) -> St
 pub struct McpServer {
     ctx: Arc<ToolContext>,
     tools: Arc<Vec<ToolDef>>,
+    caller: Arc<str>,
 }
 
 impl McpServer {
-    /// A handler over `ctx` serving the tools of its toolsets.
+    /// A handler over `ctx` serving the tools of its toolsets (the mutating
+    /// ones only when mutations are on).
     pub fn new(ctx: Arc<ToolContext>) -> Self {
         Self {
-            tools: Arc::new(tools::enabled(&ctx.toolsets)),
+            tools: Arc::new(tools::served(&ctx)),
             ctx,
+            caller: Arc::from("stdio"),
         }
+    }
+
+    /// Who its calls come from, for the audit log ("stdio", or the HTTP
+    /// API key's name).
+    pub fn with_caller(mut self, caller: impl Into<Arc<str>>) -> Self {
+        self.caller = caller.into();
+        self
     }
 }
 
@@ -203,6 +213,23 @@ impl ServerHandler for McpServer {
         let name = request.name.to_string();
         if !self.tools.iter().any(|t| t.name == name) {
             if let Some(t) = tools::registry().into_iter().find(|t| t.name == name) {
+                // A mutating tool that is not listed because mutations are
+                // off: refused through the gate, which says which rule
+                // refused it and records the attempt.
+                if t.hints.mutates() && self.ctx.toolsets.contains(&t.toolset) {
+                    let args = request.arguments.unwrap_or_default();
+                    let call = Call::default().by(self.caller.clone());
+                    let result = tools::call(self.ctx.clone(), &[t], &name, args, call).await;
+                    return Ok(match result {
+                        Ok(out) => {
+                            let mut r = CallToolResult::structured(out.structured);
+                            r.content = vec![ContentBlock::text(out.text)];
+                            r
+                        }
+                        Err(e) => error_result(&e),
+                    }
+                    .into());
+                }
                 return Err(ErrorData::invalid_params(
                     format!(
                         "tool {name:?} is in toolset {}, which this server does not serve",
@@ -242,7 +269,8 @@ impl ServerHandler for McpServer {
                 })
             }
             None => Call::default(),
-        };
+        }
+        .by(self.caller.clone());
         let result = match tools::call(self.ctx.clone(), &self.tools, &name, args, call).await {
             Ok(out) => {
                 // A big answer leaves big free blocks behind once sent: give

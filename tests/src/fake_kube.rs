@@ -49,6 +49,9 @@ pub struct Fixture {
     pub kind_versions: Vec<(String, String, Vec<String>)>,
     /// Failures to inject, first match wins.
     pub faults: Vec<Fault>,
+    /// HelmReleases (namespace, name) whose upgrade is running: it finishes
+    /// on the next read (see `fake_controllers`).
+    pub helm_pending: BTreeSet<(String, String)>,
 }
 
 /// A failure the fake injects for requests whose path contains `path`.
@@ -1064,7 +1067,8 @@ async fn custom_all(
     UrlPath((group, version, plural_name)): UrlPath<(String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = fixture!(app);
+    let mut f = fixture!(app);
+    crate::fake_controllers::settle(&mut f);
     list_response(&f, &group, &version, &plural_name, None, &q)
 }
 
@@ -1073,7 +1077,8 @@ async fn custom_namespaced(
     UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let f = fixture!(app);
+    let mut f = fixture!(app);
+    crate::fake_controllers::settle(&mut f);
     list_response(&f, &group, &version, &plural_name, Some(&ns), &q)
 }
 
@@ -1095,8 +1100,126 @@ async fn custom_get_namespaced(
         String,
     )>,
 ) -> Response {
-    let f = fixture!(app);
+    let mut f = fixture!(app);
+    crate::fake_controllers::settle(&mut f);
     get_response(&f, &group, &version, &plural_name, Some(&ns), &name)
+}
+
+/// The content types a merge patch may come as.
+const MERGE_PATCH: &str = "application/merge-patch+json";
+
+/// PATCH of a namespaced object: JSON merge patches only (what labscope
+/// sends); the controllers react (`fake_controllers`).
+async fn custom_patch_namespaced(
+    State(app): State<AppState>,
+    UrlPath((group, version, ns, plural_name, name)): UrlPath<(
+        String,
+        String,
+        String,
+        String,
+        String,
+    )>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut f = fixture!(app);
+    crate::fake_controllers::settle(&mut f);
+    let Some((kind, _)) = served_kind(&f, &group, &version, &plural_name) else {
+        return not_found();
+    };
+    if f.forbidden.contains(&plural_name) || f.forbidden.contains(&format!("patch {plural_name}")) {
+        return forbidden("patch", &plural_name, &group, Some(&ns));
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !content_type.starts_with(MERGE_PATCH) {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, {MERGE_PATCH}, application/apply-patch+yaml (got {content_type:?})"
+            ),
+        );
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "error decoding patch: invalid JSON");
+    };
+    let Some(i) = f.objects.iter().position(|o| {
+        o["kind"] == kind
+            && o["apiVersion"].as_str().map(group_of) == Some(group.as_str())
+            && o["metadata"]["namespace"] == ns.as_str()
+            && o["metadata"]["name"] == name.as_str()
+    }) else {
+        return status(
+            404,
+            "NotFound",
+            &format!("{plural_name}.{group} \"{name}\" not found"),
+        );
+    };
+    crate::fake_controllers::patched(&mut f, i, &patch);
+    f.objects[i] = bump(f.objects[i].clone());
+    axum::Json(at_version(&f.objects[i], &group, &version)).into_response()
+}
+
+/// POST of a namespaced object (Jobs from `trigger_backup`): 409 when the
+/// name is taken.
+async fn custom_create_namespaced(
+    State(app): State<AppState>,
+    UrlPath((group, version, ns, plural_name)): UrlPath<(String, String, String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut f = fixture!(app);
+    let Some((kind, _)) = served_kind(&f, &group, &version, &plural_name) else {
+        return not_found();
+    };
+    if f.forbidden.contains(&plural_name) || f.forbidden.contains(&format!("create {plural_name}"))
+    {
+        return forbidden("create", &plural_name, &group, Some(&ns));
+    }
+    let Ok(obj) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "error decoding body: invalid JSON");
+    };
+    let Some(name) = obj["metadata"]["name"].as_str().map(str::to_string) else {
+        return status(
+            422,
+            "Invalid",
+            &format!(
+                "{kind}.{group} \"\" is invalid: metadata.name: Required value: name or generateName is required"
+            ),
+        );
+    };
+    if obj["metadata"]["namespace"]
+        .as_str()
+        .is_some_and(|n| n != ns)
+    {
+        return status(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
+    }
+    let exists = collection(&f, &group, kind).iter().any(|o| {
+        o["metadata"]["namespace"] == ns.as_str() && o["metadata"]["name"] == name.as_str()
+    });
+    if exists {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("{plural_name}.{group} \"{name}\" already exists"),
+        );
+    }
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+    let obj = crate::fake_controllers::created(obj, &api_version, kind, &ns, serial);
+    f.objects.push(obj.clone());
+    (StatusCode::CREATED, axum::Json(obj)).into_response()
 }
 
 async fn core_all(
@@ -1389,8 +1512,8 @@ impl FakeKube {
             .route("/apis", get(api_groups))
             .route("/apis/{group}/{version}", get(group_resources))
             .route("/apis/{group}/{version}/{plural}", get(custom_all))
-            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", get(custom_namespaced))
-            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", get(custom_get_namespaced))
+            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", get(custom_namespaced).post(custom_create_namespaced))
+            .route("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", get(custom_get_namespaced).patch(custom_patch_namespaced))
             .route("/apis/{group}/{version}/{plural}/{name}", get(custom_get_cluster))
             .route("/api/v1/{plural}", get(core_all))
             .route("/api/v1/{plural}/{name}", get(core_get_cluster))

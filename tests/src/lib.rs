@@ -7,6 +7,7 @@
 //! them for real.
 
 pub mod bench;
+pub mod fake_controllers;
 pub mod fake_kube;
 pub mod homelab;
 pub mod mcp;

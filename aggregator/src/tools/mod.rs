@@ -14,6 +14,7 @@ pub mod ingress;
 pub mod kube;
 pub mod logs;
 pub mod node;
+pub mod ops;
 pub mod podspec;
 pub mod secrets;
 pub mod storage;
@@ -83,6 +84,10 @@ pub struct ToolContext {
     pub metrics: Arc<Metrics>,
     /// Toolsets served over MCP.
     pub toolsets: std::collections::BTreeSet<Toolset>,
+    /// The configuration file (services, DNS servers, `[mutations]`).
+    pub config: Arc<crate::config::file::Config>,
+    /// What may be changed, and the audit log of every attempt.
+    pub safety: Arc<crate::safety::Safety>,
 }
 
 /// A successful tool result: structured content plus a compact text rendering.
@@ -129,6 +134,12 @@ pub enum ErrorCode {
     ApiUnreachable,
     /// The call or one of its requests ran out of time.
     Timeout,
+    /// A mutation rule refused the call (mutations off, `--read-only`, or
+    /// not in the tool's allowlist); nothing was changed.
+    Refused,
+    /// The object is not in a state this change applies to (a run already
+    /// active, a release not stuck); nothing was changed.
+    Conflict,
 }
 
 /// A failed tool call: what failed, why, and what to do next.
@@ -141,6 +152,9 @@ pub struct ToolError {
     pub message: String,
     /// What to do next.
     pub hint: String,
+    /// The mutation rule that refused the call (code `refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl ToolError {
@@ -150,6 +164,7 @@ impl ToolError {
             code,
             message: message.into(),
             hint: hint.into(),
+            rule: None,
         }
     }
 
@@ -274,6 +289,34 @@ impl Hints {
         idempotent: true,
         open_world: true,
     };
+    /// A change that adds or sets state and can be repeated with the same
+    /// effect (a reconcile request, suspend, resume).
+    pub const CHANGE: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+        open_world: false,
+    };
+    /// A change that replaces or disrupts something running (a restart, a
+    /// forced upgrade) and does it again when repeated.
+    pub const DISRUPT: Hints = Hints {
+        read_only: false,
+        destructive: true,
+        idempotent: false,
+        open_world: false,
+    };
+    /// A change that creates something new each time (a Job).
+    pub const CREATE: Hints = Hints {
+        read_only: false,
+        destructive: false,
+        idempotent: false,
+        open_world: false,
+    };
+
+    /// Changes something: served only with mutations on, gated, audited.
+    pub fn mutates(self) -> bool {
+        !self.read_only
+    }
 }
 
 /// What a tool call may report while it runs (MCP progress notifications
@@ -281,6 +324,7 @@ impl Hints {
 #[derive(Clone, Default)]
 pub struct Call {
     progress: Option<ProgressSink>,
+    caller: Option<Arc<str>>,
 }
 
 /// Receives (done, total, message).
@@ -290,6 +334,7 @@ impl std::fmt::Debug for Call {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
             .field("progress", &self.progress.is_some())
+            .field("caller", &self.caller)
             .finish()
     }
 }
@@ -299,7 +344,20 @@ impl Call {
     pub fn with_progress(sink: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
         Self {
             progress: Some(Arc::new(sink)),
+            caller: None,
         }
+    }
+
+    /// The same call, made by `caller` (the API key's name, "stdio",
+    /// "cli"): the audit log records it.
+    pub fn by(mut self, caller: impl Into<Arc<str>>) -> Self {
+        self.caller = Some(caller.into());
+        self
+    }
+
+    /// Who called ("unknown" when the transport did not say).
+    pub fn caller(&self) -> &str {
+        self.caller.as_deref().unwrap_or("unknown")
     }
 
     /// Reports `done` of `total` steps.
@@ -689,11 +747,22 @@ impl ToolDef {
     }
 }
 
-/// The tools of `toolsets`, in listing order.
+/// The read-only tools of `toolsets`, in listing order (mutating tools are
+/// served only when mutations are on: see [`served`]).
 pub fn enabled(toolsets: &std::collections::BTreeSet<Toolset>) -> Vec<ToolDef> {
     registry()
         .into_iter()
-        .filter(|t| toolsets.contains(&t.toolset))
+        .filter(|t| toolsets.contains(&t.toolset) && !t.hints.mutates())
+        .collect()
+}
+
+/// The tools `ctx` serves: those of its toolsets, and the mutating ones
+/// only when its policy turns mutations on.
+pub fn served(ctx: &ToolContext) -> Vec<ToolDef> {
+    let mutations = ctx.safety.policy.mutations_on();
+    registry()
+        .into_iter()
+        .filter(|t| ctx.toolsets.contains(&t.toolset) && (mutations || !t.hints.mutates()))
         .collect()
 }
 
@@ -722,6 +791,7 @@ fn build_registry() -> Vec<ToolDef> {
     ]);
     tools.extend([backups::backups_tool(), backups::details_tool()]);
     tools.extend([flux::tool(), images::tool()]);
+    tools.extend(ops::tools());
     tools
 }
 
@@ -745,6 +815,9 @@ pub async fn call(
     };
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
+    if tool.hints.mutates() {
+        return audited(ctx, tool, args, call).await;
+    }
     let result = match tool.toolset.uses_kubernetes() {
         false => tool.run(ctx, args, call).await,
         true => {
@@ -763,6 +836,64 @@ pub async fn call(
             }
         }
     };
+    metrics.record_call(tool.name, result.is_ok(), started.elapsed());
+    result
+}
+
+/// Runs a mutating tool through the gate, writing one audit line whatever
+/// happens: refused by the global gate or by the tool's allowlist, failed,
+/// or performed.
+async fn audited(
+    ctx: Arc<ToolContext>,
+    tool: &ToolDef,
+    args: Map<String, Value>,
+    call: Call,
+) -> Result<ToolOutput, ToolError> {
+    use crate::safety::audit::{Entry, Outcome, redact_args};
+    let started = std::time::Instant::now();
+    let arguments = redact_args(&args);
+    let caller = call.caller().to_string();
+    let safety = ctx.safety.clone();
+    let metrics = ctx.metrics.clone();
+    let now = crate::cluster::time::rfc3339(crate::cluster::time::now(None));
+    let result = match safety.policy.gate(tool.name) {
+        Err(refusal) => Err(ToolError::from(refusal)),
+        Ok(()) => {
+            let deadline = ctx.settings.tool_deadline;
+            match tokio::time::timeout(deadline, tool.run(ctx, args, call)).await {
+                Ok(r) => r,
+                Err(_) => Err(ToolError::new(
+                    ErrorCode::Timeout,
+                    format!(
+                        "{} did not finish within {} (the tool deadline); the change may or may not have been made",
+                        tool.name,
+                        crate::cluster::error::human_duration(deadline)
+                    ),
+                    "check the object's state (get_flux_status, describe_resource) before trying again",
+                )),
+            }
+        }
+    };
+    let (outcome, rule, message) = match &result {
+        Ok(out) => (
+            Outcome::Performed,
+            None,
+            out.text.lines().next().unwrap_or_default().to_string(),
+        ),
+        Err(e) if e.code == ErrorCode::Refused => {
+            (Outcome::Refused, e.rule.clone(), e.message.clone())
+        }
+        Err(e) => (Outcome::Failed, None, e.message.clone()),
+    };
+    safety.audit.record(&Entry {
+        time: now,
+        tool: tool.name.to_string(),
+        arguments,
+        caller,
+        outcome,
+        rule,
+        message,
+    });
     metrics.record_call(tool.name, result.is_ok(), started.elapsed());
     result
 }
@@ -854,6 +985,7 @@ mod tests {
         );
         assert_eq!(enabled(&node_only).len(), 8);
         let every: std::collections::BTreeSet<Toolset> = Toolset::ALL.into_iter().collect();
-        assert_eq!(enabled(&every).len(), all.len());
+        let read_only = all.iter().filter(|t| !t.hints.mutates()).count();
+        assert_eq!(enabled(&every).len(), read_only);
     }
 }

@@ -1,0 +1,564 @@
+//! The configuration file (`--config FILE`, or `LABSCOPE_CONFIG`): the
+//! homelab's services (Pi-hole, Jellyfin, Immich), the DNS servers to ask,
+//! and whether and where labscope may change anything (`[mutations]`).
+//!
+//! Secrets never appear in the file: each is named by `*_env` (an
+//! environment variable) or `*_file` (a path) and read once at start-up. An
+//! unknown key, a bad URL, a missing variable or an unreadable file stops
+//! start-up with an error naming the key.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration file cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a wrong type.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What toml said (line, column, the key).
+        message: String,
+    },
+    /// A value is unusable.
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// The key, e.g. `pihole.primary.url`.
+        key: String,
+        /// What is wrong and what would do.
+        message: String,
+    },
+}
+
+/// A secret read from the environment or a file. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one request that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// An HTTP service labscope talks to, and its credential.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Base URL (http or https, no credentials, query or fragment).
+    pub url: url::Url,
+    /// The password or API key.
+    pub secret: Secret,
+    /// Where the secret came from (`env PIHOLE_PASSWORD`, `file /run/…`),
+    /// for messages; never the value.
+    pub secret_origin: String,
+}
+
+/// The `[mutations]` section: everything labscope may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutations {
+    /// Nothing changes anything unless true (`--read-only` always wins).
+    pub enabled: bool,
+    /// Where every mutating call, allowed or refused, is recorded.
+    pub audit_log: Option<PathBuf>,
+    /// Deployments (`namespace/name`) `restart_deployment` may restart.
+    pub restart: BTreeSet<String>,
+    /// Namespaces whose Flux objects may be reconciled, suspended, resumed
+    /// or recovered.
+    pub flux_namespaces: BTreeSet<String>,
+    /// Namespaces whose ExternalSecrets `refresh_secret` may refresh.
+    pub secret_namespaces: BTreeSet<String>,
+    /// The label (`key=value`) a CronJob must carry to be triggered.
+    pub trigger_label: (String, String),
+    /// `update_pihole_gravity` allowed.
+    pub pihole_gravity: bool,
+    /// `fix_jellyfin_metadata` allowed.
+    pub jellyfin_metadata: bool,
+}
+
+/// Default [`Mutations::trigger_label`].
+pub const DEFAULT_TRIGGER_LABEL: &str = "labscope.io/trigger=true";
+
+impl Default for Mutations {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            audit_log: None,
+            restart: BTreeSet::new(),
+            flux_namespaces: ["flux-system".to_string()].into(),
+            secret_namespaces: BTreeSet::new(),
+            trigger_label: ("labscope.io/trigger".into(), "true".into()),
+            pihole_gravity: false,
+            jellyfin_metadata: false,
+        }
+    }
+}
+
+/// The configuration, validated, with its secrets read.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Where it was read from (`None`: no file, the defaults).
+    pub path: Option<PathBuf>,
+    /// `[pihole.primary]`.
+    pub pihole_primary: Option<Service>,
+    /// `[pihole.secondary]`.
+    pub pihole_secondary: Option<Service>,
+    /// `[jellyfin]`.
+    pub jellyfin: Option<Service>,
+    /// `[immich]`.
+    pub immich: Option<Service>,
+    /// `[dns] servers`: what DNS tools ask by default, in order.
+    pub dns_servers: Vec<String>,
+    /// `[mutations]`.
+    pub mutations: Mutations,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    pihole: Option<RawPiholes>,
+    jellyfin: Option<RawApiService>,
+    immich: Option<RawApiService>,
+    dns: Option<RawDns>,
+    mutations: Option<RawMutations>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPiholes {
+    primary: Option<RawPihole>,
+    secondary: Option<RawPihole>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPihole {
+    url: String,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiService {
+    url: String,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    servers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMutations {
+    #[serde(default)]
+    enabled: bool,
+    audit_log: Option<PathBuf>,
+    #[serde(default)]
+    restart: Vec<String>,
+    flux_namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    secret_namespaces: Vec<String>,
+    trigger_label: Option<String>,
+    #[serde(default)]
+    pihole_gravity: bool,
+    #[serde(default)]
+    jellyfin_metadata: bool,
+}
+
+/// Where the secret of a key comes from: (`*_env`, `*_file`).
+type SecretSource<'a> = (Option<&'a String>, Option<&'a PathBuf>);
+
+struct Check<'a> {
+    path: &'a Path,
+}
+
+impl Check<'_> {
+    fn invalid(&self, key: &str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn url(&self, key: &str, text: &str) -> Result<url::Url, Error> {
+        let url = url::Url::parse(text.trim())
+            .map_err(|e| self.invalid(key, format!("{text:?} is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.invalid(
+                key,
+                format!("{text:?}: only http:// and https:// are supported"),
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(self.invalid(key, format!("{text:?} has no host")));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(self.invalid(
+                key,
+                "credentials do not belong in the URL (nor anywhere in this file): use the *_env or *_file key",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(self.invalid(
+                key,
+                format!("{text:?}: give the base URL without query or fragment"),
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Reads a secret named by `{prefix}_env` or `{prefix}_file`.
+    fn secret(
+        &self,
+        section: &str,
+        prefix: &str,
+        src: SecretSource,
+    ) -> Result<(Secret, String), Error> {
+        let env_key = format!("{section}.{prefix}_env");
+        let file_key = format!("{section}.{prefix}_file");
+        match src {
+            (Some(_), Some(_)) => Err(self.invalid(
+                section,
+                format!("give {prefix}_env or {prefix}_file, not both"),
+            )),
+            (None, None) => Err(self.invalid(
+                section,
+                format!("{prefix}_env (an environment variable) or {prefix}_file (a path) is required; secrets are never written in this file"),
+            )),
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok((Secret(v.trim().to_string()), format!("env {var}"))),
+                Ok(_) => Err(self.invalid(&env_key, format!("environment variable {var} is empty"))),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(self.invalid(&env_key, format!("environment variable {var} is not set")))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(self.invalid(&env_key, format!("environment variable {var} is not UTF-8")))
+                }
+            },
+            (None, Some(file)) => match std::fs::read_to_string(file) {
+                Ok(v) if !v.trim().is_empty() => {
+                    Ok((Secret(v.trim().to_string()), format!("file {}", file.display())))
+                }
+                Ok(_) => Err(self.invalid(&file_key, format!("{} is empty", file.display()))),
+                Err(e) => Err(self.invalid(&file_key, format!("cannot read {}: {e}", file.display()))),
+            },
+        }
+    }
+
+    fn service(
+        &self,
+        section: &str,
+        url: &str,
+        prefix: &str,
+        src: SecretSource,
+    ) -> Result<Service, Error> {
+        let url = self.url(&format!("{section}.url"), url)?;
+        let (secret, secret_origin) = self.secret(section, prefix, src)?;
+        Ok(Service {
+            url,
+            secret,
+            secret_origin,
+        })
+    }
+}
+
+/// A DNS-1123 label (namespaces, object names are subdomains but every
+/// name labscope acts on here is a label or a dotted subdomain of them).
+fn dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// A label key (`prefix/name` or `name`) and value as Kubernetes allows.
+fn label_pair(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once('=')?;
+    let (k, v) = (k.trim(), v.trim());
+    let name = k
+        .rsplit_once('/')
+        .map_or(k, |(prefix, name)| if dns_name(prefix) { name } else { "" });
+    let token = |t: &str, empty_ok: bool| {
+        (empty_ok && t.is_empty())
+            || (!t.is_empty()
+                && t.len() <= 63
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && t.as_bytes()[0].is_ascii_alphanumeric()
+                && t.as_bytes()[t.len() - 1].is_ascii_alphanumeric())
+    };
+    (token(name, false) && token(v, true)).then(|| (k.to_string(), v.to_string()))
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let c = Check { path };
+        let mut config = Config {
+            path: Some(path.to_path_buf()),
+            ..Config::default()
+        };
+        if let Some(p) = raw.pihole {
+            for (which, slot, raw) in [
+                ("primary", &mut config.pihole_primary, p.primary),
+                ("secondary", &mut config.pihole_secondary, p.secondary),
+            ] {
+                if let Some(r) = raw {
+                    *slot = Some(c.service(
+                        &format!("pihole.{which}"),
+                        &r.url,
+                        "password",
+                        (r.password_env.as_ref(), r.password_file.as_ref()),
+                    )?);
+                }
+            }
+        }
+        for (section, slot, raw) in [
+            ("jellyfin", &mut config.jellyfin, raw.jellyfin),
+            ("immich", &mut config.immich, raw.immich),
+        ] {
+            if let Some(r) = raw {
+                *slot = Some(c.service(
+                    section,
+                    &r.url,
+                    "api_key",
+                    (r.api_key_env.as_ref(), r.api_key_file.as_ref()),
+                )?);
+            }
+        }
+        if let Some(dns) = raw.dns {
+            for (i, s) in dns.servers.iter().enumerate() {
+                let ok = s.parse::<std::net::IpAddr>().is_ok()
+                    || s.parse::<std::net::SocketAddr>().is_ok();
+                if !ok {
+                    return Err(c.invalid(
+                        &format!("dns.servers[{i}]"),
+                        format!("{s:?} is not an IP address or IP:PORT"),
+                    ));
+                }
+            }
+            config.dns_servers = dns.servers;
+        }
+        if let Some(m) = raw.mutations {
+            let mut out = Mutations {
+                enabled: m.enabled,
+                audit_log: m.audit_log,
+                pihole_gravity: m.pihole_gravity,
+                jellyfin_metadata: m.jellyfin_metadata,
+                ..Mutations::default()
+            };
+            for (i, r) in m.restart.iter().enumerate() {
+                match r.split_once('/') {
+                    Some((ns, name)) if dns_name(ns) && dns_name(name) => {
+                        out.restart.insert(r.clone());
+                    }
+                    _ => {
+                        return Err(c.invalid(
+                            &format!("mutations.restart[{i}]"),
+                            format!("{r:?} is not namespace/name (e.g. \"jellyfin/jellyfin\")"),
+                        ));
+                    }
+                }
+            }
+            if let Some(ns) = m.flux_namespaces {
+                out.flux_namespaces.clear();
+                for (i, n) in ns.iter().enumerate() {
+                    if !dns_name(n) {
+                        return Err(c.invalid(
+                            &format!("mutations.flux_namespaces[{i}]"),
+                            format!("{n:?} is not a namespace name"),
+                        ));
+                    }
+                    out.flux_namespaces.insert(n.clone());
+                }
+            }
+            for (i, n) in m.secret_namespaces.iter().enumerate() {
+                if !dns_name(n) {
+                    return Err(c.invalid(
+                        &format!("mutations.secret_namespaces[{i}]"),
+                        format!("{n:?} is not a namespace name"),
+                    ));
+                }
+                out.secret_namespaces.insert(n.clone());
+            }
+            if let Some(label) = m.trigger_label {
+                out.trigger_label = label_pair(&label).ok_or_else(|| {
+                    c.invalid(
+                        "mutations.trigger_label",
+                        format!("{label:?} is not key=value (e.g. {DEFAULT_TRIGGER_LABEL:?})"),
+                    )
+                })?;
+            }
+            if out.enabled && out.audit_log.is_none() {
+                return Err(c.invalid(
+                    "mutations.audit_log",
+                    "required when mutations are enabled: every change labscope makes is recorded there (e.g. \"/var/lib/labscope/audit.jsonl\")",
+                ));
+            }
+            config.mutations = out;
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(Path::new("labscope.toml"), text)
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        // SAFETY of the test: a variable only this test sets.
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pihole");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let text = format!(
+            r#"
+[pihole.primary]
+url = "http://192.168.1.55"
+password_file = "{}"
+[dns]
+servers = ["192.168.1.55", "192.168.1.56"]
+[mutations]
+enabled = true
+audit_log = "/var/lib/labscope/audit.jsonl"
+restart = ["jellyfin/jellyfin"]
+flux_namespaces = ["flux-system", "immich"]
+secret_namespaces = ["media"]
+trigger_label = "labscope.io/trigger=true"
+pihole_gravity = false
+jellyfin_metadata = false
+"#,
+            pw.display()
+        );
+        let c = parse(&text).unwrap();
+        let p = c.pihole_primary.unwrap();
+        assert_eq!(p.url.as_str(), "http://192.168.1.55/");
+        assert_eq!(p.secret.expose(), "s3cret");
+        assert!(
+            !format!("{p:?}").contains("s3cret"),
+            "Debug redacts the secret"
+        );
+        assert!(c.pihole_secondary.is_none());
+        assert_eq!(c.dns_servers, ["192.168.1.55", "192.168.1.56"]);
+        let m = c.mutations;
+        assert!(m.enabled);
+        assert!(m.restart.contains("jellyfin/jellyfin"));
+        assert_eq!(m.flux_namespaces.len(), 2);
+        assert_eq!(
+            m.trigger_label,
+            ("labscope.io/trigger".into(), "true".into())
+        );
+    }
+
+    #[test]
+    fn defaults_are_read_only() {
+        let c = parse("").unwrap();
+        assert!(!c.mutations.enabled);
+        assert_eq!(c.mutations, Mutations::default());
+        let c = parse("[mutations]\n").unwrap();
+        assert!(!c.mutations.enabled);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let e = err("[pihole.primary]\nurl = \"http://x\"\npasword_env = \"P\"\n");
+        assert!(e.contains("pasword_env"), "{e}");
+        let e = err("[mutations]\nenabeld = true\n");
+        assert!(e.contains("enabeld"), "{e}");
+        let e = err("[jellyfin]\nurl = \"jellyfin:8096\"\napi_key_env = \"HOME\"\n");
+        assert!(e.contains("jellyfin.url"), "{e}");
+        let e =
+            err("[jellyfin]\nurl = \"http://admin:pw@jellyfin:8096\"\napi_key_env = \"HOME\"\n");
+        assert!(
+            e.contains("jellyfin.url") && e.contains("credentials"),
+            "{e}"
+        );
+        let e = err(
+            "[immich]\nurl = \"http://immich:2283\"\napi_key_env = \"LABSCOPE_TEST_SURELY_UNSET_VAR\"\n",
+        );
+        assert!(
+            e.contains("immich.api_key_env") && e.contains("not set"),
+            "{e}"
+        );
+        let e =
+            err("[immich]\nurl = \"http://immich:2283\"\napi_key_file = \"/nonexistent/key\"\n");
+        assert!(
+            e.contains("immich.api_key_file") && e.contains("cannot read"),
+            "{e}"
+        );
+        let e = err("[immich]\nurl = \"http://immich:2283\"\n");
+        assert!(e.contains("immich") && e.contains("api_key_env"), "{e}");
+        let e = err("[dns]\nservers = [\"pihole\"]\n");
+        assert!(e.contains("dns.servers[0]"), "{e}");
+        let e = err("[mutations]\nenabled = true\n");
+        assert!(e.contains("mutations.audit_log"), "{e}");
+        let e = err("[mutations]\nrestart = [\"jellyfin\"]\n");
+        assert!(e.contains("mutations.restart[0]"), "{e}");
+        let e = err("[mutations]\ntrigger_label = \"labscope.io/trigger\"\n");
+        assert!(e.contains("mutations.trigger_label"), "{e}");
+        let e = err("[mutations]\nflux_namespaces = [\"Flux System\"]\n");
+        assert!(e.contains("mutations.flux_namespaces[0]"), "{e}");
+    }
+
+    #[test]
+    fn label_pairs() {
+        assert_eq!(label_pair("a=b"), Some(("a".into(), "b".into())));
+        assert_eq!(
+            label_pair("labscope.io/trigger=true"),
+            Some(("labscope.io/trigger".into(), "true".into()))
+        );
+        assert_eq!(label_pair("x="), Some(("x".into(), String::new())));
+        assert_eq!(label_pair("novalue"), None);
+        assert_eq!(label_pair("Bad Prefix/x=y"), None);
+        assert_eq!(label_pair("-x=y"), None);
+    }
+}

@@ -1,0 +1,499 @@
+//! Workload operations: `restart_deployment` (the restartedAt annotation
+//! `kubectl rollout restart` sets), `trigger_backup` / `trigger_cronjob` (a
+//! Job from the CronJob's template, as `kubectl create job --from`), and
+//! `refresh_secret` (External Secrets' force-sync annotation).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{FIELD_MANAGER, custom_api, get_object, merge_patch, watch, watch_budget};
+use crate::cluster::Request;
+use crate::cluster::kinds::CustomKind;
+use crate::cluster::time::{now, rfc3339};
+use crate::tools::args::Name;
+use crate::tools::kube::{api_error, cluster};
+use crate::tools::{
+    Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset,
+};
+
+/// The annotation `kubectl rollout restart` sets on the pod template.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+/// External Secrets: any new value makes the operator sync now.
+pub const FORCE_SYNC: &str = "force-sync";
+/// Set on Jobs labscope creates, with the caller.
+pub const TRIGGERED_BY: &str = "labscope.io/triggered-by";
+
+const EXTERNAL_SECRET: CustomKind =
+    CustomKind::new("external-secrets.io", "ExternalSecret", "externalsecrets");
+
+/// Arguments of `restart_deployment`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartArgs {
+    /// Namespace.
+    pub namespace: Name,
+    /// The Deployment.
+    pub deployment: Name,
+}
+
+/// What `restart_deployment` did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RestartReport {
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment.
+    pub deployment: String,
+    /// The annotation's new value.
+    #[serde(rename = "restartedAt")]
+    pub restarted_at: String,
+    /// metadata.generation before and after (a rollout starts when it moves).
+    #[serde(rename = "generationBefore")]
+    pub generation_before: i64,
+    /// After.
+    #[serde(rename = "generationAfter")]
+    pub generation_after: i64,
+    /// Desired replicas.
+    pub replicas: i32,
+}
+
+impl Render for RestartReport {
+    fn text(&self) -> String {
+        format!(
+            "restarted Deployment {}/{}: {RESTARTED_AT}={} (generation {} → {}, {} replica(s) roll)\n{}",
+            self.namespace,
+            self.deployment,
+            self.restarted_at,
+            self.generation_before,
+            self.generation_after,
+            self.replicas,
+            if self.replicas == 0 {
+                "note: it is scaled to zero, so no pod restarts\n"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// `restart_deployment`.
+pub fn restart_tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "restart_deployment",
+            title: "Restart a Deployment",
+            description: "Rolling restart of an allowlisted Deployment (restartedAt annotation).",
+            toolset: Toolset::Cluster,
+            hints: Hints::DISRUPT,
+        },
+        restart,
+    )
+}
+
+async fn restart(
+    ctx: Arc<ToolContext>,
+    a: RestartArgs,
+    _call: Call,
+) -> Result<RestartReport, ToolError> {
+    ctx.safety.policy.restart(&a.namespace, &a.deployment)?;
+    let c = cluster(&ctx)?;
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &a.namespace);
+    let before = c
+        .get_opt(
+            &api,
+            &a.deployment,
+            Request::new("get", "deployments", Some(&a.namespace)),
+        )
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::NotFound,
+                format!("Deployment {}/{} does not exist", a.namespace, a.deployment),
+                "check the name (describe_resource kind=deployment)",
+            )
+        })?;
+    let at = rfc3339(now(None));
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let after = c
+        .bounded(
+            Request::new("patch", "deployments", Some(&a.namespace)),
+            api.patch(&a.deployment, &params, &Patch::Merge(&patch)),
+        )
+        .await
+        .map_err(api_error)?;
+    Ok(RestartReport {
+        namespace: a.namespace.to_string(),
+        deployment: a.deployment.to_string(),
+        restarted_at: at,
+        generation_before: before.metadata.generation.unwrap_or_default(),
+        generation_after: after.metadata.generation.unwrap_or_default(),
+        replicas: after.spec.and_then(|s| s.replicas).unwrap_or(1),
+    })
+}
+
+/// Arguments of `trigger_backup` / `trigger_cronjob`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerArgs {
+    /// Namespace.
+    pub namespace: Name,
+    /// The CronJob.
+    pub cronjob: Name,
+}
+
+/// What `trigger_backup` did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TriggerReport {
+    /// Namespace.
+    pub namespace: String,
+    /// The CronJob.
+    pub cronjob: String,
+    /// The Job created.
+    pub job: String,
+    /// Its creation time.
+    pub created: String,
+}
+
+impl Render for TriggerReport {
+    fn text(&self) -> String {
+        format!(
+            "created Job {}/{} from CronJob {} at {}\nnext: get_job_logs namespace={} job={} (get_backup_status shows the result)\n",
+            self.namespace, self.job, self.cronjob, self.created, self.namespace, self.job
+        )
+    }
+}
+
+/// `trigger_backup`, or its alias `trigger_cronjob`.
+pub fn trigger_tool(name: &'static str) -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name,
+            title: "Run a CronJob now",
+            description: "Start a Job from an opted-in CronJob (refused while a run is active).",
+            toolset: Toolset::Cluster,
+            hints: Hints::CREATE,
+        },
+        trigger,
+    )
+}
+
+/// The Job name `kubectl create job --from` would pick: the CronJob's name
+/// and a suffix, within 63 characters.
+pub fn job_name(cronjob: &str, unix: i64) -> String {
+    let suffix = format!("-manual-{unix}");
+    let keep = 63usize.saturating_sub(suffix.len()).min(cronjob.len());
+    format!("{}{suffix}", cronjob[..keep].trim_end_matches(['-', '.']))
+}
+
+async fn trigger(
+    ctx: Arc<ToolContext>,
+    a: TriggerArgs,
+    call: Call,
+) -> Result<TriggerReport, ToolError> {
+    let c = cluster(&ctx)?;
+    let (ns, name) = (a.namespace.as_str(), a.cronjob.as_str());
+    let cronjobs: Api<CronJob> = Api::namespaced(c.client.clone(), ns);
+    let cj = c
+        .get_opt(&cronjobs, name, Request::new("get", "cronjobs", Some(ns)))
+        .await
+        .map_err(api_error)?
+        .ok_or_else(|| {
+            ToolError::new(
+                ErrorCode::NotFound,
+                format!("CronJob {ns}/{name} does not exist"),
+                "get_backup_status lists the backup CronJobs",
+            )
+        })?;
+    let labels: BTreeMap<String, String> = cj.metadata.labels.clone().unwrap_or_default();
+    ctx.safety.policy.trigger(ns, name, &labels)?;
+    let uid = cj.metadata.uid.clone().unwrap_or_default();
+    // A run is active when the CronJob says so, or a Job it owns has not
+    // finished (status.active lags behind the Jobs).
+    let jobs: Api<Job> = Api::namespaced(c.client.clone(), ns);
+    let owned = c
+        .list(
+            &jobs,
+            &ListParams::default(),
+            Request::new("list", "jobs", Some(ns)),
+        )
+        .await
+        .map_err(api_error)?;
+    let running: Vec<String> = owned
+        .iter()
+        .filter(|j| {
+            j.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "CronJob" && r.name == name))
+        })
+        .filter(|j| {
+            let s = j.status.as_ref();
+            let finished = s.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            });
+            !finished && s.and_then(|s| s.completion_time.as_ref()).is_none()
+        })
+        .filter_map(|j| j.metadata.name.clone())
+        .chain(
+            cj.status
+                .as_ref()
+                .and_then(|s| s.active.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.name.clone()),
+        )
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !running.is_empty() {
+        return Err(ToolError::new(
+            ErrorCode::Conflict,
+            format!(
+                "CronJob {ns}/{name} has a run in progress: Job {}",
+                running.join(", ")
+            ),
+            format!(
+                "wait for it to finish (get_job_logs namespace={ns} job={})",
+                running[0]
+            ),
+        ));
+    }
+    let Some(template) = cj.spec.as_ref().map(|s| s.job_template.clone()) else {
+        return Err(ToolError::new(
+            ErrorCode::ApiServerError,
+            format!("CronJob {ns}/{name} has no jobTemplate"),
+            "the object is malformed; check it with describe_resource",
+        ));
+    };
+    let unix = now(None);
+    let job_name = job_name(name, unix);
+    let tmeta = template.metadata.unwrap_or_default();
+    let mut job_labels = tmeta.labels.unwrap_or_default();
+    job_labels.insert(TRIGGERED_BY.into(), sanitize_label(call.caller()));
+    let mut annotations = tmeta.annotations.unwrap_or_default();
+    // What `kubectl create job --from=cronjob/…` records.
+    annotations.insert("cronjob.kubernetes.io/instantiate".into(), "manual".into());
+    let job = Job {
+        metadata: ObjectMeta {
+            name: Some(job_name.clone()),
+            namespace: Some(ns.into()),
+            labels: Some(job_labels),
+            annotations: Some(annotations),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "CronJob".into(),
+                name: name.into(),
+                uid,
+                controller: Some(true),
+                block_owner_deletion: Some(true),
+            }]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    let created = c
+        .bounded(
+            Request::new("create", "jobs", Some(ns)),
+            jobs.create(&params, &job),
+        )
+        .await
+        .map_err(api_error)?;
+    Ok(TriggerReport {
+        namespace: ns.into(),
+        cronjob: name.into(),
+        job: created.metadata.name.unwrap_or(job_name),
+        created: created
+            .metadata
+            .creation_timestamp
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(|| rfc3339(unix)),
+    })
+}
+
+/// A caller name as a label value (63 characters of [A-Za-z0-9-_.]).
+fn sanitize_label(s: &str) -> String {
+    let v: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+/// Arguments of `refresh_secret`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshArgs {
+    /// Namespace.
+    pub namespace: Name,
+    /// The ExternalSecret.
+    pub name: Name,
+}
+
+/// What `refresh_secret` did.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RefreshReport {
+    /// Namespace.
+    pub namespace: String,
+    /// The ExternalSecret.
+    pub name: String,
+    /// The version it was patched at.
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    /// The annotation set.
+    pub annotation: String,
+    /// Its value.
+    pub value: String,
+    /// status.refreshTime before.
+    #[serde(rename = "refreshTimeBefore")]
+    pub refresh_time_before: Option<String>,
+    /// status.refreshTime after.
+    #[serde(rename = "refreshTimeAfter")]
+    pub refresh_time_after: Option<String>,
+    /// The operator synced it (refreshTime moved).
+    pub refreshed: bool,
+    /// Ready after, with its reason.
+    pub ready: bool,
+    /// The Ready condition's reason and message after.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+impl Render for RefreshReport {
+    fn text(&self) -> String {
+        let mut t = format!(
+            "refresh requested: ExternalSecret {}/{} ({}), {}={}\n",
+            self.namespace, self.name, self.api_version, self.annotation, self.value
+        );
+        t.push_str(&format!(
+            "refreshTime: {} → {}\n",
+            self.refresh_time_before.as_deref().unwrap_or("never"),
+            self.refresh_time_after.as_deref().unwrap_or("never")
+        ));
+        t.push_str(&if self.refreshed {
+            format!(
+                "synced; ready={} {} {}\n",
+                self.ready, self.reason, self.message
+            )
+        } else {
+            "not synced yet: the operator may be busy or its store down (get_secrets_status)\n"
+                .to_string()
+        });
+        t
+    }
+}
+
+/// `refresh_secret`.
+pub fn refresh_secret_tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "refresh_secret",
+            title: "Refresh an ExternalSecret",
+            description: "Make External Secrets sync an ExternalSecret now (force-sync); refresh time after.",
+            toolset: Toolset::Cluster,
+            hints: Hints::CHANGE,
+        },
+        refresh,
+    )
+}
+
+async fn refresh(
+    ctx: Arc<ToolContext>,
+    a: RefreshArgs,
+    call: Call,
+) -> Result<RefreshReport, ToolError> {
+    ctx.safety.policy.secret(&a.namespace)?;
+    let c = cluster(&ctx)?;
+    let (api, api_version) = custom_api(c, &EXTERNAL_SECRET, &a.namespace).await?;
+    let before = get_object(c, &api, &EXTERNAL_SECRET, &a.namespace, &a.name).await?;
+    let refresh_time =
+        |o: &kube::api::DynamicObject| o.data["status"]["refreshTime"].as_str().map(str::to_string);
+    let was = refresh_time(&before);
+    let value = now(None).to_string();
+    merge_patch(
+        c,
+        &api,
+        &EXTERNAL_SECRET,
+        &a.namespace,
+        &a.name,
+        &json!({"metadata": {"annotations": {FORCE_SYNC: value}}}),
+    )
+    .await?;
+    let what = format!("ExternalSecret {}/{} sync", a.namespace, a.name);
+    let (after, refreshed) = watch(
+        &call,
+        &what,
+        watch_budget(&ctx).min(std::time::Duration::from_secs(10)),
+        || async {
+            let o = get_object(c, &api, &EXTERNAL_SECRET, &a.namespace, &a.name).await?;
+            let moved = refresh_time(&o).is_some() && refresh_time(&o) != was;
+            Ok((o, moved))
+        },
+    )
+    .await?;
+    let (ready, reason, message) = crate::cluster::kinds::condition(&after.data, "Ready")
+        .map(|(s, r, m)| (s == "True", r, m))
+        .unwrap_or((false, String::new(), String::new()));
+    Ok(RefreshReport {
+        namespace: a.namespace.to_string(),
+        name: a.name.to_string(),
+        api_version,
+        annotation: FORCE_SYNC.into(),
+        value,
+        refresh_time_before: was,
+        refresh_time_after: refresh_time(&after),
+        refreshed,
+        ready,
+        reason,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_fit() {
+        assert_eq!(
+            job_name("pvc-backup", 1_790_000_000),
+            "pvc-backup-manual-1790000000"
+        );
+        let long = "a".repeat(70);
+        let n = job_name(&long, 1_790_000_000);
+        assert!(n.len() <= 63, "{n}");
+        assert!(n.ends_with("-manual-1790000000"));
+    }
+
+    #[test]
+    fn callers_become_label_values() {
+        assert_eq!(sanitize_label("http:api-key"), "http_api-key");
+        assert_eq!(sanitize_label("cli"), "cli");
+    }
+}

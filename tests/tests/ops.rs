@@ -1,0 +1,613 @@
+//! Operations against the fake Kubernetes API (which now takes merge
+//! patches and creates, and answers them as the controllers do), through a
+//! real rmcp client: each mutating tool is unlisted and refused while
+//! mutations are off or `--read-only` is given, refused outside its
+//! allowlist, performed and visible in the API when allowed, and recorded
+//! in the audit log either way. `recover_helmrelease` recovers the
+//! fixture's release stuck for 16 days (HOMELAB.md §3.a) in the modern and
+//! the legacy wording, by reset where the served API has it and by
+//! suspend/resume where it does not.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use labscope::config::file::Config;
+use labscope_tests::fake_kube::Fixture;
+use labscope_tests::homelab::homelab;
+use labscope_tests::mcp::call_with_fixture_text;
+use serde_json::{Value, json};
+
+const OPS: [&str; 8] = [
+    "restart_deployment",
+    "trigger_backup",
+    "trigger_cronjob",
+    "refresh_secret",
+    "reconcile_flux",
+    "suspend_flux",
+    "resume_flux",
+    "recover_helmrelease",
+];
+
+/// A config file with mutations on (audit log in `dir`), parsed by the
+/// real parser; `extra` is more `[mutations]` keys.
+fn mutations_on(dir: &Path, extra: &str) -> (Config, PathBuf) {
+    let audit = dir.join("audit.jsonl");
+    let text = format!(
+        "[mutations]\nenabled = true\naudit_log = \"{}\"\n{extra}\n",
+        audit.display()
+    );
+    let path = dir.join("labscope.toml");
+    std::fs::write(&path, &text).expect("write config");
+    (Config::load(&path).expect("config parses"), audit)
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect()
+}
+
+/// Runs `calls` with `config` (and `--read-only` when asked).
+async fn run(
+    fixture: Fixture,
+    config: Config,
+    read_only: bool,
+    calls: &[(&str, Value)],
+) -> anyhow::Result<(
+    Vec<(Value, bool, String)>,
+    labscope_tests::fake_kube::FakeKube,
+)> {
+    let config = Arc::new(config);
+    call_with_fixture_text(
+        fixture,
+        move |o| {
+            o.config = config;
+            o.read_only = read_only;
+        },
+        calls,
+    )
+    .await
+}
+
+/// The object of `kind` `namespace/name` as the fake holds it now.
+fn object(fake: &labscope_tests::fake_kube::FakeKube, kind: &str, ns: &str, name: &str) -> Value {
+    let f = fake.fixture.lock().expect("fixture");
+    f.objects
+        .iter()
+        .find(|o| {
+            o["kind"] == kind && o["metadata"]["namespace"] == ns && o["metadata"]["name"] == name
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} {ns}/{name}"))
+}
+
+fn writes(fake: &labscope_tests::fake_kube::FakeKube) -> Vec<String> {
+    fake.log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|l| l.starts_with("PATCH") || l.starts_with("POST"))
+        .cloned()
+        .collect()
+}
+
+/// With mutations off (no config) none is listed and each direct call is
+/// refused naming `mutations.enabled`; with mutations on but `--read-only`
+/// they are refused naming `--read-only`, and the refusals are audited.
+#[tokio::test]
+async fn mutating_tools_are_unlisted_and_refused_unless_enabled() -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    for (read_only, rule) in [(false, "mutations.enabled"), (true, "--read-only")] {
+        let dir = tempfile::tempdir()?;
+        let (config, audit) = if read_only {
+            mutations_on(dir.path(), "restart = [\"jellyfin/jellyfin\"]")
+        } else {
+            (Config::default(), dir.path().join("none.jsonl"))
+        };
+        let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+        let options = labscope::config::AgentOptions {
+            kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+            config: Arc::new(config),
+            read_only,
+            ..Default::default()
+        };
+        let ctx = options.context().await?;
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = ().serve(client_io).await?;
+        let listed: Vec<String> = client
+            .list_all_tools()
+            .await?
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        for op in OPS {
+            assert!(
+                !listed.iter().any(|n| n == op),
+                "{op} listed with mutations off"
+            );
+        }
+        assert!(listed.iter().any(|n| n == "get_flux_status"));
+        let args = json!({"namespace": "jellyfin", "deployment": "jellyfin"});
+        let r = client
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("restart_deployment")
+                    .with_arguments(args.as_object().cloned().unwrap_or_default()),
+            )
+            .await?;
+        let (e, is_error) = labscope_tests::mcp::structured(&r);
+        assert!(is_error, "refused: {e}");
+        assert_eq!(e["code"], "refused");
+        assert_eq!(e["rule"], rule);
+        assert!(
+            e["hint"]
+                .as_str()
+                .is_some_and(|h| h.contains("[mutations]")),
+            "{e}"
+        );
+        assert!(labscope_tests::mcp::text_of(&r).contains(rule));
+        assert!(
+            writes(&fake).is_empty(),
+            "nothing was written: {:?}",
+            writes(&fake)
+        );
+        if read_only {
+            let lines = audit_lines(&audit);
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert_eq!(lines[0]["outcome"], "refused");
+            assert_eq!(lines[0]["rule"], "--read-only");
+            assert_eq!(lines[0]["tool"], "restart_deployment");
+            assert_eq!(lines[0]["caller"], "stdio");
+            assert_eq!(lines[0]["arguments"], args);
+        }
+        client.cancel().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn restart_deployment_obeys_its_allowlist() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(dir.path(), "restart = [\"jellyfin/jellyfin\"]");
+    let (r, fake) = run(
+        homelab(&[])?,
+        config,
+        false,
+        &[
+            (
+                "restart_deployment",
+                json!({"namespace": "immich", "deployment": "immich-server"}),
+            ),
+            (
+                "restart_deployment",
+                json!({"namespace": "jellyfin", "deployment": "jellyfin"}),
+            ),
+            (
+                "restart_deployment",
+                json!({"namespace": "jellyfin", "deployment": "Jellyfin!"}),
+            ),
+        ],
+    )
+    .await?;
+    let (refused, is_error, _) = &r[0];
+    assert!(is_error);
+    assert_eq!(refused["rule"], "mutations.restart");
+    assert!(
+        refused["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("\"immich/immich-server\""))
+    );
+    let (done, is_error, text) = &r[1];
+    assert!(!is_error, "{done}");
+    let at = done["restartedAt"].as_str().expect("restartedAt");
+    assert!(text.contains(at));
+    let d = object(&fake, "Deployment", "jellyfin", "jellyfin");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"],
+        at
+    );
+    assert_eq!(
+        done["generationAfter"].as_i64(),
+        Some(done["generationBefore"].as_i64().unwrap_or(0) + 1)
+    );
+    assert!(r[2].1 && r[2].0["code"] == "invalid_argument", "{}", r[2].0);
+    // Only the allowed call wrote anything, as a merge patch.
+    assert_eq!(
+        writes(&fake),
+        ["PATCH /apis/apps/v1/namespaces/jellyfin/deployments/jellyfin?&fieldManager=labscope"]
+    );
+    let lines = audit_lines(&audit);
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    // The invalid argument is refused before the tool runs: audited as failed.
+    assert_eq!(outcomes, ["refused", "performed", "failed"]);
+    assert_eq!(lines[0]["rule"], "mutations.restart");
+    Ok(())
+}
+
+#[tokio::test]
+async fn reconcile_suspend_and_resume_flux() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(dir.path(), "flux_namespaces = [\"flux-system\"]");
+    let (r, fake) = run(
+        homelab(&[])?,
+        config,
+        false,
+        &[
+            (
+                "reconcile_flux",
+                json!({"resource": "kustomization/flux-system/ingress", "withSource": true}),
+            ),
+            (
+                "reconcile_flux",
+                json!({"resource": "helmrelease/immich/immich"}),
+            ),
+            (
+                "suspend_flux",
+                json!({"resource": "kustomization/flux-system/ingress"}),
+            ),
+            (
+                "suspend_flux",
+                json!({"resource": "kustomization/flux-system/ingress"}),
+            ),
+            (
+                "reconcile_flux",
+                json!({"resource": "kustomization/flux-system/ingress"}),
+            ),
+            (
+                "resume_flux",
+                json!({"resource": "kustomization/flux-system/ingress"}),
+            ),
+            ("reconcile_flux", json!({"resource": "all"})),
+        ],
+    )
+    .await?;
+    let (rec, is_error, text) = &r[0];
+    assert!(!is_error, "{rec}");
+    assert_eq!(rec["handled"], true, "{rec}");
+    assert_eq!(rec["annotation"], "reconcile.fluxcd.io/requestedAt");
+    assert_eq!(rec["source"]["resource"]["kind"], "GitRepository");
+    assert_eq!(rec["source"]["handled"], true);
+    assert!(text.contains("handled"));
+    let token = rec["token"].as_str().expect("token");
+    // (The Kustomization's annotation is checked at the end: the resume
+    // below sets a newer token.)
+    let g = object(&fake, "GitRepository", "flux-system", "flux-system");
+    assert_eq!(g["status"]["lastHandledReconcileAt"], token);
+
+    assert_eq!(r[1].0["rule"], "mutations.flux_namespaces", "{}", r[1].0);
+    let (s, is_error, _) = &r[2];
+    assert!(!is_error, "{s}");
+    assert_eq!(s["suspended"], true);
+    assert_eq!(s["after"]["status"], "suspended");
+    assert_eq!(
+        r[3].0["unchanged"], true,
+        "suspending twice changes nothing"
+    );
+    assert_eq!(
+        r[4].0["code"], "conflict",
+        "a suspended object is not reconciled: {}",
+        r[4].0
+    );
+    let (res, is_error, _) = &r[5];
+    assert!(!is_error, "{res}");
+    assert_eq!(res["suspended"], false);
+    let k = object(&fake, "Kustomization", "flux-system", "ingress");
+    assert_eq!(k["spec"]["suspend"], false);
+    assert_eq!(k["status"]["lastHandledReconcileAt"], res["token"]);
+    assert_eq!(
+        k["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"],
+        res["token"]
+    );
+    assert_ne!(res["token"], token);
+    assert_eq!(r[6].0["code"], "invalid_argument");
+
+    let lines = audit_lines(&audit);
+    assert_eq!(lines.len(), 7, "one line per call");
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes,
+        [
+            "performed",
+            "refused",
+            "performed",
+            "performed",
+            "failed",
+            "performed",
+            "failed"
+        ]
+    );
+    Ok(())
+}
+
+/// HOMELAB.md §3.a: a plain reconcile request is recorded and changes
+/// nothing (and says so); `recover_helmrelease` resets the release with one
+/// token and reports stuck → progressing → ready.
+#[tokio::test]
+async fn recover_helmrelease_recovers_the_stuck_release() -> anyhow::Result<()> {
+    for scenario in ["immich-stuck", "immich-stuck-legacy"] {
+        let dir = tempfile::tempdir()?;
+        let (config, audit) = mutations_on(
+            dir.path(),
+            "flux_namespaces = [\"flux-system\", \"immich\"]",
+        );
+        let (r, fake) = run(
+            homelab(&[scenario])?,
+            config,
+            false,
+            &[
+                (
+                    "reconcile_flux",
+                    json!({"resource": "helmrelease/immich/immich"}),
+                ),
+                (
+                    "recover_helmrelease",
+                    json!({"namespace": "immich", "name": "immich"}),
+                ),
+                (
+                    "recover_helmrelease",
+                    json!({"namespace": "immich", "name": "immich"}),
+                ),
+                ("get_flux_status", json!({"onlyFailing": true})),
+            ],
+        )
+        .await?;
+        let (rec, is_error, text) = &r[0];
+        assert!(!is_error, "{rec}");
+        assert_eq!(rec["before"]["status"], "stuck", "{scenario}: {rec}");
+        assert_eq!(
+            rec["after"]["ready"], false,
+            "{scenario}: a plain request leaves it stalled"
+        );
+        assert!(
+            rec["warning"]
+                .as_str()
+                .is_some_and(|w| w.contains("recover_helmrelease")),
+            "{rec}"
+        );
+        assert!(text.contains("WARNING"));
+
+        let (rv, is_error, text) = &r[1];
+        assert!(!is_error, "{scenario}: {rv}");
+        assert_eq!(rv["method"], "reset");
+        assert_eq!(rv["before"]["status"], "stuck");
+        assert_eq!(rv["transitions"][0]["status"], "progressing", "{rv}");
+        assert_eq!(rv["after"]["ready"], true);
+        assert_eq!(rv["recovered"], true);
+        assert!(text.contains("recovered"), "{text}");
+        let token = rv["token"].as_str().expect("token");
+        let hr = object(&fake, "HelmRelease", "immich", "immich");
+        let ann = &hr["metadata"]["annotations"];
+        assert_eq!(ann["reconcile.fluxcd.io/requestedAt"], token);
+        assert_eq!(ann["reconcile.fluxcd.io/resetAt"], token);
+        assert_eq!(hr["status"]["history"][0]["status"], "deployed");
+        assert_eq!(hr["status"]["history"][0]["version"], 11);
+
+        assert_eq!(
+            r[2].0["code"], "conflict",
+            "a Ready release has nothing to recover: {}",
+            r[2].0
+        );
+        let flux = &r[3].0;
+        let failing: Vec<String> = flux
+            .to_string()
+            .matches("immich")
+            .map(str::to_string)
+            .collect();
+        assert!(
+            failing.is_empty(),
+            "{scenario}: immich still failing after recovery: {flux}"
+        );
+        let outcomes: Vec<String> = audit_lines(&audit)
+            .iter()
+            .filter_map(|l| l["outcome"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(outcomes, ["performed", "performed", "failed"], "{scenario}");
+    }
+    Ok(())
+}
+
+/// Where the served HelmRelease API predates the reset annotation
+/// (helm.toolkit.fluxcd.io/v2beta1), recovery suspends and resumes.
+#[tokio::test]
+async fn recover_helmrelease_suspends_and_resumes_on_old_apis() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, _audit) = mutations_on(dir.path(), "flux_namespaces = [\"immich\"]");
+    let mut fixture = homelab(&["immich-stuck"])?;
+    for (g, versions) in fixture.groups.iter_mut() {
+        if g == "helm.toolkit.fluxcd.io" {
+            *versions = vec!["v2beta1".into()];
+        }
+    }
+    let (r, fake) = run(
+        fixture,
+        config,
+        false,
+        &[(
+            "recover_helmrelease",
+            json!({"namespace": "immich", "name": "immich"}),
+        )],
+    )
+    .await?;
+    let (rv, is_error, _) = &r[0];
+    assert!(!is_error, "{rv}");
+    assert_eq!(rv["method"], "suspend-resume");
+    assert_eq!(
+        rv["release"]["apiVersion"],
+        "helm.toolkit.fluxcd.io/v2beta1"
+    );
+    assert_eq!(rv["recovered"], true, "{rv}");
+    let hr = object(&fake, "HelmRelease", "immich", "immich");
+    assert_eq!(hr["spec"]["suspend"], false);
+    assert_eq!(
+        hr["metadata"]["generation"], 5,
+        "suspend and resume are two spec changes"
+    );
+    assert!(hr["metadata"]["annotations"]["reconcile.fluxcd.io/resetAt"].is_null());
+    Ok(())
+}
+
+#[tokio::test]
+async fn trigger_backup_needs_the_opt_in_label_and_no_active_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(dir.path(), "");
+    let mut fixture = homelab(&[])?;
+    let uid = {
+        let cj = fixture
+            .objects
+            .iter_mut()
+            .find(|o| o["kind"] == "CronJob" && o["metadata"]["name"] == "pvc-backup")
+            .expect("pvc-backup");
+        cj["metadata"]["labels"]["labscope.io/trigger"] = json!("true");
+        cj["metadata"]["uid"].clone()
+    };
+    let (r, fake) = run(
+        fixture,
+        config,
+        false,
+        &[
+            (
+                "trigger_backup",
+                json!({"namespace": "backup-jobs", "cronjob": "restore-test"}),
+            ),
+            (
+                "trigger_backup",
+                json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+            ),
+            (
+                "trigger_cronjob",
+                json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+            ),
+            (
+                "trigger_backup",
+                json!({"namespace": "backup-jobs", "cronjob": "no-such-job"}),
+            ),
+        ],
+    )
+    .await?;
+    assert_eq!(r[0].0["rule"], "mutations.trigger_label", "{}", r[0].0);
+    assert!(
+        r[0].0["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("labscope.io/trigger=true"))
+    );
+    let (t, is_error, _) = &r[1];
+    assert!(!is_error, "{t}");
+    let job_name = t["job"].as_str().expect("job");
+    assert!(job_name.starts_with("pvc-backup-manual-"), "{job_name}");
+    let job = object(&fake, "Job", "backup-jobs", job_name);
+    let owner = &job["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "CronJob");
+    assert_eq!(owner["name"], "pvc-backup");
+    assert_eq!(owner["uid"], uid);
+    assert_eq!(owner["controller"], true);
+    assert_eq!(
+        job["metadata"]["labels"]["labscope.io/triggered-by"],
+        "stdio"
+    );
+    assert_eq!(
+        job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+    assert!(
+        job["spec"]["template"]["spec"]["containers"].is_array(),
+        "the CronJob's template"
+    );
+    // The Job just created has not finished: a second run is refused.
+    assert_eq!(r[2].0["code"], "conflict", "{}", r[2].0);
+    assert!(
+        r[2].0["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(job_name))
+    );
+    assert_eq!(r[3].0["code"], "not_found");
+    let outcomes: Vec<String> = audit_lines(&audit)
+        .iter()
+        .filter_map(|l| l["outcome"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(outcomes, ["refused", "performed", "failed", "failed"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refresh_secret_obeys_its_namespaces() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(dir.path(), "secret_namespaces = [\"immich\"]");
+    let (r, fake) = run(
+        homelab(&[])?,
+        config,
+        false,
+        &[
+            (
+                "refresh_secret",
+                json!({"namespace": "backup-jobs", "name": "backup-ssh-key"}),
+            ),
+            (
+                "refresh_secret",
+                json!({"namespace": "immich", "name": "immich-secret"}),
+            ),
+        ],
+    )
+    .await?;
+    assert_eq!(r[0].0["rule"], "mutations.secret_namespaces", "{}", r[0].0);
+    let (s, is_error, _) = &r[1];
+    assert!(!is_error, "{s}");
+    assert_eq!(s["refreshed"], true, "{s}");
+    assert_eq!(s["apiVersion"], "external-secrets.io/v1");
+    let es = object(&fake, "ExternalSecret", "immich", "immich-secret");
+    assert_eq!(es["metadata"]["annotations"]["force-sync"], s["value"]);
+    assert_eq!(es["status"]["refreshTime"], s["refreshTimeAfter"]);
+    assert_eq!(audit_lines(&audit).len(), 2);
+    Ok(())
+}
+
+/// A config with mutations on but a bad allowlist entry, or no audit log,
+/// stops start-up with the key named (checked through the real binary).
+#[test]
+fn a_bad_config_stops_start_up_naming_the_key() -> anyhow::Result<()> {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/labscope");
+    if !bin.exists() {
+        eprintln!(
+            "SKIP: {} not built (cargo build --workspace --bins)",
+            bin.display()
+        );
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    for (text, key) in [
+        ("[mutations]\nenabled = true\n", "mutations.audit_log"),
+        (
+            "[mutations]\nrestart = [\"jellyfin\"]\n",
+            "mutations.restart[0]",
+        ),
+        (
+            "[pihole.primary]\nurl = \"http://192.168.1.55\"\npassword_env = \"LABSCOPE_TEST_UNSET\"\n",
+            "pihole.primary.password_env",
+        ),
+        (
+            "[jellyfin]\nurl = \"http://j\"\napi_kee_env = \"X\"\n",
+            "api_kee_env",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text)?;
+        let out = std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(&path)
+            .args(["call", "list_nodes"])
+            .env_remove("LABSCOPE_TEST_UNSET")
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}: started anyway");
+        assert!(
+            err.contains(key),
+            "{text}: the error does not name {key}: {err}"
+        );
+    }
+    Ok(())
+}

@@ -97,6 +97,11 @@ fn violations(docs: &[Value]) -> Vec<String> {
         let kind = d["kind"].as_str().unwrap_or_default();
         let name = d["metadata"]["name"].as_str().unwrap_or_default();
         let at = format!("{kind} {name}");
+        if kind == "ClusterRoleBinding" && d["roleRef"]["name"] == "labscope-mutate" {
+            bad.push(format!(
+                "{at}: binds labscope-mutate cluster-wide (bind it with RoleBindings where the config allows changes)"
+            ));
+        }
         if matches!(kind, "ClusterRole" | "Role") {
             for rule in d["rules"].as_array().cloned().unwrap_or_default() {
                 let resources = strings(&rule["resources"]);
@@ -104,9 +109,16 @@ fn violations(docs: &[Value]) -> Vec<String> {
                 if resources.contains("secrets") || resources.contains("*") {
                     bad.push(format!("{at}: grants {resources:?}"));
                 }
+                // Writes only in labscope-mutate (the operations' role,
+                // bound per namespace), and only patch and create.
+                let writes_ok = name == "labscope-mutate";
                 let extra: Vec<_> = verbs
                     .iter()
-                    .filter(|v| !matches!(v.as_str(), "get" | "list" | "watch"))
+                    .filter(|v| {
+                        let read = matches!(v.as_str(), "get" | "list" | "watch");
+                        let write = writes_ok && matches!(v.as_str(), "patch" | "create");
+                        !(read || write)
+                    })
                     .collect();
                 if !extra.is_empty() {
                     bad.push(format!("{at}: verbs beyond get/list/watch: {extra:?}"));
@@ -198,7 +210,7 @@ fn violations(docs: &[Value]) -> Vec<String> {
 
 #[test]
 fn base_overlay_and_flux_render() {
-    for dir in ["base", "overlays/homelab", "flux"] {
+    for dir in ["base", "overlays/homelab", "overlays/homelab-ops", "flux"] {
         let Some(docs) = render(dir) else { return };
         assert!(!docs.is_empty(), "deploy/{dir} renders nothing");
         for d in &docs {
@@ -316,7 +328,8 @@ fn the_policy_catches_each_rule() {
         .iter()
         .position(|d| d["kind"] == "DaemonSet")
         .expect("agent DaemonSet");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "privileged",
             Box::new(|d| {
@@ -378,6 +391,31 @@ fn the_policy_catches_each_rule() {
     assert!(bad.iter().any(|b| b.contains("delete")), "{bad:?}");
     assert!(
         bad.iter().any(|b| b.contains("watch cluster-wide")),
+        "{bad:?}"
+    );
+    // The operations' role: patch and create only, never bound cluster-wide.
+    let Some(ops) = render("overlays/homelab-ops") else {
+        return;
+    };
+    let mut broken = ops.clone();
+    let role = broken
+        .iter_mut()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "labscope-mutate")
+        .expect("labscope-mutate");
+    role["rules"][0]["verbs"] = json!(["patch", "delete"]);
+    broken.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "labscope-mutate"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "labscope-mutate"},
+        "subjects": [{"kind": "ServiceAccount", "name": "labscope", "namespace": "labscope"}]}));
+    let bad = violations(&broken);
+    assert!(
+        bad.iter()
+            .any(|b| b.contains("labscope-mutate") && b.contains("delete")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|b| b.contains("cluster-wide") && b.contains("ClusterRoleBinding")),
         "{bad:?}"
     );
 }
@@ -573,7 +611,7 @@ fn schema_problems(v: &Validators, docs: &[Value]) -> (Vec<String>, Vec<String>)
 #[test]
 fn every_rendered_object_validates_against_its_schema() {
     let Some(v) = validators() else { return };
-    for dir in ["base", "overlays/homelab", "flux"] {
+    for dir in ["base", "overlays/homelab", "overlays/homelab-ops", "flux"] {
         let Some(docs) = render(dir) else { return };
         let (kube, crd) = schema_problems(&v, &docs);
         assert!(
@@ -673,4 +711,96 @@ fn the_schema_validation_catches_wrong_fields() {
             }
         }
     }
+}
+
+/// The homelab with operations on: the same policy holds, the aggregator
+/// reads the config the overlay ships (a valid labscope config), and
+/// labscope-mutate is bound — by RoleBindings, never cluster-wide — in every
+/// namespace the config allows changes in, and beyond those only where
+/// CronJobs may be triggered (backup-jobs: the trigger rule is a label, not
+/// a namespace list).
+#[test]
+fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
+    let Some(docs) = render("overlays/homelab-ops") else {
+        return;
+    };
+    let bad = violations(&docs);
+    assert!(bad.is_empty(), "policy violations:\n{}", bad.join("\n"));
+    let cm = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("labscope-config"))
+        })
+        .expect("the labscope-config ConfigMap");
+    let text = cm["data"]["labscope.toml"]
+        .as_str()
+        .expect("labscope.toml in the ConfigMap");
+    let config = labscope::config::file::Config::parse(Path::new("labscope.toml"), text)
+        .unwrap_or_else(|e| panic!("the shipped config does not parse: {e}"));
+    let m = &config.mutations;
+    assert!(m.enabled && m.audit_log.is_some());
+
+    let agg = find(&docs, "Deployment", "labscope");
+    let pod = &agg["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    assert!(
+        args.contains("--config=/etc/labscope/config/labscope.toml"),
+        "{args:?}"
+    );
+    let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == cm["metadata"]["name"]),
+        "the config volume names the generated ConfigMap"
+    );
+    let audit_dir = m
+        .audit_log
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        mounts
+            .iter()
+            .any(|v| v["mountPath"] == audit_dir.as_str() && v["readOnly"] != true),
+        "the audit log's directory {audit_dir} is writable (read-only root filesystem)"
+    );
+
+    let bound: BTreeSet<String> = docs
+        .iter()
+        .filter(|d| d["kind"] == "RoleBinding" && d["roleRef"]["name"] == "labscope-mutate")
+        .inspect(|d| {
+            assert_eq!(d["subjects"][0]["name"], "labscope");
+            assert_eq!(d["subjects"][0]["namespace"], "labscope");
+        })
+        .filter_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    let mut allowed: BTreeSet<String> = m.flux_namespaces.iter().cloned().collect();
+    allowed.extend(m.secret_namespaces.iter().cloned());
+    allowed.extend(
+        m.restart
+            .iter()
+            .filter_map(|r| r.split_once('/').map(|(ns, _)| ns.to_string())),
+    );
+    let unbound: Vec<&String> = allowed.difference(&bound).collect();
+    assert!(
+        unbound.is_empty(),
+        "allowed by the config but not bound (403): {unbound:?}"
+    );
+    let extra: Vec<&String> = bound
+        .difference(&allowed)
+        .filter(|n| *n != "backup-jobs")
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "bound where the config allows nothing: {extra:?}"
+    );
 }

@@ -20,10 +20,13 @@ type Permission = (String, String, String);
 /// needs; `None` for discovery and other non-resource paths.
 fn needed(line: &str) -> Option<Permission> {
     let (method, uri) = line.split_once(' ')?;
-    if method != "GET" {
-        // Read-only: any other method is a finding of its own.
-        return Some(("?".into(), uri.into(), method.to_lowercase()));
-    }
+    let write = match method {
+        "GET" => None,
+        "PATCH" => Some("patch"),
+        "POST" => Some("create"),
+        // Anything else is a finding of its own.
+        _ => return Some(("?".into(), uri.into(), method.to_lowercase())),
+    };
     let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match parts.as_slice() {
@@ -35,17 +38,22 @@ fn needed(line: &str) -> Option<Permission> {
         ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
         other => other,
     };
-    let (resource, verb) = match rest {
-        [] => return None,
-        [plural] => {
-            let watch = query
-                .split('&')
-                .any(|kv| kv == "watch=true" || kv == "watch=1");
-            (plural.to_string(), if watch { "watch" } else { "list" })
-        }
-        [plural, _name] => (plural.to_string(), "get"),
-        [plural, _name, sub] => (format!("{plural}/{sub}"), "get"),
-        _ => return None,
+    let (resource, verb) = match (write, rest) {
+        (Some("create"), [plural]) => (plural.to_string(), "create"),
+        (Some(verb), [plural, _name]) => (plural.to_string(), verb),
+        (Some(_), _) => return Some(("?".into(), uri.into(), method.to_lowercase())),
+        (None, rest) => match rest {
+            [] => return None,
+            [plural] => {
+                let watch = query
+                    .split('&')
+                    .any(|kv| kv == "watch=true" || kv == "watch=1");
+                (plural.to_string(), if watch { "watch" } else { "list" })
+            }
+            [plural, _name] => (plural.to_string(), "get"),
+            [plural, _name, sub] => (format!("{plural}/{sub}"), "get"),
+            _ => return None,
+        },
     };
     Some((group, resource, verb.to_string()))
 }
@@ -228,7 +236,126 @@ fn requests_map_to_permissions() {
         needed("GET /apis/batch/v1/cronjobs?limit=500"),
         p("batch", "cronjobs", "list")
     );
+    assert_eq!(
+        needed(
+            "PATCH /apis/apps/v1/namespaces/jellyfin/deployments/jellyfin?&fieldManager=labscope"
+        ),
+        p("apps", "deployments", "patch")
+    );
+    assert_eq!(
+        needed("POST /apis/batch/v1/namespaces/backup-jobs/jobs?&fieldManager=labscope"),
+        p("batch", "jobs", "create")
+    );
+    assert_eq!(
+        needed("DELETE /api/v1/namespaces/x/pods/y").map(|p| p.2),
+        Some("delete".into())
+    );
     assert_eq!(needed("GET /apis"), None);
     assert_eq!(needed("GET /apis/apps/v1"), None);
     assert_eq!(needed("GET /api"), None);
+}
+
+/// Every operation, allowed everywhere, against the homelab: the writes
+/// (and any read beyond labscope-read) they make must equal the rules of
+/// labscope-mutate in deploy/components/mutations/rbac.yaml.
+#[tokio::test]
+async fn mutation_rbac_is_exactly_what_the_operations_use() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let audit = dir.path().join("audit.jsonl");
+    let path = dir.path().join("labscope.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[mutations]\nenabled = true\naudit_log = \"{}\"\nrestart = [\"jellyfin/jellyfin\"]\n\
+             flux_namespaces = [\"flux-system\", \"immich\"]\nsecret_namespaces = [\"immich\"]\n",
+            audit.display()
+        ),
+    )?;
+    let config = std::sync::Arc::new(labscope::config::file::Config::load(&path)?);
+    let mut fixture = homelab(&["immich-stuck"])?;
+    // The homelab has no OCIRepository; reconcile_flux patches one as it
+    // patches the other sources.
+    fixture.objects.push(json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": "podinfo", "namespace": "flux-system", "generation": 1},
+        "spec": {"url": "oci://ghcr.io/stefanprodan/manifests/podinfo", "interval": "10m", "ref": {"tag": "latest"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded", "message": "stored artifact"}]}}));
+    for o in fixture.objects.iter_mut() {
+        if o["kind"] == "CronJob" && o["metadata"]["name"] == "pvc-backup" {
+            o["metadata"]["labels"]["labscope.io/trigger"] = json!("true");
+        }
+    }
+    let mut calls = vec![
+        (
+            "restart_deployment",
+            json!({"namespace": "jellyfin", "deployment": "jellyfin"}),
+        ),
+        (
+            "trigger_backup",
+            json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+        ),
+        (
+            "refresh_secret",
+            json!({"namespace": "immich", "name": "immich-secret"}),
+        ),
+        (
+            "recover_helmrelease",
+            json!({"namespace": "immich", "name": "immich"}),
+        ),
+    ];
+    for kind in [
+        "kustomization/flux-system/ingress",
+        "gitrepository/flux-system/flux-system",
+        "helmrepository/flux-system/immich",
+        "ocirepository/flux-system/podinfo",
+        "imagerepository/flux-system/private-exit-node",
+    ] {
+        calls.push(("reconcile_flux", json!({"resource": kind})));
+    }
+    calls.push((
+        "reconcile_flux",
+        json!({"resource": "helmrelease/immich/immich", "withSource": true}),
+    ));
+    calls.push((
+        "suspend_flux",
+        json!({"resource": "kustomization/flux-system/ingress"}),
+    ));
+    calls.push((
+        "resume_flux",
+        json!({"resource": "kustomization/flux-system/ingress"}),
+    ));
+    let (results, fake) = call_with_fixture(fixture, move |o| o.config = config, &calls).await?;
+    // Every operation must succeed, so that every write it makes is seen.
+    let failed: Vec<String> = calls
+        .iter()
+        .zip(&results)
+        .filter(|(_, (_, is_error))| *is_error)
+        .map(|((tool, args), (v, _))| format!("{tool} {args}: {v}"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "operations failed:\n{}",
+        failed.join("\n")
+    );
+    let log = fake.log.lock().map(|l| l.clone()).unwrap_or_default();
+    let used: BTreeSet<Permission> = log.iter().filter_map(|l| needed(l)).collect();
+    let base = granted(&std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base/rbac.yaml"),
+    )?)?;
+    let beyond_read: BTreeSet<Permission> = used.difference(&base).cloned().collect();
+    let file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/components/mutations/rbac.yaml");
+    let mutate = granted(&std::fs::read_to_string(&file)?)?;
+    if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {
+        for p in &beyond_read {
+            println!("OPS {p:?}");
+        }
+    }
+    let missing: Vec<&Permission> = beyond_read.difference(&mutate).collect();
+    let extra: Vec<&Permission> = mutate.difference(&beyond_read).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/components/mutations/rbac.yaml differs from what the operations do\n\
+         missing (403 on a real cluster): {missing:?}\nextra (never used): {extra:?}"
+    );
+    Ok(())
 }

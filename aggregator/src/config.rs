@@ -209,6 +209,7 @@ impl AgentOptions {
             toolsets: self.toolsets_for(cluster_configured),
             config: self.config.clone(),
             safety: Arc::new(safety),
+            services: Arc::new(crate::services::Services::from_config(&self.config)),
         }))
     }
 }
@@ -228,9 +229,15 @@ impl AgentOptions {
         cluster_configured: bool,
     ) -> std::collections::BTreeSet<crate::tools::Toolset> {
         use crate::tools::Toolset;
+        let services =
+            self.config.pihole_primary.is_some() || self.config.pihole_secondary.is_some();
         match &self.toolsets {
             Some(t) if !t.is_empty() => t.iter().copied().collect(),
-            _ if cluster_configured => Toolset::ALL.into_iter().collect(),
+            _ if cluster_configured => Toolset::ALL
+                .into_iter()
+                .filter(|t| services || *t != Toolset::Services)
+                .collect(),
+            _ if services => [Toolset::Node, Toolset::Services].into_iter().collect(),
             _ => [Toolset::Node].into_iter().collect(),
         }
     }

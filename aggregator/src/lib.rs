@@ -14,5 +14,6 @@ pub mod metrics;
 pub mod prompts;
 pub mod redact;
 pub mod safety;
+pub mod services;
 pub mod sessions;
 pub mod tools;

@@ -327,9 +327,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ctx = options.context().await?;
             let progress = cli::StderrProgress::start(&tool);
             let result = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => tools::call(ctx, &defs, &tool, map, progress.call().by("cli")).await,
+                Ok(map) => {
+                    tools::call(ctx.clone(), &defs, &tool, map, progress.call().by("cli")).await
+                }
                 Err(e) => Err(e),
             };
+            ctx.services.shutdown().await;
             progress.finish();
             let tty = std::io::stdout().is_terminal();
             let width = cli::output_width(tty);
@@ -365,12 +368,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let ctx = options.context().await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
+            let services = ctx.services.clone();
             if stdio {
                 let running = McpServer::new(ctx).serve(rmcp::transport::stdio()).await?;
                 tokio::select! {
                     r = running.waiting() => { r?; }
                     _ = shutdown.cancelled() => {}
                 }
+                // Pi-hole sessions hold API seats: end them.
+                services.shutdown().await;
                 return Ok(ExitCode::SUCCESS);
             }
             let opts = HttpOptions {
@@ -385,6 +391,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_sessions,
             };
             http::serve(ctx, opts, shutdown).await?;
+            services.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -6,6 +6,7 @@ pub mod args;
 pub mod backups;
 pub mod certificates;
 pub mod describe;
+pub mod dns;
 pub mod events;
 pub mod flux;
 pub mod health;
@@ -88,6 +89,8 @@ pub struct ToolContext {
     pub config: Arc<crate::config::file::Config>,
     /// What may be changed, and the audit log of every attempt.
     pub safety: Arc<crate::safety::Safety>,
+    /// Clients of the configured services (one Pi-hole session each).
+    pub services: Arc<crate::services::Services>,
 }
 
 /// A successful tool result: structured content plus a compact text rendering.
@@ -216,11 +219,19 @@ pub enum Toolset {
     Cluster,
     /// Flux and its image automation (Kubernetes API).
     Flux,
+    /// The homelab's services over their HTTP APIs (Pi-hole, Unbound's
+    /// pods), configured in the config file.
+    Services,
 }
 
 impl Toolset {
     /// Every toolset, in listing order.
-    pub const ALL: [Toolset; 3] = [Toolset::Node, Toolset::Cluster, Toolset::Flux];
+    pub const ALL: [Toolset; 4] = [
+        Toolset::Node,
+        Toolset::Cluster,
+        Toolset::Flux,
+        Toolset::Services,
+    ];
 
     /// Its name on the command line.
     pub fn as_str(self) -> &'static str {
@@ -228,6 +239,7 @@ impl Toolset {
             Toolset::Node => "node",
             Toolset::Cluster => "cluster",
             Toolset::Flux => "flux",
+            Toolset::Services => "services",
         }
     }
 
@@ -243,6 +255,7 @@ impl Toolset {
             Toolset::Flux => {
                 "Flux tools: stuck releases, sources, image automation (get_flux_status)"
             }
+            Toolset::Services => "service tools: Pi-hole and Unbound DNS (get_dns_status)",
         }
     }
 
@@ -792,6 +805,7 @@ fn build_registry() -> Vec<ToolDef> {
     tools.extend([backups::backups_tool(), backups::details_tool()]);
     tools.extend([flux::tool(), images::tool()]);
     tools.extend(ops::tools());
+    tools.push(dns::status_tool());
     tools
 }
 

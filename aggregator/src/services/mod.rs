@@ -1,0 +1,55 @@
+//! Clients of the homelab's HTTP services, built once from the config file
+//! and shared by every call: Pi-hole v6 (one session per instance, a single
+//! login in flight). Jellyfin and Immich come next.
+
+pub mod http;
+pub mod pihole;
+
+use std::sync::Arc;
+
+use crate::config::file::Config;
+
+/// The configured service clients.
+#[derive(Debug, Default)]
+pub struct Services {
+    /// `[pihole.primary]`.
+    pub pihole_primary: Option<Arc<pihole::Pihole>>,
+    /// `[pihole.secondary]`.
+    pub pihole_secondary: Option<Arc<pihole::Pihole>>,
+}
+
+impl Services {
+    /// Clients for what `config` configures (no request is made yet).
+    pub fn from_config(config: &Config) -> Self {
+        let http = Arc::new(http::Http::new(http::DEFAULT_TIMEOUT));
+        let pihole = |name: &'static str, s: &Option<crate::config::file::Service>| {
+            s.as_ref().map(|s| {
+                Arc::new(pihole::Pihole::new(
+                    name,
+                    s.url.clone(),
+                    s.secret.clone(),
+                    http.clone(),
+                ))
+            })
+        };
+        Self {
+            pihole_primary: pihole("primary", &config.pihole_primary),
+            pihole_secondary: pihole("secondary", &config.pihole_secondary),
+        }
+    }
+
+    /// The Pi-holes, primary first.
+    pub fn piholes(&self) -> Vec<Arc<pihole::Pihole>> {
+        [&self.pihole_primary, &self.pihole_secondary]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Ends the sessions labscope holds (Pi-hole has a fixed number of API
+    /// seats; a session left open holds one until it expires).
+    pub async fn shutdown(&self) {
+        futures::future::join_all(self.piholes().iter().map(|p| p.logout())).await;
+    }
+}

@@ -1,0 +1,381 @@
+//! Pi-hole v6 API client (FTL's `/api`), built on the predecessor's
+//! outages:
+//! - one shared session per instance, and exactly one login in flight:
+//!   concurrent callers wait for it and reuse its session;
+//! - a 429 is told apart by its `error.key` — `rate_limiting` (too many
+//!   logins) or `api_seats_exceeded` (no free session) — and reported as
+//!   such, never as a bad password; no login is sent again before the
+//!   `Retry-After` (or, without one, [`COOL_DOWN`]) has passed, since every
+//!   attempt during the lockout re-arms it;
+//! - a rejected password (401 on `/api/auth`) is an error that reaches the
+//!   caller, and is not retried for [`COOL_DOWN`] either;
+//! - a session that expired (401 `unauthorized`) is replaced once;
+//! - the session is logged out on shutdown (sessions hold API seats).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::http::{self, Http};
+use crate::config::file::Secret;
+
+/// How long labscope stays away after a 429 without `Retry-After`, a
+/// seats-exceeded answer or a rejected password.
+pub const COOL_DOWN: Duration = Duration::from_secs(30);
+
+/// Why a Pi-hole request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// 401 on `/api/auth`: the configured password is wrong.
+    #[error("Pi-hole rejected the password (401 on /api/auth)")]
+    WrongPassword,
+    /// 429 `rate_limiting`: too many login attempts.
+    #[error("rate limited by Pi-hole (429 rate_limiting on /api/auth): {}", wait_text(*.retry_after, *.wait_s))]
+    RateLimited {
+        /// The `Retry-After` it sent, if any.
+        retry_after: Option<u64>,
+        /// Seconds labscope waits before logging in again.
+        wait_s: u64,
+    },
+    /// 429 `api_seats_exceeded`: every API session slot is taken.
+    #[error(
+        "Pi-hole has no free API session (429 api_seats_exceeded): {hint}; labscope logs in again after {wait_s} s"
+    )]
+    SeatsExceeded {
+        /// Pi-hole's hint.
+        hint: String,
+        /// Seconds labscope waits.
+        wait_s: u64,
+    },
+    /// Another HTTP error answer.
+    #[error("Pi-hole answered {status} on {path}{}", key_text(key, message))]
+    Http {
+        /// Path.
+        path: String,
+        /// Status.
+        status: u16,
+        /// `error.key`.
+        key: String,
+        /// `error.message`.
+        message: String,
+    },
+    /// No answer (connection refused, timeout, …).
+    #[error("Pi-hole at {url} did not answer {path}: {message}")]
+    Unreachable {
+        /// Base URL.
+        url: String,
+        /// Path.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// An answer that is not the documented JSON.
+    #[error("Pi-hole's answer to {path} could not be read: {message}")]
+    BadResponse {
+        /// Path.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+fn wait_text(retry_after: Option<u64>, wait_s: u64) -> String {
+    match retry_after {
+        Some(s) => format!("retrying after {s} s (Retry-After)"),
+        None => format!("no Retry-After sent; retrying after {wait_s} s"),
+    }
+}
+
+fn key_text(key: &str, message: &str) -> String {
+    match (key.is_empty(), message.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!(" ({key})"),
+        (true, false) => format!(": {message}"),
+        (false, false) => format!(" ({key}): {message}"),
+    }
+}
+
+impl Error {
+    /// A short machine code: wrong_password, rate_limited, seats_exceeded,
+    /// http_error, unreachable, bad_response.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::WrongPassword => "wrong_password",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::SeatsExceeded { .. } => "seats_exceeded",
+            Error::Http { .. } => "http_error",
+            Error::Unreachable { .. } => "unreachable",
+            Error::BadResponse { .. } => "bad_response",
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::WrongPassword => "set the Pi-hole's web/API password in the variable or file the config names (pihole.*.password_env / password_file); \
+                 `pihole setpassword` on the Pi-hole changes it"
+                .into(),
+            Error::RateLimited { .. } => "wait; this is not a password problem. Pi-hole counts every login attempt, so clients that log in per request trip it".into(),
+            Error::SeatsExceeded { .. } => "raise webserver.api.max_sessions on the Pi-hole, or end other clients' sessions".into(),
+            Error::Http { .. } | Error::BadResponse { .. } => "check the Pi-hole's FTL log (pihole -t, /var/log/pihole/FTL.log)".into(),
+            Error::Unreachable { .. } => "check that the Pi-hole pod is running and the URL in the config file is right".into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    sid: String,
+    expires: Instant,
+    /// Seconds FTL keeps an idle session.
+    validity: Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    session: Option<Session>,
+    /// No login before this instant, and the error that said so.
+    away_until: Option<(Instant, Error)>,
+}
+
+/// One Pi-hole instance.
+#[derive(Debug)]
+pub struct Pihole {
+    /// "primary" or "secondary".
+    pub name: &'static str,
+    base: url::Url,
+    password: Secret,
+    http: Arc<Http>,
+    state: tokio::sync::Mutex<State>,
+    logins: AtomicU64,
+}
+
+impl Pihole {
+    /// A client of the Pi-hole at `base` (its API is under `/api`).
+    pub fn new(name: &'static str, base: url::Url, password: Secret, http: Arc<Http>) -> Self {
+        Self {
+            name,
+            base,
+            password,
+            http,
+            state: tokio::sync::Mutex::new(State::default()),
+            logins: AtomicU64::new(0),
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// Logins sent so far (for tests and benchmarks).
+    pub fn logins(&self) -> u64 {
+        self.logins.load(Ordering::Relaxed)
+    }
+
+    fn endpoint(&self, path: &str) -> url::Url {
+        let mut u = self.base.clone();
+        let base_path = u.path().trim_end_matches('/').to_string();
+        let (p, q) = path.split_once('?').unwrap_or((path, ""));
+        u.set_path(&format!("{base_path}{p}"));
+        u.set_query((!q.is_empty()).then_some(q));
+        u
+    }
+
+    async fn send(
+        &self,
+        method: ::http::Method,
+        path: &str,
+        sid: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Reply, Error> {
+        let mut headers = vec![("accept", "application/json")];
+        if let Some(s) = sid {
+            headers.push(("sid", s));
+        }
+        self.http
+            .send(method, &self.endpoint(path), &headers, body)
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: self.base.to_string(),
+                path: path.split('?').next().unwrap_or(path).into(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The current session's id, logging in when there is none. The state
+    /// lock is held across the login: concurrent callers wait for the one
+    /// login and then reuse its session.
+    async fn sid(&self) -> Result<String, Error> {
+        let mut st = self.state.lock().await;
+        let now = Instant::now();
+        if let Some(s) = &st.session
+            && s.expires > now
+        {
+            return Ok(s.sid.clone());
+        }
+        if let Some((until, e)) = &st.away_until {
+            if *until > now {
+                return Err(remaining(e, *until - now));
+            }
+            st.away_until = None;
+        }
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::to_vec(&serde_json::json!({"password": self.password.expose()}))
+            .unwrap_or_default();
+        let reply = self
+            .send(::http::Method::POST, "/api/auth", None, Some(body))
+            .await?;
+        let json = reply.json();
+        match reply.status {
+            200 => {
+                let session = &json["session"];
+                let sid = session["sid"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| Error::BadResponse {
+                        path: "/api/auth".into(),
+                        message: "200 without session.sid".into(),
+                    })?;
+                let validity =
+                    Duration::from_secs(session["validity"].as_u64().unwrap_or(300).max(10));
+                st.session = Some(Session {
+                    sid: sid.to_string(),
+                    expires: now + validity - Duration::from_secs(5).min(validity / 2),
+                    validity,
+                });
+                Ok(sid.to_string())
+            }
+            401 => {
+                let e = Error::WrongPassword;
+                st.away_until = Some((now + COOL_DOWN, e.clone()));
+                Err(e)
+            }
+            429 => {
+                let key = json["error"]["key"].as_str().unwrap_or_default();
+                let retry_after = reply.retry_after();
+                let wait = retry_after.map(Duration::from_secs).unwrap_or(COOL_DOWN);
+                let e = if key == "api_seats_exceeded" {
+                    Error::SeatsExceeded {
+                        hint: json["error"]["hint"]
+                            .as_str()
+                            .unwrap_or("no free API session")
+                            .into(),
+                        wait_s: wait.as_secs(),
+                    }
+                } else {
+                    Error::RateLimited {
+                        retry_after,
+                        wait_s: wait.as_secs(),
+                    }
+                };
+                st.away_until = Some((now + wait, e.clone()));
+                Err(e)
+            }
+            status => Err(http_error("/api/auth", status, &json)),
+        }
+    }
+
+    /// Forgets `sid` if it is still the session (after a 401 on it).
+    async fn drop_session(&self, sid: &str) {
+        let mut st = self.state.lock().await;
+        if st.session.as_ref().is_some_and(|s| s.sid == sid) {
+            st.session = None;
+        }
+    }
+
+    /// Extends the session after a request that used it (FTL extends it on
+    /// every authenticated request).
+    async fn touch(&self, sid: &str) {
+        let mut st = self.state.lock().await;
+        if let Some(s) = st.session.as_mut()
+            && s.sid == sid
+        {
+            s.expires = Instant::now() + s.validity - Duration::from_secs(5).min(s.validity / 2);
+        }
+    }
+
+    /// An authenticated request; a 401 on an expired session gets one new
+    /// login and one retry.
+    pub async fn request(
+        &self,
+        method: ::http::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Reply, Error> {
+        for attempt in 0..2 {
+            let sid = self.sid().await?;
+            let reply = self
+                .send(method.clone(), path, Some(&sid), body.clone())
+                .await?;
+            if reply.status == 401 && attempt == 0 {
+                self.drop_session(&sid).await;
+                continue;
+            }
+            if (200..300).contains(&reply.status) {
+                self.touch(&sid).await;
+                return Ok(reply);
+            }
+            return Err(http_error(
+                path.split('?').next().unwrap_or(path),
+                reply.status,
+                &reply.json(),
+            ));
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// GET `path`, answered with JSON.
+    pub async fn get(&self, path: &str) -> Result<Value, Error> {
+        let reply = self.request(::http::Method::GET, path, None).await?;
+        let v = reply.json();
+        if v.is_object() {
+            Ok(v)
+        } else {
+            Err(Error::BadResponse {
+                path: path.split('?').next().unwrap_or(path).into(),
+                message: "not a JSON object".into(),
+            })
+        }
+    }
+
+    /// Ends the session, if any (`DELETE /api/auth`).
+    pub async fn logout(&self) {
+        let sid = self.state.lock().await.session.take().map(|s| s.sid);
+        if let Some(sid) = sid
+            && let Err(e) = self
+                .send(::http::Method::DELETE, "/api/auth", Some(&sid), None)
+                .await
+        {
+            tracing::debug!(pihole = self.name, error = %e, "logout failed");
+        }
+    }
+}
+
+/// `e` with the seconds left of its cool-down.
+fn remaining(e: &Error, left: Duration) -> Error {
+    let s = left.as_secs().max(1);
+    match e {
+        Error::RateLimited { retry_after, .. } => Error::RateLimited {
+            retry_after: retry_after.map(|_| s),
+            wait_s: s,
+        },
+        Error::SeatsExceeded { hint, .. } => Error::SeatsExceeded {
+            hint: hint.clone(),
+            wait_s: s,
+        },
+        other => other.clone(),
+    }
+}
+
+fn http_error(path: &str, status: u16, json: &Value) -> Error {
+    Error::Http {
+        path: path.into(),
+        status,
+        key: json["error"]["key"].as_str().unwrap_or_default().into(),
+        message: json["error"]["message"].as_str().unwrap_or_default().into(),
+    }
+}

@@ -1,0 +1,527 @@
+//! `get_dns_status`: the homelab's DNS as its users feel it — both Pi-holes
+//! through their v6 API (real blocking status with its timer, stats,
+//! gravity age, FTL messages) and the pods of the four DNS workloads
+//! (Pi-hole and Unbound, primary and secondary; Job pods excluded). The
+//! verdict is never healthy when a Pi-hole's answer is missing (a rejected
+//! password, rate limiting, an unreachable API), none is configured, or a
+//! workload has no ready pod.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::args::DefaultTrue;
+use super::kube::{FailedPart, failed_text};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::cluster::Request;
+use crate::cluster::time::{now, rfc3339};
+use crate::services::pihole::{self, Pihole};
+
+/// The namespace of the DNS workloads.
+pub const DNS_NAMESPACE: &str = "pihole";
+/// The DNS workloads: (Deployment, role).
+pub const DNS_WORKLOADS: [(&str, &str); 4] = [
+    ("pihole", "pihole"),
+    ("pihole-secondary", "pihole"),
+    ("unbound", "unbound"),
+    ("unbound-secondary", "unbound"),
+];
+
+/// Arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Read each Pi-hole's query statistics and gravity age (default true).
+    #[serde(default, rename = "includeStats")]
+    pub include_stats: DefaultTrue,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsVerdict {
+    /// Every Pi-hole answered, blocks, and every workload has ready pods.
+    Healthy,
+    /// Something is missing or off, but DNS answers.
+    Degraded,
+    /// No Pi-hole answers, or no Pi-hole workload has a ready pod.
+    Critical,
+    /// No Pi-hole is configured: nothing could be checked.
+    NotConfigured,
+}
+
+/// A service failure, machine-readable.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ServiceError {
+    /// wrong_password, rate_limited, seats_exceeded, http_error,
+    /// unreachable, bad_response.
+    pub code: String,
+    /// What failed.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+impl From<&pihole::Error> for ServiceError {
+    fn from(e: &pihole::Error) -> Self {
+        Self {
+            code: e.code().into(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Query statistics.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PiholeStats {
+    /// Queries (24 h).
+    pub queries: u64,
+    /// Blocked queries.
+    pub blocked: u64,
+    /// Blocked, percent.
+    #[serde(rename = "percentBlocked")]
+    pub percent_blocked: f64,
+    /// Distinct domains.
+    #[serde(rename = "uniqueDomains")]
+    pub unique_domains: u64,
+    /// Active clients.
+    #[serde(rename = "clientsActive")]
+    pub clients_active: u64,
+    /// Domains on the gravity list.
+    #[serde(rename = "gravityDomains")]
+    pub gravity_domains: u64,
+    /// Last gravity update.
+    #[serde(rename = "gravityUpdated")]
+    pub gravity_updated: Option<String>,
+    /// Its age in days.
+    #[serde(rename = "gravityAgeDays")]
+    pub gravity_age_days: Option<f64>,
+}
+
+/// One Pi-hole.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PiholeStatus {
+    /// primary or secondary.
+    pub instance: String,
+    /// Its URL.
+    pub url: String,
+    /// Every read answered.
+    pub ok: bool,
+    /// The failure, when one read failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServiceError>,
+    /// enabled, disabled, failed, unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocking: Option<String>,
+    /// Seconds until blocking switches back, when a timer runs.
+    #[serde(rename = "blockingTimer", skip_serializing_if = "Option::is_none")]
+    pub blocking_timer: Option<f64>,
+    /// Statistics (includeStats).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<PiholeStats>,
+    /// FTL's diagnostic messages.
+    pub messages: Vec<String>,
+}
+
+/// A DNS workload's pods.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DnsWorkload {
+    /// Deployment.
+    pub name: String,
+    /// pihole or unbound.
+    pub role: String,
+    /// Desired replicas.
+    pub desired: i32,
+    /// Pods (Job pods excluded).
+    pub pods: u32,
+    /// Ready pods.
+    pub ready: u32,
+    /// Container restarts.
+    pub restarts: u32,
+    /// ok, not ready, no pods, scaled to zero, missing.
+    pub status: String,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DnsStatus {
+    /// The verdict.
+    pub verdict: DnsVerdict,
+    /// What keeps it from healthy, most serious first.
+    pub issues: Vec<String>,
+    /// The configured Pi-holes.
+    pub piholes: Vec<PiholeStatus>,
+    /// The DNS workloads (namespace pihole).
+    pub workloads: Vec<DnsWorkload>,
+    /// Parts that could not be read.
+    #[serde(rename = "failedParts")]
+    pub failed_parts: Vec<FailedPart>,
+}
+
+impl Render for DnsStatus {
+    fn text(&self) -> String {
+        let mut t = format!("DNS: {}\n", label(&self.verdict));
+        for i in &self.issues {
+            t.push_str(&format!("- {i}\n"));
+        }
+        for p in &self.piholes {
+            t.push_str(&format!("pihole {} ({}): ", p.instance, p.url));
+            match &p.error {
+                Some(e) => t.push_str(&format!("ERROR [{}] {} — {}\n", e.code, e.message, e.hint)),
+                None => {
+                    t.push_str(&format!(
+                        "blocking {}",
+                        p.blocking.as_deref().unwrap_or("?")
+                    ));
+                    if let Some(s) = p.blocking_timer {
+                        t.push_str(&format!(" (switches back in {})", human_seconds(s)));
+                    }
+                    if let Some(s) = &p.stats {
+                        t.push_str(&format!(
+                            "; {} queries, {} blocked ({:.1}%), {} clients, gravity {} domains",
+                            s.queries,
+                            s.blocked,
+                            s.percent_blocked,
+                            s.clients_active,
+                            s.gravity_domains
+                        ));
+                        if let Some(age) = s.gravity_age_days {
+                            t.push_str(&format!(" updated {age:.1} days ago"));
+                        }
+                    }
+                    t.push('\n');
+                }
+            }
+            for m in &p.messages {
+                t.push_str(&format!("  message: {m}\n"));
+            }
+        }
+        for w in &self.workloads {
+            t.push_str(&format!(
+                "{} ({}): {} — {}/{} ready, {} restarts\n",
+                w.name, w.role, w.status, w.ready, w.desired, w.restarts
+            ));
+        }
+        t.push_str(&failed_text(&self.failed_parts));
+        t
+    }
+}
+
+fn human_seconds(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 60 && s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// `get_dns_status`.
+pub fn status_tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_dns_status",
+            title: "DNS status",
+            description: "Both Pi-holes (blocking, stats, gravity, FTL messages) and the Pi-hole/Unbound pods; a verdict.",
+            toolset: Toolset::Services,
+            hints: Hints::READ,
+        },
+        status,
+    )
+}
+
+async fn status(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<DnsStatus, ToolError> {
+    let now_s = now(ctx.settings.now);
+    let piholes = ctx.services.piholes();
+    let reads = futures::future::join_all(
+        piholes
+            .iter()
+            .map(|p| read_pihole(p, a.include_stats.0, now_s)),
+    );
+    let workloads = read_workloads(&ctx);
+    let (piholes, workloads) = tokio::join!(reads, workloads);
+    let mut failed = Vec::new();
+    let workloads = match workloads {
+        Ok(w) => w,
+        Err(f) => {
+            failed.push(f);
+            Vec::new()
+        }
+    };
+    Ok(assess(piholes, workloads, failed))
+}
+
+/// Reads one Pi-hole: blocking first (it also opens the session), then the
+/// statistics and messages together.
+async fn read_pihole(p: &Arc<Pihole>, include_stats: bool, now_s: i64) -> PiholeStatus {
+    let mut out = PiholeStatus {
+        instance: p.name.into(),
+        url: p.url().to_string(),
+        ok: false,
+        error: None,
+        blocking: None,
+        blocking_timer: None,
+        stats: None,
+        messages: Vec::new(),
+    };
+    let blocking = match p.get("/api/dns/blocking").await {
+        Ok(v) => v,
+        Err(e) => {
+            out.error = Some((&e).into());
+            return out;
+        }
+    };
+    out.blocking = Some(match &blocking["blocking"] {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "enabled".into(),
+        Value::Bool(false) => "disabled".into(),
+        _ => "unknown".into(),
+    });
+    out.blocking_timer = blocking["timer"].as_f64();
+    let summary = async {
+        if include_stats {
+            Some(p.get("/api/stats/summary").await)
+        } else {
+            None
+        }
+    };
+    let (summary, messages) = tokio::join!(summary, p.get("/api/info/messages"));
+    let mut first_error = None;
+    match summary {
+        Some(Ok(s)) => out.stats = Some(stats(&s, now_s)),
+        Some(Err(e)) => first_error = Some(e),
+        None => {}
+    }
+    match messages {
+        Ok(m) => {
+            out.messages = m["messages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| {
+                            // Current FTL: `plain`; older: `message`.
+                            let text = m["plain"].as_str().or_else(|| m["message"].as_str())?;
+                            let ty = m["type"].as_str().unwrap_or("");
+                            Some(if ty.is_empty() {
+                                text.to_string()
+                            } else {
+                                format!("{ty}: {text}")
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
+    out.error = first_error.as_ref().map(Into::into);
+    out.ok = out.error.is_none();
+    out
+}
+
+fn stats(s: &Value, now_s: i64) -> PiholeStats {
+    let u = |v: &Value| v.as_u64().unwrap_or(0);
+    let updated = s["gravity"]["last_update"].as_i64().filter(|t| *t > 0);
+    PiholeStats {
+        queries: u(&s["queries"]["total"]),
+        blocked: u(&s["queries"]["blocked"]),
+        percent_blocked: s["queries"]["percent_blocked"].as_f64().unwrap_or(0.0),
+        unique_domains: u(&s["queries"]["unique_domains"]),
+        clients_active: u(&s["clients"]["active"]),
+        gravity_domains: u(&s["gravity"]["domains_being_blocked"]),
+        gravity_updated: updated.map(rfc3339),
+        gravity_age_days: updated.map(|t| ((now_s - t) as f64 / 86_400.0 * 10.0).round() / 10.0),
+    }
+}
+
+/// The DNS workloads' pods (Job pods excluded: the homelab's brainrot
+/// toggles and setup Jobs run in the same namespace).
+async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPart> {
+    let Some(c) = ctx.cluster.as_ref() else {
+        return Err(FailedPart {
+            part: "workloads".into(),
+            code: super::ErrorCode::NotConfigured,
+            message:
+                "no Kubernetes API is configured: the Pi-hole and Unbound pods were not checked"
+                    .into(),
+            hint: "start labscope with --kubeconfig (or in the cluster) to include them".into(),
+        });
+    };
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
+    let lp = ListParams::default();
+    let (ds, ps) = tokio::join!(
+        c.list(
+            &deployments,
+            &lp,
+            Request::new("list", "deployments", Some(DNS_NAMESPACE))
+        ),
+        c.list(
+            &pods,
+            &lp,
+            Request::new("list", "pods", Some(DNS_NAMESPACE))
+        ),
+    );
+    let ds = ds.map_err(|e| FailedPart::new("deployments", &e))?;
+    let ps = ps.map_err(|e| FailedPart::new("pods", &e))?;
+    let pods: Vec<&Pod> = ps
+        .iter()
+        .filter(|p| {
+            !p.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
+        })
+        .collect();
+    Ok(DNS_WORKLOADS
+        .iter()
+        .map(|(name, role)| {
+            let Some(d) = ds.iter().find(|d| d.metadata.name.as_deref() == Some(name)) else {
+                return DnsWorkload {
+                    name: (*name).into(),
+                    role: (*role).into(),
+                    desired: 0,
+                    pods: 0,
+                    ready: 0,
+                    restarts: 0,
+                    status: "missing".into(),
+                };
+            };
+            let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let selector: BTreeMap<String, String> = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default();
+            let mine: Vec<&&Pod> = pods
+                .iter()
+                .filter(|p| {
+                    !selector.is_empty()
+                        && p.metadata
+                            .labels
+                            .as_ref()
+                            .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+                })
+                .collect();
+            let ready = mine
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+                .count() as u32;
+            let restarts = mine
+                .iter()
+                .flat_map(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.container_statuses.clone())
+                        .unwrap_or_default()
+                })
+                .map(|c| c.restart_count.max(0) as u32)
+                .sum();
+            let status = if desired == 0 {
+                "scaled to zero"
+            } else if mine.is_empty() {
+                "no pods"
+            } else if ready == 0 {
+                "not ready"
+            } else {
+                "ok"
+            };
+            DnsWorkload {
+                name: (*name).into(),
+                role: (*role).into(),
+                desired,
+                pods: mine.len() as u32,
+                ready,
+                restarts,
+                status: status.into(),
+            }
+        })
+        .collect())
+}
+
+/// The verdict over what was read.
+pub fn assess(
+    piholes: Vec<PiholeStatus>,
+    workloads: Vec<DnsWorkload>,
+    failed: Vec<FailedPart>,
+) -> DnsStatus {
+    let mut critical = Vec::new();
+    let mut degraded = Vec::new();
+    if piholes.is_empty() {
+        return DnsStatus {
+            verdict: DnsVerdict::NotConfigured,
+            issues: vec![
+                "no Pi-hole is configured: add [pihole.primary] (url, password_env or password_file) to the config file".into(),
+            ],
+            piholes,
+            workloads,
+            failed_parts: failed,
+        };
+    }
+    for p in &piholes {
+        if let Some(e) = &p.error {
+            degraded.push(format!("Pi-hole {}: {}", p.instance, e.message));
+        }
+        match p.blocking.as_deref() {
+            Some("enabled") | None => {}
+            Some(other) => degraded.push(match p.blocking_timer {
+                Some(t) => format!(
+                    "Pi-hole {}: blocking {other}, switches back in {}",
+                    p.instance,
+                    human_seconds(t)
+                ),
+                None => format!("Pi-hole {}: blocking {other}", p.instance),
+            }),
+        }
+    }
+    if piholes.iter().all(|p| p.blocking.is_none()) {
+        critical.push("no Pi-hole answered its API".to_string());
+    }
+    for w in &workloads {
+        if w.status != "ok" {
+            degraded.push(format!("{} ({}): {}", w.name, w.role, w.status));
+        }
+    }
+    for role in ["pihole", "unbound"] {
+        let of_role: Vec<&DnsWorkload> = workloads.iter().filter(|w| w.role == role).collect();
+        if !of_role.is_empty() && of_role.iter().all(|w| w.ready == 0) {
+            critical.push(format!("no {role} pod is ready"));
+        }
+    }
+    for f in &failed {
+        degraded.push(format!("{} not read: {}", f.part, f.message));
+    }
+    let verdict = if !critical.is_empty() {
+        DnsVerdict::Critical
+    } else if !degraded.is_empty() {
+        DnsVerdict::Degraded
+    } else {
+        DnsVerdict::Healthy
+    };
+    critical.extend(degraded);
+    DnsStatus {
+        verdict,
+        issues: critical,
+        piholes,
+        workloads,
+        failed_parts: failed,
+    }
+}

@@ -1,0 +1,300 @@
+//! `get_dns_status` against two fake Pi-hole v6 instances (HOMELAB.md
+//! §3.d) and the fake Kubernetes API's homelab (§3.e: the completed Job
+//! pods in `pihole` must not count), through a real rmcp client: one login
+//! per instance under 20 concurrent calls, a rejected password and rate
+//! limiting named as what they are (and no login during the cool-down),
+//! blocking disabled with its timer, and "not configured" never healthy.
+
+use std::sync::Arc;
+
+use labscope_tests::fake_pihole::{FakePihole, PiholeOptions};
+use labscope_tests::homelab::homelab;
+use labscope_tests::mcp::{structured, text_of, validated};
+use rmcp::ServiceExt;
+use serde_json::Value;
+
+struct Setup {
+    primary: FakePihole,
+    secondary: FakePihole,
+    client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    _fake: labscope_tests::fake_kube::FakeKube,
+    _dir: tempfile::TempDir,
+}
+
+/// Two fake Pi-holes (`primary`, `secondary` options), the homelab's API,
+/// and labscope configured for them (passwords from files: `password` is
+/// what labscope is given for the primary).
+async fn setup(
+    primary: PiholeOptions,
+    secondary: PiholeOptions,
+    password: &str,
+) -> anyhow::Result<Setup> {
+    let dir = tempfile::tempdir()?;
+    let p = FakePihole::start(primary).await?;
+    let s = FakePihole::start(secondary.clone()).await?;
+    std::fs::write(dir.path().join("pw1"), format!("{password}\n"))?;
+    std::fs::write(dir.path().join("pw2"), &secondary.password)?;
+    let text = format!(
+        "[pihole.primary]\nurl = \"{}\"\npassword_file = \"{}\"\n[pihole.secondary]\nurl = \"{}\"\npassword_file = \"{}\"\n",
+        p.url,
+        dir.path().join("pw1").display(),
+        s.url,
+        dir.path().join("pw2").display()
+    );
+    let path = dir.path().join("labscope.toml");
+    std::fs::write(&path, text)?;
+    let config = labscope::config::file::Config::load(&path)?;
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let options = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        config: Arc::new(config),
+        now: Some(labscope_tests::fake_kube::FIXTURE_NOW),
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    Ok(Setup {
+        primary: p,
+        secondary: s,
+        client,
+        _fake: fake,
+        _dir: dir,
+    })
+}
+
+async fn dns_status(
+    client: &rmcp::service::Peer<rmcp::RoleClient>,
+) -> anyhow::Result<(Value, String)> {
+    let r = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("get_dns_status"))
+        .await?;
+    let r = validated(client, "get_dns_status", r).await?;
+    let (v, is_error) = structured(&r);
+    anyhow::ensure!(!is_error, "get_dns_status failed: {v}");
+    Ok((v, text_of(&r)))
+}
+
+fn pihole<'a>(v: &'a Value, instance: &str) -> &'a Value {
+    v["piholes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["instance"] == instance))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn twenty_concurrent_calls_log_in_once_per_instance() -> anyhow::Result<()> {
+    let opts = PiholeOptions::default();
+    let s = setup(opts.clone(), opts.clone(), &opts.password).await?;
+    let peer = s.client.peer().clone();
+    let calls = (0..20).map(|_| {
+        let peer = peer.clone();
+        async move { dns_status(&peer).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    for r in &results {
+        let (v, _) = r.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(v["verdict"], "healthy", "{v}");
+    }
+    assert_eq!(s.primary.logins(), 1, "one login for the primary");
+    assert_eq!(s.secondary.logins(), 1, "one login for the secondary");
+    let (v, text) = &results[0].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = pihole(v, "primary");
+    assert_eq!(p["blocking"], "enabled");
+    assert_eq!(p["stats"]["queries"], 395581);
+    assert_eq!(p["stats"]["gravityUpdated"], "2026-08-16T03:41:00Z");
+    assert!(
+        p["stats"]["gravityAgeDays"]
+            .as_f64()
+            .is_some_and(|d| (4.0..5.0).contains(&d)),
+        "{p}"
+    );
+    // §3.e: four DNS workloads, one pod each; the completed Job pods and the
+    // exporters are not among them.
+    let workloads = v["workloads"].as_array().cloned().unwrap_or_default();
+    assert_eq!(workloads.len(), 4);
+    for w in &workloads {
+        assert_eq!(w["status"], "ok", "{w}");
+        assert_eq!(w["pods"], 1, "{w}");
+    }
+    assert!(
+        text.contains("DNS: healthy") && text.contains("395581"),
+        "{text}"
+    );
+    // A later call reuses the session.
+    dns_status(&peer).await?;
+    assert_eq!(s.primary.logins(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejected_password_is_never_healthy() -> anyhow::Result<()> {
+    let opts = PiholeOptions::default();
+    let s = setup(opts.clone(), opts.clone(), "an old password").await?;
+    let (v, text) = dns_status(s.client.peer()).await?;
+    assert_ne!(v["verdict"], "healthy", "{v}");
+    let p = pihole(&v, "primary");
+    assert_eq!(p["error"]["code"], "wrong_password", "{p}");
+    assert!(
+        p["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("401 on /api/auth"))
+    );
+    assert!(text.contains("rejected the password"), "{text}");
+    assert_eq!(pihole(&v, "secondary")["ok"], true);
+    // Within the cool-down a second call does not try the password again.
+    let (v, _) = dns_status(s.client.peer()).await?;
+    assert_eq!(pihole(&v, "primary")["error"]["code"], "wrong_password");
+    assert_eq!(s.primary.logins(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn rate_limiting_is_named_and_waited_out() -> anyhow::Result<()> {
+    for retry_after in [Some(30), None] {
+        let tripped = PiholeOptions {
+            tripped: true,
+            retry_after,
+            lockout: std::time::Duration::from_secs(60),
+            ..PiholeOptions::default()
+        };
+        let s = setup(tripped.clone(), PiholeOptions::default(), &tripped.password).await?;
+        let peer = s.client.peer().clone();
+        let results = futures::future::join_all((0..5).map(|_| {
+            let peer = peer.clone();
+            async move { dns_status(&peer).await }
+        }))
+        .await;
+        for r in results {
+            let (v, _) = r?;
+            assert_ne!(v["verdict"], "healthy");
+            let e = &pihole(&v, "primary")["error"];
+            assert_eq!(e["code"], "rate_limited", "{e}");
+            let m = e["message"].as_str().unwrap_or_default();
+            assert!(
+                !m.contains("password"),
+                "rate limiting is not a password problem: {m}"
+            );
+            match retry_after {
+                Some(_) => assert!(m.contains("Retry-After") && m.contains(" s"), "{m}"),
+                None => assert!(m.contains("no Retry-After"), "{m}"),
+            }
+        }
+        assert_eq!(
+            s.primary.logins(),
+            1,
+            "one login, then none during the cool-down ({retry_after:?})"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn blocking_disabled_shows_its_timer() -> anyhow::Result<()> {
+    let off = PiholeOptions {
+        blocking: ("disabled".into(), Some(300.0)),
+        messages: vec![(
+            "RATE_LIMIT".into(),
+            "Rate-limiting 192.168.1.112 for at least 5 seconds".into(),
+        )],
+        old_messages: true,
+        ..PiholeOptions::default()
+    };
+    let s = setup(off.clone(), PiholeOptions::default(), &off.password).await?;
+    let (v, text) = dns_status(s.client.peer()).await?;
+    assert_eq!(v["verdict"], "degraded", "{v}");
+    let p = pihole(&v, "primary");
+    assert_eq!(p["blocking"], "disabled");
+    assert_eq!(p["blockingTimer"], 300.0);
+    assert!(
+        v["issues"]
+            .to_string()
+            .contains("blocking disabled, switches back in 5 min"),
+        "{}",
+        v["issues"]
+    );
+    assert_eq!(
+        p["messages"][0],
+        "RATE_LIMIT: Rate-limiting 192.168.1.112 for at least 5 seconds"
+    );
+    assert!(text.contains("switches back in 5 min"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_a_pihole_configured_it_is_not_configured() -> anyhow::Result<()> {
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let dir = tempfile::tempdir()?;
+    let options = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        toolsets: Some(labscope::tools::Toolset::ALL.to_vec()),
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let out = labscope::tools::call(
+        ctx.clone(),
+        &labscope::tools::served(&ctx),
+        "get_dns_status",
+        serde_json::Map::new(),
+        labscope::tools::Call::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(out.structured["verdict"], "not_configured");
+    assert!(out.text.contains("[pihole.primary]"));
+    // Unasked, the services toolset is not served without a Pi-hole.
+    let default = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        ..Default::default()
+    };
+    let ctx = default.context().await?;
+    assert!(!ctx.toolsets.contains(&labscope::tools::Toolset::Services));
+    Ok(())
+}
+
+/// The client itself, 20 tasks at once on a multi-threaded runtime: one
+/// login; logout ends the session on the Pi-hole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_login_in_flight_and_logout() -> anyhow::Result<()> {
+    use labscope::services::{http::Http, pihole::Pihole};
+    let opts = PiholeOptions::default();
+    let fake = FakePihole::start(opts.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("pw"), &opts.password)?;
+    let config = labscope::config::file::Config::parse(
+        &dir.path().join("c.toml"),
+        &format!(
+            "[pihole.primary]\nurl = \"{}\"\npassword_file = \"{}\"\n",
+            fake.url,
+            dir.path().join("pw").display()
+        ),
+    )?;
+    let svc = config.pihole_primary.expect("configured");
+    let client = Arc::new(Pihole::new(
+        "primary",
+        svc.url,
+        svc.secret,
+        Arc::new(Http::new(std::time::Duration::from_secs(5))),
+    ));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.get("/api/dns/blocking").await })
+        })
+        .collect();
+    for t in tasks {
+        let v = t.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert_eq!(v["blocking"], "enabled");
+    }
+    assert_eq!(fake.logins(), 1);
+    assert_eq!(client.logins(), 1);
+    assert_eq!(fake.sessions(), 1);
+    client.logout().await;
+    assert_eq!(fake.sessions(), 0, "logout ends the session");
+    Ok(())
+}

@@ -41,6 +41,8 @@ pub struct PiholeOptions {
     pub old_messages: bool,
     /// Messages to report (`type`, text).
     pub messages: Vec<(String, String)>,
+    /// Pause between the lines of a gravity run.
+    pub gravity_step: Duration,
 }
 
 impl Default for PiholeOptions {
@@ -56,12 +58,17 @@ impl Default for PiholeOptions {
             list_error: false,
             old_messages: false,
             messages: Vec::new(),
+            gravity_step: Duration::from_millis(100),
         }
     }
 }
 
 struct St {
     opts: PiholeOptions,
+    /// Query strings `/api/queries` was asked with.
+    query_args: Vec<String>,
+    /// Gravity runs started.
+    gravity_runs: u64,
     sessions: HashMap<String, Instant>,
     attempts: VecDeque<Instant>,
     tripped_until: Option<Instant>,
@@ -93,6 +100,8 @@ impl FakePihole {
             sessions: HashMap::new(),
             attempts: VecDeque::new(),
             tripped_until: tripped.then(|| Instant::now() + lockout),
+            query_args: Vec::new(),
+            gravity_runs: 0,
             serial: 0,
         }));
         let logins = Arc::new(AtomicU64::new(0));
@@ -107,6 +116,7 @@ impl FakePihole {
             .route("/api/info/messages", get(messages))
             .route("/api/domains/allow", get(allow))
             .route("/api/queries", get(queries))
+            .route("/api/action/gravity", post(gravity))
             .route("/admin/", get(|| async { "<html>Pi-hole</html>" }))
             .with_state(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -130,6 +140,19 @@ impl FakePihole {
     /// Login attempts seen (`POST /api/auth`).
     pub fn logins(&self) -> u64 {
         self.logins.load(Ordering::SeqCst)
+    }
+
+    /// The query strings `/api/queries` was asked with.
+    pub fn query_args(&self) -> Vec<String> {
+        self.st
+            .lock()
+            .map(|s| s.query_args.clone())
+            .unwrap_or_default()
+    }
+
+    /// Gravity runs started.
+    pub fn gravity_runs(&self) -> u64 {
+        self.st.lock().map(|s| s.gravity_runs).unwrap_or(0)
     }
 
     /// Live sessions.
@@ -335,8 +358,10 @@ async fn allow(State(app): State<App>, headers: HeaderMap) -> Response {
     reply(200, json!({"domains": domains}))
 }
 
-async fn queries(State(app): State<App>, headers: HeaderMap) -> Response {
-    let st = authed!(app, headers);
+async fn queries(State(app): State<App>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let mut st = authed!(app, headers);
+    st.query_args
+        .push(uri.query().unwrap_or_default().to_string());
     if st.opts.list_error {
         return error(
             500,
@@ -352,4 +377,47 @@ async fn queries(State(app): State<App>, headers: HeaderMap) -> Response {
          "client": {"ip": "192.168.1.112", "name": "laptop.lan"}, "dnssec": "INSECURE", "reply": {"type": "IP", "time": 0.2}, "list_id": 7, "upstream": null}],
         "cursor": 1, "recordsTotal": 1, "recordsFiltered": 1, "draw": 0}),
     )
+}
+
+/// `POST /api/action/gravity`: text/plain, streamed line by line (with the
+/// colour codes and carriage-return redraws FTL's output has), ending with
+/// the line that says blocking is enabled.
+async fn gravity(State(app): State<App>, headers: HeaderMap) -> Response {
+    let step = {
+        let mut st = authed!(app, headers);
+        st.gravity_runs += 1;
+        st.opts.gravity_step
+    };
+    let lines: Vec<&'static str> = vec![
+        "  [i] Neutrino emissions detected...\r\n",
+        "\x1b[K  [\u{2713}] Pulling blocklist source list into range\n",
+        "  [i] Preparing new gravity database...\r  [\u{2713}] Preparing new gravity database\n",
+        "  [i] Target: https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts\n",
+        "  [\u{2713}] Status: Retrieval successful\n",
+        "  [i] Number of gravity domains: 1184522 (1184522 unique domains)\n",
+        "  [\u{2713}] Cleaning up stray matter\n",
+        "  [\u{2713}] Done.\n",
+        "  [i] Pi-hole blocking is enabled\n",
+    ];
+    let stream = futures::stream::unfold(0usize, move |i| {
+        let lines = lines.clone();
+        async move {
+            if i >= lines.len() {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(step).await;
+            }
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(lines[i])),
+                i + 1,
+            ))
+        }
+    });
+    let mut r = axum::body::Body::from_stream(stream).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    r
 }

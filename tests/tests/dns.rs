@@ -298,3 +298,151 @@ async fn one_login_in_flight_and_logout() -> anyhow::Result<()> {
     assert_eq!(fake.sessions(), 0, "logout ends the session");
     Ok(())
 }
+
+/// The query log and the allow-list reach the caller — filters passed to
+/// Pi-hole, and a 500 is an error, never an empty list; gravity is a
+/// mutation (refused unless allowed) that streams FTL's progress.
+#[tokio::test]
+async fn queries_whitelist_and_gravity() -> anyhow::Result<()> {
+    let opts = PiholeOptions {
+        gravity_step: std::time::Duration::from_millis(20),
+        ..PiholeOptions::default()
+    };
+    let broken = PiholeOptions {
+        list_error: true,
+        ..PiholeOptions::default()
+    };
+    let primary = FakePihole::start(opts.clone()).await?;
+    let secondary = FakePihole::start(broken.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("pw"), &opts.password)?;
+    let audit = dir.path().join("audit.jsonl");
+    let text = |gravity: bool| {
+        format!(
+            "[pihole.primary]\nurl = \"{}\"\npassword_file = \"{pw}\"\n[pihole.secondary]\nurl = \"{}\"\npassword_file = \"{pw}\"\n\
+             [mutations]\nenabled = true\naudit_log = \"{}\"\npihole_gravity = {gravity}\n",
+            primary.url,
+            secondary.url,
+            audit.display(),
+            pw = dir.path().join("pw").display(),
+        )
+    };
+    // One context per configuration, as one aggregator process would be:
+    // each logs in once (the fake trips after more than 2 logins a second).
+    let context = |config: labscope::config::file::Config| async move {
+        labscope::config::AgentOptions {
+            config: Arc::new(config),
+            ..Default::default()
+        }
+        .context()
+        .await
+    };
+    let call = |ctx: Arc<labscope::tools::ToolContext>, tool: &'static str, args: Value| async move {
+        let progress = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = progress.clone();
+        let call = labscope::tools::Call::with_progress(move |_, _, m| {
+            if let Ok(mut p) = sink.lock() {
+                p.push(m)
+            }
+        });
+        let args = args.as_object().cloned().unwrap_or_default();
+        let r = labscope::tools::call(ctx, &labscope::tools::registry(), tool, args, call).await;
+        let seen = progress.lock().map(|p| p.clone()).unwrap_or_default();
+        anyhow::Ok((r, seen))
+    };
+    let parse = |t: String| labscope::config::file::Config::parse(&dir.path().join("c.toml"), &t);
+    let off = context(parse(text(false))?).await?;
+    let on = context(parse(text(true))?).await?;
+
+    let (r, _) = call(off.clone(), "get_pihole_queries", serde_json::json!({"count": 5, "domain": "*.example.com", "client": "192.168.1.112", "status": "gravity"})).await?;
+    let out = r.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(out.structured["queries"][0]["clientIp"], "192.168.1.112");
+    assert_eq!(out.structured["queries"][0]["clientName"], "laptop.lan");
+    assert_eq!(out.structured["queries"][0]["reply"], "IP");
+    let asked = primary.query_args();
+    assert!(
+        asked[0].contains("length=5")
+            && asked[0].contains("domain=*.example.com")
+            && asked[0].contains("client_ip=192.168.1.112")
+            && asked[0].contains("status=GRAVITY"),
+        "{asked:?}"
+    );
+    let (r, _) = call(
+        off.clone(),
+        "get_pihole_queries",
+        serde_json::json!({"domain": "a b"}),
+    )
+    .await?;
+    assert_eq!(
+        r.map(|_| ()).unwrap_err().code,
+        labscope::tools::ErrorCode::InvalidArgument
+    );
+
+    let (r, _) = call(off.clone(), "get_pihole_whitelist", serde_json::json!({})).await?;
+    let out = r.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(out.structured["exact"].as_array().map(Vec::len), Some(3));
+    for tool in ["get_pihole_whitelist", "get_pihole_queries"] {
+        let (r, _) = call(
+            off.clone(),
+            tool,
+            serde_json::json!({"instance": "secondary"}),
+        )
+        .await?;
+        let e = r.map(|_| ()).unwrap_err();
+        assert_eq!(
+            e.code,
+            labscope::tools::ErrorCode::ServiceError,
+            "{tool}: {e:?}"
+        );
+        assert!(e.message.contains("500"), "{tool}: {}", e.message);
+    }
+
+    let (r, _) = call(off.clone(), "update_pihole_gravity", serde_json::json!({})).await?;
+    let e = r.map(|_| ()).unwrap_err();
+    assert_eq!(e.rule.as_deref(), Some("mutations.pihole_gravity"));
+    assert_eq!(primary.gravity_runs(), 0);
+    let (r, progress) = call(on.clone(), "update_pihole_gravity", serde_json::json!({})).await?;
+    let out = r.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(out.structured["state"], "finished", "{}", out.structured);
+    let lines: Vec<String> = out.structured["lines"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("[i] Neutrino emissions detected...")
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("[i] Pi-hole blocking is enabled")
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains('\u{1b}') && !l.contains('\r')),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[2], "[\u{2713}] Preparing new gravity database",
+        "the last redraw of a line"
+    );
+    assert_eq!(
+        progress.len(),
+        lines.len(),
+        "one progress report per line: {progress:?}"
+    );
+    assert_eq!(primary.gravity_runs(), 1);
+    let outcomes: Vec<String> = std::fs::read_to_string(&audit)?
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .map(|v| v["outcome"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(outcomes, ["refused", "performed"]);
+    Ok(())
+}

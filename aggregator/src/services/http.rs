@@ -107,6 +107,31 @@ impl Http {
         }
     }
 
+    /// Sends one request and returns the answer's head with its body still
+    /// streaming (the timeout covers the head only).
+    pub async fn open(
+        &self,
+        method: http::Method,
+        url: &url::Url,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, Error> {
+        let mut req = http::Request::builder().method(method).uri(url.as_str());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| Error::Request(e.to_string()))?;
+        tokio::time::timeout(self.timeout, self.client.request(req))
+            .await
+            .map_err(|_| Error::Timeout(self.timeout))?
+            .map_err(|e| Error::Connect(error_chain(&e)))
+    }
+
     /// Sends one request and reads the answer (at most [`MAX_BODY`]).
     pub async fn send(
         &self,

@@ -342,6 +342,104 @@ impl Pihole {
         }
     }
 
+    /// POSTs `path` and reads its plain-text answer line by line as it
+    /// streams (FTL's gravity run), calling `on_line(n, line)` for each;
+    /// returns the lines and whether the stream ended within `budget`. When
+    /// it did not, the rest is drained in the background (the run goes on).
+    pub async fn stream_lines(
+        &self,
+        path: &str,
+        budget: Duration,
+        mut on_line: impl FnMut(usize, &str),
+    ) -> Result<(Vec<String>, bool), Error> {
+        use http_body_util::BodyExt;
+        let started = Instant::now();
+        let mut opened = None;
+        for attempt in 0..2 {
+            let sid = self.sid().await?;
+            let resp = self
+                .http
+                .open(
+                    ::http::Method::POST,
+                    &self.endpoint(path),
+                    &[("sid", &sid)],
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Unreachable {
+                    url: self.base.to_string(),
+                    path: path.into(),
+                    message: e.to_string(),
+                })?;
+            let status = resp.status().as_u16();
+            if status == 401 && attempt == 0 {
+                self.drop_session(&sid).await;
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                let body = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                return Err(http_error(path, status, &json));
+            }
+            self.touch(&sid).await;
+            opened = Some(resp);
+            break;
+        }
+        let Some(resp) = opened else {
+            unreachable!("the loop opens the stream or returns")
+        };
+        let mut body = resp.into_body();
+        let mut lines = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut finished = false;
+        loop {
+            let left = budget.saturating_sub(started.elapsed());
+            let frame = match tokio::time::timeout(left, body.frame()).await {
+                Err(_) => break,
+                Ok(None) => {
+                    finished = true;
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(Error::Unreachable {
+                        url: self.base.to_string(),
+                        path: path.into(),
+                        message: format!("the stream broke: {e}"),
+                    });
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(at) = pending.iter().position(|b| *b == b'\n') {
+                let raw: Vec<u8> = pending.drain(..=at).collect();
+                if let Some(line) = clean_line(&raw) {
+                    lines.push(line);
+                    on_line(
+                        lines.len(),
+                        lines.last().map(String::as_str).unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        if finished {
+            if let Some(line) = clean_line(&pending) {
+                lines.push(line);
+            }
+        } else {
+            // Keep reading so the run is not cut off by a closed connection.
+            tokio::spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
+        }
+        Ok((lines, finished))
+    }
+
     /// Ends the session, if any (`DELETE /api/auth`).
     pub async fn logout(&self) {
         let sid = self.state.lock().await.session.take().map(|s| s.sid);
@@ -353,6 +451,36 @@ impl Pihole {
             tracing::debug!(pihole = self.name, error = %e, "logout failed");
         }
     }
+}
+
+/// A line of FTL's streamed output without colour codes, carriage-return
+/// redraws and surrounding blanks; `None` when nothing is left.
+fn clean_line(raw: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    // The last redraw of a line wins.
+    let text = text.trim_end_matches(['\n', '\r']);
+    let text = text.rsplit('\r').next().unwrap_or(text);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … final byte (a letter).
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    let out = out.trim().to_string();
+    (!out.is_empty()).then_some(out)
 }
 
 /// `e` with the seconds left of its cool-down.
@@ -377,5 +505,27 @@ fn http_error(path: &str, status: u16, json: &Value) -> Error {
         status,
         key: json["error"]["key"].as_str().unwrap_or_default().into(),
         message: json["error"]["message"].as_str().unwrap_or_default().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lines_are_cleaned() {
+        assert_eq!(
+            clean_line(b"  [i] Neutrino emissions detected...\r\n").as_deref(),
+            Some("[i] Neutrino emissions detected...")
+        );
+        assert_eq!(
+            clean_line(b"\x1b[K  [\xe2\x9c\x93] Pulling blocklist source list\n").as_deref(),
+            Some("[\u{2713}] Pulling blocklist source list")
+        );
+        assert_eq!(
+            clean_line(b"  [i] 10%\r  [i] 50%\r  [i] done\n").as_deref(),
+            Some("[i] done")
+        );
+        assert_eq!(clean_line(b"\r\n"), None);
     }
 }

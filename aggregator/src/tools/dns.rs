@@ -231,7 +231,7 @@ pub fn status_tool() -> ToolDef {
         Meta {
             name: "get_dns_status",
             title: "DNS status",
-            description: "Both Pi-holes (blocking, stats, gravity, FTL messages) and the Pi-hole/Unbound pods; a verdict.",
+            description: "Pi-hole and Unbound: blocking, stats, gravity, FTL messages, pods; a verdict.",
             toolset: Toolset::Services,
             hints: Hints::READ,
         },

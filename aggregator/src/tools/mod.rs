@@ -16,6 +16,7 @@ pub mod kube;
 pub mod logs;
 pub mod node;
 pub mod ops;
+pub mod pihole;
 pub mod podspec;
 pub mod secrets;
 pub mod storage;
@@ -143,6 +144,12 @@ pub enum ErrorCode {
     /// The object is not in a state this change applies to (a run already
     /// active, a release not stuck); nothing was changed.
     Conflict,
+    /// A service (Pi-hole) is rate limiting labscope or has no free session.
+    RateLimited,
+    /// A service could not be reached.
+    ServiceUnreachable,
+    /// A service answered with an error or an unreadable answer.
+    ServiceError,
 }
 
 /// A failed tool call: what failed, why, and what to do next.
@@ -805,7 +812,12 @@ fn build_registry() -> Vec<ToolDef> {
     tools.extend([backups::backups_tool(), backups::details_tool()]);
     tools.extend([flux::tool(), images::tool()]);
     tools.extend(ops::tools());
-    tools.push(dns::status_tool());
+    tools.extend([
+        dns::status_tool(),
+        pihole::queries_tool(),
+        pihole::whitelist_tool(),
+        pihole::gravity_tool(),
+    ]);
     tools
 }
 

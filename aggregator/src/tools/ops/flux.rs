@@ -404,7 +404,7 @@ pub fn reconcile_tool() -> ToolDef {
         Meta {
             name: "reconcile_flux",
             title: "Reconcile a Flux object",
-            description: "Request a reconcile of kind/namespace/name (withSource: its source first); before/after.",
+            description: "Reconcile a Flux object (resource=type/namespace/name); before/after.",
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
@@ -418,7 +418,7 @@ pub fn suspend_tool() -> ToolDef {
         Meta {
             name: "suspend_flux",
             title: "Suspend a Flux object",
-            description: "Suspend reconciliation of kind/namespace/name (spec.suspend).",
+            description: "Suspend a Flux object (resource=type/namespace/name).",
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
@@ -432,7 +432,7 @@ pub fn resume_tool() -> ToolDef {
         Meta {
             name: "resume_flux",
             title: "Resume a Flux object",
-            description: "Resume kind/namespace/name and request a reconcile, as flux resume does.",
+            description: "Resume a Flux object and request a reconcile.",
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
@@ -446,7 +446,7 @@ pub fn recover_tool() -> ToolDef {
         Meta {
             name: "recover_helmrelease",
             title: "Recover a stuck HelmRelease",
-            description: "Flux's recovery for a release that exhausted its retries (reset + reconcile); before/after.",
+            description: "Recover a HelmRelease that exhausted its retries (reset + reconcile).",
             toolset: Toolset::Flux,
             hints: Hints::DISRUPT,
         },

@@ -89,7 +89,7 @@ pub fn restart_tool() -> ToolDef {
         Meta {
             name: "restart_deployment",
             title: "Restart a Deployment",
-            description: "Rolling restart of an allowlisted Deployment (restartedAt annotation).",
+            description: "Rolling restart of an allowlisted Deployment.",
             toolset: Toolset::Cluster,
             hints: Hints::DISRUPT,
         },
@@ -181,7 +181,7 @@ pub fn trigger_tool(name: &'static str) -> ToolDef {
         Meta {
             name,
             title: "Run a CronJob now",
-            description: "Start a Job from an opted-in CronJob (refused while a run is active).",
+            description: "Run an opted-in CronJob now (a Job from its template).",
             toolset: Toolset::Cluster,
             hints: Hints::CREATE,
         },
@@ -415,7 +415,7 @@ pub fn refresh_secret_tool() -> ToolDef {
         Meta {
             name: "refresh_secret",
             title: "Refresh an ExternalSecret",
-            description: "Make External Secrets sync an ExternalSecret now (force-sync); refresh time after.",
+            description: "Sync an ExternalSecret now (force-sync).",
             toolset: Toolset::Cluster,
             hints: Hints::CHANGE,
         },

@@ -229,8 +229,11 @@ impl AgentOptions {
         cluster_configured: bool,
     ) -> std::collections::BTreeSet<crate::tools::Toolset> {
         use crate::tools::Toolset;
-        let services =
-            self.config.pihole_primary.is_some() || self.config.pihole_secondary.is_some();
+        let c = &self.config;
+        let services = c.pihole_primary.is_some()
+            || c.pihole_secondary.is_some()
+            || c.jellyfin.is_some()
+            || c.immich.is_some();
         match &self.toolsets {
             Some(t) if !t.is_empty() => t.iter().copied().collect(),
             _ if cluster_configured => Toolset::ALL

@@ -40,7 +40,7 @@ pub fn instructions(toolsets: &std::collections::BTreeSet<tools::Toolset>) -> St
         .collect();
     if !off.is_empty() {
         text.push_str(&format!(
-            " Not enabled: {} (no Kubernetes API configured, or --toolsets left them out).",
+            " Not enabled: {} (no Kubernetes API configured, no services in the config file, or --toolsets left them out).",
             off.join(", ")
         ));
     }
@@ -235,9 +235,11 @@ impl ServerHandler for McpServer {
                         "tool {name:?} is in toolset {}, which this server does not serve",
                         t.toolset.as_str()
                     ),
-                    Some(
-                        json!({"hint": "configure a Kubernetes API (--kubeconfig) or add it with --toolsets"}),
-                    ),
+                    Some(json!({"hint": if t.toolset == tools::Toolset::Services {
+                        "configure the service in the config file (--config: [pihole.primary], [jellyfin], [immich]) or add it with --toolsets"
+                    } else {
+                        "configure a Kubernetes API (--kubeconfig) or add it with --toolsets"
+                    }})),
                 ));
             }
             // An unknown tool is a protocol error (-32602), per the MCP spec.

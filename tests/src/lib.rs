@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod fake_controllers;
 pub mod fake_kube;
+pub mod fake_media;
 pub mod fake_pihole;
 pub mod homelab;
 pub mod mcp;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use labscope_tests::fake_pihole::{FakePihole, PiholeOptions};
 use labscope_tests::homelab::homelab;
-use labscope_tests::mcp::{structured, text_of, validated};
+use labscope_tests::mcp::{assert_text_shows, structured, text_of, validated};
 use rmcp::ServiceExt;
 use serde_json::Value;
 
@@ -126,6 +126,19 @@ async fn twenty_concurrent_calls_log_in_once_per_instance() -> anyhow::Result<()
         text.contains("DNS: healthy") && text.contains("395581"),
         "{text}"
     );
+    assert_text_shows(
+        "get_dns_status",
+        v,
+        text,
+        &[
+            "/verdict",
+            "/piholes/*/instance",
+            "/piholes/*/blocking",
+            "/piholes/*/stats/queries",
+            "/workloads/*/name",
+            "/workloads/*/status",
+        ],
+    )?;
     // A later call reuses the session.
     dns_status(&peer).await?;
     assert_eq!(s.primary.logins(), 1);

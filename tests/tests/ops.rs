@@ -14,7 +14,7 @@ use std::sync::Arc;
 use labscope::config::file::Config;
 use labscope_tests::fake_kube::Fixture;
 use labscope_tests::homelab::homelab;
-use labscope_tests::mcp::call_with_fixture_text;
+use labscope_tests::mcp::{assert_text_shows, call_with_fixture_text};
 use serde_json::{Value, json};
 
 const OPS: [&str; 8] = [
@@ -205,6 +205,17 @@ async fn restart_deployment_obeys_its_allowlist() -> anyhow::Result<()> {
     );
     let (done, is_error, text) = &r[1];
     assert!(!is_error, "{done}");
+    assert_text_shows(
+        "restart_deployment",
+        done,
+        text,
+        &[
+            "/namespace",
+            "/deployment",
+            "/restartedAt",
+            "/generationAfter",
+        ],
+    )?;
     let at = done["restartedAt"].as_str().expect("restartedAt");
     assert!(text.contains(at));
     let d = object(&fake, "Deployment", "jellyfin", "jellyfin");
@@ -270,6 +281,18 @@ async fn reconcile_suspend_and_resume_flux() -> anyhow::Result<()> {
     let (rec, is_error, text) = &r[0];
     assert!(!is_error, "{rec}");
     assert_eq!(rec["handled"], true, "{rec}");
+    assert_text_shows(
+        "reconcile_flux",
+        rec,
+        text,
+        &[
+            "/resource/name",
+            "/token",
+            "/source/resource/name",
+            "/before/status",
+            "/after/status",
+        ],
+    )?;
     assert_eq!(rec["annotation"], "reconcile.fluxcd.io/requestedAt");
     assert_eq!(rec["source"]["resource"]["kind"], "GitRepository");
     assert_eq!(rec["source"]["handled"], true);
@@ -374,6 +397,17 @@ async fn recover_helmrelease_recovers_the_stuck_release() -> anyhow::Result<()> 
 
         let (rv, is_error, text) = &r[1];
         assert!(!is_error, "{scenario}: {rv}");
+        assert_text_shows(
+            "recover_helmrelease",
+            rv,
+            text,
+            &[
+                "/token",
+                "/before/message",
+                "/transitions/*/status",
+                "/after/message",
+            ],
+        )?;
         assert_eq!(rv["method"], "reset");
         assert_eq!(rv["before"]["status"], "stuck");
         assert_eq!(rv["transitions"][0]["status"], "progressing", "{rv}");
@@ -496,8 +530,9 @@ async fn trigger_backup_needs_the_opt_in_label_and_no_active_run() -> anyhow::Re
             .as_str()
             .is_some_and(|h| h.contains("labscope.io/trigger=true"))
     );
-    let (t, is_error, _) = &r[1];
+    let (t, is_error, text) = &r[1];
     assert!(!is_error, "{t}");
+    assert_text_shows("trigger_backup", t, text, &["/job", "/cronjob", "/created"])?;
     let job_name = t["job"].as_str().expect("job");
     assert!(job_name.starts_with("pvc-backup-manual-"), "{job_name}");
     let job = object(&fake, "Job", "backup-jobs", job_name);
@@ -555,9 +590,15 @@ async fn refresh_secret_obeys_its_namespaces() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(r[0].0["rule"], "mutations.secret_namespaces", "{}", r[0].0);
-    let (s, is_error, _) = &r[1];
+    let (s, is_error, text) = &r[1];
     assert!(!is_error, "{s}");
     assert_eq!(s["refreshed"], true, "{s}");
+    assert_text_shows(
+        "refresh_secret",
+        s,
+        text,
+        &["/name", "/value", "/refreshTimeAfter"],
+    )?;
     assert_eq!(s["apiVersion"], "external-secrets.io/v1");
     let es = object(&fake, "ExternalSecret", "immich", "immich-secret");
     assert_eq!(es["metadata"]["annotations"]["force-sync"], s["value"]);

@@ -1,8 +1,9 @@
 //! Clients of the homelab's HTTP services, built once from the config file
 //! and shared by every call: Pi-hole v6 (one session per instance, a single
-//! login in flight). Jellyfin and Immich come next.
+//! login in flight), Jellyfin and Immich.
 
 pub mod http;
+pub mod media;
 pub mod pihole;
 
 use std::sync::Arc;
@@ -16,6 +17,10 @@ pub struct Services {
     pub pihole_primary: Option<Arc<pihole::Pihole>>,
     /// `[pihole.secondary]`.
     pub pihole_secondary: Option<Arc<pihole::Pihole>>,
+    /// `[jellyfin]`.
+    pub jellyfin: Option<Arc<media::MediaClient>>,
+    /// `[immich]`.
+    pub immich: Option<Arc<media::MediaClient>>,
 }
 
 impl Services {
@@ -35,6 +40,20 @@ impl Services {
         Self {
             pihole_primary: pihole("primary", &config.pihole_primary),
             pihole_secondary: pihole("secondary", &config.pihole_secondary),
+            jellyfin: config.jellyfin.as_ref().map(|s| {
+                Arc::new(media::MediaClient::jellyfin(
+                    s.url.clone(),
+                    s.secret.clone(),
+                    http.clone(),
+                ))
+            }),
+            immich: config.immich.as_ref().map(|s| {
+                Arc::new(media::MediaClient::immich(
+                    s.url.clone(),
+                    s.secret.clone(),
+                    http.clone(),
+                ))
+            }),
         }
     }
 

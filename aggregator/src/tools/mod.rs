@@ -14,6 +14,7 @@ pub mod images;
 pub mod ingress;
 pub mod kube;
 pub mod logs;
+pub mod media;
 pub mod node;
 pub mod ops;
 pub mod pihole;
@@ -262,7 +263,7 @@ impl Toolset {
             Toolset::Flux => {
                 "Flux tools: stuck releases, sources, image automation (get_flux_status)"
             }
-            Toolset::Services => "service tools: Pi-hole and Unbound DNS (get_dns_status)",
+            Toolset::Services => "service tools: DNS (get_dns_status) and media (get_media_status)",
         }
     }
 
@@ -814,6 +815,7 @@ fn build_registry() -> Vec<ToolDef> {
     tools.extend(ops::tools());
     tools.extend([
         dns::status_tool(),
+        media::status_tool(),
         pihole::queries_tool(),
         pihole::whitelist_tool(),
         pihole::gravity_tool(),

@@ -1,0 +1,696 @@
+//! `get_media_status`: Jellyfin (version, pending restart, library counts,
+//! sessions) and Immich (version, storage, asset counts) over their APIs,
+//! and the pods of their workloads with readiness and restarts. Never
+//! healthy when a service is unreachable or refuses its key, a workload is
+//! scaled to zero or its namespace is gone, or the Immich server is down
+//! while its database is Ready (the June 2026 "parked" incident).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::args::DefaultTrue;
+use super::dns::ServiceError;
+use super::kube::{FailedPart, failed_text};
+use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
+use crate::cluster::time::{now, parse_rfc3339};
+use crate::cluster::{Cluster, Request};
+use crate::services::media::{self, MediaClient};
+
+/// The media workloads: (namespace, Deployment, app, role).
+pub const MEDIA_WORKLOADS: [(&str, &str, &str, &str); 4] = [
+    ("jellyfin", "jellyfin", "jellyfin", "server"),
+    ("immich", "immich-server", "immich", "server"),
+    ("immich", "immich-postgresql", "immich", "database"),
+    ("immich", "immich-valkey", "immich", "cache"),
+];
+
+/// Restarts newer than this count as recent.
+const RECENT_S: i64 = 24 * 3600;
+
+impl From<&media::Error> for ServiceError {
+    fn from(e: &media::Error) -> Self {
+        Self {
+            code: e.code().into(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Read library counts, sessions, storage and asset counts (default true).
+    #[serde(default, rename = "includeStats")]
+    pub include_stats: DefaultTrue,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaVerdict {
+    /// Both answer and every workload has its pods ready.
+    Healthy,
+    /// Something is missing or off.
+    Degraded,
+    /// A service is down.
+    Critical,
+    /// Neither Jellyfin nor Immich is configured (pods alone were checked).
+    NotConfigured,
+}
+
+/// Jellyfin's library counts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Libraries {
+    /// Movies.
+    pub movies: u64,
+    /// Series.
+    pub series: u64,
+    /// Episodes.
+    pub episodes: u64,
+    /// Songs.
+    pub songs: u64,
+    /// Albums.
+    pub albums: u64,
+    /// Books.
+    pub books: u64,
+    /// Every item.
+    pub items: u64,
+}
+
+/// Jellyfin.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JellyfinStatus {
+    /// URL.
+    pub url: String,
+    /// Every read answered.
+    pub ok: bool,
+    /// The failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServiceError>,
+    /// Version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Server name.
+    #[serde(rename = "serverName", skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// A restart is pending (after an update or plugin change).
+    #[serde(rename = "pendingRestart", skip_serializing_if = "Option::is_none")]
+    pub pending_restart: Option<bool>,
+    /// Library counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub libraries: Option<Libraries>,
+    /// Sessions connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u32>,
+    /// What is playing ("user: title").
+    pub playing: Vec<String>,
+}
+
+/// Immich's storage.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Storage {
+    /// Size.
+    pub size: String,
+    /// Used.
+    pub used: String,
+    /// Available.
+    pub available: String,
+    /// Used, percent.
+    #[serde(rename = "usagePercent")]
+    pub usage_percent: f64,
+}
+
+/// Immich's assets.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Assets {
+    /// Photos.
+    pub photos: u64,
+    /// Videos.
+    pub videos: u64,
+    /// Bytes used.
+    #[serde(rename = "usageBytes")]
+    pub usage_bytes: u64,
+}
+
+/// Immich.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ImmichStatus {
+    /// URL.
+    pub url: String,
+    /// Every read answered.
+    pub ok: bool,
+    /// The failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServiceError>,
+    /// Version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Storage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+    /// Assets (needs an admin key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assets: Option<Assets>,
+    /// What could not be read and why (a non-admin key).
+    pub notes: Vec<String>,
+}
+
+/// A workload's pods.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MediaWorkload {
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment.
+    pub name: String,
+    /// server, database, cache.
+    pub role: String,
+    /// Desired replicas.
+    pub desired: i32,
+    /// Pods.
+    pub pods: u32,
+    /// Ready pods.
+    pub ready: u32,
+    /// Container restarts (liveness failures and crashes).
+    pub restarts: u32,
+    /// Restarts in the last 24 h.
+    #[serde(rename = "recentRestarts")]
+    pub recent_restarts: u32,
+    /// ok, not ready, no pods, scaled to zero, missing, namespace missing.
+    pub status: String,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MediaStatus {
+    /// The verdict.
+    pub verdict: MediaVerdict,
+    /// What keeps it from healthy.
+    pub issues: Vec<String>,
+    /// Jellyfin, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jellyfin: Option<JellyfinStatus>,
+    /// Immich, when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub immich: Option<ImmichStatus>,
+    /// The workloads.
+    pub workloads: Vec<MediaWorkload>,
+    /// Parts that could not be read.
+    #[serde(rename = "failedParts")]
+    pub failed_parts: Vec<FailedPart>,
+}
+
+impl Render for MediaStatus {
+    fn text(&self) -> String {
+        let mut t = format!("media: {}\n", label(&self.verdict));
+        for i in &self.issues {
+            t.push_str(&format!("- {i}\n"));
+        }
+        if let Some(j) = &self.jellyfin {
+            t.push_str(&format!("Jellyfin ({}): ", j.url));
+            match &j.error {
+                Some(e) => t.push_str(&format!("ERROR [{}] {} — {}\n", e.code, e.message, e.hint)),
+                None => {
+                    t.push_str(&format!(
+                        "{}{}",
+                        j.version.as_deref().unwrap_or("?"),
+                        if j.pending_restart == Some(true) {
+                            ", restart pending"
+                        } else {
+                            ""
+                        }
+                    ));
+                    if let Some(l) = &j.libraries {
+                        t.push_str(&format!(
+                            "; {} movies, {} series, {} episodes, {} songs",
+                            l.movies, l.series, l.episodes, l.songs
+                        ));
+                    }
+                    if let Some(s) = j.sessions {
+                        t.push_str(&format!("; {s} sessions"));
+                    }
+                    t.push('\n');
+                    for p in &j.playing {
+                        t.push_str(&format!("  playing: {p}\n"));
+                    }
+                }
+            }
+        }
+        if let Some(i) = &self.immich {
+            t.push_str(&format!("Immich ({}): ", i.url));
+            match &i.error {
+                Some(e) => t.push_str(&format!("ERROR [{}] {} — {}\n", e.code, e.message, e.hint)),
+                None => {
+                    t.push_str(i.version.as_deref().unwrap_or("?"));
+                    if let Some(s) = &i.storage {
+                        t.push_str(&format!(
+                            "; storage {} of {} used ({:.1}%)",
+                            s.used, s.size, s.usage_percent
+                        ));
+                    }
+                    if let Some(a) = &i.assets {
+                        t.push_str(&format!("; {} photos, {} videos", a.photos, a.videos));
+                    }
+                    t.push('\n');
+                }
+            }
+            for n in &i.notes {
+                t.push_str(&format!("  note: {n}\n"));
+            }
+        }
+        for w in &self.workloads {
+            t.push_str(&format!(
+                "{}/{} ({}): {} — {}/{} ready, {} restarts ({} in 24 h)\n",
+                w.namespace,
+                w.name,
+                w.role,
+                w.status,
+                w.ready,
+                w.desired,
+                w.restarts,
+                w.recent_restarts
+            ));
+        }
+        t.push_str(&failed_text(&self.failed_parts));
+        t
+    }
+}
+
+/// `get_media_status`.
+pub fn status_tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "get_media_status",
+            title: "Media status",
+            description: "Jellyfin and Immich: versions, libraries, sessions, storage, assets, pods; a verdict.",
+            toolset: Toolset::Services,
+            hints: Hints::READ,
+        },
+        status,
+    )
+}
+
+async fn status(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<MediaStatus, ToolError> {
+    let stats = a.include_stats.0;
+    let jellyfin = async {
+        match &ctx.services.jellyfin {
+            Some(j) => Some(read_jellyfin(j, stats).await),
+            None => None,
+        }
+    };
+    let immich = async {
+        match &ctx.services.immich {
+            Some(i) => Some(read_immich(i, stats).await),
+            None => None,
+        }
+    };
+    let workloads = read_workloads(&ctx);
+    let (jellyfin, immich, workloads) = tokio::join!(jellyfin, immich, workloads);
+    let (workloads, failed) = match workloads {
+        Ok(w) => (w, Vec::new()),
+        Err(f) => (Vec::new(), vec![f]),
+    };
+    Ok(assess(jellyfin, immich, workloads, failed))
+}
+
+async fn read_jellyfin(j: &MediaClient, stats: bool) -> JellyfinStatus {
+    let mut out = JellyfinStatus {
+        url: j.url().to_string(),
+        ok: false,
+        error: None,
+        version: None,
+        server_name: None,
+        pending_restart: None,
+        libraries: None,
+        sessions: None,
+        playing: Vec::new(),
+    };
+    let info = match j.get("/System/Info", false).await {
+        Ok(v) => v,
+        Err(e) => {
+            out.error = Some((&e).into());
+            return out;
+        }
+    };
+    out.version = info["Version"].as_str().map(str::to_string);
+    out.server_name = info["ServerName"].as_str().map(str::to_string);
+    out.pending_restart = info["HasPendingRestart"].as_bool();
+    if stats {
+        let (counts, sessions) =
+            tokio::join!(j.get("/Items/Counts", false), j.get("/Sessions", false));
+        match counts {
+            Ok(c) => {
+                let u = |k: &str| c[k].as_u64().unwrap_or(0);
+                out.libraries = Some(Libraries {
+                    movies: u("MovieCount"),
+                    series: u("SeriesCount"),
+                    episodes: u("EpisodeCount"),
+                    songs: u("SongCount"),
+                    albums: u("AlbumCount"),
+                    books: u("BookCount"),
+                    items: u("ItemCount"),
+                });
+            }
+            Err(e) => out.error = Some((&e).into()),
+        }
+        match sessions {
+            Ok(Value::Array(list)) => {
+                out.sessions = Some(list.len() as u32);
+                out.playing = list
+                    .iter()
+                    .filter_map(|s| {
+                        let item = s.get("NowPlayingItem")?;
+                        let name = match item["SeriesName"].as_str() {
+                            Some(series) => format!(
+                                "{series} S{:02}E{:02} {}",
+                                item["ParentIndexNumber"].as_u64().unwrap_or(0),
+                                item["IndexNumber"].as_u64().unwrap_or(0),
+                                item["Name"].as_str().unwrap_or_default()
+                            ),
+                            None => item["Name"].as_str().unwrap_or_default().to_string(),
+                        };
+                        let paused = s["PlayState"]["IsPaused"].as_bool() == Some(true);
+                        Some(format!(
+                            "{}: {name}{}",
+                            s["UserName"].as_str().unwrap_or("?"),
+                            if paused { " (paused)" } else { "" }
+                        ))
+                    })
+                    .collect();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                out.error.get_or_insert((&e).into());
+            }
+        }
+    }
+    out.ok = out.error.is_none();
+    out
+}
+
+async fn read_immich(i: &MediaClient, stats: bool) -> ImmichStatus {
+    let mut out = ImmichStatus {
+        url: i.url().to_string(),
+        ok: false,
+        error: None,
+        version: None,
+        storage: None,
+        assets: None,
+        notes: Vec::new(),
+    };
+    // The version needs no key: a 401 below is then the key, not the URL.
+    match i.get("/api/server/version", true).await {
+        Ok(v) => {
+            out.version = Some(format!(
+                "v{}.{}.{}",
+                v["major"].as_u64().unwrap_or(0),
+                v["minor"].as_u64().unwrap_or(0),
+                v["patch"].as_u64().unwrap_or(0)
+            ))
+        }
+        Err(e) => {
+            out.error = Some((&e).into());
+            return out;
+        }
+    }
+    let storage = i.get("/api/server/storage", false).await;
+    match storage {
+        Ok(s) => {
+            out.storage = Some(Storage {
+                size: s["diskSize"].as_str().unwrap_or_default().into(),
+                used: s["diskUse"].as_str().unwrap_or_default().into(),
+                available: s["diskAvailable"].as_str().unwrap_or_default().into(),
+                usage_percent: s["diskUsagePercentage"].as_f64().unwrap_or(0.0),
+            })
+        }
+        Err(e) => {
+            out.error = Some((&e).into());
+            return out;
+        }
+    }
+    if stats {
+        match i.get("/api/server/statistics", false).await {
+            Ok(s) => {
+                out.assets = Some(Assets {
+                    photos: s["photos"].as_u64().unwrap_or(0),
+                    videos: s["videos"].as_u64().unwrap_or(0),
+                    usage_bytes: s["usage"].as_u64().unwrap_or(0),
+                })
+            }
+            // Statistics need an admin key; the rest still stands.
+            Err(media::Error::Forbidden { .. }) => out
+                .notes
+                .push("asset counts need an admin API key (403 on /api/server/statistics)".into()),
+            Err(e) => out.error = Some((&e).into()),
+        }
+    }
+    out.ok = out.error.is_none();
+    out
+}
+
+fn restart_counts(p: &Pod, now_s: i64) -> (u32, u32) {
+    let statuses = p
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let total = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
+    let recent = statuses
+        .iter()
+        .filter(|c| {
+            c.last_state
+                .as_ref()
+                .and_then(|l| l.terminated.as_ref())
+                .and_then(|t| t.finished_at.as_ref())
+                .and_then(|f| parse_rfc3339(&f.0.to_string()))
+                .is_some_and(|f| now_s - f < RECENT_S)
+        })
+        .count() as u32;
+    (total, recent)
+}
+
+async fn namespace_exists(c: &Cluster, ns: &str) -> Result<bool, crate::cluster::Error> {
+    let api: Api<Namespace> = Api::all(c.client.clone());
+    match c
+        .get_opt(&api, ns, Request::new("get", "namespaces", None))
+        .await
+    {
+        Ok(found) => Ok(found.is_some()),
+        // Without the right to read namespaces, assume it exists.
+        Err(e) if e.is_forbidden() => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedPart> {
+    let Some(c) = ctx.cluster.as_ref() else {
+        return Err(FailedPart {
+            part: "workloads".into(),
+            code: super::ErrorCode::NotConfigured,
+            message:
+                "no Kubernetes API is configured: the Jellyfin and Immich pods were not checked"
+                    .into(),
+            hint: "start labscope with --kubeconfig (or in the cluster) to include them".into(),
+        });
+    };
+    let now_s = now(ctx.settings.now);
+    let mut out = Vec::new();
+    for ns in ["jellyfin", "immich"] {
+        let ours: Vec<_> = MEDIA_WORKLOADS.iter().filter(|w| w.0 == ns).collect();
+        let exists = namespace_exists(c, ns)
+            .await
+            .map_err(|e| FailedPart::new("namespaces", &e))?;
+        if !exists {
+            out.extend(ours.iter().map(|(ns, name, _, role)| MediaWorkload {
+                namespace: (*ns).into(),
+                name: (*name).into(),
+                role: (*role).into(),
+                desired: 0,
+                pods: 0,
+                ready: 0,
+                restarts: 0,
+                recent_restarts: 0,
+                status: "namespace missing".into(),
+            }));
+            continue;
+        }
+        let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
+        let lp = ListParams::default();
+        let (ds, ps) = tokio::join!(
+            c.list(
+                &deployments,
+                &lp,
+                Request::new("list", "deployments", Some(ns))
+            ),
+            c.list(&pods, &lp, Request::new("list", "pods", Some(ns))),
+        );
+        let ds = ds.map_err(|e| FailedPart::new("deployments", &e))?;
+        let ps = ps.map_err(|e| FailedPart::new("pods", &e))?;
+        for (ns, name, _, role) in ours {
+            let Some(d) = ds.iter().find(|d| d.metadata.name.as_deref() == Some(name)) else {
+                out.push(MediaWorkload {
+                    namespace: (*ns).into(),
+                    name: (*name).into(),
+                    role: (*role).into(),
+                    desired: 0,
+                    pods: 0,
+                    ready: 0,
+                    restarts: 0,
+                    recent_restarts: 0,
+                    status: "missing".into(),
+                });
+                continue;
+            };
+            let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let selector = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default();
+            let mine: Vec<&Pod> = ps
+                .iter()
+                .filter(|p| {
+                    !selector.is_empty()
+                        && p.metadata
+                            .labels
+                            .as_ref()
+                            .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+                        && !p
+                            .metadata
+                            .owner_references
+                            .as_ref()
+                            .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
+                })
+                .collect();
+            let ready = mine
+                .iter()
+                .filter(|p| {
+                    p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+                .count() as u32;
+            let (restarts, recent) = mine
+                .iter()
+                .map(|p| restart_counts(p, now_s))
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let status = if desired == 0 {
+                "scaled to zero"
+            } else if mine.is_empty() {
+                "no pods"
+            } else if ready == 0 {
+                "not ready"
+            } else {
+                "ok"
+            };
+            out.push(MediaWorkload {
+                namespace: (*ns).into(),
+                name: (*name).into(),
+                role: (*role).into(),
+                desired,
+                pods: mine.len() as u32,
+                ready,
+                restarts,
+                recent_restarts: recent,
+                status: status.into(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The verdict over what was read.
+pub fn assess(
+    jellyfin: Option<JellyfinStatus>,
+    immich: Option<ImmichStatus>,
+    workloads: Vec<MediaWorkload>,
+    failed: Vec<FailedPart>,
+) -> MediaStatus {
+    let mut critical = Vec::new();
+    let mut degraded = Vec::new();
+    if let Some(j) = &jellyfin {
+        if let Some(e) = &j.error {
+            let down = j.version.is_none();
+            let line = format!("Jellyfin: {}", e.message);
+            if down {
+                critical.push(line)
+            } else {
+                degraded.push(line)
+            }
+        }
+        if j.pending_restart == Some(true) {
+            degraded.push("Jellyfin has a restart pending".into());
+        }
+    }
+    if let Some(i) = &immich
+        && let Some(e) = &i.error
+    {
+        let line = format!("Immich: {}", e.message);
+        if i.version.is_none() {
+            critical.push(line)
+        } else {
+            degraded.push(line)
+        }
+    }
+    let find = |name: &str| workloads.iter().find(|w| w.name == name);
+    if let (Some(server), Some(db)) = (find("immich-server"), find("immich-postgresql"))
+        && server.ready == 0
+        && db.ready > 0
+    {
+        critical.push(format!(
+            "the Immich server is down ({}) while its database is Ready: photos are not served",
+            server.status
+        ));
+    }
+    for w in &workloads {
+        if w.status != "ok" {
+            let line = format!("{}/{} ({}): {}", w.namespace, w.name, w.role, w.status);
+            if w.role == "server" {
+                critical.push(line)
+            } else {
+                degraded.push(line)
+            }
+        } else if w.recent_restarts > 0 {
+            degraded.push(format!(
+                "{}/{}: {} restart(s) in the last 24 h (liveness failures or crashes)",
+                w.namespace, w.name, w.recent_restarts
+            ));
+        }
+    }
+    for f in &failed {
+        degraded.push(format!("{} not read: {}", f.part, f.message));
+    }
+    let verdict = if jellyfin.is_none() && immich.is_none() {
+        degraded.insert(
+            0,
+            "neither [jellyfin] nor [immich] is configured: only pods were checked".into(),
+        );
+        MediaVerdict::NotConfigured
+    } else if !critical.is_empty() {
+        MediaVerdict::Critical
+    } else if !degraded.is_empty() {
+        MediaVerdict::Degraded
+    } else {
+        MediaVerdict::Healthy
+    };
+    critical.extend(degraded);
+    MediaStatus {
+        verdict,
+        issues: critical,
+        jellyfin,
+        immich,
+        workloads,
+        failed_parts: failed,
+    }
+}

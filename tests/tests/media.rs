@@ -1,0 +1,217 @@
+//! `get_media_status` against fake Jellyfin and Immich APIs (HOMELAB.md §4)
+//! and the fake homelab (§3.j): the baseline is healthy with the figures
+//! the APIs give; a refused key, a removed endpoint (a wrong base path), a
+//! server scaled to zero, a namespace that is gone and the Immich server
+//! parked while its database is Ready are never healthy.
+
+use std::sync::Arc;
+
+use labscope_tests::fake_media::{self, FakeMedia, MediaOptions};
+use labscope_tests::homelab::homelab;
+use labscope_tests::mcp::{assert_text_shows, structured, text_of, validated};
+use rmcp::ServiceExt;
+use serde_json::Value;
+
+/// Runs `get_media_status` once with Jellyfin and Immich configured
+/// (`jellyfin_key`/`immich_key` are what labscope is given, `immich_path` a
+/// base path appended to Immich's URL).
+async fn media_status(
+    opts: MediaOptions,
+    scenarios: &[&str],
+    jellyfin_key: &str,
+    immich_key: &str,
+    immich_path: &str,
+) -> anyhow::Result<(Value, String, FakeMedia, FakeMedia)> {
+    let j = fake_media::jellyfin(opts.clone()).await?;
+    let i = fake_media::immich(opts.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("jk"), jellyfin_key)?;
+    std::fs::write(dir.path().join("ik"), immich_key)?;
+    let text = format!(
+        "[jellyfin]\nurl = \"{}\"\napi_key_file = \"{}\"\n[immich]\nurl = \"{}{immich_path}\"\napi_key_file = \"{}\"\n",
+        j.url,
+        dir.path().join("jk").display(),
+        i.url,
+        dir.path().join("ik").display()
+    );
+    let config = labscope::config::file::Config::parse(&dir.path().join("c.toml"), &text)?;
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(scenarios)?).await?;
+    let options = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        config: Arc::new(config),
+        now: Some(labscope_tests::fake_kube::FIXTURE_NOW),
+        ..Default::default()
+    };
+    let ctx = options.context().await?;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await?;
+    let r = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("get_media_status"))
+        .await?;
+    let r = validated(&client, "get_media_status", r).await?;
+    let (v, is_error) = structured(&r);
+    anyhow::ensure!(!is_error, "get_media_status failed: {v}");
+    let text = text_of(&r);
+    client.cancel().await?;
+    Ok((v, text, j, i))
+}
+
+fn workload<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["workloads"]
+        .as_array()
+        .and_then(|a| a.iter().find(|w| w["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn the_baseline_is_healthy_with_the_apis_figures() -> anyhow::Result<()> {
+    let o = MediaOptions::default();
+    let (v, text, _j, _i) =
+        media_status(o.clone(), &[], &o.jellyfin_key, &o.immich_key, "").await?;
+    assert_eq!(v["verdict"], "healthy", "{v}");
+    assert_eq!(v["jellyfin"]["version"], "10.11.11");
+    assert_eq!(v["jellyfin"]["pendingRestart"], false);
+    assert_eq!(v["jellyfin"]["libraries"]["movies"], 612);
+    assert_eq!(v["jellyfin"]["sessions"], 2);
+    assert_eq!(
+        v["jellyfin"]["playing"][0],
+        "matt: Lost S04E05 The Constant"
+    );
+    assert_eq!(v["immich"]["version"], "v2.7.5");
+    assert_eq!(v["immich"]["storage"]["usagePercent"], 28.45);
+    assert_eq!(v["immich"]["assets"]["photos"], 48211);
+    for name in [
+        "jellyfin",
+        "immich-server",
+        "immich-postgresql",
+        "immich-valkey",
+    ] {
+        assert_eq!(workload(&v, name)["status"], "ok", "{name}: {v}");
+    }
+    assert!(
+        text.contains("10.11.11") && text.contains("48211"),
+        "{text}"
+    );
+    assert_text_shows(
+        "get_media_status",
+        &v,
+        &text,
+        &[
+            "/verdict",
+            "/jellyfin/version",
+            "/jellyfin/libraries/movies",
+            "/jellyfin/playing/*",
+            "/immich/version",
+            "/immich/storage/used",
+            "/immich/assets/photos",
+            "/workloads/*/name",
+            "/workloads/*/status",
+        ],
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_key_or_a_removed_endpoint_is_never_healthy() -> anyhow::Result<()> {
+    let o = MediaOptions::default();
+    let (v, text, _j, _i) = media_status(o.clone(), &[], "stale-key", &o.immich_key, "").await?;
+    assert_ne!(v["verdict"], "healthy");
+    assert_eq!(v["jellyfin"]["error"]["code"], "unauthorized", "{v}");
+    assert!(
+        text.contains("Jellyfin rejected the API key (401 on /System/Info)"),
+        "{text}"
+    );
+
+    let (v, _, _j, _i) = media_status(o.clone(), &[], &o.jellyfin_key, "stale-key", "").await?;
+    assert_eq!(v["immich"]["error"]["code"], "unauthorized");
+    assert_eq!(
+        v["immich"]["version"], "v2.7.5",
+        "the version needs no key: the URL is right"
+    );
+
+    // Jellyfin 12 refuses the legacy header: labscope sends the modern one.
+    let legacy_off = MediaOptions {
+        legacy_auth_off: true,
+        ..o.clone()
+    };
+    let (v, _, _j, _i) = media_status(legacy_off, &[], &o.jellyfin_key, &o.immich_key, "").await?;
+    assert_eq!(v["jellyfin"]["ok"], true, "{v}");
+
+    // A base path that is not Immich's API root: 404 named, with the hint.
+    let (v, _, _j, _i) = media_status(
+        o.clone(),
+        &[],
+        &o.jellyfin_key,
+        &o.immich_key,
+        "/api/server-info",
+    )
+    .await?;
+    assert_eq!(v["immich"]["error"]["code"], "not_found", "{v}");
+    assert_eq!(v["verdict"], "critical");
+
+    // A non-admin key: storage and version stand, the counts say why not.
+    let user = MediaOptions {
+        immich_admin: false,
+        ..o.clone()
+    };
+    let (v, _, _j, _i) = media_status(user, &[], &o.jellyfin_key, &o.immich_key, "").await?;
+    assert_eq!(v["immich"]["ok"], true);
+    assert!(
+        v["immich"]["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("admin")),
+        "{v}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn scaled_to_zero_gone_and_parked_are_never_healthy() -> anyhow::Result<()> {
+    let o = MediaOptions::default();
+    let (v, _, _j, _i) = media_status(
+        o.clone(),
+        &["jellyfin-scaled-to-zero"],
+        &o.jellyfin_key,
+        &o.immich_key,
+        "",
+    )
+    .await?;
+    assert_eq!(workload(&v, "jellyfin")["status"], "scaled to zero", "{v}");
+    assert_ne!(v["verdict"], "healthy");
+
+    let (v, _, _j, _i) = media_status(
+        o.clone(),
+        &["jellyfin-namespace-gone"],
+        &o.jellyfin_key,
+        &o.immich_key,
+        "",
+    )
+    .await?;
+    assert_eq!(
+        workload(&v, "jellyfin")["status"],
+        "namespace missing",
+        "{v}"
+    );
+    assert_ne!(v["verdict"], "healthy");
+
+    let (v, text, _j, _i) = media_status(
+        o.clone(),
+        &["immich-server-parked"],
+        &o.jellyfin_key,
+        &o.immich_key,
+        "",
+    )
+    .await?;
+    assert_eq!(v["verdict"], "critical", "{v}");
+    assert_eq!(workload(&v, "immich-postgresql")["status"], "ok");
+    assert!(
+        text.contains("Immich server is down") && text.contains("database is Ready"),
+        "{text}"
+    );
+    Ok(())
+}

@@ -45,10 +45,15 @@ impl Default for MediaOptions {
 pub struct FakeMedia {
     /// Base URL.
     pub url: String,
+    /// Item ids Jellyfin was asked to refresh, with the query string.
+    pub refreshed: Arc<std::sync::Mutex<Vec<String>>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn serve(router: Router) -> anyhow::Result<FakeMedia> {
+async fn serve(
+    router: Router,
+    refreshed: Arc<std::sync::Mutex<Vec<String>>>,
+) -> anyhow::Result<FakeMedia> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -61,6 +66,7 @@ async fn serve(router: Router) -> anyhow::Result<FakeMedia> {
     });
     Ok(FakeMedia {
         url: format!("http://{addr}"),
+        refreshed,
         _shutdown: tx,
     })
 }
@@ -84,9 +90,22 @@ fn public_info() -> Value {
         "ProductName": "Jellyfin Server", "Id": "4f1c2b0d9e8a7c6b5a4f3e2d1c0b9a8f", "StartupWizardCompleted": true})
 }
 
+/// The fixture's items: one unique title and one name shared by a movie
+/// and a series (the ambiguity answer).
+fn items() -> Vec<Value> {
+    vec![
+        json!({"Id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0", "Name": "Arrival", "Type": "Movie", "Path": "/media/movies/Arrival (2016)/Arrival (2016).mkv"}),
+        json!({"Id": "1a2b3c4d5e6f708192a3b4c5d6e7f801", "Name": "Dune", "Type": "Movie", "Path": "/media/movies/Dune (2021)/Dune (2021).mkv"}),
+        json!({"Id": "2b3c4d5e6f708192a3b4c5d6e7f80112", "Name": "Dune", "Type": "Series", "Path": "/media/tv/Dune (2000)"}),
+        json!({"Id": "3c4d5e6f708192a3b4c5d6e7f8011223", "Name": "Dune: Part Two", "Type": "Movie", "Path": "/media/movies/Dune Part Two (2024)/Dune Part Two (2024).mkv"}),
+    ]
+}
+
 /// Starts a fake Jellyfin.
 pub async fn jellyfin(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
     let o: Opts = Arc::new(opts);
+    let refreshed: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let log = refreshed.clone();
     let unauthorized = || (StatusCode::UNAUTHORIZED, "").into_response();
     let router = Router::new()
         .route("/health", get(|| async { "Healthy" }))
@@ -133,8 +152,46 @@ pub async fn jellyfin(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
                 .into_response()
             }),
         )
+        .route(
+            "/Items",
+            get(move |State(o): State<Opts>, h: HeaderMap, q: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                if !jellyfin_authed(&o, &h) {
+                    return unauthorized();
+                }
+                let term = q.get("searchTerm").map(|t| t.to_lowercase());
+                let ids: Option<Vec<String>> = q.get("Ids").map(|i| i.split(',').map(str::to_lowercase).collect());
+                let found: Vec<Value> = items()
+                    .into_iter()
+                    .filter(|i| term.as_ref().is_none_or(|t| i["Name"].as_str().unwrap_or("").to_lowercase().contains(t)))
+                    .filter(|i| ids.as_ref().is_none_or(|ids| ids.iter().any(|x| i["Id"] == x.as_str())))
+                    .collect();
+                axum::Json(json!({"Items": found, "TotalRecordCount": found.len(), "StartIndex": 0})).into_response()
+            }),
+        )
+        .route(
+            "/Items/{id}/Refresh",
+            axum::routing::post(move |State(o): State<Opts>, h: HeaderMap, axum::extract::Path(id): axum::extract::Path<String>, uri: axum::http::Uri| {
+                let log = log.clone();
+                async move {
+                    if !jellyfin_authed(&o, &h) {
+                        return unauthorized();
+                    }
+                    assert!(
+                        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "an item id that is not 32 hex digits reached the fake: {id:?}"
+                    );
+                    if !items().iter().any(|i| i["Id"] == id.as_str()) {
+                        return (StatusCode::NOT_FOUND, "").into_response();
+                    }
+                    if let Ok(mut l) = log.lock() {
+                        l.push(format!("{id}?{}", uri.query().unwrap_or_default()));
+                    }
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }),
+        )
         .with_state(o);
-    serve(router).await
+    serve(router, refreshed).await
 }
 
 /// Starts a fake Immich.
@@ -186,5 +243,5 @@ pub async fn immich(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
             )
         })
         .with_state(o);
-    serve(router).await
+    serve(router, Arc::default()).await
 }

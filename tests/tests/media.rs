@@ -215,3 +215,119 @@ async fn scaled_to_zero_gone_and_parked_are_never_healthy() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// `fix_jellyfin_metadata`: an operation (refused unless
+/// `jellyfin_metadata = true`), a unique title refreshed, an ambiguous one
+/// answered with its candidates and nothing refreshed, an id that is not
+/// 32 hex digits refused before any request.
+#[tokio::test]
+async fn fix_jellyfin_metadata_refreshes_one_item_or_lists_candidates() -> anyhow::Result<()> {
+    let o = MediaOptions::default();
+    let j = fake_media::jellyfin(o.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("jk"), &o.jellyfin_key)?;
+    let audit = dir.path().join("audit.jsonl");
+    let context = |allowed: bool| {
+        let text = format!(
+            "[jellyfin]\nurl = \"{}\"\napi_key_file = \"{}\"\n[mutations]\nenabled = true\naudit_log = \"{}\"\njellyfin_metadata = {allowed}\n",
+            j.url,
+            dir.path().join("jk").display(),
+            audit.display()
+        );
+        let config = labscope::config::file::Config::parse(&dir.path().join("c.toml"), &text);
+        async move {
+            labscope::config::AgentOptions {
+                config: Arc::new(config?),
+                ..Default::default()
+            }
+            .context()
+            .await
+            .map_err(anyhow::Error::from)
+        }
+    };
+    let call = |ctx: Arc<labscope::tools::ToolContext>, args: Value| async move {
+        labscope::tools::call(
+            ctx,
+            &labscope::tools::registry(),
+            "fix_jellyfin_metadata",
+            args.as_object().cloned().unwrap_or_default(),
+            labscope::tools::Call::default(),
+        )
+        .await
+    };
+    let off = context(false).await?;
+    let e = call(off, serde_json::json!({"name": "Arrival"}))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.rule.as_deref(), Some("mutations.jellyfin_metadata"));
+
+    let on = context(true).await?;
+    let out = call(on.clone(), serde_json::json!({"name": "arrival"}))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(out.structured["state"], "refreshed");
+    assert_eq!(
+        out.structured["item"]["id"],
+        "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    );
+    assert!(out.text.contains("Arrival"));
+
+    let out = call(on.clone(), serde_json::json!({"name": "Dune"}))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(out.structured["state"], "ambiguous", "{}", out.structured);
+    assert_eq!(
+        out.structured["candidates"].as_array().map(Vec::len),
+        Some(2),
+        "the exact matches: the movie and the series"
+    );
+    assert!(out.text.contains("1a2b3c4d5e6f708192a3b4c5d6e7f801") && out.text.contains("Series"));
+
+    let out = call(
+        on.clone(),
+        serde_json::json!({"itemId": "2B3C4D5E-6F70-8192-A3B4-C5D6E7F80112", "replaceAll": true}),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(out.structured["item"]["name"], "Dune");
+    assert_eq!(out.structured["item"]["type"], "Series");
+
+    for bad in [
+        "../../System/Restart",
+        "1a2b3c4d",
+        "zz2b3c4d5e6f708192a3b4c5d6e7f801",
+    ] {
+        let e = call(on.clone(), serde_json::json!({"itemId": bad}))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            e.code,
+            labscope::tools::ErrorCode::InvalidArgument,
+            "{bad}: {e:?}"
+        );
+    }
+    let e = call(
+        on.clone(),
+        serde_json::json!({"itemId": "00000000000000000000000000000000"}),
+    )
+    .await
+    .map(|_| ())
+    .unwrap_err();
+    assert_eq!(e.code, labscope::tools::ErrorCode::NotFound);
+
+    let refreshed = j.refreshed.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(refreshed.len(), 2, "{refreshed:?}");
+    assert!(
+        refreshed[0].starts_with("9f8e7d6c5b4a39281706f5e4d3c2b1a0?")
+            && refreshed[0].contains("ReplaceAllMetadata=false")
+    );
+    assert!(
+        refreshed[1].starts_with("2b3c4d5e6f708192a3b4c5d6e7f80112?")
+            && refreshed[1].contains("ReplaceAllImages=true")
+    );
+    let lines = std::fs::read_to_string(&audit)?.lines().count();
+    assert_eq!(lines, 8, "every call audited, allowed or refused");
+    Ok(())
+}

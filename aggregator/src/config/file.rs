@@ -113,8 +113,11 @@ impl Default for Mutations {
     }
 }
 
+/// Default [`Config::dns_unbound_port`].
+pub const DEFAULT_UNBOUND_PORT: u16 = 5335;
+
 /// The configuration, validated, with its secrets read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where it was read from (`None`: no file, the defaults).
     pub path: Option<PathBuf>,
@@ -126,10 +129,29 @@ pub struct Config {
     pub jellyfin: Option<Service>,
     /// `[immich]`.
     pub immich: Option<Service>,
-    /// `[dns] servers`: what DNS tools ask by default, in order.
+    /// `[dns] servers`: what DNS tools ask by default, in order (the
+    /// Pi-holes).
     pub dns_servers: Vec<String>,
+    /// `[dns] unbound_port`: where `diagnose_dns` asks the Unbound on each
+    /// server's host (default 5335).
+    pub dns_unbound_port: u16,
     /// `[mutations]`.
     pub mutations: Mutations,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            path: None,
+            pihole_primary: None,
+            pihole_secondary: None,
+            jellyfin: None,
+            immich: None,
+            dns_servers: Vec::new(),
+            dns_unbound_port: DEFAULT_UNBOUND_PORT,
+            mutations: Mutations::default(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +191,7 @@ struct RawApiService {
 #[serde(deny_unknown_fields)]
 struct RawDns {
     servers: Vec<String>,
+    unbound_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,6 +405,7 @@ impl Config {
                 }
             }
             config.dns_servers = dns.servers;
+            config.dns_unbound_port = dns.unbound_port.unwrap_or(DEFAULT_UNBOUND_PORT);
         }
         if let Some(m) = raw.mutations {
             let mut out = Mutations {

@@ -816,6 +816,7 @@ fn build_registry() -> Vec<ToolDef> {
     tools.extend([
         dns::status_tool(),
         media::status_tool(),
+        media::fix_tool(),
         pihole::queries_tool(),
         pihole::whitelist_tool(),
         pihole::gravity_tool(),
@@ -1011,7 +1012,7 @@ mod tests {
                 .iter()
                 .all(|t| t.toolset == Toolset::Node)
         );
-        assert_eq!(enabled(&node_only).len(), 8);
+        assert_eq!(enabled(&node_only).len(), 9);
         let every: std::collections::BTreeSet<Toolset> = Toolset::ALL.into_iter().collect();
         let read_only = all.iter().filter(|t| !t.hints.mutates()).count();
         assert_eq!(enabled(&every).len(), read_only);

@@ -7,6 +7,7 @@
 //! its answers and failures into tool results.
 
 mod conntrack;
+mod diagnose;
 mod firewall;
 mod mesh;
 mod networking;
@@ -33,6 +34,7 @@ pub fn tools() -> Vec<ToolDef> {
         probes::curl_tool(),
         probes::dns_tool(),
         mesh::tool(),
+        diagnose::tool(),
     ]
 }
 

@@ -1,0 +1,369 @@
+//! `diagnose_dns`: every resolver path asked explicitly, all at once,
+//! through an agent's DNS probe — each Pi-hole (`[dns] servers`) and the
+//! Unbound behind it (same host, `[dns] unbound_port`, 5335 by default) —
+//! with a SERVFAIL retried with the CD flag to tell DNSSEC failures apart,
+//! and a list of findings, each with its next step.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use labscope_proto::v1 as pb;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::probes::RecordType;
+use super::{ms, on_node, pick_node};
+use crate::tools::args::{Text, blank_as_none};
+use crate::tools::{
+    Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset,
+};
+
+/// Arguments (the predecessor's `domain`, `type`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// Name to diagnose.
+    pub domain: Text,
+    /// Record type (A by default).
+    #[serde(rename = "type", default, deserialize_with = "blank_as_none")]
+    pub record_type: Option<RecordType>,
+    /// Node to ask from (default: the first whose agent answers).
+    #[serde(rename = "fromNode", default, deserialize_with = "blank_as_none")]
+    pub from_node: Option<Text>,
+}
+
+/// One resolver path's answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PathAnswer {
+    /// "pihole primary", "unbound secondary", …
+    pub path: String,
+    /// Address asked.
+    pub server: String,
+    /// NOERROR, NXDOMAIN, SERVFAIL, … (empty without an answer).
+    pub rcode: String,
+    /// Why there was no answer.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Answer data.
+    pub answers: Vec<String>,
+    /// Lowest TTL of the answers.
+    #[serde(rename = "minTtl", skip_serializing_if = "Option::is_none")]
+    pub min_ttl: Option<u32>,
+    /// Authentic data (DNSSEC validated).
+    pub ad: bool,
+    /// Round trip.
+    #[serde(rename = "latencyMs")]
+    pub latency_ms: f64,
+    /// The rcode of the retry with CD set, after a SERVFAIL.
+    #[serde(
+        rename = "checkingDisabledRcode",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cd_rcode: Option<String>,
+}
+
+impl PathAnswer {
+    fn answered(&self) -> bool {
+        !self.rcode.is_empty()
+    }
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Names fail to resolve.
+    Error,
+    /// Resolution works but something will break or is degraded.
+    Warning,
+    /// For the record.
+    Info,
+}
+
+/// A finding and what to do next.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Finding {
+    /// How serious.
+    pub severity: Severity,
+    /// What was found.
+    pub message: String,
+    /// The next step.
+    pub next: String,
+}
+
+/// The diagnosis.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Diagnosis {
+    /// Name.
+    pub domain: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// Node the queries were sent from.
+    #[serde(rename = "fromNode")]
+    pub from_node: String,
+    /// Every path's answer.
+    pub paths: Vec<PathAnswer>,
+    /// Findings, errors first.
+    pub findings: Vec<Finding>,
+}
+
+impl Render for Diagnosis {
+    fn text(&self) -> String {
+        let mut t = format!(
+            "{} {} from {}\n",
+            self.domain, self.record_type, self.from_node
+        );
+        for p in &self.paths {
+            t.push_str(&format!(
+                "{} ({}): {}{}{}\n",
+                p.path,
+                p.server,
+                if p.answered() {
+                    p.rcode.as_str()
+                } else {
+                    "no answer"
+                },
+                if p.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.error)
+                },
+                match &p.cd_rcode {
+                    Some(r) => format!(", with CD: {r}"),
+                    None if p.answers.is_empty() => String::new(),
+                    None => format!(" {} in {} ms", p.answers.join(" "), p.latency_ms),
+                }
+            ));
+        }
+        for f in &self.findings {
+            t.push_str(&format!(
+                "{:?}: {} — next: {}\n",
+                f.severity, f.message, f.next
+            ));
+        }
+        t
+    }
+}
+
+/// `diagnose_dns`.
+pub fn tool() -> ToolDef {
+    ToolDef::typed(
+        Meta {
+            name: "diagnose_dns",
+            title: "Diagnose DNS",
+            description: "Ask each Pi-hole and Unbound at once; SERVFAIL retried with CD (DNSSEC); findings with next steps.",
+            toolset: Toolset::Node,
+            hints: Hints::PROBE,
+        },
+        run,
+    )
+}
+
+/// The paths to ask: (label, address) — each configured DNS server (a
+/// Pi-hole) and the Unbound on its host.
+pub fn paths(servers: &[String], unbound_port: u16) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let which = match i {
+            0 => "primary".to_string(),
+            1 => "secondary".to_string(),
+            n => format!("#{}", n + 1),
+        };
+        let host = match s.parse::<std::net::SocketAddr>() {
+            Ok(a) => a.ip(),
+            Err(_) => match s.parse::<std::net::IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => continue,
+            },
+        };
+        out.push((format!("pihole {which}"), s.clone()));
+        out.push((
+            format!("unbound {which}"),
+            std::net::SocketAddr::new(host, unbound_port).to_string(),
+        ));
+    }
+    out
+}
+
+async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Diagnosis, ToolError> {
+    let paths = paths(&ctx.config.dns_servers, ctx.config.dns_unbound_port);
+    if paths.is_empty() {
+        return Err(ToolError::new(
+            ErrorCode::NotConfigured,
+            "no DNS servers are configured to diagnose",
+            "add [dns] servers = [\"192.168.1.55\", \"192.168.1.56\"] (the Pi-holes) to the config file; Unbound is asked on the same hosts at unbound_port (5335)",
+        ));
+    }
+    if a.domain.is_empty() {
+        return Err(ToolError::invalid("domain", "required"));
+    }
+    let agent = pick_node(&ctx, "fromNode", a.from_node.as_deref()).await?;
+    let node = agent.name.clone();
+    let record_type = a.record_type.unwrap_or(RecordType::A).as_str().to_string();
+    let deadline = ctx.settings.agent_deadline.max(Duration::from_secs(5));
+    let ask = |server: String, cd: bool| {
+        let agent = agent.clone();
+        let req = pb::DnsQueryRequest {
+            name: a.domain.as_str().to_string(),
+            record_type: record_type.clone(),
+            server,
+            checking_disabled: cd,
+            timeout_ms: 2000,
+            tcp: false,
+        };
+        async move {
+            on_node(
+                agent,
+                deadline,
+                &[
+                    ("name", "domain"),
+                    ("record_type", "type"),
+                    ("server", "server"),
+                ],
+                |a| async move { a.client().dns_query(req).await.map(|r| r.into_inner()) },
+            )
+            .await
+        }
+    };
+    let answers = futures::future::join_all(paths.iter().map(|(label, server)| {
+        let ask = &ask;
+        async move {
+            let r = ask(server.clone(), false).await?;
+            let mut p = PathAnswer {
+                path: label.clone(),
+                server: server.clone(),
+                rcode: r.rcode.clone(),
+                error: r.error.clone(),
+                answers: r.answers.iter().map(|x| x.data.clone()).collect(),
+                min_ttl: r.answers.iter().map(|x| x.ttl).min(),
+                ad: r.flags.as_ref().is_some_and(|f| f.authentic_data),
+                latency_ms: ms(r.latency_us),
+                cd_rcode: None,
+            };
+            if p.rcode == "SERVFAIL" {
+                let retry = ask(server.clone(), true).await?;
+                p.cd_rcode = Some(if retry.rcode.is_empty() {
+                    "no answer".into()
+                } else {
+                    retry.rcode
+                });
+            }
+            Ok::<_, ToolError>(p)
+        }
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let findings = findings(a.domain.as_str(), &answers);
+    Ok(Diagnosis {
+        domain: a.domain.as_str().to_string(),
+        record_type,
+        from_node: node,
+        paths: answers,
+        findings,
+    })
+}
+
+/// The findings over every path's answer.
+pub fn findings(domain: &str, paths: &[PathAnswer]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let dnssec: Vec<&PathAnswer> = paths
+        .iter()
+        .filter(|p| {
+            p.rcode == "SERVFAIL" && matches!(p.cd_rcode.as_deref(), Some("NOERROR" | "NXDOMAIN"))
+        })
+        .collect();
+    if !dnssec.is_empty() {
+        out.push(Finding {
+            severity: Severity::Error,
+            message: format!(
+                "DNSSEC validation fails for {domain}: SERVFAIL from {}, but an answer with checking disabled (CD)",
+                dnssec.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            next: "the zone's signatures are broken upstream, or the resolver's clock or trust anchor is wrong: check `date` on the node, \
+                   Unbound's log ('validation failure'), and the zone at dnsviz.net; a domain-insecure entry in Unbound works around a broken zone"
+                .into(),
+        });
+    }
+    for p in paths.iter().filter(|p| {
+        p.rcode == "SERVFAIL"
+            && p.cd_rcode
+                .as_deref()
+                .is_some_and(|r| r == "SERVFAIL" || r == "no answer")
+    }) {
+        out.push(Finding {
+            severity: Severity::Error,
+            message: format!("{} ({}) cannot resolve {domain}: SERVFAIL, also with checking disabled", p.path, p.server),
+            next: "not DNSSEC: the resolver cannot reach its upstream (Unbound's root servers or forwarders); check the node's network and Unbound's log".into(),
+        });
+    }
+    for p in paths.iter().filter(|p| !p.answered()) {
+        out.push(Finding {
+            severity: Severity::Warning,
+            message: format!("{} ({}) does not answer: {}", p.path, p.server, p.error),
+            next: "check its pod (get_dns_status) and that it listens on that address and port"
+                .into(),
+        });
+    }
+    // A Pi-hole answering from cache while the Unbound behind it fails.
+    for p in paths
+        .iter()
+        .filter(|p| p.path.starts_with("pihole ") && p.rcode == "NOERROR" && !p.answers.is_empty())
+    {
+        let which = p.path.trim_start_matches("pihole ");
+        if let Some(u) = paths.iter().find(|u| u.path == format!("unbound {which}"))
+            && (u.rcode == "SERVFAIL" || !u.answered())
+        {
+            out.push(Finding {
+                severity: Severity::Warning,
+                message: format!(
+                    "Pi-hole {which} answers {domain} from its cache while the Unbound behind it fails: the answer stops when its TTL ({} s) runs out",
+                    p.min_ttl.unwrap_or(0)
+                ),
+                next: format!("fix unbound {which} ({}) before the cache expires", u.server),
+            });
+        }
+    }
+    let answered: Vec<&PathAnswer> = paths.iter().filter(|p| p.answered()).collect();
+    if !answered.is_empty() && answered.iter().all(|p| p.rcode == "NXDOMAIN") {
+        out.push(Finding {
+            severity: Severity::Info,
+            message: format!("{domain} does not exist: NXDOMAIN from every resolver that answered"),
+            next: "check the name; a local record belongs in Pi-hole's local DNS".into(),
+        });
+    }
+    let piholes: Vec<&PathAnswer> = paths
+        .iter()
+        .filter(|p| p.path.starts_with("pihole ") && p.rcode == "NOERROR")
+        .collect();
+    if piholes.len() > 1 {
+        let sorted = |p: &PathAnswer| {
+            let mut a = p.answers.clone();
+            a.sort();
+            a
+        };
+        if piholes.windows(2).any(|w| sorted(w[0]) != sorted(w[1])) {
+            out.push(Finding {
+                severity: Severity::Info,
+                message: format!("the Pi-holes answer {domain} differently (round-robin records, or out-of-sync lists)"),
+                next: "compare their allow/deny lists (get_pihole_whitelist instance=secondary) if the difference matters".into(),
+            });
+        }
+    }
+    if out.iter().all(|f| f.severity == Severity::Info)
+        && paths.iter().all(|p| p.rcode == "NOERROR")
+    {
+        out.push(Finding {
+            severity: Severity::Info,
+            message: format!("every path answers {domain}"),
+            next: "DNS is not the problem for this name; test the service itself (curl_ingress, test_pod_connectivity)".into(),
+        });
+    }
+    out.sort_by_key(|f| match f.severity {
+        Severity::Error => 0,
+        Severity::Warning => 1,
+        Severity::Info => 2,
+    });
+    out
+}

@@ -459,3 +459,32 @@ async fn queries_whitelist_and_gravity() -> anyhow::Result<()> {
     assert_eq!(outcomes, ["refused", "performed"]);
     Ok(())
 }
+
+/// The other 429: no free API session. Named as such (not rate limiting,
+/// not a password problem) and waited out.
+#[tokio::test]
+async fn seats_exceeded_is_told_apart() -> anyhow::Result<()> {
+    let full = PiholeOptions {
+        seats: 0,
+        ..PiholeOptions::default()
+    };
+    let s = setup(full.clone(), PiholeOptions::default(), &full.password).await?;
+    let (v, text) = dns_status(s.client.peer()).await?;
+    assert_ne!(v["verdict"], "healthy");
+    let e = &pihole(&v, "primary")["error"];
+    assert_eq!(e["code"], "seats_exceeded", "{e}");
+    assert!(
+        e["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("max_sessions")),
+        "{e}"
+    );
+    assert!(text.contains("api_seats_exceeded"), "{text}");
+    dns_status(s.client.peer()).await?;
+    assert_eq!(
+        s.primary.logins(),
+        1,
+        "no second login during the cool-down"
+    );
+    Ok(())
+}

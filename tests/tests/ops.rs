@@ -652,3 +652,165 @@ fn a_bad_config_stops_start_up_naming_the_key() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Every operation, with arguments it would act on: refused while
+/// mutations are off (`mutations.enabled`) and under `--read-only`, each
+/// refusal audited, nothing written.
+#[tokio::test]
+async fn every_operation_is_refused_while_mutations_are_off() -> anyhow::Result<()> {
+    let calls: Vec<(&str, Value)> = vec![
+        (
+            "restart_deployment",
+            json!({"namespace": "jellyfin", "deployment": "jellyfin"}),
+        ),
+        (
+            "trigger_backup",
+            json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+        ),
+        (
+            "trigger_cronjob",
+            json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+        ),
+        (
+            "refresh_secret",
+            json!({"namespace": "immich", "name": "immich-secret"}),
+        ),
+        (
+            "reconcile_flux",
+            json!({"resource": "kustomization/flux-system/ingress"}),
+        ),
+        (
+            "suspend_flux",
+            json!({"resource": "kustomization/flux-system/ingress"}),
+        ),
+        (
+            "resume_flux",
+            json!({"resource": "kustomization/flux-system/ingress"}),
+        ),
+        (
+            "recover_helmrelease",
+            json!({"namespace": "immich", "name": "immich"}),
+        ),
+        ("update_pihole_gravity", json!({})),
+        ("fix_jellyfin_metadata", json!({"name": "Arrival"})),
+    ];
+    // Everything allowed but the switch itself, then the switch on but
+    // --read-only.
+    let allow_all = "restart = [\"jellyfin/jellyfin\"]\nflux_namespaces = [\"flux-system\", \"immich\"]\n\
+                     secret_namespaces = [\"immich\"]\npihole_gravity = true\njellyfin_metadata = true";
+    for (enabled, read_only, rule) in [
+        (false, false, "mutations.enabled"),
+        (true, true, "--read-only"),
+    ] {
+        let dir = tempfile::tempdir()?;
+        let audit = dir.path().join("audit.jsonl");
+        let path = dir.path().join("labscope.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[mutations]\nenabled = {enabled}\naudit_log = \"{}\"\n{allow_all}\n",
+                audit.display()
+            ),
+        )?;
+        let config = Config::load(&path)?;
+        let mut fixture = homelab(&["immich-stuck"])?;
+        for o in fixture.objects.iter_mut() {
+            if o["kind"] == "CronJob" && o["metadata"]["name"] == "pvc-backup" {
+                o["metadata"]["labels"]["labscope.io/trigger"] = json!("true");
+            }
+        }
+        let fake = labscope_tests::fake_kube::FakeKube::start(fixture).await?;
+        let options = labscope::config::AgentOptions {
+            kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+            config: Arc::new(config),
+            read_only,
+            toolsets: Some(labscope::tools::Toolset::ALL.to_vec()),
+            ..Default::default()
+        };
+        let ctx = options.context().await?;
+        assert!(
+            labscope::tools::served(&ctx)
+                .iter()
+                .all(|t| !t.hints.mutates()),
+            "no operation is served ({rule})"
+        );
+        for (tool, args) in &calls {
+            let r = labscope::tools::call(
+                ctx.clone(),
+                &labscope::tools::registry(),
+                tool,
+                args.as_object().cloned().unwrap_or_default(),
+                labscope::tools::Call::default().by("cli"),
+            )
+            .await;
+            let e = r.map(|_| ()).expect_err(tool);
+            assert_eq!(e.code, labscope::tools::ErrorCode::Refused, "{tool}: {e:?}");
+            assert_eq!(e.rule.as_deref(), Some(rule), "{tool}");
+        }
+        assert!(writes(&fake).is_empty(), "{rule}: {:?}", writes(&fake));
+        let lines = audit_lines(&audit);
+        assert_eq!(
+            lines.len(),
+            calls.len(),
+            "{rule}: one audit line per refused call"
+        );
+        for (line, (tool, args)) in lines.iter().zip(&calls) {
+            assert_eq!(line["tool"], *tool);
+            assert_eq!(line["outcome"], "refused");
+            assert_eq!(line["rule"], rule);
+            assert_eq!(line["caller"], "cli");
+            assert_eq!(&line["arguments"], args);
+        }
+    }
+    Ok(())
+}
+
+/// The Flux operations outside `flux_namespaces`: each refused naming the
+/// rule, nothing written, each audited.
+#[tokio::test]
+async fn flux_operations_stay_in_their_namespaces() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(dir.path(), "flux_namespaces = [\"flux-system\"]");
+    let calls = [
+        (
+            "reconcile_flux",
+            json!({"resource": "helmrelease/immich/immich"}),
+        ),
+        (
+            "suspend_flux",
+            json!({"resource": "helmrelease/immich/immich"}),
+        ),
+        (
+            "resume_flux",
+            json!({"resource": "helmrelease/immich/immich"}),
+        ),
+        (
+            "recover_helmrelease",
+            json!({"namespace": "immich", "name": "immich"}),
+        ),
+        // The source of a Kustomization in an allowed namespace lives in one
+        // that is not: refused before anything is patched.
+        (
+            "reconcile_flux",
+            json!({"resource": "kustomization/flux-system/ingress", "withSource": true}),
+        ),
+    ];
+    let mut fixture = homelab(&["immich-stuck"])?;
+    for o in fixture.objects.iter_mut() {
+        if o["kind"] == "Kustomization" && o["metadata"]["name"] == "ingress" {
+            o["spec"]["sourceRef"]["namespace"] = json!("git-sources");
+        }
+    }
+    let (r, fake) = run(fixture, config, false, &calls).await?;
+    for ((tool, args), (v, is_error, _)) in calls.iter().zip(&r) {
+        assert!(is_error, "{tool} {args}: {v}");
+        assert_eq!(v["rule"], "mutations.flux_namespaces", "{tool} {args}: {v}");
+    }
+    assert!(writes(&fake).is_empty(), "{:?}", writes(&fake));
+    let outcomes: Vec<String> = audit_lines(&audit)
+        .iter()
+        .filter_map(|l| l["outcome"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(outcomes, vec!["refused"; 5]);
+    Ok(())
+}

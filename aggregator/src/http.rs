@@ -98,15 +98,38 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
 /// A session ended by `DELETE /mcp` answers 204 No Content: rmcp says 202,
 /// which the Python SDK reports as "Session termination failed: 202" at the
 /// end of every session (it expects 200 or 204).
+///
+/// A session closed between rmcp's existence check and its use (the cap
+/// made room for a new one meanwhile) answers 404 as any ended session
+/// does, so that the client starts a new one: rmcp reports that race as a
+/// 500 "Session not found".
 async fn session_ended(
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
+    use axum::http::StatusCode;
     let delete = request.method() == axum::http::Method::DELETE;
     let mut response = next.run(request).await;
-    if delete && response.status() == axum::http::StatusCode::ACCEPTED {
-        *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
         *response.body_mut() = axum::body::Body::empty();
+    }
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        let (mut parts, body) = response.into_parts();
+        // rmcp's error bodies are one line; anything bigger is passed on.
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        if String::from_utf8_lossy(&bytes).contains("Session not found") {
+            parts.status = StatusCode::NOT_FOUND;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return axum::response::Response::from_parts(
+                parts,
+                axum::body::Body::from("Not Found: Session not found"),
+            );
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return axum::response::Response::from_parts(parts, axum::body::Body::from(bytes));
     }
     response
 }

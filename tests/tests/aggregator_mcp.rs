@@ -358,7 +358,7 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
     let tools = client.list_all_tools().await?;
     assert_eq!(
         tools.len(),
-        8,
+        9,
         "{:?}",
         tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>()
     );
@@ -445,7 +445,7 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
         .iter()
         .map(|t| t.name.to_string())
         .collect();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     assert!(names.contains(&"get_image_automation_status".to_string()));
     let (v, err) = structured(&call(&client, "get_flux_status", json!({})).await?);
     assert!(err && v["code"] == "not_configured", "{v}");

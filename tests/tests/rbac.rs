@@ -102,6 +102,8 @@ fn calls() -> Vec<(&'static str, Value)> {
         .filter(|t| t.toolset != labscope::tools::Toolset::Node || t.name == "list_nodes")
         // The Pi-hole tools read no Kubernetes API (and need a Pi-hole).
         .filter(|t| !t.name.contains("pihole"))
+        // Operations: mutation_rbac_is_exactly_what_the_operations_use.
+        .filter(|t| !t.hints.mutates())
         // Tools with required arguments are called with them below.
         .filter(|t| {
             t.input_schema

@@ -229,16 +229,14 @@ impl Check<'_> {
     }
 
     fn url(&self, key: &str, text: &str) -> Result<url::Url, Error> {
+        // The URL's text is never repeated: it may carry credentials.
         let url = url::Url::parse(text.trim())
-            .map_err(|e| self.invalid(key, format!("{text:?} is not a URL ({e})")))?;
+            .map_err(|e| self.invalid(key, format!("not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(self.invalid(
-                key,
-                format!("{text:?}: only http:// and https:// are supported"),
-            ));
+            return Err(self.invalid(key, "only http:// and https:// are supported"));
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(self.invalid(key, format!("{text:?} has no host")));
+            return Err(self.invalid(key, "the URL has no host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(self.invalid(
@@ -249,7 +247,7 @@ impl Check<'_> {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(self.invalid(
                 key,
-                format!("{text:?}: give the base URL without query or fragment"),
+                "give the base URL without query or fragment (keys belong in *_env / *_file)",
             ));
         }
         Ok(url)
@@ -356,9 +354,22 @@ impl Config {
 
     /// Validates `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        // toml's own message quotes the offending line, which may hold a
+        // secret someone wrote where it does not belong: say where, not what.
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|sp| {
+                    let before = &text[..sp.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {col}: ")
+                })
+                .unwrap_or_default();
+            Error::Parse {
+                path: path.to_path_buf(),
+                message: format!("{at}{}", e.message()),
+            }
         })?;
         let c = Check { path };
         let mut config = Config {
@@ -571,6 +582,22 @@ jellyfin_metadata = false
         assert!(e.contains("mutations.trigger_label"), "{e}");
         let e = err("[mutations]\nflux_namespaces = [\"Flux System\"]\n");
         assert!(e.contains("mutations.flux_namespaces[0]"), "{e}");
+    }
+
+    #[test]
+    fn errors_never_repeat_secrets() {
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        let e = err("[pihole.primary]\nurl = \"http://x\"\npassword = \"hunter2\"\n");
+        assert!(
+            e.contains("password") && e.contains("line 3") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let e = err(
+            "[jellyfin]\nurl = \"http://jellyfin:8096/?api_key=abc123\"\napi_key_env = \"HOME\"\n",
+        );
+        assert!(e.contains("jellyfin.url") && !e.contains("abc123"), "{e}");
+        let e = err("[jellyfin]\nurl = \"http://admin:pw@host:80x\"\napi_key_env = \"HOME\"\n");
+        assert!(e.contains("jellyfin.url") && !e.contains("pw@"), "{e}");
     }
 
     #[test]

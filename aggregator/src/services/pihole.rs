@@ -126,13 +126,30 @@ impl Error {
     }
 }
 
-#[derive(Debug)]
 struct Session {
     sid: String,
     expires: Instant,
     /// Seconds FTL keeps an idle session.
     validity: Duration,
 }
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+/// How long labscope waits before logging in again after a login that got
+/// no usable answer (unreachable, 5xx): callers queued behind it get its
+/// failure instead of sending logins one after another.
+pub const LOGIN_RETRY: Duration = Duration::from_secs(5);
+
+/// Longest `Retry-After` honoured (a larger one would lock the instance out
+/// until restart).
+pub const MAX_RETRY_AFTER: u64 = 3600;
 
 #[derive(Debug, Default)]
 struct State {
@@ -149,8 +166,8 @@ pub struct Pihole {
     base: url::Url,
     password: Secret,
     http: Arc<Http>,
-    state: tokio::sync::Mutex<State>,
-    logins: AtomicU64,
+    state: Arc<tokio::sync::Mutex<State>>,
+    logins: Arc<AtomicU64>,
 }
 
 impl Pihole {
@@ -161,8 +178,8 @@ impl Pihole {
             base,
             password,
             http,
-            state: tokio::sync::Mutex::new(State::default()),
-            logins: AtomicU64::new(0),
+            state: Arc::new(tokio::sync::Mutex::new(State::default())),
+            logins: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -177,12 +194,7 @@ impl Pihole {
     }
 
     fn endpoint(&self, path: &str) -> url::Url {
-        let mut u = self.base.clone();
-        let base_path = u.path().trim_end_matches('/').to_string();
-        let (p, q) = path.split_once('?').unwrap_or((path, ""));
-        u.set_path(&format!("{base_path}{p}"));
-        u.set_query((!q.is_empty()).then_some(q));
-        u
+        endpoint(&self.base, path)
     }
 
     async fn send(
@@ -192,25 +204,14 @@ impl Pihole {
         sid: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<http::Reply, Error> {
-        let mut headers = vec![("accept", "application/json")];
-        if let Some(s) = sid {
-            headers.push(("sid", s));
-        }
-        self.http
-            .send(method, &self.endpoint(path), &headers, body)
-            .await
-            .map_err(|e| Error::Unreachable {
-                url: self.base.to_string(),
-                path: path.split('?').next().unwrap_or(path).into(),
-                message: e.to_string(),
-            })
+        send(&self.http, &self.base, method, path, sid, body).await
     }
 
     /// The current session's id, logging in when there is none. The state
     /// lock is held across the login: concurrent callers wait for the one
-    /// login and then reuse its session.
+    /// login and then reuse its session (or get its failure).
     async fn sid(&self) -> Result<String, Error> {
-        let mut st = self.state.lock().await;
+        let mut st = self.state.clone().lock_owned().await;
         let now = Instant::now();
         if let Some(s) = &st.session
             && s.expires > now
@@ -223,60 +224,41 @@ impl Pihole {
             }
             st.away_until = None;
         }
+        // The login runs in a task of its own that holds the lock: when this
+        // caller is cancelled (a deadline) the login still completes and its
+        // session (or failure) is kept, so the next caller sends no second
+        // login while the first may still be on the wire.
+        let (http, base, password) = (self.http.clone(), self.base.clone(), self.password.clone());
         self.logins.fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::to_vec(&serde_json::json!({"password": self.password.expose()}))
-            .unwrap_or_default();
-        let reply = self
-            .send(::http::Method::POST, "/api/auth", None, Some(body))
-            .await?;
-        let json = reply.json();
-        match reply.status {
-            200 => {
-                let session = &json["session"];
-                let sid = session["sid"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| Error::BadResponse {
-                        path: "/api/auth".into(),
-                        message: "200 without session.sid".into(),
-                    })?;
-                let validity =
-                    Duration::from_secs(session["validity"].as_u64().unwrap_or(300).max(10));
-                st.session = Some(Session {
-                    sid: sid.to_string(),
-                    expires: now + validity - Duration::from_secs(5).min(validity / 2),
-                    validity,
-                });
-                Ok(sid.to_string())
+        tokio::spawn(async move {
+            let result = login(&http, &base, &password).await;
+            let now = Instant::now();
+            match &result {
+                Ok(session) => {
+                    st.session = Some(Session {
+                        sid: session.sid.clone(),
+                        expires: session.expires,
+                        validity: session.validity,
+                    })
+                }
+                Err(e) => {
+                    let wait = match e {
+                        Error::RateLimited { wait_s, .. } | Error::SeatsExceeded { wait_s, .. } => {
+                            Duration::from_secs(*wait_s)
+                        }
+                        Error::WrongPassword => COOL_DOWN,
+                        _ => LOGIN_RETRY,
+                    };
+                    st.away_until = Some((now + wait, e.clone()));
+                }
             }
-            401 => {
-                let e = Error::WrongPassword;
-                st.away_until = Some((now + COOL_DOWN, e.clone()));
-                Err(e)
-            }
-            429 => {
-                let key = json["error"]["key"].as_str().unwrap_or_default();
-                let retry_after = reply.retry_after();
-                let wait = retry_after.map(Duration::from_secs).unwrap_or(COOL_DOWN);
-                let e = if key == "api_seats_exceeded" {
-                    Error::SeatsExceeded {
-                        hint: json["error"]["hint"]
-                            .as_str()
-                            .unwrap_or("no free API session")
-                            .into(),
-                        wait_s: wait.as_secs(),
-                    }
-                } else {
-                    Error::RateLimited {
-                        retry_after,
-                        wait_s: wait.as_secs(),
-                    }
-                };
-                st.away_until = Some((now + wait, e.clone()));
-                Err(e)
-            }
-            status => Err(http_error("/api/auth", status, &json)),
-        }
+            result.map(|s| s.sid)
+        })
+        .await
+        .map_err(|e| Error::BadResponse {
+            path: "/api/auth".into(),
+            message: format!("the login task failed: {e}"),
+        })?
     }
 
     /// Forgets `sid` if it is still the session (after a 401 on it).
@@ -481,6 +463,97 @@ fn clean_line(raw: &[u8]) -> Option<String> {
     }
     let out = out.trim().to_string();
     (!out.is_empty()).then_some(out)
+}
+
+fn endpoint(base: &url::Url, path: &str) -> url::Url {
+    let mut u = base.clone();
+    let base_path = u.path().trim_end_matches('/').to_string();
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    u.set_path(&format!("{base_path}{p}"));
+    u.set_query((!q.is_empty()).then_some(q));
+    u
+}
+
+async fn send(
+    http: &Http,
+    base: &url::Url,
+    method: ::http::Method,
+    path: &str,
+    sid: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<http::Reply, Error> {
+    let mut headers = vec![("accept", "application/json")];
+    if let Some(s) = sid {
+        headers.push(("sid", s));
+    }
+    http.send(method, &endpoint(base, path), &headers, body)
+        .await
+        .map_err(|e| Error::Unreachable {
+            url: base.to_string(),
+            path: path.split('?').next().unwrap_or(path).into(),
+            message: e.to_string(),
+        })
+}
+
+/// `POST /api/auth`: a session, or why not.
+async fn login(http: &Http, base: &url::Url, password: &Secret) -> Result<Session, Error> {
+    let body =
+        serde_json::to_vec(&serde_json::json!({"password": password.expose()})).unwrap_or_default();
+    let reply = send(
+        http,
+        base,
+        ::http::Method::POST,
+        "/api/auth",
+        None,
+        Some(body),
+    )
+    .await?;
+    let json = reply.json();
+    let now = Instant::now();
+    match reply.status {
+        200 => {
+            let session = &json["session"];
+            let sid = session["sid"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::BadResponse {
+                    path: "/api/auth".into(),
+                    message: "200 without session.sid".into(),
+                })?;
+            let validity = Duration::from_secs(
+                session["validity"]
+                    .as_u64()
+                    .unwrap_or(300)
+                    .clamp(10, 86_400),
+            );
+            Ok(Session {
+                sid: sid.to_string(),
+                expires: now + validity - Duration::from_secs(5).min(validity / 2),
+                validity,
+            })
+        }
+        401 => Err(Error::WrongPassword),
+        429 => {
+            let key = json["error"]["key"].as_str().unwrap_or_default();
+            let retry_after = reply.retry_after().map(|s| s.clamp(1, MAX_RETRY_AFTER));
+            let wait = retry_after.map(Duration::from_secs).unwrap_or(COOL_DOWN);
+            Err(if key == "api_seats_exceeded" {
+                Error::SeatsExceeded {
+                    hint: json["error"]["hint"]
+                        .as_str()
+                        .unwrap_or("no free API session")
+                        .into(),
+                    wait_s: wait.as_secs(),
+                }
+            } else {
+                Error::RateLimited {
+                    retry_after,
+                    wait_s: wait.as_secs(),
+                }
+            })
+        }
+        status => Err(http_error("/api/auth", status, &json)),
+    }
 }
 
 /// `e` with the seconds left of its cool-down.

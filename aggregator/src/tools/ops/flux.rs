@@ -517,20 +517,28 @@ impl Target {
     }
 
     /// Sets requestedAt and watches for the controller to record it.
+    /// Sets requestedAt and watches for the controller to record it for
+    /// at most `budget` (an object Flux never reconciles, such as an OCI
+    /// HelmRepository, is not watched).
     async fn request(
         &self,
         c: &Cluster,
-        ctx: &ToolContext,
+        budget: std::time::Duration,
         call: &Call,
         token: &str,
     ) -> Result<(FluxSnapshot, bool), ToolError> {
-        self.patch(
-            c,
-            &json!({"metadata": {"annotations": {REQUESTED_AT: token}}}),
-        )
-        .await?;
+        let patched = self
+            .patch(
+                c,
+                &json!({"metadata": {"annotations": {REQUESTED_AT: token}}}),
+            )
+            .await?;
+        let first = self.snapshot(&patched);
+        if first.status == FluxState::Static {
+            return Ok((first, false));
+        }
         let what = format!("{} reconcile", self.reference.id());
-        watch(call, &what, watch_budget(ctx), || async {
+        watch(call, &what, budget, || async {
             let obj = self.get(c).await?;
             let snap = self.snapshot(&obj);
             let handled = snap.last_handled.as_deref() == Some(token);
@@ -566,6 +574,8 @@ async fn reconcile(
         ));
     }
     let token = request_token();
+    let budget = watch_budget(&ctx);
+    let started = tokio::time::Instant::now();
     let source = if a.with_source {
         let (kind, ns, name) = source_of(&obj, r.kind, &r.namespace).ok_or_else(|| {
             ToolError::invalid(
@@ -578,7 +588,9 @@ async fn reconcile(
         })?;
         ctx.safety.policy.flux(&ns)?;
         let (st, _) = target(&ctx, kind, &ns, &name).await?;
-        let (after, handled) = st.request(c, &ctx, &call, &token).await?;
+        // The source gets a third of the watch, the object the rest: both
+        // within the tool deadline.
+        let (after, handled) = st.request(c, budget / 3, &call, &token).await?;
         Some(SourceRequest {
             resource: st.reference.clone(),
             after,
@@ -587,7 +599,9 @@ async fn reconcile(
     } else {
         None
     };
-    let (after, handled) = t.request(c, &ctx, &call, &token).await?;
+    let (after, handled) = t
+        .request(c, budget.saturating_sub(started.elapsed()), &call, &token)
+        .await?;
     let warning = (r.kind == OpKind::HelmRelease && before.status == FluxState::Stuck && !after.ready).then(|| {
         format!(
             "this release is stalled (its retries are exhausted): helm-controller records a reconcile request but does not retry; \
@@ -634,7 +648,30 @@ fn source_of(
     let reference = match kind {
         OpKind::Kustomization => &spec["sourceRef"],
         OpKind::HelmRelease if spec["chartRef"].is_object() => &spec["chartRef"],
-        OpKind::HelmRelease => &spec["chart"]["spec"]["sourceRef"],
+        // As `flux reconcile hr --with-source`: the HelmChart the release
+        // is built from (status.helmChart, else <namespace>-<name> in the
+        // chart source's namespace), so a new chart version is pulled.
+        OpKind::HelmRelease => {
+            let (ns, name) = match obj.data["status"]["helmChart"]
+                .as_str()
+                .and_then(|h| h.split_once('/'))
+            {
+                Some((ns, name)) => (ns.to_string(), name.to_string()),
+                None => (
+                    spec["chart"]["spec"]["sourceRef"]["namespace"]
+                        .as_str()
+                        .unwrap_or(namespace)
+                        .to_string(),
+                    format!(
+                        "{namespace}-{}",
+                        obj.metadata.name.as_deref().unwrap_or_default()
+                    ),
+                ),
+            };
+            Name::new(&name).ok()?;
+            Name::new(&ns).ok()?;
+            return Some((source_kind("HelmChart")?, ns, name));
+        }
         _ => return None,
     };
     let kind = source_kind(reference["kind"].as_str()?)?;
@@ -758,9 +795,54 @@ async fn recover(
         (RecoveryMethod::Reset, patched)
     } else {
         t.patch(c, &json!({"spec": {"suspend": true}})).await?;
-        let patched = t
-            .patch(c, &json!({"spec": {"suspend": false}, "metadata": {"annotations": {REQUESTED_AT: token}}}))
-            .await?;
+        let resume =
+            json!({"spec": {"suspend": false}, "metadata": {"annotations": {REQUESTED_AT: token}}});
+        // The resume runs in a task of its own, retried once: a failed or
+        // cancelled call must not leave the release suspended unsaid.
+        let resumed = {
+            let (t2, c2, resume) = (t.api.clone(), c.clone(), resume.clone());
+            let (kind, ns, name) = (
+                t.kind,
+                t.reference.namespace.clone(),
+                t.reference.name.clone(),
+            );
+            tokio::spawn(async move {
+                let first = super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await;
+                match first {
+                    Ok(obj) => Ok(obj),
+                    Err(_) => super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await,
+                }
+            })
+            .await
+        };
+        let patched = match resumed {
+            Ok(Ok(obj)) => obj,
+            Ok(Err(e)) => {
+                return Err(ToolError::new(
+                    e.code,
+                    format!(
+                        "{id} was suspended for recovery, and resuming it failed twice — it is LEFT SUSPENDED: {}",
+                        e.message
+                    ),
+                    format!(
+                        "resume it: resume_flux resource=helmrelease/{}/{} (or `flux resume hr -n {} {}`)",
+                        a.namespace, a.name, a.namespace, a.name
+                    ),
+                ));
+            }
+            Err(join) => {
+                return Err(ToolError::new(
+                    ErrorCode::AgentError,
+                    format!(
+                        "{id} was suspended for recovery and the resume task failed ({join}); it may be left suspended"
+                    ),
+                    format!(
+                        "check get_flux_status; resume_flux resource=helmrelease/{}/{} resumes it",
+                        a.namespace, a.name
+                    ),
+                ));
+            }
+        };
         (RecoveryMethod::SuspendResume, patched)
     };
     // Every distinct state seen after the patch, in order (the last one is

@@ -172,6 +172,44 @@ pub fn tool_help(t: &ToolDef) -> String {
     out
 }
 
+/// `call --all`: the tool must be paged (take a `cursor`); without a
+/// `limit` the largest page the tool's schema allows is asked for.
+pub fn prepare_all(tool: &ToolDef, args: &mut Map<String, Value>) -> Result<(), ToolError> {
+    let props = tool.input_schema.get("properties");
+    if props.and_then(|p| p.get("cursor")).is_none() {
+        return Err(ToolError::invalid(
+            "--all",
+            format!(
+                "{} is not paged (it takes no cursor); --all follows nextCursor of \
+                 get_conntrack_entries, get_iptables_rules and get_node_networking",
+                tool.name
+            ),
+        ));
+    }
+    if !args.contains_key("limit") {
+        let max = props
+            .and_then(|p| p.get("limit"))
+            .and_then(|l| l.get("maximum"))
+            .and_then(Value::as_u64);
+        if let Some(max) = max {
+            args.insert("limit".into(), max.into());
+        }
+    }
+    Ok(())
+}
+
+/// A page's text without its `more: cursor=…` line (`call --all` follows
+/// the cursor itself).
+pub fn without_cursor_line(mut text: String) -> String {
+    let body = text.trim_end_matches('\n');
+    if let Some(at) = body.rfind('\n').map(|i| i + 1).or(Some(0))
+        && body[at..].starts_with("more: cursor=")
+    {
+        text.truncate(at);
+    }
+    text
+}
+
 /// Progress on stderr for a call that takes longer than a second, when
 /// stderr is a terminal: the tool's own progress messages, else the time
 /// spent. The line is cleared when the call ends.
@@ -224,6 +262,13 @@ impl StderrProgress {
                 *m = Some(message);
             }
         })
+    }
+
+    /// Replaces the message shown (until the tool reports its own).
+    pub fn note(&self, message: String) {
+        if let Ok(mut m) = self.latest.lock() {
+            *m = Some(message);
+        }
     }
 
     /// Stops and clears the line.

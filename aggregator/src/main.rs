@@ -1,6 +1,7 @@
 //! `labscope`: MCP server (stdio, Streamable HTTP) and CLI over the node agents.
 
 use std::io::IsTerminal;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -198,6 +199,14 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Follow `nextCursor` to the end of a paged answer
+        /// (get_conntrack_entries, get_iptables_rules, get_node_networking),
+        /// printing each page as it arrives: the first page's summary, then
+        /// only the items; with `--output json`, one JSON object per page,
+        /// one per line. Without limit=N the tool's largest page is asked
+        /// for.
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -302,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             json,
             output,
+            all,
         } => {
             let defs = tools::registry();
             let Some(tool) = tool else {
@@ -324,40 +334,92 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", cli::tool_help(def));
                 return Ok(ExitCode::SUCCESS);
             }
+            let mut map = match cli::parse_call_args(def, &args, json.as_deref()) {
+                Ok(map) => map,
+                Err(e) => {
+                    eprintln!("{}", error_text(&e));
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if all && let Err(e) = cli::prepare_all(def, &mut map) {
+                eprintln!("{}", error_text(&e));
+                return Ok(ExitCode::from(2));
+            }
             let ctx = options.context().await?;
             let progress = cli::StderrProgress::start(&tool);
-            let result = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => {
-                    tools::call(ctx.clone(), &defs, &tool, map, progress.call().by("cli")).await
-                }
-                Err(e) => Err(e),
-            };
-            ctx.services.shutdown().await;
-            progress.finish();
             let tty = std::io::stdout().is_terminal();
             let width = cli::output_width(tty);
-            match (result, output) {
-                (Ok(out), Output::Json) => {
-                    println!("{}", serde_json::to_string_pretty(&out.structured)?)
-                }
-                (Ok(out), Output::Table) => {
-                    let text = match width {
-                        Some(w) => cli::fit(&out.text, w),
-                        None => out.text,
+            let mut stdout = std::io::stdout().lock();
+            let mut pages = 0usize;
+            let code = loop {
+                let mut call = progress.call().by("cli");
+                // A read prints one rendering: the other is not built.
+                if !def.hints.mutates() {
+                    call = match output {
+                        Output::Json => call.structured_only(),
+                        Output::Table => call.text_only(),
                     };
-                    print!("{}", text.trim_end_matches('\n'));
-                    println!();
                 }
-                (Err(e), Output::Json) => {
-                    println!("{}", serde_json::to_string_pretty(&e.to_json())?);
-                    return Ok(ExitCode::from(1));
+                if pages > 0 {
+                    call = call.continued();
                 }
-                (Err(e), Output::Table) => {
-                    eprintln!("{}", error_text(&e));
-                    return Ok(ExitCode::from(1));
+                let result = tools::call(ctx.clone(), &defs, &tool, map.clone(), call).await;
+                pages += 1;
+                match (result, output) {
+                    (Ok(out), Output::Json) if all => {
+                        serde_json::to_writer(&mut stdout, &out.structured)?;
+                        writeln!(stdout)?;
+                        match out.next_cursor {
+                            Some(c) => map.insert("cursor".into(), c.into()),
+                            None => break ExitCode::SUCCESS,
+                        };
+                    }
+                    (Ok(out), Output::Json) => {
+                        writeln!(stdout, "{}", serde_json::to_string_pretty(&out.structured)?)?;
+                        break ExitCode::SUCCESS;
+                    }
+                    (Ok(out), Output::Table) => {
+                        let text = if all {
+                            cli::without_cursor_line(out.text)
+                        } else {
+                            out.text
+                        };
+                        let text = match width {
+                            Some(w) => cli::fit(&text, w),
+                            None => text,
+                        };
+                        let text = text.trim_end_matches('\n');
+                        if !text.is_empty() {
+                            writeln!(stdout, "{text}")?;
+                        }
+                        match out.next_cursor {
+                            Some(c) if all => map.insert("cursor".into(), c.into()),
+                            _ => break ExitCode::SUCCESS,
+                        };
+                    }
+                    (Err(e), Output::Json) => {
+                        writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
+                        break ExitCode::from(1);
+                    }
+                    (Err(e), Output::Table) => {
+                        stdout.flush()?;
+                        if pages > 1 {
+                            eprintln!(
+                                "labscope: page {pages} failed; the pages before it are printed above"
+                            );
+                        }
+                        eprintln!("{}", error_text(&e));
+                        break ExitCode::from(1);
+                    }
                 }
-            }
-            Ok(ExitCode::SUCCESS)
+                if pages > 1 && pages.is_multiple_of(10) {
+                    progress.note(format!("{tool}: {pages} pages"));
+                }
+            };
+            stdout.flush()?;
+            ctx.services.shutdown().await;
+            progress.finish();
+            Ok(code)
         }
         Command::Serve {
             stdio,

@@ -119,6 +119,15 @@ pub fn mcp_prompt(p: &prompts::PromptDef) -> Prompt {
     prompt
 }
 
+/// A successful result: the structured content and labscope's text.
+/// (`CallToolResult::structured` would also serialise the whole value into
+/// a text block, thrown away here: a full JSON encoding of every answer.)
+fn success(out: tools::ToolOutput) -> CallToolResult {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(out.text)]);
+    r.structured_content = Some(out.structured);
+    r
+}
+
 /// A failed call as an MCP result: text for people and models, the machine
 /// form in `_meta`, no `structuredContent`.
 pub fn error_result(e: &tools::ToolError) -> CallToolResult {
@@ -221,11 +230,7 @@ impl ServerHandler for McpServer {
                     let call = Call::default().by(self.caller.clone());
                     let result = tools::call(self.ctx.clone(), &[t], &name, args, call).await;
                     return Ok(match result {
-                        Ok(out) => {
-                            let mut r = CallToolResult::structured(out.structured);
-                            r.content = vec![ContentBlock::text(out.text)];
-                            r
-                        }
+                        Ok(out) => success(out),
                         Err(e) => error_result(&e),
                     }
                     .into());
@@ -280,9 +285,7 @@ impl ServerHandler for McpServer {
                 if out.text.len() >= BIG_ANSWER {
                     labscope_agent::memory::give_back_soon(Duration::from_millis(500));
                 }
-                let mut r = CallToolResult::structured(out.structured);
-                r.content = vec![ContentBlock::text(out.text)];
-                r
+                success(out)
             }
             Err(e) => error_result(&e),
         };

@@ -23,6 +23,9 @@ pub struct MediaOptions {
     pub legacy_auth_off: bool,
     /// Jellyfin reports a pending restart.
     pub pending_restart: bool,
+    /// `/Items` ignores its `Ids` filter (answers every item), as a server
+    /// or proxy that drops unknown query parameters would.
+    pub ignores_ids: bool,
     /// Immich's API key.
     pub immich_key: String,
     /// The Immich key is an admin's.
@@ -35,6 +38,7 @@ impl Default for MediaOptions {
             jellyfin_key: "0123456789abcdef0123456789abcdef".into(),
             legacy_auth_off: false,
             pending_restart: false,
+            ignores_ids: false,
             immich_key: "immich-key-6f0e".into(),
             immich_admin: true,
         }
@@ -159,7 +163,7 @@ pub async fn jellyfin(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
                     return unauthorized();
                 }
                 let term = q.get("searchTerm").map(|t| t.to_lowercase());
-                let ids: Option<Vec<String>> = q.get("Ids").map(|i| i.split(',').map(str::to_lowercase).collect());
+                let ids: Option<Vec<String>> = q.get("Ids").filter(|_| !o.ignores_ids).map(|i| i.split(',').map(str::to_lowercase).collect());
                 let found: Vec<Value> = items()
                     .into_iter()
                     .filter(|i| term.as_ref().is_none_or(|t| i["Name"].as_str().unwrap_or("").to_lowercase().contains(t)))

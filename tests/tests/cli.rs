@@ -112,3 +112,68 @@ fn output_fits_the_terminal_width_and_loses_nothing() -> anyhow::Result<()> {
     assert!(text(&labscope(&args, None)?.stderr).trim().is_empty());
     Ok(())
 }
+
+/// `call --all` follows `nextCursor` to the end in one process: the pages
+/// together hold exactly what one big page holds; `--output json` prints
+/// one object per page per line; a tool without a cursor is refused.
+#[test]
+fn all_follows_the_cursor_to_the_end() -> anyhow::Result<()> {
+    let node = format!("node={}", labscope::config::hostname());
+    let base = [
+        "call",
+        "get_node_networking",
+        node.as_str(),
+        "sections=routes",
+        "table=local",
+    ];
+    let run = |extra: &[&str]| -> anyhow::Result<String> {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = labscope(&args, None)?;
+        anyhow::ensure!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        Ok(text(&out.stdout))
+    };
+    let whole: serde_json::Value = serde_json::from_str(&run(&["--output", "json"])?)?;
+    let routes = |v: &serde_json::Value| -> Vec<String> {
+        v["routes"]
+            .as_array()
+            .map(|a| a.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default()
+    };
+    let expected = routes(&whole);
+    assert!(
+        expected.len() >= 2,
+        "the local table has several routes: {whole}"
+    );
+    let lines = run(&["limit=1", "--all", "--output", "json"])?;
+    let pages: Vec<serde_json::Value> = lines
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(pages.len(), expected.len(), "one route per page:\n{lines}");
+    assert!(pages.last().is_some_and(|p| p.get("nextCursor").is_none()));
+    let paged: Vec<String> = pages.iter().flat_map(routes).collect();
+    assert_eq!(paged, expected);
+    // Text: no "more: cursor=" lines, every route printed once.
+    let table = run(&["limit=1", "--all"])?;
+    assert!(!table.contains("more: cursor="), "{table}");
+    let single = run(&[])?;
+    let route_lines = |t: &str| {
+        let mut l: Vec<String> = t
+            .lines()
+            .filter(|l| l.starts_with("  "))
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(route_lines(&table), route_lines(&single));
+    // Only paged tools.
+    let out = labscope(&["call", "list_nodes", "--all"], None)?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not paged"),
+        "{}",
+        text(&out.stderr)
+    );
+    Ok(())
+}

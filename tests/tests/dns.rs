@@ -380,6 +380,19 @@ async fn queries_whitelist_and_gravity() -> anyhow::Result<()> {
             && asked[0].contains("status=GRAVITY"),
         "{asked:?}"
     );
+    // A host name is filtered as a name, not as an address.
+    let (r, _) = call(
+        off.clone(),
+        "get_pihole_queries",
+        serde_json::json!({"client": "laptop.lan"}),
+    )
+    .await?;
+    r.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let asked = primary.query_args();
+    assert!(
+        asked[1].contains("client_name=laptop.lan") && !asked[1].contains("client_ip"),
+        "{asked:?}"
+    );
     let (r, _) = call(
         off.clone(),
         "get_pihole_queries",

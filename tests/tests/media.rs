@@ -317,6 +317,21 @@ async fn fix_jellyfin_metadata_refreshes_one_item_or_lists_candidates() -> anyho
     .unwrap_err();
     assert_eq!(e.code, labscope::tools::ErrorCode::NotFound);
 
+    // One title that only resembles the name: replaceAll (which discards
+    // metadata) wants its itemId first.
+    let out = call(
+        on.clone(),
+        serde_json::json!({"name": "part two", "replaceAll": true}),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(out.structured["state"], "ambiguous", "{}", out.structured);
+    assert_eq!(
+        out.structured["candidates"][0]["id"],
+        "3c4d5e6f708192a3b4c5d6e7f8011223"
+    );
+    assert!(out.text.contains("nothing refreshed"), "{}", out.text);
+
     let refreshed = j.refreshed.lock().map(|l| l.clone()).unwrap_or_default();
     assert_eq!(refreshed.len(), 2, "{refreshed:?}");
     assert!(
@@ -328,6 +343,58 @@ async fn fix_jellyfin_metadata_refreshes_one_item_or_lists_candidates() -> anyho
             && refreshed[1].contains("ReplaceAllImages=true")
     );
     let lines = std::fs::read_to_string(&audit)?.lines().count();
-    assert_eq!(lines, 8, "every call audited, allowed or refused");
+    assert_eq!(lines, 9, "every call audited, allowed or refused");
+    Ok(())
+}
+
+/// A Jellyfin (or a proxy before it) that ignores the `Ids` filter answers
+/// with every item: only the item asked for is refreshed, and an id it does
+/// not hold is "not found", never the first item of the library.
+#[tokio::test]
+async fn fix_jellyfin_metadata_refreshes_only_the_id_asked_for() -> anyhow::Result<()> {
+    let o = MediaOptions {
+        ignores_ids: true,
+        ..MediaOptions::default()
+    };
+    let j = fake_media::jellyfin(o.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("jk"), &o.jellyfin_key)?;
+    let text = format!(
+        "[jellyfin]\nurl = \"{}\"\napi_key_file = \"{}\"\n[mutations]\nenabled = true\naudit_log = \"{}\"\njellyfin_metadata = true\n",
+        j.url,
+        dir.path().join("jk").display(),
+        dir.path().join("audit.jsonl").display()
+    );
+    let ctx = labscope::config::AgentOptions {
+        config: Arc::new(labscope::config::file::Config::parse(
+            &dir.path().join("c.toml"),
+            &text,
+        )?),
+        ..Default::default()
+    }
+    .context()
+    .await?;
+    let tools = labscope::tools::registry();
+    let call = |args: Value| {
+        labscope::tools::call(
+            ctx.clone(),
+            &tools,
+            "fix_jellyfin_metadata",
+            args.as_object().cloned().unwrap_or_default(),
+            labscope::tools::Call::default(),
+        )
+    };
+    let e = call(serde_json::json!({"itemId": "00000000000000000000000000000000"}))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(e.code, labscope::tools::ErrorCode::NotFound, "{e:?}");
+    let out = call(serde_json::json!({"itemId": "3C4D5E6F-7081-92A3-B4C5-D6E7F8011223"}))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(out.structured["item"]["name"], "Dune: Part Two");
+    let refreshed = j.refreshed.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(refreshed.len(), 1, "{refreshed:?}");
+    assert!(refreshed[0].starts_with("3c4d5e6f708192a3b4c5d6e7f8011223?"));
     Ok(())
 }

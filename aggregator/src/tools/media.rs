@@ -802,10 +802,16 @@ impl Render for FixReport {
                 }
             ),
             _ => {
-                let mut t = format!(
-                    "{} items match; nothing refreshed — call again with itemId:\n",
-                    self.candidates.len()
-                );
+                let mut t = if self.candidates.len() == 1 {
+                    "no title matches exactly and replaceAll discards metadata; nothing refreshed — \
+                     if this is the item, call again with its itemId:\n"
+                        .to_string()
+                } else {
+                    format!(
+                        "{} items match; nothing refreshed — call again with itemId:\n",
+                        self.candidates.len()
+                    )
+                };
                 for c in &self.candidates {
                     t.push_str(&format!(
                         "  {} {} {}{}\n",
@@ -822,6 +828,15 @@ impl Render for FixReport {
             }
         }
     }
+}
+
+/// A Jellyfin id as compared: lower case, without dashes (the API prints
+/// 32 hex digits; a GUID with dashes names the same item).
+fn normal_id(id: &str) -> String {
+    id.chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// `fix_jellyfin_metadata` ✎.
@@ -886,7 +901,12 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
                 .get(&format!("/Items?Ids={}&Recursive=true", id.0), false)
                 .await
                 .map_err(media_err)?;
-            let found = v["Items"].as_array().and_then(|a| a.first()).map(item_of);
+            // Only the item asked for: a server that ignored the Ids filter
+            // answers with other items, and those must not be refreshed.
+            let wanted = normal_id(&id.0);
+            let found = v["Items"]
+                .as_array()
+                .and_then(|a| a.iter().map(item_of).find(|i| normal_id(&i.id) == wanted));
             found.ok_or_else(|| {
                 ToolError::new(
                     super::ErrorCode::NotFound,
@@ -921,13 +941,18 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
                 .filter(|i| i.name.eq_ignore_ascii_case(name.as_str()))
                 .cloned()
                 .collect();
-            let pick = if exact.len() == 1 {
-                exact
-            } else if exact.is_empty() {
-                items
-            } else {
-                exact
-            };
+            let fuzzy = exact.is_empty();
+            let pick = if fuzzy { items } else { exact };
+            // replaceAll throws the item's metadata away: a title that only
+            // resembles the name is confirmed by its itemId first.
+            if fuzzy && pick.len() == 1 && a.replace_all {
+                return Ok(FixReport {
+                    state: FixState::Ambiguous,
+                    item: None,
+                    candidates: pick,
+                    replace_all: a.replace_all,
+                });
+            }
             match pick.len() {
                 0 => {
                     return Err(ToolError::new(

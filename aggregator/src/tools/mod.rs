@@ -98,10 +98,14 @@ pub struct ToolContext {
 /// A successful tool result: structured content plus a compact text rendering.
 #[derive(Debug, Clone)]
 pub struct ToolOutput {
-    /// `structuredContent`, conforming to the tool's output schema.
+    /// `structuredContent`, conforming to the tool's output schema
+    /// (`Null` when the call asked for text only: [`Call::text_only`]).
     pub structured: Value,
-    /// Text rendering for clients that show text.
+    /// Text rendering for clients that show text (empty when the call asked
+    /// for structured content only: [`Call::structured_only`]).
     pub text: String,
+    /// The `nextCursor` of a paged answer with more to come.
+    pub next_cursor: Option<String>,
 }
 
 /// Machine-readable failure codes.
@@ -212,6 +216,17 @@ pub fn label<T: Serialize>(v: &T) -> String {
 pub trait Render {
     /// The text.
     fn text(&self) -> String;
+
+    /// The text of a page that continues earlier ones (the CLI's `--all`):
+    /// the items alone, without the summary the first page printed.
+    fn continued_text(&self) -> String {
+        self.text()
+    }
+
+    /// The cursor of the next page, for paged answers.
+    fn next_cursor(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The set a tool belongs to (`--toolsets`); by default the sets that can
@@ -346,6 +361,16 @@ impl Hints {
 pub struct Call {
     progress: Option<ProgressSink>,
     caller: Option<Arc<str>>,
+    rendering: Rendering,
+}
+
+/// Which renderings of the answer a call wants (MCP sends both; the CLI
+/// prints one, and skips building the other for big pages).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Rendering {
+    skip_structured: bool,
+    skip_text: bool,
+    continued: bool,
 }
 
 /// Receives (done, total, message).
@@ -356,6 +381,7 @@ impl std::fmt::Debug for Call {
         f.debug_struct("Call")
             .field("progress", &self.progress.is_some())
             .field("caller", &self.caller)
+            .field("rendering", &self.rendering)
             .finish()
     }
 }
@@ -365,8 +391,29 @@ impl Call {
     pub fn with_progress(sink: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
         Self {
             progress: Some(Arc::new(sink)),
-            caller: None,
+            ..Self::default()
         }
+    }
+
+    /// The answer's text only (`structured` is left `Null`).
+    pub fn text_only(mut self) -> Self {
+        self.rendering.skip_structured = true;
+        self.rendering.skip_text = false;
+        self
+    }
+
+    /// The answer's structured content only (`text` is left empty).
+    pub fn structured_only(mut self) -> Self {
+        self.rendering.skip_text = true;
+        self.rendering.skip_structured = false;
+        self
+    }
+
+    /// A page after the first of a read that follows the cursor: its text
+    /// holds the items without the first page's summary.
+    pub fn continued(mut self) -> Self {
+        self.rendering.continued = true;
+        self
     }
 
     /// The same call, made by `caller` (the API key's name, "stdio",
@@ -734,17 +781,32 @@ impl ToolDef {
         let erased: RunFn = Arc::new(move |ctx, args, call| {
             Box::pin(async move {
                 let args: A = parse_args(args)?;
+                let rendering = call.rendering;
                 let out = run(ctx, args, call).await?;
-                let structured = serde_json::to_value(&out).map_err(|e| {
-                    ToolError::new(
-                        ErrorCode::AgentError,
-                        format!("the result could not be serialised: {e}"),
-                        "this is a labscope bug worth reporting",
-                    )
-                })?;
+                let structured = if rendering.skip_structured {
+                    Value::Null
+                } else {
+                    serde_json::to_value(&out).map_err(|e| {
+                        ToolError::new(
+                            ErrorCode::AgentError,
+                            format!("the result could not be serialised: {e}"),
+                            "this is a labscope bug worth reporting",
+                        )
+                    })?
+                };
+                let text = match rendering {
+                    Rendering {
+                        skip_text: true, ..
+                    } => String::new(),
+                    Rendering {
+                        continued: true, ..
+                    } => out.continued_text(),
+                    _ => out.text(),
+                };
                 Ok(ToolOutput {
                     structured,
-                    text: out.text(),
+                    text,
+                    next_cursor: out.next_cursor().map(str::to_owned),
                 })
             })
         });

@@ -240,7 +240,13 @@ async fn queries(ctx: Arc<ToolContext>, a: QueriesArgs, _call: Call) -> Result<Q
             q.append_pair("domain", &d.0);
         }
         if let Some(c) = &a.client {
-            q.append_pair("client_ip", &c.0);
+            // FTL filters addresses and host names with separate keys.
+            let key = if c.0.parse::<std::net::IpAddr>().is_ok() {
+                "client_ip"
+            } else {
+                "client_name"
+            };
+            q.append_pair(key, &c.0);
         }
         if let Some(s) = &a.status {
             q.append_pair("status", &s.0);

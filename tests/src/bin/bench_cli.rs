@@ -154,6 +154,17 @@ fn cli_pages(base: &[String], item_key: &str) -> anyhow::Result<(usize, usize)> 
     }
 }
 
+/// One `labscope call … --all` process (it follows the cursor itself),
+/// its text read to the end as a pipe would; returns the lines printed.
+fn cli_all(argv: &[String]) -> anyhow::Result<usize> {
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stderr(Stdio::null())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{argv:?} failed: {}", out.status);
+    Ok(out.stdout.iter().filter(|b| **b == b'\n').count())
+}
+
 /// Follows `nextCursor` over one kept-alive MCP session; returns (pages, items).
 async fn mcp_pages(
     client: &mut KeepAlive,
@@ -491,10 +502,11 @@ fn main() -> anyhow::Result<()> {
             "port=10007",
         ]);
         let all_pages = cli(&["get_conntrack_entries", "node=bench", "limit=1000"]);
+        let all_one = cli(&["get_conntrack_entries", "node=bench", "--all"]);
         let mcp_addr = mcp_addr.clone();
         let (samples, full) = ns.block_on(move || async move {
             let mut s = Samples::default();
-            let mut full = (0usize, 0usize, 0usize, 0usize);
+            let mut full = (0usize, 0usize, 0usize, 0usize, 0usize);
             let mut mcp = KeepAlive::connect(&mcp_addr).await?;
             for run in 0..runs {
                 let standard_first = run % 2 == 0;
@@ -515,6 +527,16 @@ fn main() -> anyhow::Result<()> {
                             full.1 = items;
                             Ok(())
                         })?;
+                        timed(
+                            &mut s,
+                            "labscope full read, CLI --all (one process)",
+                            pid,
+                            || {
+                                // One summary line, then one line per entry.
+                                full.4 = cli_all(&all_one)?.saturating_sub(1);
+                                Ok(())
+                            },
+                        )?;
                         let cpu0 = cpu_time(pid);
                         let t = Instant::now();
                         let grpc = grpc_pages(1000).await?;
@@ -570,6 +592,7 @@ fn main() -> anyhow::Result<()> {
             "conntrack -L -p udp --dport 10007",
             "labscope filtered page",
             "labscope full read, CLI per page",
+            "labscope full read, CLI --all (one process)",
             "MCP kept-alive default page (50)",
             "MCP kept-alive full read, pages of 1000",
             "gRPC full read, pages of 1000",
@@ -582,9 +605,9 @@ fn main() -> anyhow::Result<()> {
             );
         }
         println!(
-            "\nfull reads: CLI {} pages / {} entries; gRPC {} pages / {} entries. Filtered page: `protocol=udp port=10007` \
-             (a sparse filter: every entry is read).\n",
-            full.0, full.1, full.2, full.3
+            "\nfull reads: CLI {} pages / {} entries; CLI --all {} entries; gRPC {} pages / {} entries. Filtered page: \
+             `protocol=udp port=10007` (a sparse filter: every entry is read).\n",
+            full.0, full.1, full.4, full.2, full.3
         );
     }
 
@@ -596,6 +619,7 @@ fn main() -> anyhow::Result<()> {
         "table=nat",
         "limit=2000",
     ]);
+    let whole = cli(&["get_iptables_rules", "node=bench", "table=nat", "--all"]);
     let (samples, pages) = ns.block_on(move || async move {
         let mut s = Samples::default();
         let mut pages = (0usize, 0usize);
@@ -620,6 +644,21 @@ fn main() -> anyhow::Result<()> {
                         pages = cli_pages(&paged, "rules")?;
                         Ok(())
                     })?;
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    timed(
+                        &mut s,
+                        "labscope whole table, CLI --all (one process)",
+                        pid,
+                        || {
+                            let lines = cli_all(&whole)?;
+                            anyhow::ensure!(
+                                lines >= pages.1,
+                                "--all printed {lines} lines for {} rules",
+                                pages.1
+                            );
+                            Ok(())
+                        },
+                    )?;
                     tokio::time::sleep(Duration::from_millis(1100)).await;
                     let cpu0 = cpu_time(pid);
                     let t = Instant::now();
@@ -674,6 +713,7 @@ fn main() -> anyhow::Result<()> {
         "iptables-save -c -t nat",
         "labscope first page (200)",
         "labscope whole table, pages of 2000",
+        "labscope whole table, CLI --all (one process)",
         "MCP kept-alive whole table, pages of 2000",
         "gRPC whole table, pages of 2000",
     ] {

@@ -289,19 +289,69 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
     })
 }
 
-fn tuple_text(t: &Tuple) -> String {
-    match &t.icmp {
-        Some(i) => format!(
+fn push_tuple(out: &mut String, t: &Tuple) {
+    use std::fmt::Write;
+    let _ = match &t.icmp {
+        Some(i) => write!(
+            out,
             "{} > {} type {} code {} id {}",
             t.src, t.dst, i.icmp_type, i.code, i.id
         ),
-        None => format!(
+        None => write!(
+            out,
             "{}:{} > {}:{}",
             t.src,
             t.sport.unwrap_or(0),
             t.dst,
             t.dport.unwrap_or(0)
         ),
+    };
+}
+
+impl Entries {
+    /// One line per entry, written straight into `out` (a page of 1,000
+    /// is rendered for every page of a full read).
+    fn push_entries(&self, out: &mut String) {
+        use std::fmt::Write;
+        for e in &self.entries {
+            out.push_str(&e.protocol);
+            out.push(' ');
+            out.push_str(&e.state);
+            out.push(' ');
+            push_tuple(out, &e.original);
+            out.push_str(" | reply ");
+            push_tuple(out, &e.reply);
+            out.push(' ');
+            let mut first = true;
+            for flag in e
+                .status
+                .iter()
+                .filter(|x| *x == "ASSURED" || *x == "UNREPLIED")
+            {
+                if !first {
+                    out.push(',');
+                }
+                out.push_str(flag);
+                first = false;
+            }
+            if e.nat.dst {
+                out.push_str(" DNAT");
+            }
+            if e.nat.src {
+                out.push_str(" SNAT");
+            }
+            if e.mark != 0 {
+                let _ = write!(out, " mark {}", e.mark);
+            }
+            if let Some(c) = &e.counters {
+                let _ = write!(
+                    out,
+                    " [{}p/{}B ↔ {}p/{}B]",
+                    c.original.packets, c.original.bytes, c.reply.packets, c.reply.bytes
+                );
+            }
+            let _ = writeln!(out, " {}s", e.timeout_seconds);
+        }
     }
 }
 
@@ -321,43 +371,21 @@ impl Render for Entries {
             self.table_max,
             self.usage_percent
         );
-        for e in &self.entries {
-            let flags: Vec<&str> = e
-                .status
-                .iter()
-                .map(String::as_str)
-                .filter(|x| *x == "ASSURED" || *x == "UNREPLIED")
-                .collect();
-            let mut line = format!(
-                "{} {} {} | reply {} {}",
-                e.protocol,
-                e.state,
-                tuple_text(&e.original),
-                tuple_text(&e.reply),
-                flags.join(",")
-            );
-            if e.nat.dst {
-                line.push_str(" DNAT");
-            }
-            if e.nat.src {
-                line.push_str(" SNAT");
-            }
-            if e.mark != 0 {
-                line.push_str(&format!(" mark {}", e.mark));
-            }
-            if let Some(c) = &e.counters {
-                line.push_str(&format!(
-                    " [{}p/{}B ↔ {}p/{}B]",
-                    c.original.packets, c.original.bytes, c.reply.packets, c.reply.bytes
-                ));
-            }
-            line.push_str(&format!(" {}s", e.timeout_seconds));
-            out.push_str(&line);
-            out.push('\n');
-        }
+        out.reserve(self.entries.len() * 96);
+        self.push_entries(&mut out);
         if let Some(c) = &self.next_cursor {
             out.push_str(&format!("more: cursor={c}\n"));
         }
         out
+    }
+
+    fn continued_text(&self) -> String {
+        let mut out = String::with_capacity(self.entries.len() * 96);
+        self.push_entries(&mut out);
+        out
+    }
+
+    fn next_cursor(&self) -> Option<&str> {
+        self.next_cursor.as_deref()
     }
 }

@@ -330,9 +330,7 @@ impl Render for Rules {
                 out.push_str(&format!("chain {}: {} rules\n", c.name, c.rules));
             }
         }
-        for r in &self.rules {
-            out.push_str(&format!("[{}:{}] {}\n", r.packets, r.bytes, r.text));
-        }
+        self.push_rules(&mut out);
         if !self.other_backend_rules.is_empty() {
             out.push_str(&format!(
                 "the other backend holds {} rule(s), e.g. {}\n",
@@ -344,6 +342,32 @@ impl Render for Rules {
             out.push_str(&format!("more: cursor={c}\n"));
         }
         out
+    }
+
+    fn continued_text(&self) -> String {
+        let mut out = String::new();
+        if self.ruleset_changed {
+            out.push_str(
+                "NOTE: the ruleset changed since the previous page; this page is from a new read, rules may have shifted\n",
+            );
+        }
+        self.push_rules(&mut out);
+        out
+    }
+
+    fn next_cursor(&self) -> Option<&str> {
+        self.next_cursor.as_deref()
+    }
+}
+
+impl Rules {
+    /// `[packets:bytes] rule`, one per line, as `iptables-save -c` prints.
+    fn push_rules(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.reserve(self.rules.iter().map(|r| r.text.len() + 16).sum());
+        for r in &self.rules {
+            let _ = writeln!(out, "[{}:{}] {}", r.packets, r.bytes, r.text);
+        }
     }
 }
 

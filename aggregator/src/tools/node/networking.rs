@@ -585,4 +585,8 @@ impl Render for Networking {
         }
         out
     }
+
+    fn next_cursor(&self) -> Option<&str> {
+        self.next_cursor.as_deref()
+    }
 }

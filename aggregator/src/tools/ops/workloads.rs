@@ -120,7 +120,9 @@ async fn restart(
                 "check the name (describe_resource kind=deployment)",
             )
         })?;
-    let at = rfc3339(now(None));
+    // Nanoseconds: a second restart within the same second still changes
+    // the template (kubectl's whole seconds would make it a no-op).
+    let at = super::request_token();
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}});
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -435,7 +437,9 @@ async fn refresh(
     let refresh_time =
         |o: &kube::api::DynamicObject| o.data["status"]["refreshTime"].as_str().map(str::to_string);
     let was = refresh_time(&before);
-    let value = now(None).to_string();
+    // A new value each call, to the nanosecond (two calls in one second
+    // would otherwise write the same value and sync once).
+    let value = super::request_token();
     merge_patch(
         c,
         &api,

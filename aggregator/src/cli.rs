@@ -187,10 +187,13 @@ pub fn prepare_all(tool: &ToolDef, args: &mut Map<String, Value>) -> Result<(), 
         ));
     }
     if !args.contains_key("limit") {
-        let max = props
-            .and_then(|p| p.get("limit"))
-            .and_then(|l| l.get("maximum"))
-            .and_then(Value::as_u64);
+        // The published schema leaves ranges out (they are checked when
+        // parsing); the help keeps them.
+        let max = tool
+            .arg_help
+            .iter()
+            .find(|a| a.name == "limit")
+            .and_then(|a| a.maximum);
         if let Some(max) = max {
             args.insert("limit".into(), max.into());
         }
@@ -336,6 +339,33 @@ pub fn fit(text: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use crate::tools::registry;
+
+    #[test]
+    fn all_asks_for_the_largest_page_and_only_of_paged_tools() {
+        let tools = registry();
+        let def = |name: &str| tools.iter().find(|t| t.name == name).unwrap();
+        for (name, max) in [
+            ("get_conntrack_entries", 1000),
+            ("get_iptables_rules", 2000),
+            ("get_node_networking", 5000),
+        ] {
+            let mut args = Map::new();
+            prepare_all(def(name), &mut args).unwrap();
+            assert_eq!(args["limit"], max, "{name}");
+            let mut args = Map::new();
+            args.insert("limit".into(), 7.into());
+            prepare_all(def(name), &mut args).unwrap();
+            assert_eq!(args["limit"], 7, "{name}: a given limit stays");
+        }
+        let e = prepare_all(def("list_nodes"), &mut Map::new()).unwrap_err();
+        assert!(e.message.contains("not paged"), "{e:?}");
+        assert_eq!(
+            without_cursor_line("a\nb\nmore: cursor=xyz\n".into()),
+            "a\nb\n"
+        );
+        assert_eq!(without_cursor_line("more: cursor=xyz\n".into()), "");
+        assert_eq!(without_cursor_line("a\nb\n".into()), "a\nb\n");
+    }
 
     #[test]
     fn args_are_typed_by_schema() {

@@ -153,6 +153,9 @@ fn all_follows_the_cursor_to_the_end() -> anyhow::Result<()> {
     assert!(pages.last().is_some_and(|p| p.get("nextCursor").is_none()));
     let paged: Vec<String> = pages.iter().flat_map(routes).collect();
     assert_eq!(paged, expected);
+    // Without limit=, the largest page the tool allows: one page here.
+    let one = run(&["--all", "--output", "json"])?;
+    assert_eq!(one.lines().count(), 1, "{one}");
     // Text: no "more: cursor=" lines, every route printed once.
     let table = run(&["limit=1", "--all"])?;
     assert!(!table.contains("more: cursor="), "{table}");

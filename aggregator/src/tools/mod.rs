@@ -520,6 +520,9 @@ pub struct ArgHelp {
     pub required: bool,
     /// Default, when there is one.
     pub default: Option<String>,
+    /// Largest value, for integers with a range (the CLI's `--all` asks
+    /// for the largest page).
+    pub maximum: Option<u64>,
     /// What it means.
     pub description: String,
 }
@@ -590,7 +593,7 @@ pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Val
                 // Only a default of `true` is advertised: left out, a boolean
                 // would be read as false.
                 obj.remove("minimum");
-                obj.remove("maximum");
+                let maximum = obj.remove("maximum").and_then(|m| m.as_u64());
                 if obj.get("default") != Some(&Value::Bool(true)) {
                     obj.remove("default");
                 }
@@ -599,6 +602,7 @@ pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Val
                     kind,
                     required: required.contains(name),
                     default,
+                    maximum,
                     description,
                 });
             }

@@ -6,7 +6,6 @@
 //! password, rate limiting, an unreachable API), none is configured, or a
 //! workload has no ready pod.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -398,34 +397,9 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPar
                     status: "missing".into(),
                 };
             };
-            let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let selector: BTreeMap<String, String> = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.match_labels.clone())
-                .unwrap_or_default();
-            let mine: Vec<&&Pod> = pods
-                .iter()
-                .filter(|p| {
-                    !selector.is_empty()
-                        && p.metadata
-                            .labels
-                            .as_ref()
-                            .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
-                })
-                .collect();
-            let ready = mine
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        })
-                })
-                .count() as u32;
-            let restarts = mine
+            let dp = super::kube::deployment_pods(d, pods.iter().copied());
+            let restarts = dp
+                .pods
                 .iter()
                 .flat_map(|p| {
                     p.status
@@ -435,23 +409,14 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPar
                 })
                 .map(|c| c.restart_count.max(0) as u32)
                 .sum();
-            let status = if desired == 0 {
-                "scaled to zero"
-            } else if mine.is_empty() {
-                "no pods"
-            } else if ready == 0 {
-                "not ready"
-            } else {
-                "ok"
-            };
             DnsWorkload {
                 name: (*name).into(),
                 role: (*role).into(),
-                desired,
-                pods: mine.len() as u32,
-                ready,
+                desired: dp.desired,
+                pods: dp.pods.len() as u32,
+                ready: dp.ready,
                 restarts,
-                status: status.into(),
+                status: dp.status.into(),
             }
         })
         .collect())

@@ -188,3 +188,68 @@ pub fn meta(o: &DynamicObject) -> (String, String) {
         o.metadata.name.clone().unwrap_or_default(),
     )
 }
+
+/// A Deployment's pods as the DNS and media status tools report them.
+pub struct DeploymentPods<'a> {
+    /// spec.replicas (1 when unset).
+    pub desired: i32,
+    /// Pods its selector matches (Job pods never count).
+    pub pods: Vec<&'a k8s_openapi::api::core::v1::Pod>,
+    /// Of those, Ready.
+    pub ready: u32,
+    /// "scaled to zero", "no pods", "not ready" or "ok".
+    pub status: &'static str,
+}
+
+/// The pods among `pods` that `d`'s matchLabels select, without Job pods
+/// (a backup Job labelled like the app must not count as the app).
+pub fn deployment_pods<'a>(
+    d: &k8s_openapi::api::apps::v1::Deployment,
+    pods: impl IntoIterator<Item = &'a k8s_openapi::api::core::v1::Pod>,
+) -> DeploymentPods<'a> {
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let selector = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default();
+    let mine: Vec<&k8s_openapi::api::core::v1::Pod> = pods
+        .into_iter()
+        .filter(|p| {
+            !selector.is_empty()
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+                && !p
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
+        })
+        .collect();
+    let ready = mine
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count() as u32;
+    let status = if desired == 0 {
+        "scaled to zero"
+    } else if mine.is_empty() {
+        "no pods"
+    } else if ready == 0 {
+        "not ready"
+    } else {
+        "ok"
+    };
+    DeploymentPods {
+        desired,
+        pods: mine,
+        ready,
+        status,
+    }
+}

@@ -549,61 +549,22 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
                 });
                 continue;
             };
-            let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            let selector = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.selector.match_labels.clone())
-                .unwrap_or_default();
-            let mine: Vec<&Pod> = ps
-                .iter()
-                .filter(|p| {
-                    !selector.is_empty()
-                        && p.metadata
-                            .labels
-                            .as_ref()
-                            .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
-                        && !p
-                            .metadata
-                            .owner_references
-                            .as_ref()
-                            .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
-                })
-                .collect();
-            let ready = mine
-                .iter()
-                .filter(|p| {
-                    p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                        })
-                })
-                .count() as u32;
-            let (restarts, recent) = mine
+            let dp = super::kube::deployment_pods(d, &ps);
+            let (restarts, recent) = dp
+                .pods
                 .iter()
                 .map(|p| restart_counts(p, now_s))
                 .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-            let status = if desired == 0 {
-                "scaled to zero"
-            } else if mine.is_empty() {
-                "no pods"
-            } else if ready == 0 {
-                "not ready"
-            } else {
-                "ok"
-            };
             out.push(MediaWorkload {
                 namespace: (*ns).into(),
                 name: (*name).into(),
                 role: (*role).into(),
-                desired,
-                pods: mine.len() as u32,
-                ready,
+                desired: dp.desired,
+                pods: dp.pods.len() as u32,
+                ready: dp.ready,
                 restarts,
                 recent_restarts: recent,
-                status: status.into(),
+                status: dp.status.into(),
             });
         }
     }

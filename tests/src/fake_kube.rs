@@ -1544,14 +1544,7 @@ impl FakeKube {
                     }
                 }
             }));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let tx = crate::servers::serve_until_dropped(listener, app);
         Ok(Self {
             url: format!("http://{addr}"),
             fixture: shared,

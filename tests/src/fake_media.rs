@@ -60,14 +60,7 @@ async fn serve(
 ) -> anyhow::Result<FakeMedia> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let tx = crate::servers::serve_until_dropped(listener, router);
     Ok(FakeMedia {
         url: format!("http://{addr}"),
         refreshed,

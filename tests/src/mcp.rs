@@ -276,7 +276,6 @@ pub async fn call_with_fixture_text(
     tweak: impl FnOnce(&mut labscope::config::AgentOptions),
     calls: &[(&str, Value)],
 ) -> anyhow::Result<(Vec<(Value, bool, String)>, crate::fake_kube::FakeKube)> {
-    use rmcp::ServiceExt;
     let fake = crate::fake_kube::FakeKube::start(fixture).await?;
     let dir = tempfile::tempdir()?;
     let mut options = labscope::config::AgentOptions {
@@ -288,13 +287,7 @@ pub async fn call_with_fixture_text(
     };
     tweak(&mut options);
     let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
+    let client = crate::mcp::in_process(ctx, ()).await?;
     let mut out = Vec::new();
     for (tool, args) in calls {
         let mut p = rmcp::model::CallToolRequestParams::new(tool.to_string());
@@ -506,4 +499,20 @@ impl KeepAlive {
             .or_else(|| serde_json::from_str(&text).ok());
         reply.ok_or_else(|| anyhow::anyhow!("no JSON-RPC reply in {text:.300}"))
     }
+}
+
+/// An MCP client (`handler`) connected in memory to a labscope MCP server
+/// for `ctx`, the server running on a task of its own.
+pub async fn in_process<C: rmcp::ClientHandler>(
+    ctx: std::sync::Arc<labscope::tools::ToolContext>,
+    handler: C,
+) -> anyhow::Result<rmcp::service::RunningService<rmcp::RoleClient, C>> {
+    use rmcp::ServiceExt;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    Ok(handler.serve(client_io).await?)
 }

@@ -137,3 +137,20 @@ pub async fn https(addr: SocketAddr, cert_pem: String, key_pem: String, body: &'
         });
     }
 }
+
+/// Serves `router` on `listener` (a fake's loopback port) until the returned
+/// sender is dropped, which shuts the server down gracefully.
+pub fn serve_until_dropped(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    tx
+}

@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use labscope::config::AgentOptions;
-use labscope::mcp::McpServer;
 use labscope_tests::mcp::{
     Aggregator, INITIALIZE, assert_text_shows, mcp_post, structured, text_of,
 };
@@ -91,13 +90,7 @@ fn local_options() -> AgentOptions {
 #[tokio::test]
 async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
     let ctx = local_options().context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
+    let client = labscope_tests::mcp::in_process(ctx, ()).await?;
     let tools = client.list_all_tools().await?;
     let names: BTreeSet<String> = tools.iter().map(|t| t.name.to_string()).collect();
     for expected in [
@@ -904,14 +897,8 @@ fn curl_params(port: u16, timeout: u64) -> CallToolRequestParams {
 #[tokio::test]
 async fn progress_notifications_while_a_probe_waits() -> anyhow::Result<()> {
     let ctx = local_options().context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
     let recorder = ProgressRecorder::default();
-    let client = recorder.clone().serve(client_io).await?;
+    let client = labscope_tests::mcp::in_process(ctx, recorder.clone()).await?;
     // A server that accepts and never answers: curl_ingress waits for its
     // whole timeout (3 s), long enough for ticks.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use labscope_tests::fake_pihole::{FakePihole, PiholeOptions};
 use labscope_tests::homelab::homelab;
 use labscope_tests::mcp::{assert_text_shows, structured, text_of, validated};
-use rmcp::ServiceExt;
 use serde_json::Value;
 
 struct Setup {
@@ -52,13 +51,7 @@ async fn setup(
         ..Default::default()
     };
     let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
+    let client = labscope_tests::mcp::in_process(ctx, ()).await?;
     Ok(Setup {
         primary: p,
         secondary: s,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use labscope_tests::fake_media::{self, FakeMedia, MediaOptions};
 use labscope_tests::homelab::homelab;
 use labscope_tests::mcp::{assert_text_shows, structured, text_of, validated};
-use rmcp::ServiceExt;
 use serde_json::Value;
 
 /// Runs `get_media_status` once with Jellyfin and Immich configured
@@ -43,13 +42,7 @@ async fn media_status(
         ..Default::default()
     };
     let ctx = options.context().await?;
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ().serve(client_io).await?;
+    let client = labscope_tests::mcp::in_process(ctx, ()).await?;
     let r = client
         .call_tool(rmcp::model::CallToolRequestParams::new("get_media_status"))
         .await?;

@@ -98,7 +98,6 @@ fn writes(fake: &labscope_tests::fake_kube::FakeKube) -> Vec<String> {
 /// they are refused naming `--read-only`, and the refusals are audited.
 #[tokio::test]
 async fn mutating_tools_are_unlisted_and_refused_unless_enabled() -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
     for (read_only, rule) in [(false, "mutations.enabled"), (true, "--read-only")] {
         let dir = tempfile::tempdir()?;
         let (config, audit) = if read_only {
@@ -114,13 +113,7 @@ async fn mutating_tools_are_unlisted_and_refused_unless_enabled() -> anyhow::Res
             ..Default::default()
         };
         let ctx = options.context().await?;
-        let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        tokio::spawn(async move {
-            if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
-                let _ = running.waiting().await;
-            }
-        });
-        let client = ().serve(client_io).await?;
+        let client = labscope_tests::mcp::in_process(ctx, ()).await?;
         let listed: Vec<String> = client
             .list_all_tools()
             .await?

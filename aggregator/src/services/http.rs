@@ -116,16 +116,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<http::Response<hyper::body::Incoming>, Error> {
-        let mut req = http::Request::builder().method(method).uri(url.as_str());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| Error::Request(e.to_string()))?;
+        let req = request(method, url, headers, body)?;
         tokio::time::timeout(self.timeout, self.client.request(req))
             .await
             .map_err(|_| Error::Timeout(self.timeout))?
@@ -140,16 +131,7 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, Error> {
-        let mut req = http::Request::builder().method(method).uri(url.as_str());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if body.is_some() {
-            req = req.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| Error::Request(e.to_string()))?;
+        let req = request(method, url, headers, body)?;
         let exchange = async {
             let resp = self
                 .client
@@ -173,6 +155,24 @@ impl Http {
             .await
             .map_err(|_| Error::Timeout(self.timeout))?
     }
+}
+
+/// A request with `headers`, and `body` sent as JSON when there is one.
+fn request(
+    method: http::Method,
+    url: &url::Url,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<http::Request<Full<Bytes>>, Error> {
+    let mut req = http::Request::builder().method(method).uri(url.as_str());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if body.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    req.body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| Error::Request(e.to_string()))
 }
 
 /// An error and its causes, "a: b: c".

@@ -114,9 +114,13 @@ async fn session_ended(
         *response.status_mut() = StatusCode::NO_CONTENT;
         *response.body_mut() = axum::body::Body::empty();
     }
-    if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+    // rmcp's error bodies are one short line of known size; any other body
+    // is passed on untouched.
+    let small = axum::body::HttpBody::size_hint(response.body())
+        .upper()
+        .is_some_and(|n| n <= 64 * 1024);
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR && small {
         let (mut parts, body) = response.into_parts();
-        // rmcp's error bodies are one line; anything bigger is passed on.
         let bytes = axum::body::to_bytes(body, 64 * 1024)
             .await
             .unwrap_or_default();

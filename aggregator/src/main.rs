@@ -397,6 +397,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             _ => break ExitCode::SUCCESS,
                         };
                     }
+                    (Err(e), Output::Json) if all => {
+                        // Still one object per line.
+                        serde_json::to_writer(&mut stdout, &e.to_json())?;
+                        writeln!(stdout)?;
+                        break ExitCode::from(1);
+                    }
                     (Err(e), Output::Json) => {
                         writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
                         break ExitCode::from(1);

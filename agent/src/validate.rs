@@ -8,7 +8,7 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 
-use crate::conntrack::filter::{ConntrackFilter, PageToken, StateFilter};
+use crate::conntrack::filter::{ConntrackFilter, Mark, PageToken, StateFilter};
 use crate::names;
 
 /// A request field that failed validation.
@@ -234,6 +234,18 @@ pub fn conntrack(
     if !state.is_empty() {
         filter.state = Some(StateFilter::parse(state).map_or_else(
             || bad("state", format!("{state:?} is not a TCP state (ESTABLISHED, TIME_WAIT, …), ASSURED or UNREPLIED")),
+            Ok,
+        )?);
+    }
+    let mark = req.mark.trim();
+    if !mark.is_empty() {
+        filter.mark = Some(Mark::parse(mark).map_or_else(
+            || {
+                bad(
+                    "mark",
+                    format!("{mark:?} is not VALUE or VALUE/MASK (decimal or 0x hex, 32 bits, VALUE within MASK)"),
+                )
+            },
             Ok,
         )?);
     }
@@ -483,6 +495,12 @@ mod tests {
         );
         assert_eq!(req(|r| r.ip_version = 5).unwrap_err().field, "ip_version");
         assert!(req(|r| r.limit = 50).unwrap().1 == Some(50));
+        assert_eq!(req(|r| r.mark = "0x1/0x2".into()).unwrap_err().field, "mark");
+        assert_eq!(req(|r| r.mark = "red".into()).unwrap_err().field, "mark");
+        assert_eq!(
+            req(|r| r.mark = " 0x4000/0xff00 ".into()).unwrap().0.mark,
+            Mark::parse("0x4000/0xff00")
+        );
     }
 
     #[test]

@@ -975,6 +975,187 @@ fn conntrack_pages_continue_the_kernel_walk() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Linux (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Filters the kernel can test itself (protocol within a family, status
+/// bits, mark) are sent with the dump request: the answers equal
+/// `conntrack -L` with the same filter, and on Linux 6.1+ the agent receives
+/// only the matches (`scanned == matched`).
+#[test]
+fn conntrack_filters_run_in_the_kernel() -> anyhow::Result<()> {
+    if !require_root("conntrack_filters_run_in_the_kernel") {
+        return Ok(());
+    }
+    require_tool("conntrack")?;
+    let ns = labscope_tests::Netns::new("lsctfilt")?;
+    let insert = |args: &[&str]| -> anyhow::Result<()> {
+        let mut argv = vec!["conntrack", "-I", "-t", "600"];
+        argv.extend_from_slice(args);
+        ns.run(&argv).map(drop)
+    };
+    // IPv4 TCP established (mark 0), IPv4 UDP unreplied with a kube-proxy-
+    // style mark, IPv6 TCP half-open, IPv6 UDP with another mark.
+    for i in 0..40u16 {
+        let sport = (10_000 + i).to_string();
+        let tcp4 = ["-p", "tcp", "-s", "10.9.0.1", "-d", "10.9.0.2", "--sport", &sport, "--dport", "443"];
+        insert(&[&tcp4[..], &["--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]].concat())?;
+        if i % 2 == 0 {
+            insert(&["-p", "udp", "-s", "10.9.0.1", "-d", "10.9.0.53", "--sport", &sport, "--dport", "53", "-m", "0x4001"])?;
+        }
+        if i % 4 == 0 {
+            insert(&["-p", "tcp", "-s", "fd00::1", "-d", "fd00::2", "--sport", &sport, "--dport", "80", "--state", "SYN_SENT", "-m", "7"])?;
+            insert(&["-p", "udp", "-s", "fd00::1", "-d", "fd00::53", "--sport", &sport, "--dport", "53", "-m", "0x4002"])?;
+        }
+    }
+    let _agent = AgentProcess::start(&ns, AGENT, "ct-filter", &[])?;
+    let all = ns.run(&["conntrack", "-L"])?;
+    let lines_with = |flag: &str| -> String {
+        all.lines().filter(|l| l.contains(flag)).collect::<Vec<_>>().join("\n")
+    };
+    struct Case {
+        name: &'static str,
+        req: pb::ListConntrackRequest,
+        want: String,
+        /// Whether the kernel can test the whole filter (else only part).
+        whole: bool,
+    }
+    let req = |f: fn(&mut pb::ListConntrackRequest)| {
+        let mut r = pb::ListConntrackRequest::default();
+        f(&mut r);
+        r
+    };
+    let cases = vec![
+        Case {
+            name: "protocol udp",
+            req: req(|r| r.protocol = "udp".into()),
+            want: ns.run(&["conntrack", "-L", "-p", "udp"])?,
+            whole: true,
+        },
+        Case {
+            name: "tcp over IPv6",
+            req: req(|r| {
+                r.protocol = "tcp".into();
+                r.ip_version = 6;
+            }),
+            want: ns.run(&["conntrack", "-L", "-p", "tcp", "-f", "ipv6"])?,
+            whole: true,
+        },
+        Case {
+            name: "mark 0x4000/0xf000",
+            req: req(|r| r.mark = "0x4000/0xf000".into()),
+            want: ns.run(&["conntrack", "-L", "-m", "0x4000/0xf000"])?,
+            whole: true,
+        },
+        Case {
+            name: "udp with mark 0x4002",
+            req: req(|r| {
+                r.protocol = "udp".into();
+                r.mark = "0x4002".into();
+            }),
+            want: ns.run(&["conntrack", "-L", "-p", "udp", "-m", "0x4002"])?,
+            whole: true,
+        },
+        Case {
+            name: "UNREPLIED",
+            req: req(|r| r.state = "UNREPLIED".into()),
+            want: lines_with("[UNREPLIED]"),
+            whole: true,
+        },
+        Case {
+            name: "ASSURED",
+            req: req(|r| r.state = "ASSURED".into()),
+            want: lines_with("[ASSURED]"),
+            whole: true,
+        },
+        Case {
+            name: "SYN_SENT (the kernel tests TCP, the agent the state)",
+            req: req(|r| r.state = "SYN_SENT".into()),
+            want: ns.run(&["conntrack", "-L", "-p", "tcp", "--state", "SYN_SENT"])?,
+            whole: false,
+        },
+    ];
+    let status_in_kernel = kernel_version() >= (6, 1);
+    if !status_in_kernel {
+        eprintln!(
+            "conntrack_filters_run_in_the_kernel: Linux {:?} is older than 6.1: not checking that the kernel sent only matches",
+            kernel_version()
+        );
+    }
+    let tcp_total = ns.run(&["conntrack", "-L", "-p", "tcp"])?.lines().count() as u64;
+    for case in cases {
+        let r = case.req.clone();
+        let (entries, summary) = ns.block_on(move || async move {
+            let mut client = connect(AGENT).await?;
+            list_all(&mut client, r).await
+        })?;
+        let got: BTreeSet<Key> = entries.iter().map(agent_key).collect();
+        let want = conntrack_tool_entries(&case.want);
+        assert!(!want.is_empty(), "{}: conntrack -L found nothing", case.name);
+        assert_eq!(got, want, "{}: agent vs conntrack -L", case.name);
+        assert_eq!(summary.matched, want.len() as u64, "{}", case.name);
+        assert!(summary.kernel_filtered, "{}: filter sent to the kernel", case.name);
+        if status_in_kernel {
+            let expected = if case.whole { summary.matched } else { tcp_total };
+            assert_eq!(
+                summary.scanned, expected,
+                "{}: the kernel sent only what it could test",
+                case.name
+            );
+        }
+    }
+    // A paged, filtered listing across both families: every UDP entry once.
+    let pages = ns.block_on(|| async {
+        let mut client = connect(AGENT).await?;
+        let mut token = String::new();
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            let (entries, summary) = list_all(
+                &mut client,
+                pb::ListConntrackRequest {
+                    protocol: "udp".into(),
+                    limit: 7,
+                    stop_at_limit: true,
+                    continuation_token: token,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            seen.extend(entries.iter().map(agent_key));
+            token = summary.next_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        Ok(seen)
+    })?;
+    let want = conntrack_tool_entries(&ns.run(&["conntrack", "-L", "-p", "udp"])?);
+    assert_eq!(pages.len(), want.len(), "no UDP entry twice");
+    assert_eq!(pages.into_iter().collect::<BTreeSet<_>>(), want);
+    // A bad mark is refused before any dump, naming the field.
+    let bad = ns
+        .block_on(|| async {
+            let mut client = connect(AGENT).await?;
+            Ok(client
+                .list_conntrack(pb::ListConntrackRequest {
+                    mark: "0x1/0x2".into(),
+                    ..Default::default()
+                })
+                .await)
+        })?
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("mark"), "{}", bad.message());
+    Ok(())
+}
+
 #[test]
 fn probes_reach_the_peer_namespace() -> anyhow::Result<()> {
     let Some((lab, _agent)) = lab_with_agent("probes_reach_the_peer_namespace")? else {

@@ -6,20 +6,114 @@
 use std::hash::{BuildHasher, RandomState};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use labscope_proto::v1::{ConntrackEntry, ConntrackSummary};
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
 use crate::conntrack::decode::decode;
-use crate::conntrack::filter::{ConntrackFilter, PageToken};
+use crate::conntrack::filter::{ConntrackFilter, FAMILY_ANY, PageToken};
 use crate::netlink::{self, OpenDump};
 
 /// (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET
 const CT_GET: u16 = (1 << 8) | 1;
 /// (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW: entries in a dump answer.
 const CT_NEW: u16 = 1 << 8;
+
+// Dump-request attributes of the kernel's own filter (ctnetlink, Linux 5.10
+// for CTA_FILTER, 6.1 for the status test; the mark test is older).
+const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_STATUS: u16 = 3;
+const CTA_MARK: u16 = 8;
+const CTA_MARK_MASK: u16 = 21;
+const CTA_FILTER: u16 = 25;
+const CTA_STATUS_MASK: u16 = 26;
+const CTA_TUPLE_PROTO: u16 = 2;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_FILTER_ORIG_FLAGS: u16 = 1;
+const CTA_FILTER_F_CTA_PROTO_NUM: u32 = 1 << 3;
+const NLA_F_NESTED: u16 = crate::netlink::nla::NLA_F_NESTED;
+/// errno values with which a kernel refuses a filter it cannot apply.
+const EINVAL: i32 = 22;
+const EOPNOTSUPP: i32 = 95;
+
+/// Set once a kernel refused the dump filter: from then on the agent
+/// filters everything itself.
+static KERNEL_FILTER_REFUSED: AtomicBool = AtomicBool::new(false);
+
+fn push_attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
+    let len = 4 + value.len();
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(value);
+    out.resize(out.len() + ((len + 3) & !3) - len, 0);
+}
+
+fn push_nested(out: &mut Vec<u8>, kind: u16, build: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    build(out);
+    let len = (out.len() - start) as u16;
+    out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    out[start + 2..start + 4].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+}
+
+/// The attributes that ask the kernel to test, while it walks the table,
+/// what of `filter` it can: the protocol (within one family), the status
+/// bits and the mark. Everything is tested again in the agent, so a kernel
+/// that ignores part of it only costs time. Empty when nothing applies.
+pub fn kernel_filter_attrs(filter: &ConntrackFilter, family: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(m) = filter.mark {
+        push_attr(&mut out, CTA_MARK, &m.value.to_be_bytes());
+        push_attr(&mut out, CTA_MARK_MASK, &m.mask.to_be_bytes());
+    }
+    if let Some((value, mask)) = filter.kernel_status() {
+        push_attr(&mut out, CTA_STATUS, &value.to_be_bytes());
+        push_attr(&mut out, CTA_STATUS_MASK, &mask.to_be_bytes());
+    }
+    if let Some(proto) = filter.kernel_protocol()
+        && family != FAMILY_ANY
+    {
+        push_nested(&mut out, CTA_TUPLE_ORIG, |out| {
+            push_nested(out, CTA_TUPLE_PROTO, |out| {
+                push_attr(out, CTA_PROTO_NUM, &[proto]);
+            });
+        });
+        push_nested(&mut out, CTA_FILTER, |out| {
+            push_attr(
+                out,
+                CTA_FILTER_ORIG_FLAGS,
+                &CTA_FILTER_F_CTA_PROTO_NUM.to_ne_bytes(),
+            );
+        });
+    }
+    out
+}
+
+/// Starts the dump of one family, with the kernel-side filter unless a
+/// kernel refused it before. Returns whether the filter was sent.
+fn start_dump(filter: &ConntrackFilter, family: u8) -> Result<(OpenDump, bool), Error> {
+    let mut body = vec![family, 0, 0, 0];
+    let attrs = if KERNEL_FILTER_REFUSED.load(Ordering::Relaxed) {
+        Vec::new()
+    } else {
+        kernel_filter_attrs(filter, family)
+    };
+    body.extend_from_slice(&attrs);
+    let request = netlink::dump_request(CT_GET, 1, &body);
+    Ok((
+        OpenDump::start(NETLINK_NETFILTER, &request)?,
+        !attrs.is_empty(),
+    ))
+}
+
+/// Whether `e`, the first answer to a filtered dump, is the kernel refusing
+/// the filter (an older or differently configured kernel).
+fn is_filter_refused(e: &netlink::Error) -> bool {
+    matches!(e, netlink::Error::Kernel(io) if matches!(io.raw_os_error(), Some(EINVAL | EOPNOTSUPP)))
+}
 
 /// Errors of a conntrack listing.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +196,8 @@ struct Parked {
     id: u64,
     filter: ConntrackFilter,
     position: u64,
+    /// Index into the filter's dump families of the family being walked.
+    phase: usize,
     dump: OpenDump,
     at: Instant,
 }
@@ -127,7 +223,13 @@ impl Parking {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn park(&self, filter: ConntrackFilter, position: u64, mut dump: OpenDump) -> u64 {
+    fn park(
+        &self,
+        filter: ConntrackFilter,
+        position: u64,
+        phase: usize,
+        mut dump: OpenDump,
+    ) -> u64 {
         dump.shrink();
         // Unguessable and never 0; unique per agent process.
         let id = self.ids.hash_one(self.next.fetch_add(1, Ordering::Relaxed)) | 1;
@@ -140,6 +242,7 @@ impl Parking {
             id,
             filter,
             position,
+            phase,
             dump,
             at: Instant::now(),
         });
@@ -148,14 +251,20 @@ impl Parking {
 
     /// The parked dump `id`, when it still exists and stands at `position`
     /// of the same listing. Taking it removes it.
-    fn take(&self, id: u64, filter: &ConntrackFilter, position: u64) -> Option<OpenDump> {
+    fn take(
+        &self,
+        id: u64,
+        filter: &ConntrackFilter,
+        position: u64,
+    ) -> Option<(usize, OpenDump)> {
         let mut parked = self.lock();
         parked.retain(|p| p.at.elapsed() < Self::TTL);
         let at = parked
             .iter()
             .position(|p| p.id == id && p.filter == *filter && p.position == position)?;
         // remove, not swap_remove: the list stays oldest first for eviction.
-        Some(parked.remove(at).dump)
+        let p = parked.remove(at);
+        Some((p.phase, p.dump))
     }
 
     /// Dumps parked now (expired ones included until the next call).
@@ -191,17 +300,10 @@ pub fn list(
         id => parking.take(id, &req.filter, req.page.skip),
     };
     let is_resumed = resumed.is_some();
-    let mut open = match resumed {
-        Some(open) => open,
-        None => {
-            let family = match req.filter.ip_version {
-                Some(4) => 2u8,
-                Some(6) => 10u8,
-                _ => 0u8,
-            };
-            let request = netlink::dump_request(CT_GET, 1, &[family, 0, 0, 0]);
-            OpenDump::start(NETLINK_NETFILTER, &request)?
-        }
+    let families = req.filter.dump_families();
+    let (mut phase, mut open) = match resumed {
+        Some((phase, open)) => (phase, Some(open)),
+        None => (0, None),
     };
     let mut to_skip = if is_resumed { 0 } else { req.page.skip };
 
@@ -210,7 +312,8 @@ pub fn list(
     let mut chunk: Vec<ConntrackEntry> = Vec::new();
     let mut receiver_gone = false;
     let mut cut_short = false;
-    open.walk(|raw| {
+    let mut kernel_filtered = false;
+    let mut visit = |raw: netlink::RawMessage<'_>| {
         if raw.message_type != CT_NEW {
             return ControlFlow::Continue(());
         }
@@ -247,7 +350,41 @@ pub fn list(
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    })?;
+    };
+    // One dump per family of the filter, in order; a resumed listing goes on
+    // with the family its parked dump was walking.
+    let mut stopped: Option<OpenDump> = None;
+    while phase < families.len() {
+        let family = families[phase];
+        let (mut dump, filtered) = match open.take() {
+            Some(dump) => (dump, !KERNEL_FILTER_REFUSED.load(Ordering::Relaxed)),
+            None => start_dump(&req.filter, family)?,
+        };
+        let finished = match dump.walk(&mut visit) {
+            Err(e) if filtered && dump.stats.messages == 0 && is_filter_refused(&e) => {
+                // Nothing was visited yet: read this family again unfiltered.
+                tracing::warn!(
+                    error = %e,
+                    "the kernel refused the conntrack dump filter; filtering in the agent from now on"
+                );
+                KERNEL_FILTER_REFUSED.store(true, Ordering::Relaxed);
+                kernel_filtered |= family != FAMILY_ANY;
+                dump = start_dump(&req.filter, family)?.0;
+                dump.walk(&mut visit)?
+            }
+            other => {
+                kernel_filtered |= filtered || family != FAMILY_ANY;
+                other?
+            }
+        };
+        if !finished {
+            stopped = Some(dump);
+            break;
+        }
+        phase += 1;
+    }
+    // `visit` holds the page's state mutably; end its borrow here.
+    drop(visit);
     if !chunk.is_empty() && !receiver_gone && !sink(chunk) {
         receiver_gone = true;
     }
@@ -259,10 +396,11 @@ pub fn list(
     }
     let position = req.page.skip + returned;
     let truncated = cut_short || matched > position;
-    let cursor = if cut_short && !receiver_gone {
-        parking.park(req.filter.clone(), position, open)
-    } else {
-        0
+    let cursor = match stopped {
+        Some(dump) if cut_short && !receiver_gone => {
+            parking.park(req.filter.clone(), position, phase, dump)
+        }
+        _ => 0,
     };
     // Without a filter the kernel's counter is the answer, read or not.
     // Otherwise a cut-short count is what was read plus the match that
@@ -297,5 +435,58 @@ pub fn list(
         accounting_enabled: facts.accounting,
         dump_micros: started.elapsed().as_micros() as u64,
         matched_is_lower_bound: lower_bound,
+        kernel_filtered,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conntrack::filter::{Mark, StateFilter};
+    use crate::netlink::nla::NlaIter;
+
+    #[test]
+    fn kernel_filter_attributes_read_back() {
+        let filter = ConntrackFilter {
+            protocol: Some(17),
+            state: StateFilter::parse("UNREPLIED"),
+            mark: Mark::parse("0x4000/0xf000"),
+            ..Default::default()
+        };
+        let bytes = kernel_filter_attrs(&filter, 2);
+        let attrs: Vec<_> = NlaIter::new(&bytes).collect();
+        let kinds: Vec<u16> = attrs.iter().map(|a| a.kind).collect();
+        assert_eq!(
+            kinds,
+            [CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_FILTER]
+        );
+        assert_eq!(attrs[0].be32(), Some(0x4000));
+        assert_eq!(attrs[1].be32(), Some(0xf000));
+        assert_eq!(attrs[2].be32(), Some(0));
+        assert_eq!(attrs[3].be32(), Some(crate::conntrack::decode::IPS_SEEN_REPLY));
+        let proto: Vec<_> = attrs[4].nested().collect();
+        assert_eq!(proto[0].kind, CTA_TUPLE_PROTO);
+        let num: Vec<_> = proto[0].nested().collect();
+        assert_eq!((num[0].kind, num[0].u8()), (CTA_PROTO_NUM, Some(17)));
+        let flags: Vec<_> = attrs[5].nested().collect();
+        assert_eq!(flags[0].kind, CTA_FILTER_ORIG_FLAGS);
+        assert_eq!(
+            flags[0].value,
+            CTA_FILTER_F_CTA_PROTO_NUM.to_ne_bytes().as_slice()
+        );
+        // Without a family the kernel cannot test a protocol: not sent.
+        let kinds: Vec<u16> = NlaIter::new(&kernel_filter_attrs(&filter, FAMILY_ANY))
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(kinds, [CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_STATUS_MASK]);
+        assert!(kernel_filter_attrs(&ConntrackFilter::default(), 2).is_empty());
+    }
+
+    #[test]
+    fn refusals_that_fall_back() {
+        let kernel = |n| netlink::Error::Kernel(std::io::Error::from_raw_os_error(n));
+        assert!(is_filter_refused(&kernel(EOPNOTSUPP)));
+        assert!(is_filter_refused(&kernel(EINVAL)));
+        assert!(!is_filter_refused(&kernel(1)), "EPERM is not a refused filter");
+    }
 }

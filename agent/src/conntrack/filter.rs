@@ -22,7 +22,42 @@ pub struct ConntrackFilter {
     pub state: Option<StateFilter>,
     /// 4 or 6 for one family only.
     pub ip_version: Option<u8>,
+    /// Connection mark: `mark & mask == value` (value already masked).
+    pub mark: Option<Mark>,
 }
+
+/// A connection-mark condition, as `conntrack -L --mark VALUE/MASK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Bits wanted (within `mask`).
+    pub value: u32,
+    /// Bits tested.
+    pub mask: u32,
+}
+
+impl Mark {
+    /// Parses `VALUE` or `VALUE/MASK`, each decimal or `0x` hex. A value
+    /// with bits outside its mask could never match, so it is refused.
+    pub fn parse(s: &str) -> Option<Self> {
+        fn number(s: &str) -> Option<u32> {
+            let s = s.trim();
+            match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => s.parse().ok(),
+            }
+        }
+        let (value, mask) = match s.split_once('/') {
+            Some((v, m)) => (number(v)?, number(m)?),
+            None => (number(s)?, u32::MAX),
+        };
+        (value & !mask == 0).then_some(Mark { value, mask })
+    }
+}
+
+/// `AF_UNSPEC`, `AF_INET`, `AF_INET6` as the `nfgenmsg` family of a dump.
+pub const FAMILY_ANY: u8 = 0;
+const FAMILY_V4: u8 = 2;
+const FAMILY_V6: u8 = 10;
 
 /// A state condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +103,39 @@ impl ConntrackFilter {
         *self == Self::default()
     }
 
+    /// The layer-4 protocol every match has: the protocol condition, or TCP
+    /// when a TCP state is asked for. The kernel can test it itself.
+    pub fn kernel_protocol(&self) -> Option<u8> {
+        self.protocol.or(match self.state {
+            Some(StateFilter::Tcp(_)) => Some(6),
+            _ => None,
+        })
+    }
+
+    /// Status bits `(value, mask)` every match has, for the kernel's own
+    /// status test (Linux 6.1 and later; older kernels ignore it).
+    pub fn kernel_status(&self) -> Option<(u32, u32)> {
+        match self.state {
+            Some(StateFilter::StatusSet(bit)) => Some((bit, bit)),
+            Some(StateFilter::Unreplied) => Some((0, IPS_SEEN_REPLY)),
+            _ => None,
+        }
+    }
+
+    /// The families to dump, one after the other. The kernel tests a
+    /// protocol only within one family, so a protocol condition without an
+    /// IP version reads IPv4 and then IPv6; otherwise one dump. The list
+    /// depends on the filter alone, so every page of a listing walks the
+    /// same order.
+    pub fn dump_families(&self) -> &'static [u8] {
+        match self.ip_version {
+            Some(4) => &[FAMILY_V4],
+            Some(6) => &[FAMILY_V6],
+            _ if self.kernel_protocol().is_some() => &[FAMILY_V4, FAMILY_V6],
+            _ => &[FAMILY_ANY],
+        }
+    }
+
     /// Whether `rec` passes every condition.
     pub fn matches(&self, rec: &ConntrackRecord) -> bool {
         if let Some(v) = self.ip_version {
@@ -90,6 +158,11 @@ impl ConntrackFilter {
         if let Some(port) = self.port
             && !tuple_has_port(&rec.orig, port)
             && !tuple_has_port(&rec.reply, port)
+        {
+            return false;
+        }
+        if let Some(m) = self.mark
+            && rec.mark & m.mask != m.value
         {
             return false;
         }
@@ -250,6 +323,62 @@ mod tests {
             }
             .matches(&r)
         );
+    }
+
+    #[test]
+    fn mark_parse_and_match() {
+        assert_eq!(
+            Mark::parse("0x4000/0xff00"),
+            Some(Mark {
+                value: 0x4000,
+                mask: 0xff00
+            })
+        );
+        assert_eq!(
+            Mark::parse("7"),
+            Some(Mark {
+                value: 7,
+                mask: u32::MAX
+            })
+        );
+        assert_eq!(Mark::parse("0x1/0x2"), None, "value outside its mask");
+        assert_eq!(Mark::parse("mark"), None);
+        assert_eq!(Mark::parse("0x100000000"), None);
+        let mut r = rec([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, 0);
+        r.mark = 0x4abc;
+        let f = |s: &str| ConntrackFilter {
+            mark: Mark::parse(s),
+            ..Default::default()
+        };
+        assert!(f("0x4000/0xf000").matches(&r));
+        assert!(!f("0x4000/0xffff").matches(&r));
+        assert!(f("0x4abc").matches(&r));
+    }
+
+    #[test]
+    fn what_the_kernel_is_asked_to_test() {
+        let st = |s: &str| ConntrackFilter {
+            state: StateFilter::parse(s),
+            ..Default::default()
+        };
+        assert_eq!(st("TIME_WAIT").kernel_protocol(), Some(6));
+        assert_eq!(st("TIME_WAIT").kernel_status(), None);
+        assert_eq!(st("UNREPLIED").kernel_status(), Some((0, IPS_SEEN_REPLY)));
+        assert_eq!(
+            st("ASSURED").kernel_status(),
+            Some((IPS_ASSURED, IPS_ASSURED))
+        );
+        assert_eq!(ConntrackFilter::default().dump_families(), &[0]);
+        let udp = ConntrackFilter {
+            protocol: Some(17),
+            ..Default::default()
+        };
+        assert_eq!(udp.dump_families(), &[2, 10]);
+        let udp6 = ConntrackFilter {
+            ip_version: Some(6),
+            ..udp
+        };
+        assert_eq!(udp6.dump_families(), &[10]);
     }
 
     #[test]

@@ -433,6 +433,10 @@ pub struct ListConntrackRequest {
     /// read the whole table and count every match.
     #[prost(bool, tag = "8")]
     pub stop_at_limit: bool,
+    /// Connection mark, as `conntrack -L --mark`: "VALUE" or "VALUE/MASK",
+    /// decimal or 0x hex; matches when mark & MASK == VALUE. "" for all.
+    #[prost(string, tag = "9")]
+    pub mark: ::prost::alloc::string::String,
 }
 /// Conntrack answers are bulk (tens of thousands of entries), so their
 /// addresses carry family and octets only: `IpAddress.text` is empty here and
@@ -547,6 +551,12 @@ pub struct ConntrackSummary {
     /// this call read.)
     #[prost(bool, tag = "11")]
     pub matched_is_lower_bound: bool,
+    /// The kernel tested part of the filter itself while it walked the table
+    /// (family; protocol, status bits and mark where the kernel supports it),
+    /// so `scanned` counts only what it sent. The agent tests every condition
+    /// again either way.
+    #[prost(bool, tag = "12")]
+    pub kernel_filtered: bool,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ConntrackChunk {

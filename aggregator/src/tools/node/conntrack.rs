@@ -34,6 +34,9 @@ pub struct Args {
     /// TCP state (ESTABLISHED, TIME_WAIT, …), ASSURED or UNREPLIED.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub state: Option<Text>,
+    /// Connection mark: VALUE or VALUE/MASK (0x hex ok).
+    #[serde(default, deserialize_with = "blank_as_none")]
+    pub mark: Option<Text>,
     /// nextCursor of the previous page.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub cursor: Option<Text>,
@@ -198,6 +201,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
         ip_version: 0,
         // The page costs a page, and the next one continues the same dump.
         stop_at_limit: !a.count_all,
+        mark: a.mark.map(Text::into_string).unwrap_or_default(),
     };
     let agent = node_agent(&ctx, "node", &a.node)?;
     let (entries, summary) = on_node(
@@ -208,6 +212,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
             ("protocol", "protocol"),
             ("port", "port"),
             ("state", "state"),
+            ("mark", "mark"),
             ("continuation_token", "cursor"),
             ("limit", "limit"),
         ],

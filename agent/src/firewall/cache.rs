@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Result;
-use super::save::{self, BackendDump, BackendText};
+use super::parse::Select;
+use super::save::{self, BackendText};
 use super::signal::{self, Signal};
 
 /// One read.
@@ -18,8 +19,8 @@ use super::signal::{self, Signal};
 pub struct Snapshot {
     /// Names it for later pages.
     pub id: u64,
-    /// What the save tools printed (parsed again for each later page:
-    /// half the memory for ~4 ms per 5,700 rules).
+    /// What the save tools printed; each page parses only its window of it
+    /// (see [`super::parse::Select`]).
     pub texts: Vec<BackendText>,
     /// The ruleset it was read from.
     pub signal: Signal,
@@ -36,18 +37,6 @@ pub struct Served {
     pub snapshot: Arc<Snapshot>,
     /// The caller asked for another snapshot, which is gone or outdated.
     pub replaced: bool,
-    /// The parsed dumps, when this call made the read (parsed already).
-    parsed: Option<Vec<BackendDump>>,
-}
-
-impl Served {
-    /// The read, parsed.
-    pub fn dumps(self) -> Result<Vec<BackendDump>> {
-        match self.parsed {
-            Some(d) => Ok(d),
-            None => save::parse_all(&self.snapshot.texts),
-        }
-    }
 }
 
 /// The cache: the recent reads of each family, newest last.
@@ -105,13 +94,13 @@ impl Snapshots {
             return Ok(Served {
                 snapshot: s.clone(),
                 replaced: false,
-                parsed: None,
             });
         }
         let read_at = Instant::now();
         let texts = save::save_backends(ipv6)?;
-        // Parsed now so that a broken output fails this call, not a later page.
-        let parsed = save::parse_all(&texts)?;
+        // Its structure is checked now so that a broken output fails this
+        // call and is not kept (each page then parses its own rules).
+        save::parse_all(&texts, &Select::STRUCTURE)?;
         let after = signal::read(ipv6);
         // Changed while the tools ran: which version they saw is unknown,
         // so this read is never reused.
@@ -137,7 +126,6 @@ impl Snapshots {
         Ok(Served {
             snapshot,
             replaced: wanted.is_some(),
-            parsed: Some(parsed),
         })
     }
 

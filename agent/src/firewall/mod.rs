@@ -83,8 +83,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Reads one family's rules from every backend that holds tables and builds
 /// the answer for `table` (and `chain`, when not empty), every rule.
 pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
-    let dumps = save::read_backends(ipv6)?;
-    build(ipv6, table, chain, &dumps, Page::ALL)
+    build_from_texts(ipv6, table, chain, &save::save_backends(ipv6)?, Page::ALL)
 }
 
 /// Which rules of the selected chains to return.
@@ -104,36 +103,45 @@ impl Page {
     };
 }
 
-/// The chains with only the page's rules; `rule_count` says how many each has.
-fn paged(chains: &[Chain], page: Page) -> Vec<Chain> {
-    let (mut skip, mut room) = (page.offset, page.limit);
-    chains
+/// Parses what the answer needs of each backend's save text — the page of
+/// `table` (and `chain`) for the backend in effect, the first page for the
+/// other — and assembles it.
+pub fn build_from_texts(
+    ipv6: bool,
+    table: &str,
+    chain: &str,
+    texts: &[save::BackendText],
+    page: Page,
+) -> Result<Firewall> {
+    let select = parse::Select {
+        table: Some(table),
+        chain: (!chain.is_empty()).then_some(chain),
+        offset: page.offset,
+        limit: page.limit,
+    };
+    let mut dumps = save::parse_all(texts, &select)?;
+    // Only the backend in effect is paged; the other shows its first rules.
+    let primary = dumps
         .iter()
-        .map(|c| {
-            let from = skip.min(c.rules.len());
-            skip -= from;
-            let take = room.min(c.rules.len() - from);
-            room -= take;
-            Chain {
-                name: c.name.clone(),
-                policy: c.policy.clone(),
-                builtin: c.builtin,
-                packets: c.packets,
-                bytes: c.bytes,
-                rules: c.rules[from..from + take].to_vec(),
-                rule_count: c.rules.len() as u32,
+        .position(|d| d.dump.has_rules())
+        .unwrap_or(0);
+    if page.offset > 0 {
+        for (i, (dump, text)) in dumps.iter_mut().zip(texts).enumerate() {
+            if i != primary && dump.dump.has_rules() {
+                *dump = text.parse(&parse::Select { offset: 0, ..select })?;
             }
-        })
-        .collect()
+        }
+    }
+    build(ipv6, table, chain, &dumps)
 }
 
-/// Pure assembly of the answer from parsed dumps (nft first, then legacy).
+/// Pure assembly of the answer from parsed dumps (nft first, then legacy),
+/// each parsed with the window it shows.
 pub fn build(
     ipv6: bool,
     table: &str,
     chain: &str,
     dumps: &[save::BackendDump],
-    page: Page,
 ) -> Result<Firewall> {
     let with_rules: Vec<&save::BackendDump> = dumps.iter().filter(|d| d.dump.has_rules()).collect();
     let primary = with_rules.first().copied().or(dumps.first());
@@ -159,16 +167,16 @@ pub fn build(
     };
     fw.backend = primary.backend as i32;
     fw.method = primary.method.clone();
-    let pick = |dump: &SaveDump, page: Page| -> Result<(Vec<Chain>, u32)> {
+    let pick = |dump: &SaveDump| -> Result<(Vec<Chain>, u32)> {
         let Some(t) = dump.table(table) else {
             return Ok((Vec::new(), 0));
         };
-        let total = t.chains.iter().map(|c| c.rules.len() as u32).sum();
+        let total = t.chains.iter().map(|c| c.rule_count).sum();
         if chain.is_empty() {
-            return Ok((paged(&t.chains, page), total));
+            return Ok((t.chains.clone(), total));
         }
         match t.chains.iter().find(|c| c.name == chain) {
-            Some(c) => Ok((paged(std::slice::from_ref(c), page), total)),
+            Some(c) => Ok((vec![c.clone()], total)),
             None => Err(Error::NoSuchChain {
                 chain: chain.to_string(),
                 table: table.to_string(),
@@ -181,15 +189,11 @@ pub fn build(
             }),
         }
     };
-    let (chains, total) = pick(&primary.dump, page)?;
+    let (chains, total) = pick(&primary.dump)?;
     fw.chains = chains;
     fw.total_rules = total;
     if let Some(other) = with_rules.iter().find(|d| d.backend != primary.backend) {
-        let first = Page {
-            offset: 0,
-            limit: page.limit,
-        };
-        fw.other_backend_chains = pick(&other.dump, first).map(|(c, _)| c).unwrap_or_default();
+        fw.other_backend_chains = pick(&other.dump).map(|(c, _)| c).unwrap_or_default();
     }
     Ok(fw)
 }

@@ -12,11 +12,16 @@ pub struct SavedTable {
     pub chains: Vec<Chain>,
 }
 
-/// A whole save dump.
+/// A whole save dump (or the part of it a [`Select`] kept).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SaveDump {
-    /// Tables in save order.
+    /// Tables in save order (only the selected one, with a selection).
     pub tables: Vec<SavedTable>,
+    /// Rules across every table, kept or not.
+    pub rules_total: usize,
+    /// Whether anything beyond empty built-in chains with ACCEPT policy
+    /// exists, in any table.
+    pub any_rules: bool,
 }
 
 /// Why a save dump did not parse.
@@ -39,31 +44,76 @@ impl SaveDump {
 
     /// Total rules across tables.
     pub fn rule_count(&self) -> usize {
-        self.tables
-            .iter()
-            .flat_map(|t| &t.chains)
-            .map(|c| c.rules.len())
-            .sum()
+        self.rules_total
     }
 
     /// Whether anything beyond empty built-in chains with ACCEPT policy exists.
     pub fn has_rules(&self) -> bool {
-        self.tables
-            .iter()
-            .flat_map(|t| &t.chains)
-            .any(|c| !c.rules.is_empty() || !c.builtin || c.policy != "ACCEPT")
+        self.any_rules
     }
+}
+
+/// Which part of a dump to build: one table (or all), one chain of it (or
+/// all), and a window of its rules over the chains in order. Everything else
+/// is read for its structure and counted, not built: a page of a kube-proxy
+/// nat table builds its page, not 5,700 rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Select<'a> {
+    /// Table to keep; `None` for every table.
+    pub table: Option<&'a str>,
+    /// Chain whose rules count for the window; `None` for every chain.
+    pub chain: Option<&'a str>,
+    /// Rules to skip, over the selected chains in order.
+    pub offset: usize,
+    /// Most rules to build.
+    pub limit: usize,
+}
+
+impl Select<'_> {
+    /// Everything.
+    pub const ALL: Select<'static> = Select {
+        table: None,
+        chain: None,
+        offset: 0,
+        limit: usize::MAX,
+    };
+    /// The structure only: every line checked and counted, no rule built.
+    pub const STRUCTURE: Select<'static> = Select {
+        table: None,
+        chain: None,
+        offset: 0,
+        limit: 0,
+    };
 }
 
 /// Parses the full text of `iptables-save -c` (counters optional).
 pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
+    parse_selected(text, &Select::ALL)
+}
+
+/// A rule line of a kept table, kept for the second step.
+struct PendingRule<'t> {
+    chain: usize,
+    line_no: usize,
+    line: &'t str,
+}
+
+/// Parses what `select` asks for. The structure of every table is checked
+/// (tables closed, rules in declared chains); the rules of the window are
+/// parsed in full (counters, quoting), the others only counted, so a broken
+/// rule outside the window does not fail the page.
+pub fn parse_selected(text: &str, select: &Select<'_>) -> Result<SaveDump, ParseError> {
     let mut dump = SaveDump::default();
     let mut current: Option<SavedTable> = None;
+    let mut keep = false;
     // Chain name → index in the current table: kube-proxy tables have
     // thousands of chains, and a linear search per rule is quadratic.
-    let mut chain_index: std::collections::HashMap<String, usize> =
+    let mut chain_index: std::collections::HashMap<&str, usize> =
         std::collections::HashMap::new();
+    let mut pending: Vec<PendingRule<'_>> = Vec::new();
+    let mut line_count = 0;
     for (i, raw) in text.lines().enumerate() {
+        line_count = i + 1;
         let line = raw.trim_end();
         let err = |reason: &str| ParseError {
             line: i + 1,
@@ -76,6 +126,7 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             if current.is_some() {
                 return Err(err("table started before COMMIT"));
             }
+            keep = select.table.is_none_or(|t| t == name);
             current = Some(SavedTable {
                 name: name.to_string(),
                 chains: Vec::new(),
@@ -87,7 +138,12 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             .as_mut()
             .ok_or_else(|| err("content outside a table"))?;
         if line == "COMMIT" {
-            dump.tables.push(current.take().unwrap_or_default());
+            let mut table = current.take().unwrap_or_default();
+            if keep {
+                build_window(&mut table, &pending, select)?;
+                dump.tables.push(table);
+            }
+            pending.clear();
             continue;
         }
         if let Some(decl) = line.strip_prefix(':') {
@@ -101,15 +157,19 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
                 .transpose()
                 .map_err(&err)?
                 .unwrap_or((0, 0));
-            chain_index.insert(name.to_string(), table.chains.len());
+            let builtin = policy != "-" || BUILTIN.contains(&name);
+            if !builtin || policy != "ACCEPT" {
+                dump.any_rules = true;
+            }
+            chain_index.insert(name, table.chains.len());
             table.chains.push(Chain {
-                name: name.to_string(),
-                policy: if policy == "-" {
+                name: if keep { name.to_string() } else { String::new() },
+                policy: if policy == "-" || !keep {
                     String::new()
                 } else {
                     policy.to_string()
                 },
-                builtin: policy != "-" || BUILTIN.contains(&name),
+                builtin,
                 packets,
                 bytes,
                 rules: Vec::new(),
@@ -117,62 +177,121 @@ pub fn parse(text: &str) -> Result<SaveDump, ParseError> {
             });
             continue;
         }
-        let (counters, rule_text) = match line.strip_prefix('[') {
+        let rule_text = match line.strip_prefix('[') {
             Some(_) => {
                 let end = line.find(']').ok_or_else(|| err("unterminated counters"))?;
-                (
-                    parse_counters(&line[..=end]).map_err(&err)?,
-                    line[end + 1..].trim_start(),
-                )
+                line[end + 1..].trim_start()
             }
-            None => ((0, 0), line),
+            None => line,
         };
-        let tokens = tokenize(rule_text).map_err(&err)?;
-        if tokens.first().map(|t| t.as_ref()) != Some("-A") || tokens.len() < 2 {
-            return Err(err("rule line does not start with -A CHAIN"));
+        let mut words = rule_text.split_ascii_whitespace();
+        let chain_name = match (words.next(), words.next()) {
+            (Some("-A"), Some(name)) => name,
+            _ => return Err(err("rule line does not start with -A CHAIN")),
+        };
+        let Some(&chain) = chain_index.get(chain_name) else {
+            return Err(err("rule for an undeclared chain"));
+        };
+        dump.rules_total += 1;
+        dump.any_rules = true;
+        table.chains[chain].rule_count += 1;
+        if keep {
+            pending.push(PendingRule {
+                chain,
+                line_no: i + 1,
+                line,
+            });
         }
-        let chain_name = tokens[1].to_string();
-        let mut rule = FirewallRule {
-            chain: chain_name.clone(),
-            text: rule_text.to_string(),
-            packets: counters.0,
-            bytes: counters.1,
-            ..Default::default()
-        };
-        let mut comments = Vec::new();
-        let mut it = tokens.iter().skip(2).peekable();
-        while let Some(tok) = it.next() {
-            match tok.as_ref() {
-                "-j" | "--jump" => {
-                    rule.target = it.next().map(|t| t.to_string()).unwrap_or_default()
-                }
-                "-g" | "--goto" => {
-                    rule.target = it.next().map(|t| t.to_string()).unwrap_or_default();
-                    rule.is_goto = true;
-                }
-                "--comment" => comments.extend(it.next().map(|t| t.to_string())),
-                _ => {}
-            }
-        }
-        rule.comment = comments.join("; ");
-        let chain = match chain_index
-            .get(&chain_name)
-            .and_then(|i| table.chains.get_mut(*i))
-        {
-            Some(c) => c,
-            None => return Err(err("rule for an undeclared chain")),
-        };
-        rule.position = chain.rules.len() as u32 + 1;
-        chain.rule_count = rule.position;
-        chain.rules.push(rule);
     }
     if current.is_some() {
         return Err(ParseError {
-            line: text.lines().count(),
+            line: line_count,
             reason: "missing COMMIT".into(),
         });
     }
     Ok(dump)
+}
+
+/// Builds the rules of `table` that fall in the window of `select`: over
+/// the selected chains in declared order, `offset` skipped, `limit` built.
+fn build_window(
+    table: &mut SavedTable,
+    pending: &[PendingRule<'_>],
+    select: &Select<'_>,
+) -> Result<(), ParseError> {
+    // Per chain, the 0-based positions [from, to) to build.
+    let (mut skip, mut room) = (select.offset, select.limit);
+    let windows: Vec<(usize, usize)> = table
+        .chains
+        .iter()
+        .map(|c| {
+            if select.chain.is_some_and(|name| name != c.name) {
+                return (0, 0);
+            }
+            let count = c.rule_count as usize;
+            let from = skip.min(count);
+            skip -= from;
+            let take = room.min(count - from);
+            room -= take;
+            (from, from + take)
+        })
+        .collect();
+    let mut seen = vec![0usize; table.chains.len()];
+    for p in pending {
+        let at = seen[p.chain];
+        seen[p.chain] += 1;
+        let (from, to) = windows[p.chain];
+        if at < from || at >= to {
+            continue;
+        }
+        let mut rule = parse_rule(p.line).map_err(|reason| ParseError {
+            line: p.line_no,
+            reason: reason.to_string(),
+        })?;
+        rule.position = at as u32 + 1;
+        table.chains[p.chain].rules.push(rule);
+    }
+    Ok(())
+}
+
+/// One rule line, counters and all.
+fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
+    let (counters, rule_text) = match line.strip_prefix('[') {
+        Some(_) => {
+            let end = line.find(']').ok_or("unterminated counters")?;
+            (
+                parse_counters(&line[..=end])?,
+                line[end + 1..].trim_start(),
+            )
+        }
+        None => ((0, 0), line),
+    };
+    let tokens = tokenize(rule_text)?;
+    if tokens.first().map(|t| t.as_ref()) != Some("-A") || tokens.len() < 2 {
+        return Err("rule line does not start with -A CHAIN");
+    }
+    let mut rule = FirewallRule {
+        chain: tokens[1].to_string(),
+        text: rule_text.to_string(),
+        packets: counters.0,
+        bytes: counters.1,
+        ..Default::default()
+    };
+    let mut comments = Vec::new();
+    let mut it = tokens.iter().skip(2).peekable();
+    while let Some(tok) = it.next() {
+        match tok.as_ref() {
+            "-j" | "--jump" => rule.target = it.next().map(|t| t.to_string()).unwrap_or_default(),
+            "-g" | "--goto" => {
+                rule.target = it.next().map(|t| t.to_string()).unwrap_or_default();
+                rule.is_goto = true;
+            }
+            "--comment" => comments.extend(it.next().map(|t| t.to_string())),
+            _ => {}
+        }
+    }
+    rule.comment = comments.join("; ");
+    Ok(rule)
 }
 
 fn parse_counters(s: &str) -> Result<(u64, u64), &'static str> {
@@ -293,6 +412,105 @@ COMMIT
         assert!(d.has_rules());
         let filter = d.table("filter").unwrap();
         assert_eq!(filter.chains[1].policy, "DROP");
+    }
+
+    #[test]
+    fn a_window_holds_the_same_rules_as_the_full_parse() {
+        let full = parse(SAMPLE).unwrap();
+        let nat = full.table("nat").unwrap();
+        let in_order: Vec<(String, FirewallRule)> = nat
+            .chains
+            .iter()
+            .flat_map(|c| c.rules.iter().map(|r| (c.name.clone(), r.clone())))
+            .collect();
+        let shape = |t: &SavedTable| -> Vec<(String, String, u32)> {
+            t.chains
+                .iter()
+                .map(|c| (c.name.clone(), c.policy.clone(), c.rule_count))
+                .collect()
+        };
+        for chain in [None, Some("KUBE-SERVICES"), Some("POSTROUTING"), Some("INPUT")] {
+            for offset in 0..6 {
+                for limit in 0..6 {
+                    let select = Select {
+                        table: Some("nat"),
+                        chain,
+                        offset,
+                        limit,
+                    };
+                    let d = parse_selected(SAMPLE, &select).unwrap();
+                    assert_eq!(d.tables.len(), 1, "only the table asked for");
+                    assert_eq!(shape(&d.tables[0]), shape(nat), "every chain, counted");
+                    let got: Vec<FirewallRule> = d.tables[0]
+                        .chains
+                        .iter()
+                        .flat_map(|c| c.rules.clone())
+                        .collect();
+                    let want: Vec<FirewallRule> = in_order
+                        .iter()
+                        .filter(|(c, _)| chain.is_none_or(|n| n == c))
+                        .skip(offset)
+                        .take(limit)
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    assert_eq!(got, want, "{select:?}");
+                    assert_eq!(d.rule_count(), full.rule_count());
+                    assert_eq!(d.has_rules(), full.has_rules());
+                }
+            }
+        }
+        let structure = parse_selected(SAMPLE, &Select::STRUCTURE).unwrap();
+        assert_eq!(structure.rule_count(), 4);
+        assert!(structure.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty())));
+    }
+
+    #[test]
+    fn windows_follow_chain_order_not_line_order() {
+        // Rules of two chains interleaved in the text: chain A comes first.
+        let text = "*filter\n:A - [0:0]\n:B - [0:0]\n-A B -j b1\n-A A -j a1\n-A B -j b2\n-A A -j a2\nCOMMIT\n";
+        let page = |offset, limit| -> Vec<(String, u32)> {
+            let d = parse_selected(
+                text,
+                &Select {
+                    table: Some("filter"),
+                    chain: None,
+                    offset,
+                    limit,
+                },
+            )
+            .unwrap();
+            d.tables[0]
+                .chains
+                .iter()
+                .flat_map(|c| c.rules.iter().map(|r| (r.target.clone(), r.position)))
+                .collect()
+        };
+        let names = |v: &[(&str, u32)]| -> Vec<(String, u32)> {
+            v.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+        };
+        assert_eq!(page(0, 9), names(&[("a1", 1), ("a2", 2), ("b1", 1), ("b2", 2)]));
+        assert_eq!(page(1, 2), names(&[("a2", 2), ("b1", 1)]));
+        assert_eq!(page(3, 9), names(&[("b2", 2)]));
+        assert_eq!(parse(text).unwrap().tables[0].chains[0].rules[1].target, "a2");
+    }
+
+    #[test]
+    fn a_broken_rule_fails_only_the_pages_that_hold_it() {
+        let text = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\n-A INPUT -m comment --comment \"open\nCOMMIT\n";
+        let select = |offset, limit| Select {
+            table: Some("filter"),
+            chain: None,
+            offset,
+            limit,
+        };
+        assert!(parse_selected(text, &select(0, 1)).is_ok());
+        let err = parse_selected(text, &select(1, 1)).unwrap_err();
+        assert_eq!((err.line, err.reason.as_str()), (4, "unterminated quote"));
+        assert!(parse(text).is_err());
+        // Structure is checked in every table, kept or not.
+        let undeclared = "*nat\n-A NOPE -j X\nCOMMIT\n*filter\nCOMMIT\n";
+        assert!(parse_selected(undeclared, &select(0, 10)).is_err());
+        assert!(parse_selected(undeclared, &Select::STRUCTURE).is_err());
     }
 
     #[test]

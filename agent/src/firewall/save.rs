@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use labscope_proto::v1::FirewallBackend;
 
-use super::parse::{SaveDump, parse};
+use super::parse::{SaveDump, Select, parse_selected};
 use super::{Error, Result};
 use crate::child;
 
@@ -85,8 +85,8 @@ fn run(tool: &Path) -> Result<String> {
     })
 }
 
-fn parse_output(tool: &Path, text: &str) -> Result<SaveDump> {
-    parse(text).map_err(|e| Error::ToolFailed {
+fn parse_output(tool: &Path, text: &str, select: &Select<'_>) -> Result<SaveDump> {
+    parse_selected(text, select).map_err(|e| Error::ToolFailed {
         tool: tool.display().to_string(),
         status: "unparseable output".into(),
         stderr: e.to_string(),
@@ -106,25 +106,25 @@ pub struct BackendText {
 }
 
 impl BackendText {
-    /// Parses the text.
-    pub fn parse(&self) -> Result<BackendDump> {
+    /// Parses what `select` asks for of the text.
+    pub fn parse(&self, select: &Select<'_>) -> Result<BackendDump> {
         Ok(BackendDump {
             backend: self.backend,
             method: format!("{} -c", self.tool.display()),
-            dump: parse_output(&self.tool, &self.text)?,
+            dump: parse_output(&self.tool, &self.text, select)?,
         })
     }
 }
 
-/// Parses every backend's text.
-pub fn parse_all(texts: &[BackendText]) -> Result<Vec<BackendDump>> {
-    texts.iter().map(BackendText::parse).collect()
+/// Parses what `select` asks for of every backend's text.
+pub fn parse_all(texts: &[BackendText], select: &Select<'_>) -> Result<Vec<BackendDump>> {
+    texts.iter().map(|t| t.parse(select)).collect()
 }
 
-/// Reads every backend that is installed and, for legacy, has tables.
-/// nf_tables comes first.
+/// Reads every backend that is installed and, for legacy, has tables, and
+/// parses all of it. nf_tables comes first.
 pub fn read_backends(ipv6: bool) -> Result<Vec<BackendDump>> {
-    parse_all(&save_backends(ipv6)?)
+    parse_all(&save_backends(ipv6)?, &Select::ALL)
 }
 
 /// Runs the save tool of every backend that is installed and, for legacy,

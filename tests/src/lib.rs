@@ -98,11 +98,22 @@ impl AgentProcess {
         args: &[&str],
         wrap: &[&str],
     ) -> anyhow::Result<Self> {
-        let bin = workspace_binary("labscope-agent")?;
+        Self::start_bin(&workspace_binary("labscope-agent")?, ns, listen, args, wrap)
+    }
+
+    /// Like [`AgentProcess::start_args`] with another agent binary (a
+    /// benchmark of the static build that ships, say).
+    pub fn start_bin(
+        bin: &std::path::Path,
+        ns: &Netns,
+        listen: &str,
+        args: &[&str],
+        wrap: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns.name]);
         cmd.args(wrap);
-        cmd.arg(&bin).args(["--listen", listen]).args(args);
+        cmd.arg(bin).args(["--listen", listen]).args(args);
         cmd.env("RUST_LOG", "labscope_agent=debug")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -182,8 +182,9 @@ impl ConntrackFilter {
 /// A parked dump (see [`crate::conntrack::dump::Parking`]) lets the next page
 /// continue the kernel's walk where the last one stopped. When it is gone
 /// (expired, evicted, agent restarted) the page is found by skipping `skip`
-/// matches of a new dump, in hash-bucket order, which is stable while the
-/// table is not resized; entries created or destroyed between pages can
+/// matches of a new dump, in hash-bucket order (per family, in the order of
+/// [`ConntrackFilter::dump_families`]), which is stable while the table is
+/// not resized; entries created or destroyed between pages can
 /// shift such a page by that many entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PageToken {

@@ -27,6 +27,20 @@ struct Opts {
     entries: Vec<u32>,
     rules: u32,
     runs: usize,
+    agent_bin: Option<std::path::PathBuf>,
+}
+
+/// Whether a 64-bit little-endian ELF file names a program interpreter
+/// (a `PT_INTERP` program header): dynamically linked.
+fn elf_has_interpreter(elf: &[u8]) -> Option<bool> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(elf.get(at..at + 8)?.try_into().ok()?));
+    if elf.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)? as usize, u16_at(0x38)?);
+    Some((0..phnum as usize).any(|i| u32_at(phoff + i * phentsize) == Some(3)))
 }
 
 fn parse_opts() -> anyhow::Result<Opts> {
@@ -34,6 +48,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
         entries: vec![10_000, 50_000, 100_000],
         rules: 5_000,
         runs: 7,
+        agent_bin: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -47,6 +62,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             }
             "--rules" => o.rules = val()?.parse()?,
             "--runs" => o.runs = val()?.parse()?,
+            "--agent-bin" => o.agent_bin = Some(val()?.into()),
             "--print-rules" => {
                 // The nat table it loads, for iptables-restore by hand.
                 print!("{}", kube_proxy_rules(o.rules));
@@ -54,7 +70,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench-cli [--entries N,N,… (10000,50000,100000)] [--rules N (5000)] [--runs N (7)] [--print-rules]  (root)"
+                    "bench-cli [--entries N,N,… (10000,50000,100000)] [--rules N (5000)] [--runs N (7)] [--agent-bin PATH (default: target/…/labscope-agent)] [--print-rules]  (root)"
                 );
                 std::process::exit(0);
             }
@@ -249,6 +265,9 @@ async fn grpc_pages(limit: u32) -> anyhow::Result<(usize, usize)> {
     }
 }
 
+/// TCP entries added to each conntrack table (the rest is UDP).
+const TCP_ENTRIES: u32 = 20;
+
 fn fill_conntrack(ns: &Netns, entries: u32) -> anyhow::Result<u64> {
     ns.run(&["conntrack", "-F"]).ok();
     ns.block_on(move || async move {
@@ -265,6 +284,15 @@ fn fill_conntrack(ns: &Netns, entries: u32) -> anyhow::Result<u64> {
         Ok(())
     })?;
     std::thread::sleep(Duration::from_millis(300));
+    // A few TCP entries among the UDP ones: a filter the kernel can test
+    // (protocol=tcp) picks them out without sending the rest.
+    for i in 0..TCP_ENTRIES {
+        let sport = (30_000 + i).to_string();
+        ns.run(&[
+            "conntrack", "-I", "-t", "600", "-p", "tcp", "-s", "127.0.9.1", "-d", "127.0.9.2",
+            "--sport", &sport, "--dport", "443", "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED",
+        ])?;
+    }
     Ok(ns
         .run(&["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])?
         .trim()
@@ -368,7 +396,17 @@ fn main() -> anyhow::Result<()> {
         .map(|w| w.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
     let wrap: Vec<&str> = wrap.iter().map(String::as_str).collect();
-    let agent = AgentProcess::start(&ns, AGENT, "bench", &wrap)?;
+    let agent_bin = match &opts.agent_bin {
+        Some(path) => path.clone(),
+        None => workspace_binary("labscope-agent")?,
+    };
+    let agent = AgentProcess::start_bin(
+        &agent_bin,
+        &ns,
+        AGENT,
+        &["--node-name", "bench", "--insecure-plaintext"],
+        &wrap,
+    )?;
     let pid = agent.pid();
     let agent_arg = format!("bench=http://{AGENT}");
     let server = Aggregator::start(Some(&ns.name), &["--agent", &agent_arg], &[])?;
@@ -386,6 +424,16 @@ fn main() -> anyhow::Result<()> {
     };
     let runs = opts.runs;
     println!("## Whole processes, same run, alternating (ABBA), {runs} runs per row: medians\n");
+    let linking = match std::fs::read(&agent_bin).ok().as_deref().and_then(elf_has_interpreter) {
+        Some(true) => "dynamically linked",
+        Some(false) => "static",
+        None => "not a 64-bit ELF",
+    };
+    println!(
+        "agent binary: {} ({:.1} MiB, {linking})\n",
+        agent_bin.display(),
+        std::fs::metadata(&agent_bin).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64
+    );
     println!(
         "labscope CLI → real agent process over gRPC (as against the DaemonSet), output to /dev/null like the \
          standard tool's; agent CPU = user+system time of the agent and the save tools it ran over the row (10 ms ticks, median).\n"
@@ -501,6 +549,7 @@ fn main() -> anyhow::Result<()> {
             "protocol=udp",
             "port=10007",
         ]);
+        let tcp = cli(&["get_conntrack_entries", "node=bench", "protocol=tcp"]);
         let all_pages = cli(&["get_conntrack_entries", "node=bench", "limit=1000"]);
         let all_one = cli(&["get_conntrack_entries", "node=bench", "--all"]);
         let mcp_addr = mcp_addr.clone();
@@ -516,11 +565,16 @@ fn main() -> anyhow::Result<()> {
                         timed(&mut s, "conntrack -L -p udp --dport 10007", pid, || {
                             quiet(&["conntrack", "-L", "-p", "udp", "--dport", "10007"])
                         })?;
+                        timed(&mut s, "conntrack -L -p tcp", pid, || {
+                            quiet(&["conntrack", "-L", "-p", "tcp"])
+                        })?;
                     } else {
                         let p: Vec<&str> = page.iter().map(String::as_str).collect();
                         timed(&mut s, "labscope default page (50)", pid, || quiet(&p))?;
                         let f: Vec<&str> = filtered.iter().map(String::as_str).collect();
                         timed(&mut s, "labscope filtered page", pid, || quiet(&f))?;
+                        let t: Vec<&str> = tcp.iter().map(String::as_str).collect();
+                        timed(&mut s, "labscope filtered page, protocol=tcp", pid, || quiet(&t))?;
                         timed(&mut s, "labscope full read, CLI per page", pid, || {
                             let (pages, items) = cli_pages(&all_pages, "entries")?;
                             full.0 = pages;
@@ -591,6 +645,8 @@ fn main() -> anyhow::Result<()> {
             "labscope default page (50)",
             "conntrack -L -p udp --dport 10007",
             "labscope filtered page",
+            "conntrack -L -p tcp",
+            "labscope filtered page, protocol=tcp",
             "labscope full read, CLI per page",
             "labscope full read, CLI --all (one process)",
             "MCP kept-alive default page (50)",
@@ -606,7 +662,8 @@ fn main() -> anyhow::Result<()> {
         }
         println!(
             "\nfull reads: CLI {} pages / {} entries; CLI --all {} entries; gRPC {} pages / {} entries. Filtered page: \
-             `protocol=udp port=10007` (a sparse filter: every entry is read).\n",
+             `protocol=udp port=10007` (a sparse filter the kernel cannot test: every UDP entry is read); \
+             `protocol=tcp` picks the {TCP_ENTRIES} TCP entries, tested by the kernel while it walks the table.\n",
             full.0, full.1, full.4, full.2, full.3
         );
     }

@@ -1,10 +1,11 @@
 //! Aggregator benchmark: MCP round trips through `labscope serve --http` and
 //! a real agent process on loopback; cluster-wide fan-out (`list_nodes`)
-//! against 100 and 500 in-process agents, each a real tonic server on its own
-//! loopback port inside this benchmark process; and the size of tools/list.
+//! against 100 agent processes and against 100 and 500 in-process agents
+//! (each a real tonic server on its own loopback port inside this benchmark
+//! process); and the size of tools/list.
 //! Prints Markdown for BENCHMARKS.md. Needs no root.
 //!
-//! `cargo run --release -p labscope-tests --bin bench-mcp -- [--calls N] [--fanout 100,500]`
+//! `cargo run --release -p labscope-tests --bin bench-mcp -- [--calls N] [--fanout 100,500] [--fanout-processes 100]`
 
 use std::time::{Duration, Instant};
 
@@ -39,10 +40,67 @@ fn vm_kib(pid: u32, key: &str) -> u64 {
     proc_status_kib(pid, key)
 }
 
+/// Kills a child process when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One fan-out row: an aggregator over `specs`, 15 timed `list_nodes` after
+/// a warm-up that must reach every agent.
+async fn fanout_row(n: usize, label: &str, specs: &[String]) -> anyhow::Result<()> {
+    let mut argv: Vec<String> = Vec::new();
+    for s in specs {
+        argv.push("--agent".into());
+        argv.push(s.clone());
+    }
+    argv.extend([
+        "--fanout-concurrency".into(),
+        "64".into(),
+        "--agent-deadline-ms".into(),
+        "10000".into(),
+    ]);
+    let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let agg = Aggregator::start(None, &argv_ref, &[])?;
+    let pid = agg.pid();
+    let idle = vm_kib(pid, "VmRSS");
+    let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
+    let p = CallToolRequestParams::new("list_nodes");
+    let warm = client.call_tool(p.clone()).await?;
+    let ok = warm
+        .structured_content
+        .as_ref()
+        .and_then(|v| v["summary"]["agentsOk"].as_u64())
+        .unwrap_or(0);
+    anyhow::ensure!(ok as usize == n, "only {ok} of {n} agents answered");
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        client.call_tool(p.clone()).await?;
+        times.push(t.elapsed());
+    }
+    let peak = vm_kib(pid, "VmHWM");
+    client.cancel().await?;
+    drop(agg);
+    println!(
+        "| {n} | {label} | {} | {} | {:.1} MiB | {:.1} MiB |",
+        ms(pct(&mut times, 0.5)),
+        ms(pct(&mut times, 0.9)),
+        peak as f64 / 1024.0,
+        idle as f64 / 1024.0
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut calls = 300usize;
     let mut fanouts = vec![100usize, 500];
+    let mut processes = vec![100usize];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -55,8 +113,19 @@ async fn main() -> anyhow::Result<()> {
                     .map(|x| x.parse())
                     .collect::<Result<_, _>>()?
             }
+            "--fanout-processes" => {
+                processes = args
+                    .next()
+                    .context("--fanout-processes 100")?
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x.parse())
+                    .collect::<Result<_, _>>()?
+            }
             "-h" | "--help" => {
-                println!("bench-mcp [--calls N (300)] [--fanout 100,500]");
+                println!(
+                    "bench-mcp [--calls N (300)] [--fanout 100,500 (in-process agents)] [--fanout-processes 100 (agent processes; \"\" for none)]"
+                );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}"),
@@ -144,12 +213,39 @@ async fn main() -> anyhow::Result<()> {
         ms(pct(&mut kept, 0.99))
     );
 
-    // 2. Fan-out scale with in-process agents (real tonic servers on loopback ports).
+    // 2. Fan-out scale: the same list_nodes against agents as separate
+    // processes (as on a cluster: each agent its own runtime and scheduler
+    // slot) and as in-process tonic servers, in the same run.
     println!(
-        "### Fan-out: list_nodes against N agents (in-process agents: one tonic server per loopback port in the benchmark process)\n"
+        "### Fan-out: list_nodes against N agents (agent processes, each `labscope-agent` on its own loopback port; in-process: one tonic server per loopback port inside the benchmark process)\n"
     );
-    println!("| agents | median | p90 | aggregator peak RSS | aggregator RSS idle |");
-    println!("|---|---|---|---|---|");
+    println!("| agents | as | median | p90 | aggregator peak RSS | aggregator RSS idle |");
+    println!("|---|---|---|---|---|---|");
+    for &n in &processes {
+        let mut children = Vec::new();
+        let mut specs = Vec::new();
+        for i in 0..n {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let name = format!("node-{i:03}");
+            children.push(KillOnDrop(
+                std::process::Command::new(&agent_bin)
+                    .args(["--listen", &format!("127.0.0.1:{port}"), "--node-name", &name])
+                    .stderr(std::process::Stdio::null())
+                    .spawn()?,
+            ));
+            specs.push(format!("{name}=http://127.0.0.1:{port}"));
+        }
+        for spec in &specs {
+            let addr = spec.rsplit("//").next().unwrap_or_default();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(addr).is_err() {
+                anyhow::ensure!(Instant::now() < deadline, "agent {spec} did not listen");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        fanout_row(n, "processes", &specs).await?;
+        drop(children);
+    }
     for n in fanouts {
         let mut specs = Vec::new();
         let mut shutdowns = Vec::new();
@@ -168,49 +264,10 @@ async fn main() -> anyhow::Result<()> {
             ));
             specs.push(format!("{name}=http://127.0.0.1:{port}"));
         }
-        let mut argv: Vec<String> = Vec::new();
-        for s in &specs {
-            argv.push("--agent".into());
-            argv.push(s.clone());
-        }
-        argv.extend([
-            "--fanout-concurrency".into(),
-            "64".into(),
-            "--agent-deadline-ms".into(),
-            "10000".into(),
-        ]);
-        let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let agg = Aggregator::start(None, &argv_ref, &[])?;
-        let pid = agg.pid();
-        let idle = vm_kib(pid, "VmRSS");
-        let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
-        let p = CallToolRequestParams::new("list_nodes");
-        let warm = client.call_tool(p.clone()).await?;
-        let ok = warm
-            .structured_content
-            .as_ref()
-            .and_then(|v| v["summary"]["agentsOk"].as_u64())
-            .unwrap_or(0);
-        anyhow::ensure!(ok as usize == n, "only {ok} of {n} agents answered");
-        let mut times = Vec::new();
-        for _ in 0..15 {
-            let t = Instant::now();
-            client.call_tool(p.clone()).await?;
-            times.push(t.elapsed());
-        }
-        let peak = vm_kib(pid, "VmHWM");
-        client.cancel().await?;
-        drop(agg);
+        fanout_row(n, "in-process", &specs).await?;
         for s in shutdowns {
             let _ = s.send(());
         }
-        println!(
-            "| {n} | {} | {} | {:.1} MiB | {:.1} MiB |",
-            ms(pct(&mut times, 0.5)),
-            ms(pct(&mut times, 0.9)),
-            peak as f64 / 1024.0,
-            idle as f64 / 1024.0
-        );
     }
 
     // 3. Abandoned sessions: clients that initialize and never delete their

@@ -373,8 +373,9 @@ async fn queries(State(app): State<App>, headers: HeaderMap, uri: axum::http::Ur
 }
 
 /// `POST /api/action/gravity`: text/plain, streamed line by line (with the
-/// colour codes and carriage-return redraws FTL's output has), ending with
-/// the line that says blocking is enabled.
+/// colour codes and carriage-return redraws FTL's output has, and one list
+/// that fails to download), ending with the line that says blocking is
+/// enabled.
 async fn gravity(State(app): State<App>, headers: HeaderMap) -> Response {
     let step = {
         let mut st = authed!(app, headers);
@@ -387,6 +388,9 @@ async fn gravity(State(app): State<App>, headers: HeaderMap) -> Response {
         "  [i] Preparing new gravity database...\r  [\u{2713}] Preparing new gravity database\n",
         "  [i] Target: https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts\n",
         "  [\u{2713}] Status: Retrieval successful\n",
+        "  [i] Target: https://lists.example.invalid/gone.txt\n",
+        "  [\u{2717}] Status: Not found\n",
+        "  [\u{2717}] List download failed: no cached list available\n",
         "  [i] Number of gravity domains: 1184522 (1184522 unique domains)\n",
         "  [\u{2713}] Cleaning up stray matter\n",
         "  [\u{2713}] Done.\n",

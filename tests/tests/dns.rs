@@ -449,6 +449,19 @@ async fn queries_whitelist_and_gravity() -> anyhow::Result<()> {
         "the last redraw of a line"
     );
     assert_eq!(
+        out.structured["failures"],
+        serde_json::json!([
+            "[\u{2717}] Status: Not found",
+            "[\u{2717}] List download failed: no cached list available"
+        ]),
+        "the failed list is called out"
+    );
+    assert!(
+        out.text.contains("2 line(s) marked failed"),
+        "{}",
+        out.text
+    );
+    assert_eq!(
         progress.len(),
         lines.len(),
         "one progress report per line: {progress:?}"

@@ -4,6 +4,7 @@
 //! FTL's progress). Errors reach the caller — a list that could not be read
 //! is never an empty list.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -451,9 +452,15 @@ pub struct Gravity {
     pub instance: Instance,
     /// finished or running.
     pub state: GravityState,
+    /// Lines FTL marked as failed (`[✗]`: a list that did not download or
+    /// parse; the run goes on with what it has), from the whole run.
+    pub failures: Vec<String>,
     /// FTL's progress lines, in order (the last 50).
     pub lines: Vec<String>,
 }
+
+/// FTL's mark on a line that reports a failure.
+const FAILED_MARK: &str = "[\u{2717}]";
 
 impl Render for Gravity {
     fn text(&self) -> String {
@@ -466,6 +473,17 @@ impl Render for Gravity {
                     "still running (it goes on; get_dns_status shows the new gravity age)",
             }
         );
+        if !self.failures.is_empty() {
+            let _ = writeln!(
+                t,
+                "{} line(s) marked failed (a blocklist was not updated):",
+                self.failures.len()
+            );
+            for l in &self.failures {
+                let _ = writeln!(t, "  {l}");
+            }
+            t.push_str("output:\n");
+        }
         for l in &self.lines {
             t.push_str(l);
             t.push('\n');
@@ -506,6 +524,11 @@ async fn gravity(ctx: Arc<ToolContext>, a: GravityArgs, call: Call) -> Result<Gr
         } else {
             GravityState::Running
         },
+        failures: lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with(FAILED_MARK))
+            .cloned()
+            .collect(),
         lines: lines[keep..].to_vec(),
     })
 }

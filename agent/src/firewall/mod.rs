@@ -132,23 +132,24 @@ pub fn build_from_texts(
             }
         }
     }
-    build(ipv6, table, chain, &dumps)
+    build(ipv6, table, chain, dumps)
 }
 
 /// Pure assembly of the answer from parsed dumps (nft first, then legacy),
-/// each parsed with the window it shows.
+/// each parsed with the window it shows. The chains move into the answer.
 pub fn build(
     ipv6: bool,
     table: &str,
     chain: &str,
-    dumps: &[save::BackendDump],
+    mut dumps: Vec<save::BackendDump>,
 ) -> Result<Firewall> {
-    let with_rules: Vec<&save::BackendDump> = dumps.iter().filter(|d| d.dump.has_rules()).collect();
-    let primary = with_rules.first().copied().or(dumps.first());
+    let with_rules: Vec<usize> = (0..dumps.len())
+        .filter(|&i| dumps[i].dump.has_rules())
+        .collect();
     let mut fw = Firewall {
         family: if ipv6 { 2 } else { 1 },
         table: table.to_string(),
-        backends_with_rules: with_rules.iter().map(|d| d.backend as i32).collect(),
+        backends_with_rules: with_rules.iter().map(|&i| dumps[i].backend as i32).collect(),
         ..Default::default()
     };
     if with_rules.len() > 1 {
@@ -157,26 +158,26 @@ pub fn build(
              may be writing different backends, so some rules are not the ones in effect for some traffic; \
              align every component on one backend (k3s: --prefer-bundled-bin, or the host's iptables alternative)",
             if ipv6 { "IPv6" } else { "IPv4" },
-            with_rules[0].dump.rule_count(),
-            with_rules[1].dump.rule_count(),
+            dumps[with_rules[0]].dump.rule_count(),
+            dumps[with_rules[1]].dump.rule_count(),
         );
     }
-    let Some(primary) = primary else {
+    let Some(primary) = with_rules.first().copied().or((!dumps.is_empty()).then_some(0)) else {
         fw.backend = FirewallBackend::Unspecified as i32;
         return Ok(fw);
     };
-    fw.backend = primary.backend as i32;
-    fw.method = primary.method.clone();
-    let pick = |dump: &SaveDump| -> Result<(Vec<Chain>, u32)> {
-        let Some(t) = dump.table(table) else {
+    fw.backend = dumps[primary].backend as i32;
+    fw.method = std::mem::take(&mut dumps[primary].method);
+    let take = |dump: &mut SaveDump| -> Result<(Vec<Chain>, u32)> {
+        let Some(t) = dump.tables.iter_mut().find(|t| t.name == table) else {
             return Ok((Vec::new(), 0));
         };
         let total = t.chains.iter().map(|c| c.rule_count).sum();
         if chain.is_empty() {
-            return Ok((t.chains.clone(), total));
+            return Ok((std::mem::take(&mut t.chains), total));
         }
-        match t.chains.iter().find(|c| c.name == chain) {
-            Some(c) => Ok((vec![c.clone()], total)),
+        match t.chains.iter().position(|c| c.name == chain) {
+            Some(at) => Ok((vec![t.chains.swap_remove(at)], total)),
             None => Err(Error::NoSuchChain {
                 chain: chain.to_string(),
                 table: table.to_string(),
@@ -189,11 +190,15 @@ pub fn build(
             }),
         }
     };
-    let (chains, total) = pick(&primary.dump)?;
+    let other = with_rules
+        .iter()
+        .copied()
+        .find(|&i| dumps[i].backend != dumps[primary].backend);
+    let (chains, total) = take(&mut dumps[primary].dump)?;
     fw.chains = chains;
     fw.total_rules = total;
-    if let Some(other) = with_rules.iter().find(|d| d.backend != primary.backend) {
-        fw.other_backend_chains = pick(&other.dump).map(|(c, _)| c).unwrap_or_default();
+    if let Some(other) = other {
+        fw.other_backend_chains = take(&mut dumps[other].dump).map(|(c, _)| c).unwrap_or_default();
     }
     Ok(fw)
 }

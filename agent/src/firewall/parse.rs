@@ -266,31 +266,38 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
         }
         None => ((0, 0), line),
     };
-    let tokens = tokenize(rule_text)?;
-    if tokens.first().map(|t| t.as_ref()) != Some("-A") || tokens.len() < 2 {
-        return Err("rule line does not start with -A CHAIN");
-    }
+    let mut tokens = tokenize(rule_text)?.into_iter();
+    let chain = match (tokens.next(), tokens.next()) {
+        (Some(a), Some(chain)) if a == "-A" => chain.into_owned(),
+        _ => return Err("rule line does not start with -A CHAIN"),
+    };
     let mut rule = FirewallRule {
-        chain: tokens[1].to_string(),
+        chain,
         text: rule_text.to_string(),
         packets: counters.0,
         bytes: counters.1,
         ..Default::default()
     };
-    let mut comments = Vec::new();
-    let mut it = tokens.iter().skip(2).peekable();
-    while let Some(tok) = it.next() {
+    while let Some(tok) = tokens.next() {
         match tok.as_ref() {
-            "-j" | "--jump" => rule.target = it.next().map(|t| t.to_string()).unwrap_or_default(),
+            "-j" | "--jump" => rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default(),
             "-g" | "--goto" => {
-                rule.target = it.next().map(|t| t.to_string()).unwrap_or_default();
+                rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default();
                 rule.is_goto = true;
             }
-            "--comment" => comments.extend(it.next().map(|t| t.to_string())),
+            "--comment" => {
+                if let Some(c) = tokens.next() {
+                    if rule.comment.is_empty() {
+                        rule.comment = c.into_owned();
+                    } else {
+                        rule.comment.push_str("; ");
+                        rule.comment.push_str(&c);
+                    }
+                }
+            }
             _ => {}
         }
     }
-    rule.comment = comments.join("; ");
     Ok(rule)
 }
 

@@ -292,8 +292,7 @@ impl NodeAgent for NodeAgentService {
             let served = cache.get(ipv6, wanted)?;
             let snap = served.snapshot.clone();
             let replaced = served.replaced;
-            let mut fw =
-                firewall::build_from_texts(ipv6, &table, &chain, &snap.texts, page)?;
+            let mut fw = firewall::build_from_texts(ipv6, &table, &chain, &snap.texts, page)?;
             fw.snapshot = format!("{:x}", snap.id);
             fw.snapshot_age_ms = snap.read_at.elapsed().as_millis() as u64;
             fw.snapshot_replaced = replaced;

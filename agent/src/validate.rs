@@ -495,7 +495,10 @@ mod tests {
         );
         assert_eq!(req(|r| r.ip_version = 5).unwrap_err().field, "ip_version");
         assert!(req(|r| r.limit = 50).unwrap().1 == Some(50));
-        assert_eq!(req(|r| r.mark = "0x1/0x2".into()).unwrap_err().field, "mark");
+        assert_eq!(
+            req(|r| r.mark = "0x1/0x2".into()).unwrap_err().field,
+            "mark"
+        );
         assert_eq!(req(|r| r.mark = "red".into()).unwrap_err().field, "mark");
         assert_eq!(
             req(|r| r.mark = " 0x4000/0xff00 ".into()).unwrap().0.mark,

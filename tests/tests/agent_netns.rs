@@ -1005,20 +1005,50 @@ fn conntrack_filters_run_in_the_kernel() -> anyhow::Result<()> {
     // style mark, IPv6 TCP half-open, IPv6 UDP with another mark.
     for i in 0..40u16 {
         let sport = (10_000 + i).to_string();
-        let tcp4 = ["-p", "tcp", "-s", "10.9.0.1", "-d", "10.9.0.2", "--sport", &sport, "--dport", "443"];
-        insert(&[&tcp4[..], &["--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"]].concat())?;
+        let tcp4 = [
+            "-p", "tcp", "-s", "10.9.0.1", "-d", "10.9.0.2", "--sport", &sport, "--dport", "443",
+        ];
+        insert(
+            &[
+                &tcp4[..],
+                &["--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED"],
+            ]
+            .concat(),
+        )?;
         if i % 2 == 0 {
-            insert(&["-p", "udp", "-s", "10.9.0.1", "-d", "10.9.0.53", "--sport", &sport, "--dport", "53", "-m", "0x4001"])?;
+            insert(&[
+                "-p",
+                "udp",
+                "-s",
+                "10.9.0.1",
+                "-d",
+                "10.9.0.53",
+                "--sport",
+                &sport,
+                "--dport",
+                "53",
+                "-m",
+                "0x4001",
+            ])?;
         }
         if i % 4 == 0 {
-            insert(&["-p", "tcp", "-s", "fd00::1", "-d", "fd00::2", "--sport", &sport, "--dport", "80", "--state", "SYN_SENT", "-m", "7"])?;
-            insert(&["-p", "udp", "-s", "fd00::1", "-d", "fd00::53", "--sport", &sport, "--dport", "53", "-m", "0x4002"])?;
+            insert(&[
+                "-p", "tcp", "-s", "fd00::1", "-d", "fd00::2", "--sport", &sport, "--dport", "80",
+                "--state", "SYN_SENT", "-m", "7",
+            ])?;
+            insert(&[
+                "-p", "udp", "-s", "fd00::1", "-d", "fd00::53", "--sport", &sport, "--dport", "53",
+                "-m", "0x4002",
+            ])?;
         }
     }
     let _agent = AgentProcess::start(&ns, AGENT, "ct-filter", &[])?;
     let all = ns.run(&["conntrack", "-L"])?;
     let lines_with = |flag: &str| -> String {
-        all.lines().filter(|l| l.contains(flag)).collect::<Vec<_>>().join("\n")
+        all.lines()
+            .filter(|l| l.contains(flag))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     struct Case {
         name: &'static str,
@@ -1098,12 +1128,24 @@ fn conntrack_filters_run_in_the_kernel() -> anyhow::Result<()> {
         })?;
         let got: BTreeSet<Key> = entries.iter().map(agent_key).collect();
         let want = conntrack_tool_entries(&case.want);
-        assert!(!want.is_empty(), "{}: conntrack -L found nothing", case.name);
+        assert!(
+            !want.is_empty(),
+            "{}: conntrack -L found nothing",
+            case.name
+        );
         assert_eq!(got, want, "{}: agent vs conntrack -L", case.name);
         assert_eq!(summary.matched, want.len() as u64, "{}", case.name);
-        assert!(summary.kernel_filtered, "{}: filter sent to the kernel", case.name);
+        assert!(
+            summary.kernel_filtered,
+            "{}: filter sent to the kernel",
+            case.name
+        );
         if status_in_kernel {
-            let expected = if case.whole { summary.matched } else { tcp_total };
+            let expected = if case.whole {
+                summary.matched
+            } else {
+                tcp_total
+            };
             assert_eq!(
                 summary.scanned, expected,
                 "{}: the kernel sent only what it could test",

@@ -456,11 +456,7 @@ async fn queries_whitelist_and_gravity() -> anyhow::Result<()> {
         ]),
         "the failed list is called out"
     );
-    assert!(
-        out.text.contains("2 line(s) marked failed"),
-        "{}",
-        out.text
-    );
+    assert!(out.text.contains("2 line(s) marked failed"), "{}", out.text);
     assert_eq!(
         progress.len(),
         lines.len(),

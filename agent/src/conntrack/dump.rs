@@ -251,12 +251,7 @@ impl Parking {
 
     /// The parked dump `id`, when it still exists and stands at `position`
     /// of the same listing. Taking it removes it.
-    fn take(
-        &self,
-        id: u64,
-        filter: &ConntrackFilter,
-        position: u64,
-    ) -> Option<(usize, OpenDump)> {
+    fn take(&self, id: u64, filter: &ConntrackFilter, position: u64) -> Option<(usize, OpenDump)> {
         let mut parked = self.lock();
         parked.retain(|p| p.at.elapsed() < Self::TTL);
         let at = parked
@@ -458,12 +453,22 @@ mod tests {
         let kinds: Vec<u16> = attrs.iter().map(|a| a.kind).collect();
         assert_eq!(
             kinds,
-            [CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_STATUS_MASK, CTA_TUPLE_ORIG, CTA_FILTER]
+            [
+                CTA_MARK,
+                CTA_MARK_MASK,
+                CTA_STATUS,
+                CTA_STATUS_MASK,
+                CTA_TUPLE_ORIG,
+                CTA_FILTER
+            ]
         );
         assert_eq!(attrs[0].be32(), Some(0x4000));
         assert_eq!(attrs[1].be32(), Some(0xf000));
         assert_eq!(attrs[2].be32(), Some(0));
-        assert_eq!(attrs[3].be32(), Some(crate::conntrack::decode::IPS_SEEN_REPLY));
+        assert_eq!(
+            attrs[3].be32(),
+            Some(crate::conntrack::decode::IPS_SEEN_REPLY)
+        );
         let proto: Vec<_> = attrs[4].nested().collect();
         assert_eq!(proto[0].kind, CTA_TUPLE_PROTO);
         let num: Vec<_> = proto[0].nested().collect();
@@ -478,7 +483,10 @@ mod tests {
         let kinds: Vec<u16> = NlaIter::new(&kernel_filter_attrs(&filter, FAMILY_ANY))
             .map(|a| a.kind)
             .collect();
-        assert_eq!(kinds, [CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_STATUS_MASK]);
+        assert_eq!(
+            kinds,
+            [CTA_MARK, CTA_MARK_MASK, CTA_STATUS, CTA_STATUS_MASK]
+        );
         assert!(kernel_filter_attrs(&ConntrackFilter::default(), 2).is_empty());
     }
 
@@ -487,6 +495,9 @@ mod tests {
         let kernel = |n| netlink::Error::Kernel(std::io::Error::from_raw_os_error(n));
         assert!(is_filter_refused(&kernel(EOPNOTSUPP)));
         assert!(is_filter_refused(&kernel(EINVAL)));
-        assert!(!is_filter_refused(&kernel(1)), "EPERM is not a refused filter");
+        assert!(
+            !is_filter_refused(&kernel(1)),
+            "EPERM is not a refused filter"
+        );
     }
 }

@@ -121,14 +121,14 @@ pub fn build_from_texts(
     };
     let mut dumps = save::parse_all(texts, &select)?;
     // Only the backend in effect is paged; the other shows its first rules.
-    let primary = dumps
-        .iter()
-        .position(|d| d.dump.has_rules())
-        .unwrap_or(0);
+    let primary = dumps.iter().position(|d| d.dump.has_rules()).unwrap_or(0);
     if page.offset > 0 {
         for (i, (dump, text)) in dumps.iter_mut().zip(texts).enumerate() {
             if i != primary && dump.dump.has_rules() {
-                *dump = text.parse(&parse::Select { offset: 0, ..select })?;
+                *dump = text.parse(&parse::Select {
+                    offset: 0,
+                    ..select
+                })?;
             }
         }
     }
@@ -149,7 +149,10 @@ pub fn build(
     let mut fw = Firewall {
         family: if ipv6 { 2 } else { 1 },
         table: table.to_string(),
-        backends_with_rules: with_rules.iter().map(|&i| dumps[i].backend as i32).collect(),
+        backends_with_rules: with_rules
+            .iter()
+            .map(|&i| dumps[i].backend as i32)
+            .collect(),
         ..Default::default()
     };
     if with_rules.len() > 1 {
@@ -162,7 +165,11 @@ pub fn build(
             dumps[with_rules[1]].dump.rule_count(),
         );
     }
-    let Some(primary) = with_rules.first().copied().or((!dumps.is_empty()).then_some(0)) else {
+    let Some(primary) = with_rules
+        .first()
+        .copied()
+        .or((!dumps.is_empty()).then_some(0))
+    else {
         fw.backend = FirewallBackend::Unspecified as i32;
         return Ok(fw);
     };
@@ -198,7 +205,9 @@ pub fn build(
     fw.chains = chains;
     fw.total_rules = total;
     if let Some(other) = other {
-        fw.other_backend_chains = take(&mut dumps[other].dump).map(|(c, _)| c).unwrap_or_default();
+        fw.other_backend_chains = take(&mut dumps[other].dump)
+            .map(|(c, _)| c)
+            .unwrap_or_default();
     }
     Ok(fw)
 }

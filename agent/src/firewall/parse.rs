@@ -108,8 +108,7 @@ pub fn parse_selected(text: &str, select: &Select<'_>) -> Result<SaveDump, Parse
     let mut keep = false;
     // Chain name → index in the current table: kube-proxy tables have
     // thousands of chains, and a linear search per rule is quadratic.
-    let mut chain_index: std::collections::HashMap<&str, usize> =
-        std::collections::HashMap::new();
+    let mut chain_index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut pending: Vec<PendingRule<'_>> = Vec::new();
     let mut line_count = 0;
     for (i, raw) in text.lines().enumerate() {
@@ -163,7 +162,11 @@ pub fn parse_selected(text: &str, select: &Select<'_>) -> Result<SaveDump, Parse
             }
             chain_index.insert(name, table.chains.len());
             table.chains.push(Chain {
-                name: if keep { name.to_string() } else { String::new() },
+                name: if keep {
+                    name.to_string()
+                } else {
+                    String::new()
+                },
                 policy: if policy == "-" || !keep {
                     String::new()
                 } else {
@@ -259,10 +262,7 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
     let (counters, rule_text) = match line.strip_prefix('[') {
         Some(_) => {
             let end = line.find(']').ok_or("unterminated counters")?;
-            (
-                parse_counters(&line[..=end])?,
-                line[end + 1..].trim_start(),
-            )
+            (parse_counters(&line[..=end])?, line[end + 1..].trim_start())
         }
         None => ((0, 0), line),
     };
@@ -280,7 +280,9 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
     };
     while let Some(tok) = tokens.next() {
         match tok.as_ref() {
-            "-j" | "--jump" => rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default(),
+            "-j" | "--jump" => {
+                rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default()
+            }
             "-g" | "--goto" => {
                 rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default();
                 rule.is_goto = true;
@@ -436,7 +438,12 @@ COMMIT
                 .map(|c| (c.name.clone(), c.policy.clone(), c.rule_count))
                 .collect()
         };
-        for chain in [None, Some("KUBE-SERVICES"), Some("POSTROUTING"), Some("INPUT")] {
+        for chain in [
+            None,
+            Some("KUBE-SERVICES"),
+            Some("POSTROUTING"),
+            Some("INPUT"),
+        ] {
             for offset in 0..6 {
                 for limit in 0..6 {
                     let select = Select {
@@ -468,7 +475,12 @@ COMMIT
         }
         let structure = parse_selected(SAMPLE, &Select::STRUCTURE).unwrap();
         assert_eq!(structure.rule_count(), 4);
-        assert!(structure.tables.iter().all(|t| t.chains.iter().all(|c| c.rules.is_empty())));
+        assert!(
+            structure
+                .tables
+                .iter()
+                .all(|t| t.chains.iter().all(|c| c.rules.is_empty()))
+        );
     }
 
     #[test]
@@ -495,10 +507,16 @@ COMMIT
         let names = |v: &[(&str, u32)]| -> Vec<(String, u32)> {
             v.iter().map(|(n, p)| (n.to_string(), *p)).collect()
         };
-        assert_eq!(page(0, 9), names(&[("a1", 1), ("a2", 2), ("b1", 1), ("b2", 2)]));
+        assert_eq!(
+            page(0, 9),
+            names(&[("a1", 1), ("a2", 2), ("b1", 1), ("b2", 2)])
+        );
         assert_eq!(page(1, 2), names(&[("a2", 2), ("b1", 1)]));
         assert_eq!(page(3, 9), names(&[("b2", 2)]));
-        assert_eq!(parse(text).unwrap().tables[0].chains[0].rules[1].target, "a2");
+        assert_eq!(
+            parse(text).unwrap().tables[0].chains[0].rules[1].target,
+            "a2"
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ fn elf_has_interpreter(elf: &[u8]) -> Option<bool> {
     if elf.get(..5)? != b"\x7fELF\x02" {
         return None;
     }
-    let (phoff, phentsize, phnum) = (u64_at(0x20)? as usize, u16_at(0x36)? as usize, u16_at(0x38)?);
+    let (phoff, phentsize, phnum) = (
+        u64_at(0x20)? as usize,
+        u16_at(0x36)? as usize,
+        u16_at(0x38)?,
+    );
     Some((0..phnum as usize).any(|i| u32_at(phoff + i * phentsize) == Some(3)))
 }
 
@@ -289,8 +293,24 @@ fn fill_conntrack(ns: &Netns, entries: u32) -> anyhow::Result<u64> {
     for i in 0..TCP_ENTRIES {
         let sport = (30_000 + i).to_string();
         ns.run(&[
-            "conntrack", "-I", "-t", "600", "-p", "tcp", "-s", "127.0.9.1", "-d", "127.0.9.2",
-            "--sport", &sport, "--dport", "443", "--state", "ESTABLISHED", "-u", "SEEN_REPLY,ASSURED",
+            "conntrack",
+            "-I",
+            "-t",
+            "600",
+            "-p",
+            "tcp",
+            "-s",
+            "127.0.9.1",
+            "-d",
+            "127.0.9.2",
+            "--sport",
+            &sport,
+            "--dport",
+            "443",
+            "--state",
+            "ESTABLISHED",
+            "-u",
+            "SEEN_REPLY,ASSURED",
         ])?;
     }
     Ok(ns
@@ -424,7 +444,11 @@ fn main() -> anyhow::Result<()> {
     };
     let runs = opts.runs;
     println!("## Whole processes, same run, alternating (ABBA), {runs} runs per row: medians\n");
-    let linking = match std::fs::read(&agent_bin).ok().as_deref().and_then(elf_has_interpreter) {
+    let linking = match std::fs::read(&agent_bin)
+        .ok()
+        .as_deref()
+        .and_then(elf_has_interpreter)
+    {
         Some(true) => "dynamically linked",
         Some(false) => "static",
         None => "not a 64-bit ELF",
@@ -574,7 +598,9 @@ fn main() -> anyhow::Result<()> {
                         let f: Vec<&str> = filtered.iter().map(String::as_str).collect();
                         timed(&mut s, "labscope filtered page", pid, || quiet(&f))?;
                         let t: Vec<&str> = tcp.iter().map(String::as_str).collect();
-                        timed(&mut s, "labscope filtered page, protocol=tcp", pid, || quiet(&t))?;
+                        timed(&mut s, "labscope filtered page, protocol=tcp", pid, || {
+                            quiet(&t)
+                        })?;
                         timed(&mut s, "labscope full read, CLI per page", pid, || {
                             let (pages, items) = cli_pages(&all_pages, "entries")?;
                             full.0 = pages;

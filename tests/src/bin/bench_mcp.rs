@@ -225,11 +225,18 @@ async fn main() -> anyhow::Result<()> {
         let mut children = Vec::new();
         let mut specs = Vec::new();
         for i in 0..n {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let name = format!("node-{i:03}");
             children.push(KillOnDrop(
                 std::process::Command::new(&agent_bin)
-                    .args(["--listen", &format!("127.0.0.1:{port}"), "--node-name", &name])
+                    .args([
+                        "--listen",
+                        &format!("127.0.0.1:{port}"),
+                        "--node-name",
+                        &name,
+                    ])
                     .stderr(std::process::Stdio::null())
                     .spawn()?,
             ));

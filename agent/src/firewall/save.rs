@@ -121,12 +121,6 @@ pub fn parse_all(texts: &[BackendText], select: &Select<'_>) -> Result<Vec<Backe
     texts.iter().map(|t| t.parse(select)).collect()
 }
 
-/// Reads every backend that is installed and, for legacy, has tables, and
-/// parses all of it. nf_tables comes first.
-pub fn read_backends(ipv6: bool) -> Result<Vec<BackendDump>> {
-    parse_all(&save_backends(ipv6)?, &Select::ALL)
-}
-
 /// Runs the save tool of every backend that is installed and, for legacy,
 /// has tables (in parallel); nf_tables comes first.
 pub fn save_backends(ipv6: bool) -> Result<Vec<BackendText>> {

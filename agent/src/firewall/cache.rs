@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Result;
-use super::parse::Select;
 use super::save::{self, BackendText};
 use super::signal::{self, Signal};
 
@@ -19,8 +18,8 @@ use super::signal::{self, Signal};
 pub struct Snapshot {
     /// Names it for later pages.
     pub id: u64,
-    /// What the save tools printed; each page parses only its window of it
-    /// (see [`super::parse::Select`]).
+    /// What the save tools printed, indexed; each page builds only its
+    /// window of it (see [`super::parse::Index`]).
     pub texts: Vec<BackendText>,
     /// The ruleset it was read from.
     pub signal: Signal,
@@ -97,10 +96,9 @@ impl Snapshots {
             });
         }
         let read_at = Instant::now();
+        // Its structure is checked and indexed now, so that a broken output
+        // fails this call and is not kept (each page then builds its rules).
         let texts = save::save_backends(ipv6)?;
-        // Its structure is checked now so that a broken output fails this
-        // call and is not kept (each page then parses its own rules).
-        save::parse_all(&texts, &Select::STRUCTURE)?;
         let after = signal::read(ipv6);
         // Changed while the tools ran: which version they saw is unknown,
         // so this read is never reused.

@@ -26,6 +26,15 @@ pub struct Services {
 impl Services {
     /// Clients for what `config` configures (no request is made yet).
     pub fn from_config(config: &Config) -> Self {
+        let configured = config.pihole_primary.is_some()
+            || config.pihole_secondary.is_some()
+            || config.jellyfin.is_some()
+            || config.immich.is_some();
+        // The HTTP client loads the system's CA roots (~150 certificates,
+        // milliseconds): not for a process that talks to no service.
+        if !configured {
+            return Self::default();
+        }
         let http = Arc::new(http::Http::new(http::DEFAULT_TIMEOUT));
         let pihole = |name: &'static str, s: &Option<crate::config::file::Service>| {
             s.as_ref().map(|s| {

@@ -52,12 +52,12 @@ const STATUS_NAMES: [&str; 16] = [
 ];
 
 /// IPS_* bits by name, as conntrack's own tools name them.
-pub fn status_names(bits: u32) -> Vec<String> {
+pub fn status_names(bits: u32) -> Vec<&'static str> {
     STATUS_NAMES
         .iter()
         .enumerate()
         .filter(|(i, _)| bits & (1 << i) != 0)
-        .map(|(_, n)| n.to_string())
+        .map(|(_, n)| *n)
         .collect()
 }
 
@@ -77,10 +77,10 @@ pub const TCP_STATE_NAMES: [&str; 10] = [
 
 /// Status names of an entry as `conntrack -L` shows them: the IPS_* flags
 /// that are set, plus UNREPLIED when no reply was seen.
-pub fn conntrack_status(bits: u32) -> Vec<String> {
+pub fn conntrack_status(bits: u32) -> Vec<&'static str> {
     let mut out = status_names(bits);
     if bits & IPS_SEEN_REPLY == 0 {
-        out.push("UNREPLIED".to_string());
+        out.push("UNREPLIED");
     }
     out
 }

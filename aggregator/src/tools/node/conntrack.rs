@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 
-use super::{enum_name, ip_text, node_agent, on_node};
+use super::{ip_string, node_agent, on_node};
 use crate::tools::args::{Int, Range, Text, blank_as_none};
 use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
 
@@ -109,13 +109,13 @@ pub struct Entry {
     /// tcp, udp, icmp, …
     pub protocol: String,
     /// TCP state (empty for other protocols).
-    pub state: String,
+    pub state: &'static str,
     /// Original direction.
     pub original: Tuple,
     /// Reply direction.
     pub reply: Tuple,
     /// IPS_* flags, and UNREPLIED.
-    pub status: Vec<String>,
+    pub status: Vec<&'static str>,
     /// NAT seen.
     pub nat: Nat,
     /// Connection mark.
@@ -174,12 +174,12 @@ pub fn tool() -> ToolDef {
     )
 }
 
-fn tuple(t: &Option<pb::ConntrackTuple>) -> Tuple {
-    let t = t.clone().unwrap_or_default();
+fn tuple(t: Option<pb::ConntrackTuple>) -> Tuple {
+    let t = t.unwrap_or_default();
     let icmp = t.has_icmp;
     Tuple {
-        src: ip_text(&t.source),
-        dst: ip_text(&t.destination),
+        src: ip_string(t.source),
+        dst: ip_string(t.destination),
         sport: (!icmp).then_some(t.source_port),
         dport: (!icmp).then_some(t.destination_port),
         icmp: icmp.then_some(Icmp {
@@ -234,27 +234,25 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
         },
     )
     .await?;
+    // Moved out of the answer, not copied: a full read renders 50,000.
     let entries = entries
-        .iter()
-        .map(|e| Entry {
+        .into_iter()
+        .map(|mut e| Entry {
             protocol: e
                 .original
-                .as_ref()
-                .map(|o| o.protocol_name.clone())
+                .as_mut()
+                .map(|o| std::mem::take(&mut o.protocol_name))
                 .unwrap_or_default(),
             state: if e.tcp_state != 0 {
-                enum_name(
-                    pb::ConntrackState::try_from(e.tcp_state)
-                        .unwrap_or_default()
-                        .as_str_name(),
-                    "CONNTRACK_STATE_",
-                )
-                .to_ascii_uppercase()
+                let name = pb::ConntrackState::try_from(e.tcp_state)
+                    .unwrap_or_default()
+                    .as_str_name();
+                name.strip_prefix("CONNTRACK_STATE_").unwrap_or(name)
             } else {
-                String::new()
+                ""
             },
-            original: tuple(&e.original),
-            reply: tuple(&e.reply),
+            original: tuple(e.original.take()),
+            reply: tuple(e.reply.take()),
             status: labscope_proto::text::conntrack_status(e.status_bits),
             nat: Nat {
                 src: e.src_nat,
@@ -331,7 +329,7 @@ impl Entries {
             for flag in e
                 .status
                 .iter()
-                .filter(|x| *x == "ASSURED" || *x == "UNREPLIED")
+                .filter(|x| **x == "ASSURED" || **x == "UNREPLIED")
             {
                 if !first {
                     out.push(',');

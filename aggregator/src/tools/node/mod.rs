@@ -172,6 +172,14 @@ async fn pick_node(
     ))
 }
 
+/// [`ip_text`] of an address the caller gives up (its text is moved).
+pub fn ip_string(ip: Option<pb::IpAddress>) -> String {
+    match ip {
+        Some(pb::IpAddress { text, .. }) if !text.is_empty() => text,
+        other => ip_text(&other),
+    }
+}
+
 /// Address text: the agent sends octets only in bulk answers.
 pub fn ip_text(ip: &Option<pb::IpAddress>) -> String {
     let Some(ip) = ip else { return String::new() };

@@ -268,11 +268,6 @@ impl Index {
         Ok(index)
     }
 
-    /// Rules across every table.
-    pub fn rule_count(&self) -> usize {
-        self.rules_total
-    }
-
     /// Builds what `select` asks for of `text` (the text this index was
     /// built from): the selected tables with every chain counted, and the
     /// rules of the window over the selected chains in declared order,

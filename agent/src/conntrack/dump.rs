@@ -337,6 +337,12 @@ pub fn list(
         if returned >= limit || receiver_gone {
             return ControlFlow::Continue(());
         }
+        if chunk.capacity() == 0 {
+            // Sized once: a growing chunk reallocates its way up to the
+            // full size, and musl's allocator maps and unmaps every step.
+            let left = usize::try_from(limit - returned).unwrap_or(usize::MAX);
+            chunk.reserve_exact(chunk_size.min(left));
+        }
         returned += 1;
         last_id = rec.id;
         chunk.push(rec.to_pb(now));

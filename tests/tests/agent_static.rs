@@ -1,0 +1,288 @@
+//! The agent as it ships: the static musl builds of `scripts/cross` (musl's
+//! allocator and libc, the image's features), where the rest of the suite
+//! runs the workspace's glibc build. For this machine's architecture,
+//! natively: a conntrack table of a few thousand entries read whole and page
+//! by page (many chunks, parked dumps) matches `conntrack -L`, and a nat
+//! table of hundreds of rules matches `iptables-save -c`. For the Pis
+//! (aarch64) on an x86_64 machine, under qemu-user: node info, links and
+//! addresses match the kernel's.
+//!
+//! `scripts/test` builds both; where a build is missing the test says so and
+//! skips. Needs root (network namespaces).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use labscope_proto::v1 as pb;
+use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
+use tokio_stream::StreamExt;
+
+const AGENT: &str = "127.0.0.1:9447";
+const UDP_ENTRIES: u16 = 3000;
+const NAT_RULES: usize = 700;
+
+/// target/<triple>/release/labscope-agent beside this test's target/debug.
+fn static_agent(triple: &str, test: &str) -> anyhow::Result<Option<PathBuf>> {
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/<test> -> target/
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .ok_or_else(|| anyhow::anyhow!("odd test path {}", exe.display()))?;
+    let bin = target.join(triple).join("release/labscope-agent");
+    if bin.is_file() {
+        return Ok(Some(bin));
+    }
+    eprintln!(
+        "SKIP {test}: {} is not built (`scripts/cross --target {triple}`, run by scripts/test)",
+        bin.display()
+    );
+    Ok(None)
+}
+
+/// (protocol, source, destination, source port, destination port) of the
+/// original direction.
+type Key = (String, String, String, u32, u32);
+
+fn tool_keys(text: &str) -> BTreeSet<Key> {
+    text.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let first = |k: &str| words.iter().find_map(|w| w.strip_prefix(k));
+            let port = |k: &str| first(k).and_then(|p| p.parse().ok()).unwrap_or(0);
+            Some((
+                words.first()?.to_string(),
+                first("src=")?.to_string(),
+                first("dst=")?.to_string(),
+                port("sport="),
+                port("dport="),
+            ))
+        })
+        .collect()
+}
+
+fn agent_key(e: &pb::ConntrackEntry) -> Key {
+    let o = e.original.clone().unwrap_or_default();
+    (
+        o.protocol_name.clone(),
+        labscope::tools::node::ip_text(&o.source),
+        labscope::tools::node::ip_text(&o.destination),
+        o.source_port,
+        o.destination_port,
+    )
+}
+
+async fn read(
+    client: &mut pb::node_agent_client::NodeAgentClient<tonic::transport::Channel>,
+    req: pb::ListConntrackRequest,
+) -> anyhow::Result<(Vec<pb::ConntrackEntry>, pb::ConntrackSummary)> {
+    let mut stream = client.list_conntrack(req).await?.into_inner();
+    let (mut entries, mut summary) = (Vec::new(), None);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        entries.extend(chunk.entries);
+        summary = chunk.summary.or(summary);
+    }
+    Ok((
+        entries,
+        summary.ok_or_else(|| anyhow::anyhow!("stream ended without a summary"))?,
+    ))
+}
+
+/// Rule texts of the nat table in `iptables-save -c` output.
+fn saved_nat_rules(text: &str) -> Vec<String> {
+    let mut in_nat = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            in_nat = t == "nat";
+        } else if in_nat && line.starts_with('[') {
+            let end = line.find(']').unwrap_or(0);
+            out.push(line[end + 1..].trim().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_static_agent_reads_conntrack_and_firewall_like_the_tools() -> anyhow::Result<()> {
+    let test = "the_static_agent_reads_conntrack_and_firewall_like_the_tools";
+    if !require_root(test) {
+        return Ok(());
+    }
+    let triple = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
+    let Some(bin) = static_agent(&triple, test)? else {
+        return Ok(());
+    };
+    for tool in ["iptables-save", "iptables-restore", "conntrack"] {
+        require_tool(tool)?;
+    }
+    let ns = Netns::new("lsstatic")?;
+    // Conntrack tracks the namespace's traffic once a rule needs it; UDP
+    // entries without an answer live 30 s by default, long enough here
+    // only with a longer timeout.
+    ns.run(&[
+        "sysctl",
+        "-qw",
+        "net.netfilter.nf_conntrack_udp_timeout=600",
+    ])
+    .ok();
+    let mut restore = String::from("*nat\n:LS-STATIC - [0:0]\n-A OUTPUT -j LS-STATIC\n");
+    for i in 0..NAT_RULES {
+        restore.push_str(&format!(
+            "-A LS-STATIC -d 10.{}.{}.{}/32 -p tcp -m tcp --dport {} -j DNAT --to-destination 127.0.0.1:{}\n",
+            100 + i / 65536,
+            (i / 256) % 256,
+            i % 256,
+            1000 + i,
+            20000 + i
+        ));
+    }
+    restore.push_str("COMMIT\n*filter\n-A OUTPUT -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n");
+    let file = std::env::temp_dir().join(format!("{}.rules", ns.name));
+    std::fs::write(&file, restore)?;
+    let loaded = ns.run(&[
+        "sh",
+        "-c",
+        &format!("iptables-restore --noflush < {}", file.display()),
+    ]);
+    std::fs::remove_file(&file).ok();
+    loaded?;
+    ns.block_on(|| async {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        for port in 0..UDP_ENTRIES {
+            sock.send_to(b"x", ("127.0.0.2", 10_000 + port))?;
+        }
+        anyhow::Ok(())
+    })?;
+
+    let agent = AgentProcess::start_bin(
+        &bin,
+        &ns,
+        AGENT,
+        &["--node-name", "static", "--insecure-plaintext"],
+        &[],
+    )?;
+    let ((whole, summary), paged, fw) = ns.block_on(|| async {
+        let mut client = connect(AGENT).await?;
+        let whole = read(&mut client, pb::ListConntrackRequest::default()).await?;
+        // Pages of 700 (two chunks each): every page resumes a parked dump.
+        let mut paged = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (entries, summary) = read(
+                &mut client,
+                pb::ListConntrackRequest {
+                    limit: 700,
+                    continuation_token: token.clone(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            paged.extend(entries);
+            token = summary.next_token;
+            if token.is_empty() {
+                break;
+            }
+        }
+        let fw = client
+            .get_firewall(pb::GetFirewallRequest {
+                table: "nat".into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        anyhow::Ok((whole, paged, fw))
+    })?;
+
+    let want = tool_keys(&ns.run(&["conntrack", "-L"])?);
+    assert!(
+        want.len() >= usize::from(UDP_ENTRIES),
+        "{} entries in conntrack -L",
+        want.len()
+    );
+    let got: BTreeSet<Key> = whole.iter().map(agent_key).collect();
+    assert_eq!(got.len(), whole.len(), "no entry twice in one read");
+    assert_eq!(got, want, "a whole read against conntrack -L");
+    assert_eq!(summary.matched, whole.len() as u64);
+    let pages: BTreeSet<Key> = paged.iter().map(agent_key).collect();
+    assert_eq!(pages.len(), paged.len(), "no entry on two pages");
+    assert_eq!(pages, want, "the pages against conntrack -L");
+
+    let rules: Vec<String> = fw
+        .chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .map(|r| r.text.clone())
+        .collect();
+    let saved = saved_nat_rules(&ns.run(&["iptables-save", "-c"])?);
+    assert_eq!(rules.len(), NAT_RULES + 1);
+    assert_eq!(rules, saved, "the nat table against iptables-save -c");
+
+    agent.terminate()?;
+    Ok(())
+}
+
+#[test]
+fn the_static_agent_for_the_pis_runs_under_qemu() -> anyhow::Result<()> {
+    let test = "the_static_agent_for_the_pis_runs_under_qemu";
+    if !require_root(test) {
+        return Ok(());
+    }
+    if std::env::consts::ARCH == "aarch64" {
+        eprintln!("SKIP {test}: this machine is aarch64; the native test runs that build");
+        return Ok(());
+    }
+    let Some(bin) = static_agent("aarch64-unknown-linux-musl", test)? else {
+        return Ok(());
+    };
+    let Some(qemu) = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!("SKIP {test}: no qemu-aarch64 (scripts/cross installs qemu-user-static)");
+        return Ok(());
+    };
+    let ns = Netns::new("lspi")?;
+    ns.add_silent_address()?;
+    let agent = AgentProcess::start_bin(
+        &bin,
+        &ns,
+        AGENT,
+        &["--node-name", "pi", "--insecure-plaintext"],
+        &[qemu],
+    )?;
+    let (info, net) = ns.block_on(|| async {
+        let mut client = connect(AGENT).await?;
+        let info = client
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await?
+            .into_inner();
+        let net = client
+            .get_networking(pb::GetNetworkingRequest::default())
+            .await?
+            .into_inner();
+        anyhow::Ok((info, net))
+    })?;
+    assert_eq!(info.node_name, "pi");
+    assert_eq!(info.machine, "aarch64", "uname as qemu-user reports it");
+    let links: BTreeSet<String> = net.links.iter().map(|l| l.name.clone()).collect();
+    let want: BTreeSet<String> = serde_json::from_str::<serde_json::Value>(&ns.ip(&["-j", "link"])?)?
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(links, want, "links against ip -j link");
+    assert!(
+        net.addresses
+            .iter()
+            .any(|a| labscope::tools::node::ip_text(&a.address) == "10.98.0.1"),
+        "{:?}",
+        net.addresses
+    );
+    agent.terminate()?;
+    Ok(())
+}

@@ -267,14 +267,15 @@ fn the_static_agent_for_the_pis_runs_under_qemu() -> anyhow::Result<()> {
     assert_eq!(info.node_name, "pi");
     assert_eq!(info.machine, "aarch64", "uname as qemu-user reports it");
     let links: BTreeSet<String> = net.links.iter().map(|l| l.name.clone()).collect();
-    let want: BTreeSet<String> = serde_json::from_str::<serde_json::Value>(&ns.ip(&["-j", "link"])?)?
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let want: BTreeSet<String> =
+        serde_json::from_str::<serde_json::Value>(&ns.ip(&["-j", "link"])?)?
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
     assert_eq!(links, want, "links against ip -j link");
     assert!(
         net.addresses

@@ -69,6 +69,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "3.j immich-server at 0 replicas, its database Ready",
     ),
     (
+        "dnssec-servfail",
+        "3.k peaceloveandpizza.com fails DNSSEC validation: both Unbounds log validation failures",
+    ),
+    (
         "pi3-memory-pressure",
         "3.l pi3-worker-2 MemoryPressure, then Ready=Unknown",
     ),
@@ -2949,6 +2953,9 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
         ));
     }
     health_scenarios(&on, &mut objects, &mut pods, &mut logs);
+    if on("dnssec-servfail") {
+        unbound_validation_failures(&pods, &mut logs);
+    }
 
     // API layout: the Flux release's per-kind versions, and operators caught
     // mid-upgrade.
@@ -3008,6 +3015,38 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
 /// The pod-health scenarios: pods k3s leaves behind (evicted, shut down),
 /// an init-container crash loop, an Indexed Job, a pod in phase Unknown, and
 /// a certificate named as another's prefix.
+/// §3.k: the Unbounds' logs in the last ten minutes, validation failures
+/// for peaceloveandpizza.com among unrelated lines (Unbound's own format:
+/// `[epoch] unbound[pid:thread] level: message`).
+fn unbound_validation_failures(pods: &[Value], logs: &mut BTreeMap<String, String>) {
+    for p in pods.iter().filter(|p| {
+        p["metadata"]["namespace"] == "pihole"
+            && matches!(
+                p["metadata"]["labels"]["app"].as_str(),
+                Some("unbound" | "unbound-secondary")
+            )
+    }) {
+        let name = p["metadata"]["name"].as_str().unwrap_or_default();
+        let container = p["spec"]["containers"][0]["name"]
+            .as_str()
+            .unwrap_or("unbound");
+        let at = |ago: i64| crate::fake_kube::FIXTURE_NOW - ago;
+        let text = format!(
+            "[{}] unbound[1:0] info: generate keytag query _ta-4f66. NULL IN\n\
+             [{}] unbound[1:1] info: validation failure <peaceloveandpizza.com. A IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n\
+             [{}] unbound[1:0] info: resolving example.com. A IN\n\
+             [{}] unbound[1:0] info: validation failure <peaceloveandpizza.com. AAAA IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n\
+             [{}] unbound[1:1] info: validation failure <www.peaceloveandpizza.com. A IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n",
+            at(540),
+            at(420),
+            at(300),
+            at(180),
+            at(60)
+        );
+        logs.insert(format!("pihole/{name}/{container}"), text);
+    }
+}
+
 fn health_scenarios(
     on: &dyn Fn(&str) -> bool,
     objects: &mut Vec<Value>,

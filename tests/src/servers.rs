@@ -43,8 +43,9 @@ pub async fn http(addr: SocketAddr, status: u16, body: &'static str) {
 }
 
 /// A DNS server on UDP `addr`: `name` A → `answer` (TTL 300); anything else
-/// NXDOMAIN; a name starting with `servfail.` gets SERVFAIL unless the query
-/// has the CD flag (the DNSSEC-breakage shape), then it gets `answer`.
+/// NXDOMAIN; a name starting with `servfail.`, and HOMELAB.md §3.k's
+/// `peaceloveandpizza.com`, get SERVFAIL unless the query has the CD flag
+/// (the DNSSEC-breakage shape), then they get `answer`.
 pub async fn dns(addr: SocketAddr, name: &'static str, answer: IpAddr) {
     let sock = match tokio::net::UdpSocket::bind(addr).await {
         Ok(s) => s,
@@ -69,7 +70,8 @@ pub async fn dns(addr: SocketAddr, name: &'static str, answer: IpAddr) {
         let qname = q.name().to_string();
         resp.add_query(q.clone());
         let wanted = qname.trim_end_matches('.') == name.trim_end_matches('.');
-        let servfail = qname.starts_with("servfail.");
+        let servfail = qname.starts_with("servfail.")
+            || qname.trim_end_matches('.') == "peaceloveandpizza.com";
         if servfail && !query.metadata.checking_disabled {
             resp.metadata.response_code = ResponseCode::ServFail;
         } else if (wanted || servfail) && q.query_type() == RecordType::A {

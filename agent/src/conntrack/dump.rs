@@ -384,8 +384,6 @@ pub fn list(
         }
         phase += 1;
     }
-    // `visit` holds the page's state mutably; end its borrow here.
-    drop(visit);
     if !chunk.is_empty() && !receiver_gone && !sink(chunk) {
         receiver_gone = true;
     }

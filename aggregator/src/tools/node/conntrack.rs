@@ -319,7 +319,7 @@ impl Entries {
         for e in &self.entries {
             out.push_str(&e.protocol);
             out.push(' ');
-            out.push_str(&e.state);
+            out.push_str(e.state);
             out.push(' ');
             push_tuple(out, &e.original);
             out.push_str(" | reply ");

@@ -2,18 +2,24 @@
 //! through an agent's DNS probe — each Pi-hole (`[dns] servers`) and the
 //! Unbound behind it (same host, `[dns] unbound_port`, 5335 by default) —
 //! with a SERVFAIL retried with the CD flag to tell DNSSEC failures apart,
-//! and a list of findings, each with its next step.
+//! Unbound's log lines about the name from the last ten minutes (when a
+//! Kubernetes API is configured), and a list of findings, each with its
+//! next step.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, LogParams};
 use labscope_proto::v1 as pb;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::probes::RecordType;
 use super::{ms, on_node, pick_node};
+use crate::cluster::Request;
 use crate::tools::args::{Text, blank_as_none};
+use crate::tools::dns::DNS_NAMESPACE;
 use crate::tools::{
     Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset,
 };
@@ -91,6 +97,44 @@ pub struct Finding {
     pub next: String,
 }
 
+/// A line of an Unbound pod's log.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LogLine {
+    /// Pod that logged it.
+    pub pod: String,
+    /// The line (secrets redacted).
+    pub line: String,
+}
+
+/// Unbound's log lines about the name.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct UnboundLog {
+    /// Whether the Unbound pods' logs were read.
+    pub read: bool,
+    /// Pods read, or why none was.
+    pub note: String,
+    /// Lines of the last ten minutes that name the domain, oldest first
+    /// per pod (at most the last ten per pod).
+    pub lines: Vec<LogLine>,
+}
+
+impl UnboundLog {
+    fn not_read(note: impl Into<String>) -> Self {
+        Self {
+            read: false,
+            note: note.into(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Lines that report a DNSSEC validation failure.
+    fn validation_failures(&self) -> impl Iterator<Item = &LogLine> {
+        self.lines
+            .iter()
+            .filter(|l| l.line.contains("validation failure"))
+    }
+}
+
 /// The diagnosis.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Diagnosis {
@@ -104,6 +148,9 @@ pub struct Diagnosis {
     pub from_node: String,
     /// Every path's answer.
     pub paths: Vec<PathAnswer>,
+    /// Unbound's log lines about the name.
+    #[serde(rename = "unboundLog")]
+    pub unbound_log: UnboundLog,
     /// Findings, errors first.
     pub findings: Vec<Finding>,
 }
@@ -134,6 +181,22 @@ impl Render for Diagnosis {
                     None if p.answers.is_empty() => String::new(),
                     None => format!(" {} in {} ms", p.answers.join(" "), p.latency_ms),
                 }
+            ));
+        }
+        if self.unbound_log.read {
+            t.push_str(&format!(
+                "Unbound log, last 10 min ({}): {} lines name {}\n",
+                self.unbound_log.note,
+                self.unbound_log.lines.len(),
+                self.domain
+            ));
+            for l in &self.unbound_log.lines {
+                t.push_str(&format!("  {}: {}\n", l.pod, l.line));
+            }
+        } else {
+            t.push_str(&format!(
+                "Unbound log not read: {}\n",
+                self.unbound_log.note
             ));
         }
         for f in &self.findings {
@@ -226,7 +289,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Diagnosis, T
             .await
         }
     };
-    let answers = futures::future::join_all(paths.iter().map(|(label, server)| {
+    let queries = futures::future::join_all(paths.iter().map(|(label, server)| {
         let ask = &ask;
         async move {
             let r = ask(server.clone(), false).await?;
@@ -251,18 +314,148 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Diagnosis, T
             }
             Ok::<_, ToolError>(p)
         }
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
-    let findings = findings(a.domain.as_str(), &answers);
+    }));
+    // The logs are read while the resolvers are asked.
+    let (answers, unbound_log) = tokio::join!(queries, unbound_log(&ctx, a.domain.as_str()));
+    let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut findings = findings(a.domain.as_str(), &answers);
+    add_log_evidence(&mut findings, &unbound_log);
     Ok(Diagnosis {
         domain: a.domain.as_str().to_string(),
         record_type,
         from_node: node,
         paths: answers,
+        unbound_log,
         findings,
     })
+}
+
+/// Pods whose logs are Unbound's (HOMELAB.md: `app=unbound` and
+/// `app=unbound-secondary` in the DNS namespace).
+const UNBOUND_SELECTOR: &str = "app in (unbound,unbound-secondary)";
+/// Lines kept per pod.
+const LOG_LINES_PER_POD: usize = 10;
+/// How far back the logs are read.
+const LOG_WINDOW_SECONDS: i64 = 600;
+
+/// Unbound's log lines of the last ten minutes that name `domain`, from
+/// every Unbound pod at once. Never fails the diagnosis: what could not be
+/// read is said in `note`.
+async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
+    let Some(c) = ctx.cluster.as_ref() else {
+        return UnboundLog::not_read(
+            "no Kubernetes API is configured (start labscope with --kubeconfig, or in the cluster, to include them)",
+        );
+    };
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
+    let pods = match c
+        .list(
+            &api,
+            &ListParams::default().labels(UNBOUND_SELECTOR),
+            Request::new("list", "pods", Some(DNS_NAMESPACE)),
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let e = crate::tools::kube::api_error(e);
+            return UnboundLog::not_read(format!("listing the Unbound pods failed: {}", e.message));
+        }
+    };
+    if pods.is_empty() {
+        return UnboundLog::not_read(format!(
+            "no pod matches {UNBOUND_SELECTOR} in namespace {DNS_NAMESPACE}"
+        ));
+    }
+    let needle = domain.trim_end_matches('.').to_ascii_lowercase();
+    let reads = pods.iter().map(|p| {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        // The container named unbound, else the first (a pod with several
+        // must be told which).
+        let container = p.spec.as_ref().and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == "unbound")
+                .or(s.containers.first())
+                .map(|c| c.name.clone())
+        });
+        let params = LogParams {
+            container,
+            since_seconds: Some(LOG_WINDOW_SECONDS),
+            tail_lines: Some(5000),
+            limit_bytes: Some(1024 * 1024),
+            ..Default::default()
+        };
+        let api = &api;
+        async move {
+            let log = c
+                .logs(
+                    api,
+                    &name,
+                    &params,
+                    Request::new("get", "pods/log", Some(DNS_NAMESPACE)),
+                )
+                .await;
+            (name, log)
+        }
+    });
+    let mut read = Vec::new();
+    let mut failed = Vec::new();
+    let mut lines = Vec::new();
+    for (pod, log) in futures::future::join_all(reads).await {
+        match log {
+            Ok(text) => {
+                let matching: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.to_ascii_lowercase().contains(&needle))
+                    .collect();
+                let skip = matching.len().saturating_sub(LOG_LINES_PER_POD);
+                lines.extend(matching[skip..].iter().map(|l| LogLine {
+                    pod: pod.clone(),
+                    line: crate::redact::redact(l).text,
+                }));
+                read.push(pod);
+            }
+            Err(e) => failed.push(format!(
+                "{pod}: {}",
+                crate::tools::kube::api_error(e).message
+            )),
+        }
+    }
+    let mut note = format!("pods {}", read.join(", "));
+    if !failed.is_empty() {
+        note.push_str(&format!("; not read: {}", failed.join("; ")));
+    }
+    UnboundLog {
+        read: !read.is_empty(),
+        note,
+        lines,
+    }
+}
+
+/// Quotes Unbound's own words in the DNSSEC finding, when its log has them.
+fn add_log_evidence(findings: &mut [Finding], log: &UnboundLog) {
+    let failures: Vec<&LogLine> = log.validation_failures().collect();
+    let Some(first) = failures.first() else {
+        return;
+    };
+    let pods: std::collections::BTreeSet<&str> = failures.iter().map(|l| l.pod.as_str()).collect();
+    if let Some(f) = findings
+        .iter_mut()
+        .find(|f| f.message.starts_with("DNSSEC validation fails"))
+    {
+        let reason = first
+            .line
+            .split_once("validation failure")
+            .map_or(first.line.as_str(), |(_, rest)| {
+                rest.trim_start_matches(':').trim()
+            });
+        f.message.push_str(&format!(
+            "; Unbound logged {} validation failures in the last 10 minutes ({}), e.g. {reason}",
+            failures.len(),
+            pods.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
 }
 
 /// The findings over every path's answer.
@@ -281,9 +474,12 @@ pub fn findings(domain: &str, paths: &[PathAnswer]) -> Vec<Finding> {
                 "DNSSEC validation fails for {domain}: SERVFAIL from {}, but an answer with checking disabled (CD)",
                 dnssec.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", ")
             ),
-            next: "the zone's signatures are broken upstream, or the resolver's clock or trust anchor is wrong: check `date` on the node, \
-                   Unbound's log ('validation failure'), and the zone at dnsviz.net; a domain-insecure entry in Unbound works around a broken zone"
-                .into(),
+            next: format!(
+                "the zone's signatures are broken upstream, or the resolver's clock or trust anchor is wrong: check `date` on the node \
+                 and the zone at dnsviz.net; for a broken zone add `domain-insecure: \"{domain}\"` to a file Unbound includes from conf.d \
+                 (the madnuttah image drops it from the main unbound.conf; in the homelab, key dnssec-exceptions.conf of ConfigMap unbound-config), \
+                 then restart every Unbound (unbound, unbound-secondary)"
+            ),
         });
     }
     for p in paths.iter().filter(|p| {

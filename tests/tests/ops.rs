@@ -332,7 +332,7 @@ async fn reconcile_suspend_and_resume_flux() -> anyhow::Result<()> {
             "performed",
             "refused",
             "performed",
-            "performed",
+            "no_change",
             "failed",
             "performed",
             "failed"

@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 pub enum Outcome {
     /// It ran and changed what it said.
     Performed,
+    /// It ran and found nothing to change: the object was already in the
+    /// state asked for (suspending a suspended Kustomization).
+    NoChange,
     /// A rule refused it; nothing was changed.
     Refused,
     /// It was allowed and failed (the API refused, timed out, …).

@@ -106,6 +106,9 @@ pub struct ToolOutput {
     pub text: String,
     /// The `nextCursor` of a paged answer with more to come.
     pub next_cursor: Option<String>,
+    /// A mutating tool found the object already as asked and changed
+    /// nothing (audited as `no_change`).
+    pub unchanged: bool,
 }
 
 /// Machine-readable failure codes.
@@ -226,6 +229,11 @@ pub trait Render {
     /// The cursor of the next page, for paged answers.
     fn next_cursor(&self) -> Option<&str> {
         None
+    }
+
+    /// For a mutating tool: it found nothing to change.
+    fn changed_nothing(&self) -> bool {
+        false
     }
 }
 
@@ -811,6 +819,7 @@ impl ToolDef {
                     structured,
                     text,
                     next_cursor: out.next_cursor().map(str::to_owned),
+                    unchanged: out.changed_nothing(),
                 })
             })
         });
@@ -971,7 +980,11 @@ async fn audited(
     };
     let (outcome, rule, message) = match &result {
         Ok(out) => (
-            Outcome::Performed,
+            if out.unchanged {
+                Outcome::NoChange
+            } else {
+                Outcome::Performed
+            },
             None,
             out.text.lines().next().unwrap_or_default().to_string(),
         ),

@@ -322,6 +322,10 @@ pub struct SuspendReport {
 }
 
 impl Render for SuspendReport {
+    fn changed_nothing(&self) -> bool {
+        self.unchanged
+    }
+
     fn text(&self) -> String {
         let verb = if self.suspended {
             "suspended"

@@ -1314,6 +1314,21 @@ struct LogQuery {
     previous: Option<bool>,
     #[serde(rename = "limitBytes")]
     limit_bytes: Option<usize>,
+    #[serde(rename = "sinceSeconds")]
+    since_seconds: Option<i64>,
+}
+
+/// When a log line was written, for `sinceSeconds`: the kubelet keeps the
+/// runtime's timestamp of every line; the fixture's logs carry theirs in
+/// the text, as Unbound's `[epoch]` or an RFC 3339 prefix. `None` for
+/// lines without one (kept, as if just written).
+fn log_line_time(line: &str) -> Option<i64> {
+    if let Some(rest) = line.strip_prefix('[') {
+        let end = rest.find(']')?;
+        return rest[..end].parse().ok();
+    }
+    let first = line.split_whitespace().next()?;
+    labscope::cluster::time::parse_rfc3339(first)
 }
 
 async fn pod_log(
@@ -1358,6 +1373,14 @@ async fn pod_log(
             );
         }
     };
+    // Like the API server's validation of PodLogOptions.
+    if q.since_seconds.is_some_and(|s| s < 1) {
+        return status(
+            422,
+            "Invalid",
+            "PodLogOptions.core \"\" is invalid: sinceSeconds: Invalid value: must be greater than 0",
+        );
+    }
     let previous = q.previous.unwrap_or(false);
     let key = format!(
         "{ns}/{name}/{container}{}",
@@ -1372,7 +1395,14 @@ async fn pod_log(
         }
         return String::new().into_response();
     };
-    let lines: Vec<&str> = text.lines().collect();
+    // Lines older than sinceSeconds are left out before tailLines counts.
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| match (q.since_seconds, log_line_time(l)) {
+            (Some(since), Some(at)) => at >= FIXTURE_NOW - since,
+            _ => true,
+        })
+        .collect();
     let start = q
         .tail_lines
         .map(|n| lines.len().saturating_sub(n))

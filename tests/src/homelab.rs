@@ -3012,12 +3012,10 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
     })
 }
 
-/// The pod-health scenarios: pods k3s leaves behind (evicted, shut down),
-/// an init-container crash loop, an Indexed Job, a pod in phase Unknown, and
-/// a certificate named as another's prefix.
-/// §3.k: the Unbounds' logs in the last ten minutes, validation failures
-/// for peaceloveandpizza.com among unrelated lines (Unbound's own format:
-/// `[epoch] unbound[pid:thread] level: message`).
+/// §3.k: the Unbounds' logs, validation failures for peaceloveandpizza.com
+/// in the last ten minutes among unrelated lines, and one from the morning
+/// before, which a read of the last ten minutes must not return (Unbound's
+/// own format: `[epoch] unbound[pid:thread] level: message`).
 fn unbound_validation_failures(pods: &[Value], logs: &mut BTreeMap<String, String>) {
     for p in pods.iter().filter(|p| {
         p["metadata"]["namespace"] == "pihole"
@@ -3032,11 +3030,13 @@ fn unbound_validation_failures(pods: &[Value], logs: &mut BTreeMap<String, Strin
             .unwrap_or("unbound");
         let at = |ago: i64| crate::fake_kube::FIXTURE_NOW - ago;
         let text = format!(
-            "[{}] unbound[1:0] info: generate keytag query _ta-4f66. NULL IN\n\
+            "[{}] unbound[1:1] info: validation failure <peaceloveandpizza.com. TXT IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n\
+             [{}] unbound[1:0] info: generate keytag query _ta-4f66. NULL IN\n\
              [{}] unbound[1:1] info: validation failure <peaceloveandpizza.com. A IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n\
              [{}] unbound[1:0] info: resolving example.com. A IN\n\
              [{}] unbound[1:0] info: validation failure <peaceloveandpizza.com. AAAA IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n\
              [{}] unbound[1:1] info: validation failure <www.peaceloveandpizza.com. A IN>: no keys have a DS with algorithm RSASHA256 from 192.0.2.53 for key peaceloveandpizza.com. while building chain of trust\n",
+            at(86_400),
             at(540),
             at(420),
             at(300),
@@ -3047,6 +3047,9 @@ fn unbound_validation_failures(pods: &[Value], logs: &mut BTreeMap<String, Strin
     }
 }
 
+/// The pod-health scenarios: pods k3s leaves behind (evicted, shut down),
+/// an init-container crash loop, an Indexed Job, a pod in phase Unknown, and
+/// a certificate named as another's prefix.
 fn health_scenarios(
     on: &dyn Fn(&str) -> bool,
     objects: &mut Vec<Value>,

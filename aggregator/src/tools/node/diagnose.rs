@@ -318,8 +318,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Diagnosis, T
     // The logs are read while the resolvers are asked.
     let (answers, unbound_log) = tokio::join!(queries, unbound_log(&ctx, a.domain.as_str()));
     let answers = answers.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let mut findings = findings(a.domain.as_str(), &answers);
-    add_log_evidence(&mut findings, &unbound_log);
+    let findings = findings(a.domain.as_str(), &answers, &unbound_log);
     Ok(Diagnosis {
         domain: a.domain.as_str().to_string(),
         record_type,
@@ -367,7 +366,7 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
             "no pod matches {UNBOUND_SELECTOR} in namespace {DNS_NAMESPACE}"
         ));
     }
-    let needle = domain.trim_end_matches('.').to_ascii_lowercase();
+    let name = domain.trim_end_matches('.').to_ascii_lowercase();
     let reads = pods.iter().map(|p| {
         let name = p.metadata.name.clone().unwrap_or_default();
         // The container named unbound, else the first (a pod with several
@@ -405,10 +404,7 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
     for (pod, log) in futures::future::join_all(reads).await {
         match log {
             Ok(text) => {
-                let matching: Vec<&str> = text
-                    .lines()
-                    .filter(|l| l.to_ascii_lowercase().contains(&needle))
-                    .collect();
+                let matching: Vec<&str> = text.lines().filter(|l| names(l, &name)).collect();
                 let skip = matching.len().saturating_sub(LOG_LINES_PER_POD);
                 lines.extend(matching[skip..].iter().map(|l| LogLine {
                     pod: pod.clone(),
@@ -422,9 +418,16 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
             )),
         }
     }
-    let mut note = format!("pods {}", read.join(", "));
+    let mut note = if read.is_empty() {
+        String::new()
+    } else {
+        format!("pods {}", read.join(", "))
+    };
     if !failed.is_empty() {
-        note.push_str(&format!("; not read: {}", failed.join("; ")));
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!("not read: {}", failed.join("; ")));
     }
     UnboundLog {
         read: !read.is_empty(),
@@ -433,33 +436,40 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
     }
 }
 
-/// Quotes Unbound's own words in the DNSSEC finding, when its log has them.
-fn add_log_evidence(findings: &mut [Finding], log: &UnboundLog) {
-    let failures: Vec<&LogLine> = log.validation_failures().collect();
-    let Some(first) = failures.first() else {
-        return;
-    };
-    let pods: std::collections::BTreeSet<&str> = failures.iter().map(|l| l.pod.as_str()).collect();
-    if let Some(f) = findings
-        .iter_mut()
-        .find(|f| f.message.starts_with("DNSSEC validation fails"))
-    {
-        let reason = first
-            .line
-            .split_once("validation failure")
-            .map_or(first.line.as_str(), |(_, rest)| {
-                rest.trim_start_matches(':').trim()
-            });
-        f.message.push_str(&format!(
-            "; Unbound logged {} validation failures in the last 10 minutes ({}), e.g. {reason}",
-            failures.len(),
-            pods.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
+/// Whether `line` names `name` (lower case, no trailing dot) or a name
+/// under it: `example.com` matches `www.example.com.` but not
+/// `myexample.com`.
+fn names(line: &str, name: &str) -> bool {
+    let line = line.to_ascii_lowercase();
+    line.match_indices(name).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + name.len()..].chars().next();
+        let label = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-');
+        !label(before) && !label(after)
+    })
 }
 
-/// The findings over every path's answer.
-pub fn findings(domain: &str, paths: &[PathAnswer]) -> Vec<Finding> {
+/// Unbound's own words on the validation failures in its log, for the
+/// DNSSEC finding: how many, from which pods, and the first reason.
+fn log_evidence(log: &UnboundLog) -> Option<String> {
+    let failures: Vec<&LogLine> = log.validation_failures().collect();
+    let first = failures.first()?;
+    let pods: std::collections::BTreeSet<&str> = failures.iter().map(|l| l.pod.as_str()).collect();
+    let reason = first
+        .line
+        .split_once("validation failure")
+        .map_or(first.line.as_str(), |(_, rest)| {
+            rest.trim_start_matches(':').trim()
+        });
+    Some(format!(
+        "; Unbound logged {} validation failures in the last 10 minutes ({}), e.g. {reason}",
+        failures.len(),
+        pods.into_iter().collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// The findings over every path's answer and Unbound's log.
+pub fn findings(domain: &str, paths: &[PathAnswer], log: &UnboundLog) -> Vec<Finding> {
     let mut out = Vec::new();
     let dnssec: Vec<&PathAnswer> = paths
         .iter()
@@ -471,8 +481,9 @@ pub fn findings(domain: &str, paths: &[PathAnswer]) -> Vec<Finding> {
         out.push(Finding {
             severity: Severity::Error,
             message: format!(
-                "DNSSEC validation fails for {domain}: SERVFAIL from {}, but an answer with checking disabled (CD)",
-                dnssec.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", ")
+                "DNSSEC validation fails for {domain}: SERVFAIL from {}, but an answer with checking disabled (CD){}",
+                dnssec.iter().map(|p| p.path.as_str()).collect::<Vec<_>>().join(", "),
+                log_evidence(log).unwrap_or_default()
             ),
             next: format!(
                 "the zone's signatures are broken upstream, or the resolver's clock or trust anchor is wrong: check `date` on the node \
@@ -562,4 +573,19 @@ pub fn findings(domain: &str, paths: &[PathAnswer]) -> Vec<Finding> {
         Severity::Info => 2,
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn a_log_line_names_the_domain_or_a_name_under_it() {
+        let line = "info: validation failure <www.Example.com. A IN>: no keys";
+        assert!(names(line, "example.com"));
+        assert!(names("resolving example.com", "example.com"));
+        assert!(!names("resolving myexample.com.", "example.com"));
+        assert!(!names("resolving example.community.", "example.com"));
+        assert!(!names("resolving example-com.net", "example.com"));
+    }
 }

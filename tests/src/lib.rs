@@ -15,6 +15,7 @@ pub mod homelab;
 pub mod mcp;
 pub mod netns;
 pub mod pki;
+pub mod reads;
 pub mod servers;
 pub mod topology;
 

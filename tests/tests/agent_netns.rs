@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use labscope_proto::v1 as pb;
+use labscope_tests::reads::{list_all, saved_rules};
 use labscope_tests::topology::{DNS_NAME, Lab, R_ADDR, S_ADDR};
 use labscope_tests::{AgentProcess, connect, require_root, require_tool};
 use serde_json::Value;
@@ -304,26 +305,6 @@ fn networking_matches_ip_json() -> anyhow::Result<()> {
     assert_eq!(perm.lladdr, "02:00:00:00:02:99");
     assert_eq!(perm.states, ["PERMANENT"]);
     Ok(())
-}
-
-/// Rule texts and counters of one table from `iptables-save -c` output.
-fn saved_rules(text: &str, table: &str) -> Vec<(String, u64, u64)> {
-    let mut in_table = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix('*') {
-            in_table = t == table;
-        } else if in_table && line.starts_with('[') {
-            let end = line.find(']').unwrap();
-            let (p, b) = line[1..end].split_once(':').unwrap();
-            out.push((
-                line[end + 1..].trim().to_string(),
-                p.parse().unwrap(),
-                b.parse().unwrap(),
-            ));
-        }
-    }
-    out
 }
 
 #[test]
@@ -697,26 +678,6 @@ fn agent_key(e: &pb::ConntrackEntry) -> Key {
         sp1,
         dp1,
     )
-}
-
-async fn list_all(
-    client: &mut pb::node_agent_client::NodeAgentClient<tonic::transport::Channel>,
-    req: pb::ListConntrackRequest,
-) -> anyhow::Result<(Vec<pb::ConntrackEntry>, pb::ConntrackSummary)> {
-    let mut stream = client.list_conntrack(req).await?.into_inner();
-    let mut entries = Vec::new();
-    let mut summary = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        entries.extend(chunk.entries);
-        if chunk.summary.is_some() {
-            summary = chunk.summary;
-        }
-    }
-    Ok((
-        entries,
-        summary.ok_or_else(|| anyhow::anyhow!("stream ended without a summary"))?,
-    ))
 }
 
 #[test]

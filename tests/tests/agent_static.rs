@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use labscope_proto::v1 as pb;
+use labscope_tests::reads::{list_all, saved_rules};
 use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
-use tokio_stream::StreamExt;
 
 const AGENT: &str = "127.0.0.1:9447";
 const UDP_ENTRIES: u16 = 3000;
@@ -70,38 +70,6 @@ fn agent_key(e: &pb::ConntrackEntry) -> Key {
         o.source_port,
         o.destination_port,
     )
-}
-
-async fn read(
-    client: &mut pb::node_agent_client::NodeAgentClient<tonic::transport::Channel>,
-    req: pb::ListConntrackRequest,
-) -> anyhow::Result<(Vec<pb::ConntrackEntry>, pb::ConntrackSummary)> {
-    let mut stream = client.list_conntrack(req).await?.into_inner();
-    let (mut entries, mut summary) = (Vec::new(), None);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        entries.extend(chunk.entries);
-        summary = chunk.summary.or(summary);
-    }
-    Ok((
-        entries,
-        summary.ok_or_else(|| anyhow::anyhow!("stream ended without a summary"))?,
-    ))
-}
-
-/// Rule texts of the nat table in `iptables-save -c` output.
-fn saved_nat_rules(text: &str) -> Vec<String> {
-    let mut in_nat = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(t) = line.strip_prefix('*') {
-            in_nat = t == "nat";
-        } else if in_nat && line.starts_with('[') {
-            let end = line.find(']').unwrap_or(0);
-            out.push(line[end + 1..].trim().to_string());
-        }
-    }
-    out
 }
 
 #[test]
@@ -165,12 +133,12 @@ fn the_static_agent_reads_conntrack_and_firewall_like_the_tools() -> anyhow::Res
     )?;
     let ((whole, summary), paged, fw) = ns.block_on(|| async {
         let mut client = connect(AGENT).await?;
-        let whole = read(&mut client, pb::ListConntrackRequest::default()).await?;
+        let whole = list_all(&mut client, pb::ListConntrackRequest::default()).await?;
         // Pages of 700 (two chunks each): every page resumes a parked dump.
         let mut paged = Vec::new();
         let mut token = String::new();
         loop {
-            let (entries, summary) = read(
+            let (entries, summary) = list_all(
                 &mut client,
                 pb::ListConntrackRequest {
                     limit: 700,
@@ -215,7 +183,10 @@ fn the_static_agent_reads_conntrack_and_firewall_like_the_tools() -> anyhow::Res
         .flat_map(|c| &c.rules)
         .map(|r| r.text.clone())
         .collect();
-    let saved = saved_nat_rules(&ns.run(&["iptables-save", "-c"])?);
+    let saved: Vec<String> = saved_rules(&ns.run(&["iptables-save", "-c"])?, "nat")
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
     assert_eq!(rules.len(), NAT_RULES + 1);
     assert_eq!(rules, saved, "the nat table against iptables-save -c");
 

@@ -110,8 +110,10 @@ pub struct Rules {
     pub warning: String,
     /// How the rules were read.
     pub method: String,
-    /// Chains.
-    pub chains: Vec<ChainRow>,
+    /// Chains with their policies and rule counts. Left out of a later
+    /// page of the same read (its cursor's): the first page listed them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chains: Option<Vec<ChainRow>>,
     /// Rules the other backend holds (text only, at most `limit`).
     pub other_backend_rules: Vec<String>,
     /// This page.
@@ -212,7 +214,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         chain: a.chain.map(Text::into_string).unwrap_or_default(),
         offset: offset as u32,
         limit: limit as u32,
-        snapshot: cursor.snapshot,
+        snapshot: cursor.snapshot.clone(),
     };
     let fw = on_node(
         agent,
@@ -250,6 +252,11 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         })
         .collect();
     let next = offset + rules.len();
+    // A later page of the read the first page came from repeats its chains
+    // (thousands on a kube-proxy node, a third of a page's JSON): left out.
+    // A page read anew, or after an offset-only cursor, lists them.
+    let same_read =
+        !cursor.snapshot.is_empty() && fw.snapshot == cursor.snapshot && !fw.snapshot_replaced;
     Ok(Rules {
         node: a.node.as_str().to_string(),
         family: if a.ipv6 { "ipv6" } else { "ipv4" }.into(),
@@ -258,18 +265,19 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         backends_with_rules: fw.backends_with_rules.iter().map(|b| backend(*b)).collect(),
         warning: fw.warning,
         method: fw.method,
-        chains: fw
-            .chains
-            .iter()
-            .map(|c| ChainRow {
-                name: c.name.clone(),
-                policy: c.policy.clone(),
-                builtin: c.builtin,
-                packets: c.packets,
-                bytes: c.bytes,
-                rules: count(c),
-            })
-            .collect(),
+        chains: (!same_read).then(|| {
+            fw.chains
+                .iter()
+                .map(|c| ChainRow {
+                    name: c.name.clone(),
+                    policy: c.policy.clone(),
+                    builtin: c.builtin,
+                    packets: c.packets,
+                    bytes: c.bytes,
+                    rules: count(c),
+                })
+                .collect()
+        }),
         other_backend_rules: fw
             .other_backend_chains
             .iter()
@@ -320,7 +328,10 @@ impl Render for Rules {
                 "NOTE: the ruleset changed since the previous page; this page is from a new read, rules may have shifted\n",
             );
         }
-        for c in &self.chains {
+        if self.chains.is_none() {
+            out.push_str("chains: as on the first page (the same read)\n");
+        }
+        for c in self.chains.iter().flatten() {
             if c.builtin {
                 out.push_str(&format!(
                     "chain {} policy {} [{} pkts, {} bytes], {} rules\n",

@@ -188,13 +188,33 @@ pub fn ip_text(ip: &Option<pb::IpAddress>) -> String {
     }
     match ip.octets.len() {
         4 => <[u8; 4]>::try_from(ip.octets.as_slice())
-            .map(|o| std::net::Ipv4Addr::from(o).to_string())
+            .map(ipv4_text)
             .unwrap_or_default(),
         16 => <[u8; 16]>::try_from(ip.octets.as_slice())
             .map(|o| std::net::Ipv6Addr::from(o).to_string())
             .unwrap_or_default(),
         _ => String::new(),
     }
+}
+
+/// Dotted-quad text of IPv4 octets, as `Ipv4Addr`'s `Display` writes it,
+/// without the formatting machinery: a full conntrack read formats 200,000
+/// addresses, and `to_string` was 6 % of `labscope serve`'s CPU there.
+fn ipv4_text(octets: [u8; 4]) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if o >= 100 {
+            out.push(char::from(b'0' + o / 100));
+        }
+        if o >= 10 {
+            out.push(char::from(b'0' + o / 10 % 10));
+        }
+        out.push(char::from(b'0' + o % 10));
+    }
+    out
 }
 
 /// A proto enum's name without its prefix, in lowercase
@@ -229,6 +249,15 @@ fn decode_offset(arg: &str, s: Option<&str>) -> Result<usize, ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for a in 0..=255u8 {
+            for o in [[a, 0, 255, 9], [10, a, 99, 100], [a, a, a, a]] {
+                assert_eq!(ipv4_text(o), std::net::Ipv4Addr::from(o).to_string());
+            }
+        }
+    }
 
     #[test]
     fn cursors_round_trip_and_strangers_are_refused() {

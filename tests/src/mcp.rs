@@ -24,14 +24,24 @@ impl Aggregator {
     /// a namespace through `ip netns exec`) with `env`, and waits for its
     /// "listening on" line.
     pub fn start(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let bin = workspace_binary("labscope")?;
+        Self::start_bin(&workspace_binary("labscope")?, netns, args, env)
+    }
+
+    /// [`Aggregator::start`] with another build of `labscope` (benchmarks:
+    /// the static musl binary the image ships).
+    pub fn start_bin(
+        bin: &std::path::Path,
+        netns: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(&bin);
+                c.args(["netns", "exec", ns]).arg(bin);
                 c
             }
-            None => Command::new(&bin),
+            None => Command::new(bin),
         };
         cmd.args(["serve", "--http", "127.0.0.1:0"]).args(args);
         cmd.env_remove("LABSCOPE_API_KEY")

@@ -28,6 +28,7 @@ struct Opts {
     rules: u32,
     runs: usize,
     agent_bin: Option<std::path::PathBuf>,
+    aggregator_bin: Option<std::path::PathBuf>,
 }
 
 /// Whether a 64-bit little-endian ELF file names a program interpreter
@@ -47,12 +48,28 @@ fn elf_has_interpreter(elf: &[u8]) -> Option<bool> {
     Some((0..phnum as usize).any(|i| u32_at(phoff + i * phentsize) == Some(3)))
 }
 
+/// "PATH (N MiB, static)": which build a benchmark ran.
+fn describe_binary(path: &std::path::Path) -> String {
+    let linking = match std::fs::read(path)
+        .ok()
+        .as_deref()
+        .and_then(elf_has_interpreter)
+    {
+        Some(true) => "dynamically linked",
+        Some(false) => "static",
+        None => "not a 64-bit ELF",
+    };
+    let mib = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+    format!("{} ({mib:.1} MiB, {linking})", path.display())
+}
+
 fn parse_opts() -> anyhow::Result<Opts> {
     let mut o = Opts {
         entries: vec![10_000, 50_000, 100_000],
         rules: 5_000,
         runs: 7,
         agent_bin: None,
+        aggregator_bin: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -67,6 +84,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             "--rules" => o.rules = val()?.parse()?,
             "--runs" => o.runs = val()?.parse()?,
             "--agent-bin" => o.agent_bin = Some(val()?.into()),
+            "--aggregator-bin" => o.aggregator_bin = Some(val()?.into()),
             "--print-rules" => {
                 // The nat table it loads, for iptables-restore by hand.
                 print!("{}", kube_proxy_rules(o.rules));
@@ -74,7 +92,7 @@ fn parse_opts() -> anyhow::Result<Opts> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench-cli [--entries N,N,… (10000,50000,100000)] [--rules N (5000)] [--runs N (7)] [--agent-bin PATH (default: target/…/labscope-agent)] [--print-rules]  (root)"
+                    "bench-cli [--entries N,N,… (10000,50000,100000)] [--rules N (5000)] [--runs N (7)] [--agent-bin PATH (default: target/…/labscope-agent)] [--aggregator-bin PATH (labscope for serve and the CLI; default: target/…/labscope)] [--print-rules]  (root)"
                 );
                 std::process::exit(0);
             }
@@ -429,9 +447,18 @@ fn main() -> anyhow::Result<()> {
     )?;
     let pid = agent.pid();
     let agent_arg = format!("bench=http://{AGENT}");
-    let server = Aggregator::start(Some(&ns.name), &["--agent", &agent_arg], &[])?;
+    let aggregator_bin = match &opts.aggregator_bin {
+        Some(path) => path.clone(),
+        None => workspace_binary("labscope")?,
+    };
+    let server = Aggregator::start_bin(
+        &aggregator_bin,
+        Some(&ns.name),
+        &["--agent", &agent_arg],
+        &[],
+    )?;
     let mcp_addr = server.addr.clone();
-    let labscope = workspace_binary("labscope")?.display().to_string();
+    let labscope = aggregator_bin.display().to_string();
     let cli = |args: &[&str]| -> Vec<String> {
         let mut v = vec![
             labscope.clone(),
@@ -444,19 +471,10 @@ fn main() -> anyhow::Result<()> {
     };
     let runs = opts.runs;
     println!("## Whole processes, same run, alternating (ABBA), {runs} runs per row: medians\n");
-    let linking = match std::fs::read(&agent_bin)
-        .ok()
-        .as_deref()
-        .and_then(elf_has_interpreter)
-    {
-        Some(true) => "dynamically linked",
-        Some(false) => "static",
-        None => "not a 64-bit ELF",
-    };
+    println!("agent binary: {}\n", describe_binary(&agent_bin));
     println!(
-        "agent binary: {} ({:.1} MiB, {linking})\n",
-        agent_bin.display(),
-        std::fs::metadata(&agent_bin).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64
+        "aggregator binary (labscope serve and the CLI): {}\n",
+        describe_binary(&aggregator_bin)
     );
     println!(
         "labscope CLI → real agent process over gRPC (as against the DaemonSet), output to /dev/null like the \

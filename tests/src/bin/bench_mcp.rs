@@ -52,7 +52,12 @@ impl Drop for KillOnDrop {
 
 /// One fan-out row: an aggregator over `specs`, 15 timed `list_nodes` after
 /// a warm-up that must reach every agent.
-async fn fanout_row(n: usize, label: &str, specs: &[String]) -> anyhow::Result<()> {
+async fn fanout_row(
+    bin: &std::path::Path,
+    n: usize,
+    label: &str,
+    specs: &[String],
+) -> anyhow::Result<()> {
     let mut argv: Vec<String> = Vec::new();
     for s in specs {
         argv.push("--agent".into());
@@ -65,7 +70,7 @@ async fn fanout_row(n: usize, label: &str, specs: &[String]) -> anyhow::Result<(
         "10000".into(),
     ]);
     let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let agg = Aggregator::start(None, &argv_ref, &[])?;
+    let agg = Aggregator::start_bin(bin, None, &argv_ref, &[])?;
     let pid = agg.pid();
     let idle = vm_kib(pid, "VmRSS");
     let client = ().serve(StreamableHttpClientTransport::from_uri(agg.url.clone())).await?;
@@ -101,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let mut calls = 300usize;
     let mut fanouts = vec![100usize, 500];
     let mut processes = vec![100usize];
+    let mut aggregator_bin = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -122,15 +128,24 @@ async fn main() -> anyhow::Result<()> {
                     .map(|x| x.parse())
                     .collect::<Result<_, _>>()?
             }
+            "--aggregator-bin" => {
+                aggregator_bin = Some(std::path::PathBuf::from(
+                    args.next().context("--aggregator-bin PATH")?,
+                ))
+            }
             "-h" | "--help" => {
                 println!(
-                    "bench-mcp [--calls N (300)] [--fanout 100,500 (in-process agents)] [--fanout-processes 100 (agent processes; \"\" for none)]"
+                    "bench-mcp [--calls N (300)] [--fanout 100,500 (in-process agents)] [--fanout-processes 100 (agent processes; \"\" for none)] [--aggregator-bin PATH (labscope serve; default: target/…/labscope)]"
                 );
                 return Ok(());
             }
             other => anyhow::bail!("unknown argument {other:?}"),
         }
     }
+    let aggregator_bin = match aggregator_bin {
+        Some(path) => path,
+        None => workspace_binary("labscope")?,
+    };
     let tokio_handle = tokio::runtime::Handle::current();
 
     // 1. Round trip: MCP client → labscope (HTTP) → labscope-agent process (gRPC), loopback.
@@ -149,7 +164,8 @@ async fn main() -> anyhow::Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()?;
     std::thread::sleep(Duration::from_millis(300));
-    let agg = Aggregator::start(
+    let agg = Aggregator::start_bin(
+        &aggregator_bin,
         None,
         &["--agent", &format!("bench=http://127.0.0.1:{agent_port}")],
         &[],
@@ -250,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        fanout_row(n, "processes", &specs).await?;
+        fanout_row(&aggregator_bin, n, "processes", &specs).await?;
         drop(children);
     }
     for n in fanouts {
@@ -271,7 +287,7 @@ async fn main() -> anyhow::Result<()> {
             ));
             specs.push(format!("{name}=http://127.0.0.1:{port}"));
         }
-        fanout_row(n, "in-process", &specs).await?;
+        fanout_row(&aggregator_bin, n, "in-process", &specs).await?;
         for s in shutdowns {
             let _ = s.send(());
         }
@@ -287,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|");
     for cap in ["200", "100000"] {
-        let agg = Aggregator::start(None, &["--max-sessions", cap], &[])?;
+        let agg = Aggregator::start_bin(&aggregator_bin, None, &["--max-sessions", cap], &[])?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let idle = vm_kib(agg.pid(), "VmRSS");
         for _ in 0..2000 {
@@ -311,7 +327,8 @@ async fn main() -> anyhow::Result<()> {
     // 4. tools/list size: what a client loads into the model's context, in
     // bytes and in real tokens, for the default local-mode list (node tools)
     // and for every toolset.
-    let all_agg = Aggregator::start(
+    let all_agg = Aggregator::start_bin(
+        &aggregator_bin,
         None,
         &[
             "--agent",

@@ -17,6 +17,37 @@ use labscope::{cli, tools};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
+/// The static 64-bit musl builds (the amd64 and arm64 images) allocate
+/// through mimalloc: musl's allocator made a big MCP answer, whose
+/// `serde_json::Value` tree takes ~35 small allocations per conntrack entry,
+/// cost far more CPU than glibc's (BENCHMARKS.md, "The shipped aggregator's
+/// allocator"). glibc builds keep glibc's; 32-bit ARM keeps musl's.
+#[cfg(all(target_env = "musl", target_pointer_width = "64"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc gives freed pages back to the kernel at once instead of a second
+/// later (`MIMALLOC_PURGE_DELAY`, when set, still decides): with its default
+/// a full 50k-entry conntrack read left ~10 MiB more resident for tens of
+/// seconds, for ~20 % less CPU than this setting (BENCHMARKS.md).
+#[cfg(all(target_env = "musl", target_pointer_width = "64"))]
+#[allow(unsafe_code)]
+fn configure_allocator() {
+    // `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v2 and v3);
+    // libmimalloc-sys names only some of the options.
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's options, which it reads each time it
+        // considers purging; the same as MIMALLOC_PURGE_DELAY=0.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+    }
+}
+
+#[cfg(not(all(target_env = "musl", target_pointer_width = "64")))]
+fn configure_allocator() {
+    labscope_agent::memory::configure();
+}
+
 /// labscope: see into, and safely operate, a small Kubernetes cluster.
 ///
 /// Talks to labscope-agent on every node (gRPC) and publishes the tools over
@@ -219,7 +250,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    labscope_agent::memory::configure();
+    configure_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

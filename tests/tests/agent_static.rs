@@ -3,17 +3,19 @@
 //! runs the workspace's glibc build. For this machine's architecture,
 //! natively: a conntrack table of a few thousand entries read whole and page
 //! by page (many chunks, parked dumps) matches `conntrack -L`, and a nat
-//! table of hundreds of rules matches `iptables-save -c`. For the Pis
-//! (aarch64) on an x86_64 machine, under qemu-user: node info, links and
-//! addresses match the kernel's.
+//! table of hundreds of rules matches `iptables-save -c`, and so do both
+//! read through the static aggregator (mimalloc on 64-bit) over a kept-alive
+//! MCP connection. For the Pis (aarch64) on an x86_64 machine, under
+//! qemu-user: node info, links and addresses match the kernel's.
 //!
-//! `scripts/test` builds both; where a build is missing the test says so and
+//! `scripts/test` builds them; where a build is missing the test says so and
 //! skips. Needs root (network namespaces).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use labscope_proto::v1 as pb;
+use labscope_tests::mcp::{Aggregator, KeepAlive};
 use labscope_tests::reads::{list_all, saved_rules};
 use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
 
@@ -23,18 +25,23 @@ const NAT_RULES: usize = 700;
 
 /// target/<triple>/release/labscope-agent beside this test's target/debug.
 fn static_agent(triple: &str, test: &str) -> anyhow::Result<Option<PathBuf>> {
+    static_binary(triple, "labscope-agent", test)
+}
+
+/// target/<triple>/release/<name> beside this test's target/debug.
+fn static_binary(triple: &str, name: &str, test: &str) -> anyhow::Result<Option<PathBuf>> {
     let exe = std::env::current_exe()?;
     // target/debug/deps/<test> -> target/
     let target = exe
         .ancestors()
         .nth(3)
         .ok_or_else(|| anyhow::anyhow!("odd test path {}", exe.display()))?;
-    let bin = target.join(triple).join("release/labscope-agent");
+    let bin = target.join(triple).join("release").join(name);
     if bin.is_file() {
         return Ok(Some(bin));
     }
     eprintln!(
-        "SKIP {test}: {} is not built (`scripts/cross --target {triple}`, run by scripts/test)",
+        "SKIP {test}: {} is not built (`scripts/cross --target {triple} --bin {name}`, run by scripts/test)",
         bin.display()
     );
     Ok(None)
@@ -189,6 +196,89 @@ fn the_static_agent_reads_conntrack_and_firewall_like_the_tools() -> anyhow::Res
         .collect();
     assert_eq!(rules.len(), NAT_RULES + 1);
     assert_eq!(rules, saved, "the nat table against iptables-save -c");
+
+    // The aggregator as it ships (static musl, mimalloc on 64-bit) over a
+    // kept-alive MCP connection: the same table through the cursor, and the
+    // nat table in pages.
+    if let Some(labscope) = static_binary(&triple, "labscope", test)? {
+        let server = Aggregator::start_bin(
+            &labscope,
+            Some(&ns.name),
+            &["--agent", &format!("static=http://{AGENT}")],
+            &[],
+        )?;
+        let addr = server.addr.clone();
+        let (entries, mcp_rules) = ns.block_on(|| async move {
+            let mut mcp = KeepAlive::connect(&addr).await?;
+            let mut entries = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut args = serde_json::json!({"node": "static", "limit": 1000});
+                if let Some(c) = &cursor {
+                    args["cursor"] = c.clone().into();
+                }
+                let result = mcp.call("get_conntrack_entries", args).await?;
+                anyhow::ensure!(result["isError"] != true, "conntrack page failed: {result}");
+                let page = &result["structuredContent"];
+                entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
+                match page["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            let mut rules = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut args = serde_json::json!({"node": "static", "table": "nat", "limit": 300});
+                if let Some(c) = &cursor {
+                    args["cursor"] = c.clone().into();
+                }
+                let result = mcp.call("get_iptables_rules", args).await?;
+                anyhow::ensure!(result["isError"] != true, "nat page failed: {result}");
+                let page = &result["structuredContent"];
+                for rule in page["rules"].as_array().cloned().unwrap_or_default() {
+                    rules.push(rule["text"].as_str().unwrap_or_default().to_string());
+                }
+                match page["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => break,
+                }
+            }
+            mcp.end().await?;
+            anyhow::Ok((entries, rules))
+        })?;
+        let port = |v: &serde_json::Value| v.as_u64().unwrap_or(0) as u32;
+        let keys: BTreeSet<Key> = entries
+            .iter()
+            .map(|e| {
+                let o = &e["original"];
+                (
+                    e["protocol"].as_str().unwrap_or_default().to_string(),
+                    o["src"].as_str().unwrap_or_default().to_string(),
+                    o["dst"].as_str().unwrap_or_default().to_string(),
+                    port(&o["sport"]),
+                    port(&o["dport"]),
+                )
+            })
+            .collect();
+        assert_eq!(keys.len(), entries.len(), "no entry on two MCP pages");
+        // The UDP entries are the ones read above (they live 600 s); TCP
+        // ones come and go with the MCP and gRPC connections themselves.
+        let udp = |set: &BTreeSet<Key>| -> BTreeSet<Key> {
+            set.iter().filter(|k| k.0 == "udp").cloned().collect()
+        };
+        assert!(udp(&keys).len() >= usize::from(UDP_ENTRIES));
+        assert_eq!(
+            udp(&keys),
+            udp(&want),
+            "MCP pages of the static aggregator against conntrack -L"
+        );
+        assert_eq!(
+            mcp_rules, saved,
+            "MCP nat pages of the static aggregator against iptables-save -c"
+        );
+        drop(server);
+    }
 
     agent.terminate()?;
     Ok(())

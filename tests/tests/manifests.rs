@@ -54,6 +54,95 @@ fn render(dir: &str) -> Option<Vec<Value>> {
     )
 }
 
+/// The aggregator's config file as rendered (the ConfigMap `labscope-config-*`
+/// mounted at /etc/labscope/config and named by `--config`), parsed as the
+/// pod reads it. Every `*_file` it names must be a key of a Secret volume the
+/// Deployment mounts at that directory, and that Secret must come from an
+/// ExternalSecret that sets the key; those files are stood in for by a
+/// temporary directory, since parsing reads them. Returns the text too.
+fn rendered_config(docs: &[Value]) -> (String, labscope::config::file::Config) {
+    let cm = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "ConfigMap"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("labscope-config"))
+        })
+        .expect("the labscope-config ConfigMap");
+    let text = cm["data"]["labscope.toml"]
+        .as_str()
+        .expect("labscope.toml in the ConfigMap")
+        .to_string();
+    let pod = &find(docs, "Deployment", "labscope")["spec"]["template"]["spec"];
+    let args = strings(&pod["containers"][0]["args"]);
+    assert!(
+        args.contains("--config=/etc/labscope/config/labscope.toml"),
+        "{args:?}"
+    );
+    let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+    let mounts = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let volume_at = |dir: &str| -> Option<Value> {
+        let mount = mounts.iter().find(|m| m["mountPath"] == dir)?;
+        volumes.iter().find(|v| v["name"] == mount["name"]).cloned()
+    };
+    let config_volume =
+        volume_at("/etc/labscope/config").expect("a volume at /etc/labscope/config");
+    assert_eq!(
+        config_volume["configMap"]["name"], cm["metadata"]["name"],
+        "the config volume names the generated ConfigMap"
+    );
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut parsed_text = text.clone();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim().trim_matches('"'));
+        if !key.ends_with("_file") {
+            continue;
+        }
+        let path = Path::new(value);
+        let (dir, file) = (
+            path.parent().and_then(Path::to_str).unwrap_or_default(),
+            path.file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default(),
+        );
+        let volume = volume_at(dir)
+            .unwrap_or_else(|| panic!("{key} = {value}: nothing is mounted at {dir}"));
+        let secret = volume["secret"]["secretName"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} = {value}: {dir} is not a Secret volume"));
+        let external = docs
+            .iter()
+            .find(|d| d["kind"] == "ExternalSecret" && d["spec"]["target"]["name"] == secret)
+            .unwrap_or_else(|| panic!("{key}: no ExternalSecret creates Secret {secret}"));
+        let keys: BTreeSet<String> = external["spec"]["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["secretKey"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            keys.contains(file),
+            "{key} = {value}: Secret {secret} has no key {file} (its ExternalSecret sets {keys:?})"
+        );
+        let stand_in = tmp.path().join(secret);
+        std::fs::create_dir_all(&stand_in).expect("stand-in dir");
+        std::fs::write(stand_in.join(file), "stand-in secret\n").expect("stand-in file");
+        parsed_text =
+            parsed_text.replace(&format!("\"{dir}/"), &format!("\"{}/", stand_in.display()));
+    }
+    let config = labscope::config::file::Config::parse(Path::new("labscope.toml"), &parsed_text)
+        .unwrap_or_else(|e| panic!("the shipped config does not parse: {e}"));
+    (text, config)
+}
+
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     docs.iter()
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
@@ -317,6 +406,27 @@ fn homelab_overlay_passes_the_policy() {
         args.contains("--agent-tls-domain=labscope-agent"),
         "{args:?}"
     );
+
+    // The services are configured, their secrets from the ExternalSecret,
+    // read-only (operations need the homelab-ops overlay).
+    let (_, config) = rendered_config(&docs);
+    for (name, service) in [
+        ("pihole.primary", &config.pihole_primary),
+        ("pihole.secondary", &config.pihole_secondary),
+        ("jellyfin", &config.jellyfin),
+        ("immich", &config.immich),
+    ] {
+        let service = service
+            .as_ref()
+            .unwrap_or_else(|| panic!("[{name}] is not configured"));
+        assert!(
+            service.secret_origin.starts_with("file "),
+            "[{name}]: {}",
+            service.secret_origin
+        );
+    }
+    assert_eq!(config.dns_servers, ["192.168.1.55", "192.168.1.56"]);
+    assert!(!config.mutations.enabled);
 }
 
 #[test]
@@ -726,37 +836,28 @@ fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
     };
     let bad = violations(&docs);
     assert!(bad.is_empty(), "policy violations:\n{}", bad.join("\n"));
-    let cm = docs
-        .iter()
-        .find(|d| {
-            d["kind"] == "ConfigMap"
-                && d["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with("labscope-config"))
-        })
-        .expect("the labscope-config ConfigMap");
-    let text = cm["data"]["labscope.toml"]
-        .as_str()
-        .expect("labscope.toml in the ConfigMap");
-    let config = labscope::config::file::Config::parse(Path::new("labscope.toml"), text)
-        .unwrap_or_else(|e| panic!("the shipped config does not parse: {e}"));
+    let (text, config) = rendered_config(&docs);
     let m = &config.mutations;
     assert!(m.enabled && m.audit_log.is_some());
+    // The ops overlay's file replaces the homelab's: it must keep the
+    // services, so it starts with the homelab's text.
+    let homelab = std::fs::read_to_string(deploy().join("overlays/homelab/labscope.toml"))
+        .expect("deploy/overlays/homelab/labscope.toml");
+    assert!(
+        text.starts_with(&homelab),
+        "deploy/overlays/homelab-ops/labscope.toml must start with the homelab's labscope.toml"
+    );
+    assert_eq!(
+        strings(&find(&docs, "Deployment", "labscope")["spec"]["template"]["spec"]["containers"][0]["args"])
+            .iter()
+            .filter(|a| a.starts_with("--config"))
+            .count(),
+        1,
+        "one --config"
+    );
 
     let agg = find(&docs, "Deployment", "labscope");
     let pod = &agg["spec"]["template"]["spec"];
-    let args = strings(&pod["containers"][0]["args"]);
-    assert!(
-        args.contains("--config=/etc/labscope/config/labscope.toml"),
-        "{args:?}"
-    );
-    let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
-    assert!(
-        volumes
-            .iter()
-            .any(|v| v["configMap"]["name"] == cm["metadata"]["name"]),
-        "the config volume names the generated ConfigMap"
-    );
     let audit_dir = m
         .audit_log
         .as_ref()

@@ -27,16 +27,25 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc gives freed pages back to the kernel at once instead of a second
-/// later (`MIMALLOC_PURGE_DELAY`, when set, still decides): with its default
-/// a full 50k-entry conntrack read left ~10 MiB more resident for tens of
-/// seconds, for ~20 % less CPU than this setting (BENCHMARKS.md).
+/// later (`MIMALLOC_PURGE_DELAY` or its older name `MIMALLOC_RESET_DELAY`,
+/// when set, still decides): with its default a full 50k-entry conntrack
+/// read left 10–30 MiB more resident for tens of seconds, for ~20 % less CPU
+/// than this setting (BENCHMARKS.md).
 #[cfg(all(target_env = "musl", target_pointer_width = "64"))]
 #[allow(unsafe_code)]
 fn configure_allocator() {
     // `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v2 and v3);
     // libmimalloc-sys names only some of the options.
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    // mimalloc reads its variables case-insensitively, and has read them by
+    // now: mi_option_set_default would no longer change anything.
+    let set_by_env = std::env::vars_os().any(|(name, _)| {
+        name.to_str().is_some_and(|n| {
+            n.eq_ignore_ascii_case("MIMALLOC_PURGE_DELAY")
+                || n.eq_ignore_ascii_case("MIMALLOC_RESET_DELAY")
+        })
+    });
+    if !set_by_env {
         // SAFETY: sets one of mimalloc's options, which it reads each time it
         // considers purging; the same as MIMALLOC_PURGE_DELAY=0.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }

@@ -102,11 +102,13 @@ fn parse_opts() -> anyhow::Result<Opts> {
     Ok(o)
 }
 
-/// Wall time of each run, and the agent's CPU time of each.
+/// Wall time of each run, the agent's CPU time of each, and for the MCP
+/// rows `labscope serve`'s.
 #[derive(Default)]
 struct Samples {
     wall: BTreeMap<String, Vec<Duration>>,
     cpu: BTreeMap<String, Vec<Duration>>,
+    server_cpu: BTreeMap<String, Vec<Duration>>,
 }
 
 impl Samples {
@@ -122,6 +124,37 @@ impl Samples {
             0.5,
         )
     }
+    /// `labscope serve`'s median CPU for an MCP row, "—" for the others.
+    fn server_cpu(&self, name: &str) -> String {
+        match self.server_cpu.get(name) {
+            Some(v) => ms(percentile(v, 0.5)),
+            None => "—".into(),
+        }
+    }
+}
+
+/// Runs an MCP job and records its wall time, the agent's CPU time and
+/// `labscope serve`'s over it.
+async fn timed_mcp<T>(
+    s: &mut Samples,
+    name: &str,
+    (agent_pid, server_pid): (u32, u32),
+    job: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let (cpu0, server0) = (cpu_time(agent_pid), cpu_time(server_pid));
+    let t = Instant::now();
+    let out = job.await?;
+    add(
+        s,
+        name,
+        t.elapsed(),
+        cpu_time(agent_pid).saturating_sub(cpu0),
+    );
+    s.server_cpu
+        .entry(name.into())
+        .or_default()
+        .push(cpu_time(server_pid).saturating_sub(server0));
+    Ok(out)
 }
 
 fn add(s: &mut Samples, name: &str, wall: Duration, cpu: Duration) {
@@ -458,6 +491,8 @@ fn main() -> anyhow::Result<()> {
         &[],
     )?;
     let mcp_addr = server.addr.clone();
+    // `ip netns exec` execs the aggregator under its own pid.
+    let server_pid = server.pid();
     let labscope = aggregator_bin.display().to_string();
     let cli = |args: &[&str]| -> Vec<String> {
         let mut v = vec![
@@ -478,7 +513,8 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "labscope CLI → real agent process over gRPC (as against the DaemonSet), output to /dev/null like the \
-         standard tool's; agent CPU = user+system time of the agent and the save tools it ran over the row (10 ms ticks, median).\n"
+         standard tool's; agent CPU = user+system time of the agent and the save tools it ran over the row (10 ms ticks, median); \
+         labscope serve CPU = the same of the aggregator process over an MCP row (the client is this benchmark, in-process).\n"
     );
 
     // --- agent memory around bursts of GetFirewall calls, on a fresh agent.
@@ -646,31 +682,25 @@ fn main() -> anyhow::Result<()> {
                         );
                         full.2 = grpc.0;
                         full.3 = grpc.1;
-                        let cpu0 = cpu_time(pid);
-                        let t = Instant::now();
-                        mcp.call("get_conntrack_entries", json!({"node": "bench"}))
-                            .await?;
-                        add(
+                        timed_mcp(
                             &mut s,
                             "MCP kept-alive default page (50)",
-                            t.elapsed(),
-                            cpu_time(pid).saturating_sub(cpu0),
-                        );
-                        let cpu0 = cpu_time(pid);
-                        let t = Instant::now();
-                        let (pages, items) = mcp_pages(
-                            &mut mcp,
-                            "get_conntrack_entries",
-                            json!({"node": "bench", "limit": 1000}),
-                            "entries",
+                            (pid, server_pid),
+                            mcp.call("get_conntrack_entries", json!({"node": "bench"})),
                         )
                         .await?;
-                        add(
+                        let (pages, items) = timed_mcp(
                             &mut s,
                             "MCP kept-alive full read, pages of 1000",
-                            t.elapsed(),
-                            cpu_time(pid).saturating_sub(cpu0),
-                        );
+                            (pid, server_pid),
+                            mcp_pages(
+                                &mut mcp,
+                                "get_conntrack_entries",
+                                json!({"node": "bench", "limit": 1000}),
+                                "entries",
+                            ),
+                        )
+                        .await?;
                         anyhow::ensure!(
                             items + 100 >= full.3 && pages > 0,
                             "MCP full read: {items} entries"
@@ -682,8 +712,8 @@ fn main() -> anyhow::Result<()> {
         })?;
         let base = samples.median("conntrack -L").as_secs_f64().max(1e-9);
         println!("### conntrack, {count} entries\n");
-        println!("| job | median | × conntrack -L | agent CPU |");
-        println!("|---|---|---|---|");
+        println!("| job | median | × conntrack -L | agent CPU | labscope serve CPU |");
+        println!("|---|---|---|---|---|");
         for name in [
             "conntrack -L",
             "labscope default page (50)",
@@ -698,10 +728,11 @@ fn main() -> anyhow::Result<()> {
             "gRPC full read, pages of 1000",
         ] {
             println!(
-                "| {name} | {} | {:.2} | {} |",
+                "| {name} | {} | {:.2} | {} | {} |",
                 ms(samples.median(name)),
                 samples.median(name).as_secs_f64() / base,
-                ms(samples.cpu(name))
+                ms(samples.cpu(name)),
+                samples.server_cpu(name)
             );
         }
         println!(
@@ -761,21 +792,18 @@ fn main() -> anyhow::Result<()> {
                         },
                     )?;
                     tokio::time::sleep(Duration::from_millis(1100)).await;
-                    let cpu0 = cpu_time(pid);
-                    let t = Instant::now();
-                    let (_, rules) = mcp_pages(
-                        &mut mcp,
-                        "get_iptables_rules",
-                        json!({"node": "bench", "table": "nat", "limit": 2000}),
-                        "rules",
-                    )
-                    .await?;
-                    add(
+                    let (_, rules) = timed_mcp(
                         &mut s,
                         "MCP kept-alive whole table, pages of 2000",
-                        t.elapsed(),
-                        cpu_time(pid).saturating_sub(cpu0),
-                    );
+                        (pid, server_pid),
+                        mcp_pages(
+                            &mut mcp,
+                            "get_iptables_rules",
+                            json!({"node": "bench", "table": "nat", "limit": 2000}),
+                            "rules",
+                        ),
+                    )
+                    .await?;
                     anyhow::ensure!(
                         rules == pages.1,
                         "MCP read {rules} rules, the CLI {}",
@@ -807,8 +835,10 @@ fn main() -> anyhow::Result<()> {
         .as_secs_f64()
         .max(1e-9);
     println!("### iptables, nat table of {nat_rules} rules\n");
-    println!("| job | median | × iptables-save -c | × iptables-save -c -t nat | agent CPU |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| job | median | × iptables-save -c | × iptables-save -c -t nat | agent CPU | labscope serve CPU |"
+    );
+    println!("|---|---|---|---|---|---|");
     for name in [
         "iptables-save -c",
         "iptables-save -c -t nat",
@@ -820,11 +850,12 @@ fn main() -> anyhow::Result<()> {
     ] {
         let m = samples.median(name).as_secs_f64();
         println!(
-            "| {name} | {} | {:.2} | {:.2} | {} |",
+            "| {name} | {} | {:.2} | {:.2} | {} | {} |",
             ms(samples.median(name)),
             m / base,
             m / base_nat,
-            ms(samples.cpu(name))
+            ms(samples.cpu(name)),
+            samples.server_cpu(name)
         );
     }
     println!(

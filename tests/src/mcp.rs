@@ -447,6 +447,41 @@ impl KeepAlive {
         Ok(client)
     }
 
+    /// Calls `tool` with `args` and follows `nextCursor` to the last page.
+    /// Returns the items of every page (the array at `item_key` of each
+    /// `structuredContent`, moved out, not copied) and the number of pages;
+    /// a page that is an error or has no structured content fails the read.
+    pub async fn all_pages(
+        &mut self,
+        tool: &str,
+        args: Value,
+        item_key: &str,
+    ) -> anyhow::Result<(Vec<Value>, usize)> {
+        let (mut items, mut pages) = (Vec::new(), 0usize);
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut a = args.clone();
+            if let Some(c) = cursor.take() {
+                a["cursor"] = c.into();
+            }
+            let mut r = self.call(tool, a).await?;
+            anyhow::ensure!(
+                r["isError"] != true && r["structuredContent"].is_object(),
+                "{tool}: page {} failed: {r}",
+                pages + 1
+            );
+            let page = &mut r["structuredContent"];
+            pages += 1;
+            if let Value::Array(a) = page[item_key].take() {
+                items.extend(a);
+            }
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok((items, pages)),
+            }
+        }
+    }
+
     /// Calls `tool` and returns the JSON-RPC `result`.
     pub async fn call(&mut self, tool: &str, args: Value) -> anyhow::Result<Value> {
         self.next_id += 1;

@@ -210,40 +210,24 @@ fn the_static_agent_reads_conntrack_and_firewall_like_the_tools() -> anyhow::Res
         let addr = server.addr.clone();
         let (entries, mcp_rules) = ns.block_on(|| async move {
             let mut mcp = KeepAlive::connect(&addr).await?;
-            let mut entries = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut args = serde_json::json!({"node": "static", "limit": 1000});
-                if let Some(c) = &cursor {
-                    args["cursor"] = c.clone().into();
-                }
-                let result = mcp.call("get_conntrack_entries", args).await?;
-                anyhow::ensure!(result["isError"] != true, "conntrack page failed: {result}");
-                let page = &result["structuredContent"];
-                entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
-                match page["nextCursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
-            }
-            let mut rules = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut args = serde_json::json!({"node": "static", "table": "nat", "limit": 300});
-                if let Some(c) = &cursor {
-                    args["cursor"] = c.clone().into();
-                }
-                let result = mcp.call("get_iptables_rules", args).await?;
-                anyhow::ensure!(result["isError"] != true, "nat page failed: {result}");
-                let page = &result["structuredContent"];
-                for rule in page["rules"].as_array().cloned().unwrap_or_default() {
-                    rules.push(rule["text"].as_str().unwrap_or_default().to_string());
-                }
-                match page["nextCursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_string()),
-                    None => break,
-                }
-            }
+            let (entries, _) = mcp
+                .all_pages(
+                    "get_conntrack_entries",
+                    serde_json::json!({"node": "static", "limit": 1000}),
+                    "entries",
+                )
+                .await?;
+            let (rules, _) = mcp
+                .all_pages(
+                    "get_iptables_rules",
+                    serde_json::json!({"node": "static", "table": "nat", "limit": 300}),
+                    "rules",
+                )
+                .await?;
+            let rules: Vec<String> = rules
+                .iter()
+                .map(|r| r["text"].as_str().unwrap_or_default().to_string())
+                .collect();
             mcp.end().await?;
             anyhow::Ok((entries, rules))
         })?;

@@ -243,23 +243,8 @@ async fn mcp_pages(
     args: serde_json::Value,
     item_key: &str,
 ) -> anyhow::Result<(usize, usize)> {
-    let (mut pages, mut items) = (0usize, 0usize);
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut a = args.clone();
-        if let Some(c) = &cursor {
-            a["cursor"] = c.clone().into();
-        }
-        let r = client.call(tool, a).await?;
-        let v = &r["structuredContent"];
-        anyhow::ensure!(!v.is_null(), "{tool}: {r}");
-        pages += 1;
-        items += v[item_key].as_array().map(Vec::len).unwrap_or(0);
-        match v["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return Ok((pages, items)),
-        }
-    }
+    let (items, pages) = client.all_pages(tool, args, item_key).await?;
+    Ok((pages, items.len()))
 }
 
 /// The nat table through gRPC in pages of `limit`, as the MCP tool asks for

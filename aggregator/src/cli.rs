@@ -44,7 +44,7 @@ pub fn parse_call_args(
         let (key, raw) = pair
             .split_once('=')
             .ok_or_else(|| ToolError::invalid(pair, "expected key=value (or --json '{…}')"))?;
-        let ty = arg_type(&tool.input_schema, key);
+        let ty = arg_type(tool.input_schema(), key);
         let value = match ty {
             "integer" | "number" => raw
                 .parse::<i64>()
@@ -98,7 +98,7 @@ pub fn tools_listing(tools: &[ToolDef], served: &std::collections::BTreeSet<Tool
         ));
         for t in in_set {
             let required: Vec<&str> = t
-                .arg_help
+                .arg_help()
                 .iter()
                 .filter(|a| a.required)
                 .map(|a| a.name.as_str())
@@ -136,12 +136,12 @@ pub fn tool_help(t: &ToolDef) -> String {
         t.toolset.as_str(),
         t.description
     );
-    if t.arg_help.is_empty() {
+    if t.arg_help().is_empty() {
         out.push_str("No arguments.\n");
     } else {
         out.push_str("Arguments (key=value; lists as a,b; or --json '{…}'):\n");
-        let width = t.arg_help.iter().map(|a| a.name.len()).max().unwrap_or(0);
-        let mut args: Vec<&ArgHelp> = t.arg_help.iter().collect();
+        let width = t.arg_help().iter().map(|a| a.name.len()).max().unwrap_or(0);
+        let mut args: Vec<&ArgHelp> = t.arg_help().iter().collect();
         args.sort_by_key(|a| (!a.required, a.name.clone()));
         for a in args {
             let when = if a.required {
@@ -159,7 +159,7 @@ pub fn tool_help(t: &ToolDef) -> String {
         }
     }
     let example: Vec<String> = t
-        .arg_help
+        .arg_help()
         .iter()
         .filter(|a| a.required)
         .map(|a| format!("{}=…", a.name))
@@ -175,7 +175,7 @@ pub fn tool_help(t: &ToolDef) -> String {
 /// `call --all`: the tool must be paged (take a `cursor`); without a
 /// `limit` the largest page the tool's schema allows is asked for.
 pub fn prepare_all(tool: &ToolDef, args: &mut Map<String, Value>) -> Result<(), ToolError> {
-    let props = tool.input_schema.get("properties");
+    let props = tool.input_schema().get("properties");
     if props.and_then(|p| p.get("cursor")).is_none() {
         return Err(ToolError::invalid(
             "--all",
@@ -190,7 +190,7 @@ pub fn prepare_all(tool: &ToolDef, args: &mut Map<String, Value>) -> Result<(), 
         // The published schema leaves ranges out (they are checked when
         // parsing); the help keeps them.
         let max = tool
-            .arg_help
+            .arg_help()
             .iter()
             .find(|a| a.name == "limit")
             .and_then(|a| a.maximum);

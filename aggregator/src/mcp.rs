@@ -97,9 +97,9 @@ pub fn mcp_tool(t: &ToolDef) -> Tool {
         annotations.destructive_hint = Some(t.hints.destructive);
         annotations.idempotent_hint = Some(t.hints.idempotent);
     }
-    Tool::new(t.name, t.description, t.input_schema.clone())
+    Tool::new(t.name, t.description, t.input_schema().clone())
         .with_title(t.title)
-        .with_raw_output_schema(t.output_schema.clone())
+        .with_raw_output_schema(t.output_schema().clone())
         .with_annotations(annotations)
 }
 

@@ -587,7 +587,7 @@ async fn missing_namespace_and_bad_selector_are_errors() -> anyhow::Result<()> {
         .into_iter()
         .filter(|t| t.toolset != labscope::tools::Toolset::Node)
         .filter(|t| {
-            let schema = Value::Object((*t.input_schema).clone());
+            let schema = Value::Object((**t.input_schema()).clone());
             let required = schema["required"]
                 .as_array()
                 .is_some_and(|r| r.iter().any(|n| n != "namespace"));

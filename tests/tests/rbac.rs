@@ -106,7 +106,7 @@ fn calls() -> Vec<(&'static str, Value)> {
         .filter(|t| !t.hints.mutates())
         // Tools with required arguments are called with them below.
         .filter(|t| {
-            t.input_schema
+            t.input_schema()
                 .get("required")
                 .and_then(Value::as_array)
                 .is_none_or(|r| r.is_empty())

@@ -506,15 +506,32 @@ pub struct ToolDef {
     pub toolset: Toolset,
     /// Annotations.
     pub hints: Hints,
-    /// JSON Schema of the arguments.
-    pub input_schema: Arc<Map<String, Value>>,
-    /// JSON Schema of `structuredContent`.
-    pub output_schema: Arc<Map<String, Value>>,
-    /// Each argument documented, for `labscope call TOOL --help` (the
-    /// advertised input schema stays lean; the description covers what the
-    /// model needs).
-    pub arg_help: Arc<Vec<ArgHelp>>,
+    /// Its schemas, generated on first use: a `labscope call` process
+    /// needs one tool's, not the ~5 ms of CPU that generating all of them
+    /// costs (a server generates them once, for its first tools/list).
+    schemas: Arc<LazySchemas>,
     run: RunFn,
+}
+
+/// A tool's schemas and argument help, generated once, on first use.
+struct LazySchemas {
+    cell: std::sync::OnceLock<Schemas>,
+    make: fn() -> Schemas,
+}
+
+struct Schemas {
+    input: Arc<Map<String, Value>>,
+    output: Arc<Map<String, Value>>,
+    arg_help: Vec<ArgHelp>,
+}
+
+fn schemas_of<A: schemars::JsonSchema + 'static, O: schemars::JsonSchema + 'static>() -> Schemas {
+    let (input, arg_help) = input_schema::<A>();
+    Schemas {
+        input,
+        output: output_schema::<O>(),
+        arg_help,
+    }
 }
 
 /// One argument, for people.
@@ -823,18 +840,39 @@ impl ToolDef {
                 })
             })
         });
-        let (input_schema, arg_help) = input_schema::<A>();
         Self {
             name: meta.name,
             title: meta.title,
             description: meta.description,
             toolset: meta.toolset,
             hints: meta.hints,
-            input_schema,
-            output_schema: output_schema::<O>(),
-            arg_help: Arc::new(arg_help),
+            schemas: Arc::new(LazySchemas {
+                cell: std::sync::OnceLock::new(),
+                make: schemas_of::<A, O>,
+            }),
             run: erased,
         }
+    }
+
+    fn schemas(&self) -> &Schemas {
+        self.schemas.cell.get_or_init(self.schemas.make)
+    }
+
+    /// JSON Schema of the arguments.
+    pub fn input_schema(&self) -> &Arc<Map<String, Value>> {
+        &self.schemas().input
+    }
+
+    /// JSON Schema of `structuredContent`.
+    pub fn output_schema(&self) -> &Arc<Map<String, Value>> {
+        &self.schemas().output
+    }
+
+    /// Each argument documented, for `labscope call TOOL --help` (the
+    /// advertised input schema stays lean; the description covers what the
+    /// model needs).
+    pub fn arg_help(&self) -> &[ArgHelp] {
+        &self.schemas().arg_help
     }
 
     /// Runs the tool.
@@ -1051,7 +1089,7 @@ mod tests {
     #[test]
     fn schemas_are_lean_and_exact() {
         for t in registry() {
-            let input = serde_json::to_string(&*t.input_schema).unwrap_or_default();
+            let input = serde_json::to_string(&**t.input_schema()).unwrap_or_default();
             for noise in [
                 "\"$schema\"",
                 "\"description\"",
@@ -1060,7 +1098,7 @@ mod tests {
             ] {
                 assert!(!input.contains(noise), "{}: {noise} in {input}", t.name);
             }
-            let output = serde_json::to_string(&*t.output_schema).unwrap_or_default();
+            let output = serde_json::to_string(&**t.output_schema()).unwrap_or_default();
             assert!(
                 output.contains("\"required\""),
                 "{}: the output schema marks required fields",

@@ -12,7 +12,7 @@ use labscope::agents::AgentSpec;
 use labscope::config::{AgentOptions, api_key_from_env};
 use labscope::http::{self, HttpOptions};
 use labscope::mcp::{McpServer, error_text};
-use labscope::tools::Toolset;
+use labscope::tools::{JsonForm, Toolset};
 use labscope::{cli, tools};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -261,6 +261,9 @@ enum Output {
 fn main() -> ExitCode {
     configure_allocator();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        quiet_on_closed_pipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -282,6 +285,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `labscope call … | head` ends quietly when `head` has read enough, as
+/// the standard tools do: the CLI takes the default action of SIGPIPE,
+/// which Rust programs ignore (writes would fail with "Broken pipe", and a
+/// `println!` would panic). `serve` keeps ignoring it: a client that goes
+/// away must not end the server.
+#[allow(unsafe_code)]
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called at start, before any other thread exists; SIG_DFL
+    // installs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -396,7 +412,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // A read prints one rendering: the other is not built.
                 if !def.hints.mutates() {
                     call = match output {
-                        Output::Json => call.structured_only(),
+                        // One JSON object per line with --all.
+                        Output::Json if all => call.json_only(JsonForm::Compact),
+                        Output::Json => call.json_only(JsonForm::Pretty),
                         Output::Table => call.text_only(),
                     };
                 }
@@ -407,7 +425,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pages += 1;
                 match (result, output) {
                     (Ok(out), Output::Json) if all => {
-                        serde_json::to_writer(&mut stdout, &out.structured)?;
+                        match &out.json {
+                            Some(json) => stdout.write_all(json.as_bytes())?,
+                            None => serde_json::to_writer(&mut stdout, &out.structured)?,
+                        }
                         writeln!(stdout)?;
                         match out.next_cursor {
                             Some(c) => map.insert("cursor".into(), c.into()),
@@ -415,7 +436,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         };
                     }
                     (Ok(out), Output::Json) => {
-                        writeln!(stdout, "{}", serde_json::to_string_pretty(&out.structured)?)?;
+                        match &out.json {
+                            Some(json) => writeln!(stdout, "{json}")?,
+                            None => writeln!(
+                                stdout,
+                                "{}",
+                                serde_json::to_string_pretty(&out.structured)?
+                            )?,
+                        }
                         break ExitCode::SUCCESS;
                     }
                     (Ok(out), Output::Table) => {

@@ -180,3 +180,103 @@ fn all_follows_the_cursor_to_the_end() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `--output json` is written straight from the tool's result, without the
+/// `serde_json::Value` tree MCP needs: value for value, it is the
+/// `structuredContent` that `labscope serve` answers to the same call, and
+/// with `--all` each line is one page's.
+#[tokio::test]
+async fn json_output_is_the_structured_content() -> anyhow::Result<()> {
+    use labscope_tests::mcp::{Aggregator, KeepAlive};
+    let host = labscope::config::hostname();
+    let node = format!("node={host}");
+    let args = [
+        "call",
+        "get_node_networking",
+        node.as_str(),
+        "sections=routes,rules",
+        "table=local",
+        "--output",
+        "json",
+    ];
+    let out = labscope(&args, None)?;
+    anyhow::ensure!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let all = labscope(&[&args[..], &["limit=1", "--all"]].concat(), None)?;
+    anyhow::ensure!(all.status.success(), "--all: {}", text(&all.stderr));
+    let cli_pages: Vec<serde_json::Value> = text(&all.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+
+    let server = Aggregator::start(None, &[], &[])?;
+    let mut mcp = KeepAlive::connect(&server.addr).await?;
+    let mcp_args =
+        serde_json::json!({"node": host, "sections": ["routes", "rules"], "table": "local"});
+    let r = mcp.call("get_node_networking", mcp_args.clone()).await?;
+    assert!(
+        cli["routes"].as_array().is_some_and(|r| !r.is_empty()),
+        "{cli}"
+    );
+    assert_eq!(
+        r["structuredContent"], cli,
+        "CLI JSON vs MCP structuredContent"
+    );
+
+    let mut paged_args = mcp_args;
+    paged_args["limit"] = 1.into();
+    let mut mcp_pages = Vec::new();
+    loop {
+        let r = mcp.call("get_node_networking", paged_args.clone()).await?;
+        let page = r["structuredContent"].clone();
+        let next = page["nextCursor"].as_str().map(str::to_string);
+        mcp_pages.push(page);
+        match next {
+            Some(c) => paged_args["cursor"] = c.into(),
+            None => break,
+        }
+        anyhow::ensure!(mcp_pages.len() < 1000, "no end to the pages");
+    }
+    // The cursor tokens name the same positions; compare the pages without them.
+    let strip = |mut p: serde_json::Value| {
+        p.as_object_mut().map(|o| o.remove("nextCursor"));
+        p
+    };
+    assert_eq!(
+        cli_pages.into_iter().map(strip).collect::<Vec<_>>(),
+        mcp_pages.into_iter().map(strip).collect::<Vec<_>>(),
+        "--all --output json lines vs MCP pages"
+    );
+    Ok(())
+}
+
+/// `labscope … | head -1`: once the reader has gone, the CLI ends quietly
+/// by SIGPIPE, as the standard tools do (no "Broken pipe" error, no panic).
+#[test]
+fn a_closed_pipe_ends_the_cli_quietly() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // A 4 KiB pipe: the listing (tens of KiB) cannot all fit before the
+    // reader closes its end.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))?;
+    let child = Command::new(workspace_binary("labscope")?)
+        .args(["tools", "--json"])
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut first = String::new();
+    BufReader::new(std::fs::File::from(read)).read_line(&mut first)?;
+    assert_eq!(first.trim(), "[");
+    let out = child.wait_with_output()?;
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::sys::signal::Signal::SIGPIPE as i32),
+        "{:?}",
+        out.status
+    );
+    assert!(out.stderr.is_empty(), "stderr: {}", text(&out.stderr));
+    Ok(())
+}

@@ -99,8 +99,13 @@ pub struct ToolContext {
 #[derive(Debug, Clone)]
 pub struct ToolOutput {
     /// `structuredContent`, conforming to the tool's output schema
-    /// (`Null` when the call asked for text only: [`Call::text_only`]).
+    /// (`Null` when the call asked for text only, [`Call::text_only`], or
+    /// for JSON text, [`Call::json_only`]).
     pub structured: Value,
+    /// The same content already written as JSON text, when the call asked
+    /// for it ([`Call::json_only`]): the CLI prints it without building the
+    /// `Value` tree that MCP needs.
+    pub json: Option<String>,
     /// Text rendering for clients that show text (empty when the call asked
     /// for structured content only: [`Call::structured_only`]).
     pub text: String,
@@ -379,6 +384,16 @@ struct Rendering {
     skip_structured: bool,
     skip_text: bool,
     continued: bool,
+    json: Option<JsonForm>,
+}
+
+/// How [`Call::json_only`] writes the structured content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonForm {
+    /// One line.
+    Compact,
+    /// Indented, for people.
+    Pretty,
 }
 
 /// Receives (done, total, message).
@@ -414,6 +429,17 @@ impl Call {
     pub fn structured_only(mut self) -> Self {
         self.rendering.skip_text = true;
         self.rendering.skip_structured = false;
+        self
+    }
+
+    /// The answer's structured content only, written straight from the
+    /// result as JSON text into [`ToolOutput::json`] (`structured` is left
+    /// `Null`, `text` empty). The same content, keys in the result's own
+    /// order.
+    pub fn json_only(mut self, form: JsonForm) -> Self {
+        self.rendering.skip_text = true;
+        self.rendering.skip_structured = true;
+        self.rendering.json = Some(form);
         self
     }
 
@@ -812,16 +838,26 @@ impl ToolDef {
                 let args: A = parse_args(args)?;
                 let rendering = call.rendering;
                 let out = run(ctx, args, call).await?;
+                let unserialisable = |e: serde_json::Error| {
+                    ToolError::new(
+                        ErrorCode::AgentError,
+                        format!("the result could not be serialised: {e}"),
+                        "this is a labscope bug worth reporting",
+                    )
+                };
                 let structured = if rendering.skip_structured {
                     Value::Null
                 } else {
-                    serde_json::to_value(&out).map_err(|e| {
-                        ToolError::new(
-                            ErrorCode::AgentError,
-                            format!("the result could not be serialised: {e}"),
-                            "this is a labscope bug worth reporting",
-                        )
-                    })?
+                    serde_json::to_value(&out).map_err(unserialisable)?
+                };
+                let json = match rendering.json {
+                    None => None,
+                    Some(JsonForm::Compact) => {
+                        Some(serde_json::to_string(&out).map_err(unserialisable)?)
+                    }
+                    Some(JsonForm::Pretty) => {
+                        Some(serde_json::to_string_pretty(&out).map_err(unserialisable)?)
+                    }
                 };
                 let text = match rendering {
                     Rendering {
@@ -834,6 +870,7 @@ impl ToolDef {
                 };
                 Ok(ToolOutput {
                     structured,
+                    json,
                     text,
                     next_cursor: out.next_cursor().map(str::to_owned),
                     unchanged: out.changed_nothing(),

@@ -261,9 +261,6 @@ enum Output {
 fn main() -> ExitCode {
     configure_allocator();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
-        quiet_on_closed_pipe();
-    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -280,6 +277,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // `labscope call … | head`: the reader had enough.
+        Err(e) if is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("labscope: {e:#}");
             ExitCode::from(2)
@@ -287,17 +286,45 @@ fn main() -> ExitCode {
     }
 }
 
-/// `labscope call … | head` ends quietly when `head` has read enough, as
-/// the standard tools do: the CLI takes the default action of SIGPIPE,
-/// which Rust programs ignore (writes would fail with "Broken pipe", and a
-/// `println!` would panic). `serve` keeps ignoring it: a client that goes
-/// away must not end the server.
-#[allow(unsafe_code)]
-fn quiet_on_closed_pipe() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: called at start, before any other thread exists; SIG_DFL
-    // installs no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+/// Standard output for the CLI's answers. When its reader has gone
+/// (`labscope call … | head`), a write fails with [`StdoutClosed`], and
+/// `main` ends quietly, where the standard tools end by SIGPIPE. SIGPIPE
+/// itself stays ignored, as in every Rust program: a connection to an agent
+/// or an API that breaks must fail as an error, not end the process.
+struct Out<W>(W);
+
+impl<W: Write> Write for Out<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(closed)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(closed)
+    }
+}
+
+/// Standard output's reader has gone.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+struct StdoutClosed;
+
+fn closed(e: std::io::Error) -> std::io::Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe => {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+        }
+        _ => e,
+    }
+}
+
+/// Whether `e` is a write to standard output whose reader has gone.
+fn is_stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .is_some_and(|inner| inner.is::<StdoutClosed>())
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -335,6 +362,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Tools { tool, json } => {
+            let mut stdout = Out(std::io::stdout().lock());
             let defs = tools::registry();
             let served = options.toolsets_for(options.cluster_configured());
             if let Some(name) = tool {
@@ -343,22 +371,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 };
                 if json {
-                    println!(
+                    writeln!(
+                        stdout,
                         "{}",
                         serde_json::to_string_pretty(&labscope::mcp::mcp_tool(def))?
-                    );
+                    )?;
                 } else {
-                    print!("{}", cli::tool_help(def));
+                    write!(stdout, "{}", cli::tool_help(def))?;
                 }
             } else if json {
                 let list: Vec<_> = tools::enabled(&served)
                     .iter()
                     .map(labscope::mcp::mcp_tool)
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                print!("{}", cli::tools_listing(&defs, &served));
+                write!(stdout, "{}", cli::tools_listing(&defs, &served))?;
             }
+            stdout.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Call {
@@ -387,7 +417,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             if help {
-                print!("{}", cli::tool_help(def));
+                let mut stdout = Out(std::io::stdout().lock());
+                write!(stdout, "{}", cli::tool_help(def))?;
+                stdout.flush()?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut map = match cli::parse_call_args(def, &args, json.as_deref()) {
@@ -405,8 +437,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let progress = cli::StderrProgress::start(&tool);
             let tty = std::io::stdout().is_terminal();
             let width = cli::output_width(tty);
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = Out(std::io::stdout().lock());
             let mut pages = 0usize;
+            // The answers are printed in a block of their own: when a write
+            // fails (the reader has gone), the services still log out.
+            let printed: anyhow::Result<ExitCode> = async {
             let code = loop {
                 let mut call = progress.call().by("cli");
                 // A read prints one rendering: the other is not built.
@@ -491,9 +526,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             stdout.flush()?;
+            Ok(code)
+            }
+            .await;
             ctx.services.shutdown().await;
             progress.finish();
-            Ok(code)
+            printed
         }
         Command::Serve {
             stdio,

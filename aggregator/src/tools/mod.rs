@@ -422,6 +422,7 @@ impl Call {
     pub fn text_only(mut self) -> Self {
         self.rendering.skip_structured = true;
         self.rendering.skip_text = false;
+        self.rendering.json = None;
         self
     }
 
@@ -429,6 +430,7 @@ impl Call {
     pub fn structured_only(mut self) -> Self {
         self.rendering.skip_text = true;
         self.rendering.skip_structured = false;
+        self.rendering.json = None;
         self
     }
 

@@ -420,6 +420,16 @@ pub struct KeepAlive {
     host: String,
     session: Option<String>,
     next_id: u64,
+    recording: Option<Vec<Recorded>>,
+}
+
+/// One HTTP answer of an MCP server to a request, as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Its `content-type` (`text/event-stream` or `application/json`).
+    pub content_type: String,
+    /// Its body.
+    pub body: hyper::body::Bytes,
 }
 
 impl KeepAlive {
@@ -434,6 +444,7 @@ impl KeepAlive {
             host: addr.to_string(),
             session: None,
             next_id: 1,
+            recording: None,
         };
         client
             .request(serde_json::from_str(INITIALIZE)?, true)
@@ -494,6 +505,16 @@ impl KeepAlive {
             .ok_or_else(|| anyhow::anyhow!("{tool}: no result in {reply}"))
     }
 
+    /// Keeps the raw answers to the requests from now on, for [`replay`].
+    pub fn start_recording(&mut self) {
+        self.recording = Some(Vec::new());
+    }
+
+    /// The answers kept since [`KeepAlive::start_recording`]; stops keeping.
+    pub fn take_recording(&mut self) -> Vec<Recorded> {
+        self.recording.take().unwrap_or_default()
+    }
+
     /// Ends the session with `DELETE /mcp`; returns the HTTP status.
     pub async fn end(mut self) -> anyhow::Result<u16> {
         self.sender.ready().await?;
@@ -527,7 +548,19 @@ impl KeepAlive {
             self.session = Some(s.to_str()?.to_string());
         }
         let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let bytes = resp.into_body().collect().await?.to_bytes();
+        if let Some(kept) = self.recording.as_mut() {
+            kept.push(Recorded {
+                content_type,
+                body: bytes.clone(),
+            });
+        }
         let text = String::from_utf8_lossy(&bytes);
         anyhow::ensure!(status.is_success(), "HTTP {status}: {text}");
         if !expect_reply {
@@ -544,6 +577,62 @@ impl KeepAlive {
             .or_else(|| serde_json::from_str(&text).ok());
         reply.ok_or_else(|| anyhow::anyhow!("no JSON-RPC reply in {text:.300}"))
     }
+}
+
+/// A Streamable HTTP endpoint on a loopback port (returned as
+/// `127.0.0.1:PORT`) that does no work: it answers `initialize` with a
+/// session, notifications with 202, and each `tools/call` with the next of
+/// `answers` in turn (from the first again after the last), as a real server
+/// sent them ([`KeepAlive::start_recording`]). What an MCP client costs by
+/// itself, for the same answers. Runs until the runtime ends.
+pub async fn replay(answers: Vec<Recorded>) -> anyhow::Result<String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    anyhow::ensure!(!answers.is_empty(), "nothing to replay");
+    let state = Arc::new((answers, AtomicUsize::new(0)));
+    let answer = move |body: axum::body::Bytes| {
+        let state = state.clone();
+        async move {
+            use axum::http::{StatusCode, header};
+            use axum::response::IntoResponse;
+            let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+            match request["method"].as_str() {
+                Some("initialize") => {
+                    let reply = serde_json::json!({"jsonrpc": "2.0", "id": request["id"], "result": {
+                        "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                        "serverInfo": {"name": "replay", "version": "0"}}});
+                    (
+                        [
+                            (header::CONTENT_TYPE, "application/json".to_string()),
+                            (
+                                header::HeaderName::from_static("mcp-session-id"),
+                                "replay".to_string(),
+                            ),
+                        ],
+                        reply.to_string(),
+                    )
+                        .into_response()
+                }
+                Some("tools/call") => {
+                    let (answers, next) = &*state;
+                    let a = &answers[next.fetch_add(1, Ordering::Relaxed) % answers.len()];
+                    (
+                        [(header::CONTENT_TYPE, a.content_type.clone())],
+                        a.body.clone(),
+                    )
+                        .into_response()
+                }
+                _ => StatusCode::ACCEPTED.into_response(),
+            }
+        }
+    };
+    let app = axum::Router::new().route("/mcp", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(labscope::http::nodelay(listener), app).await;
+    });
+    Ok(addr)
 }
 
 /// An MCP client (`handler`) connected in memory to a labscope MCP server

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use labscope_proto::v1 as pb;
 use labscope_tests::bench::{cpu_time, kube_proxy_rules, ms, percentile, proc_status_kib};
-use labscope_tests::mcp::{Aggregator, KeepAlive};
+use labscope_tests::mcp::{Aggregator, KeepAlive, replay};
 use labscope_tests::netns::SILENT_ADDR;
 use labscope_tests::{AgentProcess, Netns, connect, workspace_binary};
 use serde_json::json;
@@ -234,6 +234,15 @@ fn cli_all(argv: &[String]) -> anyhow::Result<usize> {
         .output()?;
     anyhow::ensure!(out.status.success(), "{argv:?} failed: {}", out.status);
     Ok(out.stdout.iter().filter(|b| **b == b'\n').count())
+}
+
+/// The MCP row of the full conntrack read's answers replayed by an endpoint
+/// that does no work ([`replay`]): the benchmark's client by itself.
+const REPLAYED: &str = "MCP client alone: the same 1000-entry pages replayed (no server work)";
+
+/// The MCP full conntrack read's arguments (pages of 1,000).
+fn full_read_args() -> serde_json::Value {
+    json!({"node": "bench", "limit": 1000})
 }
 
 /// Follows `nextCursor` over one kept-alive MCP session; returns (pages, items).
@@ -620,6 +629,8 @@ fn main() -> anyhow::Result<()> {
             let mut s = Samples::default();
             let mut full = (0usize, 0usize, 0usize, 0usize, 0usize);
             let mut mcp = KeepAlive::connect(&mcp_addr).await?;
+            // (client, entries the replayed pages hold)
+            let mut replayed: Option<(KeepAlive, usize)> = None;
             for run in 0..runs {
                 let standard_first = run % 2 == 0;
                 for turn in 0..2 {
@@ -681,7 +692,7 @@ fn main() -> anyhow::Result<()> {
                             mcp_pages(
                                 &mut mcp,
                                 "get_conntrack_entries",
-                                json!({"node": "bench", "limit": 1000}),
+                                full_read_args(),
                                 "entries",
                             ),
                         )
@@ -690,6 +701,34 @@ fn main() -> anyhow::Result<()> {
                             items + 100 >= full.3 && pages > 0,
                             "MCP full read: {items} entries"
                         );
+                        // The same answers again from an endpoint that does
+                        // no work: what the client costs by itself.
+                        if replayed.is_none() {
+                            mcp.start_recording();
+                            let (recorded, _) = mcp
+                                .all_pages("get_conntrack_entries", full_read_args(), "entries")
+                                .await?;
+                            let addr = replay(mcp.take_recording()).await?;
+                            replayed = Some((KeepAlive::connect(&addr).await?, recorded.len()));
+                        }
+                        if let Some((client, recorded)) = replayed.as_mut() {
+                            let (alone, _) = timed_mcp(
+                                &mut s,
+                                REPLAYED,
+                                (pid, server_pid),
+                                client.all_pages(
+                                    "get_conntrack_entries",
+                                    full_read_args(),
+                                    "entries",
+                                ),
+                            )
+                            .await?;
+                            anyhow::ensure!(
+                                alone.len() == *recorded,
+                                "replayed read: {} entries of {recorded}",
+                                alone.len()
+                            );
+                        }
                     }
                 }
             }
@@ -710,6 +749,7 @@ fn main() -> anyhow::Result<()> {
             "labscope full read, CLI --all (one process)",
             "MCP kept-alive default page (50)",
             "MCP kept-alive full read, pages of 1000",
+            REPLAYED,
             "gRPC full read, pages of 1000",
         ] {
             println!(

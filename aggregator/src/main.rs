@@ -442,91 +442,92 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The answers are printed in a block of their own: when a write
             // fails (the reader has gone), the services still log out.
             let printed: anyhow::Result<ExitCode> = async {
-            let code = loop {
-                let mut call = progress.call().by("cli");
-                // A read prints one rendering: the other is not built.
-                if !def.hints.mutates() {
-                    call = match output {
-                        // One JSON object per line with --all.
-                        Output::Json if all => call.json_only(JsonForm::Compact),
-                        Output::Json => call.json_only(JsonForm::Pretty),
-                        Output::Table => call.text_only(),
-                    };
-                }
-                if pages > 0 {
-                    call = call.continued();
-                }
-                let result = tools::call(ctx.clone(), &defs, &tool, map.clone(), call).await;
-                pages += 1;
-                match (result, output) {
-                    (Ok(out), Output::Json) if all => {
-                        match &out.json {
-                            Some(json) => stdout.write_all(json.as_bytes())?,
-                            None => serde_json::to_writer(&mut stdout, &out.structured)?,
-                        }
-                        writeln!(stdout)?;
-                        match out.next_cursor {
-                            Some(c) => map.insert("cursor".into(), c.into()),
-                            None => break ExitCode::SUCCESS,
+                let code = loop {
+                    let mut call = progress.call().by("cli");
+                    // A read prints one rendering: the other is not built.
+                    if !def.hints.mutates() {
+                        call = match output {
+                            // One JSON object per line with --all.
+                            Output::Json if all => call.json_only(JsonForm::Compact),
+                            Output::Json => call.json_only(JsonForm::Pretty),
+                            Output::Table => call.text_only(),
                         };
                     }
-                    (Ok(out), Output::Json) => {
-                        match &out.json {
-                            Some(json) => writeln!(stdout, "{json}")?,
-                            None => writeln!(
-                                stdout,
-                                "{}",
-                                serde_json::to_string_pretty(&out.structured)?
-                            )?,
+                    if pages > 0 {
+                        call = call.continued();
+                    }
+                    let result = tools::call(ctx.clone(), &defs, &tool, map.clone(), call).await;
+                    pages += 1;
+                    match (result, output) {
+                        (Ok(out), Output::Json) if all => {
+                            match &out.json {
+                                Some(json) => stdout.write_all(json.as_bytes())?,
+                                None => serde_json::to_writer(&mut stdout, &out.structured)?,
+                            }
+                            writeln!(stdout)?;
+                            match out.next_cursor {
+                                Some(c) => map.insert("cursor".into(), c.into()),
+                                None => break ExitCode::SUCCESS,
+                            };
                         }
-                        break ExitCode::SUCCESS;
-                    }
-                    (Ok(out), Output::Table) => {
-                        let text = if all {
-                            cli::without_cursor_line(out.text)
-                        } else {
-                            out.text
-                        };
-                        let text = match width {
-                            Some(w) => cli::fit(&text, w),
-                            None => text,
-                        };
-                        let text = text.trim_end_matches('\n');
-                        if !text.is_empty() {
-                            writeln!(stdout, "{text}")?;
+                        (Ok(out), Output::Json) => {
+                            match &out.json {
+                                Some(json) => writeln!(stdout, "{json}")?,
+                                None => writeln!(
+                                    stdout,
+                                    "{}",
+                                    serde_json::to_string_pretty(&out.structured)?
+                                )?,
+                            }
+                            break ExitCode::SUCCESS;
                         }
-                        match out.next_cursor {
-                            Some(c) if all => map.insert("cursor".into(), c.into()),
-                            _ => break ExitCode::SUCCESS,
-                        };
-                    }
-                    (Err(e), Output::Json) if all => {
-                        // Still one object per line.
-                        serde_json::to_writer(&mut stdout, &e.to_json())?;
-                        writeln!(stdout)?;
-                        break ExitCode::from(1);
-                    }
-                    (Err(e), Output::Json) => {
-                        writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
-                        break ExitCode::from(1);
-                    }
-                    (Err(e), Output::Table) => {
-                        stdout.flush()?;
-                        if pages > 1 {
-                            eprintln!(
-                                "labscope: page {pages} failed; the pages before it are printed above"
-                            );
+                        (Ok(out), Output::Table) => {
+                            let text = if all {
+                                cli::without_cursor_line(out.text)
+                            } else {
+                                out.text
+                            };
+                            let text = match width {
+                                Some(w) => cli::fit(&text, w),
+                                None => text,
+                            };
+                            let text = text.trim_end_matches('\n');
+                            if !text.is_empty() {
+                                writeln!(stdout, "{text}")?;
+                            }
+                            match out.next_cursor {
+                                Some(c) if all => map.insert("cursor".into(), c.into()),
+                                _ => break ExitCode::SUCCESS,
+                            };
                         }
-                        eprintln!("{}", error_text(&e));
-                        break ExitCode::from(1);
+                        (Err(e), Output::Json) if all => {
+                            // Still one object per line.
+                            serde_json::to_writer(&mut stdout, &e.to_json())?;
+                            writeln!(stdout)?;
+                            break ExitCode::from(1);
+                        }
+                        (Err(e), Output::Json) => {
+                            writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
+                            break ExitCode::from(1);
+                        }
+                        (Err(e), Output::Table) => {
+                            stdout.flush()?;
+                            if pages > 1 {
+                                eprintln!(
+                                    "labscope: page {pages} failed; \
+                                     the pages before it are printed above"
+                                );
+                            }
+                            eprintln!("{}", error_text(&e));
+                            break ExitCode::from(1);
+                        }
                     }
-                }
-                if pages > 1 && pages.is_multiple_of(10) {
-                    progress.note(format!("{tool}: {pages} pages"));
-                }
-            };
-            stdout.flush()?;
-            Ok(code)
+                    if pages > 1 && pages.is_multiple_of(10) {
+                        progress.note(format!("{tool}: {pages} pages"));
+                    }
+                };
+                stdout.flush()?;
+                Ok(code)
             }
             .await;
             ctx.services.shutdown().await;

@@ -468,7 +468,36 @@ impl KeepAlive {
         args: Value,
         item_key: &str,
     ) -> anyhow::Result<(Vec<Value>, usize)> {
-        let (mut items, mut pages) = (Vec::new(), 0usize);
+        let mut items = Vec::new();
+        let pages = self
+            .follow(tool, args, |page| {
+                if let Value::Array(a) = page[item_key].take() {
+                    items.extend(a);
+                }
+            })
+            .await?;
+        Ok((items, pages))
+    }
+
+    /// [`KeepAlive::all_pages`], keeping each page's whole
+    /// `structuredContent`.
+    pub async fn pages(&mut self, tool: &str, args: Value) -> anyhow::Result<Vec<Value>> {
+        let mut pages = Vec::new();
+        self.follow(tool, args, |page| pages.push(page.take()))
+            .await?;
+        Ok(pages)
+    }
+
+    /// Follows `nextCursor` from the first page to the last, handing each
+    /// page's `structuredContent` to `take` (after its cursor is read);
+    /// returns the number of pages.
+    async fn follow(
+        &mut self,
+        tool: &str,
+        args: Value,
+        mut take: impl FnMut(&mut Value),
+    ) -> anyhow::Result<usize> {
+        let mut pages = 0usize;
         let mut cursor: Option<String> = None;
         loop {
             let mut a = args.clone();
@@ -483,13 +512,13 @@ impl KeepAlive {
             );
             let page = &mut r["structuredContent"];
             pages += 1;
-            if let Value::Array(a) = page[item_key].take() {
-                items.extend(a);
+            let next = page["nextCursor"].as_str().map(str::to_string);
+            take(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(pages),
             }
-            match page["nextCursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return Ok((items, pages)),
-            }
+            anyhow::ensure!(pages < 100_000, "{tool}: no end to the pages");
         }
     }
 

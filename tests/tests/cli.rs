@@ -225,18 +225,7 @@ async fn json_output_is_the_structured_content() -> anyhow::Result<()> {
 
     let mut paged_args = mcp_args;
     paged_args["limit"] = 1.into();
-    let mut mcp_pages = Vec::new();
-    loop {
-        let r = mcp.call("get_node_networking", paged_args.clone()).await?;
-        let page = r["structuredContent"].clone();
-        let next = page["nextCursor"].as_str().map(str::to_string);
-        mcp_pages.push(page);
-        match next {
-            Some(c) => paged_args["cursor"] = c.into(),
-            None => break,
-        }
-        anyhow::ensure!(mcp_pages.len() < 1000, "no end to the pages");
-    }
+    let mcp_pages = mcp.pages("get_node_networking", paged_args).await?;
     // The cursor tokens name the same positions; compare the pages without them.
     let strip = |mut p: serde_json::Value| {
         p.as_object_mut().map(|o| o.remove("nextCursor"));

@@ -89,6 +89,10 @@ pub struct Mutations {
     pub secret_namespaces: BTreeSet<String>,
     /// The label (`key=value`) a CronJob must carry to be triggered.
     pub trigger_label: (String, String),
+    /// Namespaces whose CronJobs may be triggered; `None` (the key absent):
+    /// the label alone decides. Listing them lets labscope refuse before
+    /// the API server does (RBAC binds `jobs create` only there).
+    pub trigger_namespaces: Option<BTreeSet<String>>,
     /// `update_pihole_gravity` allowed.
     pub pihole_gravity: bool,
     /// `fix_jellyfin_metadata` allowed.
@@ -107,6 +111,7 @@ impl Default for Mutations {
             flux_namespaces: ["flux-system".to_string()].into(),
             secret_namespaces: BTreeSet::new(),
             trigger_label: ("labscope.io/trigger".into(), "true".into()),
+            trigger_namespaces: None,
             pihole_gravity: false,
             jellyfin_metadata: false,
         }
@@ -206,6 +211,7 @@ struct RawMutations {
     #[serde(default)]
     secret_namespaces: Vec<String>,
     trigger_label: Option<String>,
+    trigger_namespaces: Option<Vec<String>>,
     #[serde(default)]
     pihole_gravity: bool,
     #[serde(default)]
@@ -468,6 +474,19 @@ impl Config {
                     )
                 })?;
             }
+            if let Some(ns) = m.trigger_namespaces {
+                let mut set = BTreeSet::new();
+                for (i, n) in ns.iter().enumerate() {
+                    if !dns_name(n) {
+                        return Err(c.invalid(
+                            &format!("mutations.trigger_namespaces[{i}]"),
+                            format!("{n:?} is not a namespace name"),
+                        ));
+                    }
+                    set.insert(n.clone());
+                }
+                out.trigger_namespaces = Some(set);
+            }
             if out.enabled && out.audit_log.is_none() {
                 return Err(c.invalid(
                     "mutations.audit_log",
@@ -508,6 +527,7 @@ restart = ["jellyfin/jellyfin"]
 flux_namespaces = ["flux-system", "immich"]
 secret_namespaces = ["media"]
 trigger_label = "labscope.io/trigger=true"
+trigger_namespaces = ["backup-jobs"]
 pihole_gravity = false
 jellyfin_metadata = false
 "#,
@@ -530,6 +550,10 @@ jellyfin_metadata = false
         assert_eq!(
             m.trigger_label,
             ("labscope.io/trigger".into(), "true".into())
+        );
+        assert_eq!(
+            m.trigger_namespaces,
+            Some(["backup-jobs".to_string()].into())
         );
     }
 
@@ -580,6 +604,8 @@ jellyfin_metadata = false
         assert!(e.contains("mutations.restart[0]"), "{e}");
         let e = err("[mutations]\ntrigger_label = \"labscope.io/trigger\"\n");
         assert!(e.contains("mutations.trigger_label"), "{e}");
+        let e = err("[mutations]\ntrigger_namespaces = [\"Backup Jobs\"]\n");
+        assert!(e.contains("mutations.trigger_namespaces[0]"), "{e}");
         let e = err("[mutations]\nflux_namespaces = [\"Flux System\"]\n");
         assert!(e.contains("mutations.flux_namespaces[0]"), "{e}");
     }

@@ -148,6 +148,21 @@ impl Policy {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
+        if let Some(allowed) = &self.mutations.trigger_namespaces
+            && !allowed.contains(namespace)
+        {
+            return Err(Refusal {
+                rule: "mutations.trigger_namespaces".into(),
+                message: format!(
+                    "namespace {namespace} is not one whose CronJobs labscope may trigger (allowed: {})",
+                    list(allowed.iter())
+                ),
+                how: format!(
+                    "add \"{namespace}\" to trigger_namespaces = [...] under [mutations] in the config file \
+                     (and bind the role labscope-cronjob-trigger there)"
+                ),
+            });
+        }
         let (k, v) = &self.mutations.trigger_label;
         if labels.get(k) == Some(v) {
             return Ok(());
@@ -256,6 +271,14 @@ mod tests {
         );
         labels.insert("labscope.io/trigger".to_string(), "true".to_string());
         assert!(p.trigger("backup-jobs", "pvc-backup", &labels).is_ok());
+        // With namespaces listed, the label is not enough elsewhere.
+        let mut m = on();
+        m.trigger_namespaces = Some(["backup-jobs".to_string()].into());
+        let listed = Policy::new(m, false);
+        assert!(listed.trigger("backup-jobs", "pvc-backup", &labels).is_ok());
+        let r = listed.trigger("flux-system", "x", &labels).unwrap_err();
+        assert_eq!(r.rule, "mutations.trigger_namespaces");
+        assert!(r.how.contains("\"flux-system\""), "{}", r.how);
         assert_eq!(
             p.pihole_gravity().unwrap_err().rule,
             "mutations.pihole_gravity"

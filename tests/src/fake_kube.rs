@@ -1158,6 +1158,26 @@ async fn custom_patch_namespaced(
             &format!("{plural_name}.{group} \"{name}\" not found"),
         );
     };
+    // Admission sees the object as patched, at the request's version.
+    let mut candidate = f.objects[i].clone();
+    crate::fake_controllers::merge_patch(&mut candidate, &patch);
+    let request = crate::admission::Request {
+        group: &group,
+        version: &version,
+        resource: &plural_name,
+        operation: "UPDATE",
+        namespace: &ns,
+        name: &name,
+        username: crate::admission::LABSCOPE_USER,
+    };
+    if let Err(d) = crate::admission::admit(
+        &f.objects,
+        &request,
+        Some(&at_version(&f.objects[i], &group, &version)),
+        &at_version(&candidate, &group, &version),
+    ) {
+        return status(d.code, &d.reason, &d.message);
+    }
     crate::fake_controllers::patched(&mut f, i, &patch);
     f.objects[i] = bump(f.objects[i].clone());
     axum::Json(at_version(&f.objects[i], &group, &version)).into_response()
@@ -1210,6 +1230,18 @@ async fn custom_create_namespaced(
             "AlreadyExists",
             &format!("{plural_name}.{group} \"{name}\" already exists"),
         );
+    }
+    let request = crate::admission::Request {
+        group: &group,
+        version: &version,
+        resource: &plural_name,
+        operation: "CREATE",
+        namespace: &ns,
+        name: &name,
+        username: crate::admission::LABSCOPE_USER,
+    };
+    if let Err(d) = crate::admission::admit(&f.objects, &request, None, &obj) {
+        return status(d.code, &d.reason, &d.message);
     }
     let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let api_version = if group.is_empty() {

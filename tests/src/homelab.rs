@@ -3000,6 +3000,9 @@ pub fn homelab(scenarios: &[&str]) -> anyhow::Result<Fixture> {
             vs.into_iter().map(str::to_string).collect(),
         )
     }));
+    // The admission policy the operations overlay installs: every write
+    // of the tests' operations passes through it, as in the cluster.
+    objects.extend(crate::admission::labscope_policy());
     Ok(Fixture {
         nodes,
         pods,

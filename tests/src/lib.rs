@@ -6,6 +6,7 @@
 //! root they print why they skip and pass, and CI (which runs as root) runs
 //! them for real.
 
+pub mod admission;
 pub mod bench;
 pub mod fake_controllers;
 pub mod fake_kube;

@@ -196,6 +196,218 @@ fn allowed_caps(workload: &str) -> Option<BTreeSet<String>> {
     }
 }
 
+/// The roles of labscope's operations: the only ones that may write.
+const OPERATION_ROLES: [&str; 4] = [
+    "labscope-flux-operate",
+    "labscope-secret-refresh",
+    "labscope-cronjob-trigger",
+    "labscope-restart",
+];
+
+/// Resources no binding of labscope's may write anywhere, and those it may
+/// never write in flux-system (whose ServiceAccounts are cluster-admin: a
+/// Job, a pod or a patched controller Deployment there runs as them).
+const NEVER_WRITTEN: [&str; 5] = [
+    "secrets",
+    "serviceaccounts",
+    "pods",
+    "roles",
+    "rolebindings",
+];
+const NEVER_WRITTEN_IN_FLUX: [&str; 6] = [
+    "deployments",
+    "daemonsets",
+    "statefulsets",
+    "jobs",
+    "cronjobs",
+    "replicasets",
+];
+
+/// One permission of a role: (group, resource, verb, resourceNames).
+type Grant = (String, String, String, BTreeSet<String>);
+
+/// The permissions a binding's role grants, or None when the role is not
+/// rendered.
+fn role_rules(docs: &[Value], binding: &Value) -> Option<Vec<Grant>> {
+    let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+    let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+    let ns = binding["metadata"]["namespace"].as_str();
+    let role = docs.iter().find(|r| {
+        r["kind"] == role_kind
+            && r["metadata"]["name"] == role_name
+            && (role_kind == "ClusterRole" || r["metadata"]["namespace"].as_str() == ns)
+    })?;
+    let mut out = Vec::new();
+    for rule in role["rules"].as_array().cloned().unwrap_or_default() {
+        for g in strings(&rule["apiGroups"]) {
+            for r in strings(&rule["resources"]) {
+                for v in strings(&rule["verbs"]) {
+                    out.push((g.clone(), r.clone(), v, strings(&rule["resourceNames"])));
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// What a (Cluster)RoleBinding breaks: no write cluster-wide, no write on
+/// Secrets, ServiceAccounts, pods or RBAC anywhere, none on workloads or
+/// Jobs in flux-system.
+fn binding_violations(docs: &[Value], binding: &Value) -> Vec<String> {
+    let kind = binding["kind"].as_str().unwrap_or_default();
+    let at = format!(
+        "{kind} {}/{}",
+        binding["metadata"]["namespace"].as_str().unwrap_or("-"),
+        binding["metadata"]["name"].as_str().unwrap_or_default()
+    );
+    let Some(rules) = role_rules(docs, binding) else {
+        // Roles outside the install (e.g. a cluster's own) are not labscope's.
+        return Vec::new();
+    };
+    let ns = binding["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let mut bad = Vec::new();
+    for (group, resource, verb, _) in rules {
+        if matches!(verb.as_str(), "get" | "list" | "watch") {
+            continue;
+        }
+        let what = format!("{verb} {resource}.{group}");
+        if kind == "ClusterRoleBinding" {
+            bad.push(format!("{at}: {what} cluster-wide (bind operations with RoleBindings where the config allows them)"));
+        }
+        if NEVER_WRITTEN.contains(&resource.as_str()) || group == "rbac.authorization.k8s.io" {
+            bad.push(format!("{at}: {what}: labscope never writes these"));
+        }
+        if ns == "flux-system" && NEVER_WRITTEN_IN_FLUX.contains(&resource.as_str()) {
+            bad.push(format!(
+                "{at}: {what} in flux-system: runs code as its cluster-admin ServiceAccounts"
+            ));
+        }
+    }
+    bad
+}
+
+/// Every binding of an operation's role that its allowlist in the rendered
+/// config does not name, and every allowlisted place left without one (the
+/// operation would answer 403 there).
+fn bindings_outside_allowlists(
+    docs: &[Value],
+    m: &labscope::config::file::Mutations,
+) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut bound: BTreeSet<(String, String)> = BTreeSet::new();
+    let restart_names = |ns: &str| -> BTreeSet<String> {
+        m.restart
+            .iter()
+            .filter_map(|r| r.split_once('/'))
+            .filter(|(n, _)| *n == ns)
+            .map(|(_, name)| name.to_string())
+            .collect()
+    };
+    for b in docs.iter().filter(|d| {
+        matches!(
+            d["kind"].as_str(),
+            Some("RoleBinding" | "ClusterRoleBinding")
+        )
+    }) {
+        let is_labscope = b["subjects"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|s| s["name"] == "labscope" && s["namespace"] == "labscope")
+        });
+        if !is_labscope {
+            continue;
+        }
+        let role = b["roleRef"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let ns = b["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let at = format!("{} {ns}/{role}", b["kind"].as_str().unwrap_or_default());
+        let writes = role_rules(docs, b)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|(_, _, v, _)| !matches!(v.as_str(), "get" | "list" | "watch"));
+        let allowed = match role.as_str() {
+            "labscope-flux-operate" => m.flux_namespaces.contains(&ns),
+            "labscope-secret-refresh" => m.secret_namespaces.contains(&ns),
+            "labscope-cronjob-trigger" => m
+                .trigger_namespaces
+                .as_ref()
+                .is_some_and(|t| t.contains(&ns)),
+            "labscope-restart" => {
+                let names = restart_names(&ns);
+                let rules = role_rules(docs, b).unwrap_or_default();
+                let ok = !names.is_empty()
+                    && !rules.is_empty()
+                    && rules.iter().all(|(g, r, v, rn)| {
+                        g == "apps"
+                            && r == "deployments"
+                            && v == "patch"
+                            && !rn.is_empty()
+                            && rn.is_subset(&names)
+                    });
+                if !ok {
+                    bad.push(format!(
+                        "{at}: the Role must patch only the Deployments mutations.restart lists in {ns} ({names:?}), by resourceNames: {rules:?}"
+                    ));
+                }
+                for (_, _, _, rn) in rules {
+                    for name in rn {
+                        bound.insert(("labscope-restart".into(), format!("{ns}/{name}")));
+                    }
+                }
+                continue;
+            }
+            _ => !writes,
+        };
+        if b["kind"] == "ClusterRoleBinding" && writes {
+            bad.push(format!("{at}: a write bound cluster-wide"));
+        } else if !allowed {
+            bad.push(format!(
+                "{at}: bound where the config's allowlist for it does not allow changes"
+            ));
+        }
+        bound.insert((role, ns));
+    }
+    let mut wanted: Vec<(String, String, &str)> = Vec::new();
+    for ns in &m.flux_namespaces {
+        wanted.push((
+            "labscope-flux-operate".into(),
+            ns.clone(),
+            "mutations.flux_namespaces",
+        ));
+    }
+    for ns in &m.secret_namespaces {
+        wanted.push((
+            "labscope-secret-refresh".into(),
+            ns.clone(),
+            "mutations.secret_namespaces",
+        ));
+    }
+    for ns in m.trigger_namespaces.iter().flatten() {
+        wanted.push((
+            "labscope-cronjob-trigger".into(),
+            ns.clone(),
+            "mutations.trigger_namespaces",
+        ));
+    }
+    for r in &m.restart {
+        wanted.push(("labscope-restart".into(), r.clone(), "mutations.restart"));
+    }
+    for (role, place, rule) in wanted {
+        if !bound.contains(&(role.clone(), place.clone())) {
+            bad.push(format!(
+                "{rule} allows {place} but {role} is not bound there (403)"
+            ));
+        }
+    }
+    bad
+}
+
 /// Every policy rule the rendered install breaks, one line each.
 fn violations(docs: &[Value]) -> Vec<String> {
     let mut bad = Vec::new();
@@ -214,11 +426,6 @@ fn violations(docs: &[Value]) -> Vec<String> {
         let kind = d["kind"].as_str().unwrap_or_default();
         let name = d["metadata"]["name"].as_str().unwrap_or_default();
         let at = format!("{kind} {name}");
-        if kind == "ClusterRoleBinding" && d["roleRef"]["name"] == "labscope-mutate" {
-            bad.push(format!(
-                "{at}: binds labscope-mutate cluster-wide (bind it with RoleBindings where the config allows changes)"
-            ));
-        }
         if matches!(kind, "ClusterRole" | "Role") {
             for rule in d["rules"].as_array().cloned().unwrap_or_default() {
                 let resources = strings(&rule["resources"]);
@@ -226,9 +433,9 @@ fn violations(docs: &[Value]) -> Vec<String> {
                 if resources.contains("secrets") || resources.contains("*") {
                     bad.push(format!("{at}: grants {resources:?}"));
                 }
-                // Writes only in labscope-mutate (the operations' role,
-                // bound per namespace), and only patch and create.
-                let writes_ok = name == "labscope-mutate";
+                // Writes only in the operations' roles (bound per
+                // namespace), and only patch and create.
+                let writes_ok = OPERATION_ROLES.contains(&name);
                 let extra: Vec<_> = verbs
                     .iter()
                     .filter(|v| {
@@ -244,6 +451,9 @@ fn violations(docs: &[Value]) -> Vec<String> {
                     bad.push(format!("{at}: watch cluster-wide"));
                 }
             }
+        }
+        if matches!(kind, "ClusterRoleBinding" | "RoleBinding") {
+            bad.extend(binding_violations(docs, d));
         }
         if !matches!(kind, "DaemonSet" | "Deployment" | "StatefulSet") {
             continue;
@@ -531,29 +741,68 @@ fn the_policy_catches_each_rule() {
         bad.iter().any(|b| b.contains("watch cluster-wide")),
         "{bad:?}"
     );
-    // The operations' role: patch and create only, never bound cluster-wide.
+    // The operations' roles: patch and create only, never bound
+    // cluster-wide, never a write on workloads or Jobs in flux-system.
     let Some(ops) = render("overlays/homelab-ops") else {
         return;
+    };
+    let binding = |kind: &str, ns: Option<&str>, role_kind: &str, role: &str| {
+        let mut b = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+            "metadata": {"name": role},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "labscope", "namespace": "labscope"}]});
+        if let Some(ns) = ns {
+            b["metadata"]["namespace"] = json!(ns);
+        }
+        b
     };
     let mut broken = ops.clone();
     let role = broken
         .iter_mut()
-        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "labscope-mutate")
-        .expect("labscope-mutate");
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "labscope-flux-operate")
+        .expect("labscope-flux-operate");
     role["rules"][0]["verbs"] = json!(["patch", "delete"]);
-    broken.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "labscope-mutate"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "labscope-mutate"},
-        "subjects": [{"kind": "ServiceAccount", "name": "labscope", "namespace": "labscope"}]}));
+    broken.push(binding(
+        "ClusterRoleBinding",
+        None,
+        "ClusterRole",
+        "labscope-flux-operate",
+    ));
+    broken.push(binding(
+        "RoleBinding",
+        Some("flux-system"),
+        "ClusterRole",
+        "labscope-cronjob-trigger",
+    ));
+    let bad = violations(&broken);
+    for expected in [
+        ["labscope-flux-operate", "delete"],
+        ["ClusterRoleBinding", "cluster-wide"],
+        [
+            "flux-system/labscope-cronjob-trigger",
+            "create jobs.batch in flux-system",
+        ],
+    ] {
+        assert!(
+            bad.iter().any(|b| expected.iter().all(|e| b.contains(e))),
+            "{expected:?} went unnoticed: {bad:?}"
+        );
+    }
+    // A role of labscope's own that writes Secrets or RBAC, anywhere.
+    let mut broken = ops.clone();
+    broken.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "labscope-restart", "namespace": "media"},
+        "rules": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": ["create"]}]}));
+    broken.push(binding(
+        "RoleBinding",
+        Some("media"),
+        "Role",
+        "labscope-restart",
+    ));
     let bad = violations(&broken);
     assert!(
         bad.iter()
-            .any(|b| b.contains("labscope-mutate") && b.contains("delete")),
-        "{bad:?}"
-    );
-    assert!(
-        bad.iter()
-            .any(|b| b.contains("cluster-wide") && b.contains("ClusterRoleBinding")),
+            .any(|b| b.contains("create rolebindings") && b.contains("never writes")),
         "{bad:?}"
     );
 }
@@ -852,11 +1101,10 @@ fn the_schema_validation_catches_wrong_fields() {
 }
 
 /// The homelab with operations on: the same policy holds, the aggregator
-/// reads the config the overlay ships (a valid labscope config), and
-/// labscope-mutate is bound — by RoleBindings, never cluster-wide — in every
-/// namespace the config allows changes in, and beyond those only where
-/// CronJobs may be triggered (backup-jobs: the trigger rule is a label, not
-/// a namespace list).
+/// reads the config the overlay ships (a valid labscope config), and each
+/// operation's role is bound — by RoleBindings, never cluster-wide — in
+/// exactly the places its allowlist in that config names, restart by
+/// Deployment name.
 #[test]
 fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
     let Some(docs) = render("overlays/homelab-ops") else {
@@ -895,33 +1143,98 @@ fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
         "the audit log's directory {audit_dir} is writable (read-only root filesystem)"
     );
 
-    let bound: BTreeSet<String> = docs
-        .iter()
-        .filter(|d| d["kind"] == "RoleBinding" && d["roleRef"]["name"] == "labscope-mutate")
-        .inspect(|d| {
-            assert_eq!(d["subjects"][0]["name"], "labscope");
-            assert_eq!(d["subjects"][0]["namespace"], "labscope");
-        })
-        .filter_map(|d| d["metadata"]["namespace"].as_str().map(str::to_string))
-        .collect();
-    let mut allowed: BTreeSet<String> = m.flux_namespaces.iter().cloned().collect();
-    allowed.extend(m.secret_namespaces.iter().cloned());
-    allowed.extend(
-        m.restart
-            .iter()
-            .filter_map(|r| r.split_once('/').map(|(ns, _)| ns.to_string())),
-    );
-    let unbound: Vec<&String> = allowed.difference(&bound).collect();
+    let bad = bindings_outside_allowlists(&docs, m);
     assert!(
-        unbound.is_empty(),
-        "allowed by the config but not bound (403): {unbound:?}"
+        bad.is_empty(),
+        "bindings and allowlists disagree:\n{}",
+        bad.join("\n")
     );
-    let extra: Vec<&String> = bound
-        .difference(&allowed)
-        .filter(|n| *n != "backup-jobs")
-        .collect();
+    // The admission policy that bounds the fields comes with them.
+    find(&docs, "ValidatingAdmissionPolicy", "labscope-operations");
+    let vapb = find(
+        &docs,
+        "ValidatingAdmissionPolicyBinding",
+        "labscope-operations",
+    );
+    assert_eq!(vapb["spec"]["validationActions"], json!(["Deny"]));
+
+    // Each way of disagreeing is caught.
+    let rb = |role: &str, ns: &str, role_kind: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": role, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "labscope", "namespace": "labscope"}]})
+    };
+    let without = |role: &str, ns: &str| -> Vec<Value> {
+        docs.iter()
+            .filter(|d| {
+                !(d["kind"] == "RoleBinding"
+                    && d["metadata"]["name"] == role
+                    && d["metadata"]["namespace"] == ns)
+            })
+            .cloned()
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<Value>)> = vec![
+        (
+            "mutations.flux_namespaces allows immich",
+            without("labscope-flux-operate", "immich"),
+        ),
+        (
+            "mutations.trigger_namespaces allows backup-jobs",
+            without("labscope-cronjob-trigger", "backup-jobs"),
+        ),
+        (
+            "RoleBinding kube-system/labscope-flux-operate: bound where",
+            {
+                let mut d = docs.clone();
+                d.push(rb("labscope-flux-operate", "kube-system", "ClusterRole"));
+                d
+            },
+        ),
+        (
+            "RoleBinding jellyfin/labscope-secret-refresh: bound where",
+            {
+                let mut d = docs.clone();
+                d.push(rb("labscope-secret-refresh", "jellyfin", "ClusterRole"));
+                d
+            },
+        ),
+        ("mutations.restart lists in jellyfin", {
+            let mut d = docs.clone();
+            for o in d.iter_mut() {
+                if o["kind"] == "Role" && o["metadata"]["name"] == "labscope-restart" {
+                    o["rules"][0]["resourceNames"] = json!(["jellyfin", "pihole"]);
+                }
+            }
+            d
+        }),
+        ("mutations.restart lists in jellyfin", {
+            let mut d = docs.clone();
+            for o in d.iter_mut() {
+                if o["kind"] == "Role" && o["metadata"]["name"] == "labscope-restart" {
+                    o["rules"][0]
+                        .as_object_mut()
+                        .map(|r| r.remove("resourceNames"));
+                }
+            }
+            d
+        }),
+    ];
+    for (expected, broken) in cases {
+        let bad = bindings_outside_allowlists(&broken, m);
+        assert!(
+            bad.iter().any(|b| b.contains(expected)),
+            "{expected:?} went unnoticed: {bad:?}"
+        );
+    }
+    // A label-only trigger allowlist allows no binding of the trigger role.
+    let mut label_only = m.clone();
+    label_only.trigger_namespaces = None;
+    let bad = bindings_outside_allowlists(&docs, &label_only);
     assert!(
-        extra.is_empty(),
-        "bound where the config allows nothing: {extra:?}"
+        bad.iter()
+            .any(|b| b.contains("backup-jobs/labscope-cronjob-trigger: bound where")),
+        "{bad:?}"
     );
 }

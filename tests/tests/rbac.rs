@@ -60,6 +60,12 @@ fn needed(line: &str) -> Option<Permission> {
 
 /// Every (group, resource, verb) the ClusterRoles and Roles of the file grant.
 fn granted(yaml: &str) -> anyhow::Result<BTreeSet<Permission>> {
+    granted_by(yaml, None)
+}
+
+/// What the (Cluster)Roles of the file named `role` grant (every role with
+/// `None`).
+fn granted_by(yaml: &str, role: Option<&str>) -> anyhow::Result<BTreeSet<Permission>> {
     let mut out = BTreeSet::new();
     for doc in yaml.split("\n---") {
         if doc.trim().is_empty() {
@@ -67,6 +73,9 @@ fn granted(yaml: &str) -> anyhow::Result<BTreeSet<Permission>> {
         }
         let v: Value = serde_saphyr::from_str(doc)?;
         if !matches!(v["kind"].as_str(), Some("ClusterRole" | "Role")) {
+            continue;
+        }
+        if role.is_some_and(|r| v["metadata"]["name"] != r) {
             continue;
         }
         let strings = |x: &Value| -> Vec<String> {
@@ -266,11 +275,12 @@ fn requests_map_to_permissions() {
     assert_eq!(needed("GET /api"), None);
 }
 
-/// Every operation, allowed everywhere, against the homelab: the writes
-/// (and any read beyond labscope-read) they make must equal the rules of
-/// labscope-mutate in deploy/components/mutations/rbac.yaml.
+/// Every operation, allowed everywhere, against the homelab, one operation
+/// family at a time: each family's role (deploy/components/mutations/rbac.yaml,
+/// and the homelab-ops overlay's Role for restart_deployment) grants only
+/// what that family used, and everything it used beyond labscope-read.
 #[tokio::test]
-async fn mutation_rbac_is_exactly_what_the_operations_use() -> anyhow::Result<()> {
+async fn each_operation_role_is_exactly_what_its_operations_use() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let audit = dir.path().join("audit.jsonl");
     let path = dir.path().join("labscope.toml");
@@ -278,7 +288,8 @@ async fn mutation_rbac_is_exactly_what_the_operations_use() -> anyhow::Result<()
         &path,
         format!(
             "[mutations]\nenabled = true\naudit_log = \"{}\"\nrestart = [\"jellyfin/jellyfin\"]\n\
-             flux_namespaces = [\"flux-system\", \"immich\"]\nsecret_namespaces = [\"immich\"]\n",
+             flux_namespaces = [\"flux-system\", \"immich\"]\nsecret_namespaces = [\"immich\"]\n\
+             trigger_namespaces = [\"backup-jobs\"]\n",
             audit.display()
         ),
     )?;
@@ -295,24 +306,7 @@ async fn mutation_rbac_is_exactly_what_the_operations_use() -> anyhow::Result<()
             o["metadata"]["labels"]["labscope.io/trigger"] = json!("true");
         }
     }
-    let mut calls = vec![
-        (
-            "restart_deployment",
-            json!({"namespace": "jellyfin", "deployment": "jellyfin"}),
-        ),
-        (
-            "trigger_backup",
-            json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
-        ),
-        (
-            "refresh_secret",
-            json!({"namespace": "immich", "name": "immich-secret"}),
-        ),
-        (
-            "recover_helmrelease",
-            json!({"namespace": "immich", "name": "immich"}),
-        ),
-    ];
+    let mut flux = Vec::new();
     for kind in [
         "kustomization/flux-system/ingress",
         "gitrepository/flux-system/flux-system",
@@ -320,53 +314,360 @@ async fn mutation_rbac_is_exactly_what_the_operations_use() -> anyhow::Result<()
         "ocirepository/flux-system/podinfo",
         "imagerepository/flux-system/private-exit-node",
     ] {
-        calls.push(("reconcile_flux", json!({"resource": kind})));
+        flux.push(("reconcile_flux", json!({"resource": kind})));
     }
-    calls.push((
+    flux.push((
         "reconcile_flux",
         json!({"resource": "helmrelease/immich/immich", "withSource": true}),
     ));
-    calls.push((
+    flux.push((
         "suspend_flux",
         json!({"resource": "kustomization/flux-system/ingress"}),
     ));
-    calls.push((
+    flux.push((
         "resume_flux",
         json!({"resource": "kustomization/flux-system/ingress"}),
     ));
-    let (results, fake) = call_with_fixture(fixture, move |o| o.config = config, &calls).await?;
-    // Every operation must succeed, so that every write it makes is seen.
-    let failed: Vec<String> = calls
-        .iter()
-        .zip(&results)
-        .filter(|(_, (_, is_error))| *is_error)
-        .map(|((tool, args), (v, _))| format!("{tool} {args}: {v}"))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "operations failed:\n{}",
-        failed.join("\n")
-    );
-    let log = fake.log.lock().map(|l| l.clone()).unwrap_or_default();
-    let used: BTreeSet<Permission> = log.iter().filter_map(|l| needed(l)).collect();
-    let base = granted(&std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/base/rbac.yaml"),
-    )?)?;
-    let beyond_read: BTreeSet<Permission> = used.difference(&base).cloned().collect();
-    let file =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/components/mutations/rbac.yaml");
-    let mutate = granted(&std::fs::read_to_string(&file)?)?;
-    if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {
-        for p in &beyond_read {
-            println!("OPS {p:?}");
+    flux.push((
+        "recover_helmrelease",
+        json!({"namespace": "immich", "name": "immich"}),
+    ));
+    // (role, the file that defines it, the calls of its operations)
+    type Family<'a> = (&'a str, &'a str, Vec<(&'a str, Value)>);
+    let families: Vec<Family> = vec![
+        (
+            "labscope-flux-operate",
+            "components/mutations/rbac.yaml",
+            flux,
+        ),
+        (
+            "labscope-restart",
+            "overlays/homelab-ops/rolebindings.yaml",
+            vec![(
+                "restart_deployment",
+                json!({"namespace": "jellyfin", "deployment": "jellyfin"}),
+            )],
+        ),
+        (
+            "labscope-secret-refresh",
+            "components/mutations/rbac.yaml",
+            vec![(
+                "refresh_secret",
+                json!({"namespace": "immich", "name": "immich-secret"}),
+            )],
+        ),
+        (
+            "labscope-cronjob-trigger",
+            "components/mutations/rbac.yaml",
+            vec![(
+                "trigger_backup",
+                json!({"namespace": "backup-jobs", "cronjob": "pvc-backup"}),
+            )],
+        ),
+    ];
+    let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let base = granted(&std::fs::read_to_string(deploy.join("base/rbac.yaml"))?)?;
+    let mut problems = Vec::new();
+    for (role, file, calls) in families {
+        let config = config.clone();
+        let (results, fake) =
+            call_with_fixture(fixture.clone(), move |o| o.config = config, &calls).await?;
+        // Every operation must succeed, so that every write it makes is seen.
+        let failed: Vec<String> = calls
+            .iter()
+            .zip(&results)
+            .filter(|(_, (_, is_error))| *is_error)
+            .map(|((tool, args), (v, _))| format!("{tool} {args}: {v}"))
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "operations failed:\n{}",
+            failed.join("\n")
+        );
+        let log = fake.log.lock().map(|l| l.clone()).unwrap_or_default();
+        let used: BTreeSet<Permission> = log.iter().filter_map(|l| needed(l)).collect();
+        let grants = granted_by(&std::fs::read_to_string(deploy.join(file))?, Some(role))?;
+        anyhow::ensure!(!grants.is_empty(), "no role {role} in deploy/{file}");
+        if std::env::var_os("LABSCOPE_PRINT_RBAC").is_some() {
+            for p in used.difference(&base) {
+                println!("{role} USES {p:?}");
+            }
+        }
+        let missing: Vec<&Permission> = used
+            .difference(&base)
+            .filter(|p| !grants.contains(*p))
+            .collect();
+        let extra: Vec<&Permission> = grants.difference(&used).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            problems.push(format!(
+                "{role} (deploy/{file}) differs from what its operations do\n  \
+                 missing (403 on a real cluster): {missing:?}\n  extra (never used): {extra:?}"
+            ));
         }
     }
-    let missing: Vec<&Permission> = beyond_read.difference(&mutate).collect();
-    let extra: Vec<&Permission> = mutate.difference(&beyond_read).collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "deploy/components/mutations/rbac.yaml differs from what the operations do\n\
-         missing (403 on a real cluster): {missing:?}\nextra (never used): {extra:?}"
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+/// The fixture object of `kind` named `namespace/name`.
+fn object(objects: &[Value], kind: &str, namespace: &str, name: &str) -> Value {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["namespace"] == namespace
+                && o["metadata"]["name"] == name
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} {namespace}/{name} in the homelab fixture"))
+}
+
+/// labscope's admission policy (deploy/components/mutations/
+/// admission-policy.yaml) admits exactly the changes its operations make:
+/// each operation's patch passes, and any other change to the same objects
+/// by labscope's ServiceAccount is refused with the policy's message —
+/// the paths from a Flux patch to cluster-admin (a Kustomization's path or
+/// patches, a GitRepository's URL), a Deployment's image, an
+/// ExternalSecret's remote key, labels and owners. Others' writes are not
+/// its business.
+#[test]
+fn the_admission_policy_admits_only_what_the_operations_change() -> anyhow::Result<()> {
+    use labscope_tests::admission::{
+        LABSCOPE_USER, Request, admit, compile_errors, labscope_policy,
+    };
+    use labscope_tests::fake_controllers::merge_patch;
+    let policy = labscope_policy();
+    assert_eq!(policy.len(), 2, "the policy and its binding");
+    let errors = compile_errors(&policy);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let fixture = homelab(&["immich-stuck"])?;
+    let ks = object(&fixture.objects, "Kustomization", "flux-system", "ingress");
+    let git = object(
+        &fixture.objects,
+        "GitRepository",
+        "flux-system",
+        "flux-system",
     );
+    let hr = object(&fixture.objects, "HelmRelease", "immich", "immich");
+    let deploy = object(&fixture.objects, "Deployment", "jellyfin", "jellyfin");
+    let es = object(
+        &fixture.objects,
+        "ExternalSecret",
+        "immich",
+        "immich-secret",
+    );
+    let check = |obj: &Value, resource: &str, user: &str, patch: Value| -> Result<(), String> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let mut new = obj.clone();
+        merge_patch(&mut new, &patch);
+        let r = Request {
+            group,
+            version,
+            resource,
+            operation: "UPDATE",
+            namespace: obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+            name: obj["metadata"]["name"].as_str().unwrap_or_default(),
+            username: user,
+        };
+        admit(&policy, &r, Some(obj), &new).map_err(|d| {
+            assert_eq!((d.code, d.reason.as_str()), (422, "Invalid"), "{d:?}");
+            assert!(
+                d.message.contains("ValidatingAdmissionPolicy 'labscope-operations' with binding 'labscope-operations' denied request"),
+                "{}",
+                d.message
+            );
+            d.message
+        })
+    };
+    let t = "2026-08-20T06:07:00Z";
+    // What the operations send.
+    let allowed: Vec<(&Value, &str, Value)> = vec![
+        (
+            &ks,
+            "kustomizations",
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": t}}}),
+        ),
+        (&ks, "kustomizations", json!({"spec": {"suspend": true}})),
+        (
+            &ks,
+            "kustomizations",
+            json!({"spec": {"suspend": false}, "metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": t}}}),
+        ),
+        (
+            &git,
+            "gitrepositories",
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": t}}}),
+        ),
+        (
+            &hr,
+            "helmreleases",
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": t, "reconcile.fluxcd.io/resetAt": t}}}),
+        ),
+        (
+            &deploy,
+            "deployments",
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": t}}}}}),
+        ),
+        (
+            &es,
+            "externalsecrets",
+            json!({"metadata": {"annotations": {"force-sync": "1755670020"}}}),
+        ),
+    ];
+    for (obj, resource, patch) in allowed {
+        check(obj, resource, LABSCOPE_USER, patch.clone())
+            .unwrap_or_else(|e| panic!("{resource} {patch}: refused: {e}"));
+    }
+    // Anything else, and what it is refused with.
+    let refused: Vec<(&Value, &str, Value, &str)> = vec![
+        (
+            &ks,
+            "kustomizations",
+            json!({"spec": {"path": "./evil"}}),
+            "only spec.suspend",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"spec": {"patches": [{"patch": "x"}]}}),
+            "only spec.suspend",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"spec": {"serviceAccountName": "x", "suspend": true}}),
+            "only spec.suspend",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"spec": {"prune": null}}),
+            "only spec.suspend",
+        ),
+        (
+            &git,
+            "gitrepositories",
+            json!({"spec": {"url": "https://example.invalid/evil.git"}}),
+            "only spec.suspend",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"metadata": {"labels": {"x": "y"}}}),
+            "no labels, owners or finalizers",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}]}}),
+            "no labels, owners or finalizers",
+        ),
+        (
+            &ks,
+            "kustomizations",
+            json!({"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}}),
+            "only the annotations",
+        ),
+        (
+            &deploy,
+            "deployments",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "jellyfin", "image": "evil"}]}}}}),
+            "never the pod spec",
+        ),
+        (
+            &deploy,
+            "deployments",
+            json!({"spec": {"template": {"metadata": {"labels": {"app": "x"}}}}}),
+            "never the pod spec or its labels",
+        ),
+        (
+            &deploy,
+            "deployments",
+            json!({"spec": {"template": {"metadata": {"annotations": {"other": "x"}}}}}),
+            "restartedAt",
+        ),
+        (
+            &deploy,
+            "deployments",
+            json!({"spec": {"replicas": 0}}),
+            "only spec.suspend",
+        ),
+        (
+            &es,
+            "externalsecrets",
+            json!({"spec": {"dataFrom": [{"extract": {"key": "everything"}}]}}),
+            "only spec.suspend",
+        ),
+        (
+            &es,
+            "externalsecrets",
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": t}}}),
+            "only the annotations",
+        ),
+    ];
+    for (obj, resource, patch, expected) in refused {
+        let e = check(obj, resource, LABSCOPE_USER, patch.clone())
+            .err()
+            .unwrap_or_else(|| panic!("{resource} {patch}: admitted"));
+        assert!(e.contains(expected), "{resource} {patch}: {e}");
+        // The policy is about labscope: Flux's own controllers and people
+        // are not bound by it.
+        check(
+            obj,
+            resource,
+            "system:serviceaccount:flux-system:kustomize-controller",
+            patch,
+        )
+        .expect("others' writes are admitted");
+    }
+    Ok(())
+}
+
+/// The fake API server runs the policy on every write, as the real one does:
+/// a patch outside it answers 422 with the policy's message and changes
+/// nothing.
+#[tokio::test]
+async fn the_fake_api_server_refuses_what_the_policy_refuses() -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+    let url = format!(
+        "{}/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/ingress",
+        fake.url
+    );
+    let patch = |body: Value| {
+        hyper::Request::patch(url.as_str())
+            .header("content-type", "application/merge-patch+json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::from(
+                body.to_string(),
+            )))
+    };
+    let res = client
+        .request(patch(json!({"spec": {"path": "./evil"}}))?)
+        .await?;
+    let code = res.status().as_u16();
+    let body: Value = serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["reason"], "Invalid");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("kustomizations.kustomize.toolkit.fluxcd.io \"ingress\" is invalid: : ValidatingAdmissionPolicy 'labscope-operations'")),
+        "{body}"
+    );
+    let res = client
+        .request(hyper::Request::get(url.as_str()).body(http_body_util::Full::default())?)
+        .await?;
+    let now: Value = serde_json::from_slice(&res.into_body().collect().await?.to_bytes())?;
+    assert_ne!(
+        now["spec"]["path"], "./evil",
+        "a refused patch changed nothing"
+    );
+    let res = client
+        .request(patch(json!({"spec": {"suspend": true}}))?)
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
     Ok(())
 }

@@ -48,6 +48,62 @@ pub fn ping_socket_allowed() -> bool {
     lo <= gid && gid <= hi
 }
 
+/// Where the node's OS is described, in order: the host's file as the
+/// DaemonSet mounts it (the container's own would name the image, or
+/// nothing in a scratch image), then this system's.
+pub const OS_RELEASE: [&str; 3] = [
+    "/host/etc/os-release",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+];
+
+/// `PRETTY_NAME` of an os-release file (shell-style quoting undone), or
+/// `NAME VERSION` when it has none.
+pub fn pretty_name(text: &str) -> Option<String> {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(unquote)
+            .filter(|v| !v.is_empty())
+    };
+    value("PRETTY_NAME").or_else(|| {
+        let name = value("NAME")?;
+        Some(match value("VERSION") {
+            Some(v) => format!("{name} {v}"),
+            None => name,
+        })
+    })
+}
+
+/// Undoes os-release's quoting: "…" or '…', with \\, \", \$ and \` escapes.
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    let quoted = v.len() >= 2
+        && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')));
+    if !quoted {
+        return v.to_string();
+    }
+    let inner = &v[1..v.len() - 1];
+    if v.starts_with('\'') {
+        return inner.to_string();
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                if !matches!(n, '\\' | '"' | '$' | '`') {
+                    out.push('\\');
+                }
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Gathers [`NodeInfo`].
 pub fn collect(node_name: &str) -> NodeInfo {
     let uts = nix::sys::utsname::uname().ok();
@@ -67,11 +123,10 @@ pub fn collect(node_name: &str) -> NodeInfo {
         .filter_map(|v| v.parse().ok())
         .collect();
     let mem = read("/proc/meminfo");
-    let os = read("/etc/os-release");
-    let pretty = os
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_string())
+    let pretty = OS_RELEASE
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| pretty_name(&text))
         .unwrap_or_default();
     let ct = table_facts();
     NodeInfo {
@@ -99,6 +154,17 @@ pub fn collect(node_name: &str) -> NodeInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn os_release_names() {
+        let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n";
+        assert_eq!(pretty_name(debian).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        let escaped = "NAME='Raspberry Pi OS'\nPRETTY_NAME=\"Pi \\\"lite\\\" \\$x\"\n";
+        assert_eq!(pretty_name(escaped).as_deref(), Some("Pi \"lite\" $x"));
+        let no_pretty = "NAME=Alpine\nVERSION=3.20\n";
+        assert_eq!(pretty_name(no_pretty).as_deref(), Some("Alpine 3.20"));
+        assert_eq!(pretty_name("ID=x\n"), None);
+    }
 
     #[test]
     fn meminfo_parsing() {

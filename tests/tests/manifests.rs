@@ -408,6 +408,10 @@ fn bindings_outside_allowlists(
     bad
 }
 
+/// The host files a workload may mount (the agent: the node's OS
+/// description, read-only; the xtables lock its save tools take).
+const HOST_PATHS: [&str; 2] = ["/run/xtables.lock", "/etc/os-release"];
+
 /// Every policy rule the rendered install breaks, one line each.
 fn violations(docs: &[Value]) -> Vec<String> {
     let mut bad = Vec::new();
@@ -471,7 +475,7 @@ fn violations(docs: &[Value]) -> Vec<String> {
             {
                 bad.push(format!("{at}: mounts Secret {secret} that nothing creates"));
             }
-            if v["hostPath"].is_object() && v["hostPath"]["path"] != "/run/xtables.lock" {
+            if v["hostPath"].is_object() && !HOST_PATHS.contains(&v["hostPath"]["path"].as_str().unwrap_or_default()) {
                 bad.push(format!("{at}: hostPath {}", v["hostPath"]["path"]));
             }
         }
@@ -501,6 +505,16 @@ fn violations(docs: &[Value]) -> Vec<String> {
             }
             if sc["allowPrivilegeEscalation"] != false {
                 bad.push(format!("{at}: allowPrivilegeEscalation not false"));
+            }
+            for m in c["volumeMounts"].as_array().cloned().unwrap_or_default() {
+                let host = pod["volumes"].as_array().and_then(|vs| {
+                    vs.iter()
+                        .find(|v| v["name"] == m["name"])
+                        .and_then(|v| v["hostPath"]["path"].as_str().map(str::to_string))
+                });
+                if host.is_some_and(|h| h != "/run/xtables.lock") && m["readOnly"] != true {
+                    bad.push(format!("{at}: host file {} mounted writable", m["mountPath"]));
+                }
             }
             if sc["readOnlyRootFilesystem"] != true {
                 bad.push(format!("{at}: root filesystem writable"));
@@ -711,6 +725,20 @@ fn the_policy_catches_each_rule() {
             Box::new(|d| {
                 d["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"] =
                     json!("made-up")
+            }),
+        ),
+        (
+            "mounted writable",
+            Box::new(|d| {
+                for m in d["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    if m["name"] == "host-os-release" {
+                        m["readOnly"] = json!(false);
+                    }
+                }
             }),
         ),
         (

@@ -10,9 +10,12 @@
 //! legacy tables (/proc/net/ip_tables_names), which is exact and costs nothing.
 
 pub mod cache;
+pub mod iptables_nft;
+pub mod nft;
 pub mod parse;
 pub mod save;
 pub mod signal;
+pub mod xt;
 
 use labscope_proto::v1::{Chain, Firewall, FirewallBackend};
 

@@ -1,0 +1,305 @@
+//! nf_tables over netlink: the socket half. One read dumps the tables,
+//! chains, rules and sets of a family (or of every family) into owned
+//! message buffers, between two reads of the ruleset generation so that it
+//! is one consistent ruleset; the decoders in [`model`] then borrow from it.
+
+pub mod model;
+
+use std::ops::ControlFlow;
+
+use netlink_sys::protocols::NETLINK_NETFILTER;
+
+use crate::netlink::{self, NLMSG_HDRLEN};
+use model::{Chain, Element, Rule, Set, Table, msg};
+
+/// Errors of an nf_tables read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kernel refused for lack of CAP_NET_ADMIN.
+    #[error("the kernel refused to dump nf_tables: the agent lacks CAP_NET_ADMIN ({0})")]
+    PermissionDenied(#[source] netlink::Error),
+    /// The netlink read failed otherwise.
+    #[error("reading nf_tables over netlink failed: {0}")]
+    Netlink(#[source] netlink::Error),
+    /// The ruleset kept changing while it was read.
+    #[error("the nf_tables ruleset changed during each of {0} reads; try again")]
+    Unstable(u32),
+}
+
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn classify(e: netlink::Error) -> Error {
+    if e.is_permission_denied() {
+        Error::PermissionDenied(e)
+    } else {
+        Error::Netlink(e)
+    }
+}
+
+/// Whether a kernel error means "nf_tables is not there" (not loaded, not
+/// built): an empty ruleset, not a failure.
+fn absent(e: &netlink::Error) -> bool {
+    match e {
+        netlink::Error::Kernel(k) => {
+            matches!(
+                k.raw_os_error(),
+                Some(2) | Some(22) | Some(93) | Some(95) | Some(97)
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The messages of one dump, in one buffer.
+#[derive(Debug, Default, Clone)]
+pub struct Messages {
+    buf: Vec<u8>,
+    /// (start, end) of each message's payload (after the netlink header).
+    spans: Vec<(u32, u32)>,
+}
+
+impl Messages {
+    /// Each message's payload, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans
+            .iter()
+            .map(|&(a, b)| &self.buf[a as usize..b as usize])
+    }
+
+    /// How many messages.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.buf.capacity() + self.spans.capacity() * 8
+    }
+
+    fn push(&mut self, payload: &[u8]) {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(payload);
+        self.spans.push((start, self.buf.len() as u32));
+    }
+
+    /// Builds a set of messages from payloads (tests, replays).
+    pub fn from_payloads<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Messages {
+        let mut m = Messages::default();
+        for p in payloads {
+            m.push(p);
+        }
+        m
+    }
+}
+
+/// Dumps `request_type` for `family` (0: every family), with `attrs` after
+/// the nfgenmsg (a table name to narrow a dump, say), keeping the answers
+/// of `answer_type`. `Ok(None)`: nf_tables is not there. The flag says
+/// whether the kernel marked the dump interrupted by a change.
+fn dump(
+    family: u8,
+    request_type: u16,
+    answer_type: u16,
+    attrs: &[u8],
+) -> Result<Option<(Messages, bool)>> {
+    let mut body = vec![family, 0, 0, 0];
+    body.extend_from_slice(attrs);
+    let request = netlink::dump_request(request_type, 1, &body);
+    let mut out = Messages::default();
+    let result = netlink::dump(NETLINK_NETFILTER, &request, |m| {
+        if m.message_type == answer_type && m.bytes.len() >= NLMSG_HDRLEN {
+            out.push(m.payload());
+        }
+        ControlFlow::Continue(())
+    });
+    match result {
+        Ok(stats) => Ok(Some((out, stats.interrupted))),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+/// The ruleset generation now (`None`: nf_tables is not there).
+pub fn generation() -> Result<Option<u32>> {
+    crate::firewall::signal::nft_generation().map_err(classify)
+}
+
+/// One consistent read of nf_tables.
+#[derive(Debug, Default, Clone)]
+pub struct Ruleset {
+    /// The generation it was read at (`None`: nf_tables is not there).
+    pub generation: Option<u32>,
+    /// NEWTABLE messages.
+    pub tables: Messages,
+    /// NEWCHAIN messages.
+    pub chains: Messages,
+    /// NEWRULE messages.
+    pub rules: Messages,
+    /// NEWSET messages (only when asked for).
+    pub sets: Messages,
+    /// NEWSETELEM messages of each set read, by (family, table, set).
+    pub elements: Vec<((u8, String, String), Messages)>,
+}
+
+/// What to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// NFPROTO family; 0 for every family.
+    pub family: u8,
+    /// Only this table (every table when None).
+    pub table: Option<&'a str>,
+    /// Read named and anonymous sets, and their elements when `elements`.
+    pub sets: bool,
+    /// Read set elements (of every set read).
+    pub elements: bool,
+}
+
+/// Tries a read this many times while the generation moves under it.
+const ATTEMPTS: u32 = 4;
+
+impl Ruleset {
+    /// Reads tables, chains and rules (and sets, when asked) of `scope`
+    /// between two equal generations; retries while the ruleset changes.
+    pub fn read(scope: Scope<'_>) -> Result<Ruleset> {
+        for _ in 0..ATTEMPTS {
+            let before = generation()?;
+            let Some(before) = before else {
+                return Ok(Ruleset::default());
+            };
+            let (read, interrupted) = Self::read_once(scope)?;
+            let after = generation()?;
+            if !interrupted && after == Some(before) {
+                return Ok(Ruleset {
+                    generation: Some(before),
+                    ..read
+                });
+            }
+        }
+        Err(Error::Unstable(ATTEMPTS))
+    }
+
+    fn read_once(scope: Scope<'_>) -> Result<(Ruleset, bool)> {
+        let table_attr = |kind: u16| -> Vec<u8> {
+            scope
+                .table
+                .map(|t| attr_string(kind, t))
+                .unwrap_or_default()
+        };
+        let mut interrupted = false;
+        let mut take = |r: Option<(Messages, bool)>| -> Messages {
+            match r {
+                Some((m, i)) => {
+                    interrupted |= i;
+                    m
+                }
+                None => Messages::default(),
+            }
+        };
+        // Table and chain dumps cannot be narrowed by the kernel; rule and
+        // set dumps can (NFTA_RULE_TABLE / NFTA_SET_TABLE).
+        let tables = take(dump(scope.family, msg::GETTABLE, msg::NEWTABLE, &[])?);
+        let chains = take(dump(scope.family, msg::GETCHAIN, msg::NEWCHAIN, &[])?);
+        let rules = take(dump(
+            scope.family,
+            msg::GETRULE,
+            msg::NEWRULE,
+            &table_attr(1),
+        )?);
+        let sets = if scope.sets {
+            take(dump(
+                scope.family,
+                msg::GETSET,
+                msg::NEWSET,
+                &table_attr(1),
+            )?)
+        } else {
+            Messages::default()
+        };
+        let mut elements = Vec::new();
+        if scope.sets && scope.elements {
+            for payload in sets.iter() {
+                let s = Set::decode(payload);
+                if scope.table.is_some_and(|t| t != s.table) {
+                    continue;
+                }
+                let mut attrs = attr_string(1, s.table);
+                attrs.extend(attr_string(2, s.name));
+                let m = take(dump(s.family, msg::GETSETELEM, msg::NEWSETELEM, &attrs)?);
+                elements.push(((s.family, s.table.to_string(), s.name.to_string()), m));
+            }
+        }
+        let mut out = Ruleset {
+            generation: None,
+            tables,
+            chains,
+            rules,
+            sets,
+            elements,
+        };
+        if let Some(t) = scope.table {
+            out.tables =
+                Messages::from_payloads(out.tables.iter().filter(|p| Table::decode(p).name == t));
+            out.chains =
+                Messages::from_payloads(out.chains.iter().filter(|p| Chain::decode(p).table == t));
+        }
+        Ok((out, interrupted))
+    }
+
+    /// The tables, decoded.
+    pub fn tables(&self) -> impl Iterator<Item = Table<'_>> {
+        self.tables.iter().map(Table::decode)
+    }
+
+    /// The chains, decoded.
+    pub fn chains(&self) -> impl Iterator<Item = Chain<'_>> {
+        self.chains.iter().map(Chain::decode)
+    }
+
+    /// The rules, decoded, in kernel order (by table, chain, position).
+    pub fn rules(&self) -> impl Iterator<Item = Rule<'_>> {
+        self.rules.iter().map(Rule::decode)
+    }
+
+    /// The sets, decoded.
+    pub fn sets(&self) -> impl Iterator<Item = Set<'_>> {
+        self.sets.iter().map(Set::decode)
+    }
+
+    /// The elements of a set, decoded.
+    pub fn elements(&self, family: u8, table: &str, set: &str) -> Vec<Element<'_>> {
+        self.elements
+            .iter()
+            .find(|((f, t, s), _)| *f == family && t == table && s == set)
+            .map(|(_, m)| m.iter().flat_map(|p| model::decode_elements(p).1).collect())
+            .unwrap_or_default()
+    }
+
+    /// Bytes held by the raw messages.
+    pub fn bytes(&self) -> usize {
+        self.tables.bytes()
+            + self.chains.bytes()
+            + self.rules.bytes()
+            + self.sets.bytes()
+            + self.elements.iter().map(|(_, m)| m.bytes()).sum::<usize>()
+    }
+}
+
+/// A string attribute with its NUL, padded.
+fn attr_string(kind: u16, v: &str) -> Vec<u8> {
+    let len = 4 + v.len() + 1;
+    let mut out = Vec::with_capacity((len + 3) & !3);
+    out.extend_from_slice(&(len as u16).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(v.as_bytes());
+    out.push(0);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}

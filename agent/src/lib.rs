@@ -4,7 +4,6 @@
 //! Collectors are plain functions returning typed values; `service` maps them
 //! onto the `labscope.node.v1.NodeAgent` gRPC service.
 
-pub mod child;
 pub mod conntrack;
 pub mod firewall;
 pub mod identity;

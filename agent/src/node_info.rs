@@ -158,7 +158,10 @@ mod tests {
     #[test]
     fn os_release_names() {
         let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n";
-        assert_eq!(pretty_name(debian).as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            pretty_name(debian).as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         let escaped = "NAME='Raspberry Pi OS'\nPRETTY_NAME=\"Pi \\\"lite\\\" \\$x\"\n";
         assert_eq!(pretty_name(escaped).as_deref(), Some("Pi \"lite\" $x"));
         let no_pretty = "NAME=Alpine\nVERSION=3.20\n";

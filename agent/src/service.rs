@@ -27,8 +27,8 @@ const TRIM_AFTER: Duration = Duration::from_millis(500);
 
 /// How much of each kind of work the agent takes on at once, and how long a
 /// call waits for room before it is refused. On a 1 GiB Pi the agent lives
-/// in a small memory limit that its save tools share: without caps a few
-/// parallel callers could have it OOM-killed.
+/// in a small memory limit: without caps a few parallel callers could have
+/// it OOM-killed.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// `GetFirewall` calls at once (each may hold a ruleset's text and answer).
@@ -160,16 +160,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 fn firewall_status(e: firewall::Error) -> Status {
     use firewall::Error as E;
+    if e.is_permission_denied() {
+        return Status::permission_denied(e.to_string());
+    }
     match e {
-        E::ToolMissing { .. } => {
-            Status::failed_precondition(format!("{e}; install iptables in the agent image"))
-        }
-        E::PermissionDenied { .. } => Status::permission_denied(e.to_string()),
         E::NoSuchChain { .. } => Status::not_found(e.to_string()),
-        E::ToolFailed { .. } | E::Spawn { .. } => Status::unavailable(e.to_string()),
-        E::Exceeded { .. } => Status::resource_exhausted(format!(
-            "{e}: the ruleset is too big or the node too slow to read it within the agent's bounds"
-        )),
+        E::Nft(firewall::nft::Error::Unstable(_))
+        | E::Legacy(firewall::legacy::Error::Unstable(_)) => Status::unavailable(e.to_string()),
+        E::Decoder { .. } => Status::internal(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
     }
 }
 
@@ -302,7 +301,7 @@ impl NodeAgent for NodeAgentService {
         .await?
         .map_err(firewall_status)?;
         // The read is let go once nobody pages through it, and the memory of
-        // the save tools' output goes back to the kernel after the burst.
+        // the ruleset's text goes back to the kernel after the burst.
         let cache = self.firewall.clone();
         tokio::spawn(async move {
             tokio::time::sleep(firewall::cache::Snapshots::TTL).await;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Result;
-use super::save::{self, BackendText};
+use super::read::{self, BackendText};
 use super::signal::{self, Signal};
 
 /// One read.
@@ -18,8 +18,8 @@ use super::signal::{self, Signal};
 pub struct Snapshot {
     /// Names it for later pages.
     pub id: u64,
-    /// What the save tools printed, indexed; each page builds only its
-    /// window of it (see [`super::parse::Index`]).
+    /// Each backend's rules as iptables-save text, indexed; each page
+    /// builds only its window of it (see [`super::parse::Index`]).
     pub texts: Vec<BackendText>,
     /// The ruleset it was read from.
     pub signal: Signal,
@@ -98,7 +98,7 @@ impl Snapshots {
         let read_at = Instant::now();
         // Its structure is checked and indexed now, so that a broken output
         // fails this call and is not kept (each page then builds its rules).
-        let texts = save::save_backends(ipv6)?;
+        let texts = read::read_backends(ipv6)?;
         let after = signal::read(ipv6);
         // Changed while the tools ran: which version they saw is unknown,
         // so this read is never reused.

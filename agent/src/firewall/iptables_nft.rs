@@ -18,7 +18,10 @@ use super::xt::{self, Ctx, SetNames};
 
 /// An iptables table: its name and built-in chains (name, hook, type,
 /// priority), in iptables-nft-save's order.
-type TableDef = (&'static str, &'static [(&'static str, u32, &'static str, i32)]);
+type TableDef = (
+    &'static str,
+    &'static [(&'static str, u32, &'static str, i32)],
+);
 
 /// The tables iptables-nft-save prints, in its order.
 pub const TABLES: [TableDef; 5] = [
@@ -42,7 +45,10 @@ pub const TABLES: [TableDef; 5] = [
     ),
     (
         "raw",
-        &[("PREROUTING", 0, "filter", -300), ("OUTPUT", 3, "filter", -300)],
+        &[
+            ("PREROUTING", 0, "filter", -300),
+            ("OUTPUT", 3, "filter", -300),
+        ],
     ),
     (
         "filter",
@@ -427,8 +433,12 @@ impl<'r> State<'r> {
                 let mut t = String::from(" -j NFLOG");
                 let prefix = e.raw(2).map(super::nft::model::string).unwrap_or("");
                 let prefix = &prefix.as_bytes()[..prefix.len().min(127)];
-                let group = e.raw(1).map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
-                let thr = e.raw(4).map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
+                let group = e
+                    .raw(1)
+                    .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
+                let thr = e
+                    .raw(4)
+                    .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
                 xt::targets::nflog_parts(
                     &mut t,
                     prefix,
@@ -443,7 +453,10 @@ impl<'r> State<'r> {
             ExprKind::Lookup => {
                 let set = e.str(1).unwrap_or("?");
                 let neg = e.u32(5).unwrap_or(0) & 1 != 0;
-                self.unsupported(format_args!("set lookup{} @{set}", if neg { " !=" } else { "" }));
+                self.unsupported(format_args!(
+                    "set lookup{} @{set}",
+                    if neg { " !=" } else { "" }
+                ));
             }
             ExprKind::Counter => {}
             _ => self.unsupported(format_args!("expression {}", e.name)),
@@ -475,12 +488,14 @@ impl<'r> State<'r> {
         let neq = op == 1;
         match slot.load {
             Load::Meta(key) => self.cmp_meta(key, op, data, slot.mask, ctx),
-            Load::Payload { base: 1, offset, len } => {
-                self.cmp_network(offset, len, op, data, slot.mask, ctx)
-            }
-            Load::Payload { base: 2, offset, .. } => {
-                self.cmp_transport(offset, op, data, slot.mask, ctx)
-            }
+            Load::Payload {
+                base: 1,
+                offset,
+                len,
+            } => self.cmp_network(offset, len, op, data, slot.mask, ctx),
+            Load::Payload {
+                base: 2, offset, ..
+            } => self.cmp_transport(offset, op, data, slot.mask, ctx),
             Load::Payload { base, offset, len } => self.unsupported(format_args!(
                 "{}payload base {base} offset {offset} len {len}",
                 if neq { "!= " } else { "" }
@@ -491,7 +506,10 @@ impl<'r> State<'r> {
 
     fn cmp_meta(&mut self, key: u32, op: u32, data: &[u8], mask: Option<[u8; 16]>, ctx: &Ctx<'_>) {
         let neq = op == 1;
-        let u32_le = |d: &[u8]| d.get(..4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
+        let u32_le = |d: &[u8]| {
+            d.get(..4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        };
         match key {
             // NFT_META_L4PROTO
             16 => {
@@ -521,7 +539,9 @@ impl<'r> State<'r> {
             3 => {
                 let mut info = [0u8; 16];
                 info[..4].copy_from_slice(&u32_le(data).unwrap_or(0).to_le_bytes());
-                let m = mask.map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]])).unwrap_or(u32::MAX);
+                let m = mask
+                    .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]))
+                    .unwrap_or(u32::MAX);
                 info[4..8].copy_from_slice(&m.to_le_bytes());
                 info[8] = u8::from(neq);
                 self.push_match(ctx, "mark", 1, &info);
@@ -529,7 +549,8 @@ impl<'r> State<'r> {
             // PKTTYPE
             19 => {
                 let mut info = [0u8; 8];
-                info[..4].copy_from_slice(&i32::from(data.first().copied().unwrap_or(0)).to_le_bytes());
+                info[..4]
+                    .copy_from_slice(&i32::from(data.first().copied().unwrap_or(0)).to_le_bytes());
                 info[4..].copy_from_slice(&i32::from(neq).to_le_bytes());
                 self.push_match(ctx, "pkttype", 0, &info);
             }
@@ -543,7 +564,15 @@ impl<'r> State<'r> {
         self.parts.push(Part::Text(t));
     }
 
-    fn cmp_network(&mut self, offset: u32, len: u32, op: u32, data: &[u8], mask: Option<[u8; 16]>, ctx: &Ctx<'_>) {
+    fn cmp_network(
+        &mut self,
+        offset: u32,
+        len: u32,
+        op: u32,
+        data: &[u8],
+        mask: Option<[u8; 16]>,
+        ctx: &Ctx<'_>,
+    ) {
         let neq = op == 1;
         let addr = |st: &mut State<'r>, which_dst: bool, width: usize| {
             let mut a = Addr {
@@ -591,7 +620,10 @@ impl<'r> State<'r> {
             (true, 8) => addr(self, false, 16),
             (true, 24) => addr(self, true, 16),
             (true, 7) => ttl(self, "hl"),
-            _ => self.unsupported(format_args!("{}network header offset {offset}", if neq { "!= " } else { "" })),
+            _ => self.unsupported(format_args!(
+                "{}network header offset {offset}",
+                if neq { "!= " } else { "" }
+            )),
         }
     }
 
@@ -619,8 +651,16 @@ impl<'r> State<'r> {
         }
     }
 
-    fn cmp_transport(&mut self, offset: u32, op: u32, data: &[u8], mask: Option<[u8; 16]>, ctx: &Ctx<'_>) {
-        let be16 = |d: &[u8], at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    fn cmp_transport(
+        &mut self,
+        offset: u32,
+        op: u32,
+        data: &[u8],
+        mask: Option<[u8; 16]>,
+        ctx: &Ctx<'_>,
+    ) {
+        let be16 =
+            |d: &[u8], at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
         if matches!(self.proto, 1 | 58) {
             let v6 = self.proto == 58 || self.v6;
             let mut info = [255u8, 0, 255, 0, 0, 0, 0, 0];
@@ -639,7 +679,9 @@ impl<'r> State<'r> {
         }
         let (is_tcp, proto) = (self.proto == 6, self.proto);
         let Some(info) = self.tcpudp() else {
-            return self.unsupported(format_args!("transport header offset {offset} of protocol {proto}"));
+            return self.unsupported(format_args!(
+                "transport header offset {offset} of protocol {proto}"
+            ));
         };
         let inv_at = if is_tcp { 11 } else { 8 };
         let apply = |info: &mut Vec<u8>, at: usize, port: u16, bit: u8| {
@@ -683,10 +725,15 @@ impl<'r> State<'r> {
         let Some(s) = reg_slot(e.reg(1)) else {
             return self.unsupported("range");
         };
-        let (from, to) = (e.value(3).unwrap_or_default(), e.value(4).unwrap_or_default());
+        let (from, to) = (
+            e.value(3).unwrap_or_default(),
+            e.value(4).unwrap_or_default(),
+        );
         let port = |d: &[u8]| d.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
         let offset = match self.regs[s].load {
-            Load::Payload { base: 2, offset, .. } => offset,
+            Load::Payload {
+                base: 2, offset, ..
+            } => offset,
             _ => return self.unsupported("range"),
         };
         let (Some(lo), Some(hi)) = (port(from), port(to)) else {
@@ -719,10 +766,22 @@ impl<'r> State<'r> {
             }
         } else {
             if self.src.set {
-                fmt::ipv4_addr(out, 's', &self.src.addr[..4], &self.src.mask[..4], self.src.invert);
+                fmt::ipv4_addr(
+                    out,
+                    's',
+                    &self.src.addr[..4],
+                    &self.src.mask[..4],
+                    self.src.invert,
+                );
             }
             if self.dst.set {
-                fmt::ipv4_addr(out, 'd', &self.dst.addr[..4], &self.dst.mask[..4], self.dst.invert);
+                fmt::ipv4_addr(
+                    out,
+                    'd',
+                    &self.dst.addr[..4],
+                    &self.dst.mask[..4],
+                    self.dst.invert,
+                );
             }
         }
         fmt::iface(out, 'i', &self.iif.name, &self.iif.mask, self.iif.invert);
@@ -763,7 +822,11 @@ fn iface(data: &[u8], neq: bool) -> Iface {
         return f;
     }
     if data.last() == Some(&0) {
-        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len()).min(15);
+        let end = data
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(data.len())
+            .min(15);
         f.name[..end].copy_from_slice(&data[..end]);
         f.mask[..=end].fill(0xff);
     } else if data.len() < 15 {
@@ -795,6 +858,10 @@ fn index_name(index: u32) -> Option<String> {
     if p.is_null() {
         return None;
     }
-    let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8(bytes).ok()
 }

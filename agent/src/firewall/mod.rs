@@ -1,19 +1,22 @@
-//! iptables rules with counters for both backends (nf_tables and legacy).
+//! iptables rules with counters for both backends (nf_tables and legacy),
+//! read from the kernel without running any program.
 //!
-//! Method: the agent runs `iptables-nft-save -c` / `iptables-legacy-save -c`
-//! (and the ip6 variants) with a fixed argv and parses their text. Decoding
-//! nf_tables expressions back into iptables match syntax means re-implementing
-//! the translation of every xtables extension kube-proxy, flannel and k3s use
-//! (comment, conntrack, mark, statistic, multiport, physdev, …); the save
-//! tools are the reference decoder for exactly that, and their text is what
-//! operators already read. The legacy save is skipped when the kernel holds no
-//! legacy tables (/proc/net/ip_tables_names), which is exact and costs nothing.
+//! Method: iptables-nft's tables are dumped over nf_tables netlink
+//! ([`nft`]) and turned back into iptables-save's text by
+//! [`iptables_nft`] (a register machine over the expressions iptables-nft
+//! writes, then each xtables extension prints its info struct, [`xt`]);
+//! iptables-legacy's tables are read with getsockopt ([`legacy`]) and
+//! printed by the same extension decoders. The text is what operators
+//! already read and what the rest of this module indexes and pages. The
+//! legacy read is skipped when the kernel holds no legacy tables
+//! (/proc/net/ip_tables_names), which is exact and costs nothing.
 
 pub mod cache;
 pub mod iptables_nft;
+pub mod legacy;
 pub mod nft;
 pub mod parse;
-pub mod save;
+pub mod read;
 pub mod signal;
 pub mod xt;
 
@@ -24,49 +27,20 @@ pub use parse::{SaveDump, SavedTable};
 /// Errors of a firewall read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Neither backend's save tool is installed.
-    #[error("no iptables save tool found for {family}: looked for {looked_for}")]
-    ToolMissing {
-        /// "IPv4" or "IPv6".
-        family: &'static str,
-        /// Binaries searched for.
-        looked_for: String,
-    },
-    /// The save tool refused for lack of privilege.
-    #[error("{tool} was refused by the kernel: the agent lacks CAP_NET_ADMIN ({stderr})")]
-    PermissionDenied {
-        /// The tool run.
-        tool: String,
-        /// What it printed.
-        stderr: String,
-    },
-    /// The save tool failed otherwise.
-    #[error("{tool} failed with {status}: {stderr}")]
-    ToolFailed {
-        /// The tool run.
-        tool: String,
-        /// Exit status.
-        status: String,
-        /// What it printed.
-        stderr: String,
-    },
-    /// The save tool could not be started.
-    #[error("could not run {tool}: {source}")]
-    Spawn {
-        /// The tool.
-        tool: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The save tool ran past its deadline or printed past its cap, and was
-    /// killed.
-    #[error("{tool} {what}")]
-    Exceeded {
-        /// The tool.
-        tool: String,
-        /// Which bound, and what happened.
-        what: String,
+    /// The nf_tables read failed.
+    #[error(transparent)]
+    Nft(nft::Error),
+    /// The legacy read failed.
+    #[error(transparent)]
+    Legacy(legacy::Error),
+    /// The decoder produced text its own index rejects (a bug: reported,
+    /// never served half-read).
+    #[error("decoding the {backend} rules produced text that does not index: {reason}")]
+    Decoder {
+        /// Backend.
+        backend: &'static str,
+        /// What was wrong.
+        reason: String,
     },
     /// The requested chain is not in the table.
     #[error("chain {chain:?} does not exist in table {table:?}; chains there: {available}")]
@@ -80,13 +54,24 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the kernel refused for lack of privilege.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self,
+            Error::Nft(nft::Error::PermissionDenied(_))
+                | Error::Legacy(legacy::Error::PermissionDenied { .. })
+        )
+    }
+}
+
 /// Result alias of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Reads one family's rules from every backend that holds tables and builds
 /// the answer for `table` (and `chain`, when not empty), every rule.
 pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
-    build_from_texts(ipv6, table, chain, &save::save_backends(ipv6)?, Page::ALL)
+    build_from_texts(ipv6, table, chain, &read::read_backends(ipv6)?, Page::ALL)
 }
 
 /// Which rules of the selected chains to return.
@@ -113,7 +98,7 @@ pub fn build_from_texts(
     ipv6: bool,
     table: &str,
     chain: &str,
-    texts: &[save::BackendText],
+    texts: &[read::BackendText],
     page: Page,
 ) -> Result<Firewall> {
     let select = parse::Select {
@@ -122,7 +107,7 @@ pub fn build_from_texts(
         offset: page.offset,
         limit: page.limit,
     };
-    let mut dumps = save::parse_all(texts, &select)?;
+    let mut dumps = read::parse_all(texts, &select)?;
     // Only the backend in effect is paged; the other shows its first rules.
     let primary = dumps.iter().position(|d| d.dump.has_rules()).unwrap_or(0);
     if page.offset > 0 {
@@ -144,7 +129,7 @@ pub fn build(
     ipv6: bool,
     table: &str,
     chain: &str,
-    mut dumps: Vec<save::BackendDump>,
+    mut dumps: Vec<read::BackendDump>,
 ) -> Result<Firewall> {
     let with_rules: Vec<usize> = (0..dumps.len())
         .filter(|&i| dumps[i].dump.has_rules())
@@ -178,6 +163,11 @@ pub fn build(
     };
     fw.backend = dumps[primary].backend as i32;
     fw.method = std::mem::take(&mut dumps[primary].method);
+    fw.partly_decoded_rules = dumps[primary].partial_rules as u32;
+    fw.notes = dumps
+        .iter_mut()
+        .flat_map(|d| std::mem::take(&mut d.notes))
+        .collect();
     let take = |dump: &mut SaveDump| -> Result<(Vec<Chain>, u32)> {
         let Some(t) = dump.tables.iter_mut().find(|t| t.name == table) else {
             return Ok((Vec::new(), 0));

@@ -349,6 +349,7 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
         text: rule_text.to_string(),
         packets: counters.0,
         bytes: counters.1,
+        partly_decoded: marks_unsupported(rule_text),
         ..Default::default()
     };
     while let Some(tok) = tokens.next() {
@@ -374,6 +375,26 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
         }
     }
     Ok(rule)
+}
+
+/// Whether the decoder marked part of the rule `[unsupported …]` (outside
+/// a quoted string, where a comment could say anything).
+pub fn marks_unsupported(text: &str) -> bool {
+    let mut quoted = false;
+    let mut escaped = false;
+    let b = text.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'[' if !quoted && b[..i].ends_with(b" ") && b[i..].starts_with(b"[unsupported ") => {
+                return true;
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn parse_counters(s: &str) -> Result<(u64, u64), &'static str> {
@@ -609,6 +630,23 @@ COMMIT
         let undeclared = "*nat\n-A NOPE -j X\nCOMMIT\n*filter\nCOMMIT\n";
         assert!(parse_selected(undeclared, &select(0, 10)).is_err());
         assert!(parse_selected(undeclared, &Select::STRUCTURE).is_err());
+    }
+
+    #[test]
+    fn unsupported_parts_are_recognised_outside_quotes() {
+        assert!(marks_unsupported(
+            "-A X -m foo [unsupported revision 3] -j ACCEPT"
+        ));
+        assert!(marks_unsupported(
+            "-A X [unsupported set lookup @s] -j DROP"
+        ));
+        assert!(!marks_unsupported(
+            r#"-A X -m comment --comment "[unsupported x]" -j ACCEPT"#
+        ));
+        assert!(!marks_unsupported(
+            r#"-A X -m comment --comment "a \" [unsupported x]" -j Y"#
+        ));
+        assert!(!marks_unsupported("-A X -j ACCEPT"));
     }
 
     #[test]

@@ -328,7 +328,8 @@ pub struct Firewall {
     pub warning: ::prost::alloc::string::String,
     #[prost(message, repeated, tag = "6")]
     pub chains: ::prost::alloc::vec::Vec<Chain>,
-    /// How the rules were read ("iptables-nft-save -c", …).
+    /// How the rules were read: "netlink (nf_tables: …)" or
+    /// "getsockopt (x_tables: …)". No program is run.
     #[prost(string, tag = "7")]
     pub method: ::prost::alloc::string::String,
     /// Rules in the returned table across all chains, before the chain filter.
@@ -352,6 +353,16 @@ pub struct Firewall {
     /// "nf_tables generation N", plus the legacy tables' sizes.
     #[prost(string, tag = "13")]
     pub change_signal: ::prost::alloc::string::String,
+    /// Rules of the returned backend (all its tables, not only this page)
+    /// that are shown with a part the decoder does not know, marked
+    /// "\[unsupported …\]" in their text (FirewallRule.partly_decoded).
+    #[prost(uint32, tag = "14")]
+    pub partly_decoded_rules: u32,
+    /// What a person should know about the read: base chains iptables did not
+    /// make, nftables-only expressions in an iptables table (see
+    /// GetNftRuleset for those).
+    #[prost(string, repeated, tag = "15")]
+    pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Chain {
@@ -396,6 +407,11 @@ pub struct FirewallRule {
     pub packets: u64,
     #[prost(uint64, tag = "8")]
     pub bytes: u64,
+    /// Some part of the rule could not be decoded: the text shows it as
+    /// "\[unsupported …\]" (an extension revision, an nftables expression, a
+    /// set whose name ipset did not give) instead of leaving it out.
+    #[prost(bool, tag = "9")]
+    pub partly_decoded: bool,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ListConntrackRequest {

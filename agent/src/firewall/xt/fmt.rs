@@ -88,7 +88,7 @@ pub fn ipv6(out: &mut String, a: &[u8]) {
         .chunks(2)
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
         .collect();
-    let (mut best, mut best_len) = (usize::MAX, 0usize);
+    let (mut best, mut best_len) = (0usize, 0usize);
     let mut i = 0;
     while i < 8 {
         if words[i] == 0 {
@@ -104,26 +104,25 @@ pub fn ipv6(out: &mut String, a: &[u8]) {
             i += 1;
         }
     }
-    if best_len < 2 {
-        best = usize::MAX;
-    }
+    // A single zero word is not compressed.
+    let run = (best_len >= 2).then_some(best..best + best_len);
     let dotted = best == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff));
     let last = if dotted { 6 } else { 8 };
     let mut i = 0;
     while i < last {
-        if i == best {
+        if let Some(r) = run.as_ref().filter(|r| r.start == i) {
             out.push_str("::");
-            i += best_len;
+            i = r.end;
             continue;
         }
-        if i > 0 && i != best + best_len {
+        if i > 0 && run.as_ref().is_none_or(|r| r.end != i) {
             out.push(':');
         }
         w!(out, "{:x}", words[i]);
         i += 1;
     }
     if dotted {
-        if best + best_len < 6 {
+        if best_len == 5 {
             out.push(':');
         }
         ipv4(out, &a[12..16]);
@@ -371,6 +370,20 @@ mod tests {
             ("fe80::", "fe80::"),
         ] {
             assert_eq!(v6(input), want, "{input}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Rust's Display agrees with glibc but for `::a.b.c.d` (and the
+        /// zero runs that make it).
+        #[test]
+        fn ipv6_agrees_with_display_elsewhere(words in proptest::array::uniform8(proptest::prop_oneof![proptest::strategy::Just(0u16), proptest::num::u16::ANY])) {
+            let a = std::net::Ipv6Addr::from(words);
+            let mut out = String::new();
+            ipv6(&mut out, &a.octets());
+            if words[..6] != [0; 6] || words[6] == 0 {
+                proptest::prop_assert_eq!(out, a.to_string());
+            }
         }
     }
 

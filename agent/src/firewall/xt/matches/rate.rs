@@ -98,7 +98,7 @@ pub(super) fn hashlimit_rate(out: &mut String, period: u64, scale: u64) -> u32 {
 
 pub(super) fn hashlimit_bytes(out: &mut String, avg: u64, burst: u64) -> u32 {
     let cost_to_bytes = |c: u64| -> u64 {
-        let r: u64 = if c != 0 { 0xFFFF_FFFF / c } else { 0xFFFF_FFFF };
+        let r: u64 = 0xFFFF_FFFFu64.checked_div(c).unwrap_or(0xFFFF_FFFF);
         r.wrapping_sub(1) << 4
     };
     let bytes_to_cost = |b: u64| -> u64 {

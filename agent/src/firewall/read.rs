@@ -1,0 +1,148 @@
+//! One read of a family's iptables rules from both backends, in the
+//! kernel's own interfaces (no program is run): iptables-nft's tables over
+//! nf_tables netlink, iptables-legacy's through getsockopt. Each backend
+//! becomes iptables-save's text with the index of its structure, which is
+//! what a cached read keeps and pages are built from.
+
+use labscope_proto::v1::FirewallBackend;
+
+use super::parse::{Index, ParseError, SaveDump, Select};
+use super::xt::ipset::KernelSets;
+use super::{Error, Result, iptables_nft, legacy, nft};
+
+/// One backend's parsed dump.
+#[derive(Debug, Clone)]
+pub struct BackendDump {
+    /// nft or legacy.
+    pub backend: FirewallBackend,
+    /// How it was read.
+    pub method: String,
+    /// Parsed content.
+    pub dump: SaveDump,
+    /// Rules of the whole read shown with an `[unsupported …]` part.
+    pub partial_rules: usize,
+    /// What a person should know about the read.
+    pub notes: Vec<String>,
+}
+
+/// How the nf_tables backend is read.
+pub const NFT_METHOD: &str = "netlink (nf_tables: NFT_MSG_GETTABLE/GETCHAIN/GETRULE)";
+/// How the legacy backend is read.
+pub const LEGACY_METHOD: &str = "getsockopt (x_tables: IPT_SO_GET_INFO/GET_ENTRIES)";
+
+/// One backend's rules as iptables-save text, with the index of its
+/// structure: about half the memory of its parsed form, which is what a
+/// cached read holds. A page builds only its own rules from it.
+#[derive(Debug, Clone)]
+pub struct BackendText {
+    /// nft or legacy.
+    pub backend: FirewallBackend,
+    /// The text, as `iptables-save -c` prints it (without its comments).
+    pub text: String,
+    /// Where its tables, chains and rules are.
+    pub index: Index,
+    /// Rules shown with an `[unsupported …]` part.
+    pub partial_rules: usize,
+    /// What a person should know about the read.
+    pub notes: Vec<String>,
+}
+
+fn unparseable(backend: FirewallBackend, e: ParseError) -> Error {
+    Error::Decoder {
+        backend: super::backend_name(backend),
+        reason: e.to_string(),
+    }
+}
+
+impl BackendText {
+    /// Indexes a backend's text (its structure is checked).
+    pub fn new(
+        backend: FirewallBackend,
+        mut text: String,
+        partial_rules: usize,
+        notes: Vec<String>,
+    ) -> Result<BackendText> {
+        text.shrink_to_fit();
+        let index = Index::build(&text).map_err(|e| unparseable(backend, e))?;
+        Ok(BackendText {
+            backend,
+            text,
+            index,
+            partial_rules,
+            notes,
+        })
+    }
+
+    /// How this backend was read.
+    pub fn method(&self) -> &'static str {
+        match self.backend {
+            FirewallBackend::Legacy => LEGACY_METHOD,
+            _ => NFT_METHOD,
+        }
+    }
+
+    /// Builds what `select` asks for of the text.
+    pub fn parse(&self, select: &Select<'_>) -> Result<BackendDump> {
+        Ok(BackendDump {
+            backend: self.backend,
+            method: self.method().to_string(),
+            dump: self
+                .index
+                .select(&self.text, select)
+                .map_err(|e| unparseable(self.backend, e))?,
+            partial_rules: self.partial_rules,
+            notes: self.notes.clone(),
+        })
+    }
+}
+
+/// Parses what `select` asks for of every backend's text.
+pub fn parse_all(texts: &[BackendText], select: &Select<'_>) -> Result<Vec<BackendDump>> {
+    texts.iter().map(|t| t.parse(select)).collect()
+}
+
+/// Reads every backend that holds tables for the family; nf_tables first.
+/// nf_tables is read when the kernel has it, legacy when it lists tables.
+pub fn read_backends(ipv6: bool) -> Result<Vec<BackendText>> {
+    let sets = KernelSets::default();
+    let mut out = Vec::new();
+    let family = if ipv6 {
+        nft::model::family::IPV6
+    } else {
+        nft::model::family::IPV4
+    };
+    let rs = nft::Ruleset::read(nft::Scope {
+        family,
+        table: None,
+        sets: false,
+        elements: false,
+    })
+    .map_err(Error::Nft)?;
+    if rs.generation.is_some() {
+        let t = iptables_nft::save_text(&rs, ipv6, &sets);
+        drop(rs);
+        out.push(BackendText::new(
+            FirewallBackend::Nft,
+            t.text,
+            t.partial_rules,
+            t.notes,
+        )?);
+    }
+    let names = legacy::table_names(ipv6);
+    if !names.is_empty() {
+        let blobs = names
+            .iter()
+            .map(|n| legacy::read_table(ipv6, n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Legacy)?;
+        let t = legacy::save_text(&blobs, ipv6, &sets).map_err(Error::Legacy)?;
+        drop(blobs);
+        out.push(BackendText::new(
+            FirewallBackend::Legacy,
+            t.text,
+            t.partial_rules,
+            t.notes,
+        )?);
+    }
+    Ok(out)
+}

@@ -11,6 +11,9 @@ use labscope_tests::{AgentProcess, connect, require_root, require_tool};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
+#[path = "agent_netns/firewall_corpus.rs"]
+mod firewall_corpus;
+
 const AGENT: &str = "127.0.0.1:9447";
 
 fn lab_with_agent(test: &str) -> anyhow::Result<Option<(Lab, AgentProcess)>> {

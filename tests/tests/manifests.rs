@@ -475,7 +475,9 @@ fn violations(docs: &[Value]) -> Vec<String> {
             {
                 bad.push(format!("{at}: mounts Secret {secret} that nothing creates"));
             }
-            if v["hostPath"].is_object() && !HOST_PATHS.contains(&v["hostPath"]["path"].as_str().unwrap_or_default()) {
+            if v["hostPath"].is_object()
+                && !HOST_PATHS.contains(&v["hostPath"]["path"].as_str().unwrap_or_default())
+            {
                 bad.push(format!("{at}: hostPath {}", v["hostPath"]["path"]));
             }
         }
@@ -513,7 +515,10 @@ fn violations(docs: &[Value]) -> Vec<String> {
                         .and_then(|v| v["hostPath"]["path"].as_str().map(str::to_string))
                 });
                 if host.is_some_and(|h| h != "/run/xtables.lock") && m["readOnly"] != true {
-                    bad.push(format!("{at}: host file {} mounted writable", m["mountPath"]));
+                    bad.push(format!(
+                        "{at}: host file {} mounted writable",
+                        m["mountPath"]
+                    ));
                 }
             }
             if sc["readOnlyRootFilesystem"] != true {

@@ -314,6 +314,40 @@ impl NodeAgent for NodeAgentService {
         Ok(Response::new(fw))
     }
 
+    async fn get_nft_ruleset(
+        &self,
+        req: Request<pb::GetNftRulesetRequest>,
+    ) -> Result<Response<pb::NftRuleset>, Status> {
+        let started = Instant::now();
+        let permit = self.gates.admit(Kind::Firewall).await?;
+        let req = req.into_inner();
+        let family = validate::nft_family(&req.family)?;
+        let table = validate::nft_table(&req.table)?.to_string();
+        let (offset, limit) = (
+            req.offset as usize,
+            match req.limit {
+                0 => usize::MAX,
+                n => n as usize,
+            },
+        );
+        let wanted = (req.generation != 0).then_some(req.generation);
+        let answer = blocking(move || {
+            let _permit = permit;
+            let rs = firewall::nft::Ruleset::read(firewall::nft::Scope {
+                family,
+                table: (!table.is_empty()).then_some(table.as_str()),
+                sets: true,
+                elements: true,
+            })?;
+            Ok(firewall::nft::listing::answer(&rs, offset, limit, wanted))
+        })
+        .await?
+        .map_err(|e: firewall::nft::Error| firewall_status(firewall::Error::Nft(e)))?;
+        memory::give_back_soon(TRIM_AFTER);
+        log_done("GetNftRuleset", started);
+        Ok(Response::new(answer))
+    }
+
     type ListConntrackStream = ChunkStream;
 
     async fn list_conntrack(

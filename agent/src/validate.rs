@@ -107,6 +107,40 @@ pub fn chain(s: &str) -> Result<&str> {
     Ok(s)
 }
 
+/// nf_tables families by name ("" for every family, NFPROTO 0).
+pub fn nft_family(s: &str) -> Result<u8> {
+    if s.is_empty() {
+        return Ok(0);
+    }
+    crate::firewall::nft::model::family::from_name(s).map_or_else(
+        || {
+            bad(
+                "family",
+                format!(
+                    "{s:?} is not one of ip, ip6, inet, arp, bridge, netdev (or empty for all)"
+                ),
+            )
+        },
+        Ok,
+    )
+}
+
+/// An nf_tables table name ("" for every table): what nft accepts as an
+/// identifier, at most 255 bytes.
+pub fn nft_table(s: &str) -> Result<&str> {
+    if s.len() > 255 {
+        return bad("table", "longer than 255 characters");
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$');
+    if !s.chars().all(ok) {
+        return bad(
+            "table",
+            format!("{s:?} has characters outside [A-Za-z0-9_.-/$]"),
+        );
+    }
+    Ok(s)
+}
+
 /// A hostname (RFC 1123 labels, underscores tolerated) or an IP literal.
 pub fn host(field: &'static str, s: &str) -> Result<String> {
     let s = s.trim();

@@ -13,6 +13,8 @@ use tokio_stream::StreamExt;
 
 #[path = "agent_netns/firewall_corpus.rs"]
 mod firewall_corpus;
+#[path = "agent_netns/nft_native.rs"]
+mod nft_native;
 
 const AGENT: &str = "127.0.0.1:9447";
 

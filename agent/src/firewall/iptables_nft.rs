@@ -851,7 +851,7 @@ fn iface(data: &[u8], neq: bool) -> Iface {
 
 /// The name of interface `index` in this network namespace.
 #[allow(unsafe_code)]
-fn index_name(index: u32) -> Option<String> {
+pub fn index_name(index: u32) -> Option<String> {
     let mut buf = [0 as nix::libc::c_char; 16];
     // SAFETY: `buf` has IF_NAMESIZE (16) bytes, as if_indextoname needs.
     let p = unsafe { nix::libc::if_indextoname(index, buf.as_mut_ptr()) };

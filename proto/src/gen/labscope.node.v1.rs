@@ -303,7 +303,7 @@ pub struct GetFirewallRequest {
     pub limit: u32,
     /// Firewall.snapshot of an earlier answer: serve the same read while the
     /// ruleset has not changed, so that pages agree with each other and no
-    /// save tool runs again. "" for a new read (an identical read started at
+    /// read is made again. "" for a new read (an identical read started at
     /// most a second ago, with the ruleset unchanged, is shared).
     #[prost(string, tag = "6")]
     pub snapshot: ::prost::alloc::string::String,
@@ -818,6 +818,151 @@ pub struct DnsQueryResult {
     #[prost(string, tag = "10")]
     pub transport: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetNftRulesetRequest {
+    /// "" for every family; else ip, ip6, inet, arp, bridge, netdev.
+    #[prost(string, tag = "1")]
+    pub family: ::prost::alloc::string::String,
+    /// "" for every table of the family; else this table's name.
+    #[prost(string, tag = "2")]
+    pub table: ::prost::alloc::string::String,
+    /// Rules to skip over the tables and chains in order (with limit).
+    #[prost(uint32, tag = "3")]
+    pub offset: u32,
+    /// Most rules to return; 0 for all. Tables, chains and sets are always
+    /// listed whole; only rules are paged.
+    #[prost(uint32, tag = "4")]
+    pub limit: u32,
+    /// NftRuleset.generation of an earlier page: the answer says when the
+    /// ruleset has changed since (its offsets may have shifted). 0: none.
+    #[prost(uint32, tag = "5")]
+    pub generation: u32,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct NftRuleset {
+    /// The nf_tables generation it was read at (bumped by every change).
+    #[prost(uint32, tag = "1")]
+    pub generation: u32,
+    /// false: the kernel has no nf_tables (nothing to list).
+    #[prost(bool, tag = "2")]
+    pub nf_tables_available: bool,
+    #[prost(message, repeated, tag = "3")]
+    pub tables: ::prost::alloc::vec::Vec<NftTable>,
+    /// Rules across the tables read, before paging.
+    #[prost(uint32, tag = "4")]
+    pub total_rules: u32,
+    /// Rules shown with an "\[unsupported …\]" part.
+    #[prost(uint32, tag = "5")]
+    pub partly_decoded_rules: u32,
+    /// How it was read ("netlink (nf_tables: …)").
+    #[prost(string, tag = "6")]
+    pub method: ::prost::alloc::string::String,
+    /// The request named another generation: the ruleset changed between
+    /// pages.
+    #[prost(bool, tag = "7")]
+    pub generation_changed: bool,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct NftTable {
+    /// ip, ip6, inet, arp, bridge, netdev.
+    #[prost(string, tag = "1")]
+    pub family: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "3")]
+    pub handle: u64,
+    /// dormant, owner.
+    #[prost(string, repeated, tag = "4")]
+    pub flags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Made by iptables-nft (its iptables names and only what iptables
+    /// writes): GetFirewall shows it as iptables-save text.
+    #[prost(bool, tag = "5")]
+    pub iptables_compat: bool,
+    #[prost(string, tag = "6")]
+    pub comment: ::prost::alloc::string::String,
+    #[prost(message, repeated, tag = "7")]
+    pub sets: ::prost::alloc::vec::Vec<NftSet>,
+    #[prost(message, repeated, tag = "8")]
+    pub chains: ::prost::alloc::vec::Vec<NftChain>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NftSet {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    /// A map (type KEY : DATA) rather than a set.
+    #[prost(bool, tag = "2")]
+    pub map: bool,
+    /// As nft writes it: "ipv4_addr . inet_proto . inet_service : verdict".
+    #[prost(string, tag = "3")]
+    pub r#type: ::prost::alloc::string::String,
+    /// constant, interval, timeout, dynamic.
+    #[prost(string, repeated, tag = "4")]
+    pub flags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Elements (an interval counts once).
+    #[prost(uint32, tag = "5")]
+    pub elements: u32,
+    #[prost(uint64, tag = "6")]
+    pub handle: u64,
+    #[prost(string, tag = "7")]
+    pub comment: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct NftChain {
+    #[prost(string, tag = "1")]
+    pub name: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub handle: u64,
+    /// A base chain (hooked into the stack); the fields below are set.
+    #[prost(bool, tag = "3")]
+    pub base: bool,
+    /// filter, nat, route.
+    #[prost(string, tag = "4")]
+    pub r#type: ::prost::alloc::string::String,
+    /// prerouting, input, forward, output, postrouting, ingress, egress.
+    #[prost(string, tag = "5")]
+    pub hook: ::prost::alloc::string::String,
+    /// As nft prints it: "filter", "dstnat - 10", "-250".
+    #[prost(string, tag = "6")]
+    pub priority: ::prost::alloc::string::String,
+    #[prost(sint32, tag = "7")]
+    pub priority_value: i32,
+    /// accept, drop.
+    #[prost(string, tag = "8")]
+    pub policy: ::prost::alloc::string::String,
+    /// Devices of a netdev (or inet ingress) chain.
+    #[prost(string, repeated, tag = "9")]
+    pub devices: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, tag = "10")]
+    pub comment: ::prost::alloc::string::String,
+    /// Rules of this page in this chain.
+    #[prost(message, repeated, tag = "11")]
+    pub rules: ::prost::alloc::vec::Vec<NftRule>,
+    /// Rules in the chain, paged or not.
+    #[prost(uint32, tag = "12")]
+    pub rule_count: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct NftRule {
+    /// 1-based position in its chain.
+    #[prost(uint32, tag = "1")]
+    pub position: u32,
+    /// Kernel handle (`nft -a` shows it as "# handle N").
+    #[prost(uint64, tag = "2")]
+    pub handle: u64,
+    /// As `nft list` prints it, without the counter statement and the handle.
+    #[prost(string, tag = "3")]
+    pub text: ::prost::alloc::string::String,
+    /// The rule has a counter (packets and bytes are its values).
+    #[prost(bool, tag = "4")]
+    pub has_counter: bool,
+    #[prost(uint64, tag = "5")]
+    pub packets: u64,
+    #[prost(uint64, tag = "6")]
+    pub bytes: u64,
+    /// Some part is shown as "\[unsupported …\]".
+    #[prost(bool, tag = "7")]
+    pub partly_decoded: bool,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum AddressFamily {
@@ -1299,6 +1444,29 @@ pub mod node_agent_client {
                 .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "GetFirewall"));
             self.inner.unary(req, path, codec).await
         }
+        /// Every nf_tables table (nftables' own, kube-proxy's nftables mode,
+        /// Tailscale's, iptables-nft's marked as such) as `nft list` shows it.
+        pub async fn get_nft_ruleset(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetNftRulesetRequest>,
+        ) -> std::result::Result<tonic::Response<super::NftRuleset>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/labscope.node.v1.NodeAgent/GetNftRuleset",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "GetNftRuleset"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Conntrack entries, filtered in the agent while the kernel dump streams.
         /// Entries arrive in chunks; the last message carries the summary.
         pub async fn list_conntrack(
@@ -1450,6 +1618,12 @@ pub mod node_agent_server {
             &self,
             request: tonic::Request<super::GetFirewallRequest>,
         ) -> std::result::Result<tonic::Response<super::Firewall>, tonic::Status>;
+        /// Every nf_tables table (nftables' own, kube-proxy's nftables mode,
+        /// Tailscale's, iptables-nft's marked as such) as `nft list` shows it.
+        async fn get_nft_ruleset(
+            &self,
+            request: tonic::Request<super::GetNftRulesetRequest>,
+        ) -> std::result::Result<tonic::Response<super::NftRuleset>, tonic::Status>;
         /// Server streaming response type for the ListConntrack method.
         type ListConntrackStream: tonic::codegen::tokio_stream::Stream<
                 Item = std::result::Result<super::ConntrackChunk, tonic::Status>,
@@ -1685,6 +1859,51 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetFirewallSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/labscope.node.v1.NodeAgent/GetNftRuleset" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetNftRulesetSvc<T: NodeAgent>(pub Arc<T>);
+                    impl<
+                        T: NodeAgent,
+                    > tonic::server::UnaryService<super::GetNftRulesetRequest>
+                    for GetNftRulesetSvc<T> {
+                        type Response = super::NftRuleset;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetNftRulesetRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as NodeAgent>::get_nft_ruleset(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetNftRulesetSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -21,10 +21,10 @@ use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
 const AGENT: &str = "127.0.0.1:9447";
 
 /// A small deterministic generator (xorshift64*), seeded per run.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn seeded() -> Rng {
+    pub(crate) fn seeded() -> Rng {
         let seed = std::env::var("LABSCOPE_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -37,20 +37,20 @@ impl Rng {
         eprintln!("firewall corpus: LABSCOPE_SEED={seed}");
         Rng(seed | 1)
     }
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn byte(&mut self) -> u8 {
+    pub(crate) fn byte(&mut self) -> u8 {
         self.below(254) as u8 + 1
     }
     /// A port, never the agent's.
-    fn port(&mut self) -> u16 {
+    pub(crate) fn port(&mut self) -> u16 {
         loop {
             let p = self.below(60000) as u16 + 1024;
             if p.abs_diff(9447) > 20 {
@@ -59,13 +59,13 @@ impl Rng {
         }
     }
     /// A kube-proxy style hash suffix.
-    fn hash(&mut self) -> String {
+    pub(crate) fn hash(&mut self) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
         (0..16)
             .map(|_| ALPHABET[self.below(32) as usize] as char)
             .collect()
     }
-    fn mark(&mut self) -> u32 {
+    pub(crate) fn mark(&mut self) -> u32 {
         1 << self.below(31)
     }
 }

@@ -3,7 +3,10 @@
 //! message buffers, between two reads of the ruleset generation so that it
 //! is one consistent ruleset; the decoders in [`model`] then borrow from it.
 
+pub mod listing;
 pub mod model;
+pub mod render;
+pub mod types;
 
 use std::ops::ControlFlow;
 
@@ -201,8 +204,9 @@ impl Ruleset {
                 None => Messages::default(),
             }
         };
-        // Table and chain dumps cannot be narrowed by the kernel; rule and
-        // set dumps can (NFTA_RULE_TABLE / NFTA_SET_TABLE).
+        // Table, chain and set dumps are narrowed here: the kernel narrows
+        // a set dump by table only within one family. Rule dumps compare
+        // the table's name (NFTA_RULE_TABLE).
         let tables = take(dump(scope.family, msg::GETTABLE, msg::NEWTABLE, &[])?);
         let chains = take(dump(scope.family, msg::GETCHAIN, msg::NEWCHAIN, &[])?);
         let rules = take(dump(
@@ -211,16 +215,14 @@ impl Ruleset {
             msg::NEWRULE,
             &table_attr(1),
         )?);
-        let sets = if scope.sets {
-            take(dump(
-                scope.family,
-                msg::GETSET,
-                msg::NEWSET,
-                &table_attr(1),
-            )?)
+        let mut sets = if scope.sets {
+            take(dump(scope.family, msg::GETSET, msg::NEWSET, &[])?)
         } else {
             Messages::default()
         };
+        if let Some(t) = scope.table {
+            sets = Messages::from_payloads(sets.iter().filter(|p| Set::decode(p).table == t));
+        }
         let mut elements = Vec::new();
         if scope.sets && scope.elements {
             for payload in sets.iter() {

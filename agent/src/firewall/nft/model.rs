@@ -118,6 +118,8 @@ pub struct Table<'a> {
     pub handle: u64,
     /// Chains in it.
     pub chains: u32,
+    /// NFTA_TABLE_USERDATA (its comment).
+    pub userdata: Option<&'a [u8]>,
 }
 
 impl<'a> Table<'a> {
@@ -129,6 +131,7 @@ impl<'a> Table<'a> {
             flags: 0,
             handle: 0,
             chains: 0,
+            userdata: None,
         };
         for a in attrs(payload) {
             match a.kind {
@@ -136,6 +139,7 @@ impl<'a> Table<'a> {
                 2 => t.flags = be32(a.value).unwrap_or(0),
                 3 => t.chains = be32(a.value).unwrap_or(0),
                 4 => t.handle = be64(a.value).unwrap_or(0),
+                6 => t.userdata = Some(a.value),
                 _ => {}
             }
         }
@@ -179,6 +183,8 @@ pub struct Chain<'a> {
     pub flags: u32,
     /// Rules and jumps referring to it.
     pub uses: u32,
+    /// NFTA_CHAIN_USERDATA (its comment).
+    pub userdata: Option<&'a [u8]>,
 }
 
 impl<'a> Chain<'a> {
@@ -195,6 +201,7 @@ impl<'a> Chain<'a> {
             counters: None,
             flags: 0,
             uses: 0,
+            userdata: None,
         };
         for a in attrs(payload) {
             match a.kind {
@@ -224,6 +231,7 @@ impl<'a> Chain<'a> {
                 7 => c.chain_type = Some(string(a.value)),
                 8 => c.counters = Some(counters(a)),
                 10 => c.flags = be32(a.value).unwrap_or(0),
+                12 => c.userdata = Some(a.value),
                 _ => {}
             }
         }

@@ -90,6 +90,9 @@ pub struct RuleRow {
     pub packets: u64,
     /// Bytes matched.
     pub bytes: u64,
+    /// Some part could not be decoded and shows as `[unsupported …]`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partly_decoded: bool,
 }
 
 /// One page of a table.
@@ -108,8 +111,14 @@ pub struct Rules {
     pub backends_with_rules: Vec<String>,
     /// Set when both backends hold rules (a known k3s failure).
     pub warning: String,
-    /// How the rules were read.
+    /// How the rules were read (netlink or getsockopt: no program runs).
     pub method: String,
+    /// Rules of the backend shown with an `[unsupported …]` part.
+    pub partly_decoded_rules: u32,
+    /// What to know about the read (chains or expressions iptables did not
+    /// make: get_nft_ruleset shows them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Chains with their policies and rule counts. Left out of a later
     /// page of the same read (its cursor's): the first page listed them.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -249,6 +258,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
             comment: r.comment.clone(),
             packets: r.packets,
             bytes: r.bytes,
+            partly_decoded: r.partly_decoded,
         })
         .collect();
     let next = offset + rules.len();
@@ -265,6 +275,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
         backends_with_rules: fw.backends_with_rules.iter().map(|b| backend(*b)).collect(),
         warning: fw.warning,
         method: fw.method,
+        partly_decoded_rules: fw.partly_decoded_rules,
+        notes: fw.notes,
         chains: (!same_read).then(|| {
             fw.chains
                 .iter()
@@ -316,6 +328,15 @@ impl Render for Rules {
         );
         if !self.warning.is_empty() {
             out.push_str(&format!("WARNING: {}\n", self.warning));
+        }
+        if self.partly_decoded_rules > 0 {
+            out.push_str(&format!(
+                "NOTE: {} rule(s) only partly decoded: their unknown part is shown as [unsupported …]\n",
+                self.partly_decoded_rules
+            ));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("NOTE: {n}\n"));
         }
         if self.counters_age_ms >= 1000 {
             out.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Node tools, answered by the agents: `list_nodes` (nodes.rs),
 //! `get_node_networking` (networking.rs), `get_iptables_rules`
-//! (firewall.rs), `get_conntrack_entries` (conntrack.rs),
+//! (firewall.rs), `get_nft_ruleset` (nft.rs), `get_conntrack_entries`
+//! (conntrack.rs),
 //! `test_pod_connectivity`, `curl_ingress` and `test_dns_query` (probes.rs),
 //! `check_network_mesh` (mesh.rs). Argument names are the predecessor's, so
 //! existing clients keep working. Here: reaching a node's agent and turning
@@ -11,6 +12,7 @@ mod diagnose;
 mod firewall;
 mod mesh;
 mod networking;
+mod nft;
 mod nodes;
 mod probes;
 
@@ -29,6 +31,7 @@ pub fn tools() -> Vec<ToolDef> {
         nodes::tool(),
         networking::tool(),
         firewall::tool(),
+        nft::tool(),
         conntrack::tool(),
         probes::connectivity_tool(),
         probes::curl_tool(),

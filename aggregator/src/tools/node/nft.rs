@@ -199,7 +199,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_nft_ruleset",
             title: "nftables ruleset",
-            description: "A node's nf_tables tables (nft's own, kube-proxy nftables mode, iptables-nft's marked) as `nft list ruleset` shows them, with counters.",
+            description: "A node's nf_tables tables (kube-proxy nftables mode too) as `nft list ruleset` shows them, with counters.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

@@ -332,3 +332,270 @@ fn the_static_agent_for_the_pis_runs_under_qemu() -> anyhow::Result<()> {
     agent.terminate()?;
     Ok(())
 }
+
+/// Removes a container when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "1", &self.0]);
+    }
+}
+
+/// podman as it runs here (runc, cgroupfs, no default ulimits: the
+/// containers.conf scripts/podman-env writes).
+fn podman(args: &[&str]) -> anyhow::Result<String> {
+    let conf = std::env::temp_dir().join("labscope-podman-test.conf");
+    std::fs::write(&conf, "[containers]\ndefault_ulimits = []\n")?;
+    let out = std::process::Command::new("podman")
+        .args(["--runtime", "runc", "--cgroup-manager", "cgroupfs"])
+        .args(args)
+        .env("CONTAINERS_CONF", &conf)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The images `scripts/images` builds, run as the DaemonSet and the
+/// Deployment run them: the agent with every capability dropped but
+/// NET_ADMIN and NET_RAW, a read-only root and the host's os-release
+/// mounted at /host/etc/os-release, in a network namespace; the aggregator
+/// beside it, read-only, without capabilities, as a non-root user, with
+/// `--agent`. Health over gRPC, `list_nodes` over MCP naming the mounted
+/// OS, and the agent's firewall reads equal to `iptables-save` and `nft
+/// list` in that namespace. Nothing in the agent image could run a program:
+/// it holds only the binary.
+#[test]
+fn images_run_with_least_privilege() -> anyhow::Result<()> {
+    let test = "images_run_with_least_privilege";
+    if !require_root(test) {
+        return Ok(());
+    }
+    let required = std::env::var_os("LABSCOPE_REQUIRE_IMAGES").is_some();
+    let present = podman(&["image", "exists", "localhost/labscope-agent:dev"]).is_ok()
+        && podman(&["image", "exists", "localhost/labscope:dev"]).is_ok();
+    if !present {
+        anyhow::ensure!(!required, "the images are not built (scripts/images)");
+        eprintln!(
+            "SKIP {test}: localhost/labscope-agent:dev and localhost/labscope:dev are not built (scripts/images, run by scripts/test)"
+        );
+        return Ok(());
+    }
+    // Nothing but the binary in the agent image: no shell to exec into.
+    let files = podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{len .RootFS.Layers}}",
+        "localhost/labscope-agent:dev",
+    ])?;
+    assert_eq!(files, "1", "one layer: the binary");
+    let ns = Netns::new("img")?;
+    ns.run(&[
+        "iptables",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "22",
+        "-m",
+        "comment",
+        "--comment",
+        "image test",
+        "-j",
+        "ACCEPT",
+    ])?;
+    ns.run(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        "10.42.0.0/16",
+        "-j",
+        "MASQUERADE",
+        "--random-fully",
+    ])?;
+    ns.run(&["nft", "add", "table", "inet", "img"])?;
+    ns.run(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "img",
+        "in",
+        "{ type filter hook input priority 10; policy accept; }",
+    ])?;
+    ns.run(&[
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "img",
+        "in",
+        "tcp",
+        "dport",
+        "{ 80, 443 }",
+        "counter",
+        "accept",
+    ])?;
+    let dir = tempfile::tempdir()?;
+    let os = format!("labscope image test OS {}", std::process::id());
+    let os_file = dir.path().join("os-release");
+    std::fs::write(&os_file, format!("NAME=\"x\"\nPRETTY_NAME=\"{os}\"\n"))?;
+    let netns = format!("ns:/run/netns/{}", ns.name);
+    let agent_name = format!("labscope-agent-test-{}", std::process::id());
+    let mount = format!("{}:/host/etc/os-release:ro", os_file.display());
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &agent_name,
+        "--network",
+        &netns,
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "NET_RAW",
+        "--read-only",
+        "--user",
+        "0",
+        "-v",
+        &mount,
+        "localhost/labscope-agent:dev",
+        "--listen",
+        AGENT,
+        "--node-name",
+        "img",
+        "--insecure-plaintext",
+    ])?;
+    let _agent = Container(agent_name.clone());
+    let agg_name = format!("labscope-test-{}", std::process::id());
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &agg_name,
+        "--network",
+        &netns,
+        "--cap-drop",
+        "ALL",
+        "--read-only",
+        "localhost/labscope:dev",
+        "serve",
+        "--http",
+        "127.0.0.1:8080",
+        "--agent",
+        &format!("img=http://{AGENT}"),
+    ])?;
+    let _agg = Container(agg_name.clone());
+    let user = podman(&["inspect", "--format", "{{.Config.User}}", &agg_name])?;
+    assert_eq!(user, "65532:65532", "the aggregator runs as non-root");
+    let (node, rules, nft) = ns.block_on(move || async move {
+        // Health, as the kubelet's probe asks.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let channel = loop {
+            match tonic::transport::Channel::from_static("http://127.0.0.1:9447")
+                .connect()
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "the agent container does not listen: {e}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let h = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "labscope.node.v1.NodeAgent".into(),
+            })
+            .await?
+            .into_inner();
+        anyhow::ensure!(
+            h.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{h:?}"
+        );
+        let mut mcp = loop {
+            match KeepAlive::connect("127.0.0.1:8080").await {
+                Ok(c) => break c,
+                Err(e) => {
+                    anyhow::ensure!(
+                        std::time::Instant::now() < deadline,
+                        "the aggregator container does not answer: {e}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let nodes = mcp.call("list_nodes", serde_json::json!({})).await?;
+        let rules = mcp
+            .pages(
+                "get_iptables_rules",
+                serde_json::json!({"node": "img", "table": "nat"}),
+            )
+            .await?;
+        let filter = mcp
+            .pages("get_iptables_rules", serde_json::json!({"node": "img"}))
+            .await?;
+        let nft = mcp
+            .call(
+                "get_nft_ruleset",
+                serde_json::json!({"node": "img", "family": "inet"}),
+            )
+            .await?;
+        mcp.end().await?;
+        anyhow::Ok((nodes, [rules, filter], nft))
+    })?;
+    let row = node["structuredContent"]["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["node"] == "img"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        row["os"],
+        os.as_str(),
+        "list_nodes shows the mounted os-release: {node}"
+    );
+    let save = ns.run(&["iptables-save", "-c"])?;
+    for (pages, table) in rules.iter().zip(["nat", "filter"]) {
+        let got: Vec<String> = pages
+            .iter()
+            .flat_map(|p| p["rules"].as_array().cloned().unwrap_or_default())
+            .map(|r| r["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let want: Vec<String> = saved_rules(&save, table).into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            got, want,
+            "{table} through the images against iptables-save"
+        );
+        assert!(!want.is_empty());
+        assert!(
+            pages[0]["method"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("netlink"),
+            "{}",
+            pages[0]
+        );
+    }
+    let nft_rules = nft["structuredContent"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(nft_rules.len(), 1, "{nft}");
+    assert_eq!(nft_rules[0]["text"], "tcp dport { 80, 443 } accept");
+    Ok(())
+}

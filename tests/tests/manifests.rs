@@ -408,9 +408,9 @@ fn bindings_outside_allowlists(
     bad
 }
 
-/// The host files a workload may mount (the agent: the node's OS
-/// description, read-only; the xtables lock its save tools take).
-const HOST_PATHS: [&str; 2] = ["/run/xtables.lock", "/etc/os-release"];
+/// The host files a workload may mount: the agent the node's OS
+/// description, read-only.
+const HOST_PATHS: [&str; 1] = ["/etc/os-release"];
 
 /// Every policy rule the rendered install breaks, one line each.
 fn violations(docs: &[Value]) -> Vec<String> {
@@ -514,7 +514,7 @@ fn violations(docs: &[Value]) -> Vec<String> {
                         .find(|v| v["name"] == m["name"])
                         .and_then(|v| v["hostPath"]["path"].as_str().map(str::to_string))
                 });
-                if host.is_some_and(|h| h != "/run/xtables.lock") && m["readOnly"] != true {
+                if host.is_some() && m["readOnly"] != true {
                     bad.push(format!(
                         "{at}: host file {} mounted writable",
                         m["mountPath"]

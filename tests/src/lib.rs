@@ -17,6 +17,7 @@ pub mod mcp;
 pub mod netns;
 pub mod pki;
 pub mod reads;
+pub mod rtnl;
 pub mod servers;
 pub mod topology;
 

@@ -38,21 +38,44 @@ impl Netns {
     /// that packets do leave (no resolution failure cuts a wait short).
     /// Probes to it run to their timeouts.
     pub fn add_silent_address(&self) -> anyhow::Result<()> {
-        self.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
-        self.ip(&["addr", "add", "10.98.0.1/24", "dev", "v0"])?;
-        self.ip(&["link", "set", "v0", "up"])?;
-        self.ip(&["link", "set", "v1", "up"])?;
-        self.ip(&[
-            "neigh",
-            "add",
-            SILENT_ADDR,
-            "lladdr",
-            "02:00:00:00:00:02",
-            "dev",
-            "v0",
-            "nud",
-            "permanent",
-        ])?;
+        let path = format!("/run/netns/{}", self.name);
+        self.block_on(move || async move {
+            let _ = &path;
+            let (connection, h, _) = rtnetlink::new_connection()?;
+            tokio::spawn(connection);
+            h.link()
+                .add(rtnetlink::LinkVeth::new("v0", "v1").build())
+                .execute()
+                .await?;
+            anyhow::Ok(())
+        })?;
+        for dev in ["v0", "v1"] {
+            let d = dev.to_string();
+            self.block_on(move || async move {
+                let (connection, h, _) = rtnetlink::new_connection()?;
+                tokio::spawn(connection);
+                use futures::TryStreamExt;
+                let link = h
+                    .link()
+                    .get()
+                    .match_name(d.clone())
+                    .execute()
+                    .try_next()
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no link {d}"))?;
+                h.link()
+                    .set(
+                        rtnetlink::LinkUnspec::new_with_index(link.header.index)
+                            .up()
+                            .build(),
+                    )
+                    .execute()
+                    .await?;
+                anyhow::Ok(())
+            })?;
+        }
+        crate::rtnl::address(self, "v0", "10.98.0.1".parse()?, 24)?;
+        crate::rtnl::neighbour(self, "v0", SILENT_ADDR.parse()?, [2, 0, 0, 0, 0, 2])?;
         Ok(())
     }
 
@@ -163,11 +186,5 @@ pub fn ip(args: &[&str]) -> anyhow::Result<String> {
 
 /// Joins `a` and `b` with a veth pair named `a_if`/`b_if`, both up.
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> anyhow::Result<()> {
-    ip(&[
-        "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
-        &b.name,
-    ])?;
-    a.ip(&["link", "set", a_if, "up"])?;
-    b.ip(&["link", "set", b_if, "up"])?;
-    Ok(())
+    crate::rtnl::veth(a, a_if, b, b_if)
 }

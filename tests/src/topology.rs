@@ -9,14 +9,17 @@
 //! r forwards between c and s, DNATs 10.201.1.1:8080 to s:80, masquerades
 //! towards s, has a custom route table (100), policy rules, a permanent
 //! neighbour and iptables rules in filter and nat with custom chains and
-//! comments. s runs an HTTP server on :80 and a DNS server on :53.
+//! comments. s runs an HTTP server on :80 and a DNS server on :53. Links,
+//! addresses, routes, rules and neighbours are made over rtnetlink
+//! ([`crate::rtnl`]); the tests compare the agent with `ip -j`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::netns::{Netns, veth};
+use crate::netns::Netns;
+use crate::rtnl::{self, Route, Rule, veth};
 use crate::servers;
 
 /// The lab's namespaces.
@@ -48,96 +51,99 @@ impl Lab {
         veth(c, "c0", r, "r0")?;
         veth(r, "r1", s, "s0")?;
         for (ns, dev, v4, v6) in [
-            (c, "c0", "10.201.1.2/24", "fd00:201:1::2/64"),
-            (r, "r0", "10.201.1.1/24", "fd00:201:1::1/64"),
-            (r, "r1", "10.201.2.1/24", "fd00:201:2::1/64"),
-            (s, "s0", "10.201.2.2/24", "fd00:201:2::2/64"),
+            (c, "c0", "10.201.1.2", "fd00:201:1::2"),
+            (r, "r0", "10.201.1.1", "fd00:201:1::1"),
+            (r, "r1", "10.201.2.1", "fd00:201:2::1"),
+            (s, "s0", "10.201.2.2", "fd00:201:2::2"),
         ] {
-            ns.ip(&["addr", "add", v4, "dev", dev])?;
-            ns.ip(&["-6", "addr", "add", v6, "dev", dev, "nodad"])?;
+            rtnl::address(ns, dev, v4.parse()?, 24)?;
+            rtnl::address(ns, dev, v6.parse()?, 64)?;
         }
-        c.ip(&["route", "add", "default", "via", "10.201.1.1"])?;
-        c.ip(&["-6", "route", "add", "default", "via", "fd00:201:1::1"])?;
-        s.ip(&["route", "add", "default", "via", "10.201.2.1"])?;
-        s.ip(&["-6", "route", "add", "default", "via", "fd00:201:2::1"])?;
+        for (ns, gw) in [
+            (c, "10.201.1.1"),
+            (c, "fd00:201:1::1"),
+            (s, "10.201.2.1"),
+            (s, "fd00:201:2::1"),
+        ] {
+            rtnl::route(
+                ns,
+                Route {
+                    via: Some(gw.parse()?),
+                    ..Route::default()
+                },
+            )?;
+        }
         r.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         r.run(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])?;
 
-        r.ip(&[
-            "route",
-            "add",
-            "10.99.0.0/24",
-            "via",
-            "10.201.2.2",
-            "dev",
-            "r1",
-            "table",
-            "100",
-        ])?;
-        r.ip(&[
-            "route",
-            "add",
-            "10.98.0.0/24",
-            "via",
-            "10.201.2.2",
-            "metric",
-            "50",
-            "proto",
-            "static",
-        ])?;
-        r.ip(&["route", "add", "blackhole", "10.97.0.0/24"])?;
-        r.ip(&[
-            "-6",
-            "route",
-            "add",
-            "fd00:99::/64",
-            "via",
-            "fd00:201:2::2",
-            "table",
-            "100",
-        ])?;
-        r.ip(&[
-            "rule",
-            "add",
-            "fwmark",
-            "0x10/0xff",
-            "lookup",
-            "100",
-            "pref",
-            "1000",
-        ])?;
-        r.ip(&[
-            "rule",
-            "add",
-            "from",
-            "10.201.1.0/24",
-            "lookup",
-            "100",
-            "pref",
-            "1001",
-        ])?;
-        r.ip(&[
-            "-6",
-            "rule",
-            "add",
-            "from",
-            "fd00:201:1::/64",
-            "lookup",
-            "100",
-            "pref",
-            "1002",
-        ])?;
-        r.ip(&[
-            "neigh",
-            "add",
-            "10.201.2.99",
-            "lladdr",
-            "02:00:00:00:02:99",
-            "dev",
-            "r1",
-            "nud",
-            "permanent",
-        ])?;
+        rtnl::route(
+            r,
+            Route {
+                to: Some(("10.99.0.0".parse()?, 24)),
+                via: Some("10.201.2.2".parse()?),
+                dev: Some("r1".into()),
+                table: Some(100),
+                ..Route::default()
+            },
+        )?;
+        rtnl::route(
+            r,
+            Route {
+                to: Some(("10.98.0.0".parse()?, 24)),
+                via: Some("10.201.2.2".parse()?),
+                metric: Some(50),
+                static_proto: true,
+                ..Route::default()
+            },
+        )?;
+        rtnl::route(
+            r,
+            Route {
+                to: Some(("10.97.0.0".parse()?, 24)),
+                blackhole: true,
+                ..Route::default()
+            },
+        )?;
+        rtnl::route(
+            r,
+            Route {
+                to: Some(("fd00:99::".parse()?, 64)),
+                via: Some("fd00:201:2::2".parse()?),
+                table: Some(100),
+                ..Route::default()
+            },
+        )?;
+        rtnl::rule(
+            r,
+            Rule {
+                from: None,
+                fwmark: Some((0x10, 0xff)),
+                v6: false,
+                table: 100,
+                priority: 1000,
+            },
+        )?;
+        rtnl::rule(
+            r,
+            Rule {
+                from: Some(("10.201.1.0".parse()?, 24)),
+                fwmark: None,
+                v6: false,
+                table: 100,
+                priority: 1001,
+            },
+        )?;
+        rtnl::rule(
+            r,
+            Rule {
+                from: Some(("fd00:201:1::".parse()?, 64)),
+                fwmark: None,
+                v6: true,
+                table: 100,
+                priority: 1002,
+            },
+        )?;
+        rtnl::neighbour(r, "r1", "10.201.2.99".parse()?, [2, 0, 0, 0, 2, 0x99])?;
 
         let ipt = |ns: &Netns, tool: &str, args: &str| -> anyhow::Result<()> {
             let mut argv = vec![tool];

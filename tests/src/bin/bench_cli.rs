@@ -507,7 +507,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "labscope CLI → real agent process over gRPC (as against the DaemonSet), output to /dev/null like the \
-         standard tool's; agent CPU = user+system time of the agent and the save tools it ran over the row (10 ms ticks, median); \
+         standard tool's; agent CPU = user+system time of the agent over the row (10 ms ticks, median); \
          labscope serve CPU = the same of the aggregator process over an MCP row (the client is this benchmark, in-process).\n"
     );
 
@@ -515,14 +515,14 @@ fn main() -> anyhow::Result<()> {
     println!(
         "### agent memory around 20 concurrent GetFirewall calls (nat and filter, IPv4 and IPv6), default caps\n"
     );
-    // The agent in a memory cgroup of its own: its peak includes the save
-    // tools it forks, as the DaemonSet's limit counts them.
+    // The agent in a memory cgroup of its own, as the DaemonSet's limit
+    // counts it.
     let cgroup = MemCgroup::enter(pid);
     if cgroup.is_none() {
         println!("(no memory cgroup could be made here: the cgroup column is empty)\n");
     }
     println!(
-        "| burst | RSS before | peak (VmHWM) | cgroup peak (agent + save tools) | 5 s after | of which anonymous | of which file (binary, libc) | refused (busy) | health answered during |"
+        "| burst | RSS before | peak (VmHWM) | cgroup peak (agent) | 5 s after | of which anonymous | of which file (binary, libc) | refused (busy) | health answered during |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     std::thread::sleep(Duration::from_millis(500));
@@ -607,7 +607,7 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(1100));
     }
     println!(
-        "\nThe read of each family stays cached (as save-tool text, ~0.9 MiB for the nat table) up to 60 s \
+        "\nThe read of each family stays cached (as iptables-save text, ~0.9 MiB for the nat table) up to 60 s \
          while the ruleset is unchanged.\n"
     );
 
@@ -837,6 +837,21 @@ fn main() -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_millis(1100)).await;
                     let cpu0 = cpu_time(pid);
                     let t = Instant::now();
+                    let rules = grpc_rule_pages(0).await?;
+                    add(
+                        &mut s,
+                        "gRPC whole table, one answer",
+                        t.elapsed(),
+                        cpu_time(pid).saturating_sub(cpu0),
+                    );
+                    anyhow::ensure!(
+                        rules == pages.1,
+                        "gRPC read {rules} rules, the CLI {}",
+                        pages.1
+                    );
+                    tokio::time::sleep(Duration::from_millis(1100)).await;
+                    let cpu0 = cpu_time(pid);
+                    let t = Instant::now();
                     let rules = grpc_rule_pages(2000).await?;
                     add(
                         &mut s,
@@ -871,6 +886,7 @@ fn main() -> anyhow::Result<()> {
         "labscope whole table, pages of 2000",
         "labscope whole table, CLI --all (one process)",
         "MCP kept-alive whole table, pages of 2000",
+        "gRPC whole table, one answer",
         "gRPC whole table, pages of 2000",
     ] {
         let m = samples.median(name).as_secs_f64();

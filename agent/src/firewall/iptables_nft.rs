@@ -121,13 +121,31 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
         .filter(|t| t.family == fam)
         .map(|t| t.name)
         .collect();
-    // Every rule of the family's iptables tables, by (table, chain).
-    let mut by_chain: HashMap<(&str, &str), Vec<Rule<'_>>> = HashMap::new();
-    for r in rs.rules().filter(|r| r.family == fam) {
-        if TABLES.iter().any(|(t, _)| *t == r.table) {
-            by_chain.entry((r.table, r.chain)).or_default().push(r);
+    // Where each chain's rules are among the dumped messages: the kernel
+    // dumps a chain's rules together, so each chain is a run of indexes
+    // (found from the rules' table and chain alone, not decoded yet).
+    let mut by_chain: HashMap<(&str, &str), Vec<(u32, u32)>> = HashMap::new();
+    let mut run: Option<((&str, &str), u32, u32)> = None;
+    for (i, payload) in rs.rules.iter().enumerate() {
+        let (f, table, chain) = Rule::place(payload);
+        let here = f == fam && TABLES.iter().any(|(t, _)| *t == table);
+        match &mut run {
+            Some((key, _, end)) if here && *key == (table, chain) && *end == i as u32 => *end += 1,
+            _ => {
+                if let Some((key, start, end)) = run.take() {
+                    by_chain.entry(key).or_default().push((start, end));
+                }
+                if here {
+                    run = Some(((table, chain), i as u32, i as u32 + 1));
+                }
+            }
         }
     }
+    if let Some((key, start, end)) = run {
+        by_chain.entry(key).or_default().push((start, end));
+    }
+    let mut line = LineWriter::new(v6);
+    let mut exprs = Vec::new();
     for def in TABLES.iter() {
         let table = def.0;
         if !present.contains(&table) {
@@ -181,13 +199,22 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
             .map(|(_, (n, ..))| *n)
             .chain(users.iter().map(|c| c.name));
         for chain in order {
-            for rule in by_chain.get(&(table, chain)).into_iter().flatten() {
+            let runs = by_chain
+                .get(&(table, chain))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for i in runs.iter().flat_map(|&(a, b)| a..b) {
+                let Some(payload) = rs.rules.get(i as usize) else {
+                    continue;
+                };
+                let rule = Rule::decode_reusing(payload, std::mem::take(&mut exprs));
                 if rule.exprs.iter().any(|e| !iptables_expression(e)) {
                     foreign += 1;
                 }
-                if !rule_line(&mut out.text, rule, v6, sets) {
+                if !line.write(&mut out.text, &rule, sets) {
                     out.partial_rules += 1;
                 }
+                exprs = rule.exprs;
             }
         }
         if foreign > 0 {
@@ -222,14 +249,6 @@ const EMPTY: Slot = Slot {
     mask: None,
 };
 
-/// One match of the rule, in rule order.
-enum Part {
-    /// Already printed (` -m NAME …` or an `[unsupported …]` marker).
-    Text(String),
-    /// The tcp/udp match native expressions build up (one per rule).
-    TcpUdp { name: &'static str, info: Vec<u8> },
-}
-
 /// Address and mask of `-s`/`-d`.
 #[derive(Default)]
 struct Addr {
@@ -257,11 +276,77 @@ struct State<'r> {
     proto: u16,
     proto_invert: bool,
     frag: Option<bool>,
-    parts: Vec<Part>,
-    tcpudp: Option<usize>,
-    target: Option<String>,
+    /// The matches (` -m NAME …`) and `[unsupported …]` markers, in rule
+    /// order.
+    parts: String,
+    /// The tcp/udp match native expressions build (one per rule): where in
+    /// `parts` it goes, its name and its info struct.
+    tcpudp: Option<(usize, &'static str, [u8; 16])>,
+    /// ` -j NAME …` of a verdict or target extension.
+    target: String,
     jump: Option<(&'r str, bool)>,
     partial: bool,
+}
+
+/// Writes rule lines, keeping its buffers from one rule to the next.
+pub struct LineWriter {
+    v6: bool,
+    parts: String,
+    target: String,
+}
+
+impl LineWriter {
+    /// A writer for IPv4 (`v6` false) or IPv6 rules.
+    pub fn new(v6: bool) -> Self {
+        Self {
+            v6,
+            parts: String::with_capacity(512),
+            target: String::with_capacity(128),
+        }
+    }
+
+    /// Appends `[p:b] -A CHAIN …` for one rule; false when some part of it
+    /// could only be shown as `[unsupported …]`.
+    pub fn write(&mut self, out: &mut String, rule: &Rule<'_>, sets: &dyn SetNames) -> bool {
+        let ctx = Ctx::new(self.v6, sets);
+        self.parts.clear();
+        self.target.clear();
+        let mut st = State {
+            v6: self.v6,
+            regs: [EMPTY; 16],
+            src: Addr::default(),
+            dst: Addr::default(),
+            iif: Iface::default(),
+            oif: Iface::default(),
+            proto: 0,
+            proto_invert: false,
+            frag: None,
+            parts: std::mem::take(&mut self.parts),
+            tcpudp: None,
+            target: std::mem::take(&mut self.target),
+            jump: None,
+            partial: false,
+        };
+        let mut counters = (0, 0);
+        for e in &rule.exprs {
+            match e.kind() {
+                ExprKind::Counter => counters = (e.u64(2).unwrap_or(0), e.u64(1).unwrap_or(0)),
+                _ => st.expr(e, &ctx),
+            }
+        }
+        if let Some(c) = rule.comment() {
+            let mut info = [0u8; 256];
+            let n = c.len().min(255);
+            info[..n].copy_from_slice(&c.as_bytes()[..n]);
+            xt::save_match(&mut st.parts, &ctx, "comment", 0, &info);
+        }
+        w!(out, "[{}:{}] -A {}", counters.0, counters.1, rule.chain);
+        st.print(out, &ctx);
+        out.push('\n');
+        self.parts = st.parts;
+        self.target = st.target;
+        !(st.partial || ctx.partial.get())
+    }
 }
 
 fn reg_slot(r: Option<Reg>) -> Option<usize> {
@@ -274,49 +359,13 @@ fn reg_slot(r: Option<Reg>) -> Option<usize> {
 /// Appends `[p:b] -A CHAIN …` for one rule; false when some part of it
 /// could only be shown as `[unsupported …]`.
 pub fn rule_line(out: &mut String, rule: &Rule<'_>, v6: bool, sets: &dyn SetNames) -> bool {
-    let ctx = Ctx::new(v6, sets);
-    let mut st = State {
-        v6,
-        regs: [EMPTY; 16],
-        src: Addr::default(),
-        dst: Addr::default(),
-        iif: Iface::default(),
-        oif: Iface::default(),
-        proto: 0,
-        proto_invert: false,
-        frag: None,
-        parts: Vec::new(),
-        tcpudp: None,
-        target: None,
-        jump: None,
-        partial: false,
-    };
-    let mut counters = (0, 0);
-    for e in &rule.exprs {
-        match e.kind() {
-            ExprKind::Counter => counters = (e.u64(2).unwrap_or(0), e.u64(1).unwrap_or(0)),
-            _ => st.expr(e, &ctx),
-        }
-    }
-    if let Some(c) = rule.comment() {
-        let mut t = String::new();
-        let mut info = [0u8; 256];
-        let n = c.len().min(255);
-        info[..n].copy_from_slice(&c.as_bytes()[..n]);
-        xt::save_match(&mut t, &ctx, "comment", 0, &info);
-        st.parts.push(Part::Text(t));
-    }
-    w!(out, "[{}:{}] -A {}", counters.0, counters.1, rule.chain);
-    st.print(out, &ctx);
-    out.push('\n');
-    !(st.partial || ctx.partial.get())
+    LineWriter::new(v6).write(out, rule, sets)
 }
 
 impl<'r> State<'r> {
     fn unsupported(&mut self, what: impl std::fmt::Display) {
         self.partial = true;
-        self.parts
-            .push(Part::Text(format!(" [unsupported {what}]")));
+        w!(self.parts, " [unsupported {what}]");
     }
 
     fn expr(&mut self, e: &Expr<'r>, ctx: &Ctx<'_>) {
@@ -343,7 +392,8 @@ impl<'r> State<'r> {
                     // meta set: only `-j TRACE` is iptables'.
                     match self.regs[s].load {
                         Load::Imm(v, _) if key == 12 && v[..4] != [0; 4] => {
-                            self.target = Some(" -j TRACE".into())
+                            self.target.clear();
+                            self.target.push_str(" -j TRACE");
                         }
                         _ => self.unsupported(format_args!("meta set (key {key})")),
                     }
@@ -397,9 +447,7 @@ impl<'r> State<'r> {
                     e.u32(2).unwrap_or(0),
                     e.raw(3).unwrap_or_default(),
                 );
-                let mut t = String::new();
-                xt::save_match(&mut t, ctx, name, rev as u8, info);
-                self.parts.push(Part::Text(t));
+                xt::save_match(&mut self.parts, ctx, name, rev as u8, info);
             }
             ExprKind::Target => {
                 let (name, rev, info) = (
@@ -407,9 +455,8 @@ impl<'r> State<'r> {
                     e.u32(2).unwrap_or(0),
                     e.raw(3).unwrap_or_default(),
                 );
-                let mut t = String::new();
-                xt::save_target(&mut t, ctx, name, rev as u8, info);
-                self.target = Some(t);
+                self.target.clear();
+                xt::save_target(&mut self.target, ctx, name, rev as u8, info);
                 self.jump = None;
             }
             ExprKind::Limit => {
@@ -425,12 +472,11 @@ impl<'r> State<'r> {
                 let mut info = [0u8; 40];
                 info[..4].copy_from_slice(&avg.to_le_bytes());
                 info[4..8].copy_from_slice(&burst.to_le_bytes());
-                let mut t = String::new();
-                xt::save_match(&mut t, ctx, "limit", 0, &info);
-                self.parts.push(Part::Text(t));
+                xt::save_match(&mut self.parts, ctx, "limit", 0, &info);
             }
             ExprKind::Log if e.has(1) => {
-                let mut t = String::from(" -j NFLOG");
+                self.target.clear();
+                self.target.push_str(" -j NFLOG");
                 let prefix = e.raw(2).map(super::nft::model::string).unwrap_or("");
                 let prefix = &prefix.as_bytes()[..prefix.len().min(127)];
                 let group = e
@@ -440,14 +486,13 @@ impl<'r> State<'r> {
                     .raw(4)
                     .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
                 xt::targets::nflog_parts(
-                    &mut t,
+                    &mut self.target,
                     prefix,
                     group.unwrap_or(0),
                     e.u32(3).unwrap_or(0),
                     e.has(3),
                     thr.unwrap_or(0),
                 );
-                self.target = Some(t);
                 self.jump = None;
             }
             ExprKind::Lookup => {
@@ -464,12 +509,12 @@ impl<'r> State<'r> {
     }
 
     fn verdict(&mut self, code: i32, chain: Option<&'r str>) {
-        self.target = None;
+        self.target.clear();
         self.jump = None;
         match code {
-            verdict::ACCEPT => self.target = Some(" -j ACCEPT".into()),
-            verdict::DROP => self.target = Some(" -j DROP".into()),
-            verdict::RETURN => self.target = Some(" -j RETURN".into()),
+            verdict::ACCEPT => self.target.push_str(" -j ACCEPT"),
+            verdict::DROP => self.target.push_str(" -j DROP"),
+            verdict::RETURN => self.target.push_str(" -j RETURN"),
             verdict::JUMP | verdict::GOTO => {
                 self.jump = chain.map(|c| (c, code == verdict::GOTO));
             }
@@ -559,9 +604,7 @@ impl<'r> State<'r> {
     }
 
     fn push_match(&mut self, ctx: &Ctx<'_>, name: &str, rev: u8, info: &[u8]) {
-        let mut t = String::new();
-        xt::save_match(&mut t, ctx, name, rev, info);
-        self.parts.push(Part::Text(t));
+        xt::save_match(&mut self.parts, ctx, name, rev, info);
     }
 
     fn cmp_network(
@@ -627,28 +670,21 @@ impl<'r> State<'r> {
         }
     }
 
-    fn tcpudp(&mut self) -> Option<&mut Vec<u8>> {
+    fn tcpudp(&mut self) -> Option<&mut [u8; 16]> {
         let name = match self.proto {
             6 => "tcp",
             17 => "udp",
             _ => return None,
         };
-        let at = match self.tcpudp {
-            Some(at) => at,
-            None => {
-                // spts 0:65535, dpts 0:65535, the rest 0.
-                let mut info = vec![0u8; 16];
-                info[2..4].copy_from_slice(&65535u16.to_le_bytes());
-                info[6..8].copy_from_slice(&65535u16.to_le_bytes());
-                self.parts.push(Part::TcpUdp { name, info });
-                self.tcpudp = Some(self.parts.len() - 1);
-                self.parts.len() - 1
-            }
-        };
-        match &mut self.parts[at] {
-            Part::TcpUdp { info, .. } => Some(info),
-            Part::Text(_) => None,
+        if self.tcpudp.is_none() {
+            // spts 0:65535, dpts 0:65535, the rest 0; printed where the
+            // first of its expressions was.
+            let mut info = [0u8; 16];
+            info[2..4].copy_from_slice(&65535u16.to_le_bytes());
+            info[6..8].copy_from_slice(&65535u16.to_le_bytes());
+            self.tcpudp = Some((self.parts.len(), name, info));
         }
+        self.tcpudp.as_mut().map(|(_, _, info)| info)
     }
 
     fn cmp_transport(
@@ -684,7 +720,7 @@ impl<'r> State<'r> {
             ));
         };
         let inv_at = if is_tcp { 11 } else { 8 };
-        let apply = |info: &mut Vec<u8>, at: usize, port: u16, bit: u8| {
+        let apply = |info: &mut [u8; 16], at: usize, port: u16, bit: u8| {
             let (mut lo, mut hi) = (
                 u16::from_le_bytes([info[at], info[at + 1]]),
                 u16::from_le_bytes([info[at + 2], info[at + 3]]),
@@ -795,16 +831,16 @@ impl<'r> State<'r> {
             }
             out.push_str(" -f");
         }
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::TcpUdp { name, info } => {
-                    xt::save_match(out, ctx, name, 0, info);
-                }
+        match &self.tcpudp {
+            Some((at, name, info)) => {
+                out.push_str(&self.parts[..*at]);
+                xt::save_match(out, ctx, name, 0, info);
+                out.push_str(&self.parts[*at..]);
             }
+            None => out.push_str(&self.parts),
         }
-        if let Some(t) = &self.target {
-            out.push_str(t);
+        if !self.target.is_empty() {
+            out.push_str(&self.target);
         } else if let Some((chain, goto)) = self.jump {
             w!(out, " -{} {chain}", if goto { 'g' } else { 'j' });
         }

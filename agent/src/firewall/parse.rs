@@ -339,8 +339,8 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
         }
         None => ((0, 0), line),
     };
-    let mut tokens = tokenize(rule_text)?.into_iter();
-    let chain = match (tokens.next(), tokens.next()) {
+    let mut tokens = Tokens::new(rule_text);
+    let chain = match (tokens.next().transpose()?, tokens.next().transpose()?) {
         (Some(a), Some(chain)) if a == "-A" => chain.into_owned(),
         _ => return Err("rule line does not start with -A CHAIN"),
     };
@@ -352,17 +352,25 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
         partly_decoded: marks_unsupported(rule_text),
         ..Default::default()
     };
-    while let Some(tok) = tokens.next() {
+    while let Some(tok) = tokens.next().transpose()? {
         match tok.as_ref() {
             "-j" | "--jump" => {
-                rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default()
+                rule.target = tokens
+                    .next()
+                    .transpose()?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default()
             }
             "-g" | "--goto" => {
-                rule.target = tokens.next().map(|t| t.into_owned()).unwrap_or_default();
+                rule.target = tokens
+                    .next()
+                    .transpose()?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
                 rule.is_goto = true;
             }
             "--comment" => {
-                if let Some(c) = tokens.next() {
+                if let Some(c) = tokens.next().transpose()? {
                     if rule.comment.is_empty() {
                         rule.comment = c.into_owned();
                     } else {
@@ -380,6 +388,10 @@ fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
 /// Whether the decoder marked part of the rule `[unsupported …]` (outside
 /// a quoted string, where a comment could say anything).
 pub fn marks_unsupported(text: &str) -> bool {
+    // Almost every rule has no marker: one substring search says so.
+    if !text.contains(" [unsupported ") {
+        return false;
+    }
     let mut quoted = false;
     let mut escaped = false;
     let b = text.as_bytes();
@@ -413,35 +425,58 @@ fn parse_counters(s: &str) -> Result<(u64, u64), &'static str> {
 /// arguments with spaces, backslash escaping `"` and `\` inside them.
 /// Unquoted tokens borrow from the line; only quoted ones allocate.
 pub fn tokenize(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, &'static str> {
-    use std::borrow::Cow;
-    let mut out = Vec::with_capacity(24);
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_whitespace() {
-            i += 1;
-            continue;
+    Tokens::new(s).collect()
+}
+
+/// The tokens of a rule line, one at a time (no vector: a page of a
+/// kube-proxy table splits thousands of lines).
+pub struct Tokens<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Tokens<'a> {
+    /// Tokens of `s`.
+    pub fn new(s: &'a str) -> Self {
+        Self { s, i: 0 }
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Result<std::borrow::Cow<'a, str>, &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::borrow::Cow;
+        let (s, bytes) = (self.s, self.s.as_bytes());
+        while self.i < bytes.len() && bytes[self.i].is_ascii_whitespace() {
+            self.i += 1;
         }
-        let start = i;
+        if self.i >= bytes.len() {
+            return None;
+        }
+        let start = self.i;
         // Fast path: a token without quotes.
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'"' {
-            i += 1;
+        while self.i < bytes.len() && !bytes[self.i].is_ascii_whitespace() && bytes[self.i] != b'"'
+        {
+            self.i += 1;
         }
-        if i >= bytes.len() || bytes[i].is_ascii_whitespace() {
-            out.push(Cow::Borrowed(&s[start..i]));
-            continue;
+        if self.i >= bytes.len() || bytes[self.i].is_ascii_whitespace() {
+            return Some(Ok(Cow::Borrowed(&s[start..self.i])));
         }
         // Slow path: the token has a quoted part.
-        let mut cur = String::from(&s[start..i]);
+        let mut cur = String::from(&s[start..self.i]);
         let mut quoted = false;
-        let mut chars = s[i..].char_indices();
-        let mut consumed = s.len() - i;
+        let mut chars = s[self.i..].char_indices();
+        let mut consumed = s.len() - self.i;
         while let Some((off, c)) = chars.next() {
             match c {
                 '"' => quoted = !quoted,
                 '\\' if quoted => match chars.next() {
                     Some((_, n)) => cur.push(n),
-                    None => return Err("dangling backslash"),
+                    None => {
+                        self.i = bytes.len();
+                        return Some(Err("dangling backslash"));
+                    }
                 },
                 c if c.is_whitespace() && !quoted => {
                     consumed = off;
@@ -450,13 +485,13 @@ pub fn tokenize(s: &str) -> Result<Vec<std::borrow::Cow<'_, str>>, &'static str>
                 c => cur.push(c),
             }
         }
+        self.i += consumed;
         if quoted {
-            return Err("unterminated quote");
+            self.i = bytes.len();
+            return Some(Err("unterminated quote"));
         }
-        out.push(Cow::Owned(cur));
-        i += consumed;
+        Some(Ok(Cow::Owned(cur)))
     }
-    Ok(out)
 }
 
 #[cfg(test)]

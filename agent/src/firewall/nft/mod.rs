@@ -54,12 +54,19 @@ fn absent(e: &netlink::Error) -> bool {
     }
 }
 
-/// The messages of one dump, in one buffer.
+/// Bytes of one chunk of [`Messages`]: big enough that a kube-proxy table
+/// takes a few, small enough that growing never copies much.
+const CHUNK: usize = 512 * 1024;
+
+/// The messages of one dump, in chunks that are filled and never moved
+/// (growing one buffer would copy megabytes and fault in fresh pages each
+/// time it doubles).
 #[derive(Debug, Default, Clone)]
 pub struct Messages {
-    buf: Vec<u8>,
-    /// (start, end) of each message's payload (after the netlink header).
-    spans: Vec<(u32, u32)>,
+    chunks: Vec<Vec<u8>>,
+    /// (chunk, start, end) of each message's payload (after the netlink
+    /// header).
+    spans: Vec<(u32, u32, u32)>,
 }
 
 impl Messages {
@@ -67,7 +74,13 @@ impl Messages {
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.spans
             .iter()
-            .map(|&(a, b)| &self.buf[a as usize..b as usize])
+            .map(|&(c, a, b)| &self.chunks[c as usize][a as usize..b as usize])
+    }
+
+    /// Payload of message `i`.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(c, a, b) = self.spans.get(i)?;
+        self.chunks.get(c as usize)?.get(a as usize..b as usize)
     }
 
     /// How many messages.
@@ -82,13 +95,23 @@ impl Messages {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.buf.capacity() + self.spans.capacity() * 8
+        self.chunks.iter().map(Vec::capacity).sum::<usize>() + self.spans.capacity() * 12
     }
 
     fn push(&mut self, payload: &[u8]) {
-        let start = self.buf.len() as u32;
-        self.buf.extend_from_slice(payload);
-        self.spans.push((start, self.buf.len() as u32));
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= payload.len());
+        if !fits {
+            self.chunks
+                .push(Vec::with_capacity(CHUNK.max(payload.len())));
+        }
+        let c = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[c];
+        let start = chunk.len() as u32;
+        chunk.extend_from_slice(payload);
+        self.spans.push((c as u32, start, chunk.len() as u32));
     }
 
     /// Builds a set of messages from payloads (tests, replays).
@@ -98,6 +121,14 @@ impl Messages {
             m.push(p);
         }
         m
+    }
+
+    /// Gives back the spare room of the last chunk.
+    pub fn shrink(&mut self) {
+        if let Some(c) = self.chunks.last_mut() {
+            c.shrink_to_fit();
+        }
+        self.spans.shrink_to_fit();
     }
 }
 

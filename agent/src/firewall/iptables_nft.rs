@@ -112,40 +112,78 @@ pub struct SaveText {
     pub notes: Vec<String>,
 }
 
+/// Rule lines rendered as the rules arrive, by (table, chain): the kernel
+/// dumps rules in chain creation order, iptables-save prints them in its
+/// own chain order, so lines are kept per chain and put in order at the
+/// end ([`assemble`]). Lets the render run while the dump goes on.
+pub struct Rendered {
+    fam: u8,
+    line: LineWriter,
+    /// (table, chain) → (lines, rules with nftables-only expressions,
+    /// partly decoded rules).
+    chains: HashMap<(String, String), (String, usize, usize)>,
+    /// The (table, chain) of the previous rule and its entry, so that a
+    /// run of one chain's rules looks the chain up once.
+    last: Option<(String, String)>,
+}
+
+impl Rendered {
+    /// A renderer for IPv4 (`v6` false) or IPv6 rules.
+    pub fn new(v6: bool) -> Self {
+        Self {
+            fam: if v6 { family::IPV6 } else { family::IPV4 },
+            line: LineWriter::new(v6),
+            chains: HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Renders one NEWRULE payload (rules of other families and of tables
+    /// that are not iptables' are skipped).
+    pub fn add(&mut self, payload: &[u8], sets: &dyn SetNames) {
+        let (f, table, chain) = Rule::place(payload);
+        if f != self.fam || !TABLES.iter().any(|(t, _)| *t == table) {
+            return;
+        }
+        let same = self
+            .last
+            .as_ref()
+            .is_some_and(|(t, c)| t == table && c == chain);
+        if !same {
+            self.last = Some((table.to_string(), chain.to_string()));
+        }
+        let key = self.last.clone().unwrap_or_default();
+        let rule = Rule::decode_reusing(payload, Vec::with_capacity(12));
+        let entry = self.chains.entry(key).or_default();
+        if rule.exprs.iter().any(|e| !iptables_expression(e)) {
+            entry.1 += 1;
+        }
+        if !self.line.write(&mut entry.0, &rule, sets) {
+            entry.2 += 1;
+        }
+    }
+}
+
 /// Builds the iptables-nft-save text of `rs` (one family, IPv4 or IPv6).
 pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
-    let fam = if v6 { family::IPV6 } else { family::IPV4 };
+    let mut rendered = Rendered::new(v6);
+    for payload in rs.rules.iter() {
+        rendered.add(payload, sets);
+    }
+    assemble(rs, rendered)
+}
+
+/// Puts rendered rule lines in iptables-save's order: tables mangle,
+/// security, raw, filter, nat; in each, the built-in chains in hook order
+/// (the missing ones as `ACCEPT [0:0]`), then the user chains by name.
+pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
+    let fam = rendered.fam;
     let mut out = SaveText::default();
     let present: Vec<&str> = rs
         .tables()
         .filter(|t| t.family == fam)
         .map(|t| t.name)
         .collect();
-    // Where each chain's rules are among the dumped messages: the kernel
-    // dumps a chain's rules together, so each chain is a run of indexes
-    // (found from the rules' table and chain alone, not decoded yet).
-    let mut by_chain: HashMap<(&str, &str), Vec<(u32, u32)>> = HashMap::new();
-    let mut run: Option<((&str, &str), u32, u32)> = None;
-    for (i, payload) in rs.rules.iter().enumerate() {
-        let (f, table, chain) = Rule::place(payload);
-        let here = f == fam && TABLES.iter().any(|(t, _)| *t == table);
-        match &mut run {
-            Some((key, _, end)) if here && *key == (table, chain) && *end == i as u32 => *end += 1,
-            _ => {
-                if let Some((key, start, end)) = run.take() {
-                    by_chain.entry(key).or_default().push((start, end));
-                }
-                if here {
-                    run = Some(((table, chain), i as u32, i as u32 + 1));
-                }
-            }
-        }
-    }
-    if let Some((key, start, end)) = run {
-        by_chain.entry(key).or_default().push((start, end));
-    }
-    let mut line = LineWriter::new(v6);
-    let mut exprs = Vec::new();
     for def in TABLES.iter() {
         let table = def.0;
         if !present.contains(&table) {
@@ -199,22 +237,13 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
             .map(|(_, (n, ..))| *n)
             .chain(users.iter().map(|c| c.name));
         for chain in order {
-            let runs = by_chain
-                .get(&(table, chain))
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            for i in runs.iter().flat_map(|&(a, b)| a..b) {
-                let Some(payload) = rs.rules.get(i as usize) else {
-                    continue;
-                };
-                let rule = Rule::decode_reusing(payload, std::mem::take(&mut exprs));
-                if rule.exprs.iter().any(|e| !iptables_expression(e)) {
-                    foreign += 1;
-                }
-                if !line.write(&mut out.text, &rule, sets) {
-                    out.partial_rules += 1;
-                }
-                exprs = rule.exprs;
+            if let Some((lines, f, partial)) = rendered
+                .chains
+                .remove(&(table.to_string(), chain.to_string()))
+            {
+                out.text.push_str(&lines);
+                foreign += f;
+                out.partial_rules += partial;
             }
         }
         if foreign > 0 {

@@ -111,15 +111,15 @@ pub fn read_backends(ipv6: bool) -> Result<Vec<BackendText>> {
     } else {
         nft::model::family::IPV4
     };
-    let rs = nft::Ruleset::read(nft::Scope {
+    // Rules are rendered as they arrive, while the dump goes on.
+    let (rs, rendered) = nft::Ruleset::read_streaming(
         family,
-        table: None,
-        sets: false,
-        elements: false,
-    })
+        || iptables_nft::Rendered::new(ipv6),
+        |r, payload| r.add(payload, &sets),
+    )
     .map_err(Error::Nft)?;
     if rs.generation.is_some() {
-        let t = iptables_nft::save_text(&rs, ipv6, &sets);
+        let t = iptables_nft::assemble(&rs, rendered);
         drop(rs);
         out.push(BackendText::new(
             FirewallBackend::Nft,

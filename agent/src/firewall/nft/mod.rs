@@ -58,6 +58,15 @@ fn absent(e: &netlink::Error) -> bool {
 /// takes a few, small enough that growing never copies much.
 const CHUNK: usize = 512 * 1024;
 
+/// Bytes of rule messages a streaming read hands over at once: a few
+/// receive buffers, so that the renderer wakes rarely and the batches in
+/// flight stay small.
+const BATCH: usize = 128 * 1024;
+
+/// Batches a streaming read lets wait for the renderer before the dump
+/// pauses (the kernel keeps its place meanwhile).
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// The messages of one dump, in chunks that are filled and never moved
 /// (growing one buffer would copy megabytes and fault in fresh pages each
 /// time it doubles).
@@ -98,14 +107,23 @@ impl Messages {
         self.chunks.iter().map(Vec::capacity).sum::<usize>() + self.spans.capacity() * 12
     }
 
+    /// Bytes of payload held.
+    pub fn payload_bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
     fn push(&mut self, payload: &[u8]) {
+        self.push_in(payload, CHUNK);
+    }
+
+    fn push_in(&mut self, payload: &[u8], chunk: usize) {
         let fits = self
             .chunks
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= payload.len());
         if !fits {
             self.chunks
-                .push(Vec::with_capacity(CHUNK.max(payload.len())));
+                .push(Vec::with_capacity(chunk.max(payload.len())));
         }
         let c = self.chunks.len() - 1;
         let chunk = &mut self.chunks[c];
@@ -154,6 +172,36 @@ fn dump(
     });
     match result {
         Ok(stats) => Ok(Some((out, stats.interrupted))),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+/// Dumps the NEWRULE messages of `family` in batches of about [`BATCH`]
+/// bytes, handing each to `send` (which may stop the dump). `Ok(None)`:
+/// nf_tables is not there; `Ok(Some(interrupted))` otherwise.
+fn dump_rules_in_batches(
+    family: u8,
+    mut send: impl FnMut(Messages) -> ControlFlow<()>,
+) -> Result<Option<bool>> {
+    let request = netlink::dump_request(msg::GETRULE, 1, &[family, 0, 0, 0]);
+    let mut batch = Messages::default();
+    let mut stopped = false;
+    let result = netlink::dump(NETLINK_NETFILTER, &request, |m| {
+        if m.message_type == msg::NEWRULE && m.bytes.len() >= NLMSG_HDRLEN {
+            batch.push_in(m.payload(), BATCH);
+            if batch.payload_bytes() >= BATCH && send(std::mem::take(&mut batch)).is_break() {
+                stopped = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if !stopped && !batch.is_empty() {
+        let _ = send(batch);
+    }
+    match result {
+        Ok(stats) => Ok(Some(stats.interrupted)),
         Err(e) if absent(&e) => Ok(None),
         Err(e) => Err(classify(e)),
     }
@@ -216,6 +264,89 @@ impl Ruleset {
             }
         }
         Err(Error::Unstable(ATTEMPTS))
+    }
+
+    /// Reads the tables and chains of `family` and hands every rule's
+    /// NEWRULE payload to `consume` as the dump goes on, instead of keeping
+    /// them: the dump runs in a second thread, so the caller's work on one
+    /// batch overlaps the kernel's on the next, and only a few batches are
+    /// ever held. The read is one generation like [`Ruleset::read`]'s; on
+    /// each retry `start` gives a fresh state. The ruleset returned has no
+    /// rules (they went to the state).
+    pub fn read_streaming<S>(
+        family: u8,
+        mut start: impl FnMut() -> S,
+        mut consume: impl FnMut(&mut S, &[u8]),
+    ) -> Result<(Ruleset, S)> {
+        for _ in 0..ATTEMPTS {
+            let Some(before) = generation()? else {
+                return Ok((Ruleset::default(), start()));
+            };
+            let mut interrupted = false;
+            let mut take = |r: Option<(Messages, bool)>| match r {
+                Some((m, i)) => {
+                    interrupted |= i;
+                    m
+                }
+                None => Messages::default(),
+            };
+            let tables = take(dump(family, msg::GETTABLE, msg::NEWTABLE, &[])?);
+            let chains = take(dump(family, msg::GETCHAIN, msg::NEWCHAIN, &[])?);
+            let mut state = start();
+            let rules = Self::stream_rules(family, &mut state, &mut consume)?;
+            interrupted |= rules.unwrap_or(false);
+            let after = generation()?;
+            if !interrupted && after == Some(before) {
+                let read = Ruleset {
+                    generation: Some(before),
+                    tables,
+                    chains,
+                    ..Ruleset::default()
+                };
+                return Ok((read, state));
+            }
+        }
+        Err(Error::Unstable(ATTEMPTS))
+    }
+
+    /// The rule dump of [`Ruleset::read_streaming`]: in a scoped thread
+    /// feeding a bounded channel, or here when no thread can be made.
+    fn stream_rules<S>(
+        family: u8,
+        state: &mut S,
+        consume: &mut impl FnMut(&mut S, &[u8]),
+    ) -> Result<Option<bool>> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Messages>(BATCHES_IN_FLIGHT);
+        let joined = std::thread::scope(|s| {
+            let producer = std::thread::Builder::new()
+                .name("nft-dump".into())
+                .spawn_scoped(s, move || {
+                    dump_rules_in_batches(family, |batch| match tx.send(batch) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    })
+                });
+            let producer = match producer {
+                Ok(p) => p,
+                Err(_) => return None,
+            };
+            for batch in rx {
+                for payload in batch.iter() {
+                    consume(state, payload);
+                }
+            }
+            Some(producer.join())
+        });
+        match joined {
+            Some(Ok(r)) => r,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => dump_rules_in_batches(family, |batch| {
+                for payload in batch.iter() {
+                    consume(state, payload);
+                }
+                ControlFlow::Continue(())
+            }),
+        }
     }
 
     fn read_once(scope: Scope<'_>) -> Result<(Ruleset, bool)> {

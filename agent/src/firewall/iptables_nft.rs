@@ -8,7 +8,6 @@
 //! a set lookup, an expression iptables does not know, a base chain that is
 //! not iptables' own is still shown, marked `[unsupported …]`, and counted.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::nft::Ruleset;
@@ -112,19 +111,34 @@ pub struct SaveText {
     pub notes: Vec<String>,
 }
 
-/// Rule lines rendered as the rules arrive, by (table, chain): the kernel
-/// dumps rules in chain creation order, iptables-save prints them in its
-/// own chain order, so lines are kept per chain and put in order at the
-/// end ([`assemble`]). Lets the render run while the dump goes on.
+/// Rule lines rendered as the rules arrive: the kernel dumps each chain's
+/// rules together, in chain creation order, and iptables-save prints chains
+/// in its own order, so the lines go into one buffer run after run and
+/// [`assemble`] puts the runs in order at the end. Lets the render run
+/// while the dump goes on; a chain costs no allocation of its own.
 pub struct Rendered {
     fam: u8,
     line: LineWriter,
-    /// (table, chain) → (lines, rules with nftables-only expressions,
-    /// partly decoded rules).
-    chains: HashMap<(String, String), (String, usize, usize)>,
-    /// The (table, chain) of the previous rule and its entry, so that a
-    /// run of one chain's rules looks the chain up once.
-    last: Option<(String, String)>,
+    /// Every rendered line, run after run.
+    lines: String,
+    /// The chain names of the runs, back to back.
+    names: String,
+    runs: Vec<Run>,
+}
+
+/// One chain's rules as they came in a row.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Index of the table in [`TABLES`].
+    table: u8,
+    /// The chain's name in `Rendered::names`.
+    name: (u32, u32),
+    /// The lines in `Rendered::lines`.
+    lines: (usize, usize),
+    /// Rules with nftables-only expressions.
+    foreign: u32,
+    /// Rules shown partly decoded.
+    partial: u32,
 }
 
 impl Rendered {
@@ -133,33 +147,49 @@ impl Rendered {
         Self {
             fam: if v6 { family::IPV6 } else { family::IPV4 },
             line: LineWriter::new(v6),
-            chains: HashMap::new(),
-            last: None,
+            lines: String::new(),
+            names: String::new(),
+            runs: Vec::new(),
         }
+    }
+
+    fn name(&self, run: &Run) -> &str {
+        &self.names[run.name.0 as usize..run.name.1 as usize]
     }
 
     /// Renders one NEWRULE payload (rules of other families and of tables
     /// that are not iptables' are skipped).
     pub fn add(&mut self, payload: &[u8], sets: &dyn SetNames) {
         let (f, table, chain) = Rule::place(payload);
-        if f != self.fam || !TABLES.iter().any(|(t, _)| *t == table) {
+        if f != self.fam {
             return;
         }
+        let Some(t) = TABLES.iter().position(|(n, _)| *n == table) else {
+            return;
+        };
         let same = self
-            .last
-            .as_ref()
-            .is_some_and(|(t, c)| t == table && c == chain);
+            .runs
+            .last()
+            .is_some_and(|r| r.table as usize == t && self.name(r) == chain);
         if !same {
-            self.last = Some((table.to_string(), chain.to_string()));
+            let a = self.names.len() as u32;
+            self.names.push_str(chain);
+            let at = self.lines.len();
+            self.runs.push(Run {
+                table: t as u8,
+                name: (a, self.names.len() as u32),
+                lines: (at, at),
+                foreign: 0,
+                partial: 0,
+            });
         }
-        let key = self.last.clone().unwrap_or_default();
         let rule = Rule::decode_reusing(payload, Vec::with_capacity(12));
-        let entry = self.chains.entry(key).or_default();
-        if rule.exprs.iter().any(|e| !iptables_expression(e)) {
-            entry.1 += 1;
-        }
-        if !self.line.write(&mut entry.0, &rule, sets) {
-            entry.2 += 1;
+        let foreign = rule.exprs.iter().any(|e| !iptables_expression(e));
+        let whole = self.line.write(&mut self.lines, &rule, sets);
+        if let Some(run) = self.runs.last_mut() {
+            run.lines.1 = self.lines.len();
+            run.foreign += u32::from(foreign);
+            run.partial += u32::from(!whole);
         }
     }
 }
@@ -176,26 +206,44 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
 /// Puts rendered rule lines in iptables-save's order: tables mangle,
 /// security, raw, filter, nat; in each, the built-in chains in hook order
 /// (the missing ones as `ACCEPT [0:0]`), then the user chains by name.
-pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
+pub fn assemble(rs: &Ruleset, rendered: Rendered) -> SaveText {
     let fam = rendered.fam;
     let mut out = SaveText::default();
+    // The runs by (table, chain name), each chain's runs in dump order.
+    let mut sorted: Vec<usize> = (0..rendered.runs.len()).collect();
+    sorted.sort_by(|&a, &b| {
+        let (ra, rb) = (&rendered.runs[a], &rendered.runs[b]);
+        (ra.table, rendered.name(ra)).cmp(&(rb.table, rendered.name(rb)))
+    });
+    let key = |i: usize| {
+        let r = &rendered.runs[i];
+        (r.table, rendered.name(r))
+    };
+    // Where the runs of a chain are in `sorted`.
+    let runs_of = |t: usize, chain: &str| {
+        let k = (t as u8, chain);
+        let from = sorted.partition_point(|&i| key(i) < k);
+        let to = sorted.partition_point(|&i| key(i) <= k);
+        from..to
+    };
+    let chains_all: Vec<Chain<'_>> = rs.chains().filter(|c| c.family == fam).collect();
+    let headers: usize = chains_all.iter().map(|c| c.name.len() + 48).sum();
+    out.text
+        .reserve_exact(rendered.lines.len() + headers + 16 * TABLES.len());
     let present: Vec<&str> = rs
         .tables()
         .filter(|t| t.family == fam)
         .map(|t| t.name)
         .collect();
-    for def in TABLES.iter() {
+    for (t, def) in TABLES.iter().enumerate() {
         let table = def.0;
         if !present.contains(&table) {
             continue;
         }
-        let chains: Vec<Chain<'_>> = rs
-            .chains()
-            .filter(|c| c.family == fam && c.table == table)
-            .collect();
+        let chains: Vec<&Chain<'_>> = chains_all.iter().filter(|c| c.table == table).collect();
         let mut base: Vec<Option<&Chain<'_>>> = vec![None; def.1.len()];
         let mut users: Vec<&Chain<'_>> = Vec::new();
-        for c in &chains {
+        for c in chains {
             if !c.is_base() {
                 users.push(c);
                 continue;
@@ -237,13 +285,11 @@ pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
             .map(|(_, (n, ..))| *n)
             .chain(users.iter().map(|c| c.name));
         for chain in order {
-            if let Some((lines, f, partial)) = rendered
-                .chains
-                .remove(&(table.to_string(), chain.to_string()))
-            {
-                out.text.push_str(&lines);
-                foreign += f;
-                out.partial_rules += partial;
+            for &i in &sorted[runs_of(t, chain)] {
+                let run = &rendered.runs[i];
+                out.text.push_str(&rendered.lines[run.lines.0..run.lines.1]);
+                foreign += run.foreign as usize;
+                out.partial_rules += run.partial as usize;
             }
         }
         if foreign > 0 {

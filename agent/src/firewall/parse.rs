@@ -463,29 +463,37 @@ impl<'a> Iterator for Tokens<'a> {
         if self.i >= bytes.len() || bytes[self.i].is_ascii_whitespace() {
             return Some(Ok(Cow::Borrowed(&s[start..self.i])));
         }
-        // Slow path: the token has a quoted part.
-        let mut cur = String::from(&s[start..self.i]);
+        // Slow path: the token has a quoted part. Quotes, backslashes and
+        // spaces are ASCII, so the bytes between them are copied as slices.
+        let mut cur = String::with_capacity(64);
+        cur.push_str(&s[start..self.i]);
         let mut quoted = false;
-        let mut chars = s[self.i..].char_indices();
-        let mut consumed = s.len() - self.i;
-        while let Some((off, c)) = chars.next() {
-            match c {
-                '"' => quoted = !quoted,
-                '\\' if quoted => match chars.next() {
-                    Some((_, n)) => cur.push(n),
-                    None => {
+        let mut j = self.i;
+        let mut seg = j;
+        while j < bytes.len() {
+            match bytes[j] {
+                b'"' => {
+                    cur.push_str(&s[seg..j]);
+                    quoted = !quoted;
+                    j += 1;
+                    seg = j;
+                }
+                b'\\' if quoted => {
+                    cur.push_str(&s[seg..j]);
+                    let Some(next) = s[j + 1..].chars().next() else {
                         self.i = bytes.len();
                         return Some(Err("dangling backslash"));
-                    }
-                },
-                c if c.is_whitespace() && !quoted => {
-                    consumed = off;
-                    break;
+                    };
+                    cur.push(next);
+                    j += 1 + next.len_utf8();
+                    seg = j;
                 }
-                c => cur.push(c),
+                b if b.is_ascii_whitespace() && !quoted => break,
+                _ => j += 1,
             }
         }
-        self.i += consumed;
+        cur.push_str(&s[seg..j]);
+        self.i = j;
         if quoted {
             self.i = bytes.len();
             return Some(Err("unterminated quote"));
@@ -732,10 +740,56 @@ COMMIT
         );
     }
 
+    /// Tokens read one character at a time: whitespace outside quotes
+    /// splits, `"` toggles quoting, `\\` inside quotes takes the next
+    /// character as it is; an error ends the tokens.
+    fn reference_tokens(s: &str) -> Vec<Result<String, &'static str>> {
+        let mut out = Vec::new();
+        let mut chars = s.chars().peekable();
+        loop {
+            while chars.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+                chars.next();
+            }
+            if chars.peek().is_none() {
+                return out;
+            }
+            let (mut cur, mut quoted) = (String::new(), false);
+            loop {
+                match chars.next() {
+                    None => break,
+                    Some('"') => quoted = !quoted,
+                    Some('\\') if quoted => match chars.next() {
+                        Some(n) => cur.push(n),
+                        None => {
+                            out.push(Err("dangling backslash"));
+                            return out;
+                        }
+                    },
+                    Some(c) if c.is_ascii_whitespace() && !quoted => break,
+                    Some(c) => cur.push(c),
+                }
+            }
+            if quoted {
+                out.push(Err("unterminated quote"));
+                return out;
+            }
+            out.push(Ok(cur));
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(s in "(\\*filter|:INPUT ACCEPT \\[0:0\\]|\\[1:2\\] -A INPUT -j X|COMMIT|\"|\\\\| |\n|[a-z]){0,40}") {
             let _ = parse(&s);
+        }
+
+        /// The tokenizer splits as the plain reading of iptables-save's
+        /// quoting does, character by character.
+        #[test]
+        fn tokens_equal_a_character_by_character_reading(s in "(\"|\\\\| |\t|a|-j|é|ü x|\\[){0,30}") {
+            let ours: Vec<Result<String, &str>> =
+                Tokens::new(&s).map(|t| t.map(|t| t.into_owned())).collect();
+            proptest::prop_assert_eq!(ours, reference_tokens(&s));
         }
     }
 }

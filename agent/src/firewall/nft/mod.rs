@@ -141,6 +141,15 @@ impl Messages {
         m
     }
 
+    /// Empties it for reuse, keeping its first chunk's room.
+    fn clear(&mut self) {
+        self.chunks.truncate(1);
+        if let Some(c) = self.chunks.first_mut() {
+            c.clear();
+        }
+        self.spans.clear();
+    }
+
     /// Gives back the spare room of the last chunk.
     pub fn shrink(&mut self) {
         if let Some(c) = self.chunks.last_mut() {
@@ -178,22 +187,30 @@ fn dump(
 }
 
 /// Dumps the NEWRULE messages of `family` in batches of about [`BATCH`]
-/// bytes, handing each to `send` (which may stop the dump). `Ok(None)`:
+/// bytes (each batch from `fresh`, which may give back one already used),
+/// handing each to `send` (which may stop the dump). `Ok(None)`:
 /// nf_tables is not there; `Ok(Some(interrupted))` otherwise.
 fn dump_rules_in_batches(
     family: u8,
+    mut fresh: impl FnMut() -> Messages,
     mut send: impl FnMut(Messages) -> ControlFlow<()>,
 ) -> Result<Option<bool>> {
     let request = netlink::dump_request(msg::GETRULE, 1, &[family, 0, 0, 0]);
-    let mut batch = Messages::default();
+    let mut batch = fresh();
     let mut stopped = false;
     let result = netlink::dump(NETLINK_NETFILTER, &request, |m| {
         if m.message_type == msg::NEWRULE && m.bytes.len() >= NLMSG_HDRLEN {
-            batch.push_in(m.payload(), BATCH);
-            if batch.payload_bytes() >= BATCH && send(std::mem::take(&mut batch)).is_break() {
+            // A batch is one chunk: handed over when the next message would
+            // not fit in it.
+            let full = batch
+                .chunks
+                .last()
+                .is_some_and(|c| c.capacity() - c.len() < m.payload().len());
+            if full && send(std::mem::replace(&mut batch, fresh())).is_break() {
                 stopped = true;
                 return ControlFlow::Break(());
             }
+            batch.push_in(m.payload(), BATCH);
         }
         ControlFlow::Continue(())
     });
@@ -317,11 +334,23 @@ impl Ruleset {
         consume: &mut impl FnMut(&mut S, &[u8]),
     ) -> Result<Option<bool>> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Messages>(BATCHES_IN_FLIGHT);
+        // Batches the renderer is done with go back to the dump, so that a
+        // read maps a handful of buffers, not one per batch.
+        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Messages>(BATCHES_IN_FLIGHT + 2);
         let joined = std::thread::scope(|s| {
             let producer = std::thread::Builder::new()
                 .name("nft-dump".into())
                 .spawn_scoped(s, move || {
-                    dump_rules_in_batches(family, |batch| match tx.send(batch) {
+                    let fresh = || {
+                        back_rx
+                            .try_recv()
+                            .map(|mut m| {
+                                m.clear();
+                                m
+                            })
+                            .unwrap_or_default()
+                    };
+                    dump_rules_in_batches(family, fresh, |batch| match tx.send(batch) {
                         Ok(()) => ControlFlow::Continue(()),
                         Err(_) => ControlFlow::Break(()),
                     })
@@ -334,18 +363,30 @@ impl Ruleset {
                 for payload in batch.iter() {
                     consume(state, payload);
                 }
+                let _ = back_tx.try_send(batch);
             }
             Some(producer.join())
         });
         match joined {
             Some(Ok(r)) => r,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => dump_rules_in_batches(family, |batch| {
-                for payload in batch.iter() {
-                    consume(state, payload);
-                }
-                ControlFlow::Continue(())
-            }),
+            None => {
+                let mut spare = Messages::default();
+                dump_rules_in_batches(
+                    family,
+                    || {
+                        let mut m = std::mem::take(&mut spare);
+                        m.clear();
+                        m
+                    },
+                    |batch| {
+                        for payload in batch.iter() {
+                            consume(state, payload);
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
+            }
         }
     }
 

@@ -1,0 +1,58 @@
+//! Times the phases of one full iptables read in this network namespace, as
+//! the agent does it for `GetFirewall` with no limit: the nf_tables rule
+//! dump alone, the dump with the render running beside it
+//! ([`read::read_backends`]: dump, render, index), the page of every rule of
+//! the table, and its protobuf encoding. BENCHMARKS.md quotes it ("Where the
+//! gRPC answer's time goes"). Needs CAP_NET_ADMIN.
+//!
+//! `ip netns exec NS cargo run --release -p labscope-agent --example firewall_phases -- [TABLE (nat)] [RUNS (10)] [-6]`
+
+use std::time::Instant;
+
+use labscope_agent::firewall::{self, nft, read};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ipv6 = args.iter().any(|a| a == "-6");
+    let mut rest = args.iter().filter(|a| *a != "-6");
+    let table = rest.next().cloned().unwrap_or_else(|| "nat".into());
+    let runs: usize = rest.next().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let family = if ipv6 {
+        nft::model::family::IPV6
+    } else {
+        nft::model::family::IPV4
+    };
+    println!("| run | rule dump alone | dump + render + index | page | encode | rules | bytes |");
+    println!("|---|---|---|---|---|---|---|");
+    for run in 1..=runs {
+        let t0 = Instant::now();
+        let dumped = nft::Ruleset::read_streaming(family, || 0usize, |n, p| *n += p.len());
+        let t1 = Instant::now();
+        let texts = match (dumped, read::read_backends(ipv6)) {
+            (Ok(_), Ok(t)) => t,
+            (Err(e), _) => return eprintln!("nf_tables read failed: {e}"),
+            (_, Err(e)) => return eprintln!("read failed: {e}"),
+        };
+        let t2 = Instant::now();
+        let fw = match firewall::build_from_texts(ipv6, &table, "", &texts, firewall::Page::ALL) {
+            Ok(fw) => fw,
+            Err(e) => return eprintln!("page failed: {e}"),
+        };
+        let t3 = Instant::now();
+        let mut buf = Vec::with_capacity(prost::Message::encoded_len(&fw));
+        if let Err(e) = prost::Message::encode(&fw, &mut buf) {
+            return eprintln!("encoding failed: {e}");
+        }
+        let t4 = Instant::now();
+        let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        println!(
+            "| {run} | {} | {} | {} | {} | {} | {} |",
+            ms(t1 - t0),
+            ms(t2 - t1),
+            ms(t3 - t2),
+            ms(t4 - t3),
+            fw.total_rules,
+            buf.len()
+        );
+    }
+}

@@ -459,6 +459,11 @@ fn violations(docs: &[Value]) -> Vec<String> {
         if matches!(kind, "ClusterRoleBinding" | "RoleBinding") {
             bad.extend(binding_violations(docs, d));
         }
+        // An agent on every node: its pod may preempt lower-priority pods to
+        // fit on a full node (a DaemonSet pod is placed by the scheduler).
+        if kind == "PriorityClass" && d["preemptionPolicy"] != "PreemptLowerPriority" {
+            bad.push(format!("{at}: preemptionPolicy is not PreemptLowerPriority"));
+        }
         if !matches!(kind, "DaemonSet" | "Deployment" | "StatefulSet") {
             continue;
         }
@@ -548,6 +553,13 @@ fn violations(docs: &[Value]) -> Vec<String> {
             }
             if c["readinessProbe"].is_null() || c["livenessProbe"].is_null() {
                 bad.push(format!("{at}: readiness and liveness probes required"));
+            }
+            // The default of 1 s fails a health check on a busy Pi 3.
+            for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                let p = &c[probe];
+                if !p.is_null() && p["timeoutSeconds"].as_u64().unwrap_or(1) < 3 {
+                    bad.push(format!("{at}: {probe} timeout under 3 s"));
+                }
             }
         }
     }
@@ -709,6 +721,15 @@ fn the_policy_catches_each_rule() {
             Box::new(|d| d["spec"]["template"]["spec"]["hostPID"] = json!(true)),
         ),
         (
+            "livenessProbe timeout under 3 s",
+            Box::new(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+                    .as_object_mut()
+                    .expect("liveness probe")
+                    .remove("timeoutSeconds");
+            }),
+        ),
+        (
             "adds",
             Box::new(|d| {
                 d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]
@@ -762,6 +783,16 @@ fn the_policy_catches_each_rule() {
             "breaking {expected:?} went unnoticed: {bad:?}"
         );
     }
+    let mut broken = docs.clone();
+    broken
+        .iter_mut()
+        .find(|d| d["kind"] == "PriorityClass")
+        .expect("PriorityClass")["preemptionPolicy"] = json!("Never");
+    let bad = violations(&broken);
+    assert!(
+        bad.iter().any(|b| b.contains("preemptionPolicy")),
+        "a PriorityClass that never preempts went unnoticed: {bad:?}"
+    );
     let mut broken = docs.clone();
     let role = broken
         .iter_mut()

@@ -462,7 +462,9 @@ fn violations(docs: &[Value]) -> Vec<String> {
         // An agent on every node: its pod may preempt lower-priority pods to
         // fit on a full node (a DaemonSet pod is placed by the scheduler).
         if kind == "PriorityClass" && d["preemptionPolicy"] != "PreemptLowerPriority" {
-            bad.push(format!("{at}: preemptionPolicy is not PreemptLowerPriority"));
+            bad.push(format!(
+                "{at}: preemptionPolicy is not PreemptLowerPriority"
+            ));
         }
         if !matches!(kind, "DaemonSet" | "Deployment" | "StatefulSet") {
             continue;
@@ -1301,4 +1303,98 @@ fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
             .any(|b| b.contains("backup-jobs/labscope-cronjob-trigger: bound where")),
         "{bad:?}"
     );
+}
+
+/// The release workflow builds what `scripts/images` builds here: the
+/// binaries of every platform it publishes put in the one build context by
+/// `scripts/images --context-only`, the Containerfiles that exist, amd64 and
+/// arm64 only (every Pi runs a 64-bit OS), and nothing pushed from a pull
+/// request.
+#[test]
+fn the_image_workflow_builds_what_scripts_images_builds() {
+    let root = deploy().join("..");
+    let text = std::fs::read_to_string(root.join(".github/workflows/images.yml"))
+        .expect("the images workflow");
+    let wf: Value = serde_saphyr::from_str(&text).expect("the workflow parses");
+    let on = &wf["on"];
+    assert!(
+        on["pull_request"].is_object(),
+        "no pull-request build: {on}"
+    );
+    assert!(
+        on["push"]["tags"].is_array(),
+        "no build on version tags: {on}"
+    );
+    let steps: Vec<&Value> = wf["jobs"]
+        .as_object()
+        .expect("jobs")
+        .values()
+        .flat_map(|j| j["steps"].as_array().into_iter().flatten())
+        .collect();
+    let runs: String = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let builds: Vec<&&Value> = steps
+        .iter()
+        .filter(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/build-push-action@"))
+        })
+        .collect();
+    let files: BTreeSet<&str> = builds
+        .iter()
+        .filter_map(|b| b["with"]["file"].as_str())
+        .collect();
+    assert_eq!(
+        files,
+        BTreeSet::from([
+            "deploy/Containerfile.agent",
+            "deploy/Containerfile.aggregator"
+        ]),
+        "one build per image"
+    );
+    for b in &builds {
+        let with = &b["with"];
+        let file = with["file"].as_str().unwrap_or_default();
+        assert!(root.join(file).is_file(), "{file} does not exist");
+        assert_eq!(
+            with["context"], "target/images",
+            "{file}: the build context"
+        );
+        let push = with["push"].as_str().unwrap_or_default();
+        assert!(
+            push.contains("github.event_name != 'pull_request'"),
+            "{file} may push from a pull request: push = {push:?}"
+        );
+        let platforms = with["platforms"].as_str().unwrap_or_default();
+        assert_eq!(platforms, "linux/amd64,linux/arm64", "{file}: platforms");
+        for platform in platforms.split(',') {
+            let arch = platform.trim_start_matches("linux/");
+            assert!(
+                runs.contains(&format!("scripts/images --arch {arch} --context-only")),
+                "{file}: nothing puts the {arch} binaries in the build context"
+            );
+        }
+        // The Containerfile copies from its platform's directory.
+        let containerfile = std::fs::read_to_string(root.join(file)).expect("Containerfile");
+        assert!(
+            containerfile.contains("ARG TARGETARCH") && containerfile.contains("${TARGETARCH}/"),
+            "{file} does not copy from target/images/<arch>/"
+        );
+    }
+    for login in steps.iter().filter(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("docker/login-action@"))
+    }) {
+        assert!(
+            login["if"]
+                .as_str()
+                .is_some_and(|c| c.contains("!= 'pull_request'")),
+            "the registry login runs for pull requests"
+        );
+    }
 }

@@ -6,6 +6,12 @@
 //! environment variable) or `*_file` (a path) and read once at start-up. An
 //! unknown key, a bad URL, a missing variable or an unreadable file stops
 //! start-up with an error naming the key.
+//!
+//! A service whose `url` is empty is off, as if its section were absent (its
+//! secret is not read), and `[dns] servers` may be one string of addresses
+//! separated by commas or spaces: an install whose file is filled in from
+//! settings (Flux's `postBuild.substituteFrom`, deploy/overlays/install)
+//! leaves a service out by leaving its setting empty.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -195,7 +201,7 @@ struct RawApiService {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDns {
-    servers: Vec<String>,
+    servers: RawServers,
     unbound_port: Option<u16>,
 }
 
@@ -216,6 +222,28 @@ struct RawMutations {
     pihole_gravity: bool,
     #[serde(default)]
     jellyfin_metadata: bool,
+}
+
+/// `[dns] servers`: a list, or one string of addresses separated by commas
+/// or white space (`""` for none).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawServers {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl RawServers {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            RawServers::List(v) => v,
+            RawServers::Text(s) => s
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
 }
 
 /// Where the secret of a key comes from: (`*_env`, `*_file`).
@@ -387,7 +415,7 @@ impl Config {
                 ("primary", &mut config.pihole_primary, p.primary),
                 ("secondary", &mut config.pihole_secondary, p.secondary),
             ] {
-                if let Some(r) = raw {
+                if let Some(r) = raw.filter(|r| !r.url.trim().is_empty()) {
                     *slot = Some(c.service(
                         &format!("pihole.{which}"),
                         &r.url,
@@ -401,7 +429,7 @@ impl Config {
             ("jellyfin", &mut config.jellyfin, raw.jellyfin),
             ("immich", &mut config.immich, raw.immich),
         ] {
-            if let Some(r) = raw {
+            if let Some(r) = raw.filter(|r| !r.url.trim().is_empty()) {
                 *slot = Some(c.service(
                     section,
                     &r.url,
@@ -411,7 +439,8 @@ impl Config {
             }
         }
         if let Some(dns) = raw.dns {
-            for (i, s) in dns.servers.iter().enumerate() {
+            let servers = dns.servers.into_vec();
+            for (i, s) in servers.iter().enumerate() {
                 let ok = s.parse::<std::net::IpAddr>().is_ok()
                     || s.parse::<std::net::SocketAddr>().is_ok();
                 if !ok {
@@ -421,7 +450,7 @@ impl Config {
                     ));
                 }
             }
-            config.dns_servers = dns.servers;
+            config.dns_servers = servers;
             config.dns_unbound_port = dns.unbound_port.unwrap_or(DEFAULT_UNBOUND_PORT);
         }
         if let Some(m) = raw.mutations {
@@ -505,6 +534,50 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(Path::new("labscope.toml"), text)
+    }
+
+    #[test]
+    fn an_empty_url_leaves_the_service_off_and_servers_may_be_one_string() {
+        // What deploy/overlays/install renders when a setting is left empty:
+        // the secret files named are not read (they need not exist).
+        let c = parse(
+            r#"
+[pihole.primary]
+url = ""
+password_file = "/nonexistent/pihole-password"
+[pihole.secondary]
+url = "  "
+password_file = "/nonexistent/pihole-password"
+[jellyfin]
+url = ""
+api_key_file = "/nonexistent/jellyfin-api-key"
+[immich]
+url = ""
+api_key_file = "/nonexistent/immich-api-key"
+[dns]
+servers = ""
+"#,
+        )
+        .unwrap();
+        assert!(c.pihole_primary.is_none() && c.pihole_secondary.is_none());
+        assert!(c.jellyfin.is_none() && c.immich.is_none());
+        assert!(c.dns_servers.is_empty());
+        let c = parse("[dns]\nservers = \"192.168.1.55, 192.168.1.56 10.0.0.1:5353\"\n").unwrap();
+        assert_eq!(
+            c.dns_servers,
+            ["192.168.1.55", "192.168.1.56", "10.0.0.1:5353"]
+        );
+        let e = parse("[dns]\nservers = \"192.168.1.55,pihole\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dns.servers[1]") && e.contains("pihole"), "{e}");
+        // A url that is set still needs its secret.
+        let e = parse(
+            "[jellyfin]\nurl = \"http://jellyfin:8096\"\napi_key_file = \"/nonexistent/k\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("jellyfin.api_key_file"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 // Validates custom resources offline against the CRD schemas published as
-// @kubernetes-models packages (Flux, cert-manager, external-secrets).
+// @kubernetes-models packages (Flux, cert-manager, external-secrets, Gateway
+// API, Prometheus Operator).
 //
 //   node validate-crds.mjs OBJECTS.json
 //
@@ -23,6 +24,8 @@ const PACKAGES = [
   [/\.toolkit\.fluxcd\.io$/, "@kubernetes-models/flux-cd"],
   [/(^|\.)cert-manager\.io$/, "@kubernetes-models/cert-manager"],
   [/(^|\.)external-secrets\.io$/, "@kubernetes-models/external-secrets"],
+  [/^gateway\.networking\.k8s\.io$/, "@kubernetes-models/gateway-api"],
+  [/^monitoring\.coreos\.com$/, "@kubernetes-models/prometheus-operator"],
 ];
 
 function modulePath(apiVersion) {

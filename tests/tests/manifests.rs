@@ -16,7 +16,7 @@
 //! Needs `kubectl` (for its built-in kustomize); without it the tests say so
 //! and skip.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,6 +52,208 @@ fn render(dir: &str) -> Option<Vec<Value>> {
             .map(|d| serde_saphyr::from_str::<Value>(d).expect("rendered YAML parses"))
             .collect(),
     )
+}
+
+/// Parses rendered YAML text into objects.
+fn parse_docs(text: &str) -> Vec<Value> {
+    text.split("\n---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str::<Value>(d).expect("rendered YAML parses"))
+        .collect()
+}
+
+/// Flux's post-build substitution as kustomize-controller does it with
+/// `StrictPostBuildSubstitutions`: `${NAME}`, `${NAME:=default}` and
+/// `${NAME:-default}` (default when unset or empty), `${NAME=default}` and
+/// `${NAME-default}` (default when unset); `$${` is an escaped `${`; `$NAME`
+/// and `$(NAME)` stay as they are (Kubernetes' own `$(HOST_IP)`). A variable
+/// with neither a value nor a default is an error, as is any other form
+/// (the install must use only what every Flux release substitutes).
+fn flux_substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if rest.starts_with("$${") {
+            out.push_str("${");
+            rest = &rest[3..];
+            continue;
+        }
+        if !rest.starts_with("${") {
+            out.push('$');
+            rest = &rest[1..];
+            continue;
+        }
+        let Some(end) = rest.find('}') else {
+            errors.push(format!("unclosed {}", &rest[..rest.len().min(40)]));
+            break;
+        };
+        let inner = &rest[2..end];
+        rest = &rest[end + 1..];
+        let name_len = inner
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(inner.len());
+        let (name, op) = inner.split_at(name_len);
+        let value = vars.get(name);
+        let set_nonempty = value.is_some_and(|v| !v.is_empty());
+        let resolved = match op {
+            "" => value.cloned(),
+            _ if op.starts_with(":=") || op.starts_with(":-") => Some(if set_nonempty {
+                value.unwrap().clone()
+            } else {
+                op[2..].to_string()
+            }),
+            _ if op.starts_with('=') || op.starts_with('-') => {
+                Some(value.cloned().unwrap_or_else(|| op[1..].to_string()))
+            }
+            _ => {
+                errors.push(format!("${{{inner}}}: a form this install must not use"));
+                Some(String::new())
+            }
+        };
+        match resolved {
+            Some(v) => out.push_str(&v),
+            None => errors.push(format!("${{{name}}} has no value and no default")),
+        }
+    }
+    out.push_str(rest);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every Flux variable `${NAME…}` in `text`, with whether it has a default.
+fn flux_variables(text: &str) -> BTreeMap<String, bool> {
+    let mut vars = BTreeMap::new();
+    for (i, _) in text.match_indices("${") {
+        if i > 0 && text.as_bytes()[i - 1] == b'$' {
+            continue;
+        }
+        let inner = &text[i + 2..];
+        let inner = &inner[..inner.find('}').unwrap_or(inner.len())];
+        let n = inner
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(inner.len());
+        let defaulted = n < inner.len();
+        let e = vars.entry(inner[..n].to_string()).or_insert(defaulted);
+        *e = *e && defaulted;
+    }
+    vars
+}
+
+/// deploy/flux/settings.example.yaml: the settings it sets, and every
+/// setting it documents (set, or commented out as `# NAME: value`).
+fn example_settings() -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let text = std::fs::read_to_string(deploy().join("flux/settings.example.yaml")).unwrap();
+    let doc: Value = serde_saphyr::from_str(&text).expect("settings example parses");
+    assert_eq!(doc["kind"], "ConfigMap");
+    assert_eq!(doc["metadata"]["name"], "labscope-settings");
+    assert_eq!(doc["metadata"]["namespace"], "flux-system");
+    let set: BTreeMap<String, String> = doc["data"]
+        .as_object()
+        .expect("data")
+        .iter()
+        .map(|(k, v)| {
+            let v = v.as_str().unwrap_or_else(|| panic!("{k}: not a string"));
+            (k.clone(), v.to_string())
+        })
+        .collect();
+    let mut documented = set.clone();
+    for line in text.lines() {
+        let l = line.trim_start().trim_start_matches('#').trim_start();
+        if let Some((k, v)) = l.split_once(':')
+            && k.starts_with("LABSCOPE_")
+            && k.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        {
+            documented
+                .entry(k.to_string())
+                .or_insert_with(|| v.trim().trim_matches('"').to_string());
+        }
+    }
+    (set, documented)
+}
+
+/// `deploy/overlays/install` as Flux builds it from the release artifact
+/// (deploy/) with `spec.components` (paths relative to the install, as in
+/// deploy/flux/labscope.yaml): the components are added to the install's
+/// own kustomization.yaml, then `kubectl kustomize` renders it. Returns the
+/// text before substitution, or None when kubectl is absent.
+fn render_install(components: &[&str]) -> Option<String> {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dest = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &dest);
+            } else {
+                std::fs::copy(e.path(), dest).unwrap();
+            }
+        }
+    }
+    copy(&deploy(), tmp.path());
+    let k = tmp.path().join("overlays/install/kustomization.yaml");
+    let mut kustomization: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&k).unwrap()).unwrap();
+    let list = kustomization["components"]
+        .as_array_mut()
+        .expect("the install has components");
+    for c in components {
+        list.push(json!(c));
+    }
+    std::fs::write(&k, kustomization.to_string()).unwrap();
+    let out = match Command::new("kubectl")
+        .arg("kustomize")
+        .arg(tmp.path().join("overlays/install"))
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIP: kubectl is not installed; cannot render deploy/overlays/install");
+            return None;
+        }
+        Err(e) => panic!("running kubectl: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize deploy/overlays/install with {components:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("utf-8 manifests"))
+}
+
+/// The ways in to /mcp, each with what it needs beyond the example's
+/// settings: the install renders with each, and with monitoring.
+const WAYS_IN: [&[&str]; 4] = [
+    &["../../components/ingress-traefik"],
+    &["../../components/ingress-nginx"],
+    &["../../components/gateway-api"],
+    &[
+        "../../components/ingress-traefik",
+        "../../components/monitoring",
+    ],
+];
+
+/// The install with the example's settings (all documented ones for the
+/// gateway), substituted as Flux does.
+fn install_with_example_settings(components: &[&str]) -> Option<Vec<Value>> {
+    let text = render_install(components)?;
+    let (mut vars, documented) = example_settings();
+    if components.iter().any(|c| c.ends_with("gateway-api")) {
+        for (k, v) in &documented {
+            if k.starts_with("LABSCOPE_GATEWAY") {
+                vars.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let text = flux_substitute(&text, &vars)
+        .unwrap_or_else(|e| panic!("the install with {components:?} does not substitute: {e:?}"));
+    Some(parse_docs(&text))
 }
 
 /// The aggregator's config file as rendered (the ConfigMap `labscope-config-*`
@@ -156,8 +358,13 @@ fn rendered_config(docs: &[Value]) -> (String, labscope::config::file::Config) {
             .flatten()
             .filter_map(|d| d["secretKey"].as_str().map(str::to_string))
             .collect();
+        // `dataFrom: extract` makes a key of every field of the store's item:
+        // which fields exist is the store's (deploy/overlays/install).
+        let extracts = external["spec"]["dataFrom"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["extract"]["key"].is_string()));
         assert!(
-            keys.contains(file),
+            extracts || keys.contains(file),
             "{key} = {value}: Secret {secret} has no key {file} (its ExternalSecret sets {keys:?})"
         );
         let stand_in = tmp.path().join(secret);
@@ -874,7 +1081,265 @@ fn the_policy_catches_each_rule() {
 }
 
 #[test]
-fn flux_objects_point_at_the_overlay_at_current_versions() {
+fn the_test_substitutes_as_flux_does() {
+    let vars: BTreeMap<String, String> = [("A", "1"), ("E", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let ok = |t: &str| flux_substitute(t, &vars).unwrap();
+    assert_eq!(
+        ok("a=${A} b=${B:=x} e=${E:=x} f=${E=x} g=${B-y} h=${E:-z}"),
+        "a=1 b=x e=x f= g=y h=z"
+    );
+    assert_eq!(ok("$(HOST_IP) $A $${A} $"), "$(HOST_IP) $A ${A} $");
+    assert!(
+        flux_substitute("${B}", &vars).is_err(),
+        "strict: no value, no default"
+    );
+    assert!(
+        flux_substitute("${A:?oops}", &vars).is_err(),
+        "unsupported form"
+    );
+    assert_eq!(
+        flux_variables("${A} ${B:=x} $${C} ${B}"),
+        BTreeMap::from([("A".to_string(), false), ("B".to_string(), false)])
+    );
+}
+
+/// The install a stranger gets: the example's settings, each way in to
+/// /mcp, the same policy as the homelab, nothing left unsubstituted, the
+/// release's own images, the services configured from the settings.
+#[test]
+fn the_install_renders_with_the_example_settings_for_every_way_in() {
+    let (settings, _) = example_settings();
+    let host = settings["LABSCOPE_HOST"].as_str();
+    for components in WAYS_IN {
+        let Some(docs) = install_with_example_settings(components) else {
+            return;
+        };
+        let at = format!("install with {components:?}");
+        let bad = violations(&docs);
+        assert!(
+            bad.is_empty(),
+            "{at}: policy violations:\n{}",
+            bad.join("\n")
+        );
+        for d in &docs {
+            assert!(
+                !d.to_string().contains("${"),
+                "{at}: left unsubstituted: {d}"
+            );
+        }
+        let agg = find(&docs, "Deployment", "labscope");
+        let args = strings(&agg["spec"]["template"]["spec"]["containers"][0]["args"]);
+        assert!(
+            args.contains(&format!("--allowed-host={host}")),
+            "{at}: {args:?}"
+        );
+        let version = env!("CARGO_PKG_VERSION");
+        for (kind, name, image) in [
+            ("Deployment", "labscope", "labscope"),
+            ("DaemonSet", "labscope-agent", "labscope-agent"),
+        ] {
+            assert_eq!(
+                find(&docs, kind, name)["spec"]["template"]["spec"]["containers"][0]["image"],
+                format!("ghcr.io/labscope/{image}:{version}"),
+                "{at}"
+            );
+        }
+        let agent = &find(&docs, "DaemonSet", "labscope-agent")["spec"]["template"]["spec"];
+        let keys: BTreeSet<String> = agent["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["key"]
+                    .as_str()
+                    .expect("no blanket toleration")
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            keys.contains("role") && keys.contains("node-role.kubernetes.io/control-plane"),
+            "{at}: {keys:?}"
+        );
+
+        // The way in: its route for the host, and its controller (or the
+        // gateway's proxies, or Prometheus) the only sources that reach 8080.
+        let policy = find(&docs, "NetworkPolicy", "labscope");
+        let sources: BTreeSet<String> = policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["ports"][0]["port"], 8080, "{at}");
+                r["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let mut want = BTreeSet::new();
+        for c in components.iter() {
+            let ns = match c.rsplit('/').next().unwrap() {
+                "ingress-traefik" => "kube-system",
+                "ingress-nginx" => "ingress-nginx",
+                "gateway-api" => "envoy-gateway-system",
+                "monitoring" => "monitoring",
+                other => panic!("{other}"),
+            };
+            want.insert(ns.to_string());
+        }
+        assert_eq!(sources, want, "{at}");
+        if components[0].ends_with("gateway-api") {
+            let route = find(&docs, "HTTPRoute", "labscope");
+            assert_eq!(route["spec"]["hostnames"][0], host, "{at}");
+            assert_eq!(route["spec"]["parentRefs"][0]["name"], "internal", "{at}");
+            assert!(docs.iter().all(|d| d["kind"] != "Ingress"), "{at}");
+        } else {
+            let ingress = find(&docs, "Ingress", "labscope");
+            assert_eq!(ingress["spec"]["rules"][0]["host"], host, "{at}");
+            assert_eq!(ingress["spec"]["tls"][0]["hosts"][0], host, "{at}");
+            assert_eq!(
+                ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+                settings["LABSCOPE_CLUSTER_ISSUER"].as_str(),
+                "{at}"
+            );
+            let class = ingress["spec"]["ingressClassName"].as_str().unwrap();
+            assert!(components[0].ends_with(class), "{at}: class {class}");
+        }
+        if components.iter().any(|c| c.ends_with("monitoring")) {
+            let sm = find(&docs, "ServiceMonitor", "labscope");
+            assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+            assert_eq!(sm["metadata"]["labels"]["release"], "kube-prometheus-stack");
+        }
+
+        // The config the aggregator reads: every service of the settings.
+        let (_, config) = rendered_config(&docs);
+        for (name, service, key) in [
+            (
+                "pihole.primary",
+                &config.pihole_primary,
+                "LABSCOPE_PIHOLE_PRIMARY_URL",
+            ),
+            ("jellyfin", &config.jellyfin, "LABSCOPE_JELLYFIN_URL"),
+            ("immich", &config.immich, "LABSCOPE_IMMICH_URL"),
+        ] {
+            let service = service
+                .as_ref()
+                .unwrap_or_else(|| panic!("{at}: [{name}] is off"));
+            assert!(
+                service.url.as_str().starts_with(settings[key].as_str()),
+                "{at}: {name}"
+            );
+        }
+        assert_eq!(config.dns_servers, ["192.168.1.55", "192.168.1.56"], "{at}");
+        assert!(!config.mutations.enabled, "{at}");
+        // A change of a setting the file is made of changes the pod template
+        // (the ConfigMap's hashed name cannot: it is computed before).
+        let note = agg["spec"]["template"]["metadata"]["annotations"]["labscope.io/services"]
+            .as_str()
+            .unwrap();
+        assert!(
+            note.contains(settings["LABSCOPE_JELLYFIN_URL"].as_str()),
+            "{at}: {note}"
+        );
+        for es in docs.iter().filter(|d| d["kind"] == "ExternalSecret") {
+            assert_eq!(es["spec"]["secretStoreRef"]["name"], "onepassword", "{at}");
+        }
+    }
+}
+
+/// Every setting the install reads is documented in the example; the ones
+/// without a default are few, and with only those the install renders with
+/// every service off (nothing read that the store may not hold).
+#[test]
+fn every_install_setting_is_documented_and_few_are_required() {
+    let (set, documented) = example_settings();
+    for k in documented.keys() {
+        assert!(
+            k.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+            "{k}: Flux takes only letters, digits and _ in a variable's name"
+        );
+    }
+    let mut required_everywhere: Option<BTreeSet<String>> = None;
+    for components in WAYS_IN {
+        let Some(text) = render_install(components) else {
+            return;
+        };
+        let vars = flux_variables(&text);
+        for name in vars.keys() {
+            assert!(
+                documented.contains_key(name),
+                "{name} (with {components:?}) is not in settings.example.yaml"
+            );
+        }
+        let required: BTreeSet<String> = vars
+            .iter()
+            .filter(|(_, d)| !**d)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if components[0].ends_with("gateway-api") {
+            for k in [
+                "LABSCOPE_GATEWAY",
+                "LABSCOPE_GATEWAY_NAMESPACE",
+                "LABSCOPE_GATEWAY_PROXY_NAMESPACE",
+            ] {
+                assert!(required.contains(k), "{k}: {required:?}");
+            }
+        }
+        required_everywhere = Some(match required_everywhere {
+            None => required,
+            Some(r) => r.intersection(&required).cloned().collect(),
+        });
+    }
+    let required = required_everywhere.unwrap();
+    assert_eq!(
+        required,
+        BTreeSet::from([
+            "LABSCOPE_HOST".to_string(),
+            "LABSCOPE_SECRET_STORE".to_string()
+        ]),
+        "the settings every install needs"
+    );
+    for k in &required {
+        assert!(
+            set.contains_key(k),
+            "{k} is required: the example must set it"
+        );
+    }
+
+    // Only what is required (the host, the store, the Ingress's issuer).
+    let Some(text) = render_install(WAYS_IN[0]) else {
+        return;
+    };
+    let minimal: BTreeMap<String, String> = [
+        "LABSCOPE_HOST",
+        "LABSCOPE_SECRET_STORE",
+        "LABSCOPE_CLUSTER_ISSUER",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), set[k].clone()))
+    .collect();
+    let docs = parse_docs(&flux_substitute(&text, &minimal).expect("substitutes"));
+    assert!(violations(&docs).is_empty());
+    let (_, config) = rendered_config(&docs);
+    assert!(config.pihole_primary.is_none() && config.pihole_secondary.is_none());
+    assert!(config.jellyfin.is_none() && config.immich.is_none());
+    assert!(config.dns_servers.is_empty());
+    let missing = flux_substitute(&text, &BTreeMap::new()).unwrap_err();
+    assert!(
+        missing.iter().any(|e| e.contains("LABSCOPE_HOST")),
+        "{missing:?}"
+    );
+}
+
+/// deploy/flux: what a fleet repository holds — the signed release artifact
+/// at a semver range, the install with the settings, named so it cannot
+/// collide with a wrapper Kustomization named after its directory.
+#[test]
+fn flux_installs_the_signed_release_artifact_with_the_settings() {
     let Some(docs) = render("flux") else { return };
     for d in &docs {
         let (kind, api) = (
@@ -882,66 +1347,203 @@ fn flux_objects_point_at_the_overlay_at_current_versions() {
             d["apiVersion"].as_str().unwrap(),
         );
         let want = match kind {
-            "GitRepository" | "OCIRepository" => "source.toolkit.fluxcd.io/v1",
+            "OCIRepository" => "source.toolkit.fluxcd.io/v1",
             "Kustomization" => "kustomize.toolkit.fluxcd.io/v1",
-            "ImageRepository" | "ImagePolicy" | "ImageUpdateAutomation" => {
-                "image.toolkit.fluxcd.io/v1"
-            }
+            "ConfigMap" => "v1",
             other => panic!("unexpected {other} in deploy/flux"),
         };
         assert_eq!(api, want, "{kind} {}", d["metadata"]["name"]);
     }
-    let ks = find(&docs, "Kustomization", "labscope");
-    let path = ks["spec"]["path"].as_str().unwrap();
-    assert_eq!(path, "./deploy/overlays/homelab");
+    let source = find(&docs, "OCIRepository", "labscope");
     assert!(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(path)
-            .join("kustomization.yaml")
-            .exists(),
-        "{path} does not exist in the repository"
+        source["spec"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("oci://ghcr.io/labscope/")
     );
+    assert!(
+        source["spec"]["ref"]["semver"].is_string(),
+        "a version range, not a branch"
+    );
+    assert_eq!(source["spec"]["verify"]["provider"], "cosign");
+    let subject = source["spec"]["verify"]["matchOIDCIdentity"][0]["subject"]
+        .as_str()
+        .unwrap();
+    assert!(subject.contains(r"release\.yml@refs/tags/v"), "{subject}");
+    assert!(
+        deploy().join("../.github/workflows/release.yml").exists(),
+        "the workflow the signature identity names"
+    );
+
+    let ks: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Kustomization")
+        .collect();
+    assert_eq!(ks.len(), 1);
+    let ks = ks[0];
+    let name = ks["metadata"]["name"].as_str().unwrap();
+    assert!(
+        !["labscope", "flux"].contains(&name),
+        "{name} collides with a wrapper"
+    );
+    assert_eq!(ks["spec"]["sourceRef"]["kind"], "OCIRepository");
+    assert_eq!(ks["spec"]["sourceRef"]["name"], "labscope");
+    // The artifact is deploy/: paths are relative to it.
+    let path = ks["spec"]["path"].as_str().unwrap();
+    assert_eq!(path, "./overlays/install");
+    let install = deploy().join(path);
+    assert!(install.join("kustomization.yaml").exists(), "{path}");
+    for c in ks["spec"]["components"].as_array().unwrap() {
+        let dir = install.join(c.as_str().unwrap());
+        let text = std::fs::read_to_string(dir.join("kustomization.yaml"))
+            .unwrap_or_else(|e| panic!("component {c}: {e}"));
+        assert!(text.contains("kind: Component"), "{c}");
+        assert!(
+            WAYS_IN.iter().any(|w| w.contains(&c.as_str().unwrap())),
+            "{c}: not tested"
+        );
+    }
     assert_eq!(ks["spec"]["prune"], true);
     assert_eq!(ks["spec"]["wait"], true);
-    let deps: BTreeSet<String> = ks["spec"]["dependsOn"]
+    let settings = &ks["spec"]["postBuild"]["substituteFrom"][0];
+    assert_eq!(settings["kind"], "ConfigMap");
+    assert_eq!(
+        settings["name"],
+        find(&docs, "ConfigMap", "labscope-settings")["metadata"]["name"]
+    );
+    let timeout = ks["spec"]["timeout"].as_str().unwrap();
+    let minutes: u32 = timeout
+        .strip_suffix('m')
+        .and_then(|m| m.parse().ok())
+        .expect("minutes");
+    assert!(
+        minutes >= 10,
+        "a first rollout on a Pi 3 takes minutes: {timeout}"
+    );
+    let checked: BTreeSet<(String, String)> = ks["spec"]["healthCheckExprs"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["name"].as_str().unwrap().to_string())
+        .map(|e| {
+            for f in ["current", "failed"] {
+                let expr = e[f].as_str().unwrap();
+                // all() is true on no conditions: a new object is not ready.
+                assert!(
+                    expr.contains(".exists(") && expr.contains("orValue([])"),
+                    "{expr}"
+                );
+            }
+            (
+                e["apiVersion"].as_str().unwrap().to_string(),
+                e["kind"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    for need in ["cert-manager-config", "external-secrets-config"] {
+    for (api, kind) in [
+        ("cert-manager.io/v1", "Certificate"),
+        ("external-secrets.io/v1", "ExternalSecret"),
+    ] {
         assert!(
-            deps.contains(need),
-            "labscope must wait for {need}: {deps:?}"
+            checked.contains(&(api.to_string(), kind.to_string())),
+            "{kind}: {checked:?}"
         );
     }
-    assert_eq!(
-        ks["spec"]["sourceRef"]["name"],
-        find(&docs, "GitRepository", "labscope")["metadata"]["name"]
-    );
-    for repo in docs.iter().filter(|d| d["kind"] == "ImageRepository") {
-        assert!(repo["spec"]["secretRef"]["name"].is_string(), "{repo}");
+    // The expressions, run as kustomize-controller runs them (the object's
+    // fields are the variables), over the states each kind goes through:
+    // (kind, state, status, current, failed).
+    let cond = |t: &str, s: &str, reason: &str| json!({"type": t, "status": s, "reason": reason});
+    let states = [
+        ("Certificate", "just created", json!({}), false, false),
+        (
+            "Certificate",
+            "being issued",
+            json!({"conditions": [cond("Ready", "False", "DoesNotExist"), cond("Issuing", "True", "")]}),
+            false,
+            false,
+        ),
+        (
+            "Certificate",
+            "issued",
+            json!({"conditions": [cond("Ready", "True", "Ready")]}),
+            true,
+            false,
+        ),
+        (
+            "Certificate",
+            "issuing failed",
+            json!({"conditions": [cond("Ready", "False", "DoesNotExist"), cond("Issuing", "False", "Failed")]}),
+            false,
+            true,
+        ),
+        ("ExternalSecret", "just created", json!({}), false, false),
+        (
+            "ExternalSecret",
+            "synced",
+            json!({"conditions": [cond("Ready", "True", "SecretSynced")]}),
+            true,
+            false,
+        ),
+        (
+            "ExternalSecret",
+            "store refuses",
+            json!({"conditions": [cond("Ready", "False", "SecretSyncedError")]}),
+            false,
+            true,
+        ),
+    ];
+    let env = std::sync::Arc::new(cel::Env::stdlib());
+    for (kind, state, status, want_current, want_failed) in states {
+        let check = ks["spec"]["healthCheckExprs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .unwrap();
+        for (field, want) in [("current", want_current), ("failed", want_failed)] {
+            let expr = check[field].as_str().unwrap();
+            let program = env.compile(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let mut ctx = cel::Context::with_env(env.clone());
+            ctx.add_variable_from_value("status", cel::to_value(&status).unwrap());
+            let got = program
+                .execute(&ctx)
+                .unwrap_or_else(|e| panic!("{expr}: {e}"));
+            assert_eq!(
+                got,
+                cel::Value::Bool(want),
+                "{kind} {state}: {field} = {expr}"
+            );
+        }
     }
-    let automation = find(&docs, "ImageUpdateAutomation", "labscope");
-    assert_eq!(automation["spec"]["update"]["path"], path);
-    assert_eq!(automation["spec"]["update"]["strategy"], "Setters");
 
-    // Every setter marker in the overlay names an ImagePolicy that exists.
-    let overlay =
-        std::fs::read_to_string(deploy().join("overlays/homelab/kustomization.yaml")).unwrap();
-    let markers: Vec<&str> = overlay
-        .lines()
-        .filter_map(|l| l.split("\"$imagepolicy\": \"").nth(1))
-        .map(|rest| rest.split('"').next().unwrap())
-        .collect();
-    assert_eq!(markers.len(), 2, "{markers:?}");
-    for marker in markers {
-        let mut parts = marker.split(':');
-        let (ns, name) = (parts.next().unwrap(), parts.next().unwrap());
-        let policy = find(&docs, "ImagePolicy", name);
-        assert_eq!(policy["metadata"]["namespace"], ns, "{marker}");
+    // The install's images default to the release's own version.
+    let overlay = std::fs::read_to_string(install.join("kustomization.yaml")).unwrap();
+    let tags: Vec<&str> = overlay.lines().filter(|l| l.contains("newTag:")).collect();
+    assert_eq!(tags.len(), 2, "{tags:?}");
+    for t in tags {
+        assert!(
+            t.contains(&format!(
+                "${{LABSCOPE_IMAGE_TAG:={}}}",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{t}: not the workspace's version"
+        );
     }
+
+    // Image automation is optional: plain versions only, no mandatory secret.
+    let auto =
+        std::fs::read_to_string(deploy().join("flux/image-automation.example.yaml")).unwrap();
+    let auto = parse_docs(&auto);
+    for d in &auto {
+        assert_eq!(d["apiVersion"], "image.toolkit.fluxcd.io/v1");
+        assert!(d["spec"]["secretRef"].is_null(), "{d}");
+    }
+    let pattern = find(&auto, "ImagePolicy", "labscope")["spec"]["filterTags"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        pattern, r"^[0-9]+\.[0-9]+\.[0-9]+$",
+        "plain semver tags only"
+    );
 }
 
 /// The Kubernetes versions the install must validate against.
@@ -991,7 +1593,11 @@ fn is_builtin(d: &Value) -> bool {
     let api = d["apiVersion"].as_str().unwrap_or_default();
     match api.split_once('/') {
         None => true,
-        Some((group, _)) => !group.contains('.') || group.ends_with(".k8s.io"),
+        // Gateway API is a k8s.io group served by CRDs, not the API server.
+        Some((group, _)) => {
+            (!group.contains('.') || group.ends_with(".k8s.io"))
+                && !group.starts_with("gateway.networking.")
+        }
     }
 }
 
@@ -1064,12 +1670,28 @@ fn schema_problems(v: &Validators, docs: &[Value]) -> (Vec<String>, Vec<String>)
 #[test]
 fn every_rendered_object_validates_against_its_schema() {
     let Some(v) = validators() else { return };
+    let mut renders = Vec::new();
     for dir in ["base", "overlays/homelab", "overlays/homelab-ops", "flux"] {
         let Some(docs) = render(dir) else { return };
+        renders.push((format!("deploy/{dir}"), docs));
+    }
+    for components in WAYS_IN {
+        let Some(docs) = install_with_example_settings(components) else {
+            return;
+        };
+        renders.push((format!("deploy/overlays/install with {components:?}"), docs));
+    }
+    let auto =
+        std::fs::read_to_string(deploy().join("flux/image-automation.example.yaml")).unwrap();
+    renders.push((
+        "deploy/flux/image-automation.example.yaml".into(),
+        parse_docs(&auto),
+    ));
+    for (what, docs) in renders {
         let (kube, crd) = schema_problems(&v, &docs);
         assert!(
             kube.is_empty() && crd.is_empty(),
-            "deploy/{dir} does not validate:\n{}",
+            "{what} does not validate:\n{}",
             kube.iter()
                 .chain(&crd)
                 .cloned()
@@ -1089,6 +1711,15 @@ fn the_schema_validation_catches_wrong_fields() {
         return;
     };
     let Some(flux) = render("flux") else { return };
+    let auto = parse_docs(
+        &std::fs::read_to_string(deploy().join("flux/image-automation.example.yaml")).unwrap(),
+    );
+    let Some(gateway) = install_with_example_settings(WAYS_IN[2]) else {
+        return;
+    };
+    let Some(monitoring) = install_with_example_settings(WAYS_IN[3]) else {
+        return;
+    };
 
     let mutate = |docs: &[Value], kind: &str, f: &dyn Fn(&mut Value)| -> Vec<Value> {
         let mut docs = docs.to_vec();
@@ -1117,7 +1748,7 @@ fn the_schema_validation_catches_wrong_fields() {
         ),
         (
             "ImagePolicy semver range misspelled",
-            mutate(&flux, "ImagePolicy", &|d| {
+            mutate(&auto, "ImagePolicy", &|d| {
                 let semver = &mut d["spec"]["policy"]["semver"];
                 let range = semver["range"].take();
                 semver.as_object_mut().unwrap().remove("range");
@@ -1141,10 +1772,34 @@ fn the_schema_validation_catches_wrong_fields() {
         ),
         (
             "Flux kind at an API version that does not serve it",
-            mutate(&flux, "GitRepository", &|d| {
+            mutate(&flux, "OCIRepository", &|d| {
                 d["apiVersion"] = json!("source.toolkit.fluxcd.io/v9")
             }),
-            "GitRepository",
+            "OCIRepository",
+        ),
+        (
+            "HTTPRoute backend port as a string",
+            mutate(&gateway, "HTTPRoute", &|d| {
+                d["spec"]["rules"][0]["backendRefs"][0]["port"] = json!("http")
+            }),
+            "port",
+        ),
+        (
+            "unknown ServiceMonitor field",
+            mutate(&monitoring, "ServiceMonitor", &|d| {
+                d["spec"]["endpoint"] = json!([])
+            }),
+            "endpoint",
+        ),
+        (
+            "health check expression without current",
+            mutate(&flux, "Kustomization", &|d| {
+                d["spec"]["healthCheckExprs"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("current");
+            }),
+            "current",
         ),
     ];
     for (what, docs, needle) in cases {
@@ -1311,10 +1966,10 @@ fn homelab_ops_overlay_binds_mutations_where_the_config_allows_them() {
 /// arm64 only (every Pi runs a 64-bit OS), and nothing pushed from a pull
 /// request.
 #[test]
-fn the_image_workflow_builds_what_scripts_images_builds() {
+fn the_release_workflow_builds_what_scripts_images_builds_and_publishes_what_flux_installs() {
     let root = deploy().join("..");
-    let text = std::fs::read_to_string(root.join(".github/workflows/images.yml"))
-        .expect("the images workflow");
+    let text = std::fs::read_to_string(root.join(".github/workflows/release.yml"))
+        .expect("the release workflow");
     let wf: Value = serde_saphyr::from_str(&text).expect("the workflow parses");
     let on = &wf["on"];
     assert!(
@@ -1325,25 +1980,46 @@ fn the_image_workflow_builds_what_scripts_images_builds() {
         on["push"]["tags"].is_array(),
         "no build on version tags: {on}"
     );
-    let steps: Vec<&Value> = wf["jobs"]
-        .as_object()
-        .expect("jobs")
+    assert!(!on["workflow_dispatch"].is_null(), "no manual runs: {on}");
+    assert!(
+        !text.contains("armv7") && !text.contains("arm/v7"),
+        "a 32-bit ARM build (its toolchain may be missing; the Pis run 64-bit)"
+    );
+    let jobs = wf["jobs"].as_object().expect("jobs");
+    let steps: Vec<&Value> = jobs
         .values()
         .flat_map(|j| j["steps"].as_array().into_iter().flatten())
         .collect();
+    // Every action pinned by commit, not by a tag that can move.
+    let pinned = regex::Regex::new(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$").unwrap();
+    for s in &steps {
+        if let Some(uses) = s["uses"].as_str() {
+            assert!(pinned.is_match(uses), "{uses}: not pinned by commit SHA");
+        }
+    }
+    let toolchain = wf["env"]["RUST_TOOLCHAIN"]
+        .as_str()
+        .expect("a pinned Rust toolchain");
+    assert!(
+        toolchain.split('.').count() == 3 && toolchain.split('.').all(|p| p.parse::<u32>().is_ok()),
+        "the builder floats: RUST_TOOLCHAIN = {toolchain}"
+    );
     let runs: String = steps
         .iter()
         .filter_map(|s| s["run"].as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let builds: Vec<&&Value> = steps
-        .iter()
-        .filter(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("docker/build-push-action@"))
-        })
-        .collect();
+    assert!(
+        runs.contains("rustup toolchain install \"$RUST_TOOLCHAIN\""),
+        "the toolchain is not installed by version"
+    );
+    let uses = |prefix: &str| -> Vec<&&Value> {
+        steps
+            .iter()
+            .filter(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(prefix)))
+            .collect()
+    };
+    let builds = uses("docker/build-push-action@");
     let files: BTreeSet<&str> = builds
         .iter()
         .filter_map(|b| b["with"]["file"].as_str())
@@ -1356,6 +2032,16 @@ fn the_image_workflow_builds_what_scripts_images_builds() {
         ]),
         "one build per image"
     );
+    let matrix: BTreeSet<String> = jobs
+        .values()
+        .flat_map(|j| {
+            j["strategy"]["matrix"]["arch"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
     for b in &builds {
         let with = &b["with"];
         let file = with["file"].as_str().unwrap_or_default();
@@ -1369,12 +2055,14 @@ fn the_image_workflow_builds_what_scripts_images_builds() {
             push.contains("github.event_name != 'pull_request'"),
             "{file} may push from a pull request: push = {push:?}"
         );
+        assert_eq!(with["sbom"], true, "{file}: no SBOM");
         let platforms = with["platforms"].as_str().unwrap_or_default();
         assert_eq!(platforms, "linux/amd64,linux/arm64", "{file}: platforms");
         for platform in platforms.split(',') {
             let arch = platform.trim_start_matches("linux/");
             assert!(
-                runs.contains(&format!("scripts/images --arch {arch} --context-only")),
+                matrix.contains(arch)
+                    && runs.contains("scripts/images --arch ${{ matrix.arch }} --context-only"),
                 "{file}: nothing puts the {arch} binaries in the build context"
             );
         }
@@ -1385,16 +2073,100 @@ fn the_image_workflow_builds_what_scripts_images_builds() {
             "{file} does not copy from target/images/<arch>/"
         );
     }
-    for login in steps.iter().filter(|s| {
-        s["uses"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("docker/login-action@"))
-    }) {
+    // Nothing logs in, signs or pushes for a pull request.
+    for s in uses("docker/login-action@")
+        .into_iter()
+        .chain(uses("sigstore/cosign-installer@"))
+    {
+        let cond = s["if"].as_str().unwrap_or_default();
         assert!(
-            login["if"]
-                .as_str()
-                .is_some_and(|c| c.contains("!= 'pull_request'")),
-            "the registry login runs for pull requests"
+            cond.contains("!= 'pull_request'")
+                || cond.contains("startsWith(github.ref, 'refs/tags/v')"),
+            "{} runs for pull requests",
+            s["uses"]
         );
     }
+    let pushing: Vec<&&Value> = steps
+        .iter()
+        .filter(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("cosign sign") || r.contains("flux push"))
+        })
+        .collect();
+    assert!(pushing.len() >= 2, "images and manifests are signed");
+    for s in &pushing {
+        let cond = s["if"].as_str().unwrap_or_default();
+        assert!(
+            cond.contains("!= 'pull_request'")
+                || cond.contains("startsWith(github.ref, 'refs/tags/v')"),
+            "{} runs for pull requests",
+            s["name"]
+        );
+    }
+    // The manifests: deploy/ as the artifact deploy/flux installs, only for a
+    // version tag (the identity Flux checks), with the install's image tag
+    // set to the release's version first — by an edit that works.
+    let push = pushing
+        .iter()
+        .find(|s| s["run"].as_str().unwrap().contains("flux push artifact"))
+        .expect("the manifests are pushed");
+    let cmd = push["run"].as_str().unwrap();
+    assert!(
+        cmd.contains("--path=./deploy")
+            && cmd.contains("/manifests\"")
+            && cmd.contains("flux push artifact \"oci://$repo:$VERSION\""),
+        "{cmd}"
+    );
+    assert!(
+        push["if"].as_str().unwrap().contains("refs/tags/v"),
+        "manifests from a branch"
+    );
+    let flux = parse_docs(&std::fs::read_to_string(deploy().join("flux/labscope.yaml")).unwrap());
+    let source = find(&flux, "OCIRepository", "labscope");
+    assert!(
+        source["spec"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/manifests")
+    );
+    let subject = regex::Regex::new(
+        source["spec"]["verify"]["matchOIDCIdentity"][0]["subject"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(subject.is_match(
+        "https://github.com/labscope/labscope/.github/workflows/release.yml@refs/tags/v0.1.0"
+    ));
+    assert!(!subject.is_match(
+        "https://github.com/labscope/labscope/.github/workflows/release.yml@refs/heads/main"
+    ));
+    let sed = runs
+        .lines()
+        .find(|l| l.contains("LABSCOPE_IMAGE_TAG:="))
+        .expect("the install's image tag is set to the version");
+    let install = deploy().join("overlays/install/kustomization.yaml");
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(&install, tmp.path()).unwrap();
+    let script = sed.trim().replace(
+        "deploy/overlays/install/kustomization.yaml",
+        &tmp.path().display().to_string(),
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("VERSION", "9.8.7")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = std::fs::read_to_string(tmp.path()).unwrap();
+    assert_eq!(
+        edited.matches("${LABSCOPE_IMAGE_TAG:=9.8.7}").count(),
+        2,
+        "{edited}"
+    );
 }

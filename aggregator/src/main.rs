@@ -205,7 +205,7 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         http: Option<SocketAddr>,
         /// Also accept this Host header value (repeatable), e.g. behind an ingress.
-        #[arg(long = "allowed-host", value_name = "HOST")]
+        #[arg(long = "allowed-host", value_name = "HOST", value_parser = allowed_host)]
         allowed_hosts: Vec<String>,
         /// Most MCP sessions kept over HTTP; at the cap the least recently
         /// used one is closed for a new one (sessions also end after 5
@@ -570,6 +570,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--allowed-host`: a host name or address as clients put it in `Host`
+/// (with a port if they do), never empty — an install setting left unset
+/// renders `--allowed-host=`, which would match no client.
+fn allowed_host(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(
+            "empty: give the host clients reach MCP at, e.g. labscope.lab.example \
+             (in the Flux install, set LABSCOPE_HOST in the settings)"
+                .into(),
+        );
+    }
+    if s.contains("://") || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{s:?} is not a host: give the name alone, e.g. labscope.lab.example (no scheme, no path)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

@@ -282,3 +282,40 @@ fn a_closed_pipe_ends_the_cli_quietly() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn an_empty_or_malformed_allowed_host_is_a_usage_error() -> anyhow::Result<()> {
+    // What an install with LABSCOPE_HOST unset renders: refused at start-up
+    // with the setting named, not a server that matches no client.
+    for (arg, says) in [
+        ("--allowed-host=", "LABSCOPE_HOST"),
+        (
+            "--allowed-host=https://labscope.lab.example/mcp",
+            "no scheme, no path",
+        ),
+    ] {
+        // A server that starts anyway would never exit: bounded.
+        let mut child = Command::new(workspace_binary("labscope")?)
+            .args(["serve", "--http", "127.0.0.1:0", arg])
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait()?.is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill()?;
+                panic!("{arg}: the server started instead of refusing the argument");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output()?;
+        assert_eq!(out.status.code(), Some(2), "{arg}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("--allowed-host") && err.contains(says),
+            "{arg}: {err}"
+        );
+    }
+    Ok(())
+}

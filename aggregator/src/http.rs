@@ -79,8 +79,12 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
     let mut mcp = Router::new()
         .nest_service("/mcp", service)
         .layer(middleware::from_fn(session_ended));
+    // `route_layer`: the key guards /mcp only. `layer` would also wrap the
+    // router's fallback, so every unknown path — OAuth clients' discovery of
+    // /.well-known/oauth-protected-resource among them — would answer 401
+    // and send those clients into an OAuth flow that hides the refusal.
     if let Some(key) = &opts.api_key {
-        mcp = mcp.layer(middleware::from_fn_with_state(
+        mcp = mcp.route_layer(middleware::from_fn_with_state(
             Arc::new(key.clone()),
             auth::require_key,
         ));

@@ -462,10 +462,10 @@ async fn http_auth_host_check_and_bad_requests() -> anyhow::Result<()> {
     let agg = Aggregator::start(None, &[], &[("LABSCOPE_API_KEY", "s3cret-key")])?;
     let addr = agg.addr.clone();
     let host = addr.clone();
-    let (no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics) =
+    let (no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics, oauth) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let no_key = mcp_post(&addr, &host, "", INITIALIZE)?.0;
-            let wrong = mcp_post(&addr, &host, "Authorization: Bearer nope\r\n", INITIALIZE)?.0;
+            let no_key = mcp_post(&addr, &host, "", INITIALIZE)?;
+            let wrong = mcp_post(&addr, &host, "Authorization: Bearer nope\r\n", INITIALIZE)?;
             let bearer = mcp_post(&addr, &host, "Authorization: Bearer s3cret-key\r\n", INITIALIZE)?;
             let x_api = mcp_post(&addr, &host, "X-API-Key: s3cret-key\r\n", INITIALIZE)?.0;
             let bad_host = mcp_post(&addr, "evil.example:8080", "X-API-Key: s3cret-key\r\n", INITIALIZE)?.0;
@@ -477,11 +477,36 @@ async fn http_auth_host_check_and_bad_requests() -> anyhow::Result<()> {
             let get = |path: &str| labscope_tests::mcp::http_raw(&addr, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
             let health = get("/healthz")?;
             let metrics = get("/metrics")?;
-            Ok((no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics))
+            // What OAuth-aware clients (MCP Inspector 2.x) ask after a 401.
+            let oauth = [
+                "/.well-known/oauth-protected-resource",
+                "/.well-known/oauth-protected-resource/mcp",
+                "/.well-known/oauth-authorization-server",
+                "/.well-known/openid-configuration",
+            ]
+            .into_iter()
+            .map(|p| Ok((p, get(p)?.0)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((no_key, wrong, bearer, x_api, bad_host, malformed, oversized, stale, health, metrics, oauth))
         })
         .await??;
-    assert_eq!(no_key, 401);
-    assert_eq!(wrong, 401);
+    // The refusal says which header was read and how to send the key.
+    assert_eq!(no_key.0, 401);
+    assert!(
+        no_key.2.contains("missing API key") && no_key.2.contains("Authorization: Bearer <key>"),
+        "{}",
+        no_key.2
+    );
+    assert_eq!(wrong.0, 401);
+    assert!(
+        wrong.2.contains("wrong API key in Authorization: Bearer"),
+        "{}",
+        wrong.2
+    );
+    // An API key is the scheme: no OAuth metadata, and no 401 for it.
+    for (path, status) in oauth {
+        assert_eq!(status, 404, "{path}");
+    }
     assert_eq!(bearer.0, 200, "{bearer:?}");
     assert!(bearer.2.contains("\"serverInfo\""), "{}", bearer.2);
     assert_eq!(x_api, 200);

@@ -85,18 +85,22 @@ const BIG_ANSWER: usize = 64 * 1024;
 /// Where a failed call's `{code, message, hint}` is in `_meta`.
 pub const ERROR_META_KEY: &str = "io.labscope/error";
 
-/// The MCP description of a tool. Annotations say only what a client needs
-/// to decide whether to run it: read-only, or for a tool that changes
-/// something whether it destroys and whether repeating it is safe. (Every
-/// byte of tools/list is paid on every request; the open-world default is
-/// left as it is, which errs on the cautious side.) The title is said once.
+/// The MCP description of a tool. Annotations say what a client needs to
+/// decide whether to run it or ask first, each stated (MCP's defaults —
+/// not read-only, destructive, open world — fit few tools here): read-only
+/// or not; for a tool that changes something, whether it destroys (all but
+/// creating a Job from a CronJob) and whether repeating it is safe; and
+/// whether it reaches outside the cluster's own state (probes of targets
+/// the caller names, the Pi-hole, Jellyfin and Immich services). The title
+/// is said once, on the tool.
 pub fn mcp_tool(t: &ToolDef) -> Tool {
     let mut annotations = ToolAnnotations::new();
-    annotations.read_only_hint = t.hints.read_only.then_some(true);
+    annotations.read_only_hint = Some(t.hints.read_only);
     if !t.hints.read_only {
         annotations.destructive_hint = Some(t.hints.destructive);
         annotations.idempotent_hint = Some(t.hints.idempotent);
     }
+    annotations.open_world_hint = Some(t.hints.open_world);
     Tool::new(t.name, t.description, t.input_schema().clone())
         .with_title(t.title)
         .with_raw_output_schema(t.output_schema().clone())

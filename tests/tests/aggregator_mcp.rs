@@ -130,10 +130,22 @@ async fn in_process_lists_and_calls_every_node_tool() -> anyhow::Result<()> {
             "{}: node tools are read-only",
             t.name
         );
-        // Only what differs from the spec's defaults: no destructive or
-        // idempotent hint on a read-only tool, the title said once.
+        // No destructive or idempotent hint on a read-only tool; the open
+        // world stated (MCP's default, true, fits only the probes).
         assert_eq!(ann.destructive_hint, None);
         assert_eq!(ann.idempotent_hint, None);
+        let probe = [
+            "test_pod_connectivity",
+            "curl_ingress",
+            "test_dns_query",
+            "diagnose_dns",
+        ];
+        assert_eq!(
+            ann.open_world_hint,
+            Some(probe.contains(&t.name.as_ref())),
+            "{}",
+            t.name
+        );
         assert!(ann.title.is_none() && t.title.is_some(), "{}", t.name);
     }
 

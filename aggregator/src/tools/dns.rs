@@ -232,7 +232,7 @@ pub fn status_tool() -> ToolDef {
             title: "DNS status",
             description: "Pi-hole and Unbound: blocking, stats, gravity, FTL messages, pods; a verdict.",
             toolset: Toolset::Services,
-            hints: Hints::READ,
+            hints: Hints::SERVICE,
         },
         status,
     )

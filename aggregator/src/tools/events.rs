@@ -37,8 +37,9 @@ pub struct Args {
     /// Only this namespace.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub namespace: Option<Name>,
-    /// Warning (default), Normal or all.
+    /// Which events: Warning, Normal or all.
     #[serde(rename = "type", default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "Warning"))]
     pub event_type: Option<EventType>,
     /// How far back.
     #[serde(default)]
@@ -98,7 +99,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_events",
             title: "Events",
-            description: "Events newest first, deduplicated; default type Warning; object: Kind/name.",
+            description: "Events newest first, deduplicated.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -154,7 +154,7 @@ pub fn pod_logs_tool() -> ToolDef {
         Meta {
             name: "get_pod_logs",
             title: "Pod logs",
-            description: "A pod's log (pod: name or prefix; previous: last crash; grep: regex), redacted.",
+            description: "A pod's log, secrets redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },
@@ -411,7 +411,7 @@ pub fn job_logs_tool() -> ToolDef {
         Meta {
             name: "get_job_logs",
             title: "Job logs",
-            description: "Every pod's log of a Job with exit codes (grep: regex), redacted.",
+            description: "Every pod's log of a Job with exit codes, secrets redacted.",
             toolset: Toolset::Cluster,
             hints: Hints::READ,
         },

@@ -291,7 +291,7 @@ pub fn status_tool() -> ToolDef {
             title: "Media status",
             description: "Jellyfin and Immich: versions, libraries, sessions, storage, assets, pods; a verdict.",
             toolset: Toolset::Services,
-            hints: Hints::READ,
+            hints: Hints::SERVICE,
         },
         status,
     )
@@ -808,7 +808,7 @@ pub fn fix_tool() -> ToolDef {
             title: "Refresh Jellyfin metadata",
             description: "Refresh a Jellyfin item's metadata by itemId or name (candidates when ambiguous).",
             toolset: Toolset::Services,
-            hints: Hints::CHANGE,
+            hints: Hints::CHANGE.on_a_service(),
         },
         fix,
     )

@@ -226,7 +226,7 @@ pub fn queries_tool() -> ToolDef {
             title: "Pi-hole queries",
             description: "Recent Pi-hole queries; filter by domain, client, status.",
             toolset: Toolset::Services,
-            hints: Hints::READ,
+            hints: Hints::SERVICE,
         },
         queries,
     )
@@ -375,7 +375,7 @@ pub fn whitelist_tool() -> ToolDef {
             title: "Pi-hole allow-list",
             description: "Pi-hole's allow-list (exact and regex entries).",
             toolset: Toolset::Services,
-            hints: Hints::READ,
+            hints: Hints::SERVICE,
         },
         whitelist,
     )
@@ -500,7 +500,7 @@ pub fn gravity_tool() -> ToolDef {
             title: "Update Pi-hole gravity",
             description: "Rebuild Pi-hole's blocklists (gravity).",
             toolset: Toolset::Services,
-            hints: Hints::CHANGE,
+            hints: Hints::CHANGE.on_a_service(),
         },
         gravity,
     )

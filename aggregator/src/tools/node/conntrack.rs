@@ -166,7 +166,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_conntrack_entries",
             title: "Conntrack entries",
-            description: "Conntrack entries (filter: IP/CIDR either side), table fill; countAll: exact total.",
+            description: "A node's conntrack entries, filtered, and how full the table is.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

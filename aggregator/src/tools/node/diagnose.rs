@@ -30,8 +30,9 @@ use crate::tools::{
 pub struct Args {
     /// Name to diagnose.
     pub domain: Text,
-    /// Record type (A by default).
+    /// Record type.
     #[serde(rename = "type", default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "A"))]
     pub record_type: Option<RecordType>,
     /// Node to ask from (default: the first whose agent answers).
     #[serde(rename = "fromNode", default, deserialize_with = "blank_as_none")]

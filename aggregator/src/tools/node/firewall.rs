@@ -37,8 +37,9 @@ choice! {
 pub struct Args {
     /// Node name.
     pub node: Text,
-    /// Table (filter by default).
+    /// Table.
     #[serde(default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "filter"))]
     pub table: Option<Table>,
     /// Only this chain.
     #[serde(default, deserialize_with = "blank_as_none")]

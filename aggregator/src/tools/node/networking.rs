@@ -37,8 +37,9 @@ pub struct Args {
     /// Some of links, addresses, routes, rules, neighbours (all by default).
     #[serde(default, deserialize_with = "list_of")]
     pub sections: Vec<Section>,
-    /// Route table: main (default), all, local, default or a number.
+    /// Route table: main, all, local, default or a number.
     #[serde(default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "main"))]
     pub table: Option<Text>,
     /// Most items per list.
     #[serde(default)]
@@ -279,7 +280,7 @@ pub fn tool() -> ToolDef {
         Meta {
             name: "get_node_networking",
             title: "Node networking",
-            description: "A node's links, addresses, routes (table: main/all/local/N), rules, neighbours.",
+            description: "A node's links, addresses, routes, rules, neighbours.",
             toolset: Toolset::Node,
             hints: Hints::READ,
         },

@@ -288,8 +288,9 @@ pub struct CurlArgs {
     /// Verify the certificate.
     #[serde(default)]
     pub verify_tls: DefaultTrue,
-    /// GET (default) or HEAD.
+    /// HTTP method.
     #[serde(default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "GET"))]
     pub method: Option<Method>,
 }
 
@@ -532,8 +533,9 @@ choice! {
 pub struct DnsArgs {
     /// Name to look up.
     pub domain: Text,
-    /// Record type (A by default).
+    /// Record type.
     #[serde(rename = "type", default, deserialize_with = "blank_as_none")]
+    #[schemars(extend("default" = "A"))]
     pub record_type: Option<RecordType>,
     /// IP, IP:port or [IPv6]:port (default: the configured server).
     #[serde(default, deserialize_with = "blank_as_none")]
@@ -612,7 +614,7 @@ pub fn dns_tool() -> ToolDef {
         Meta {
             name: "test_dns_query",
             title: "DNS query",
-            description: "DNS query to a server from a node: rcode, answers, flags; checkingDisabled sets CD.",
+            description: "DNS query to a server from a node: rcode, answers, flags, timing.",
             toolset: Toolset::Node,
             hints: Hints::PROBE,
         },

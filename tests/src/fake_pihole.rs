@@ -43,6 +43,8 @@ pub struct PiholeOptions {
     pub messages: Vec<(String, String)>,
     /// Pause between the lines of a gravity run.
     pub gravity_step: Duration,
+    /// `gravity.last_update` (Unix seconds) by the Pi-hole's own clock.
+    pub gravity_updated: i64,
 }
 
 impl Default for PiholeOptions {
@@ -59,6 +61,7 @@ impl Default for PiholeOptions {
             old_messages: false,
             messages: Vec::new(),
             gravity_step: Duration::from_millis(100),
+            gravity_updated: 1786851660,
         }
     }
 }
@@ -300,7 +303,8 @@ async fn blocking(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn summary(State(app): State<App>, headers: HeaderMap) -> Response {
-    let _st = authed!(app, headers);
+    let st = authed!(app, headers);
+    let updated = st.opts.gravity_updated;
     reply(
         200,
         json!({
@@ -310,7 +314,7 @@ async fn summary(State(app): State<App>, headers: HeaderMap) -> Response {
             "status": {"GRAVITY": 60000, "FORWARDED": 201734, "CACHE": 123948, "REGEX": 9899},
             "replies": {"IP": 300000, "NXDOMAIN": 20000, "NODATA": 75581}},
         "clients": {"active": 23, "total": 41},
-        "gravity": {"domains_being_blocked": 1184522, "last_update": 1786851660}}),
+        "gravity": {"domains_being_blocked": 1184522, "last_update": updated}}),
     )
 }
 

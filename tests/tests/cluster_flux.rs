@@ -147,7 +147,8 @@ async fn baseline_flux_is_healthy_and_oci_repository_is_static() -> anyhow::Resu
     assert_eq!(s["ready"], 77, "{s}");
     let oci = find(&v["resources"], "HelmRepository", "flux-system", "immich");
     assert_eq!(oci["status"], "static");
-    assert_eq!(oci["ready"], false);
+    // No conditions by design: not "not ready" (HOMELAB.md).
+    assert_eq!(oci["ready"], true);
     let hr = find(&v["resources"], "HelmRelease", "immich", "immich");
     assert_eq!(hr["appliedRevision"], "immich@0.10.3 (release v11)");
     let k = find(&v["resources"], "Kustomization", "flux-system", "immich");

@@ -259,9 +259,18 @@ async fn cluster_tools_without_a_cluster_say_so() -> anyhow::Result<()> {
 async fn certificates_baseline_is_healthy_with_evidence() -> anyhow::Result<()> {
     let (r, _fake) = run(
         base(Some(&["v1"])),
-        &[("get_certificate_status", json!({}))],
+        &[
+            ("get_certificate_status", json!({})),
+            // A wide window does not make normal certificates "expiring":
+            // each is judged within its own renewal window (30 days here).
+            ("get_certificate_status", json!({"expiringWithinDays": 90})),
+        ],
     )
     .await?;
+    let (wide, err) = &r[1];
+    assert!(!err, "{wide}");
+    assert_eq!(wide["verdict"], "healthy", "{}", wide["summary"]);
+    assert_eq!(wide["summary"]["expiring"], 0, "{}", wide["summary"]);
     let (v, err) = &r[0];
     assert!(!err, "{v}");
     assert_eq!(v["verdict"], "healthy", "{}", v["summary"]);

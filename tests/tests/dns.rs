@@ -503,3 +503,23 @@ async fn seats_exceeded_is_told_apart() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A Pi-hole whose clock runs ahead: its last gravity update lies in
+/// labscope's future. Shown as the skew it is, never as a negative age.
+#[tokio::test]
+async fn a_pihole_clock_ahead_is_skew_not_a_negative_age() -> anyhow::Result<()> {
+    let ahead = PiholeOptions {
+        // 2 h 30 min after the fixture's "now".
+        gravity_updated: labscope_tests::fake_kube::FIXTURE_NOW + 9_000,
+        ..PiholeOptions::default()
+    };
+    let s = setup(ahead.clone(), PiholeOptions::default(), &ahead.password).await?;
+    let (v, text) = dns_status(s.client.peer()).await?;
+    let p = pihole(&v, "primary");
+    assert_eq!(p["stats"]["gravityAgeDays"], 0.0, "{p}");
+    assert_eq!(p["stats"]["clockAheadSeconds"], 9_000, "{p}");
+    assert!(pihole(&v, "secondary")["stats"]["clockAheadSeconds"].is_null());
+    assert!(!text.contains("-0."), "{text}");
+    assert!(text.contains("2h 30m ahead of labscope's"), "{text}");
+    Ok(())
+}

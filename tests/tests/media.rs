@@ -335,8 +335,24 @@ async fn fix_jellyfin_metadata_refreshes_one_item_or_lists_candidates() -> anyho
         refreshed[1].starts_with("2b3c4d5e6f708192a3b4c5d6e7f80112?")
             && refreshed[1].contains("ReplaceAllImages=true")
     );
-    let lines = std::fs::read_to_string(&audit)?.lines().count();
-    assert_eq!(lines, 9, "every call audited, allowed or refused");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 9, "every call audited, allowed or refused");
+    // The two ambiguous names changed nothing: audited as no_change, never
+    // as performed.
+    let outcomes: Vec<&str> = lines.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "no_change").count(),
+        2,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "performed").count(),
+        2,
+        "the two refreshes: {outcomes:?}"
+    );
     Ok(())
 }
 

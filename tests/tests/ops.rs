@@ -528,6 +528,12 @@ async fn trigger_backup_needs_the_opt_in_label_and_no_active_run() -> anyhow::Re
     assert_text_shows("trigger_backup", t, text, &["/job", "/cronjob", "/created"])?;
     let job_name = t["job"].as_str().expect("job");
     assert!(job_name.starts_with("pvc-backup-manual-"), "{job_name}");
+    // The next step works for any CronJob, backup or not.
+    assert!(
+        text.contains("get_cronjob_details namespace=backup-jobs cronjob=pvc-backup")
+            && !text.contains("get_backup_status"),
+        "{text}"
+    );
     let job = object(&fake, "Job", "backup-jobs", job_name);
     let owner = &job["metadata"]["ownerReferences"][0];
     assert_eq!(owner["kind"], "CronJob");
@@ -554,6 +560,8 @@ async fn trigger_backup_needs_the_opt_in_label_and_no_active_run() -> anyhow::Re
             .is_some_and(|m| m.contains(job_name))
     );
     assert_eq!(r[3].0["code"], "not_found");
+    let hint = r[3].0["hint"].as_str().unwrap_or_default();
+    assert!(hint.contains("get_backup_status namespace="), "{hint}");
     let outcomes: Vec<String> = audit_lines(&audit)
         .iter()
         .filter_map(|l| l["outcome"].as_str().map(str::to_string))

@@ -90,7 +90,8 @@ pub struct FluxObject {
     pub name: String,
     /// How it stands.
     pub status: FluxState,
-    /// status == ready.
+    /// Usable as it is: status ready, or static (an OCI HelmRepository has
+    /// nothing to reconcile and no conditions by design; HOMELAB.md).
     pub ready: bool,
     /// status == suspended.
     pub suspended: bool,
@@ -319,7 +320,7 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
             ns = o.namespace
         ));
     }
-    o.ready = o.status == FluxState::Ready;
+    o.ready = matches!(o.status, FluxState::Ready | FluxState::Static);
     o.suspended = o.status == FluxState::Suspended;
     o.stuck = o.status == FluxState::Stuck;
     Assessed {

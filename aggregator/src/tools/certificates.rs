@@ -34,7 +34,8 @@ pub struct Args {
     /// Only this namespace.
     #[serde(default, deserialize_with = "blank_as_none")]
     pub namespace: Option<Name>,
-    /// Expiring means within this many days.
+    /// Expiring means within this many days (or the certificate's own
+    /// renewal window, if shorter).
     #[serde(default)]
     pub expiring_within_days: Int<1, 365, 30>,
 }
@@ -138,7 +139,8 @@ pub struct Cert {
     /// Days until expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days_left: Option<i64>,
-    /// Expires within expiringWithinDays.
+    /// Expires within expiringWithinDays, or within its own renewal window
+    /// when that is shorter (cert-manager renews it then).
     pub expiring: bool,
     /// Days past its renewal time (renewal failing).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,6 +313,24 @@ pub fn assess(
         let not_after = st["notAfter"].as_str().and_then(parse_rfc3339);
         let renewal = st["renewalTime"].as_str().and_then(parse_rfc3339);
         let days_left = not_after.map(|t| days(t - now_s));
+        // The certificate's own renewal window, as cert-manager computes it:
+        // notAfter − renewalTime, else spec.renewBefore, else a third of its
+        // lifetime (the 2/3 rule). A certificate is expiring inside the
+        // smaller of that and the window asked for: a 90-day Let's Encrypt
+        // certificate renewed 30 days before expiry is normal at 66 days
+        // left, whatever window the caller chose.
+        let not_before = st["notBefore"].as_str().and_then(parse_rfc3339);
+        let renew_window = not_after
+            .zip(renewal)
+            .map(|(a, r)| a - r)
+            .or_else(|| {
+                cert.data["spec"]["renewBefore"]
+                    .as_str()
+                    .and_then(crate::cluster::time::parse_go_duration)
+            })
+            .or_else(|| not_after.zip(not_before).map(|(a, b)| (a - b) / 3))
+            .filter(|w| *w > 0);
+        let window = renew_window.map_or(within, |w| within.min(days(w)));
         let mut row = Cert {
             namespace: cns.clone(),
             name: name.clone(),
@@ -320,7 +340,7 @@ pub fn assess(
             not_after: not_after.map(rfc3339),
             renewal_time: renewal.map(rfc3339),
             days_left,
-            expiring: days_left.is_some_and(|d| d <= within),
+            expiring: days_left.is_some_and(|d| d <= window),
             renewal_overdue_days: renewal.filter(|r| *r < now_s).map(|r| days(now_s - r)),
             issuer: IssuerRef {
                 kind: text(&cert.data["spec"]["issuerRef"]["kind"]),
@@ -488,5 +508,86 @@ impl Render for Certificates {
         }
         text.push_str(&failed_text(&self.failed_parts));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(name: &str, spec: serde_json::Value, status: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": spec,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    /// Each certificate is expiring only inside its own renewal window when
+    /// that is shorter than the one asked for: from renewalTime, else
+    /// spec.renewBefore, else the 2/3 rule.
+    #[test]
+    fn the_renewal_window_is_the_certificates_own() {
+        let now = 1_800_000_000;
+        let day = 86_400;
+        let ready = serde_json::json!([{"type": "Ready", "status": "True"}]);
+        let at = |t: i64| rfc3339(t);
+        let certs = [
+            // 66 days left, renewal at 30 days: normal.
+            cert(
+                "renewal-time",
+                serde_json::json!({}),
+                serde_json::json!({"conditions": ready,
+                "notBefore": at(now - 24 * day), "notAfter": at(now + 66 * day), "renewalTime": at(now + 36 * day)}),
+            ),
+            // 66 days left, renewBefore 720h: normal.
+            cert(
+                "renew-before",
+                serde_json::json!({"renewBefore": "720h"}),
+                serde_json::json!({"conditions": ready,
+                "notBefore": at(now - 24 * day), "notAfter": at(now + 66 * day)}),
+            ),
+            // 90-day lifetime, no renewal data: a third is 30 days; 66 left is normal.
+            cert(
+                "two-thirds",
+                serde_json::json!({}),
+                serde_json::json!({"conditions": ready,
+                "notBefore": at(now - 24 * day), "notAfter": at(now + 66 * day)}),
+            ),
+            // 20 days left of a 90-day certificate: inside every window.
+            cert(
+                "due",
+                serde_json::json!({}),
+                serde_json::json!({"conditions": ready,
+                "notBefore": at(now - 70 * day), "notAfter": at(now + 20 * day)}),
+            ),
+        ];
+        let out = assess(
+            true,
+            BTreeMap::new(),
+            [&certs, &[], &[], &[]],
+            Vec::new(),
+            90,
+            now,
+        );
+        let expiring: Vec<&str> = out
+            .certificates
+            .iter()
+            .filter(|c| c.expiring)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(expiring, ["due"]);
+        // A window narrower than the certificate's own still applies.
+        let out = assess(
+            true,
+            BTreeMap::new(),
+            [&certs, &[], &[], &[]],
+            Vec::new(),
+            10,
+            now,
+        );
+        assert!(out.certificates.iter().all(|c| !c.expiring));
     }
 }

@@ -99,9 +99,14 @@ pub struct PiholeStats {
     /// Last gravity update.
     #[serde(rename = "gravityUpdated")]
     pub gravity_updated: Option<String>,
-    /// Its age in days.
+    /// Its age in days (0 when the Pi-hole's clock is ahead of labscope's).
     #[serde(rename = "gravityAgeDays")]
     pub gravity_age_days: Option<f64>,
+    /// How far the Pi-hole's clock is ahead of labscope's, in seconds, when
+    /// its last gravity update lies in labscope's future (by more than a
+    /// minute): a skewed clock, not a negative age.
+    #[serde(rename = "clockAheadSeconds", skip_serializing_if = "Option::is_none")]
+    pub clock_ahead_seconds: Option<i64>,
 }
 
 /// One Pi-hole.
@@ -191,8 +196,16 @@ impl Render for DnsStatus {
                             s.clients_active,
                             s.gravity_domains
                         ));
-                        if let Some(age) = s.gravity_age_days {
-                            t.push_str(&format!(" updated {age:.1} days ago"));
+                        match (s.clock_ahead_seconds, s.gravity_age_days) {
+                            (Some(ahead), _) => t.push_str(&format!(
+                                " updated at {} by the Pi-hole's clock, which is {} ahead of labscope's (check its NTP)",
+                                s.gravity_updated.as_deref().unwrap_or("?"),
+                                crate::cluster::time::human(ahead)
+                            )),
+                            (None, Some(age)) => {
+                                t.push_str(&format!(" updated {age:.1} days ago"))
+                            }
+                            (None, None) => {}
                         }
                     }
                     t.push('\n');
@@ -340,7 +353,9 @@ fn stats(s: &Value, now_s: i64) -> PiholeStats {
         clients_active: u(&s["clients"]["active"]),
         gravity_domains: u(&s["gravity"]["domains_being_blocked"]),
         gravity_updated: updated.map(rfc3339),
-        gravity_age_days: updated.map(|t| ((now_s - t) as f64 / 86_400.0 * 10.0).round() / 10.0),
+        gravity_age_days: updated
+            .map(|t| ((now_s - t).max(0) as f64 / 86_400.0 * 10.0).round() / 10.0),
+        clock_ahead_seconds: updated.map(|t| t - now_s).filter(|ahead| *ahead > 60),
     }
 }
 

@@ -749,6 +749,11 @@ pub struct FixReport {
 }
 
 impl Render for FixReport {
+    /// An ambiguous name refreshes nothing: the audit says no_change.
+    fn changed_nothing(&self) -> bool {
+        self.state == FixState::Ambiguous
+    }
+
     fn text(&self) -> String {
         match (self.state, &self.item) {
             (FixState::Refreshed, Some(i)) => format!(

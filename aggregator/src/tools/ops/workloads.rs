@@ -171,8 +171,12 @@ pub struct TriggerReport {
 impl Render for TriggerReport {
     fn text(&self) -> String {
         format!(
-            "created Job {}/{} from CronJob {} at {}\nnext: get_job_logs namespace={} job={} (get_backup_status shows the result)\n",
-            self.namespace, self.job, self.cronjob, self.created, self.namespace, self.job
+            "created Job {ns}/{job} from CronJob {cj} at {at}\nnext: get_job_logs namespace={ns} job={job}; \
+             get_cronjob_details namespace={ns} cronjob={cj} shows its runs\n",
+            ns = self.namespace,
+            job = self.job,
+            cj = self.cronjob,
+            at = self.created,
         )
     }
 }
@@ -215,7 +219,7 @@ async fn trigger(
             ToolError::new(
                 ErrorCode::NotFound,
                 format!("CronJob {ns}/{name} does not exist"),
-                "get_backup_status lists the backup CronJobs",
+                format!("get_backup_status namespace={ns} lists every CronJob there"),
             )
         })?;
     let labels: BTreeMap<String, String> = cj.metadata.labels.clone().unwrap_or_default();

@@ -616,18 +616,32 @@ async fn missing_namespace_and_bad_selector_are_errors() -> anyhow::Result<()> {
             );
             continue;
         }
-        if *tool == "get_cluster_health" {
-            // Health reports it as its most critical finding (a namespace
-            // that Git defines but is gone is an incident of its own).
-            assert!(!err && v["verdict"] == "critical", "{v}");
-            assert_eq!(v["issues"][0]["kind"], "NamespaceNotFound", "{v}");
-            continue;
-        }
+        // Every tool, health included, says not_found; the namespace is
+        // optional here, so the hint may say to leave it out.
         assert!(*err && v["code"] == "not_found", "{tool} {args}: {v}");
         assert!(
             v["message"].as_str().unwrap_or("").contains("nope"),
             "{tool}: {v}"
         );
+        assert!(
+            v["hint"].as_str().unwrap_or("").contains("omit namespace"),
+            "{tool}: {v}"
+        );
+    }
+    // Where namespace is required, the hint does not suggest leaving it out.
+    let required = [
+        ("get_pod_logs", json!({"namespace": "nope", "pod": "x"})),
+        ("get_job_logs", json!({"namespace": "nope", "job": "x"})),
+        (
+            "get_cronjob_details",
+            json!({"namespace": "nope", "cronjob": "x"}),
+        ),
+    ];
+    let r = run(homelab(&[])?, &required).await?;
+    for ((tool, _), (v, err)) in required.iter().zip(&r) {
+        assert!(*err && v["code"] == "not_found", "{tool}: {v}");
+        let hint = v["hint"].as_str().unwrap_or("");
+        assert!(!hint.contains("omit namespace"), "{tool}: {hint}");
     }
     Ok(())
 }

@@ -419,9 +419,21 @@ fn failed_issue(check: &str, f: &FailedPart, tool: &str) -> Issue {
 }
 
 async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolError> {
-    let c = cluster(&ctx)?.clone();
     let namespace = a.namespace.as_ref().map(|n| n.to_string());
     let ns = namespace.as_deref();
+    // A namespace that does not exist is `not_found`, as from every tool
+    // that takes one (its pod list would answer 200 and empty).
+    let c = super::kube::cluster_in(&ctx, ns)
+        .await
+        .map_err(|mut e| {
+            if e.code == ErrorCode::NotFound {
+                e.hint.push_str(
+                    "; if Git defines it, get_flux_status shows why Flux has not re-created it",
+                );
+            }
+            e
+        })?
+        .clone();
     let now_s = now(ctx.settings.now);
     // Every part answers before the tool deadline, so the verdict can name
     // the part that did not.

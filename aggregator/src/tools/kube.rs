@@ -32,7 +32,12 @@ pub async fn cluster_in<'a>(
 ) -> Result<&'a Cluster, ToolError> {
     let c = cluster(ctx)?;
     if let Some(ns) = namespace {
-        require_namespace(c, ns).await?;
+        require_namespace(c, ns).await.map_err(|mut e| {
+            if e.code == ErrorCode::NotFound {
+                e.hint.push_str("; omit namespace to look everywhere");
+            }
+            e
+        })?;
     }
     Ok(c)
 }
@@ -117,7 +122,7 @@ pub async fn require_namespace(c: &Cluster, ns: &str) -> Result<(), ToolError> {
         Ok(None) => Err(ToolError::new(
             ErrorCode::NotFound,
             format!("namespace {ns:?} does not exist"),
-            "check the name (kubectl get namespaces); omit namespace to look everywhere",
+            "check the name (kubectl get namespaces)",
         )),
         // Without the right to read namespaces, carry on: the lists
         // themselves still answer for the namespace.

@@ -226,10 +226,12 @@ impl ServerHandler for McpServer {
         let name = request.name.to_string();
         if !self.tools.iter().any(|t| t.name == name) {
             if let Some(t) = tools::registry().into_iter().find(|t| t.name == name) {
-                // A mutating tool that is not listed because mutations are
-                // off: refused through the gate, which says which rule
-                // refused it and records the attempt.
-                if t.hints.mutates() && self.ctx.toolsets.contains(&t.toolset) {
+                // A tool of a served toolset that is not listed — a mutating
+                // one with mutations off, or one whose configuration is
+                // missing: it runs and answers why (the gate says which rule
+                // refused it and records the attempt; not_configured names
+                // the setting).
+                if self.ctx.toolsets.contains(&t.toolset) {
                     let args = request.arguments.unwrap_or_default();
                     let call = Call::default().by(self.caller.clone());
                     let result = tools::call(self.ctx.clone(), &[t], &name, args, call).await;

@@ -359,11 +359,25 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
         .and_then(|i| i.server_info.as_ref().map(|s| s.name.clone()));
     assert_eq!(name.as_deref(), Some("labscope"));
     // Local mode (no cluster): only the node toolset is served, and the
-    // instructions say what is not.
+    // instructions say what is not. Without [dns] servers, diagnose_dns could
+    // only fail: not listed, and a call says what to configure.
     let tools = client.list_all_tools().await?;
+    assert!(tools.iter().all(|t| t.name != "diagnose_dns"));
+    let p = CallToolRequestParams::new("diagnose_dns").with_arguments(
+        json!({"domain": "example.com"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let (v, err) = structured(&client.call_tool(p).await?);
+    assert!(err && v["code"] == "not_configured", "{v}");
+    assert!(
+        v["hint"].as_str().is_some_and(|h| h.contains("[dns]")),
+        "{v}"
+    );
     assert_eq!(
         tools.len(),
-        10,
+        9,
         "{:?}",
         tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>()
     );
@@ -450,7 +464,7 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
         .iter()
         .map(|t| t.name.to_string())
         .collect();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 11, "{names:?}");
     assert!(names.contains(&"get_image_automation_status".to_string()));
     let (v, err) = structured(&call(&client, "get_flux_status", json!({})).await?);
     assert!(err && v["code"] == "not_configured", "{v}");

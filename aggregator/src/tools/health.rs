@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{Name, blank_as_none};
 use super::events::{EventGroup, EventType};
-use super::kube::{FailedPart, cluster};
+use super::kube::FailedPart;
 use super::{
     Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label,
 };

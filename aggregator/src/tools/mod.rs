@@ -945,14 +945,26 @@ pub fn enabled(toolsets: &std::collections::BTreeSet<Toolset>) -> Vec<ToolDef> {
         .collect()
 }
 
-/// The tools `ctx` serves: those of its toolsets, and the mutating ones
-/// only when its policy turns mutations on.
+/// The tools `ctx` serves: those of its toolsets, the mutating ones only
+/// when its policy turns mutations on, and none that can only fail for want
+/// of configuration (`diagnose_dns` without `[dns] servers`). A tool left
+/// out for either reason still answers a call, with the error that says
+/// why (refused, not_configured).
 pub fn served(ctx: &ToolContext) -> Vec<ToolDef> {
     let mutations = ctx.safety.policy.mutations_on();
     registry()
         .into_iter()
         .filter(|t| ctx.toolsets.contains(&t.toolset) && (mutations || !t.hints.mutates()))
+        .filter(|t| configured(t, ctx))
         .collect()
+}
+
+/// Whether `t` has what it needs beyond its toolset.
+fn configured(t: &ToolDef, ctx: &ToolContext) -> bool {
+    match t.name {
+        "diagnose_dns" => !ctx.config.dns_servers.is_empty(),
+        _ => true,
+    }
 }
 
 /// All tools, in listing order: node, cluster, flux.

@@ -176,6 +176,33 @@ async fn list_nodes_merges_kubernetes_and_discovered_agents() -> anyhow::Result<
     let (v, _) = call(&agg.url, "list_nodes", json!({})).await?;
     assert!(v["summary"]["discoveryError"].is_null(), "{v}");
 
+    // pi5-worker-2 is a node of the cluster whose agent pod is gone: no_agent
+    // (not unknown_node), the hint naming the nodes that have agents; a name
+    // the cluster does not have is unknown_node listing its nodes.
+    let (e, err) = call(
+        &agg.url,
+        "get_node_networking",
+        json!({"node": "pi5-worker-2"}),
+    )
+    .await?;
+    assert!(err && e["code"] == "no_agent", "{e}");
+    let hint = e["hint"].as_str().unwrap_or("");
+    assert!(
+        hint.contains("nodes with an agent: ")
+            && hint.contains("pi3-worker-2")
+            && !hint.contains("pi5-worker-2"),
+        "{hint}"
+    );
+    let (e, err) = call(&agg.url, "get_conntrack_entries", json!({"node": "pi9"})).await?;
+    assert!(err && e["code"] == "unknown_node", "{e}");
+    let hint = e["hint"].as_str().unwrap_or("");
+    assert!(
+        hint.contains("nodes: ")
+            && hint.contains("pi5-worker-2")
+            && hint.contains("nodes with an agent: "),
+        "{hint}"
+    );
+
     // RBAC: nodes forbidden → an explained error, agents still answered; never a green.
     fake.fixture
         .lock()
@@ -230,5 +257,41 @@ async fn list_nodes_merges_kubernetes_and_discovered_agents() -> anyhow::Result<
         v["summary"]["withoutAgent"], 4,
         "nodes are still listed from Kubernetes"
     );
+    Ok(())
+}
+
+/// The homelab's four nodes and not one agent pod: every node tool says
+/// no_agent — never "known nodes: ;", "no node to probe from ()" or a mesh
+/// of "0 nodes" reported as success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_agents_says_so_from_every_node_tool() -> anyhow::Result<()> {
+    let calls = [
+        ("get_node_networking", json!({"node": "pi-k3s"})),
+        ("get_iptables_rules", json!({"node": "pi5-worker-1"})),
+        ("check_network_mesh", json!({})),
+        (
+            "test_dns_query",
+            json!({"domain": "example.com", "server": "127.0.0.1"}),
+        ),
+        ("curl_ingress", json!({"url": "http://127.0.0.1/"})),
+    ];
+    let (r, _fake) = labscope_tests::mcp::call_with_fixture(
+        labscope_tests::homelab::homelab(&[])?,
+        |_| {},
+        &calls,
+    )
+    .await?;
+    for ((tool, _), (v, err)) in calls.iter().zip(&r) {
+        assert!(*err && v["code"] == "no_agent", "{tool}: {v}");
+        let text = format!("{} {}", v["message"], v["hint"]);
+        assert!(
+            text.contains("no node has a usable labscope-agent"),
+            "{tool}: {text}"
+        );
+        assert!(
+            !text.contains("()") && !text.contains(": ;"),
+            "{tool}: {text}"
+        );
+    }
     Ok(())
 }

@@ -124,7 +124,7 @@ pub struct ToolOutput {
 pub enum ErrorCode {
     /// An argument is missing, mistyped or out of range.
     InvalidArgument,
-    /// The node has no agent (or does not exist).
+    /// No such node (the hint names the nodes that have agents).
     UnknownNode,
     /// The agent could not be reached.
     AgentUnavailable,
@@ -138,7 +138,8 @@ pub enum ErrorCode {
     AgentError,
     /// No tool of that name.
     UnknownTool,
-    /// The node exists but its agent is not usable.
+    /// The node exists but has no usable agent (none at all: no pod, or
+    /// not ready), or no node has one.
     NoAgent,
     /// Configuration is missing for this call.
     NotConfigured,

@@ -203,7 +203,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Entries, Too
         stop_at_limit: !a.count_all,
         mark: a.mark.map(Text::into_string).unwrap_or_default(),
     };
-    let agent = node_agent(&ctx, "node", &a.node)?;
+    let agent = node_agent(&ctx, "node", &a.node).await?;
     let (entries, summary) = on_node(
         agent,
         ctx.settings.agent_deadline.max(Duration::from_secs(10)),

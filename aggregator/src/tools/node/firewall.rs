@@ -215,7 +215,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Rules, ToolE
     let limit = a.limit.get() as usize;
     let cursor = Cursor::decode("cursor", a.cursor.as_deref())?;
     let offset = cursor.offset;
-    let agent = node_agent(&ctx, "node", &a.node)?;
+    let agent = node_agent(&ctx, "node", &a.node).await?;
     // The agent pages, from one read while the ruleset is unchanged: a page
     // costs its rules, not the table.
     let req = pb::GetFirewallRequest {

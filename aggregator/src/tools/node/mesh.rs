@@ -111,9 +111,13 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Mesh, ToolErr
     let mut agents = Vec::new();
     if a.nodes.0.is_empty() {
         agents.extend(ctx.pool.all());
+        // Zero nodes is not a mesh that works.
+        if agents.is_empty() {
+            return Err(super::no_agents(&ctx, "nothing to probe between"));
+        }
     } else {
         for n in &a.nodes.0 {
-            agents.push(node_agent(&ctx, "nodes", n)?);
+            agents.push(node_agent(&ctx, "nodes", n).await?);
         }
     }
     let port = a.port.map(|p| p.get() as u16);

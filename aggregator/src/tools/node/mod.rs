@@ -41,9 +41,28 @@ pub fn tools() -> Vec<ToolDef> {
     ]
 }
 
+/// "nodes with an agent: a, b" (or that none has one, and why discovery
+/// failed when it did), for hints.
+fn with_agents(ctx: &ToolContext) -> String {
+    let names = ctx.pool.names();
+    let discovery = ctx.pool.discovery();
+    let mut out = if names.is_empty() {
+        "no node has a usable labscope-agent".to_string()
+    } else {
+        format!("nodes with an agent: {}", names.join(", "))
+    };
+    if let Some((message, hint)) = discovery.error {
+        out.push_str(&format!(" (agent discovery failed: {message}; {hint})"));
+    }
+    out
+}
+
 /// The agent of `node`, or why there is none (`arg` is the tool's argument
-/// that named it).
-fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, ToolError> {
+/// that named it): `no_agent` when the node exists (in the cluster, or as a
+/// discovered agent pod that is not ready) without a usable agent,
+/// `unknown_node` when there is no such node. Either names the nodes that
+/// have agents.
+async fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, ToolError> {
     if let Some(agent) = ctx.pool.get(node) {
         return Ok(agent);
     }
@@ -60,17 +79,61 @@ fn node_agent(ctx: &ToolContext, arg: &str, node: &str) -> Result<AgentHandle, T
                 "node {node:?} has no usable agent: {} ({})",
                 p.reason, p.pod
             ),
-            "check the labscope-agent DaemonSet pod on that node (kubectl describe pod)",
+            format!(
+                "check the labscope-agent DaemonSet pod on that node (kubectl describe pod); {}",
+                with_agents(ctx)
+            ),
+        ));
+    }
+    // A node of the cluster without an agent pod is not an unknown node.
+    if let Some(c) = &ctx.cluster
+        && let Ok(nodes) = crate::cluster::nodes::list(c).await
+    {
+        if nodes.iter().any(|n| n.name == node) {
+            return Err(ToolError::new(
+                ErrorCode::NoAgent,
+                format!("node {node:?} has no labscope-agent pod"),
+                format!(
+                    "the labscope-agent DaemonSet does not run there (a taint it does not tolerate? \
+                     kubectl -n labscope get pods -o wide); {}",
+                    with_agents(ctx)
+                ),
+            ));
+        }
+        let all: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(ToolError::new(
+            ErrorCode::UnknownNode,
+            format!("argument {arg:?}: the cluster has no node {node:?}"),
+            format!("nodes: {}; {}", all.join(", "), with_agents(ctx)),
         ));
     }
     Err(ToolError::new(
         ErrorCode::UnknownNode,
         format!("argument {arg:?}: no agent for node {node:?}"),
-        format!(
-            "known nodes: {}; list_nodes shows each agent's status",
-            ctx.pool.names().join(", ")
-        ),
+        format!("{}; list_nodes shows each agent's status", with_agents(ctx)),
     ))
+}
+
+/// The error when not one agent is known: nothing to ask, probe from or
+/// probe between.
+fn no_agents(ctx: &ToolContext, what: &str) -> ToolError {
+    let problems: Vec<String> = ctx
+        .pool
+        .discovery()
+        .problems
+        .into_iter()
+        .map(|p| format!("{}: {}", p.node, p.reason))
+        .collect();
+    let mut message = format!("{}, so there is {what}", with_agents(ctx));
+    if !problems.is_empty() {
+        message.push_str(&format!(" (not ready: {})", problems.join("; ")));
+    }
+    ToolError::new(
+        ErrorCode::NoAgent,
+        message,
+        "the labscope-agent DaemonSet runs one per node: kubectl -n labscope get daemonset,pods -o wide; \
+         list_nodes shows each node",
+    )
 }
 
 /// How the agent's request fields are called in this tool's arguments, so
@@ -148,7 +211,10 @@ async fn pick_node(
     from: Option<&str>,
 ) -> Result<AgentHandle, ToolError> {
     if let Some(node) = from {
-        return node_agent(ctx, arg, node);
+        return node_agent(ctx, arg, node).await;
+    }
+    if ctx.pool.all().is_empty() {
+        return Err(no_agents(ctx, "no node to probe from"));
     }
     let mut reasons = Vec::new();
     for agent in ctx.pool.all() {

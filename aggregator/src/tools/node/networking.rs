@@ -324,7 +324,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Networking, 
         .table
         .map(Text::into_string)
         .unwrap_or_else(|| "main".into());
-    let agent = node_agent(&ctx, "node", &a.node)?;
+    let agent = node_agent(&ctx, "node", &a.node).await?;
     let req = pb::GetNetworkingRequest {
         sections: a.sections.iter().map(|s| pb_section(*s) as i32).collect(),
         route_table: table.clone(),

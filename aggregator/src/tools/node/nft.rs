@@ -231,7 +231,7 @@ fn hook_line(c: &pb::NftChain) -> String {
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Ruleset, ToolError> {
     let limit = a.limit.get() as usize;
     let cursor = Cursor::decode("cursor", a.cursor.as_deref())?;
-    let agent = node_agent(&ctx, "node", &a.node)?;
+    let agent = node_agent(&ctx, "node", &a.node).await?;
     let req = pb::GetNftRulesetRequest {
         family: a.family.map(|f| f.as_str().to_string()).unwrap_or_default(),
         table: a.table.map(Text::into_string).unwrap_or_default(),

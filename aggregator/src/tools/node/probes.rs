@@ -172,7 +172,7 @@ async fn run_connectivity(
 ) -> Result<Connectivity, ToolError> {
     let count = a.count.get() as u32;
     let port = a.port.get() as u32;
-    let agent = node_agent(&ctx, "sourceNode", &a.source_node)?;
+    let agent = node_agent(&ctx, "sourceNode", &a.source_node).await?;
     let deadline =
         Duration::from_millis(u64::from(count) * 1200 + 3000).max(ctx.settings.agent_deadline);
     let (t1, t2) = (a.target.as_str().to_string(), a.target.as_str().to_string());

@@ -207,7 +207,11 @@ impl ServerHandler for McpServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
-        match prompts::render(&request.name, &args, &self.ctx.toolsets) {
+        let served = prompts::Served {
+            toolsets: self.ctx.toolsets.clone(),
+            recover_helmrelease: self.tools.iter().any(|t| t.name == "recover_helmrelease"),
+        };
+        match prompts::render_for(&request.name, &args, &served) {
             Ok((def, text)) => Ok(GetPromptResult::new(vec![PromptMessage::new_text(
                 Role::User,
                 text,

@@ -33,7 +33,7 @@ pub struct PromptDef {
     pub args: &'static [PromptArg],
     /// The toolset its plan cannot do without.
     pub needs: Toolset,
-    render: fn(&Values, &BTreeSet<Toolset>) -> String,
+    render: fn(&Values, &Served) -> String,
 }
 
 /// Checked argument values by name (only those given).
@@ -78,12 +78,40 @@ pub fn enabled(toolsets: &BTreeSet<Toolset>) -> Vec<&'static PromptDef> {
         .collect()
 }
 
+/// What the server serves, which a plan may name: its toolsets, and whether
+/// operations are on (a plan then names the operation that fixes what it
+/// finds, instead of a command for people).
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// The toolsets served.
+    pub toolsets: BTreeSet<Toolset>,
+    /// `recover_helmrelease` is served.
+    pub recover_helmrelease: bool,
+}
+
 /// The plan of prompt `name` for `given` arguments, checked.
 pub fn render(
     name: &str,
     given: &serde_json::Map<String, serde_json::Value>,
     toolsets: &BTreeSet<Toolset>,
 ) -> Result<(&'static PromptDef, String), PromptError> {
+    render_for(
+        name,
+        given,
+        &Served {
+            toolsets: toolsets.clone(),
+            recover_helmrelease: false,
+        },
+    )
+}
+
+/// [`render`] for a server that may serve operations.
+pub fn render_for(
+    name: &str,
+    given: &serde_json::Map<String, serde_json::Value>,
+    served: &Served,
+) -> Result<(&'static PromptDef, String), PromptError> {
+    let toolsets = &served.toolsets;
     let def = PROMPTS
         .iter()
         .find(|p| p.name == name)
@@ -132,7 +160,7 @@ pub fn render(
     {
         return Err(problem(missing.name, "required".to_string()));
     }
-    Ok((def, (def.render)(&values, toolsets)))
+    Ok((def, (def.render)(&values, served)))
 }
 
 static PROMPTS: [PromptDef; 3] = [
@@ -246,7 +274,8 @@ impl Plan {
     }
 }
 
-fn dns_plan(v: &Values, toolsets: &BTreeSet<Toolset>) -> String {
+fn dns_plan(v: &Values, served: &Served) -> String {
+    let toolsets = &served.toolsets;
     let domain = &v["domain"];
     let rtype = v.get("type").map(String::as_str).unwrap_or("A");
     let server = v
@@ -303,7 +332,8 @@ fn dns_plan(v: &Values, toolsets: &BTreeSet<Toolset>) -> String {
     )
 }
 
-fn flux_plan(v: &Values, toolsets: &BTreeSet<Toolset>) -> String {
+fn flux_plan(v: &Values, served: &Served) -> String {
+    let toolsets = &served.toolsets;
     let ns = v.get("namespace");
     let ns_arg = ns.map(|n| format!(" namespace={n}")).unwrap_or_default();
     let what = match (v.get("name"), ns) {
@@ -342,15 +372,27 @@ fn flux_plan(v: &Values, toolsets: &BTreeSet<Toolset>) -> String {
              pod=kustomize-controller for a Kustomization) for what the controller said."
         ));
     }
-    plan.end(
+    // A release that exhausted its retries or stalled does not move on a
+    // plain reconcile request: name what does.
+    let recover = if served.recover_helmrelease {
+        format!(
+            "the operation recover_helmrelease{ns_arg} name={object}, which applies Flux's recovery from here"
+        )
+    } else {
+        "`flux reconcile helmrelease <name> -n <ns> --reset` (or `flux suspend` then `flux resume`)"
+            .to_string()
+    };
+    plan.end(&format!(
         "Report: the root cause with its evidence, what is only a consequence of it, and the fix — the change \
-         to make in Git, or the command (e.g. `flux reconcile helmrelease <name> -n <ns> --with-source`; for a \
-         release stuck in a pending Helm operation, `flux suspend` then `flux resume`, or a Helm rollback). \
-         Say which commands change the cluster before suggesting them.",
-    )
+         to make in Git first. For a release that exhausted its retries or is Stalled, a plain reconcile \
+         changes nothing: use {recover}; for one merely waiting on its source, `flux reconcile helmrelease \
+         <name> -n <ns> --with-source`; for one stuck in a pending Helm operation, a Helm rollback. Say \
+         which of these change the cluster before suggesting them."
+    ))
 }
 
-fn node_plan(v: &Values, toolsets: &BTreeSet<Toolset>) -> String {
+fn node_plan(v: &Values, served: &Served) -> String {
+    let toolsets = &served.toolsets;
     let node = &v["node"];
     let target = v.get("target");
     let mut plan = Plan::new(match target {
@@ -529,5 +571,29 @@ mod tests {
         )
         .unwrap();
         assert!(text.contains("test_dns_query domain=github.com type=A fromNode"));
+    }
+
+    /// A stuck release does not move on a plain reconcile: the plan names
+    /// the recovery — the operation when it is served, the flux command
+    /// otherwise — and never offers `--with-source` as the fix for it.
+    #[test]
+    fn the_stuck_release_plan_names_what_recovers_it() {
+        let given = args(&[("name", "immich"), ("namespace", "immich")]);
+        let mut served = Served {
+            toolsets: only(&[Toolset::Flux, Toolset::Cluster]),
+            recover_helmrelease: false,
+        };
+        let (_, text) = render_for("stuck_flux_release", &given, &served).unwrap();
+        assert!(
+            text.contains("--reset") && !text.contains("recover_helmrelease"),
+            "{text}"
+        );
+        assert!(text.contains("a plain reconcile changes nothing"), "{text}");
+        served.recover_helmrelease = true;
+        let (_, text) = render_for("stuck_flux_release", &given, &served).unwrap();
+        assert!(
+            text.contains("recover_helmrelease namespace=immich name=immich"),
+            "{text}"
+        );
     }
 }

@@ -193,6 +193,13 @@ async fn stuck_immich(scenario: &str) -> anyhow::Result<()> {
         root["hint"].as_str().is_some_and(|h| h.contains("--reset")),
         "the hint is the documented recovery: {root}"
     );
+    // Operations are off here: the hint names no operation.
+    assert!(
+        root["hint"]
+            .as_str()
+            .is_some_and(|h| !h.contains("recover_helmrelease")),
+        "{root}"
+    );
     assert_eq!(
         root["explains"],
         json!(["Kustomization/flux-system/immich"]),

@@ -361,6 +361,8 @@ async fn recover_helmrelease_recovers_the_stuck_release() -> anyhow::Result<()> 
                     "reconcile_flux",
                     json!({"resource": "helmrelease/immich/immich"}),
                 ),
+                ("get_flux_status", json!({"onlyFailing": true})),
+                ("get_cluster_health", json!({})),
                 (
                     "recover_helmrelease",
                     json!({"namespace": "immich", "name": "immich"}),
@@ -373,6 +375,19 @@ async fn recover_helmrelease_recovers_the_stuck_release() -> anyhow::Result<()> 
             ],
         )
         .await?;
+        // With operations on, the stuck release's fix is the operation.
+        let (flux, _, _) = &r[1];
+        let hint = flux["rootCauses"][0]["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.starts_with("recover_helmrelease namespace=immich name=immich"),
+            "{scenario}: {hint}"
+        );
+        let (health, _, health_text) = &r[2];
+        assert!(
+            health_text.contains("recover_helmrelease namespace=immich name=immich"),
+            "{scenario}: {health} {health_text}"
+        );
+        let r: Vec<_> = [&r[0]].into_iter().chain(&r[3..]).cloned().collect();
         let (rec, is_error, text) = &r[0];
         assert!(!is_error, "{rec}");
         assert_eq!(rec["before"]["status"], "stuck", "{scenario}: {rec}");

@@ -267,7 +267,34 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<FluxStatus, 
     if let Some(e) = read.all_failed() {
         return Err(e);
     }
-    Ok(status(&read, a.only_failing, now_s))
+    let mut out = status(&read, a.only_failing, now_s);
+    name_the_operations(&ctx, &mut out);
+    Ok(out)
+}
+
+/// With operations on, a stuck HelmRelease that labscope may recover says so
+/// first in its hint: the fix is one call away (`recover_helmrelease`),
+/// not only a command for a person.
+pub fn name_the_operations(ctx: &ToolContext, out: &mut FluxStatus) {
+    let policy = &ctx.safety.policy;
+    if !policy.mutations_on() {
+        return;
+    }
+    let objects = out
+        .root_causes
+        .iter_mut()
+        .map(|r| &mut r.object)
+        .chain(out.resources.iter_mut());
+    for o in objects {
+        if o.kind == "HelmRelease" && o.stuck && policy.flux(&o.namespace).is_ok() {
+            let rest = o.hint.take().unwrap_or_default();
+            o.hint = Some(format!(
+                "recover_helmrelease namespace={} name={} applies Flux's recovery from here (an operation: \
+                 it changes the release). {rest}",
+                o.namespace, o.name
+            ));
+        }
+    }
 }
 
 /// The report over one read (pure).

@@ -670,7 +670,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
             checks.insert("imageAutomation".into(), check("not installed"));
         }
         Ok(read) => {
-            let status = super::flux::status(read, true, now_s);
+            let mut status = super::flux::status(read, true, now_s);
+            super::flux::name_the_operations(&ctx, &mut status);
             let consequences = read
                 .rows
                 .iter()

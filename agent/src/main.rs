@@ -121,6 +121,12 @@ async fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "labscope_agent=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never with NO_COLOR: a
+        // pod's log and a pipe get plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         .init();
     let args = Args::parse();
 

@@ -236,9 +236,13 @@ enum Command {
         /// Arguments as one JSON object (merged under key=value ones).
         #[arg(long, value_name = "JSON")]
         json: Option<String>,
-        /// Output format.
+        /// Output format. `json`: the structured result, one object per
+        /// line (for pipes and `jq`).
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// With `--output json`: indented over several lines, for people.
+        #[arg(long)]
+        pretty: bool,
         /// Follow `nextCursor` to the end of a paged answer
         /// (get_conntrack_entries, get_iptables_rules, get_node_networking),
         /// printing each page as it arrives: the first page's summary, then
@@ -267,6 +271,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "labscope=info,labscope_agent=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -280,10 +285,61 @@ fn main() -> ExitCode {
         // `labscope call … | head`: the reader had enough.
         Err(e) if is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("labscope: {e:#}");
+            eprintln!("labscope: {}", causes(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// Colour in logs only for a person at a terminal, and never with
+/// `NO_COLOR` set (no-color.org): files and pipes get plain text.
+fn colour_on_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// An error and its causes on one line, each cause said once: a cause
+/// whose text its parent already quotes (many errors print their source
+/// in their own message) is not repeated.
+fn causes(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// The exit status of a failed call: 2 when the arguments were wrong (a
+/// usage error, as clap's own), 1 when the tool failed.
+fn failure(e: &tools::ToolError) -> ExitCode {
+    if e.code == tools::ErrorCode::InvalidArgument {
+        ExitCode::from(2)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Text for the terminal fitted to its width (or `$COLUMNS`); unchanged for
+/// a pipe or a file.
+fn fitted(text: String) -> String {
+    match cli::output_width(std::io::stdout().is_terminal()) {
+        Some(w) => cli::fit(&text, w),
+        None => text,
+    }
+}
+
+/// "; did you mean X?" when `name` is a near miss of a tool's name.
+fn tool_guess(name: &str, defs: &[tools::ToolDef]) -> String {
+    let names: Vec<&str> = defs.iter().map(|t| t.name).collect();
+    tools::did_you_mean(name, &names)
+        .map(|n| format!("; did you mean {n:?}?"))
+        .unwrap_or_default()
 }
 
 /// Standard output for the CLI's answers. When its reader has gone
@@ -367,7 +423,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let served = options.toolsets_for(options.cluster_configured());
             if let Some(name) = tool {
                 let Some(def) = defs.iter().find(|t| t.name == name) else {
-                    eprintln!("labscope: no tool named {name:?}; `labscope tools` lists them");
+                    eprintln!(
+                        "labscope: no tool named {name:?}{}; `labscope tools` lists them",
+                        tool_guess(&name, &defs)
+                    );
                     return Ok(ExitCode::from(2));
                 };
                 if json {
@@ -377,7 +436,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         serde_json::to_string_pretty(&labscope::mcp::mcp_tool(def))?
                     )?;
                 } else {
-                    write!(stdout, "{}", cli::tool_help(def))?;
+                    write!(stdout, "{}", fitted(cli::tool_help(def)))?;
                 }
             } else if json {
                 let list: Vec<_> = tools::enabled(&served)
@@ -386,7 +445,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect();
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&list)?)?;
             } else {
-                write!(stdout, "{}", cli::tools_listing(&defs, &served))?;
+                write!(stdout, "{}", fitted(cli::tools_listing(&defs, &served)))?;
             }
             stdout.flush()?;
             Ok(ExitCode::SUCCESS)
@@ -397,14 +456,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             args,
             json,
             output,
+            pretty,
             all,
         } => {
             let defs = tools::registry();
             let Some(tool) = tool else {
                 use clap::CommandFactory;
+                // Built first, so that the usage line says `labscope call`.
                 let mut cmd = Cli::command();
+                cmd.build();
                 if let Some(call) = cmd.find_subcommand_mut("call") {
-                    call.print_help()?;
+                    if help {
+                        call.print_help()?;
+                    } else {
+                        eprint!("{}", call.render_help());
+                    }
                 }
                 return Ok(if help {
                     ExitCode::SUCCESS
@@ -413,12 +479,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 });
             };
             let Some(def) = defs.iter().find(|t| t.name == tool) else {
-                eprintln!("labscope: no tool named {tool:?}; `labscope tools` lists them");
+                eprintln!(
+                    "labscope: no tool named {tool:?}{}; `labscope tools` lists them",
+                    tool_guess(&tool, &defs)
+                );
                 return Ok(ExitCode::from(2));
             };
             if help {
                 let mut stdout = Out(std::io::stdout().lock());
-                write!(stdout, "{}", cli::tool_help(def))?;
+                write!(stdout, "{}", fitted(cli::tool_help(def)))?;
                 stdout.flush()?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -448,8 +517,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if !def.hints.mutates() {
                         call = match output {
                             // One JSON object per line with --all.
-                            Output::Json if all => call.json_only(JsonForm::Compact),
-                            Output::Json => call.json_only(JsonForm::Pretty),
+                            Output::Json if pretty && !all => call.json_only(JsonForm::Pretty),
+                            Output::Json => call.json_only(JsonForm::Compact),
                             Output::Table => call.text_only(),
                         };
                     }
@@ -473,11 +542,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         (Ok(out), Output::Json) => {
                             match &out.json {
                                 Some(json) => writeln!(stdout, "{json}")?,
-                                None => writeln!(
+                                None if pretty => writeln!(
                                     stdout,
                                     "{}",
                                     serde_json::to_string_pretty(&out.structured)?
                                 )?,
+                                None => writeln!(stdout, "{}", out.structured)?,
                             }
                             break ExitCode::SUCCESS;
                         }
@@ -500,15 +570,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 _ => break ExitCode::SUCCESS,
                             };
                         }
-                        (Err(e), Output::Json) if all => {
+                        (Err(e), Output::Json) if all || !pretty => {
                             // Still one object per line.
                             serde_json::to_writer(&mut stdout, &e.to_json())?;
                             writeln!(stdout)?;
-                            break ExitCode::from(1);
+                            break failure(&e);
                         }
                         (Err(e), Output::Json) => {
                             writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
-                            break ExitCode::from(1);
+                            break failure(&e);
                         }
                         (Err(e), Output::Table) => {
                             stdout.flush()?;
@@ -519,7 +589,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 );
                             }
                             eprintln!("{}", error_text(&e));
-                            break ExitCode::from(1);
+                            break failure(&e);
                         }
                     }
                     if pages > 1 && pages.is_multiple_of(10) {

@@ -53,7 +53,8 @@ fn per_tool_help_and_tool_listing() -> anyhow::Result<()> {
         &["call", "test_dns_query", "domain=example.com", "type=ANY"],
         None,
     )?;
-    assert_eq!(bad.status.code(), Some(1));
+    // A wrong argument is a usage error: exit 2, as clap's own.
+    assert_eq!(bad.status.code(), Some(2));
     let err = text(&bad.stderr);
     assert!(
         err.contains("error [invalid_argument]")
@@ -201,7 +202,18 @@ async fn json_output_is_the_structured_content() -> anyhow::Result<()> {
     ];
     let out = labscope(&args, None)?;
     anyhow::ensure!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    // One object on one line, for pipes; --pretty spreads it for people.
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let pretty = labscope(&[&args[..], &["--pretty"]].concat(), None)?;
+    assert!(text(&pretty.stdout).lines().count() > 1);
+    let again: serde_json::Value = serde_json::from_slice(&pretty.stdout)?;
+    assert_eq!(again["counts"], cli["counts"]);
     let all = labscope(&[&args[..], &["limit=1", "--all"]].concat(), None)?;
     anyhow::ensure!(all.status.success(), "--all: {}", text(&all.stderr));
     let cli_pages: Vec<serde_json::Value> = text(&all.stdout)
@@ -317,5 +329,119 @@ fn an_empty_or_malformed_allowed_host_is_a_usage_error() -> anyhow::Result<()> {
             "{arg}: {err}"
         );
     }
+    Ok(())
+}
+
+/// One set of habits: exit 2 for every usage error and 1 for a tool's
+/// failure, `labscope` in the usage line, "did you mean" for near misses,
+/// one line per error with each cause said once, plain logs off a terminal.
+#[test]
+fn usage_errors_exit_2_and_say_what_was_meant() -> anyhow::Result<()> {
+    let tool = labscope(&["call", "list_node"], None)?;
+    assert_eq!(tool.status.code(), Some(2));
+    assert!(
+        text(&tool.stderr).contains("did you mean \"list_nodes\"?"),
+        "{}",
+        text(&tool.stderr)
+    );
+    let tools = labscope(&["tools", "get_iptable_rules"], None)?;
+    assert_eq!(tools.status.code(), Some(2));
+    assert!(text(&tools.stderr).contains("did you mean \"get_iptables_rules\"?"));
+
+    let arg = labscope(&["call", "list_nodes", "nodee=x"], None)?;
+    assert_eq!(arg.status.code(), Some(2), "{}", text(&arg.stderr));
+    let typo = labscope(&["call", "get_events", "limt=5"], None)?;
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("did you mean \"limit\"?"),
+        "{}",
+        text(&typo.stderr)
+    );
+    let range = labscope(&["call", "get_events", "limit=0"], None)?;
+    assert_eq!(range.status.code(), Some(2), "{}", text(&range.stderr));
+
+    let bare = labscope(&["call"], None)?;
+    assert_eq!(bare.status.code(), Some(2));
+    let usage = text(&bare.stderr);
+    assert!(usage.contains("Usage: labscope call "), "{usage}");
+    let clap = labscope(&["call", "list_nodes", "--bogus"], None)?;
+    assert_eq!(clap.status.code(), Some(2));
+    assert!(text(&clap.stderr).contains("Usage: labscope call"));
+
+    // A tool that fails (no Kubernetes API here) exits 1.
+    let failed = labscope(&["call", "get_events"], None)?;
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed.stderr));
+
+    // One line, each cause once.
+    let kc = labscope(
+        &[
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "call",
+            "get_events",
+        ],
+        None,
+    )?;
+    let err = text(&kc.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(
+        err.starts_with("labscope: kubeconfig /nonexistent/kubeconfig"),
+        "{err}"
+    );
+
+    // Logs to a pipe carry no colour codes.
+    let logs = std::process::Command::new(workspace_binary("labscope")?)
+        .args(["call", "list_nodes"])
+        .env("RUST_LOG", "debug")
+        .output()?;
+    let stderr = text(&logs.stderr);
+    assert!(!stderr.is_empty() && !stderr.contains('\u{1b}'), "{stderr}");
+    Ok(())
+}
+
+/// Through a pseudo-terminal (util-linux `script`): the listing is wrapped
+/// to the terminal's width, logs are coloured for a person, and NO_COLOR
+/// turns the colour off.
+#[test]
+fn on_a_terminal_output_is_wrapped_and_colour_follows_no_color() -> anyhow::Result<()> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "SKIP: util-linux `script` is not installed; no pseudo-terminal (scripts/test installs it)"
+        );
+        return Ok(());
+    }
+    let bin = workspace_binary("labscope")?;
+    let run = |cmd: &str, no_color: bool| -> anyhow::Result<String> {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", cmd, "/dev/null"])
+            .env("RUST_LOG", "debug")
+            .env("COLUMNS", "60")
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        Ok(text(&c.output()?.stdout))
+    };
+    let listing = run(&format!("{} tools", bin.display()), true)?;
+    assert!(listing.contains("list_nodes"), "{listing}");
+    for line in listing.lines() {
+        let line = line.trim_end_matches('\r');
+        assert!(
+            line.chars().count() <= 60,
+            "wider than the terminal: {line:?}"
+        );
+    }
+    let coloured = run(&format!("{} call list_nodes", bin.display()), false)?;
+    assert!(
+        coloured.contains('\u{1b}'),
+        "no colour on a terminal: {coloured}"
+    );
+    let plain = run(&format!("{} call list_nodes", bin.display()), true)?;
+    assert!(!plain.contains("\u{1b}["), "NO_COLOR: {plain}");
     Ok(())
 }

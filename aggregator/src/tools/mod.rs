@@ -812,6 +812,27 @@ fn strip_descriptions(v: &mut Value) {
     }
 }
 
+/// The candidate `word` was most likely meant as, if one is close enough:
+/// a small edit distance for its length (a typo, a missing letter), or the
+/// only candidate it is a prefix of.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(&w, &c.to_ascii_lowercase()), *c))
+        .min_by_key(|(d, _)| *d)?;
+    let allowed = (w.chars().count() / 3).clamp(1, 3);
+    if best.0 <= allowed {
+        return Some(best.1);
+    }
+    let prefixed: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| w.len() >= 3 && c.to_ascii_lowercase().starts_with(&w))
+        .collect();
+    (prefixed.len() == 1).then(|| prefixed[0])
+}
+
 /// Deserialises a call's arguments into `A`; an error names the argument.
 pub fn parse_args<A: serde::de::DeserializeOwned>(
     args: Map<String, Value>,
@@ -820,20 +841,33 @@ pub fn parse_args<A: serde::de::DeserializeOwned>(
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         let quoted = |s: &str| s.split('`').nth(1).map(str::to_string);
-        if path == "." || path.is_empty() {
-            if let Some(rest) = inner.strip_prefix("missing field ") {
-                return ToolError::invalid(&quoted(rest).unwrap_or_default(), "required");
-            }
-            if let Some(rest) = inner.strip_prefix("unknown field ") {
+        // An unknown argument (at the top, or where serde names it).
+        let top = path == "." || path.is_empty();
+        if let Some(rest) = inner.strip_prefix("unknown field ")
+            && (top || quoted(rest).as_deref() == Some(path.as_str()))
+        {
+            {
                 let known: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+                let given = quoted(rest).unwrap_or_default();
+                let guess = did_you_mean(&given, &known)
+                    .map(|k| format!("did you mean {k:?}? "))
+                    .unwrap_or_default();
                 return ToolError::invalid(
-                    &quoted(rest).unwrap_or_default(),
+                    &given,
                     if known.is_empty() {
                         "unknown argument; this tool takes none".to_string()
                     } else {
-                        format!("unknown argument; this tool takes: {}", known.join(", "))
+                        format!(
+                            "unknown argument; {guess}this tool takes: {}",
+                            known.join(", ")
+                        )
                     },
                 );
+            }
+        }
+        if top {
+            if let Some(rest) = inner.strip_prefix("missing field ") {
+                return ToolError::invalid(&quoted(rest).unwrap_or_default(), "required");
             }
             return ToolError::invalid("arguments", inner);
         }
@@ -1284,6 +1318,34 @@ mod tests {
             let ann = crate::mcp::mcp_tool(&t).annotations.unwrap_or_default();
             assert!(ann.title.is_none(), "{}: the title is said once", t.name);
         }
+    }
+
+    #[test]
+    fn typos_get_a_did_you_mean() {
+        let names: Vec<&str> = registry().iter().map(|t| t.name).collect();
+        assert_eq!(did_you_mean("list_node", &names), Some("list_nodes"));
+        assert_eq!(
+            did_you_mean("get_iptable_rules", &names),
+            Some("get_iptables_rules")
+        );
+        assert_eq!(
+            did_you_mean("get_conntrack", &names),
+            Some("get_conntrack_entries")
+        );
+        assert_eq!(did_you_mean("frobnicate", &names), None);
+        let args = ["namespace", "type", "sinceMinutes", "object", "limit"];
+        assert_eq!(did_you_mean("limt", &args), Some("limit"));
+        assert_eq!(did_you_mean("Namespace", &args), Some("namespace"));
+        assert_eq!(did_you_mean("x", &args), None);
+        let e = parse_args::<super::events::Args>(
+            serde_json::json!({"limt": 5}).as_object().cloned().unwrap(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("did you mean \"limit\"?"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

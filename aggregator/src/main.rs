@@ -243,6 +243,11 @@ enum Command {
         /// With `--output json`: indented over several lines, for people.
         #[arg(long)]
         pretty: bool,
+        /// Run an operation (✎) without asking. Without it, an operation
+        /// asks on the terminal first; with no terminal, the config's
+        /// `[mutations] confirm_fallback` decides ("allow" by default).
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// Follow `nextCursor` to the end of a paged answer
         /// (get_conntrack_entries, get_iptables_rules, get_node_networking),
         /// printing each page as it arrives: the first page's summary, then
@@ -313,6 +318,38 @@ fn causes(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// Asks on the terminal before an operation: `--yes` answers for the
+/// person; without a terminal (a script, a pipe) nobody can be asked.
+struct TerminalConfirmer {
+    yes: bool,
+}
+
+impl tools::Confirmer for TerminalConfirmer {
+    fn confirm<'a>(&'a self, question: &'a str) -> tools::ConfirmFuture<'a> {
+        Box::pin(async move {
+            if self.yes {
+                return Ok(Some(tools::Confirmation::YesFlag));
+            }
+            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+                return Ok(None);
+            }
+            let question = question.to_string();
+            let answer = tokio::task::spawn_blocking(move || {
+                eprint!("\n{question} [y/N] ");
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map(|_| line)
+            })
+            .await
+            .map_err(|e| tools::declined(&format!("the prompt failed ({e})")))?
+            .map_err(|e| tools::declined(&format!("the terminal could not be read ({e})")))?;
+            match answer.trim().to_ascii_lowercase().as_str() {
+                "y" | "yes" => Ok(Some(tools::Confirmation::Terminal)),
+                _ => Err(tools::declined("the answer at the terminal was not yes")),
+            }
+        })
+    }
 }
 
 /// The exit status of a failed call: 2 when the arguments were wrong (a
@@ -457,6 +494,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             output,
             pretty,
+            yes,
             all,
         } => {
             let defs = tools::registry();
@@ -513,6 +551,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let printed: anyhow::Result<ExitCode> = async {
                 let code = loop {
                     let mut call = progress.call().by("cli");
+                    if def.hints.mutates() {
+                        call = call.confirmed_by(std::sync::Arc::new(TerminalConfirmer { yes }));
+                    }
                     // A read prints one rendering: the other is not built.
                     if !def.hints.mutates() {
                         call = match output {

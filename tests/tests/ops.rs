@@ -830,3 +830,140 @@ async fn flux_operations_stay_in_their_namespaces() -> anyhow::Result<()> {
     assert_eq!(outcomes, vec!["refused"; 5]);
     Ok(())
 }
+
+/// The CLI asks on a terminal before an operation, says what will change,
+/// and changes nothing on a no; `--yes` answers for the person; without a
+/// terminal `[mutations] confirm_fallback` decides. The audit line says how
+/// each was confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_before_a_change() -> anyhow::Result<()> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "SKIP: util-linux `script` is not installed; no pseudo-terminal (scripts/test installs it)"
+        );
+        return Ok(());
+    }
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = fake.write_kubeconfig(dir.path())?;
+    let bin = labscope_tests::workspace_binary("labscope")?;
+    let restart = "call restart_deployment namespace=jellyfin deployment=jellyfin";
+    // (fallback, through a terminal with this answer, extra flag) → exit, stdout+stderr
+    let run = |fallback: &'static str, answer: Option<&'static str>, flag: &'static str| {
+        let (bin, kubeconfig, dir) = (bin.clone(), kubeconfig.clone(), dir.path().to_path_buf());
+        async move {
+            let audit = dir.join("audit.jsonl");
+            let config = dir.join(format!("labscope-{fallback}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "[mutations]\nenabled = true\naudit_log = \"{}\"\nrestart = [\"jellyfin/jellyfin\"]\nconfirm_fallback = \"{fallback}\"\n",
+                    audit.display()
+                ),
+            )?;
+            let cmd = format!(
+                "{} --kubeconfig {} --config {} {restart} {flag}",
+                bin.display(),
+                kubeconfig.display(),
+                config.display()
+            );
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(Option<i32>, String)> {
+                use std::io::Write;
+                let mut c = match answer {
+                    // A pseudo-terminal, fed the answer.
+                    Some(_) => {
+                        let mut c = std::process::Command::new("script");
+                        c.args(["-qec", &cmd, "/dev/null"]);
+                        c
+                    }
+                    None => {
+                        let mut c = std::process::Command::new("sh");
+                        c.args(["-c", &cmd]);
+                        c
+                    }
+                };
+                let mut child = c
+                    .env("RUST_LOG", "off")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()?;
+                let mut stdin = child.stdin.take().expect("stdin");
+                if let Some(a) = answer {
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    stdin.write_all(a.as_bytes())?;
+                }
+                drop(stdin);
+                let out = child.wait_with_output()?;
+                Ok((
+                    out.status.code(),
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                ))
+            })
+            .await?
+        }
+    };
+
+    // No at the terminal: the question says what will change; nothing does.
+    let (code, out) = run("allow", Some("n\n"), "").await?;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "labscope restart_deployment — Restart a Deployment (deployment=jellyfin, namespace=jellyfin)"
+        ) && out.contains("[y/N]"),
+        "{out}"
+    );
+    assert!(out.contains("not confirmed"), "{out}");
+    assert!(
+        writes(&fake).is_empty(),
+        "a no changes nothing: {:?}",
+        writes(&fake)
+    );
+    // Yes at the terminal.
+    let (code, out) = run("allow", Some("y\n"), "").await?;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(writes(&fake).len(), 1, "{out}");
+    // --yes, no terminal.
+    let (code, out) = run("refuse", None, "--yes").await?;
+    assert_eq!(code, Some(0), "{out}");
+    // No terminal, no --yes: the fallback decides.
+    let (code, out) = run("refuse", None, "").await?;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("confirm_fallback"), "{out}");
+    let (code, out) = run("allow", None, "").await?;
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(writes(&fake).len(), 3);
+
+    let lines = audit_lines(&dir.path().join("audit.jsonl"));
+    let seen: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap_or_default().to_string(),
+                l["confirmed"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("refused", "-"),
+        ("performed", "terminal"),
+        ("performed", "yes_flag"),
+        ("refused", "-"),
+        ("performed", "fallback"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(seen, want, "{lines:?}");
+    assert_eq!(lines[0]["rule"], "confirmation");
+    assert_eq!(lines[3]["rule"], "mutations.confirm_fallback");
+    Ok(())
+}

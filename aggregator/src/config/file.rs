@@ -103,6 +103,21 @@ pub struct Mutations {
     pub pihole_gravity: bool,
     /// `fix_jellyfin_metadata` allowed.
     pub jellyfin_metadata: bool,
+    /// What an operation does when nobody can be asked to confirm it (an
+    /// MCP client that can take no question, a CLI without a terminal or
+    /// `--yes`).
+    pub confirm_fallback: ConfirmFallback,
+}
+
+/// `[mutations] confirm_fallback`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfirmFallback {
+    /// Go ahead: the allowlists and the audit log already bound it (the
+    /// default).
+    #[default]
+    Allow,
+    /// Refuse: only a person's yes runs an operation.
+    Refuse,
 }
 
 /// Default [`Mutations::trigger_label`].
@@ -120,6 +135,7 @@ impl Default for Mutations {
             trigger_namespaces: None,
             pihole_gravity: false,
             jellyfin_metadata: false,
+            confirm_fallback: ConfirmFallback::Allow,
         }
     }
 }
@@ -222,6 +238,7 @@ struct RawMutations {
     pihole_gravity: bool,
     #[serde(default)]
     jellyfin_metadata: bool,
+    confirm_fallback: Option<String>,
 }
 
 /// `[dns] servers`: a list, or one string of addresses separated by commas
@@ -461,6 +478,16 @@ impl Config {
                 jellyfin_metadata: m.jellyfin_metadata,
                 ..Mutations::default()
             };
+            out.confirm_fallback = match m.confirm_fallback.as_deref().map(str::trim) {
+                None | Some("allow") => ConfirmFallback::Allow,
+                Some("refuse") => ConfirmFallback::Refuse,
+                Some(other) => {
+                    return Err(c.invalid(
+                        "mutations.confirm_fallback",
+                        format!("{other:?} is neither \"allow\" nor \"refuse\""),
+                    ));
+                }
+            };
             for (i, r) in m.restart.iter().enumerate() {
                 match r.split_once('/') {
                     Some((ns, name)) if dns_name(ns) && dns_name(name) => {
@@ -534,6 +561,23 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(Path::new("labscope.toml"), text)
+    }
+
+    #[test]
+    fn confirm_fallback_is_allow_unless_refuse_is_said() {
+        assert_eq!(
+            parse("").unwrap().mutations.confirm_fallback,
+            ConfirmFallback::Allow
+        );
+        let c = parse("[mutations]\nenabled = true\nconfirm_fallback = \"refuse\"\n").unwrap();
+        assert_eq!(c.mutations.confirm_fallback, ConfirmFallback::Refuse);
+        let e = parse("[mutations]\nconfirm_fallback = \"maybe\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mutations.confirm_fallback") && e.contains("maybe"),
+            "{e}"
+        );
     }
 
     #[test]

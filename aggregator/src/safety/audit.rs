@@ -42,6 +42,10 @@ pub struct Entry {
     /// The rule that refused it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// How a person confirmed it (or that nobody could be asked and the
+    /// fallback allowed it); absent when it never got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<crate::tools::Confirmation>,
     /// What it did, or why not.
     pub message: String,
 }
@@ -136,6 +140,7 @@ mod tests {
                 caller: "cli".into(),
                 outcome,
                 rule: (outcome == Outcome::Refused).then(|| "mutations.restart".into()),
+                confirmed: None,
                 message: "m".into(),
             });
         }

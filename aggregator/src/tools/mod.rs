@@ -388,13 +388,52 @@ impl Hints {
     }
 }
 
+/// How a person confirmed an operation, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// A person answered yes at the CLI's prompt.
+    Terminal,
+    /// `--yes` on the command line.
+    YesFlag,
+    /// The MCP client asked its user (elicitation), who accepted.
+    Elicitation,
+    /// Nobody could be asked; `[mutations] confirm_fallback = "allow"`.
+    Fallback,
+}
+
+/// The future a [`Confirmer`] answers with.
+pub type ConfirmFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Confirmation>, ToolError>> + Send + 'a>,
+>;
+
+/// Asks a person whether an operation may go ahead: `Ok(Some(how))` for
+/// yes, `Ok(None)` when nobody can be asked here (the fallback decides),
+/// `Err` (code `refused`) when the person said no or gave up.
+pub trait Confirmer: Send + Sync {
+    /// Asks `question` (what will change, and where).
+    fn confirm<'a>(&'a self, question: &'a str) -> ConfirmFuture<'a>;
+}
+
+/// The refusal when a person says no.
+pub fn declined(how: &str) -> ToolError {
+    ToolError {
+        code: ErrorCode::Refused,
+        message: format!("not confirmed: {how}; nothing was changed"),
+        hint: "call again when the change is wanted".into(),
+        rule: Some("confirmation".into()),
+    }
+}
+
 /// What a tool call may report while it runs (MCP progress notifications
-/// when the client sent a progress token; progress on stderr in the CLI).
+/// when the client sent a progress token; progress on stderr in the CLI),
+/// and who confirms an operation.
 #[derive(Clone, Default)]
 pub struct Call {
     progress: Option<ProgressSink>,
     caller: Option<Arc<str>>,
     rendering: Rendering,
+    confirmer: Option<Arc<dyn Confirmer>>,
 }
 
 /// Which renderings of the answer a call wants (MCP sends both; the CLI
@@ -430,6 +469,12 @@ impl std::fmt::Debug for Call {
 }
 
 impl Call {
+    /// Operations ask `confirmer` before they change anything.
+    pub fn confirmed_by(mut self, confirmer: Arc<dyn Confirmer>) -> Self {
+        self.confirmer = Some(confirmer);
+        self
+    }
+
     /// A call that reports progress through `sink(done, total, message)`.
     pub fn with_progress(sink: impl Fn(f64, Option<f64>, String) + Send + Sync + 'static) -> Self {
         Self {
@@ -559,6 +604,9 @@ pub struct ToolDef {
     /// costs (a server generates them once, for its first tools/list).
     schemas: Arc<LazySchemas>,
     run: RunFn,
+    /// Parses the arguments without running: an operation checks them
+    /// before it asks a person anything.
+    check: fn(&Map<String, Value>) -> Result<(), ToolError>,
 }
 
 /// A tool's schemas and argument help, generated once, on first use.
@@ -941,7 +989,13 @@ impl ToolDef {
                 make: schemas_of::<A, O>,
             }),
             run: erased,
+            check: |args| parse_args::<A>(args.clone()).map(|_| ()),
         }
+    }
+
+    /// Whether `args` are this tool's, without running it.
+    pub fn check_args(&self, args: &Map<String, Value>) -> Result<(), ToolError> {
+        (self.check)(args)
     }
 
     fn schemas(&self) -> &Schemas {
@@ -1100,9 +1154,20 @@ async fn audited(
     let safety = ctx.safety.clone();
     let metrics = ctx.metrics.clone();
     let now = crate::cluster::time::rfc3339(crate::cluster::time::now(None));
-    let result = match safety.policy.gate(tool.name) {
+    let mut confirmed = None;
+    // Refused by the gate, or with arguments that could not run, before
+    // anybody is asked anything.
+    let gated = match safety.policy.gate(tool.name) {
         Err(refusal) => Err(ToolError::from(refusal)),
-        Ok(()) => {
+        Ok(()) => match tool.check_args(&args) {
+            Err(e) => Err(e),
+            Ok(()) => confirm(&ctx, tool, &arguments, &call).await,
+        },
+    };
+    let result = match gated {
+        Err(e) => Err(e),
+        Ok(how) => {
+            confirmed = Some(how);
             let deadline = ctx.settings.tool_deadline;
             match tokio::time::timeout(deadline, tool.run(ctx, args, call)).await {
                 Ok(r) => r,
@@ -1140,10 +1205,78 @@ async fn audited(
         caller,
         outcome,
         rule,
+        confirmed,
         message,
     });
     metrics.record_call(tool.name, result.is_ok(), started.elapsed());
     result
+}
+
+/// The question put to a person before `tool` runs: what it does, to what,
+/// and whether repeating it repeats the change.
+pub fn change_question(tool: &ToolDef, arguments: &Value) -> String {
+    let args: Vec<String> = arguments
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    let effect = if tool.hints.destructive {
+        "This changes what is running"
+    } else {
+        "This adds to what is running"
+    };
+    format!(
+        "labscope {} — {} ({}). {effect}{}. Go ahead?",
+        tool.name,
+        tool.title,
+        if args.is_empty() {
+            "no arguments".to_string()
+        } else {
+            args.join(", ")
+        },
+        if tool.hints.idempotent {
+            ""
+        } else {
+            ", again each time it is confirmed"
+        },
+    )
+}
+
+/// Asks the call's confirmer; with nobody to ask, `[mutations]
+/// confirm_fallback` decides.
+async fn confirm(
+    ctx: &ToolContext,
+    tool: &ToolDef,
+    arguments: &Value,
+    call: &Call,
+) -> Result<Confirmation, ToolError> {
+    let asked = match &call.confirmer {
+        Some(c) => c.confirm(&change_question(tool, arguments)).await?,
+        None => None,
+    };
+    match asked {
+        Some(how) => Ok(how),
+        None => match ctx.safety.policy.mutations().confirm_fallback {
+            crate::config::file::ConfirmFallback::Allow => Ok(Confirmation::Fallback),
+            crate::config::file::ConfirmFallback::Refuse => Err(ToolError {
+                code: ErrorCode::Refused,
+                message: format!(
+                    "{} needs a person's yes, and nobody can be asked here (an MCP client without \
+                     elicitation, or a CLI without a terminal)",
+                    tool.name
+                ),
+                hint:
+                    "run it from a client that can ask its user, or the CLI on a terminal or with \
+                       --yes; or set [mutations] confirm_fallback = \"allow\""
+                        .into(),
+                rule: Some("mutations.confirm_fallback".into()),
+            }),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -569,7 +569,7 @@ mod tests {
             parse("").unwrap().mutations.confirm_fallback,
             ConfirmFallback::Allow
         );
-        let c = parse("[mutations]\nenabled = true\nconfirm_fallback = \"refuse\"\n").unwrap();
+        let c = parse("[mutations]\nconfirm_fallback = \"refuse\"\n").unwrap();
         assert_eq!(c.mutations.confirm_fallback, ConfirmFallback::Refuse);
         let e = parse("[mutations]\nconfirm_fallback = \"maybe\"\n")
             .unwrap_err()

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod confirm;
 pub mod http;
 pub mod mcp;
 pub mod metrics;

@@ -17,7 +17,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
     GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument,
-    PromptMessage, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    PromptMessage, ProtocolVersion, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
@@ -57,6 +57,7 @@ pub struct McpServer {
     ctx: Arc<ToolContext>,
     tools: Arc<Vec<ToolDef>>,
     caller: Arc<str>,
+    pending: Arc<crate::confirm::Pending>,
 }
 
 impl McpServer {
@@ -67,6 +68,7 @@ impl McpServer {
             tools: Arc::new(tools::served(&ctx)),
             ctx,
             caller: Arc::from("stdio"),
+            pending: Arc::new(crate::confirm::Pending::new()),
         }
     }
 
@@ -264,7 +266,7 @@ impl ServerHandler for McpServer {
             ));
         }
         let args = request.arguments.unwrap_or_default();
-        let call = match context.meta.get_progress_token() {
+        let mut call = match context.meta.get_progress_token() {
             Some(token) => {
                 // One forwarder per call keeps the notifications in order
                 // (clients require progress to increase).
@@ -288,7 +290,64 @@ impl ServerHandler for McpServer {
             None => Call::default(),
         }
         .by(self.caller.clone());
-        let result = match tools::call(self.ctx.clone(), &self.tools, &name, args, call).await {
+        // An operation asks its user first, as the client can (confirm.rs).
+        let mutates = self
+            .tools
+            .iter()
+            .any(|t| t.name == name && t.hints.mutates());
+        let mut ask_first = None;
+        if mutates {
+            let modern = context
+                .protocol_version()
+                .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+            let can_ask = context
+                .client_capabilities()
+                .is_some_and(|c| c.elicitation.is_some());
+            if modern && can_ask {
+                match request.request_state.as_deref() {
+                    Some(state) => {
+                        let yes = match self.pending.answer(
+                            state,
+                            request.input_responses.as_ref(),
+                            &name,
+                            &args,
+                            &self.caller,
+                        ) {
+                            Ok(yes) => yes,
+                            Err(e) => return Ok(error_result(&e).into()),
+                        };
+                        call = call.confirmed_by(Arc::new(crate::confirm::Answered { yes }));
+                    }
+                    None => {
+                        let first = Arc::new(crate::confirm::AskFirst::default());
+                        ask_first = Some(first.clone());
+                        call = call.confirmed_by(first);
+                    }
+                }
+            } else if can_ask {
+                call = call.confirmed_by(Arc::new(crate::confirm::Elicit {
+                    peer: context.peer.clone(),
+                }));
+            }
+        }
+        let answer = tools::call(self.ctx.clone(), &self.tools, &name, args.clone(), call).await;
+        if let (Some(first), Err(e)) = (&ask_first, &answer)
+            && e.rule.as_deref() == Some(crate::confirm::PENDING_RULE)
+        {
+            let question = first
+                .question
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_default();
+            return Ok(
+                match self.pending.ask(&question, &name, &args, &self.caller) {
+                    Ok(input) => input.into(),
+                    Err(e) => error_result(&e).into(),
+                },
+            );
+        }
+        let result = match answer {
             Ok(out) => {
                 // A big answer leaves big free blocks behind once sent: give
                 // them back when the burst is over.

@@ -967,3 +967,233 @@ async fn the_cli_asks_before_a_change() -> anyhow::Result<()> {
     assert_eq!(lines[3]["rule"], "mutations.confirm_fallback");
     Ok(())
 }
+
+/// An MCP client that answers every confirmation with `approve`, counting
+/// the questions and keeping the last.
+#[derive(Clone)]
+struct Asker {
+    approve: bool,
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
+    declares: bool,
+}
+
+impl rmcp::ClientHandler for Asker {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let caps = if self.declares {
+            rmcp::model::ClientCapabilities::builder()
+                .enable_elicitation()
+                .build()
+        } else {
+            rmcp::model::ClientCapabilities::default()
+        };
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("asker", "0"))
+    }
+
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        let message = match &request {
+            rmcp::model::ElicitRequestParams::FormElicitationParams { message, .. } => {
+                message.clone()
+            }
+            _ => String::new(),
+        };
+        self.asked.lock().expect("asked").push(message);
+        Ok(if self.approve {
+            rmcp::model::ElicitResult::new(rmcp::model::ElicitationAction::Accept)
+                .with_content(json!({"confirm": true}))
+        } else {
+            rmcp::model::ElicitResult::new(rmcp::model::ElicitationAction::Decline)
+        })
+    }
+}
+
+/// MCP clients are asked before an operation, each as it can be: a
+/// 2026-07-28 client through an input request (MRTR, the retry carrying the
+/// answer and the sealed state), an older one through elicitation, one that
+/// can take no question by `[mutations] confirm_fallback`. A no changes
+/// nothing; a sealed state opens once, and only for the call it was made for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_clients_are_asked_before_a_change() -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = fake.write_kubeconfig(dir.path())?;
+    let restart = json!({"namespace": "jellyfin", "deployment": "jellyfin"});
+    let context = |fallback: &str| -> anyhow::Result<_> {
+        let (config, _) = mutations_on(
+            dir.path(),
+            &format!("restart = [\"jellyfin/jellyfin\"]\nconfirm_fallback = \"{fallback}\""),
+        );
+        Ok(labscope::config::AgentOptions {
+            kubeconfig: Some(kubeconfig.clone()),
+            config: Arc::new(config),
+            now: Some(labscope_tests::fake_kube::FIXTURE_NOW),
+            ..Default::default()
+        })
+    };
+    // (era, approve, declares elicitation, fallback) → (error?, code, questions asked)
+    let mut results = Vec::new();
+    for (modern, approve, declares, fallback) in [
+        (true, true, true, "refuse"),
+        (true, false, true, "allow"),
+        (false, true, true, "refuse"),
+        (false, false, true, "allow"),
+        (true, true, false, "refuse"),
+        (false, true, false, "allow"),
+    ] {
+        let ctx = context(fallback)?.context().await?;
+        let asker = Asker {
+            approve,
+            asked: Arc::default(),
+            declares,
+        };
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        let client = if modern {
+            asker
+                .clone()
+                .serve_with_lifecycle(
+                    client_io,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await?
+        } else {
+            asker.clone().serve(client_io).await?
+        };
+        let params = rmcp::model::CallToolRequestParams::new("restart_deployment")
+            .with_arguments(restart.as_object().cloned().unwrap_or_default());
+        let r = client.call_tool(params).await?;
+        let (v, err) = labscope_tests::mcp::structured(&r);
+        let asked = asker.asked.lock().expect("asked").clone();
+        results.push((modern, approve, declares, err, v, asked));
+        client.cancel().await?;
+    }
+    let audit = audit_lines(&dir.path().join("audit.jsonl"));
+    for (i, (modern, approve, declares, err, v, asked)) in results.iter().enumerate() {
+        let at =
+            format!("case {i} (2026-07-28: {modern}, approve: {approve}, elicitation: {declares})");
+        if *declares {
+            assert_eq!(asked.len(), 1, "{at}: asked once: {asked:?}");
+            assert!(
+                asked[0].contains("restart_deployment — Restart a Deployment (deployment=jellyfin, namespace=jellyfin)"),
+                "{at}: {asked:?}"
+            );
+        } else {
+            assert!(asked.is_empty(), "{at}");
+        }
+        let performed = *approve && (*declares || i == 5);
+        assert_eq!(!*err, performed, "{at}: {v}");
+        if !performed {
+            assert_eq!(v["code"], "refused", "{at}: {v}");
+        }
+    }
+    // One audit line per call (the first round of an input request writes
+    // none), each saying how it was confirmed.
+    let seen: Vec<(String, String)> = audit
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap_or_default().to_string(),
+                l["confirmed"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("performed", "input_request"),
+        ("refused", "-"),
+        ("performed", "elicitation"),
+        ("refused", "-"),
+        ("refused", "-"),
+        ("performed", "fallback"),
+    ];
+    assert_eq!(
+        seen,
+        want.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>(),
+        "{audit:?}"
+    );
+    assert_eq!(audit[4]["rule"], "mutations.confirm_fallback");
+    assert_eq!(
+        writes(&fake).len(),
+        3,
+        "three restarts: {:?}",
+        writes(&fake)
+    );
+
+    // A sealed state opens once, and only for the call it was made for.
+    let ctx = context("allow")?.context().await?;
+    let asker = Asker {
+        approve: true,
+        asked: Arc::default(),
+        declares: true,
+    };
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = asker
+        .serve_with_lifecycle(
+            client_io,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await?;
+    let params = || {
+        rmcp::model::CallToolRequestParams::new("restart_deployment")
+            .with_arguments(restart.as_object().cloned().unwrap_or_default())
+    };
+    let first = client.call_tool_once(params()).await?;
+    let rmcp::model::CallToolResponse::InputRequired(input) = first else {
+        anyhow::bail!("no input request: {first:?}");
+    };
+    let state = input.request_state.clone().expect("requestState");
+    let yes: rmcp::model::InputResponses = [(
+        labscope::confirm::CONFIRM_KEY.to_string(),
+        json!({"action": "accept", "content": {"confirm": true}}),
+    )]
+    .into_iter()
+    .collect();
+    let mut other = params();
+    other.arguments = json!({"namespace": "jellyfin", "deployment": "other"})
+        .as_object()
+        .cloned();
+    other.request_state = Some(state.clone());
+    other.input_responses = Some(yes.clone());
+    let moved = client.call_tool_once(other).await?;
+    let mut retry = params();
+    retry.request_state = Some(state.clone());
+    retry.input_responses = Some(yes.clone());
+    let once = client.call_tool_once(retry.clone()).await?;
+    let twice = client.call_tool_once(retry).await?;
+    for (what, r, ok) in [
+        ("other arguments", moved, false),
+        ("the retry", once, true),
+        ("a replay", twice, false),
+    ] {
+        let rmcp::model::CallToolResponse::Complete(r) = r else {
+            anyhow::bail!("{what}: {r:?}");
+        };
+        let (v, err) = labscope_tests::mcp::structured(&r);
+        assert_eq!(!err, ok, "{what}: {v}");
+        if !ok {
+            assert_eq!(v["code"], "invalid_argument", "{what}: {v}");
+        }
+    }
+    assert_eq!(writes(&fake).len(), 4);
+    client.cancel().await?;
+    Ok(())
+}

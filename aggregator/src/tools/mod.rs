@@ -398,6 +398,9 @@ pub enum Confirmation {
     YesFlag,
     /// The MCP client asked its user (elicitation), who accepted.
     Elicitation,
+    /// The MCP client (2026-07-28) answered the input request with its
+    /// user's yes.
+    InputRequest,
     /// Nobody could be asked; `[mutations] confirm_fallback = "allow"`.
     Fallback,
 }
@@ -1198,6 +1201,11 @@ async fn audited(
         }
         Err(e) => (Outcome::Failed, None, e.message.clone()),
     };
+    // A call stopped to ask (MCP 2026-07-28) has done nothing yet: its
+    // retry with the answer is the call the log records.
+    if matches!(&result, Err(e) if e.rule.as_deref() == Some(crate::confirm::PENDING_RULE)) {
+        return result;
+    }
     safety.audit.record(&Entry {
         time: now,
         tool: tool.name.to_string(),

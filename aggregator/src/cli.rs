@@ -169,6 +169,14 @@ pub fn tool_help(t: &ToolDef) -> String {
         t.name,
         example.join(" ")
     ));
+    if t.hints.mutates() {
+        out.push_str(
+            "\n✎ An operation: served only with [mutations] enabled, within its allowlist, recorded in the \
+             audit log. It asks a person first, saying what will change: on this terminal ([y/N]; --yes \
+             answers for you), or through the MCP client (an input request, or elicitation). With nobody \
+             to ask, [mutations] confirm_fallback decides: \"allow\" (the default) or \"refuse\".\n",
+        );
+    }
     out
 }
 

@@ -1197,3 +1197,118 @@ async fn mcp_clients_are_asked_before_a_change() -> anyhow::Result<()> {
     client.cancel().await?;
     Ok(())
 }
+
+/// The Python SDK's interpreter (tests/schema/.venv, installed by
+/// scripts/schema-tools), or None with the reason printed; required in CI
+/// (`LABSCOPE_REQUIRE_SCHEMAS=1`, set by scripts/test).
+fn python_sdk() -> Option<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/.venv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import mcp.client.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    let msg = "the MCP Python SDK is not installed in tests/schema/.venv; scripts/test installs it";
+    if std::env::var_os("LABSCOPE_REQUIRE_SCHEMAS").is_some_and(|v| v == "1") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIP: {msg}");
+    None
+}
+
+/// The same confirmation through the official Python SDK over Streamable
+/// HTTP against the real binary, both protocol eras: its client answers the
+/// input request (2026-07-28) or the elicitation (legacy) with its callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_clients_are_asked_before_a_change() -> anyhow::Result<()> {
+    let Some(python) = python_sdk() else {
+        return Ok(());
+    };
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = fake.write_kubeconfig(dir.path())?;
+    let (_, audit) = mutations_on(
+        dir.path(),
+        "restart = [\"jellyfin/jellyfin\"]\nconfirm_fallback = \"refuse\"",
+    );
+    let config = dir.path().join("labscope.toml");
+    let agg = labscope_tests::mcp::Aggregator::start(
+        None,
+        &[
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+            "--agent-scheme",
+            "http",
+        ],
+        &[],
+    )?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/confirm.py");
+    let args = r#"{"namespace": "jellyfin", "deployment": "jellyfin"}"#;
+    let mut seen = Vec::new();
+    for (mode, answer) in [
+        ("2026-07-28", "accept"),
+        ("2026-07-28", "decline"),
+        ("legacy", "accept"),
+        ("legacy", "decline"),
+        ("legacy", "none"),
+    ] {
+        let (python, script, url) = (python.clone(), script.clone(), agg.url.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args([url.as_str(), mode, answer, "restart_deployment", args])
+                .output()
+        })
+        .await??;
+        anyhow::ensure!(
+            out.status.success(),
+            "{mode} {answer}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout)?;
+        seen.push((mode, answer, v));
+    }
+    for (mode, answer, v) in &seen {
+        let at = format!("{mode} {answer}: {v}");
+        let asked = v["asked"].as_array().cloned().unwrap_or_default();
+        if *answer == "none" {
+            assert!(asked.is_empty(), "{at}");
+        } else {
+            assert_eq!(asked.len(), 1, "{at}");
+            assert!(
+                asked[0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("restart_deployment"),
+                "{at}"
+            );
+        }
+        assert_eq!(v["isError"], *answer != "accept", "{at}");
+    }
+    let outcomes: Vec<(String, String)> = audit_lines(&audit)
+        .iter()
+        .map(|l| {
+            (
+                l["outcome"].as_str().unwrap_or_default().to_string(),
+                l["confirmed"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("performed", "input_request"),
+        ("refused", "-"),
+        ("performed", "elicitation"),
+        ("refused", "-"),
+        ("refused", "-"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(outcomes, want);
+    assert_eq!(writes(&fake).len(), 2, "{:?}", writes(&fake));
+    Ok(())
+}

@@ -1312,3 +1312,72 @@ async fn python_sdk_clients_are_asked_before_a_change() -> anyhow::Result<()> {
     assert_eq!(writes(&fake).len(), 2, "{:?}", writes(&fake));
     Ok(())
 }
+
+/// An operation its allowlist refuses asks nobody anything: the refusal
+/// comes first, as does a bad argument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_is_asked_about_what_the_allowlist_refuses() -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
+    let dir = tempfile::tempdir()?;
+    let (config, audit) = mutations_on(
+        dir.path(),
+        "restart = [\"jellyfin/jellyfin\"]\nflux_namespaces = [\"flux-system\"]\nsecret_namespaces = [\"media\"]",
+    );
+    let ctx = labscope::config::AgentOptions {
+        kubeconfig: Some(fake.write_kubeconfig(dir.path())?),
+        config: Arc::new(config),
+        now: Some(labscope_tests::fake_kube::FIXTURE_NOW),
+        ..Default::default()
+    }
+    .context()
+    .await?;
+    let asker = Asker {
+        approve: true,
+        asked: Arc::default(),
+        declares: true,
+    };
+    let client = labscope_tests::mcp::in_process(ctx, asker.clone()).await?;
+    for (tool, args, rule) in [
+        (
+            "restart_deployment",
+            json!({"namespace": "jellyfin", "deployment": "other"}),
+            "mutations.restart",
+        ),
+        (
+            "suspend_flux",
+            json!({"resource": "kustomization/immich/immich"}),
+            "mutations.flux_namespaces",
+        ),
+        (
+            "recover_helmrelease",
+            json!({"namespace": "immich", "name": "immich"}),
+            "mutations.flux_namespaces",
+        ),
+        (
+            "refresh_secret",
+            json!({"namespace": "immich", "name": "x"}),
+            "mutations.secret_namespaces",
+        ),
+        ("restart_deployment", json!({"namespace": "jellyfin"}), ""),
+    ] {
+        let p = rmcp::model::CallToolRequestParams::new(tool)
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        let (v, err) = labscope_tests::mcp::structured(&client.call_tool(p).await?);
+        assert!(err, "{tool} {args}: {v}");
+        if rule.is_empty() {
+            assert_eq!(v["code"], "invalid_argument", "{v}");
+        } else {
+            assert_eq!(v["code"], "refused", "{v}");
+            assert_eq!(v["rule"], rule, "{tool}: {v}");
+        }
+    }
+    assert!(
+        asker.asked.lock().expect("asked").is_empty(),
+        "asked about a refused change"
+    );
+    assert!(writes(&fake).is_empty());
+    assert_eq!(audit_lines(&audit).len(), 5, "refusals are audited");
+    client.cancel().await?;
+    Ok(())
+}

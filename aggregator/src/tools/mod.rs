@@ -607,10 +607,15 @@ pub struct ToolDef {
     /// costs (a server generates them once, for its first tools/list).
     schemas: Arc<LazySchemas>,
     run: RunFn,
-    /// Parses the arguments without running: an operation checks them
-    /// before it asks a person anything.
-    check: fn(&Map<String, Value>) -> Result<(), ToolError>,
+    /// Parses the arguments (and for an operation asks its allowlist)
+    /// without running: an operation checks both before it asks a person
+    /// anything.
+    check: CheckFn,
 }
+
+/// See [`ToolDef::check_args`].
+type CheckFn =
+    Arc<dyn Fn(&Map<String, Value>, &crate::safety::Policy) -> Result<(), ToolError> + Send + Sync>;
 
 /// A tool's schemas and argument help, generated once, on first use.
 struct LazySchemas {
@@ -992,13 +997,32 @@ impl ToolDef {
                 make: schemas_of::<A, O>,
             }),
             run: erased,
-            check: |args| parse_args::<A>(args.clone()).map(|_| ()),
+            check: Arc::new(|args, _| parse_args::<A>(args.clone()).map(|_| ())),
         }
     }
 
-    /// Whether `args` are this tool's, without running it.
-    pub fn check_args(&self, args: &Map<String, Value>) -> Result<(), ToolError> {
-        (self.check)(args)
+    /// An operation whose allowlist `allowed` can decide from its arguments
+    /// alone: asked before anybody is asked to confirm (the tool asks it
+    /// again when it runs).
+    pub fn allowed_when<A: serde::de::DeserializeOwned + 'static>(
+        mut self,
+        allowed: fn(&crate::safety::Policy, &A) -> Result<(), crate::safety::Refusal>,
+    ) -> Self {
+        self.check = Arc::new(move |args, policy| {
+            let a: A = parse_args(args.clone())?;
+            allowed(policy, &a).map_err(ToolError::from)
+        });
+        self
+    }
+
+    /// Whether `args` are this tool's and, for an operation that can say so
+    /// up front, whether its allowlist admits them, without running it.
+    pub fn check_args(
+        &self,
+        args: &Map<String, Value>,
+        policy: &crate::safety::Policy,
+    ) -> Result<(), ToolError> {
+        (self.check)(args, policy)
     }
 
     fn schemas(&self) -> &Schemas {
@@ -1162,7 +1186,7 @@ async fn audited(
     // anybody is asked anything.
     let gated = match safety.policy.gate(tool.name) {
         Err(refusal) => Err(ToolError::from(refusal)),
-        Ok(()) => match tool.check_args(&args) {
+        Ok(()) => match tool.check_args(&args, &safety.policy) {
             Err(e) => Err(e),
             Ok(()) => confirm(&ctx, tool, &arguments, &call).await,
         },

@@ -414,6 +414,7 @@ pub fn reconcile_tool() -> ToolDef {
         },
         reconcile,
     )
+    .allowed_when(|p, a: &ReconcileArgs| p.flux(&a.resource.namespace))
 }
 
 /// `suspend_flux`.
@@ -428,6 +429,7 @@ pub fn suspend_tool() -> ToolDef {
         },
         suspend,
     )
+    .allowed_when(|p, a: &ResourceArgs| p.flux(&a.resource.namespace))
 }
 
 /// `resume_flux`.
@@ -442,6 +444,7 @@ pub fn resume_tool() -> ToolDef {
         },
         resume,
     )
+    .allowed_when(|p, a: &ResourceArgs| p.flux(&a.resource.namespace))
 }
 
 /// `recover_helmrelease`.
@@ -456,6 +459,7 @@ pub fn recover_tool() -> ToolDef {
         },
         recover,
     )
+    .allowed_when(|p, a: &RecoverArgs| p.flux(&a.namespace))
 }
 
 struct Target {

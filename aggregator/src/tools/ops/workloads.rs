@@ -95,6 +95,7 @@ pub fn restart_tool() -> ToolDef {
         },
         restart,
     )
+    .allowed_when(|p, a: &RestartArgs| p.restart(&a.namespace, &a.deployment))
 }
 
 async fn restart(
@@ -427,6 +428,7 @@ pub fn refresh_secret_tool() -> ToolDef {
         },
         refresh,
     )
+    .allowed_when(|p, a: &RefreshArgs| p.secret(&a.namespace))
 }
 
 async fn refresh(

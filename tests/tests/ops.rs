@@ -1317,7 +1317,6 @@ async fn python_sdk_clients_are_asked_before_a_change() -> anyhow::Result<()> {
 /// comes first, as does a bad argument.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_is_asked_about_what_the_allowlist_refuses() -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
     let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
     let dir = tempfile::tempdir()?;
     let (config, audit) = mutations_on(

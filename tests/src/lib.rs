@@ -30,10 +30,15 @@ use tonic::transport::Channel;
 
 pub use netns::Netns;
 
-/// True when running as root. Otherwise prints why the calling test skips.
+/// True when running as root. Otherwise prints why the calling test skips
+/// — or fails it, when `LABSCOPE_REQUIRE_ROOT=1` (scripts/test sets it when
+/// run as root, so that a root-only test never passes without running).
 pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
+    }
+    if std::env::var_os("LABSCOPE_REQUIRE_ROOT").is_some_and(|v| v == "1") {
+        panic!("{test} needs root and LABSCOPE_REQUIRE_ROOT=1 says it must run");
     }
     eprintln!("SKIP {test}: needs root to create network namespaces (CI runs these tests as root)");
     false

@@ -218,8 +218,11 @@ enum Command {
         /// One tool: its description and arguments.
         tool: Option<String>,
         /// Print the MCP tool definitions as JSON (as tools/list sends them).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the tools reference as Markdown (docs/tools.md is this).
+        #[arg(long, conflicts_with = "tool")]
+        markdown: bool,
     },
     /// Run one tool in-process and print the result (`call TOOL --help`
     /// shows the tool's arguments).
@@ -454,11 +457,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         read_only: a.read_only,
     };
     match cli.command {
-        Command::Tools { tool, json } => {
+        Command::Tools {
+            tool,
+            json,
+            markdown,
+        } => {
             let mut stdout = Out(std::io::stdout().lock());
             let defs = tools::registry();
             let served = options.toolsets_for(options.cluster_configured());
-            if let Some(name) = tool {
+            if markdown {
+                write!(stdout, "{}", cli::tools_markdown(&defs))?;
+            } else if let Some(name) = tool {
                 let Some(def) = defs.iter().find(|t| t.name == name) else {
                     eprintln!(
                         "labscope: no tool named {name:?}{}; `labscope tools` lists them",

@@ -445,3 +445,28 @@ fn on_a_terminal_output_is_wrapped_and_colour_follows_no_color() -> anyhow::Resu
     assert!(!plain.contains("\u{1b}["), "NO_COLOR: {plain}");
     Ok(())
 }
+
+/// docs/tools.md is `labscope tools --markdown`: the reference a user reads
+/// in the repository cannot drift from the registry. `LABSCOPE_BLESS=1`
+/// rewrites it.
+#[test]
+fn the_tools_reference_in_docs_is_current() -> anyhow::Result<()> {
+    let out = labscope(&["tools", "--markdown"], None)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fresh = text(&out.stdout);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/tools.md");
+    if std::env::var_os("LABSCOPE_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &fresh)?;
+    }
+    let saved = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        saved == fresh,
+        "docs/tools.md is stale: run `cargo run -p labscope -- tools --markdown > docs/tools.md` \
+         (or LABSCOPE_BLESS=1 cargo test -p labscope-tests --test cli)"
+    );
+    for name in labscope::tools::registry().iter().map(|t| t.name) {
+        assert!(fresh.contains(&format!("### `{name}`")), "{name} missing");
+    }
+    assert!(fresh.contains("confirm_fallback"));
+    Ok(())
+}

@@ -853,6 +853,7 @@ fn strip_descriptions(v: &mut Value) {
                 m.insert("type".into(), Value::from("string"));
                 m.insert("enum".into(), Value::Array(values));
             }
+            nullable_as_any_of(m);
             for (k, child) in m.iter_mut() {
                 if k == "properties" || k == "$defs" {
                     if let Value::Object(fields) = child {
@@ -866,6 +867,29 @@ fn strip_descriptions(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(strip_descriptions),
         _ => {}
     }
+}
+
+/// `{"type": [X, "null"], …}` → `{"anyOf": [{"type": X, …}, {"type":
+/// "null"}]}`: one `type` per schema, which clients that map tool schemas
+/// onto a single-type dialect (Gemini's OpenAPI subset; MCP Inspector's
+/// portability check) accept; `null` leaves an `enum` for its own branch.
+fn nullable_as_any_of(m: &mut Map<String, Value>) {
+    let Some(Value::Array(types)) = m.get("type") else {
+        return;
+    };
+    let others: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+    if others.len() != 1 || types.len() != 2 {
+        return;
+    }
+    let mut branch = std::mem::take(m);
+    branch.insert("type".into(), others[0].clone());
+    if let Some(Value::Array(choices)) = branch.get_mut("enum") {
+        choices.retain(|c| !c.is_null());
+    }
+    m.insert(
+        "anyOf".into(),
+        Value::Array(vec![Value::Object(branch), serde_json::json!({"type": "null"})]),
+    );
 }
 
 /// The candidate `word` was most likely meant as, if one is close enough:
@@ -1473,7 +1497,13 @@ mod tests {
                 "{}: the output schema marks required fields",
                 t.name
             );
-            for noise in ["\"format\":\"uint", "\"description\"", "\"$schema\""] {
+            for noise in [
+                "\"format\":\"uint",
+                "\"description\"",
+                "\"$schema\"",
+                // One type per schema (nullable as anyOf), for portability.
+                "\"type\":[",
+            ] {
                 assert!(
                     !output.contains(noise),
                     "{}: {noise} in the output schema",

@@ -888,7 +888,10 @@ fn nullable_as_any_of(m: &mut Map<String, Value>) {
     }
     m.insert(
         "anyOf".into(),
-        Value::Array(vec![Value::Object(branch), serde_json::json!({"type": "null"})]),
+        Value::Array(vec![
+            Value::Object(branch),
+            serde_json::json!({"type": "null"}),
+        ]),
     );
 }
 

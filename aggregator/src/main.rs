@@ -195,6 +195,13 @@ fn parse_now(s: &str) -> Result<i64, String> {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The configuration file: `config check` validates it (--config or
+    /// LABSCOPE_CONFIG) and prints the effective configuration, secrets
+    /// named by where they come from, never shown.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Serve the tools over MCP: --stdio, or Streamable HTTP at /mcp (default 127.0.0.1:8080).
     Serve {
         /// Speak MCP on stdin/stdout (logs go to stderr).
@@ -260,6 +267,13 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigAction {
+    /// Validate the file (exit 1 naming the key when it is not valid) and
+    /// print the configuration in force, defaults included.
+    Check,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -425,6 +439,27 @@ fn is_stdout_closed(e: &anyhow::Error) -> bool {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let a = cli.agents;
+    if let Command::Config {
+        action: ConfigAction::Check,
+    } = cli.command
+    {
+        let Some(path) = &a.config else {
+            eprintln!("labscope: config check needs a file: --config FILE (or LABSCOPE_CONFIG)");
+            return Ok(ExitCode::from(2));
+        };
+        return Ok(match labscope::config::file::Config::load(path) {
+            Ok(config) => {
+                let mut stdout = Out(std::io::stdout().lock());
+                write!(stdout, "{}: valid\n{}", path.display(), config.describe())?;
+                stdout.flush()?;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("labscope: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
     let config = match &a.config {
         Some(path) => labscope::config::file::Config::load(path)?,
         None => labscope::config::file::Config::default(),
@@ -457,6 +492,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         read_only: a.read_only,
     };
     match cli.command {
+        // Answered above, before the configuration is used.
+        Command::Config { .. } => Ok(ExitCode::SUCCESS),
         Command::Tools {
             tool,
             json,

@@ -470,3 +470,60 @@ fn the_tools_reference_in_docs_is_current() -> anyhow::Result<()> {
     assert!(fresh.contains("confirm_fallback"));
     Ok(())
 }
+
+/// `labscope config check`: a valid file prints the configuration in force
+/// (defaults included, secrets by where they come from, never their value);
+/// an invalid one exits 1 naming the key; no file is a usage error.
+#[test]
+fn config_check_shows_the_effective_configuration_without_secrets() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let key = dir.path().join("jellyfin-key");
+    std::fs::write(&key, "s3cret-value\n")?;
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[jellyfin]\nurl = \"http://jellyfin:8096\"\napi_key_file = \"{}\"\n[dns]\nservers = \"10.0.0.1,10.0.0.2\"\n",
+            key.display()
+        ),
+    )?;
+    let out = labscope(
+        &["--config", &good.display().to_string(), "config", "check"],
+        None,
+    )?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    for want in [
+        ": valid",
+        "[jellyfin] url = http://jellyfin:8096/; API key from file",
+        "[pihole.primary] not configured",
+        "[dns] servers = 10.0.0.1, 10.0.0.2; unbound_port = 5335",
+        "[mutations] enabled = false",
+    ] {
+        assert!(shown.contains(want), "{want:?} missing from:\n{shown}");
+    }
+    assert!(!shown.contains("s3cret"), "a secret shown:\n{shown}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[jellyfin]\nurl = \"jellyfin\"\napi_key_file = \"/nonexistent\"\n",
+    )?;
+    let out = labscope(
+        &["--config", &bad.display().to_string(), "config", "check"],
+        None,
+    )?;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("jellyfin.url"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let none = std::process::Command::new(workspace_binary("labscope")?)
+        .args(["config", "check"])
+        .env_remove("LABSCOPE_CONFIG")
+        .output()?;
+    assert_eq!(none.status.code(), Some(2));
+    Ok(())
+}

@@ -394,6 +394,80 @@ fn label_pair(s: &str) -> Option<(String, String)> {
 }
 
 impl Config {
+    /// The effective configuration for people (`labscope config check`):
+    /// every section with the values in force, defaults included, and where
+    /// each secret comes from — never a secret itself.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let service = |out: &mut String, name: &str, s: &Option<Service>, what: &str| match s {
+            Some(s) => out.push_str(&format!(
+                "[{name}] url = {}; {what} from {}\n",
+                s.url, s.secret_origin
+            )),
+            None => out.push_str(&format!("[{name}] not configured\n")),
+        };
+        service(&mut out, "pihole.primary", &self.pihole_primary, "password");
+        service(
+            &mut out,
+            "pihole.secondary",
+            &self.pihole_secondary,
+            "password",
+        );
+        service(&mut out, "jellyfin", &self.jellyfin, "API key");
+        service(&mut out, "immich", &self.immich, "API key");
+        if self.dns_servers.is_empty() {
+            out.push_str("[dns] no servers (diagnose_dns is not served)\n");
+        } else {
+            out.push_str(&format!(
+                "[dns] servers = {}; unbound_port = {}\n",
+                self.dns_servers.join(", "),
+                self.dns_unbound_port
+            ));
+        }
+        let m = &self.mutations;
+        let list = |v: &BTreeSet<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        out.push_str(&format!(
+            "[mutations] enabled = {}{}\n",
+            m.enabled,
+            if m.enabled {
+                ""
+            } else {
+                " (no operation is served or runs)"
+            }
+        ));
+        if m.enabled {
+            out.push_str(&format!(
+                "  audit_log = {}\n  restart = {}\n  flux_namespaces = {}\n  secret_namespaces = {}\n  \
+                 trigger_label = {}={}; trigger_namespaces = {}\n  pihole_gravity = {}; jellyfin_metadata = {}\n  \
+                 confirm_fallback = {}\n",
+                m.audit_log
+                    .as_ref()
+                    .map_or("none".to_string(), |p| p.display().to_string()),
+                list(&m.restart),
+                list(&m.flux_namespaces),
+                list(&m.secret_namespaces),
+                m.trigger_label.0,
+                m.trigger_label.1,
+                m.trigger_namespaces
+                    .as_ref()
+                    .map_or("any (the label decides)".to_string(), list),
+                m.pihole_gravity,
+                m.jellyfin_metadata,
+                match m.confirm_fallback {
+                    ConfirmFallback::Allow => "allow",
+                    ConfirmFallback::Refuse => "refuse",
+                },
+            ));
+        }
+        out
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {

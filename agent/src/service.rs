@@ -484,6 +484,33 @@ impl NodeAgent for NodeAgentService {
         Ok(Response::new(result))
     }
 
+    async fn explain_route(
+        &self,
+        req: Request<pb::ExplainRouteRequest>,
+    ) -> Result<Response<pb::RouteExplanation>, Status> {
+        let started = Instant::now();
+        let permit = self.gates.admit(Kind::Reads).await?;
+        let req = req.into_inner();
+        let query =
+            validate::route_query(&req.destination, &req.source, req.mark, &req.iif, req.tos)?;
+        let answer = blocking(move || {
+            let _permit = permit;
+            networking::explain::explain(&query)
+        })
+        .await?
+        .map_err(|e| match e {
+            networking::Error::NoSuchLink { .. } => {
+                Status::invalid_argument(format!("invalid iif: {e}"))
+            }
+            networking::Error::Netlink(n) if n.is_permission_denied() => {
+                Status::permission_denied(format!("{n} (the agent lacks CAP_NET_ADMIN)"))
+            }
+            other => Status::unavailable(other.to_string()),
+        })?;
+        log_done("ExplainRoute", started);
+        Ok(Response::new(answer))
+    }
+
     async fn dns_query(
         &self,
         req: Request<pb::DnsQueryRequest>,

@@ -141,6 +141,71 @@ pub fn nft_table(s: &str) -> Result<&str> {
     Ok(s)
 }
 
+/// The question of `ExplainRoute`: addresses of one family, an interface
+/// name as the kernel allows it, a TOS byte.
+pub fn route_query(
+    destination: &str,
+    source: &str,
+    mark: u32,
+    iif: &str,
+    tos: u32,
+) -> Result<crate::networking::explain::Query> {
+    let destination: IpAddr = destination.trim().parse().map_err(|_| InvalidArgument {
+        field: "destination",
+        message: format!("{destination:?} is not an IPv4 or IPv6 address"),
+    })?;
+    let source = match source.trim() {
+        "" => None,
+        s => {
+            let a: IpAddr = s.parse().map_err(|_| InvalidArgument {
+                field: "source",
+                message: format!("{s:?} is not an IPv4 or IPv6 address"),
+            })?;
+            if a.is_ipv4() != destination.is_ipv4() {
+                return bad(
+                    "source",
+                    format!("{a} is not of the destination's family ({destination})"),
+                );
+            }
+            Some(a)
+        }
+    };
+    let iif = match iif.trim() {
+        "" => None,
+        name => {
+            // IFNAMSIZ is 16 with the terminating NUL; no '/', no space.
+            if name.len() > 15
+                || name.contains(['/', ':'])
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return bad(
+                    "iif",
+                    format!(
+                        "{name:?} is not an interface name (1-15 characters, no '/', ':' or space)"
+                    ),
+                );
+            }
+            if source.is_none() {
+                return bad(
+                    "iif",
+                    "a packet arriving on an interface needs its source address: set source too",
+                );
+            }
+            Some(name.to_string())
+        }
+    };
+    if tos > 255 {
+        return bad("tos", format!("{tos} is over 255 (one byte)"));
+    }
+    Ok(crate::networking::explain::Query {
+        destination,
+        source,
+        mark,
+        iif,
+        tos: tos as u8,
+    })
+}
+
 /// A hostname (RFC 1123 labels, underscores tolerated) or an IP literal.
 pub fn host(field: &'static str, s: &str) -> Result<String> {
     let s = s.trim();

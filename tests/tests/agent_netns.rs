@@ -15,6 +15,8 @@ use tokio_stream::StreamExt;
 mod firewall_corpus;
 #[path = "agent_netns/nft_native.rs"]
 mod nft_native;
+#[path = "agent_netns/routes_explained.rs"]
+mod routes_explained;
 
 const AGENT: &str = "127.0.0.1:9447";
 

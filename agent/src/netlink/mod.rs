@@ -99,6 +99,14 @@ fn kernel_error(message: &RawMessage<'_>) -> Option<Error> {
 /// Sends one (non-dump) request and returns the payload of the kernel's
 /// answer, after the netlink header.
 pub fn request(protocol: isize, message_type: u16, body: &[u8]) -> Result<Vec<u8>> {
+    let mut whole = request_message(protocol, message_type, body)?;
+    whole.drain(..NLMSG_HDRLEN);
+    Ok(whole)
+}
+
+/// Sends one (non-dump) request and returns the kernel's answer, header
+/// included (for decoders that read whole messages).
+pub fn request_message(protocol: isize, message_type: u16, body: &[u8]) -> Result<Vec<u8>> {
     let mut socket = Socket::new(protocol).map_err(Error::Socket)?;
     socket.bind_auto().map_err(Error::Socket)?;
     socket
@@ -107,7 +115,7 @@ pub fn request(protocol: isize, message_type: u16, body: &[u8]) -> Result<Vec<u8
     socket
         .send(&message(message_type, NLM_F_REQUEST, 1, body), 0)
         .map_err(Error::Socket)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut buf: Vec<u8> = Vec::with_capacity(32 * 1024);
     socket.recv(&mut buf, 0).map_err(Error::Socket)?;
     let first = split_messages(&buf).next().ok_or(Error::Malformed {
         offset: 0,
@@ -119,7 +127,7 @@ pub fn request(protocol: isize, message_type: u16, body: &[u8]) -> Result<Vec<u8
             reason: "acknowledgement instead of an answer",
         }));
     }
-    Ok(first.payload().to_vec())
+    Ok(first.bytes.to_vec())
 }
 
 /// Splits a receive buffer into netlink messages. Pure: used by the dump loop

@@ -3,6 +3,7 @@
 //! a wire type; this module does the socket work and assembles the answer.
 
 pub mod addresses;
+pub mod explain;
 pub mod links;
 pub mod neighbours;
 pub mod routes;
@@ -33,6 +34,14 @@ pub enum Error {
     /// A message did not parse as the expected rtnetlink message.
     #[error("could not decode an rtnetlink message: {0}")]
     Decode(String),
+    /// A named interface does not exist.
+    #[error("no interface named {name:?} on this node; interfaces: {available}")]
+    NoSuchLink {
+        /// Asked for.
+        name: String,
+        /// Interfaces there.
+        available: String,
+    },
 }
 
 /// Result alias of this module.
@@ -68,7 +77,7 @@ pub fn decode(bytes: &[u8]) -> Result<RouteNetlinkMessage> {
 }
 
 /// Dumps one rtnetlink object type and decodes each message with `parse`.
-fn dump_parsed<T>(
+pub(crate) fn dump_parsed<T>(
     message_type: u16,
     header: &[u8],
     mut parse: impl FnMut(RouteNetlinkMessage) -> Option<T>,

@@ -265,6 +265,107 @@ pub struct Rule {
     pub protocol: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExplainRouteRequest {
+    /// Destination address, IPv4 or IPv6 (no name lookup).
+    #[prost(string, tag = "1")]
+    pub destination: ::prost::alloc::string::String,
+    /// Source address the packet carries; "" lets the kernel choose one, as
+    /// for traffic the node sends.
+    #[prost(string, tag = "2")]
+    pub source: ::prost::alloc::string::String,
+    /// Firewall mark of the packet; 0 for none.
+    #[prost(uint32, tag = "3")]
+    pub mark: u32,
+    /// Interface the packet arrives on, for forwarded traffic (needs
+    /// `source`); "" for traffic the node sends itself.
+    #[prost(string, tag = "4")]
+    pub iif: ::prost::alloc::string::String,
+    /// IPv4 TOS / IPv6 traffic class; 0 for none.
+    #[prost(uint32, tag = "5")]
+    pub tos: u32,
+}
+/// One policy rule whose selector matched, in the order the kernel tries them.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RouteStep {
+    #[prost(uint32, tag = "1")]
+    pub priority: u32,
+    /// The rule as `ip rule` prints it, without its priority.
+    #[prost(string, tag = "2")]
+    pub rule: ::prost::alloc::string::String,
+    /// "answered" (its table gave the route: the walk ends), "no_route" (its
+    /// table has none for the destination), "suppressed"
+    /// (suppress_prefixlength), "thrown" (a throw route), "refused" (an error
+    /// action or route: the kernel refuses here), "goto", "nop".
+    #[prost(string, tag = "3")]
+    pub outcome: ::prost::alloc::string::String,
+    /// The route its table gave, as `ip route` prints it; "" for none.
+    #[prost(string, tag = "4")]
+    pub route: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RouteExplanation {
+    #[prost(enumeration = "AddressFamily", tag = "1")]
+    pub family: i32,
+    /// The question, as asked.
+    #[prost(string, tag = "2")]
+    pub destination: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub source: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "4")]
+    pub mark: u32,
+    #[prost(string, tag = "5")]
+    pub iif: ::prost::alloc::string::String,
+    #[prost(uint32, tag = "6")]
+    pub tos: u32,
+    /// The kernel routes the packet (false: it refuses; see error).
+    #[prost(bool, tag = "7")]
+    pub routable: bool,
+    /// The kernel's refusal ("Network is unreachable", "No route to host",
+    /// "Permission denied", "Invalid argument") and its errno name.
+    #[prost(string, tag = "8")]
+    pub error: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub errno: ::prost::alloc::string::String,
+    /// "unicast", "local", "broadcast", …, or the error route/rule type
+    /// ("blackhole", "unreachable", "prohibit") behind a refusal.
+    #[prost(string, tag = "10")]
+    pub route_type: ::prost::alloc::string::String,
+    /// Table the answer came from, and its name.
+    #[prost(uint32, tag = "11")]
+    pub table: u32,
+    #[prost(string, tag = "12")]
+    pub table_name: ::prost::alloc::string::String,
+    /// Output interface, gateway and preferred source of the answer.
+    #[prost(string, tag = "13")]
+    pub oif: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "14")]
+    pub gateway: ::core::option::Option<IpAddress>,
+    #[prost(message, optional, tag = "15")]
+    pub prefsrc: ::core::option::Option<IpAddress>,
+    /// Path MTU when the route sets one; 0 otherwise.
+    #[prost(uint32, tag = "16")]
+    pub mtu: u32,
+    /// The route entry that matched (RTM_F_FIB_MATCH), or the error route
+    /// that refused.
+    #[prost(message, optional, tag = "17")]
+    pub route: ::core::option::Option<Route>,
+    /// The policy rule that decided, and how `ip rule` prints it.
+    #[prost(message, optional, tag = "18")]
+    pub rule: ::core::option::Option<Rule>,
+    #[prost(string, tag = "19")]
+    pub rule_text: ::prost::alloc::string::String,
+    /// Every rule whose selector matched, in order, with what happened.
+    #[prost(message, repeated, tag = "20")]
+    pub steps: ::prost::alloc::vec::Vec<RouteStep>,
+    /// The decision in one sentence.
+    #[prost(string, tag = "21")]
+    pub summary: ::prost::alloc::string::String,
+    /// What a person should know (a selector that could not be evaluated,
+    /// forwarding off, rp_filter).
+    #[prost(string, repeated, tag = "22")]
+    pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Neighbour {
     #[prost(enumeration = "AddressFamily", tag = "1")]
     pub family: i32,
@@ -1587,6 +1688,32 @@ pub mod node_agent_client {
                 .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "DnsQuery"));
             self.inner.unary(req, path, codec).await
         }
+        /// The kernel's routing decision for one packet (`ip route get`), with the
+        /// route entry and the policy rule that produced it.
+        pub async fn explain_route(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ExplainRouteRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RouteExplanation>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/labscope.node.v1.NodeAgent/ExplainRoute",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "ExplainRoute"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1662,6 +1789,15 @@ pub mod node_agent_server {
             &self,
             request: tonic::Request<super::DnsQueryRequest>,
         ) -> std::result::Result<tonic::Response<super::DnsQueryResult>, tonic::Status>;
+        /// The kernel's routing decision for one packet (`ip route get`), with the
+        /// route entry and the policy rule that produced it.
+        async fn explain_route(
+            &self,
+            request: tonic::Request<super::ExplainRouteRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RouteExplanation>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct NodeAgentServer<T> {
@@ -2128,6 +2264,51 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DnsQuerySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/labscope.node.v1.NodeAgent/ExplainRoute" => {
+                    #[allow(non_camel_case_types)]
+                    struct ExplainRouteSvc<T: NodeAgent>(pub Arc<T>);
+                    impl<
+                        T: NodeAgent,
+                    > tonic::server::UnaryService<super::ExplainRouteRequest>
+                    for ExplainRouteSvc<T> {
+                        type Response = super::RouteExplanation;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ExplainRouteRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as NodeAgent>::explain_route(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ExplainRouteSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -3,7 +3,7 @@
 //! (firewall.rs), `get_nft_ruleset` (nft.rs), `get_conntrack_entries`
 //! (conntrack.rs),
 //! `test_pod_connectivity`, `curl_ingress` and `test_dns_query` (probes.rs),
-//! `check_network_mesh` (mesh.rs). Argument names are the predecessor's, so
+//! `check_network_mesh` (mesh.rs), `explain_route` (route.rs). Argument names are the predecessor's, so
 //! existing clients keep working. Here: reaching a node's agent and turning
 //! its answers and failures into tool results.
 
@@ -15,6 +15,7 @@ mod networking;
 mod nft;
 mod nodes;
 mod probes;
+mod route;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub fn tools() -> Vec<ToolDef> {
         networking::tool(),
         firewall::tool(),
         nft::tool(),
+        route::tool(),
         conntrack::tool(),
         probes::connectivity_tool(),
         probes::curl_tool(),

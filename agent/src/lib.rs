@@ -6,6 +6,7 @@
 
 pub mod conntrack;
 pub mod firewall;
+pub mod history;
 pub mod identity;
 pub mod memory;
 pub mod names;

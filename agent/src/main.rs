@@ -87,6 +87,12 @@ struct Args {
     /// with RESOURCE_EXHAUSTED, in milliseconds.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     queue_wait_ms: u64,
+
+    /// Memory for the change history (ListChanges: links, addresses,
+    /// routes, rules, gateway neighbours, nf_tables, conntrack pressure),
+    /// in bytes; the oldest changes go first. 0 keeps no history.
+    #[arg(long, default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(0..=64 * 1024 * 1024))]
+    history_bytes: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -186,6 +192,7 @@ async fn run() -> anyhow::Result<()> {
         rpc_timeout: Duration::from_millis(args.rpc_timeout_ms),
         client_identities: args.client_identities,
         health_listener,
+        history_bytes: args.history_bytes as usize,
     };
     server::serve_listener(listener, options, shutdown_signal()).await?;
     info!("labscope-agent stopped");

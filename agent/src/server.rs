@@ -62,6 +62,8 @@ pub struct Options {
     /// such listener. Bound by the caller before the main listener, so a
     /// client that sees the main port open finds the health port open too.
     pub health_listener: Option<tokio::net::TcpListener>,
+    /// Byte budget of the change history (`ListChanges`); 0 keeps none.
+    pub history_bytes: usize,
 }
 
 impl Options {
@@ -74,6 +76,7 @@ impl Options {
             rpc_timeout: DEFAULT_RPC_TIMEOUT,
             client_identities: vec![DEFAULT_CLIENT_IDENTITY.to_string()],
             health_listener: None,
+            history_bytes: crate::history::DEFAULT_BUDGET,
         }
     }
 }
@@ -92,6 +95,7 @@ pub async fn serve_listener(
         rpc_timeout,
         client_identities,
         health_listener,
+        history_bytes,
     } = options;
     let allow = match &tls {
         Some(files) if files.client_ca.is_some() => Allowlist::of(client_identities),
@@ -138,7 +142,7 @@ pub async fn serve_listener(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(NodeAgentServer::with_interceptor(
-            NodeAgentService::with_limits(node_name, limits),
+            NodeAgentService::with_limits(node_name, limits).with_history(history_bytes),
             move |req| allow.check(req),
         ));
     match tls {

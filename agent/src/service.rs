@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 use tracing::debug;
 
 use crate::conntrack::dump::{self as ct_dump, ListRequest};
+use crate::history::History;
 use crate::memory;
 use crate::probe::{self, dns::DnsParams, http::HttpProbeParams, ping::PingParams};
 use crate::validate::{self, InvalidArgument};
@@ -127,6 +128,10 @@ pub struct NodeAgentService {
     parking: Arc<ct_dump::Parking>,
     firewall: Arc<firewall::cache::Snapshots>,
     gates: Arc<Gates>,
+    /// The change history: started with the service by the agent binary,
+    /// at the first `ListChanges` in an in-process agent.
+    history: Arc<std::sync::OnceLock<Arc<History>>>,
+    history_budget: usize,
 }
 
 impl NodeAgentService {
@@ -142,7 +147,19 @@ impl NodeAgentService {
             parking: Arc::default(),
             firewall: Arc::default(),
             gates: Arc::new(Gates::new(limits)),
+            history: Arc::default(),
+            history_budget: crate::history::DEFAULT_BUDGET,
         }
+    }
+
+    /// Starts the change history now, within `budget` bytes (0: none is
+    /// kept, and `ListChanges` says so).
+    pub fn with_history(mut self, budget: usize) -> Self {
+        self.history_budget = budget;
+        if budget > 0 {
+            let _ = self.history.set(History::start(budget));
+        }
+        self
     }
 }
 
@@ -508,6 +525,41 @@ impl NodeAgent for NodeAgentService {
             other => Status::unavailable(other.to_string()),
         })?;
         log_done("ExplainRoute", started);
+        Ok(Response::new(answer))
+    }
+
+    async fn list_changes(
+        &self,
+        req: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ChangeHistory>, Status> {
+        let req = req.into_inner();
+        for k in &req.kinds {
+            if !crate::history::KINDS.contains(&k.as_str()) {
+                return Err(InvalidArgument {
+                    field: "kinds",
+                    message: format!("{k:?} is not one of {}", crate::history::KINDS.join(", ")),
+                }
+                .into());
+            }
+        }
+        if self.history_budget == 0 {
+            return Ok(Response::new(pb::ChangeHistory {
+                notes: vec!["this agent keeps no history (--history-bytes 0)".into()],
+                ..Default::default()
+            }));
+        }
+        let mut fresh = false;
+        let history = self.history.get_or_init(|| {
+            fresh = true;
+            History::start(self.history_budget)
+        });
+        let mut answer = history.list(&req);
+        if fresh {
+            answer.notes.push(
+                "this in-process agent began watching at this call: changes show from now on, in this process"
+                    .into(),
+            );
+        }
         Ok(Response::new(answer))
     }
 

@@ -11,6 +11,8 @@ use labscope_tests::{AgentProcess, connect, require_root, require_tool};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
+#[path = "agent_netns/changes.rs"]
+mod changes;
 #[path = "agent_netns/firewall_corpus.rs"]
 mod firewall_corpus;
 #[path = "agent_netns/nft_native.rs"]

@@ -377,7 +377,7 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
     );
     assert_eq!(
         tools.len(),
-        10,
+        11,
         "{:?}",
         tools.iter().map(|t| t.name.to_string()).collect::<Vec<_>>()
     );
@@ -464,7 +464,7 @@ async fn stdio_transport_with_the_real_binary() -> anyhow::Result<()> {
         .iter()
         .map(|t| t.name.to_string())
         .collect();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     assert!(names.contains(&"get_image_automation_status".to_string()));
     let (v, err) = structured(&call(&client, "get_flux_status", json!({})).await?);
     assert!(err && v["code"] == "not_configured", "{v}");

@@ -1559,7 +1559,7 @@ mod tests {
                 .iter()
                 .all(|t| t.toolset == Toolset::Node)
         );
-        assert_eq!(enabled(&node_only).len(), 11);
+        assert_eq!(enabled(&node_only).len(), 12);
         let every: std::collections::BTreeSet<Toolset> = Toolset::ALL.into_iter().collect();
         let read_only = all.iter().filter(|t| !t.hints.mutates()).count();
         assert_eq!(enabled(&every).len(), read_only);

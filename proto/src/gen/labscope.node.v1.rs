@@ -366,6 +366,74 @@ pub struct RouteExplanation {
     pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListChangesRequest {
+    /// Only changes at or after this time (Unix milliseconds); 0 for all kept.
+    #[prost(uint64, tag = "1")]
+    pub since_unix_ms: u64,
+    /// Only these kinds: "link", "address", "route", "rule", "neighbour",
+    /// "firewall", "conntrack"; empty for all.
+    #[prost(string, repeated, tag = "2")]
+    pub kinds: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Most changes to return, the newest ones; 0 for 1000.
+    #[prost(uint32, tag = "3")]
+    pub limit: u32,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Change {
+    #[prost(uint64, tag = "1")]
+    pub at_unix_ms: u64,
+    /// "link", "address", "route", "rule", "neighbour", "firewall",
+    /// "conntrack", or "history" (about the history itself: a resync after
+    /// the kernel dropped notifications).
+    #[prost(string, tag = "2")]
+    pub kind: ::prost::alloc::string::String,
+    /// "added", "removed" or "changed".
+    #[prost(string, tag = "3")]
+    pub action: ::prost::alloc::string::String,
+    /// What changed, as `ip` or `nft` names it ("10.42.0.0/24 via 10.0.0.2
+    /// dev eth0 table main", "eth0", "ip nat KUBE-SERVICES").
+    #[prost(string, tag = "4")]
+    pub object: ::prost::alloc::string::String,
+    /// For a change: the values before and after ("mtu 1500, up" → "mtu
+    /// 1280, down"); for firewall changes, the rules added or removed.
+    #[prost(string, tag = "5")]
+    pub before: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub after: ::prost::alloc::string::String,
+}
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ChangeHistory {
+    /// The history is kept (false: this process keeps none, e.g. a one-shot
+    /// CLI call's in-process agent).
+    #[prost(bool, tag = "1")]
+    pub enabled: bool,
+    /// Changes in time order, oldest first.
+    #[prost(message, repeated, tag = "2")]
+    pub changes: ::prost::alloc::vec::Vec<Change>,
+    /// When the baseline was taken (the agent's start): earlier state is
+    /// never reported as a change.
+    #[prost(uint64, tag = "3")]
+    pub baseline_unix_ms: u64,
+    /// Changes dropped to stay within the byte budget, and the time of the
+    /// newest one dropped: the history is complete only after it.
+    #[prost(uint64, tag = "4")]
+    pub dropped: u64,
+    #[prost(uint64, tag = "5")]
+    pub dropped_until_unix_ms: u64,
+    /// Changes that matched but were left out by `limit` (the oldest).
+    #[prost(uint32, tag = "6")]
+    pub omitted: u32,
+    /// The budget and what the history holds now, in bytes.
+    #[prost(uint64, tag = "7")]
+    pub budget_bytes: u64,
+    #[prost(uint64, tag = "8")]
+    pub used_bytes: u64,
+    /// What the history does not see (a notification group the kernel
+    /// refused, nf_tables missing).
+    #[prost(string, repeated, tag = "9")]
+    pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Neighbour {
     #[prost(enumeration = "AddressFamily", tag = "1")]
     pub family: i32,
@@ -1714,6 +1782,30 @@ pub mod node_agent_client {
                 .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "ExplainRoute"));
             self.inner.unary(req, path, codec).await
         }
+        /// What changed on this node since the agent started: links, addresses,
+        /// routes, rules, gateway neighbours, the nf_tables ruleset, conntrack
+        /// pressure — kept in a bounded history.
+        pub async fn list_changes(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListChangesRequest>,
+        ) -> std::result::Result<tonic::Response<super::ChangeHistory>, tonic::Status> {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/labscope.node.v1.NodeAgent/ListChanges",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("labscope.node.v1.NodeAgent", "ListChanges"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1798,6 +1890,13 @@ pub mod node_agent_server {
             tonic::Response<super::RouteExplanation>,
             tonic::Status,
         >;
+        /// What changed on this node since the agent started: links, addresses,
+        /// routes, rules, gateway neighbours, the nf_tables ruleset, conntrack
+        /// pressure — kept in a bounded history.
+        async fn list_changes(
+            &self,
+            request: tonic::Request<super::ListChangesRequest>,
+        ) -> std::result::Result<tonic::Response<super::ChangeHistory>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct NodeAgentServer<T> {
@@ -2309,6 +2408,51 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ExplainRouteSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/labscope.node.v1.NodeAgent/ListChanges" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListChangesSvc<T: NodeAgent>(pub Arc<T>);
+                    impl<
+                        T: NodeAgent,
+                    > tonic::server::UnaryService<super::ListChangesRequest>
+                    for ListChangesSvc<T> {
+                        type Response = super::ChangeHistory;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListChangesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as NodeAgent>::list_changes(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListChangesSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -3,10 +3,11 @@
 //! (firewall.rs), `get_nft_ruleset` (nft.rs), `get_conntrack_entries`
 //! (conntrack.rs),
 //! `test_pod_connectivity`, `curl_ingress` and `test_dns_query` (probes.rs),
-//! `check_network_mesh` (mesh.rs), `explain_route` (route.rs). Argument names are the predecessor's, so
+//! `check_network_mesh` (mesh.rs), `explain_route` (route.rs), `what_changed` (changes.rs). Argument names are the predecessor's, so
 //! existing clients keep working. Here: reaching a node's agent and turning
 //! its answers and failures into tool results.
 
+mod changes;
 mod conntrack;
 mod diagnose;
 mod firewall;
@@ -34,6 +35,7 @@ pub fn tools() -> Vec<ToolDef> {
         firewall::tool(),
         nft::tool(),
         route::tool(),
+        changes::tool(),
         conntrack::tool(),
         probes::connectivity_tool(),
         probes::curl_tool(),

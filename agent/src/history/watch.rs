@@ -1,0 +1,556 @@
+//! The watcher: one thread on an rtnetlink socket subscribed to links,
+//! addresses, routes (every table), rules and neighbours of both families,
+//! keeping the state it has seen and recording what differs. Notifications
+//! the kernel dropped (a full receive buffer, `ENOBUFS`) are recovered by
+//! dumping again and recording the difference. The nf_tables and conntrack
+//! side runs in [`super::firewall`].
+//!
+//! Left out on purpose, as noise: IPv6 link-local addresses and the
+//! kernel's own routes that follow from addresses and links (the local
+//! table, `fe80::/64`, multicast), cloned (cached) routes, and neighbours
+//! other than the gateways of known routes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use labscope_proto::v1::{Address, Link, Neighbour, Route, Rule};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_sys::protocols::NETLINK_ROUTE;
+use netlink_sys::{Socket, SocketAddr};
+
+use super::{History, change};
+use crate::networking::{self, addresses, decode, links, neighbours, routes, rules};
+
+const GROUPS: [(u32, &str); 8] = [
+    (1, "links"),
+    (3, "neighbours"),
+    (5, "IPv4 addresses"),
+    (7, "IPv4 routes"),
+    (8, "IPv4 rules"),
+    (9, "IPv6 addresses"),
+    (11, "IPv6 routes"),
+    (19, "IPv6 rules"),
+];
+const RTM_F_CLONED: u32 = 0x200;
+
+/// What the watcher knows of the namespace.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct State {
+    /// Link index → (name, description of what a change is reported on).
+    pub links: BTreeMap<u32, (String, String)>,
+    /// "address/len dev NAME".
+    pub addresses: BTreeSet<String>,
+    /// Route key ("DST table T metric M") → its path ("via G dev D").
+    pub routes: BTreeMap<String, String>,
+    /// "PRIORITY: rule".
+    pub rules: BTreeSet<String>,
+    /// Gateway neighbour → "lladdr STATE".
+    pub gateways: BTreeMap<IpAddr, String>,
+}
+
+fn link_facts(l: &Link) -> String {
+    let mut s = format!(
+        "mtu {}, {}, {}",
+        l.mtu,
+        if l.admin_up { "up" } else { "down" },
+        if l.lower_up { "carrier" } else { "no carrier" }
+    );
+    if !l.master.is_empty() {
+        s.push_str(&format!(", master {}", l.master));
+    }
+    if !l.mac.is_empty() {
+        s.push_str(&format!(", {}", l.mac));
+    }
+    s
+}
+
+fn address_text(a: &Address, state: &State) -> Option<String> {
+    let ip = a.address.as_ref()?;
+    if ip.text.starts_with("fe80:") {
+        return None;
+    }
+    let dev = state
+        .links
+        .get(&a.link_index)
+        .map(|l| l.0.clone())
+        .unwrap_or_else(|| a.link_index.to_string());
+    Some(format!("{}/{} dev {dev}", ip.text, a.prefix_len))
+}
+
+/// A route's key and path, or `None` for what follows from links and
+/// addresses by itself.
+fn route_entry(r: &Route, state: &State) -> Option<(String, String)> {
+    if r.table == 255 || r.destination.starts_with("fe80:") || r.destination.starts_with("ff00:") {
+        return None;
+    }
+    if r.route_type == "multicast" {
+        return None;
+    }
+    let mut key = String::new();
+    if r.route_type != "unicast" {
+        key.push_str(&r.route_type);
+        key.push(' ');
+    }
+    key.push_str(&r.destination);
+    if !r.source.is_empty() {
+        key.push_str(&format!(" from {}", r.source));
+    }
+    key.push_str(&format!(" table {}", r.table_name));
+    if r.metric != 0 {
+        key.push_str(&format!(" metric {}", r.metric));
+    }
+    let dev = |i: u32| {
+        state
+            .links
+            .get(&i)
+            .map(|l| l.0.clone())
+            .unwrap_or_else(|| i.to_string())
+    };
+    let mut path = String::new();
+    if let Some(g) = &r.gateway {
+        path.push_str(&format!("via {} ", g.text));
+    }
+    if r.oif_index != 0 {
+        path.push_str(&format!("dev {} ", dev(r.oif_index)));
+    }
+    for h in &r.nexthops {
+        path.push_str("nexthop ");
+        if let Some(g) = &h.gateway {
+            path.push_str(&format!("via {} ", g.text));
+        }
+        path.push_str(&format!("dev {} ", dev(h.oif_index)));
+    }
+    if let Some(p) = &r.prefsrc {
+        path.push_str(&format!("src {} ", p.text));
+    }
+    path.push_str(&format!("proto {}", r.protocol));
+    Some((key, path))
+}
+
+fn rule_entry(r: &Rule) -> String {
+    let mut s = format!("{}: ", r.priority);
+    if r.invert {
+        s.push_str("not ");
+    }
+    s.push_str(&format!("from {}", r.source));
+    if r.destination != "all" {
+        s.push_str(&format!(" to {}", r.destination));
+    }
+    if r.has_fwmark {
+        s.push_str(&format!(" fwmark {:#x}/{:#x}", r.fwmark, r.fwmask));
+    }
+    if !r.iif.is_empty() {
+        s.push_str(&format!(" iif {}", r.iif));
+    }
+    if !r.oif.is_empty() {
+        s.push_str(&format!(" oif {}", r.oif));
+    }
+    match r.action.as_str() {
+        "lookup" => s.push_str(&format!(" lookup {}", r.table_name)),
+        "goto" => s.push_str(&format!(" goto {}", r.goto_priority)),
+        a => s.push_str(&format!(" {a}")),
+    }
+    s
+}
+
+fn neighbour_entry(n: &Neighbour) -> Option<(IpAddr, String)> {
+    let ip: IpAddr = n.address.as_ref()?.text.parse().ok()?;
+    Some((
+        ip,
+        format!("{} {}", n.lladdr, n.states.join(","))
+            .trim()
+            .to_string(),
+    ))
+}
+
+/// The gateways of the known routes.
+fn gateways(routes: &BTreeMap<String, String>) -> BTreeSet<IpAddr> {
+    routes
+        .values()
+        .flat_map(|p| {
+            let words: Vec<&str> = p.split(' ').collect();
+            words
+                .windows(2)
+                .filter(|w| w[0] == "via")
+                .filter_map(|w| w[1].parse().ok())
+                .collect::<Vec<IpAddr>>()
+        })
+        .collect()
+}
+
+/// Reads the whole state with dumps.
+pub fn snapshot() -> networking::Result<State> {
+    let mut state = State::default();
+    for l in networking::dump_parsed(18, &[0u8; 16], links::parse)? {
+        state
+            .links
+            .insert(l.index, (l.name.clone(), link_facts(&l)));
+    }
+    for a in networking::dump_parsed(22, &[0u8; 8], addresses::parse)? {
+        if let Some(t) = address_text(&a, &state) {
+            state.addresses.insert(t);
+        }
+    }
+    for r in networking::dump_parsed(26, &[0u8; 12], routes::parse)? {
+        if let Some((k, p)) = route_entry(&r, &state) {
+            state.routes.insert(k, p);
+        }
+    }
+    for r in networking::dump_parsed(34, &[0u8; 12], rules::parse)? {
+        state.rules.insert(rule_entry(&r));
+    }
+    let gws = gateways(&state.routes);
+    for n in networking::dump_parsed(30, &[0u8; 12], neighbours::parse)? {
+        if let Some((ip, s)) = neighbour_entry(&n)
+            && gws.contains(&ip)
+        {
+            state.gateways.insert(ip, s);
+        }
+    }
+    Ok(state)
+}
+
+/// Records the difference between two states (after a resync).
+pub fn diff(h: &History, old: &State, new: &State) {
+    let links_old: BTreeMap<&str, &str> = old
+        .links
+        .values()
+        .map(|(n, f)| (n.as_str(), f.as_str()))
+        .collect();
+    let links_new: BTreeMap<&str, &str> = new
+        .links
+        .values()
+        .map(|(n, f)| (n.as_str(), f.as_str()))
+        .collect();
+    diff_maps(h, "link", &links_old, &links_new);
+    diff_sets(h, "address", &old.addresses, &new.addresses);
+    let r_old: BTreeMap<&str, &str> = old
+        .routes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r_new: BTreeMap<&str, &str> = new
+        .routes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    diff_maps(h, "route", &r_old, &r_new);
+    diff_sets(h, "rule", &old.rules, &new.rules);
+    let g_old: BTreeMap<String, &str> = old
+        .gateways
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_str()))
+        .collect();
+    let g_new: BTreeMap<String, &str> = new
+        .gateways
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_str()))
+        .collect();
+    let g_old: BTreeMap<&str, &str> = g_old.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let g_new: BTreeMap<&str, &str> = g_new.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    diff_maps(h, "neighbour", &g_old, &g_new);
+}
+
+fn diff_sets(h: &History, kind: &str, old: &BTreeSet<String>, new: &BTreeSet<String>) {
+    for x in new.difference(old) {
+        h.push(change(
+            kind,
+            "added",
+            x.clone(),
+            String::new(),
+            String::new(),
+        ));
+    }
+    for x in old.difference(new) {
+        h.push(change(
+            kind,
+            "removed",
+            x.clone(),
+            String::new(),
+            String::new(),
+        ));
+    }
+}
+
+fn diff_maps(h: &History, kind: &str, old: &BTreeMap<&str, &str>, new: &BTreeMap<&str, &str>) {
+    for (k, v) in new {
+        match old.get(k) {
+            None => h.push(change(
+                kind,
+                "added",
+                k.to_string(),
+                String::new(),
+                v.to_string(),
+            )),
+            Some(o) if o != v => h.push(change(
+                kind,
+                "changed",
+                k.to_string(),
+                o.to_string(),
+                v.to_string(),
+            )),
+            _ => {}
+        }
+    }
+    for (k, v) in old {
+        if !new.contains_key(k) {
+            h.push(change(
+                kind,
+                "removed",
+                k.to_string(),
+                v.to_string(),
+                String::new(),
+            ));
+        }
+    }
+}
+
+/// Applies one notification to the state, recording what it changed.
+pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
+    use RouteNetlinkMessage as M;
+    match message {
+        M::NewLink(m) => {
+            let Some(l) = links::parse(M::NewLink(m)) else {
+                return;
+            };
+            let facts = link_facts(&l);
+            match state.links.insert(l.index, (l.name.clone(), facts.clone())) {
+                None => h.push(change("link", "added", l.name, String::new(), facts)),
+                Some((old_name, old)) => {
+                    if old_name != l.name {
+                        h.push(change(
+                            "link",
+                            "changed",
+                            l.name,
+                            format!("name {old_name}"),
+                            format!("name {}", state.links[&l.index].0),
+                        ));
+                    } else if old != facts {
+                        h.push(change("link", "changed", l.name, old, facts));
+                    }
+                }
+            }
+        }
+        M::DelLink(m) => {
+            let index = m.header.index;
+            if let Some((name, facts)) = state.links.remove(&index) {
+                h.push(change("link", "removed", name, facts, String::new()));
+            }
+        }
+        M::NewAddress(m) => {
+            if let Some(t) =
+                addresses::parse(M::NewAddress(m)).and_then(|a| address_text(&a, state))
+                && state.addresses.insert(t.clone())
+            {
+                h.push(change("address", "added", t, String::new(), String::new()));
+            }
+        }
+        M::DelAddress(m) => {
+            if let Some(t) =
+                addresses::parse(M::NewAddress(m)).and_then(|a| address_text(&a, state))
+                && state.addresses.remove(&t)
+            {
+                h.push(change(
+                    "address",
+                    "removed",
+                    t,
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        }
+        M::NewRoute(m) => {
+            if m.header.flags.bits() & RTM_F_CLONED != 0 {
+                return;
+            }
+            let Some((k, p)) = routes::parse(M::NewRoute(m)).and_then(|r| route_entry(&r, state))
+            else {
+                return;
+            };
+            match state.routes.insert(k.clone(), p.clone()) {
+                None => h.push(change("route", "added", k, String::new(), p)),
+                Some(old) if old != p => h.push(change("route", "changed", k, old, p)),
+                _ => {}
+            }
+        }
+        M::DelRoute(m) => {
+            if m.header.flags.bits() & RTM_F_CLONED != 0 {
+                return;
+            }
+            let Some((k, _)) = routes::parse(M::NewRoute(m)).and_then(|r| route_entry(&r, state))
+            else {
+                return;
+            };
+            if let Some(old) = state.routes.remove(&k) {
+                h.push(change("route", "removed", k, old, String::new()));
+            }
+        }
+        M::NewRule(m) => {
+            if let Some(t) = rules::parse(M::NewRule(m)).map(|r| rule_entry(&r))
+                && state.rules.insert(t.clone())
+            {
+                h.push(change("rule", "added", t, String::new(), String::new()));
+            }
+        }
+        M::DelRule(m) => {
+            if let Some(t) = rules::parse(M::NewRule(m)).map(|r| rule_entry(&r))
+                && state.rules.remove(&t)
+            {
+                h.push(change("rule", "removed", t, String::new(), String::new()));
+            }
+        }
+        M::NewNeighbour(m) => {
+            let Some((ip, s)) = neighbours::parse(M::NewNeighbour(m))
+                .as_ref()
+                .and_then(neighbour_entry)
+            else {
+                return;
+            };
+            if !gateways(&state.routes).contains(&ip) {
+                return;
+            }
+            match state.gateways.insert(ip, s.clone()) {
+                Some(old) if old != s => h.push(change(
+                    "neighbour",
+                    "changed",
+                    format!("gateway {ip}"),
+                    old,
+                    s,
+                )),
+                None => h.push(change(
+                    "neighbour",
+                    "added",
+                    format!("gateway {ip}"),
+                    String::new(),
+                    s,
+                )),
+                _ => {}
+            }
+        }
+        M::DelNeighbour(m) => {
+            let Some((ip, _)) = neighbours::parse(M::NewNeighbour(m))
+                .as_ref()
+                .and_then(neighbour_entry)
+            else {
+                return;
+            };
+            if let Some(old) = state.gateways.remove(&ip) {
+                h.push(change(
+                    "neighbour",
+                    "removed",
+                    format!("gateway {ip}"),
+                    old,
+                    String::new(),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn subscribe(h: &History) -> std::io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind(&SocketAddr::new(0, 0))?;
+    for (group, name) in GROUPS {
+        if let Err(e) = socket.add_membership(group) {
+            h.note(format!(
+                "{name} are not watched: the kernel refused the subscription ({e})"
+            ));
+        }
+    }
+    // A burst (a CNI setting up many pods) must not overflow the buffer:
+    // ask for 4 MiB, past rmem_max when the agent may.
+    let four = 4 * 1024 * 1024usize;
+    if nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBufForce, &four).is_err()
+    {
+        let _ = socket.set_rx_buf_sz(four);
+    }
+    let timeout = nix::sys::time::TimeVal::new(1, 0);
+    let _ =
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
+    Ok(socket)
+}
+
+/// Starts the watcher threads for `h`.
+pub fn spawn(h: Arc<History>) {
+    let rt = h.clone();
+    let started = std::thread::Builder::new()
+        .name("history-rtnl".into())
+        .spawn(move || run(&rt));
+    if let Err(e) = started {
+        h.note(format!(
+            "links, addresses, routes, rules and neighbours are not watched: {e}"
+        ));
+    }
+    super::firewall::spawn(h);
+}
+
+fn run(h: &History) {
+    let socket = match subscribe(h) {
+        Ok(s) => s,
+        Err(e) => {
+            h.note(format!(
+                "links, addresses, routes, rules and neighbours are not watched: no rtnetlink socket ({e})"
+            ));
+            h.baseline_taken();
+            return;
+        }
+    };
+    // Subscribed first, then the baseline: a change during the dump is
+    // either in the baseline or arrives as a notification after it.
+    let mut state = loop {
+        match snapshot() {
+            Ok(s) => break s,
+            Err(e) => {
+                h.note(format!(
+                    "the baseline could not be read yet ({e}); retrying"
+                ));
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        }
+    };
+    h.baseline_taken();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        buf.clear();
+        match socket.recv(&mut buf, 0) {
+            Ok(_) => {
+                for raw in crate::netlink::split_messages(&buf).flatten() {
+                    if let Ok(m) = decode(raw.bytes) {
+                        apply(h, &mut state, m);
+                    }
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
+                // Notifications were lost: read everything again and
+                // record the difference.
+                h.push(change(
+                    "history",
+                    "changed",
+                    "notifications".into(),
+                    String::new(),
+                    "the kernel dropped notifications (receive buffer full); the state was read again and \
+                     the changes below were found by comparison"
+                        .into(),
+                ));
+                if let Ok(new) = snapshot() {
+                    diff(h, &state, &new);
+                    state = new;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                h.note(format!("the rtnetlink watcher stopped: {e}"));
+                return;
+            }
+        }
+    }
+}

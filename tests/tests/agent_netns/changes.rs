@@ -1,0 +1,324 @@
+//! `ListChanges`: the agent's history against changes made after it
+//! started (a route in a custom table, an address removed, a link down, an
+//! MTU, a policy rule, an iptables rule, an nft table), with random names
+//! and addresses per run; the state that was there before is never
+//! reported. Then 3,000 route add/delete pairs: the history stays within
+//! its budget, the agent's memory stays bounded, and the answer says what
+//! was dropped.
+
+use std::time::{Duration, Instant};
+
+use labscope_proto::v1 as pb;
+use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
+
+use crate::firewall_corpus::Rng;
+
+const AGENT: &str = "127.0.0.1:9447";
+
+fn history(ns: &Netns, req: pb::ListChangesRequest) -> anyhow::Result<pb::ChangeHistory> {
+    ns.block_on(move || async move {
+        let mut client = connect(AGENT).await?;
+        Ok(client.list_changes(req).await?.into_inner())
+    })
+}
+
+/// Waits until the agent's baseline is read.
+fn wait_for_baseline(ns: &Netns) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = history(ns, pb::ListChangesRequest::default())?;
+        if h.baseline_unix_ms > 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no baseline after 20 s: {:?}",
+            h.notes
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    // The pid is `ip netns exec`'s, which execs the agent.
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> {
+    if !require_root("what_changed_reports_every_change_after_the_baseline") {
+        return Ok(());
+    }
+    require_tool("iptables-nft")?;
+    require_tool("nft")?;
+    let mut rng = Rng::seeded();
+    let ns = Netns::new("chg")?;
+    let a = rng.byte();
+    let p = |s: &str| s.replace('A', &a.to_string());
+    let (if0, if1) = (
+        format!("v{}a", rng.below(1000)),
+        format!("v{}b", rng.below(1000)),
+    );
+    let table = (1000 + rng.below(1000)).to_string();
+    let prio = (2000 + rng.below(1000)).to_string();
+    let mark = format!("{:#x}", rng.mark());
+    let nft_table = format!("t{}", rng.hash().to_lowercase());
+    // What is there before the agent starts: never reported.
+    ns.ip(&["link", "add", &if0, "type", "veth", "peer", "name", &if1])?;
+    ns.ip(&["link", "set", &if0, "up"])?;
+    ns.ip(&["link", "set", &if1, "up"])?;
+    ns.ip(&["addr", "add", &p("10.A.0.2/24"), "dev", &if0])?;
+    ns.ip(&["addr", "add", &p("10.A.1.2/24"), "dev", &if1])?;
+    ns.ip(&[
+        "route",
+        "add",
+        &p("10.A.50.0/24"),
+        "via",
+        &p("10.A.0.1"),
+        "table",
+        "50",
+    ])?;
+    ns.ip(&["rule", "add", "pref", "1500", "lookup", "50"])?;
+    ns.run(&[
+        "iptables-nft",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-s",
+        &p("10.A.0.0/24"),
+        "-j",
+        "MASQUERADE",
+    ])?;
+    let agent = AgentProcess::start_args(
+        &ns,
+        AGENT,
+        &["--node-name", "chg", "--history-bytes", "65536"],
+        &[],
+    )?;
+    wait_for_baseline(&ns)?;
+    let before = history(&ns, pb::ListChangesRequest::default())?;
+    assert!(
+        before.changes.is_empty(),
+        "baseline reported as changes: {:?}",
+        before.changes
+    );
+
+    // The changes, in this order.
+    ns.ip(&[
+        "route",
+        "add",
+        &p("10.A.60.0/24"),
+        "via",
+        &p("10.A.0.254"),
+        "table",
+        &table,
+    ])?;
+    ns.ip(&["addr", "del", &p("10.A.1.2/24"), "dev", &if1])?;
+    ns.ip(&["link", "set", &if1, "down"])?;
+    ns.ip(&["link", "set", &if0, "mtu", "1280"])?;
+    ns.ip(&[
+        "rule", "add", "pref", &prio, "fwmark", &mark, "lookup", &table,
+    ])?;
+    ns.run(&[
+        "iptables-nft",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-d",
+        &p("10.A.60.0/24"),
+        "-m",
+        "comment",
+        "--comment",
+        "to the lab",
+        "-j",
+        "RETURN",
+    ])?;
+    ns.run(&["nft", "add", "table", "inet", &nft_table])?;
+    ns.run(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        &nft_table,
+        "input",
+        "{ type filter hook input priority 0; policy accept; }",
+    ])?;
+
+    let expected: Vec<(&str, &str, String)> = vec![
+        ("route", "added", p("10.A.60.0/24 table ") + &table),
+        ("address", "removed", p("10.A.1.2/24 dev ") + &if1),
+        ("link", "changed", if1.clone()),
+        ("link", "changed", if0.clone()), // carrier lost with its peer, then the MTU
+        ("rule", "added", format!("{prio}: from all fwmark {mark}")),
+        ("firewall", "changed", "ip nat POSTROUTING".into()),
+        ("firewall", "added", format!("table inet {nft_table}")),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let h = loop {
+        let h = history(&ns, pb::ListChangesRequest::default())?;
+        let all_there = expected.iter().all(|(k, a, o)| {
+            h.changes
+                .iter()
+                .any(|c| c.kind == *k && c.action == *a && c.object.starts_with(o.as_str()))
+        });
+        if all_there || Instant::now() > deadline {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // In the order made (changes the firewall watcher found in one read
+    // share its time).
+    let mut last = 0;
+    for (k, act, o) in &expected {
+        let c = h
+            .changes
+            .iter()
+            .find(|c| c.kind == *k && c.action == *act && c.object.starts_with(o.as_str()))
+            .unwrap_or_else(|| panic!("{k} {act} {o} not reported: {:#?}", h.changes));
+        assert!(
+            c.at_unix_ms >= last,
+            "{k} {act} {o} reported out of order: {:#?}",
+            h.changes
+        );
+        last = c.at_unix_ms;
+    }
+    let mtu = h
+        .changes
+        .iter()
+        .find(|c| c.kind == "link" && c.object == if0 && c.after.contains("mtu 1280"))
+        .expect("mtu change");
+    assert!(
+        mtu.before.contains("mtu 1500") && mtu.after.contains("mtu 1280"),
+        "{mtu:?}"
+    );
+    let down = h
+        .changes
+        .iter()
+        .find(|c| c.kind == "link" && c.object == if1)
+        .expect("link down");
+    assert!(
+        down.before.contains(", up,") && down.after.contains(", down,"),
+        "{down:?}"
+    );
+    let fw = h
+        .changes
+        .iter()
+        .find(|c| c.object == "ip nat POSTROUTING")
+        .expect("iptables change");
+    assert!(
+        fw.after.contains(&format!(
+            "-A POSTROUTING -d {} -m comment --comment \"to the lab\" -j RETURN",
+            p("10.A.60.0/24")
+        )),
+        "{fw:?}"
+    );
+    assert!(fw.before.is_empty(), "nothing was removed: {fw:?}");
+    // Nothing that was there before.
+    for c in &h.changes {
+        assert!(
+            !c.object.contains(&p("10.A.50.0/24"))
+                && !c.object.starts_with("1500:")
+                && !c.after.contains("MASQUERADE"),
+            "pre-existing state reported: {c:?}"
+        );
+    }
+    let times: Vec<u64> = h.changes.iter().map(|c| c.at_unix_ms).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    // Filters.
+    let routes = history(
+        &ns,
+        pb::ListChangesRequest {
+            kinds: vec!["route".into()],
+            ..Default::default()
+        },
+    )?;
+    assert!(!routes.changes.is_empty() && routes.changes.iter().all(|c| c.kind == "route"));
+    let later = history(
+        &ns,
+        pb::ListChangesRequest {
+            since_unix_ms: times.last().copied().unwrap_or(0) + 1,
+            ..Default::default()
+        },
+    )?;
+    assert!(later.changes.is_empty(), "{:?}", later.changes);
+
+    // 3,000 add/delete pairs: the budget holds and the answer says so.
+    let batch = tempfile::NamedTempFile::new()?;
+    let mut lines = String::new();
+    for i in 0..3000 {
+        let net = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+        lines.push_str(&format!(
+            "route add {net} via {} table {table}\n",
+            p("10.A.0.254")
+        ));
+        lines.push_str(&format!(
+            "route del {net} via {} table {table}\n",
+            p("10.A.0.254")
+        ));
+    }
+    std::fs::write(batch.path(), lines)?;
+    ns.ip(&["-batch", &batch.path().display().to_string()])?;
+    let marker = p("10.A.99.0/24");
+    ns.ip(&[
+        "route",
+        "add",
+        &marker,
+        "via",
+        &p("10.A.0.254"),
+        "table",
+        &table,
+    ])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let h = loop {
+        let h = history(&ns, pb::ListChangesRequest::default())?;
+        if h.changes.iter().any(|c| c.object.starts_with(&marker)) || Instant::now() > deadline {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        h.changes.iter().any(|c| c.object.starts_with(&marker)),
+        "the last change is missing"
+    );
+    assert!(
+        h.used_bytes <= h.budget_bytes && h.budget_bytes == 65536,
+        "{} of {}",
+        h.used_bytes,
+        h.budget_bytes
+    );
+    assert!(
+        h.dropped > 0 && h.dropped_until_unix_ms > 0,
+        "nothing dropped: {} kept",
+        h.changes.len()
+    );
+    assert!(h.dropped_until_unix_ms <= h.changes[0].at_unix_ms);
+    let rss = rss_kib(agent.pid());
+    eprintln!(
+        "history after 3,000 pairs: {} kept, {} dropped, {} of {} bytes; agent RSS {rss} KiB",
+        h.changes.len(),
+        h.dropped,
+        h.used_bytes,
+        h.budget_bytes
+    );
+    assert!(rss > 0 && rss < 48 * 1024, "agent RSS {rss} KiB");
+    // A kind that does not exist is refused by name.
+    let bad = ns.block_on(|| async {
+        let mut client = connect(AGENT).await?;
+        let r = client
+            .list_changes(pb::ListChangesRequest {
+                kinds: vec!["routes".into()],
+                ..Default::default()
+            })
+            .await;
+        anyhow::Ok(r.err().map(|s| s.message().to_string()))
+    })?;
+    assert!(bad.is_some_and(|m| m.contains("kinds") && m.contains("route")));
+    Ok(())
+}

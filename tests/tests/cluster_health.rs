@@ -274,3 +274,60 @@ async fn whole_homelab(port: u16, layout: &str) -> anyhow::Result<()> {
     assert_eq!(times, sorted);
     Ok(())
 }
+
+/// `what_changed` over the whole homelab: every node's history (agents
+/// answering), the Warning events of the window merged by time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_changed_merges_nodes_and_the_cluster() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.2:0")?
+        .local_addr()?
+        .port();
+    let _agents = agents(port)?;
+    let discovery = labscope::cluster::discovery::DiscoveryOptions {
+        port,
+        scheme: "http".into(),
+        ..Default::default()
+    };
+    let (out, _fake) = call_with_fixture(
+        homelab_with_agents(&["jellyfin-crashloop"])?,
+        |o| o.discovery = discovery,
+        &[
+            ("what_changed", json!({"since": "2h"})),
+            ("what_changed", json!({"since": "2h", "kinds": "event"})),
+            ("what_changed", json!({"since": "yesterday"})),
+        ],
+    )
+    .await?;
+    let (v, err) = &out[0];
+    assert!(!err, "{v}");
+    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(nodes.len(), 4, "{v}");
+    for n in &nodes {
+        assert_eq!(n["status"], "ok", "{n}");
+        assert!(n["budgetBytes"].as_u64().unwrap_or(0) > 0, "{n}");
+    }
+    let changes = v["changes"].as_array().cloned().unwrap_or_default();
+    let events: Vec<&Value> = changes.iter().filter(|c| c["kind"] == "event").collect();
+    assert!(
+        events
+            .iter()
+            .any(|c| c["object"].as_str().unwrap_or("").contains("jellyfin")
+                && c["object"].as_str().unwrap_or("").ends_with("BackOff")),
+        "{v}"
+    );
+    let times: Vec<&str> = changes.iter().filter_map(|c| c["at"].as_str()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "merged by time");
+    let (v, err) = &out[1];
+    assert!(!err, "{v}");
+    let changes = v["changes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !changes.is_empty() && changes.iter().all(|c| c["kind"] == "event"),
+        "{v}"
+    );
+    assert_eq!(v["nodes"], json!([]), "events alone ask no agent");
+    let (v, err) = &out[2];
+    assert!(*err && v["code"] == "invalid_argument", "{v}");
+    Ok(())
+}

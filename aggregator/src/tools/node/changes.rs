@@ -307,12 +307,24 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
         rows.extend(cluster_rows);
         notes.extend(cluster_notes);
     }
+    if a.node.is_none() && !only_cluster && ctx.pool.all().is_empty() {
+        notes.push(format!(
+            "node changes are unknown: {}",
+            super::with_agents(&ctx)
+        ));
+    }
     rows.sort_by_key(|r| r.at_ms);
     let limit = a.limit.get() as usize;
     let omitted = rows.len().saturating_sub(limit);
     rows.drain(..omitted);
+    // The window in the clock the cluster part used (the wall clock
+    // unless fixed, as in fixtures).
+    let since = match ctx.settings.now {
+        Some(fixed) => window_start(a.since.as_deref(), fixed)?,
+        None => wall_start_s,
+    };
     Ok(Changes {
-        since: rfc3339(wall_start_s),
+        since: rfc3339(since),
         changes: rows,
         omitted,
         nodes,

@@ -331,3 +331,189 @@ async fn what_changed_merges_nodes_and_the_cluster() -> anyhow::Result<()> {
     assert!(*err && v["code"] == "invalid_argument", "{v}");
     Ok(())
 }
+
+/// One `trace_request` in namespace `ns` against the homelab with
+/// `scenarios`, the resolvers `dns` and an agent for pi-k3s on 127.0.0.2.
+fn trace_in(
+    ns: &labscope_tests::Netns,
+    scenarios: &'static [&'static str],
+    dns: Vec<String>,
+    args: Value,
+) -> anyhow::Result<(Value, bool)> {
+    ns.block_on(move || async move {
+        let mut fixture = labscope_tests::homelab::homelab(scenarios)?;
+        fixture.pods.push(agent_pod("pi-k3s", "127.0.0.2", true));
+        let discovery = labscope::cluster::discovery::DiscoveryOptions {
+            port: 9447,
+            scheme: "http".into(),
+            ..Default::default()
+        };
+        let (mut out, _fake) = call_with_fixture(
+            fixture,
+            move |o| {
+                o.discovery = discovery;
+                o.config = std::sync::Arc::new(labscope::config::file::Config {
+                    dns_servers: dns,
+                    ..Default::default()
+                });
+            },
+            &[("trace_request", args)],
+        )
+        .await?;
+        Ok(out.remove(0))
+    })
+}
+
+fn verdicts(v: &Value) -> Vec<(String, String)> {
+    v["hops"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            (
+                h["hop"].as_str().unwrap_or_default().to_string(),
+                h["verdict"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `trace_request` on the homelab with its node hops real: a namespace
+/// holding the pi-k3s agent, the immich pod's address with a listener,
+/// kube-proxy's chains for the immich Service and fake resolvers. A healthy
+/// path is ok at every hop; a wrong DNS answer, a Service without ready
+/// endpoints and a crash-looping pod are each named as the failing hop.
+#[test]
+fn trace_request_names_the_failing_hop() -> anyhow::Result<()> {
+    if !labscope_tests::require_root("trace_request_names_the_failing_hop") {
+        return Ok(());
+    }
+    labscope_tests::require_tool("iptables-nft-restore")?;
+    let ns = labscope_tests::Netns::new("trace")?;
+    for a in ["10.42.3.13/32", "127.0.0.2/8"] {
+        let _ = ns.ip(&["addr", "add", a, "dev", "lo"]);
+    }
+    ns.ip(&["route", "add", "10.43.0.0/16", "dev", "lo"])?;
+    let rules = "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n\
+        :KUBE-SERVICES - [0:0]\n:KUBE-SVC-IMMICHSERVER0001 - [0:0]\n:KUBE-SEP-IMMICHSERVER0001 - [0:0]\n\
+        -A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+        -A KUBE-SERVICES -d 10.43.200.31/32 -p tcp -m comment --comment \"immich/immich-server:http cluster IP\" -m tcp --dport 2283 -j KUBE-SVC-IMMICHSERVER0001\n\
+        -A KUBE-SVC-IMMICHSERVER0001 -m comment --comment \"immich/immich-server:http -> 10.42.3.13:2283\" -j KUBE-SEP-IMMICHSERVER0001\n\
+        -A KUBE-SEP-IMMICHSERVER0001 -p tcp -m comment --comment \"immich/immich-server:http\" -m tcp -j DNAT --to-destination 10.42.3.13:2283\n\
+        COMMIT\n";
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), rules)?;
+    ns.run(&["iptables-nft-restore", &file.path().display().to_string()])?;
+    // The immich pod, the resolvers.
+    ns.spawn(|| async {
+        let Ok(l) = tokio::net::TcpListener::bind("10.42.3.13:2283").await else {
+            return;
+        };
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    })?;
+    let node_ip: std::net::IpAddr = "192.168.1.55".parse()?;
+    let wrong: std::net::IpAddr = "192.168.1.99".parse()?;
+    ns.spawn(move || {
+        labscope_tests::servers::dns(
+            ([127, 0, 0, 9], 53).into(),
+            "immich.lab.mtgibbs.dev",
+            node_ip,
+        )
+    })?;
+    ns.spawn(move || {
+        labscope_tests::servers::dns(
+            ([127, 0, 0, 10], 53).into(),
+            "immich.lab.mtgibbs.dev",
+            wrong,
+        )
+    })?;
+    ns.spawn(move || {
+        labscope_tests::servers::dns(
+            ([127, 0, 0, 11], 53).into(),
+            "jellyfin.lab.mtgibbs.dev",
+            node_ip,
+        )
+    })?;
+    let _agent = labscope_tests::AgentProcess::start(&ns, "127.0.0.2:9447", "pi-k3s", &[])?;
+
+    // Healthy: every hop ok.
+    let (v, err) = trace_in(
+        &ns,
+        &[],
+        vec!["127.0.0.9".into()],
+        json!({"url": "https://immich.lab.mtgibbs.dev/api/ping"}),
+    )?;
+    assert!(!err, "{v}");
+    let all: Vec<(String, String)> = verdicts(&v);
+    let hops: Vec<&str> = all.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(
+        hops,
+        [
+            "dns",
+            "owner",
+            "ingress",
+            "service",
+            "endpoints",
+            "pods",
+            "nat",
+            "route",
+            "connect_pod",
+            "connect_service"
+        ],
+        "{v}"
+    );
+    assert!(all.iter().all(|(_, verdict)| verdict == "ok"), "{v:#}");
+    assert_eq!(v["verdict"], "ok");
+    assert_eq!(v["node"], "pi-k3s", "the node that owns the address probes");
+    assert!(!v.to_string().contains("did not end"), "{v}");
+    let nat = v["hops"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["hop"] == "nat"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        nat["evidence"]
+            .to_string()
+            .contains("KUBE-SEP-IMMICHSERVER0001"),
+        "{nat}"
+    );
+
+    // A wrong DNS answer.
+    let (v, _) = trace_in(
+        &ns,
+        &[],
+        vec!["127.0.0.10".into()],
+        json!({"url": "https://immich.lab.mtgibbs.dev/"}),
+    )?;
+    assert_eq!(v["failingHop"], "dns", "{v:#}");
+    assert!(
+        v["hops"][0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("192.168.1.99"),
+        "{v}"
+    );
+
+    // A Service with no ready endpoints (scaled to zero).
+    let (v, _) = trace_in(
+        &ns,
+        &["jellyfin-scaled-to-zero"],
+        vec!["127.0.0.11".into()],
+        json!({"url": "https://jellyfin.lab.mtgibbs.dev/web/"}),
+    )?;
+    assert_eq!(v["failingHop"], "endpoints", "{v:#}");
+
+    // A crash-looping pod behind it.
+    let (v, _) = trace_in(
+        &ns,
+        &["jellyfin-crashloop"],
+        vec!["127.0.0.11".into()],
+        json!({"host": "jellyfin.lab.mtgibbs.dev"}),
+    )?;
+    assert_eq!(v["failingHop"], "pods", "{v:#}");
+    assert!(v["hint"].as_str().unwrap_or("").contains("logs"), "{v}");
+    Ok(())
+}

@@ -633,9 +633,25 @@ pub fn assemble(
                 out.route = Some(f);
             }
             // The walk should end at the table the kernel answered from.
+            // Until a policy rule is added, the kernel keeps the local and
+            // main tables merged and answers local routes from main.
+            let merged = rules
+                .iter()
+                .all(|x| matches!(x.shown.priority, 0 | 32766 | 32767));
             match last {
                 Some((_, Outcome::Answered | Outcome::Refused, _))
                     if out.rule.as_ref().is_some_and(|x| x.table == r.table) => {}
+                Some((_, Outcome::Answered, _))
+                    if merged
+                        && r.table == 254
+                        && out.rule.as_ref().is_some_and(|x| x.table == 255) =>
+                {
+                    out.notes.push(
+                        "the kernel keeps the local and main tables merged while no policy rule is added, \
+                         so it names main for this route of the local table"
+                            .into(),
+                    );
+                }
                 _ => {
                     out.notes.push(format!(
                         "labscope's walk of the rules did not end at table {} where the kernel's answer \

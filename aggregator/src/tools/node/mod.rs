@@ -3,7 +3,7 @@
 //! (firewall.rs), `get_nft_ruleset` (nft.rs), `get_conntrack_entries`
 //! (conntrack.rs),
 //! `test_pod_connectivity`, `curl_ingress` and `test_dns_query` (probes.rs),
-//! `check_network_mesh` (mesh.rs), `explain_route` (route.rs), `what_changed` (changes.rs). Argument names are the predecessor's, so
+//! `check_network_mesh` (mesh.rs), `explain_route` (route.rs), `what_changed` (changes.rs), `trace_request` (trace.rs, a cluster tool). Argument names are the predecessor's, so
 //! existing clients keep working. Here: reaching a node's agent and turning
 //! its answers and failures into tool results.
 
@@ -17,6 +17,7 @@ mod nft;
 mod nodes;
 mod probes;
 mod route;
+mod trace;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub fn tools() -> Vec<ToolDef> {
         nft::tool(),
         route::tool(),
         changes::tool(),
+        trace::tool(),
         conntrack::tool(),
         probes::connectivity_tool(),
         probes::curl_tool(),

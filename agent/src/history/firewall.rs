@@ -417,3 +417,122 @@ fn run(h: &History) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(hook: &str, rules: &[&str]) -> ChainState {
+        ChainState {
+            hook: hook.into(),
+            rules: rules
+                .iter()
+                .map(|r| (hash(r), Some(r.to_string())))
+                .collect(),
+        }
+    }
+
+    fn state(tables: &[(&str, &[(&str, ChainState)])]) -> (FwState, Texts) {
+        let mut s = FwState::new();
+        let mut texts = Texts::new();
+        for (t, chains) in tables {
+            let e = s.entry(t.to_string()).or_default();
+            for (name, c) in chains.iter() {
+                for (h, text) in &c.rules {
+                    texts.insert(*h, text.clone().unwrap_or_default());
+                }
+                e.insert(name.to_string(), c.clone());
+            }
+        }
+        (s, texts)
+    }
+
+    #[test]
+    fn a_diff_names_what_each_chain_gained_and_lost() {
+        let (old, _) = state(&[
+            (
+                "ip nat",
+                &[(
+                    "POSTROUTING",
+                    chain("", &["-A POSTROUTING -j MASQUERADE", "-A X -j RETURN"]),
+                )],
+            ),
+            ("inet gone", &[("c", chain("", &[]))]),
+        ]);
+        let (new, texts) = state(&[
+            (
+                "ip nat",
+                &[
+                    (
+                        "POSTROUTING",
+                        chain(
+                            "",
+                            &[
+                                "-A X -j RETURN",
+                                "-A X -j RETURN",
+                                "-A POSTROUTING -d 10.0.0.0/8 -j RETURN",
+                            ],
+                        ),
+                    ),
+                    (
+                        "NEW",
+                        chain(
+                            "type nat hook output priority -100; policy accept;",
+                            &["-A NEW -j ACCEPT"],
+                        ),
+                    ),
+                ],
+            ),
+            (
+                "inet mine",
+                &[("input", chain("", &["tcp dport 22 accept"]))],
+            ),
+        ]);
+        let h = History::new(1 << 20);
+        diff(&h, &old, &new, &texts);
+        let got: Vec<(String, String, String, String)> = h
+            .list(&Default::default())
+            .changes
+            .into_iter()
+            .map(|c| (c.action, c.object, c.before, c.after))
+            .collect();
+        let find = |o: &str| {
+            got.iter()
+                .find(|c| c.1 == o)
+                .cloned()
+                .unwrap_or_else(|| panic!("{o}: {got:#?}"))
+        };
+        let post = find("ip nat POSTROUTING");
+        assert_eq!(post.0, "changed");
+        assert_eq!(post.2, "- -A POSTROUTING -j MASQUERADE");
+        // A duplicate of a kept rule counts as added.
+        assert_eq!(
+            post.3,
+            "+ -A X -j RETURN\n+ -A POSTROUTING -d 10.0.0.0/8 -j RETURN"
+        );
+        assert_eq!(find("chain ip nat NEW").0, "added");
+        assert_eq!(find("table inet mine").0, "added");
+        assert_eq!(find("table inet gone").0, "removed");
+        assert_eq!(got.len(), 4, "{got:#?}");
+        // The same state twice: nothing.
+        let h = History::new(1 << 20);
+        diff(&h, &new, &new, &texts);
+        assert!(h.list(&Default::default()).changes.is_empty());
+    }
+
+    #[test]
+    fn conntrack_levels_cross_at_50_80_95() {
+        for (p, l) in [
+            (0, 0),
+            (49, 0),
+            (50, 50),
+            (79, 50),
+            (80, 80),
+            (94, 80),
+            (95, 95),
+            (100, 95),
+        ] {
+            assert_eq!(level(p), l, "{p} %");
+        }
+    }
+}

@@ -6,8 +6,8 @@
 //! use crossing 50, 80 or 95 % of `nf_conntrack_max`, either way.
 //!
 //! What is kept between reads is small: per chain, a hash of each rule's
-//! text (the text too in chains of at most [`TEXT_UP_TO`] rules, so that a
-//! removed rule can be named there). Counters are not part of a rule's
+//! text (the text too in chains of at most [`TEXT_UP_TO`] rules, up to
+//! [`TEXT_BYTES`] in all, so that a removed rule can be named there). Counters are not part of a rule's
 //! text, so traffic is never a change.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,8 +21,11 @@ use netlink_sys::{Socket, SocketAddr};
 use super::{History, change};
 use crate::firewall::nft::{self, listing};
 
-/// Chains up to this many rules keep their rules' text.
+/// Chains up to this many rules keep their rules' text…
 pub const TEXT_UP_TO: usize = 64;
+/// …while the texts kept stay under this many bytes in all (a kube-proxy
+/// node's thousands of small chains would otherwise keep every rule).
+pub const TEXT_BYTES: usize = 128 * 1024;
 /// Rules named per chain in one change; the rest are counted.
 const NAMED: usize = 20;
 const NFNLGRP_NFTABLES: u32 = 7;
@@ -60,10 +63,14 @@ fn hash(text: &str) -> u64 {
 pub fn state_of(tables: &[listing::TableView]) -> (FwState, Texts) {
     let mut out = FwState::new();
     let mut texts = HashMap::new();
+    let mut kept = 0;
     for t in tables {
         let chains = out.entry(format!("{} {}", t.family, t.name)).or_default();
         for c in &t.chains {
-            let small = c.rules.len() <= TEXT_UP_TO;
+            let small = c.rules.len() <= TEXT_UP_TO && kept < TEXT_BYTES;
+            if small {
+                kept += c.rules.iter().map(|r| r.text.len()).sum::<usize>();
+            }
             let rules = c
                 .rules
                 .iter()
@@ -168,9 +175,11 @@ pub fn diff(h: &History, old: &FwState, new: &FwState, texts: &Texts) {
                 if left.get(x).is_some_and(|n| *n < 0) {
                     *left.entry(*x).or_default() += 1;
                     removed_n += 1;
-                    removed.push(text.clone().unwrap_or_else(|| {
-                        format!("(a rule of a chain over {TEXT_UP_TO} rules; text not kept)")
-                    }));
+                    removed.push(
+                        text.clone().unwrap_or_else(|| {
+                            "(a rule whose text the history did not keep)".into()
+                        }),
+                    );
                 }
             }
             let mut before_text = Vec::new();

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use labscope_proto::v1 as pb;
 
 use super::Ruleset;
-use super::model::{Chain, Table, family};
+use super::model::{Chain, Rule, Table, family};
 use super::render::{self, SetView};
 use super::types;
 use crate::firewall::iptables_nft::{TABLES as IPTABLES_TABLES, iptables_expression};
@@ -199,6 +199,16 @@ fn is_iptables(rs: &Ruleset, t: &Table<'_>) -> bool {
 /// read).
 pub fn list(rs: &Ruleset) -> Vec<TableView> {
     let mut out = Vec::new();
+    // Each chain's rules, found once: a kube-proxy table has thousands of
+    // chains, and looking through every rule for each is quadratic.
+    let mut by_chain: std::collections::HashMap<(u8, &str, &str), Vec<&[u8]>> =
+        std::collections::HashMap::new();
+    for payload in rs.rules.iter() {
+        by_chain
+            .entry(Rule::place(payload))
+            .or_default()
+            .push(payload);
+    }
     for t in rs.tables() {
         let sets: Vec<SetView<'_>> = rs
             .sets()
@@ -247,9 +257,11 @@ pub fn list(rs: &Ruleset) -> Vec<TableView> {
                     h.devices.iter().map(|d| d.to_string()).collect()
                 },
             });
-            let rules = rs
-                .rules()
-                .filter(|r| r.family == t.family && r.table == t.name && r.chain == c.name)
+            let rules = by_chain
+                .get(&(t.family, t.name, c.name))
+                .into_iter()
+                .flatten()
+                .map(|payload| Rule::decode(payload))
                 .map(|r| {
                     let rt = render::rule(&r, t.family, &sets);
                     RuleView {

@@ -308,17 +308,27 @@ fn diff_maps(h: &History, kind: &str, old: &BTreeMap<&str, &str>, new: &BTreeMap
 }
 
 /// Applies one notification to the state, recording what it changed.
-pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
+/// Returns true when the kernel may have removed routes without saying so:
+/// IPv4 routes through a link that goes down or away are flushed with no
+/// RTM_DELROUTE, so the caller reads the routes again.
+pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bool {
     use RouteNetlinkMessage as M;
     match message {
         M::NewLink(m) => {
             let Some(l) = links::parse(M::NewLink(m)) else {
-                return;
+                return false;
             };
             let facts = link_facts(&l);
             match state.links.insert(l.index, (l.name.clone(), facts.clone())) {
                 None => h.push(change("link", "added", l.name, String::new(), facts)),
                 Some((old_name, old)) => {
+                    let lost = |what: &str| old.contains(what) && !facts.contains(what);
+                    if lost(", up,") || lost(", carrier") {
+                        if old_name != l.name || old != facts {
+                            h.push(change("link", "changed", l.name, old, facts));
+                        }
+                        return true;
+                    }
                     if old_name != l.name {
                         h.push(change(
                             "link",
@@ -338,6 +348,7 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
             if let Some((name, facts)) = state.links.remove(&index) {
                 h.push(change("link", "removed", name, facts, String::new()));
             }
+            return true;
         }
         M::NewAddress(m) => {
             if let Some(t) =
@@ -363,11 +374,11 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
         }
         M::NewRoute(m) => {
             if m.header.flags.bits() & RTM_F_CLONED != 0 {
-                return;
+                return false;
             }
             let Some((k, p)) = routes::parse(M::NewRoute(m)).and_then(|r| route_entry(&r, state))
             else {
-                return;
+                return false;
             };
             match state.routes.insert(k.clone(), p.clone()) {
                 None => h.push(change("route", "added", k, String::new(), p)),
@@ -377,11 +388,11 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
         }
         M::DelRoute(m) => {
             if m.header.flags.bits() & RTM_F_CLONED != 0 {
-                return;
+                return false;
             }
             let Some((k, _)) = routes::parse(M::NewRoute(m)).and_then(|r| route_entry(&r, state))
             else {
-                return;
+                return false;
             };
             if let Some(old) = state.routes.remove(&k) {
                 h.push(change("route", "removed", k, old, String::new()));
@@ -406,10 +417,10 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
                 .as_ref()
                 .and_then(neighbour_entry)
             else {
-                return;
+                return false;
             };
             if !gateways(&state.routes).contains(&ip) {
-                return;
+                return false;
             }
             match state.gateways.insert(ip, s.clone()) {
                 Some(old) if old != s => h.push(change(
@@ -434,7 +445,7 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
                 .as_ref()
                 .and_then(neighbour_entry)
             else {
-                return;
+                return false;
             };
             if let Some(old) = state.gateways.remove(&ip) {
                 h.push(change(
@@ -448,6 +459,7 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) {
         }
         _ => {}
     }
+    false
 }
 
 fn subscribe(h: &History) -> std::io::Result<Socket> {
@@ -517,10 +529,15 @@ fn run(h: &History) {
         buf.clear();
         match socket.recv(&mut buf, 0) {
             Ok(_) => {
+                let mut reread = false;
                 for raw in crate::netlink::split_messages(&buf).flatten() {
                     if let Ok(m) = decode(raw.bytes) {
-                        apply(h, &mut state, m);
+                        reread |= apply(h, &mut state, m);
                     }
+                }
+                if reread && let Ok(new) = snapshot() {
+                    diff(h, &state, &new);
+                    state = new;
                 }
             }
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {

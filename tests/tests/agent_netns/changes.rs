@@ -84,6 +84,9 @@ fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> 
         "50",
     ])?;
     ns.ip(&["rule", "add", "pref", "1500", "lookup", "50"])?;
+    // A route through the link that goes down: the kernel flushes it
+    // without a notification.
+    ns.ip(&["route", "add", &p("10.A.70.0/24"), "dev", &if1])?;
     ns.run(&[
         "iptables-nft",
         "-t",
@@ -155,6 +158,7 @@ fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> 
         ("route", "added", p("10.A.60.0/24 table ") + &table),
         ("address", "removed", p("10.A.1.2/24 dev ") + &if1),
         ("link", "changed", if1.clone()),
+        ("route", "removed", p("10.A.70.0/24 table main")),
         ("link", "changed", if0.clone()), // carrier lost with its peer, then the MTU
         ("rule", "added", format!("{prio}: from all fwmark {mark}")),
         ("firewall", "changed", "ip nat POSTROUTING".into()),

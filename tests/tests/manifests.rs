@@ -2170,3 +2170,134 @@ fn the_release_workflow_builds_what_scripts_images_builds_and_publishes_what_flu
         "{edited}"
     );
 }
+
+/// Whether an SPDX expression is satisfied by `allowed`: an `OR` needs one
+/// side, an `AND` both; `WITH` exceptions go with their license; the old
+/// `A/B` form means `A OR B`.
+fn license_ok(expr: &str, allowed: &BTreeSet<String>) -> bool {
+    fn or(tokens: &[String], at: &mut usize, allowed: &BTreeSet<String>) -> bool {
+        let mut ok = and(tokens, at, allowed);
+        while tokens.get(*at).is_some_and(|t| t == "OR") {
+            *at += 1;
+            ok |= and(tokens, at, allowed);
+        }
+        ok
+    }
+    fn and(tokens: &[String], at: &mut usize, allowed: &BTreeSet<String>) -> bool {
+        let mut ok = one(tokens, at, allowed);
+        while tokens.get(*at).is_some_and(|t| t == "AND") {
+            *at += 1;
+            ok &= one(tokens, at, allowed);
+        }
+        ok
+    }
+    fn one(tokens: &[String], at: &mut usize, allowed: &BTreeSet<String>) -> bool {
+        let Some(t) = tokens.get(*at) else {
+            return false;
+        };
+        *at += 1;
+        if t == "(" {
+            let ok = or(tokens, at, allowed);
+            *at += 1; // ")"
+            return ok;
+        }
+        if tokens.get(*at).is_some_and(|w| w == "WITH") {
+            *at += 2;
+        }
+        allowed.contains(t)
+    }
+    let spaced = expr
+        .replace('/', " OR ")
+        .replace('(', " ( ")
+        .replace(')', " ) ");
+    let tokens: Vec<String> = spaced.split_whitespace().map(str::to_string).collect();
+    let mut at = 0;
+    or(&tokens, &mut at, allowed) && at == tokens.len()
+}
+
+#[test]
+fn license_expressions_are_read_as_spdx() {
+    let allowed: BTreeSet<String> = ["MIT", "Apache-2.0", "Unicode-3.0"]
+        .map(String::from)
+        .into();
+    for (expr, ok) in [
+        ("MIT OR Apache-2.0", true),
+        ("MIT/Apache-2.0", true),
+        ("(MIT OR Apache-2.0) AND Unicode-3.0", true),
+        ("Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT", true),
+        ("MIT AND BSD-3-Clause", false),
+        ("GPL-3.0-only", false),
+        ("MIT OR Apache-2.0 OR LGPL-2.1-or-later", true),
+        ("LGPL-2.1-or-later", false),
+    ] {
+        assert_eq!(license_ok(expr, &allowed), ok, "{expr}");
+    }
+}
+
+/// deny.toml's rules, checked offline against every package of the lock
+/// file: licenses from the allowlist, no banned crate, crates.io only.
+#[test]
+fn dependencies_follow_the_policy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let policy: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root.join("deny.toml")).expect("deny.toml"))
+            .expect("deny.toml parses");
+    let allowed: BTreeSet<String> = policy["licenses"]["allow"]
+        .as_array()
+        .expect("licenses.allow")
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let banned: BTreeSet<String> = policy["bans"]["deny"]
+        .as_array()
+        .expect("bans.deny")
+        .iter()
+        .filter_map(|v| v.get("name")?.as_str().map(String::from))
+        .collect();
+    let registries: Vec<String> = policy["sources"]["allow-registry"]
+        .as_array()
+        .expect("sources.allow-registry")
+        .iter()
+        .filter_map(|v| v.as_str().map(|r| format!("registry+{r}")))
+        .collect();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(&root)
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata --offline failed (scripts/test runs `cargo fetch --locked` first): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut problems = Vec::new();
+    let packages = meta["packages"].as_array().cloned().unwrap_or_default();
+    assert!(packages.len() > 100, "{} packages", packages.len());
+    for p in &packages {
+        let name = p["name"].as_str().unwrap_or_default();
+        let version = p["version"].as_str().unwrap_or_default();
+        match p["source"].as_str() {
+            None => {} // a workspace member
+            Some(s) if registries.iter().any(|r| r == s) => {}
+            Some(s) => problems.push(format!("{name} {version}: source {s} is not allowed")),
+        }
+        if banned.contains(name) {
+            problems.push(format!("{name} {version}: banned by deny.toml"));
+        }
+        if p["source"].is_null() {
+            continue;
+        }
+        match p["license"].as_str() {
+            Some(l) if license_ok(l, &allowed) => {}
+            Some(l) => problems.push(format!("{name} {version}: license {l:?} is not allowed")),
+            None => problems.push(format!("{name} {version}: no license declared")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "dependency policy (deny.toml):\n{}",
+        problems.join("\n")
+    );
+}

@@ -2,14 +2,20 @@
 //! the agent does it for `GetFirewall` with no limit: the nf_tables rule
 //! dump alone, the dump with the render running beside it
 //! ([`read::read_backends`]: dump, render, index), the page of every rule of
-//! the table, and its protobuf encoding. BENCHMARKS.md quotes it ("Where the
-//! gRPC answer's time goes"). Needs CAP_NET_ADMIN.
+//! the table, and its protobuf encoding; then the parts of the read: dump
+//! with the render beside it, the text's assembly, the index. BENCHMARKS.md
+//! quotes it ("Where the gRPC answer's time goes"). Needs CAP_NET_ADMIN.
 //!
 //! `ip netns exec NS cargo run --release -p labscope-agent --example firewall_phases -- [TABLE (nat)] [RUNS (10)] [-6]`
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use labscope_agent::firewall::{self, nft, read};
+use labscope_agent::firewall::xt::ipset::KernelSets;
+use labscope_agent::firewall::{self, iptables_nft, nft, parse, read};
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,8 +28,10 @@ fn main() {
     } else {
         nft::model::family::IPV4
     };
-    println!("| run | rule dump alone | dump + render + index | page | encode | rules | bytes |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| run | rule dump alone | dump + render + index | page | encode | rules | bytes | of the read: dump + render | assemble | index |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for run in 1..=runs {
         let t0 = Instant::now();
         let dumped = nft::Ruleset::read_streaming(family, || 0usize, |n, p| *n += p.len());
@@ -44,15 +52,41 @@ fn main() {
             return eprintln!("encoding failed: {e}");
         }
         let t4 = Instant::now();
-        let ms = |d: std::time::Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+        drop((fw, texts));
+        // The read's parts.
+        let sets = KernelSets::default();
+        let p0 = Instant::now();
+        let (rs, rendered) = match nft::Ruleset::read_streaming(
+            family,
+            || iptables_nft::Rendered::new(ipv6),
+            |r, p| r.add(p, &sets),
+        ) {
+            Ok(x) => x,
+            Err(e) => return eprintln!("read failed: {e}"),
+        };
+        let p1 = Instant::now();
+        let text = iptables_nft::assemble(&rs, rendered);
+        let p2 = Instant::now();
+        let index = parse::Index::build(&text.text);
+        let p3 = Instant::now();
+        drop((index, text, rs));
         println!(
-            "| {run} | {} | {} | {} | {} | {} | {} |",
+            "| {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             ms(t1 - t0),
             ms(t2 - t1),
             ms(t3 - t2),
             ms(t4 - t3),
-            fw.total_rules,
-            buf.len()
+            fw_rules(&buf),
+            buf.len(),
+            ms(p1 - p0),
+            ms(p2 - p1),
+            ms(p3 - p2),
         );
     }
+}
+
+fn fw_rules(encoded: &[u8]) -> u32 {
+    <labscope_proto::v1::Firewall as prost::Message>::decode(encoded)
+        .map(|f| f.total_rules)
+        .unwrap_or(0)
 }

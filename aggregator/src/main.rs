@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// The static 64-bit musl builds (the amd64 and arm64 images) allocate
 /// through mimalloc: musl's allocator made a big MCP answer, whose
 /// `serde_json::Value` tree takes ~35 small allocations per conntrack entry,
-/// cost far more CPU than glibc's (BENCHMARKS.md, "The shipped aggregator's
+/// cost far more CPU than glibc's (docs/benchmarks-log.md, "The shipped aggregator's
 /// allocator"). glibc builds keep glibc's; 32-bit ARM keeps musl's.
 #[cfg(all(target_env = "musl", target_pointer_width = "64"))]
 #[global_allocator]
@@ -30,7 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// later (`MIMALLOC_PURGE_DELAY` or its older name `MIMALLOC_RESET_DELAY`,
 /// when set, still decides): with its default a full 50k-entry conntrack
 /// read left 10–30 MiB more resident for tens of seconds, for ~20 % less CPU
-/// than this setting (BENCHMARKS.md).
+/// than this setting (docs/benchmarks-log.md).
 #[cfg(all(target_env = "musl", target_pointer_width = "64"))]
 #[allow(unsafe_code)]
 fn configure_allocator() {

@@ -2,7 +2,7 @@
 //!
 //! Used for ctnetlink, where netlink-packet-netfilter allocates a `Vec` per
 //! tuple and leaves counters, zone, id, NAT and ICMP fields undecoded; the
-//! benchmark in BENCHMARKS.md compares the two on a 50,000-entry dump.
+//! benchmark in docs/benchmarks-log.md compares the two on a 50,000-entry dump.
 
 /// `NLA_F_NESTED`: set by the kernel on nested attributes. It and
 /// `NLA_F_NET_BYTEORDER` must be masked off the type, or every nested

@@ -1,6 +1,6 @@
 //! `trace_request`: the path of a request through the cluster, hop by hop,
 //! each with a verdict — DNS (each configured resolver's answer), who owns
-//! the address, the Ingress rule for host and path, the backend Service,
+//! the address, the Ingress rule (or Gateway API HTTPRoute) for host and path, the backend Service,
 //! its ready endpoints, the pods behind them, the node's NAT path for the
 //! Service (kube-proxy's chains with their packet counters), the kernel's
 //! route to the pod, and TCP connects to the pod and to the Service — ending
@@ -21,10 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{node_agent, on_node};
 use crate::agents::AgentHandle;
+use crate::cluster::kinds::CustomKind;
 use crate::cluster::{Cluster, Request};
 use crate::tools::args::{Range, Text, blank_as_none};
 use crate::tools::kube::{api_error, cluster_in};
 use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
+
+const HTTPROUTE: CustomKind =
+    CustomKind::new("gateway.networking.k8s.io", "HTTPRoute", "httproutes");
 
 /// Arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -200,8 +204,82 @@ pub fn ingress_backend(
     best.map(|(_, b)| b)
 }
 
+/// The backend a Gateway API HTTPRoute gives `host` and `path`: (route,
+/// service, port, matched path), longest path first; no hostnames means
+/// every host.
+pub fn httproute_backend(
+    routes: &[kube::api::DynamicObject],
+    host: &str,
+    path: &str,
+) -> Option<(String, String, String, String)> {
+    let mut best: Option<(usize, (String, String, String, String))> = None;
+    for r in routes {
+        let ns = r.metadata.namespace.clone().unwrap_or_default();
+        let name = r.metadata.name.clone().unwrap_or_default();
+        let spec = &r.data["spec"];
+        let hostnames: Vec<&str> = spec["hostnames"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+            .unwrap_or_default();
+        if !hostnames.is_empty() && !hostnames.iter().any(|h| host_matches(h, host)) {
+            continue;
+        }
+        for rule in spec["rules"].as_array().into_iter().flatten() {
+            let Some(backend) = rule["backendRefs"].as_array().and_then(|b| b.first()) else {
+                continue;
+            };
+            if backend["kind"].as_str().is_some_and(|k| k != "Service") {
+                continue;
+            }
+            let matches: Vec<(String, String)> = match rule["matches"].as_array() {
+                Some(m) if !m.is_empty() => m
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["path"]["type"]
+                                .as_str()
+                                .unwrap_or("PathPrefix")
+                                .to_string(),
+                            m["path"]["value"].as_str().unwrap_or("/").to_string(),
+                        )
+                    })
+                    .collect(),
+                _ => vec![("PathPrefix".into(), "/".into())],
+            };
+            for (kind, want) in matches {
+                let hit = match kind.as_str() {
+                    "Exact" => path == want,
+                    _ => {
+                        let w = want.trim_end_matches('/');
+                        w.is_empty() || path == w || path.starts_with(&format!("{w}/"))
+                    }
+                };
+                let score = want.len() * 2 + usize::from(!hostnames.is_empty());
+                if hit && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                    let svc_ns = backend["namespace"].as_str().unwrap_or(&ns);
+                    best = Some((
+                        score,
+                        (
+                            format!("{ns}/{name}"),
+                            format!("{svc_ns}/{}", backend["name"].as_str().unwrap_or_default()),
+                            backend["port"]
+                                .as_u64()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                            want,
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    best.map(|(_, b)| b)
+}
+
 struct ClusterView {
     ingresses: Vec<Ingress>,
+    /// Gateway API HTTPRoutes (none when the API is not installed).
+    routes: Vec<kube::api::DynamicObject>,
     services: Vec<Service>,
     slices: Vec<EndpointSlice>,
     pods: Vec<Pod>,
@@ -223,8 +301,13 @@ async fn read_cluster(c: &Cluster) -> Result<ClusterView, crate::cluster::Error>
         c.list(&pod, &all, Request::new("list", "pods", None)),
         crate::cluster::nodes::list(c),
     )?;
+    let routes = match c.list_kind(&HTTPROUTE, None).await {
+        Ok(l) => l.items().to_vec(),
+        Err(_) => Vec::new(),
+    };
     Ok(ClusterView {
         ingresses,
+        routes,
         services,
         slices,
         pods,
@@ -457,13 +540,14 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Trace, ToolEr
     };
 
     // 3. The Ingress rule.
-    let Some((ingress, service, svc_port, matched)) =
-        ingress_backend(&view.ingresses, &host, &path)
-    else {
+    let found = ingress_backend(&view.ingresses, &host, &path)
+        .map(|b| ("Ingress", b))
+        .or_else(|| httproute_backend(&view.routes, &host, &path).map(|b| ("HTTPRoute", b)));
+    let Some((what, (ingress, service, svc_port, matched))) = found else {
         hops.push(hop(
             "ingress",
             "failed",
-            format!("no Ingress routes {host}{path}"),
+            format!("no Ingress or HTTPRoute routes {host}{path}"),
             vec![],
         ));
         return Ok(finish(host, port, path, prober, hops));
@@ -471,7 +555,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Trace, ToolEr
     hops.push(hop(
         "ingress",
         "ok",
-        format!("Ingress {ingress}: {host} {matched} → {service}:{svc_port}"),
+        format!("{what} {ingress}: {host} {matched} → {service}:{svc_port}"),
         vec![],
     ));
 
@@ -989,6 +1073,58 @@ impl Render for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn httproutes_route_by_host_and_longest_path() {
+        let route = |name: &str, hosts: serde_json::Value, rules: serde_json::Value| {
+            serde_json::from_value::<kube::api::DynamicObject>(serde_json::json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": name, "namespace": "immich"},
+                "spec": {"parentRefs": [{"name": "traefik-gateway", "namespace": "kube-system"}],
+                         "hostnames": hosts, "rules": rules}
+            }))
+            .expect("an HTTPRoute")
+        };
+        let routes = vec![
+            route(
+                "immich",
+                serde_json::json!(["immich.lab.example"]),
+                serde_json::json!([
+                    {"backendRefs": [{"name": "immich-server", "port": 2283}]},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                     "backendRefs": [{"name": "immich-api", "port": 3001}]},
+                    {"matches": [{"path": {"type": "Exact", "value": "/health"}}],
+                     "backendRefs": [{"name": "health", "namespace": "ops", "port": 80}]}
+                ]),
+            ),
+            route(
+                "any",
+                serde_json::json!([]),
+                serde_json::json!([{"backendRefs": [{"name": "catch", "port": 80}]}]),
+            ),
+        ];
+        let svc = |h: &str, p: &str| httproute_backend(&routes, h, p).map(|b| (b.1, b.2));
+        assert_eq!(
+            svc("immich.lab.example", "/photos"),
+            Some(("immich/immich-server".into(), "2283".into()))
+        );
+        assert_eq!(
+            svc("immich.lab.example", "/api/ping"),
+            Some(("immich/immich-api".into(), "3001".into()))
+        );
+        assert_eq!(
+            svc("immich.lab.example", "/apix"),
+            Some(("immich/immich-server".into(), "2283".into()))
+        );
+        assert_eq!(
+            svc("immich.lab.example", "/health"),
+            Some(("ops/health".into(), "80".into()))
+        );
+        assert_eq!(
+            svc("other.lab.example", "/"),
+            Some(("immich/catch".into(), "80".into()))
+        );
+    }
 
     #[test]
     fn wildcard_hosts_match_one_label() {

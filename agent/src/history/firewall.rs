@@ -241,9 +241,16 @@ pub fn read() -> Result<Option<(FwState, Texts)>, nft::Error> {
     if rs.generation.is_none() {
         return Ok(None);
     }
+    let generation = rs.generation;
     let mut tables = listing::list(&rs);
     drop(rs);
     as_iptables(&mut tables);
+    // The iptables text is a second read: if the ruleset moved between the
+    // two, a chain could be kept in nft words now and iptables words next
+    // time, and every rule would look replaced. Read again later instead.
+    if nft::generation()? != generation {
+        return Err(nft::Error::Unstable(1));
+    }
     Ok(Some(state_of(&tables)))
 }
 
@@ -374,7 +381,9 @@ fn run(h: &History) {
     let mut ct_level = conntrack_use().map(|(p, _, _)| level(p));
     h.baseline_taken();
     let mut last_ct = Instant::now();
+    // When the last notification came, and the first one not yet read.
     let mut dirty: Option<Instant> = None;
+    let mut unread_since: Option<Instant> = None;
     let mut last_read = Instant::now() - MIN_INTERVAL;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -382,17 +391,25 @@ fn run(h: &History) {
             Some(s) => {
                 buf.clear();
                 match s.recv(&mut buf, 0) {
-                    Ok(_) => dirty = Some(Instant::now()),
+                    Ok(_) => {
+                        dirty = Some(Instant::now());
+                        unread_since.get_or_insert_with(Instant::now);
+                    }
                     Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
-                        dirty = Some(Instant::now())
+                        dirty = Some(Instant::now());
+                        unread_since.get_or_insert_with(Instant::now);
                     }
                     Err(_) => {}
                 }
             }
             None => std::thread::sleep(Duration::from_millis(500)),
         }
-        if dirty.is_some_and(|d| d.elapsed() >= SETTLE) && last_read.elapsed() >= MIN_INTERVAL {
+        // Quiet for SETTLE, or changing without a pause for long: read.
+        let settled = dirty.is_some_and(|d| d.elapsed() >= SETTLE)
+            || unread_since.is_some_and(|d| d.elapsed() >= MIN_INTERVAL);
+        if settled && last_read.elapsed() >= MIN_INTERVAL {
             dirty = None;
+            unread_since = None;
             last_read = Instant::now();
             match read() {
                 Ok(Some((new, texts))) => {
@@ -403,7 +420,10 @@ fn run(h: &History) {
                 }
                 Ok(None) => fw = None,
                 // The ruleset moved during the read: try again soon.
-                Err(_) => dirty = Some(Instant::now()),
+                Err(_) => {
+                    dirty = Some(Instant::now());
+                    unread_since.get_or_insert_with(Instant::now);
+                }
             }
         }
         if last_ct.elapsed() >= CONNTRACK_EVERY {

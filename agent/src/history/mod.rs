@@ -118,8 +118,15 @@ impl History {
         }
     }
 
-    /// Records one change, dropping the oldest while over budget.
-    pub fn push(&self, c: Change) {
+    /// Records one change, dropping the oldest while over budget. A
+    /// change's texts are cut to a sixteenth of the budget each, so that
+    /// one huge rule (an anonymous set of thousands of addresses) cannot
+    /// wipe the history.
+    pub fn push(&self, mut c: Change) {
+        let cap = (self.budget / 16).max(256);
+        for text in [&mut c.object, &mut c.before, &mut c.after] {
+            truncate(text, cap);
+        }
         let size = cost(&c);
         let mut ring = self.ring();
         ring.used += size;
@@ -168,6 +175,19 @@ impl History {
     }
 }
 
+/// Cuts `text` to at most `cap` bytes on a character boundary, saying so.
+fn truncate(text: &mut String, cap: usize) {
+    if text.len() <= cap {
+        return;
+    }
+    let mut end = cap.saturating_sub(16);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" … (truncated)");
+}
+
 /// One change, stamped now.
 pub fn change(kind: &str, action: &str, object: String, before: String, after: String) -> Change {
     Change {
@@ -211,6 +231,30 @@ mod tests {
         assert_eq!(some.changes.len(), 4);
         assert_eq!(some.omitted, 6);
         assert_eq!(some.changes.last().map(|c| c.at_unix_ms), Some(999));
+        // One change bigger than the budget keeps the history.
+        h.push(change(
+            "firewall",
+            "changed",
+            "ip filter X".into(),
+            String::new(),
+            "é".repeat(50_000),
+        ));
+        let after = h.list(&ListChangesRequest::default());
+        assert!(
+            after.used_bytes <= 10_000 && after.changes.len() > 1,
+            "{}",
+            after.used_bytes
+        );
+        let big = after
+            .changes
+            .last()
+            .map(|c| c.after.clone())
+            .unwrap_or_default();
+        assert!(
+            big.len() <= 10_000 / 16 && big.ends_with("(truncated)"),
+            "{}",
+            big.len()
+        );
         let none = h.list(&ListChangesRequest {
             kinds: vec!["link".into()],
             ..Default::default()

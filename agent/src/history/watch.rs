@@ -155,14 +155,21 @@ fn rule_entry(r: &Rule) -> String {
     s
 }
 
+/// A gateway neighbour's address and what is reported of it: its
+/// link-layer address, or that it cannot be reached. REACHABLE/STALE/DELAY
+/// come and go with traffic and are not changes.
 fn neighbour_entry(n: &Neighbour) -> Option<(IpAddr, String)> {
     let ip: IpAddr = n.address.as_ref()?.text.parse().ok()?;
-    Some((
-        ip,
-        format!("{} {}", n.lladdr, n.states.join(","))
-            .trim()
-            .to_string(),
-    ))
+    let down = n
+        .states
+        .iter()
+        .find(|s| *s == "FAILED" || *s == "INCOMPLETE");
+    let value = match down {
+        Some(s) => format!("{s} (unreachable)"),
+        None if n.lladdr.is_empty() => return None,
+        None => format!("lladdr {}", n.lladdr),
+    };
+    Some((ip, value))
 }
 
 /// The gateways of the known routes.
@@ -359,6 +366,7 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bo
             }
         }
         M::DelAddress(m) => {
+            let v4 = u8::from(m.header.family) == 2;
             if let Some(t) =
                 addresses::parse(M::NewAddress(m)).and_then(|a| address_text(&a, state))
                 && state.addresses.remove(&t)
@@ -371,6 +379,9 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bo
                     String::new(),
                 ));
             }
+            // Routes through a link's last IPv4 address, or from it, go
+            // with it, unannounced.
+            return v4;
         }
         M::NewRoute(m) => {
             if m.header.flags.bits() & RTM_F_CLONED != 0 {
@@ -440,23 +451,9 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bo
                 _ => {}
             }
         }
-        M::DelNeighbour(m) => {
-            let Some((ip, _)) = neighbours::parse(M::NewNeighbour(m))
-                .as_ref()
-                .and_then(neighbour_entry)
-            else {
-                return false;
-            };
-            if let Some(old) = state.gateways.remove(&ip) {
-                h.push(change(
-                    "neighbour",
-                    "removed",
-                    format!("gateway {ip}"),
-                    old,
-                    String::new(),
-                ));
-            }
-        }
+        // The kernel drops idle neighbour entries and makes them again on
+        // use: a removal is not a change; a FAILED state is.
+        M::DelNeighbour(_) => {}
         _ => {}
     }
     false

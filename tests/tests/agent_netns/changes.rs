@@ -74,6 +74,9 @@ fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> 
     ns.ip(&["link", "set", &if1, "up"])?;
     ns.ip(&["addr", "add", &p("10.A.0.2/24"), "dev", &if0])?;
     ns.ip(&["addr", "add", &p("10.A.1.2/24"), "dev", &if1])?;
+    // A second address, so that removing the first leaves the link's
+    // routes in place (the last IPv4 address takes them all with it).
+    ns.ip(&["addr", "add", &p("10.A.2.2/24"), "dev", &if1])?;
     ns.ip(&[
         "route",
         "add",

@@ -143,15 +143,12 @@ pub fn tool() -> ToolDef {
 
 /// Seconds back of "30s", "10m", "2h", "1d".
 fn relative(s: &str) -> Option<i64> {
-    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    // By unit suffix, never by byte position: the argument may end in
+    // any character.
+    let (n, mult) = [("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        .into_iter()
+        .find_map(|(unit, mult)| s.strip_suffix(unit).map(|n| (n, mult)))?;
     let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
     n.checked_mul(mult).filter(|s| *s <= 30 * 86_400)
 }
 
@@ -245,6 +242,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
     let mut rows = Vec::new();
     let mut nodes = Vec::new();
     let mut notes = Vec::new();
+    // Changes each agent left out by the limit (its oldest).
+    let mut agent_omitted = 0;
     let deadline = ctx.settings.agent_deadline.max(Duration::from_secs(5));
     if let Some(node) = &a.node {
         let agent = node_agent(&ctx, "node", node.as_str()).await?;
@@ -253,6 +252,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
         })
         .await?;
         rows.extend(rows_of(node.as_str(), &h));
+        agent_omitted += h.omitted as usize;
         nodes.push(node_status(node.as_str(), &h));
     } else {
         let agents = if only_cluster {
@@ -279,6 +279,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
         for r in results {
             match (&r.outcome, &r.value) {
                 (NodeOutcome::Ok, Some(h)) => {
+                    agent_omitted += h.omitted as usize;
                     rows.extend(rows_of(&r.node, h));
                     nodes.push(node_status(&r.node, h));
                 }
@@ -315,8 +316,9 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
     }
     rows.sort_by_key(|r| r.at_ms);
     let limit = a.limit.get() as usize;
-    let omitted = rows.len().saturating_sub(limit);
-    rows.drain(..omitted);
+    let dropped_here = rows.len().saturating_sub(limit);
+    rows.drain(..dropped_here);
+    let omitted = dropped_here + agent_omitted;
     // The window in the clock the cluster part used (the wall clock
     // unless fixed, as in fixtures).
     let since = match ctx.settings.now {
@@ -513,6 +515,9 @@ mod tests {
         assert!(window_start(Some("yesterday"), 0).is_err());
         assert!(window_start(Some("0m"), 0).is_err());
         assert!(window_start(Some("31d"), 0).is_err());
+        for odd in ["5分", "10µ", "é", "", "m", "-5m"] {
+            assert!(window_start(Some(odd), 0).is_err(), "{odd}");
+        }
     }
 
     #[test]

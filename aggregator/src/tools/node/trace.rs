@@ -147,15 +147,27 @@ fn host_matches(rule: &str, host: &str) -> bool {
     }
 }
 
+/// How specific a match is: (host exact 2 / wildcard 1 / none 0, path
+/// length, Exact).
+type Specificity = (u8, usize, bool);
+
+/// (the Ingress or route, its Service `ns/name`, the port, the path matched).
+type Backend = (String, String, String, String);
+
+fn specificity(host_rule: Option<&str>, path: &str, exact: bool) -> Specificity {
+    let host = match host_rule {
+        Some(h) if h.starts_with("*.") => 1,
+        Some(_) => 2,
+        None => 0,
+    };
+    (host, path.len(), exact)
+}
+
 /// The backend an Ingress gives `host` and `path`: (ingress, service,
 /// port name or number, matched path), longest path first; `Exact` paths
 /// match only themselves.
-pub fn ingress_backend(
-    ingresses: &[Ingress],
-    host: &str,
-    path: &str,
-) -> Option<(String, String, String, String)> {
-    let mut best: Option<(usize, (String, String, String, String))> = None;
+pub fn ingress_backend(ingresses: &[Ingress], host: &str, path: &str) -> Option<Backend> {
+    let mut best: Option<(Specificity, Backend)> = None;
     for ing in ingresses {
         let ns = ing.metadata.namespace.clone().unwrap_or_default();
         let name = ing.metadata.name.clone().unwrap_or_default();
@@ -185,8 +197,9 @@ pub fn ingress_backend(
                         _ => String::new(),
                     })
                     .unwrap_or_default();
-                // A rule for this very host beats a catch-all.
-                let score = want.len() * 2 + usize::from(rule.host.is_some());
+                // As the controllers pick: the host first (exact, then
+                // wildcard, then none), then the longest path, Exact first.
+                let score = specificity(rule.host.as_deref(), &want, p.path_type == "Exact");
                 if hit && best.as_ref().is_none_or(|(s, _)| score > *s) {
                     best = Some((
                         score,
@@ -211,8 +224,8 @@ pub fn httproute_backend(
     routes: &[kube::api::DynamicObject],
     host: &str,
     path: &str,
-) -> Option<(String, String, String, String)> {
-    let mut best: Option<(usize, (String, String, String, String))> = None;
+) -> Option<Backend> {
+    let mut best: Option<(Specificity, Backend)> = None;
     for r in routes {
         let ns = r.metadata.namespace.clone().unwrap_or_default();
         let name = r.metadata.name.clone().unwrap_or_default();
@@ -254,7 +267,8 @@ pub fn httproute_backend(
                         w.is_empty() || path == w || path.starts_with(&format!("{w}/"))
                     }
                 };
-                let score = want.len() * 2 + usize::from(!hostnames.is_empty());
+                let host_rule = hostnames.iter().find(|h| host_matches(h, host)).copied();
+                let score = specificity(host_rule, &want, kind == "Exact");
                 if hit && best.as_ref().is_none_or(|(s, _)| score > *s) {
                     let svc_ns = backend["namespace"].as_str().unwrap_or(&ns);
                     best = Some((
@@ -718,7 +732,15 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Trace, ToolEr
             }
         ));
     }
-    if pods.is_empty() {
+    let no_pod_refs = !ready.is_empty() && names.iter().all(|n| n.is_empty());
+    if no_pod_refs {
+        hops.push(hop(
+            "pods",
+            "skipped",
+            "the endpoints name no pod (a Service without a selector, pointing elsewhere)",
+            vec![],
+        ));
+    } else if pods.is_empty() {
         hops.push(hop(
             "pods",
             "failed",
@@ -755,7 +777,17 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Trace, ToolEr
         }
         return Ok(finish(host, port, path, prober, hops));
     };
-    hops.push(nat_hop(&agent, deadline, &cluster_ip, service_port).await);
+    if cluster_ip.is_empty() || cluster_ip == "None" {
+        hops.push(hop(
+            "nat",
+            "skipped",
+            "a headless Service has no cluster IP to translate",
+            vec![],
+        ));
+    } else {
+        let protocol = sp.protocol.clone().unwrap_or_else(|| "TCP".into());
+        hops.push(nat_hop(&agent, deadline, &cluster_ip, service_port, &protocol).await);
+    }
     let first = ready.first().or(not_ready.first()).cloned();
     match first {
         Some((pod_ip, target_port, pod, _)) => {
@@ -781,17 +813,26 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Trace, ToolEr
                     vec![],
                 )),
             }
-            hops.push(
-                connect_hop(
-                    &agent,
-                    deadline,
+            if target_port <= 0 {
+                hops.push(hop(
                     "connect_pod",
-                    &pod_ip,
-                    target_port as u16,
-                    &format!("pod {pod}"),
-                )
-                .await,
-            );
+                    "skipped",
+                    format!("the EndpointSlice gives no port named {port_name:?}"),
+                    vec![],
+                ));
+            } else {
+                hops.push(
+                    connect_hop(
+                        &agent,
+                        deadline,
+                        "connect_pod",
+                        &pod_ip,
+                        target_port as u16,
+                        &format!("pod {pod}"),
+                    )
+                    .await,
+                );
+            }
         }
         None => {
             hops.push(hop(
@@ -882,11 +923,19 @@ async fn connect_hop(
 
 /// kube-proxy's iptables path for `ip:port`: the KUBE-SERVICES rule, then
 /// its KUBE-SVC chain's KUBE-SEP rules with their counters.
-async fn nat_hop(agent: &AgentHandle, deadline: Duration, ip: &str, port: i32) -> Hop {
+async fn nat_hop(
+    agent: &AgentHandle,
+    deadline: Duration,
+    ip: &str,
+    port: i32,
+    protocol: &str,
+) -> Hop {
+    let v6 = ip.contains(':');
     let read = |chain: String| {
         let agent = agent.clone();
         async move {
             let req = pb::GetFirewallRequest {
+                ipv6: v6,
                 table: "nat".into(),
                 chain,
                 ..Default::default()
@@ -917,17 +966,30 @@ async fn nat_hop(agent: &AgentHandle, deadline: Duration, ip: &str, port: i32) -
         }
     };
     let rules: Vec<&pb::FirewallRule> = services.chains.iter().flat_map(|c| &c.rules).collect();
-    let wanted = format!("-d {ip}/32");
-    let dport = format!("--dport {port}");
-    let Some(rule) = rules
-        .iter()
-        .find(|r| r.text.contains(&wanted) && r.text.contains(&dport))
-    else {
+    // IPVS mode: one rule matching the KUBE-CLUSTER-IP ipset, no rule per
+    // Service.
+    if rules.iter().any(|r| r.text.contains("KUBE-CLUSTER-IP")) {
+        return hop(
+            "nat",
+            "skipped",
+            "kube-proxy runs in IPVS mode here (KUBE-SERVICES matches the KUBE-CLUSTER-IP set): no per-Service chains to follow",
+            vec![],
+        );
+    }
+    let dst = format!("{ip}/{}", if v6 { 128 } else { 32 });
+    let proto = protocol.to_ascii_lowercase();
+    let port_text = port.to_string();
+    let Some(rule) = rules.iter().find(|r| {
+        let words: Vec<&str> = r.text.split_whitespace().collect();
+        let has = |flag: &str, value: &str| words.windows(2).any(|w| w[0] == flag && w[1] == value);
+        has("-d", &dst) && has("--dport", &port_text) && has("-p", &proto)
+    }) else {
         return hop(
             "nat",
             "failed",
             format!(
-                "no KUBE-SERVICES rule for {ip}:{port}: kube-proxy has not programmed this Service on this node"
+                "no KUBE-SERVICES rule for {ip}:{port}/{proto}: kube-proxy has not programmed it on this node \
+                 (it leaves a Service without endpoints out of nat and rejects it in the filter table)"
             ),
             vec![],
         );

@@ -952,7 +952,7 @@ async fn nat_hop(
             return hop(
                 "nat",
                 "skipped",
-                "no KUBE-SERVICES chain on this node (kube-proxy in nftables or IPVS mode, or none)",
+                "no KUBE-SERVICES chain on this node (kube-proxy in nftables mode, or none)",
                 vec![],
             );
         }

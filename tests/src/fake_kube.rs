@@ -701,6 +701,7 @@ pub const KNOWN_KINDS: &[(&str, &str, &str, bool)] = &[
     ("batch", "CronJob", "cronjobs", true),
     ("networking.k8s.io", "Ingress", "ingresses", true),
     ("networking.k8s.io", "IngressClass", "ingressclasses", false),
+    ("gateway.networking.k8s.io", "HTTPRoute", "httproutes", true),
     ("discovery.k8s.io", "EndpointSlice", "endpointslices", true),
     ("events.k8s.io", "Event", "events", true),
     (

@@ -113,6 +113,8 @@ fn calls() -> Vec<(&'static str, Value)> {
         .filter(|t| !t.name.contains("pihole"))
         // Operations: mutation_rbac_is_exactly_what_the_operations_use.
         .filter(|t| !t.hints.mutates())
+        // Needs a url or a host: called below.
+        .filter(|t| t.name != "trace_request")
         // Tools with required arguments are called with them below.
         .filter(|t| {
             t.input_schema()
@@ -172,7 +174,36 @@ fn calls() -> Vec<(&'static str, Value)> {
         "get_events",
         json!({"namespace": "jellyfin", "type": "all"}),
     ));
+    // The node tool that reads the cluster too (Flux, events) without a node.
+    calls.push(("what_changed", json!({"since": "2h"})));
+    // Through an Ingress, and through an HTTPRoute (the fixture below serves
+    // the Gateway API).
+    calls.push((
+        "trace_request",
+        json!({"url": "https://jellyfin.lab.mtgibbs.dev/web/"}),
+    ));
+    calls.push((
+        "trace_request",
+        json!({"url": "https://photos.lab.mtgibbs.dev/"}),
+    ));
     calls
+}
+
+/// The homelab with the Gateway API served and one HTTPRoute, so that
+/// trace_request's read of it is seen.
+fn with_gateway_api(
+    mut f: labscope_tests::fake_kube::Fixture,
+) -> labscope_tests::fake_kube::Fixture {
+    f.groups
+        .push(("gateway.networking.k8s.io".into(), vec!["v1".into()]));
+    f.objects.push(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "immich-photos", "namespace": "immich", "uid": "uid-httproute-photos", "resourceVersion": "1"},
+        "spec": {"parentRefs": [{"name": "traefik-gateway", "namespace": "kube-system"}],
+                 "hostnames": ["photos.lab.mtgibbs.dev"],
+                 "rules": [{"backendRefs": [{"name": "immich-server", "port": 2283}]}]}
+    }));
+    f
 }
 
 #[tokio::test]
@@ -189,7 +220,7 @@ async fn rbac_is_exactly_what_the_code_reads() -> anyhow::Result<()> {
     // Every toolset: the services' status tools read pods and Deployments
     // even with no service configured.
     let (results, fake) = call_with_fixture(
-        homelab(&scenarios)?,
+        with_gateway_api(homelab(&scenarios)?),
         |o| o.toolsets = Some(labscope::tools::Toolset::ALL.to_vec()),
         &calls,
     )

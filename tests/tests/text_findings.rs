@@ -90,6 +90,19 @@ fn cases() -> Vec<(&'static str, Value, Vec<&'static str>)> {
             ],
         ),
         (
+            "trace_request",
+            json!({"url": "https://jellyfin.lab.mtgibbs.dev/web/"}),
+            vec![
+                "/verdict",
+                "/failingHop",
+                "/hint",
+                "/hops/*/hop",
+                "/hops/*/verdict",
+                "/hops/*/detail",
+                "/hops/*/evidence/*",
+            ],
+        ),
+        (
             "get_ingress_status",
             json!({}),
             vec![

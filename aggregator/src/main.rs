@@ -698,6 +698,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_sessions,
         } => {
             let ctx = options.context().await?;
+            // A served in-process agent keeps its change history from the
+            // start, as a node's agent does (a one-shot `call` keeps none).
+            if ctx.pool.local_mode {
+                for agent in ctx.pool.all() {
+                    tokio::spawn(async move {
+                        let start = labscope_proto::v1::ListChangesRequest {
+                            limit: 1,
+                            ..Default::default()
+                        };
+                        let _ = agent.client().list_changes(start).await;
+                    });
+                }
+            }
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             let services = ctx.services.clone();

@@ -1,6 +1,7 @@
 //! Formatting both binaries share, so the aggregator never reaches into the
-//! agent's internals: RFC 3339 times, and conntrack's status and TCP state
-//! names as the kernel's own tools print them.
+//! agent's internals: RFC 3339 times, conntrack's status and TCP state
+//! names as the kernel's own tools print them, and a route entry as
+//! `ip route` prints it.
 
 /// Unix seconds → RFC 3339 UTC (proleptic Gregorian, Howard Hinnant's algorithm).
 pub fn rfc3339(secs: i64) -> String {
@@ -85,6 +86,44 @@ pub fn conntrack_status(bits: u32) -> Vec<&'static str> {
     out
 }
 
+/// A route entry as `ip route` prints it: type (unless unicast),
+/// destination, source prefix, gateway, device, next hops, table, protocol
+/// (unless boot), metric. Device names are the route's `oif` fields.
+pub fn route_text(r: &crate::v1::Route) -> String {
+    let mut s = String::new();
+    if r.route_type != "unicast" {
+        s.push_str(&r.route_type);
+        s.push(' ');
+    }
+    s.push_str(&r.destination);
+    let mut part = |name: &str, value: &str| {
+        if !value.is_empty() {
+            s.push(' ');
+            s.push_str(name);
+            s.push(' ');
+            s.push_str(value);
+        }
+    };
+    part("from", &r.source);
+    part("via", r.gateway.as_ref().map_or("", |g| g.text.as_str()));
+    part("dev", &r.oif);
+    for h in &r.nexthops {
+        part(
+            "nexthop via",
+            h.gateway.as_ref().map_or("", |g| g.text.as_str()),
+        );
+        part("dev", &h.oif);
+    }
+    part("table", &r.table_name);
+    if r.protocol != "boot" {
+        part("proto", &r.protocol);
+    }
+    if r.metric != 0 {
+        s.push_str(&format!(" metric {}", r.metric));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +143,38 @@ mod tests {
         );
         assert_eq!(conntrack_status(IPS_DST_NAT), ["DST_NAT", "UNREPLIED"]);
         assert_eq!(TCP_STATE_NAMES[3], "ESTABLISHED");
+    }
+
+    #[test]
+    fn routes_print_as_ip_route_does() {
+        use crate::v1::{IpAddress, Route};
+        let gw = |t: &str| {
+            Some(IpAddress {
+                text: t.into(),
+                ..Default::default()
+            })
+        };
+        let r = Route {
+            route_type: "unicast".into(),
+            destination: "default".into(),
+            gateway: gw("192.168.1.1"),
+            oif: "eth0".into(),
+            table_name: "main".into(),
+            protocol: "dhcp".into(),
+            metric: 100,
+            ..Default::default()
+        };
+        assert_eq!(
+            route_text(&r),
+            "default via 192.168.1.1 dev eth0 table main proto dhcp metric 100"
+        );
+        let b = Route {
+            route_type: "blackhole".into(),
+            destination: "10.98.0.0/16".into(),
+            table_name: "52".into(),
+            protocol: "boot".into(),
+            ..Default::default()
+        };
+        assert_eq!(route_text(&b), "blackhole 10.98.0.0/16 table 52");
     }
 }

@@ -15,13 +15,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use labscope_proto::v1::{Address, Link, Neighbour, Route, Rule};
+use labscope_proto::v1::{Address, Link, Neighbour, Route};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 
 use super::{History, change};
-use crate::networking::{self, addresses, decode, links, neighbours, routes, rules};
+use crate::networking::{self, addresses, decode, explain, links, neighbours, routes};
 
 const GROUPS: [(u32, &str); 8] = [
     (1, "links"),
@@ -129,30 +129,9 @@ fn route_entry(r: &Route, state: &State) -> Option<(String, String)> {
     Some((key, path))
 }
 
-fn rule_entry(r: &Rule) -> String {
-    let mut s = format!("{}: ", r.priority);
-    if r.invert {
-        s.push_str("not ");
-    }
-    s.push_str(&format!("from {}", r.source));
-    if r.destination != "all" {
-        s.push_str(&format!(" to {}", r.destination));
-    }
-    if r.has_fwmark {
-        s.push_str(&format!(" fwmark {:#x}/{:#x}", r.fwmark, r.fwmask));
-    }
-    if !r.iif.is_empty() {
-        s.push_str(&format!(" iif {}", r.iif));
-    }
-    if !r.oif.is_empty() {
-        s.push_str(&format!(" oif {}", r.oif));
-    }
-    match r.action.as_str() {
-        "lookup" => s.push_str(&format!(" lookup {}", r.table_name)),
-        "goto" => s.push_str(&format!(" goto {}", r.goto_priority)),
-        a => s.push_str(&format!(" {a}")),
-    }
-    s
+/// A rule as `ip rule` prints it, with its priority.
+fn rule_entry(r: &explain::RuleSpec) -> String {
+    format!("{}: {}", r.shown.priority, explain::rule_text(r))
 }
 
 /// A gateway neighbour's address and what is reported of it: its
@@ -205,7 +184,7 @@ pub fn snapshot() -> networking::Result<State> {
             state.routes.insert(k, p);
         }
     }
-    for r in networking::dump_parsed(34, &[0u8; 12], rules::parse)? {
+    for r in networking::dump_parsed(34, &[0u8; 12], explain::parse_rule)? {
         state.rules.insert(rule_entry(&r));
     }
     let gws = gateways(&state.routes);
@@ -410,14 +389,14 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bo
             }
         }
         M::NewRule(m) => {
-            if let Some(t) = rules::parse(M::NewRule(m)).map(|r| rule_entry(&r))
+            if let Some(t) = explain::parse_rule(M::NewRule(m)).map(|r| rule_entry(&r))
                 && state.rules.insert(t.clone())
             {
                 h.push(change("rule", "added", t, String::new(), String::new()));
             }
         }
         M::DelRule(m) => {
-            if let Some(t) = rules::parse(M::NewRule(m)).map(|r| rule_entry(&r))
+            if let Some(t) = explain::parse_rule(M::NewRule(m)).map(|r| rule_entry(&r))
                 && state.rules.remove(&t)
             {
                 h.push(change("rule", "removed", t, String::new(), String::new()));

@@ -596,7 +596,7 @@ pub fn assemble(
             rule: rule_text(&rules[ri]),
             outcome: outcome.name().into(),
             route: route
-                .map(|at| route_text(&routes[at].0))
+                .map(|at| labscope_proto::text::route_text(&routes[at].0))
                 .unwrap_or_default(),
         })
         .collect();
@@ -721,43 +721,6 @@ fn forwarding(v6: bool, iif: &str) -> bool {
         if v6 { 6 } else { 4 }
     );
     std::fs::read_to_string(path).map_or(true, |v| v.trim() != "0")
-}
-
-/// A route entry as `ip route` prints it.
-pub fn route_text(r: &Route) -> String {
-    let mut s = String::new();
-    if r.route_type != "unicast" {
-        s.push_str(&r.route_type);
-        s.push(' ');
-    }
-    s.push_str(&r.destination);
-    if !r.source.is_empty() {
-        s.push_str(" from ");
-        s.push_str(&r.source);
-    }
-    if let Some(g) = &r.gateway {
-        s.push_str(" via ");
-        s.push_str(&g.text);
-    }
-    if !r.oif.is_empty() {
-        s.push_str(" dev ");
-        s.push_str(&r.oif);
-    }
-    for h in &r.nexthops {
-        s.push_str(" nexthop");
-        if let Some(g) = &h.gateway {
-            s.push_str(" via ");
-            s.push_str(&g.text);
-        }
-        if !h.oif.is_empty() {
-            s.push_str(" dev ");
-            s.push_str(&h.oif);
-        }
-    }
-    if r.metric != 0 {
-        s.push_str(&format!(" metric {}", r.metric));
-    }
-    s
 }
 
 fn summary(e: &pb::RouteExplanation) -> String {

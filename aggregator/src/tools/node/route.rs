@@ -191,7 +191,11 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Explanation,
         gateway: ip_text(&e.gateway),
         prefsrc: ip_text(&e.prefsrc),
         mtu: (e.mtu != 0).then_some(e.mtu),
-        route: e.route.as_ref().map(route_text).unwrap_or_default(),
+        route: e
+            .route
+            .as_ref()
+            .map(labscope_proto::text::route_text)
+            .unwrap_or_default(),
         rule: match &e.rule {
             Some(r) => format!("{}: {}", r.priority, e.rule_text),
             None => String::new(),
@@ -208,33 +212,6 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Explanation,
             .collect(),
         notes: e.notes,
     })
-}
-
-fn route_text(r: &pb::Route) -> String {
-    let mut s = String::new();
-    if r.route_type != "unicast" {
-        s.push_str(&r.route_type);
-        s.push(' ');
-    }
-    s.push_str(&r.destination);
-    if let Some(g) = &r.gateway {
-        s.push_str(" via ");
-        s.push_str(&g.text);
-    }
-    if !r.oif.is_empty() {
-        s.push_str(" dev ");
-        s.push_str(&r.oif);
-    }
-    s.push_str(" table ");
-    s.push_str(&r.table_name);
-    if !r.protocol.is_empty() && r.protocol != "boot" {
-        s.push_str(" proto ");
-        s.push_str(&r.protocol);
-    }
-    if r.metric != 0 {
-        s.push_str(&format!(" metric {}", r.metric));
-    }
-    s
 }
 
 impl Render for Explanation {

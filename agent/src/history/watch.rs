@@ -166,36 +166,73 @@ fn gateways(routes: &BTreeMap<String, String>) -> BTreeSet<IpAddr> {
         .collect()
 }
 
-/// Reads the whole state with dumps.
-pub fn snapshot() -> networking::Result<State> {
+/// Why the state could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A dump failed.
+    #[error(transparent)]
+    Dump(#[from] networking::Error),
+    /// Every try was interrupted by changes made while it read.
+    #[error("the state kept changing while it was read ({0} tries)")]
+    Unsettled(usize),
+}
+
+/// Tries of one snapshot before it gives up on an unsettled state.
+const SNAPSHOT_TRIES: usize = 5;
+
+/// Reads the whole state with dumps. A dump the kernel marks interrupted
+/// (the table changed mid-read: an object may be missing) is read again,
+/// so that a resync never reports a change that did not happen.
+pub fn snapshot() -> Result<State, SnapshotError> {
+    for attempt in 0..SNAPSHOT_TRIES {
+        let (state, interrupted) = read_state()?;
+        if !interrupted {
+            return Ok(state);
+        }
+        std::thread::sleep(Duration::from_millis(10 << attempt));
+    }
+    Err(SnapshotError::Unsettled(SNAPSHOT_TRIES))
+}
+
+/// One read of every dump, and whether any was interrupted.
+fn read_state() -> networking::Result<(State, bool)> {
     let mut state = State::default();
-    for l in networking::dump_parsed(18, &[0u8; 16], links::parse)? {
+    let (found, mut interrupted) = networking::dump_parsed_checked(18, &[0u8; 16], links::parse)?;
+    for l in found {
         state
             .links
             .insert(l.index, (l.name.clone(), link_facts(&l)));
     }
-    for a in networking::dump_parsed(22, &[0u8; 8], addresses::parse)? {
+    let (found, i) = networking::dump_parsed_checked(22, &[0u8; 8], addresses::parse)?;
+    interrupted |= i;
+    for a in found {
         if let Some(t) = address_text(&a, &state) {
             state.addresses.insert(t);
         }
     }
-    for r in networking::dump_parsed(26, &[0u8; 12], routes::parse)? {
+    let (found, i) = networking::dump_parsed_checked(26, &[0u8; 12], routes::parse)?;
+    interrupted |= i;
+    for r in found {
         if let Some((k, p)) = route_entry(&r, &state) {
             state.routes.insert(k, p);
         }
     }
-    for r in networking::dump_parsed(34, &[0u8; 12], explain::parse_rule)? {
+    let (found, i) = networking::dump_parsed_checked(34, &[0u8; 12], explain::parse_rule)?;
+    interrupted |= i;
+    for r in found {
         state.rules.insert(rule_entry(&r));
     }
     let gws = gateways(&state.routes);
-    for n in networking::dump_parsed(30, &[0u8; 12], neighbours::parse)? {
+    let (found, i) = networking::dump_parsed_checked(30, &[0u8; 12], neighbours::parse)?;
+    interrupted |= i;
+    for n in found {
         if let Some((ip, s)) = neighbour_entry(&n)
             && gws.contains(&ip)
         {
             state.gateways.insert(ip, s);
         }
     }
-    Ok(state)
+    Ok((state, interrupted))
 }
 
 /// Records the difference between two states (after a resync).
@@ -501,19 +538,20 @@ fn run(h: &History) {
     };
     h.baseline_taken();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // A re-read that is owed: routes the kernel may have flushed unsaid,
+    // or notifications it dropped. It stays owed until a read works, so a
+    // failed or unsettled read is tried again (at the latest when the
+    // receive times out, each second) instead of losing the change.
+    let mut owed = false;
+    let mut failures = 0u32;
     loop {
         buf.clear();
         match socket.recv(&mut buf, 0) {
             Ok(_) => {
-                let mut reread = false;
                 for raw in crate::netlink::split_messages(&buf).flatten() {
                     if let Ok(m) = decode(raw.bytes) {
-                        reread |= apply(h, &mut state, m);
+                        owed |= apply(h, &mut state, m);
                     }
-                }
-                if reread && let Ok(new) = snapshot() {
-                    diff(h, &state, &new);
-                    state = new;
                 }
             }
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => {
@@ -528,10 +566,7 @@ fn run(h: &History) {
                      the changes below were found by comparison"
                         .into(),
                 ));
-                if let Ok(new) = snapshot() {
-                    diff(h, &state, &new);
-                    state = new;
-                }
+                owed = true;
             }
             Err(e)
                 if matches!(
@@ -543,6 +578,25 @@ fn run(h: &History) {
             Err(e) => {
                 h.note(format!("the rtnetlink watcher stopped: {e}"));
                 return;
+            }
+        }
+        if owed {
+            match snapshot() {
+                Ok(new) => {
+                    diff(h, &state, &new);
+                    state = new;
+                    owed = false;
+                    failures = 0;
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 10 {
+                        h.note(format!(
+                            "after a change, the state could not be read again for 10 tries in a row ({e}); \
+                             a route the kernel removed without a notification then was reported late"
+                        ));
+                    }
+                }
             }
         }
     }

@@ -80,12 +80,23 @@ pub fn decode(bytes: &[u8]) -> Result<RouteNetlinkMessage> {
 pub(crate) fn dump_parsed<T>(
     message_type: u16,
     header: &[u8],
-    mut parse: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    parse: impl FnMut(RouteNetlinkMessage) -> Option<T>,
 ) -> Result<Vec<T>> {
+    dump_parsed_checked(message_type, header, parse).map(|(out, _)| out)
+}
+
+/// [`dump_parsed`], also saying whether the kernel marked the dump
+/// interrupted (the table changed while it was read, so an object may be
+/// missing or seen twice).
+pub(crate) fn dump_parsed_checked<T>(
+    message_type: u16,
+    header: &[u8],
+    mut parse: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+) -> Result<(Vec<T>, bool)> {
     let request = netlink::dump_request(message_type, 1, header);
     let mut out = Vec::new();
     let mut first_error = None;
-    netlink::dump(NETLINK_ROUTE, &request, |raw| {
+    let stats = netlink::dump(NETLINK_ROUTE, &request, |raw| {
         match decode(raw.bytes) {
             Ok(message) => out.extend(parse(message)),
             Err(e) => {
@@ -96,7 +107,7 @@ pub(crate) fn dump_parsed<T>(
     })?;
     match first_error {
         Some(e) if out.is_empty() => Err(e),
-        _ => Ok(out),
+        _ => Ok((out, stats.interrupted)),
     }
 }
 

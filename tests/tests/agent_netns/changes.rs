@@ -157,45 +157,74 @@ fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> 
         "{ type filter hook input priority 0; policy accept; }",
     ])?;
 
-    let expected: Vec<(&str, &str, String)> = vec![
-        ("route", "added", p("10.A.60.0/24 table ") + &table),
-        ("address", "removed", p("10.A.1.2/24 dev ") + &if1),
-        ("link", "changed", if1.clone()),
-        ("route", "removed", p("10.A.70.0/24 table main")),
-        ("link", "changed", if0.clone()), // carrier lost with its peer, then the MTU
-        ("rule", "added", format!("{prio}: from all fwmark {mark}")),
-        ("firewall", "changed", "ip nat POSTROUTING".into()),
-        ("firewall", "added", format!("table inet {nft_table}")),
+    // The changes in the order they were made. The kernel orders the
+    // consequences of one command only partly: when `if1` goes down, the
+    // peer's carrier loss is sent from a work queue (before or after
+    // `if1`'s own message), and the route it flushes is found by a re-read
+    // after whichever of the two comes first. So each step is a group, and
+    // every change of a step is at or after every change of the step
+    // before (changes the firewall watcher found in one read share its
+    // time).
+    let steps: Vec<Vec<(&str, &str, String)>> = vec![
+        vec![("route", "added", p("10.A.60.0/24 table ") + &table)],
+        vec![("address", "removed", p("10.A.1.2/24 dev ") + &if1)],
+        vec![
+            ("link", "changed", if1.clone()),
+            ("route", "removed", p("10.A.70.0/24 table main")),
+        ],
+        vec![("link", "changed", if0.clone())], // the MTU (with the carrier, if not sent yet)
+        vec![("rule", "added", format!("{prio}: from all fwmark {mark}"))],
+        vec![
+            ("firewall", "changed", "ip nat POSTROUTING".into()),
+            ("firewall", "added", format!("table inet {nft_table}")),
+        ],
     ];
+    let is = |c: &pb::Change, (k, a, o): &(&str, &str, String)| {
+        c.kind == *k
+            && c.action == *a
+            && c.object.starts_with(o.as_str())
+            && (c.object != if0 || c.after.contains("mtu 1280"))
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let h = loop {
         let h = history(&ns, pb::ListChangesRequest::default())?;
-        let all_there = expected.iter().all(|(k, a, o)| {
-            h.changes
-                .iter()
-                .any(|c| c.kind == *k && c.action == *a && c.object.starts_with(o.as_str()))
-        });
+        let all_there = steps
+            .iter()
+            .flatten()
+            .all(|e| h.changes.iter().any(|c| is(c, e)));
         if all_there || Instant::now() > deadline {
             break h;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    // In the order made (changes the firewall watcher found in one read
-    // share its time).
-    let mut last = 0;
-    for (k, act, o) in &expected {
-        let c = h
-            .changes
-            .iter()
-            .find(|c| c.kind == *k && c.action == *act && c.object.starts_with(o.as_str()))
-            .unwrap_or_else(|| panic!("{k} {act} {o} not reported: {:#?}", h.changes));
-        assert!(
-            c.at_unix_ms >= last,
-            "{k} {act} {o} reported out of order: {:#?}",
-            h.changes
-        );
-        last = c.at_unix_ms;
+    let mut last_step_ended = 0;
+    for step in &steps {
+        let mut ended = 0;
+        for e in step {
+            let c = h
+                .changes
+                .iter()
+                .find(|c| is(c, e))
+                .unwrap_or_else(|| panic!("{e:?} not reported: {:#?}", h.changes));
+            assert!(
+                c.at_unix_ms >= last_step_ended,
+                "{e:?} reported before the step ahead of it: {:#?}",
+                h.changes
+            );
+            ended = ended.max(c.at_unix_ms);
+        }
+        last_step_ended = ended;
     }
+    // The peer lost its carrier with `if1`: said on its own, or with the
+    // MTU when the MTU's message came first.
+    assert!(
+        h.changes.iter().any(|c| c.kind == "link"
+            && c.object == if0
+            && c.before.contains(", carrier")
+            && c.after.contains(", no carrier")),
+        "{if0}'s carrier loss not reported: {:#?}",
+        h.changes
+    );
     let mtu = h
         .changes
         .iter()
@@ -247,20 +276,55 @@ fn what_changed_reports_every_change_after_the_baseline() -> anyhow::Result<()> 
         },
     )?;
     assert!(!routes.changes.is_empty() && routes.changes.iter().all(|c| c.kind == "route"));
+    // Since a time: only what came at or after it (the firewall watcher
+    // may still add a change read later, such as a chain it read apart
+    // from its table; it is then newer than everything above).
+    let since = times.last().copied().unwrap_or(0) + 1;
     let later = history(
         &ns,
         pb::ListChangesRequest {
-            since_unix_ms: times.last().copied().unwrap_or(0) + 1,
+            since_unix_ms: since,
             ..Default::default()
         },
     )?;
-    assert!(later.changes.is_empty(), "{:?}", later.changes);
+    assert!(
+        later
+            .changes
+            .iter()
+            .all(|c| c.at_unix_ms >= since && !h.changes.contains(c)),
+        "{:?}",
+        later.changes
+    );
+    let middle = times[times.len() / 2];
+    let from_middle = history(
+        &ns,
+        pb::ListChangesRequest {
+            since_unix_ms: middle,
+            ..Default::default()
+        },
+    )?;
+    let expected_from_middle: Vec<&pb::Change> = h
+        .changes
+        .iter()
+        .filter(|c| c.at_unix_ms >= middle)
+        .collect();
+    assert!(
+        from_middle.changes.len() >= expected_from_middle.len()
+            && from_middle.changes.iter().all(|c| c.at_unix_ms >= middle)
+            && expected_from_middle
+                .iter()
+                .all(|c| from_middle.changes.contains(c)),
+        "since {middle}: {:#?}",
+        from_middle.changes
+    );
 
     // 3,000 add/delete pairs: the budget holds and the answer says so.
     let batch = tempfile::NamedTempFile::new()?;
     let mut lines = String::new();
     for i in 0..3000 {
-        let net = format!("10.{}.{}.0/24", 100 + i / 250, i % 250);
+        // Outside 10.A.0.0/16, whatever A is: a route the test made
+        // earlier in this table must not collide with one of these.
+        let net = format!("172.{}.{}.0/24", 16 + i / 250, i % 250);
         lines.push_str(&format!(
             "route add {net} via {} table {table}\n",
             p("10.A.0.254")

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agents::{AgentPool, AgentSpec, AgentTls, DiscoveryState};
-use crate::metrics::Metrics;
-use crate::tools::{Settings, ToolContext};
+use crate::agents::AgentSpec;
 
 /// Errors of configuration.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +90,7 @@ pub struct AgentOptions {
     /// `--toolsets`: the sets served over MCP (`None`: those that can work
     /// with this configuration — node always, cluster and flux with a
     /// Kubernetes API).
-    pub toolsets: Option<Vec<crate::tools::Toolset>>,
+    pub toolsets: Option<Vec<Toolset>>,
     /// The configuration file (`--config`), validated, secrets read.
     pub config: Arc<file::Config>,
     /// `--read-only`: no mutating tool is served or runs, whatever the
@@ -114,103 +112,70 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-impl AgentOptions {
-    /// Builds the tool context: `--agent` when given; else, with a cluster
-    /// configured, the agents discovered from the DaemonSet's pods; else
-    /// local mode. Must be called inside a Tokio runtime.
-    pub async fn context(&self) -> Result<Arc<ToolContext>, Error> {
-        let cluster = crate::cluster::connect(
-            self.kubeconfig.as_deref(),
-            self.kube_timeout
-                .unwrap_or(crate::cluster::DEFAULT_REQUEST_TIMEOUT),
-        )
-        .await?;
-        let identity = match (&self.cert, &self.key) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            _ => None,
-        };
-        let tls = AgentTls {
-            client: if self.ca.is_some() || identity.is_some() {
-                Some(Arc::new(
-                    labscope_agent::tls::watched_client(self.ca.clone(), identity)
-                        .map_err(|e| crate::agents::Error::Tls(e.to_string()))?,
-                ))
-            } else {
-                None
-            },
-            domain: self.domain.clone(),
-        };
-        let pool = if !self.agents.is_empty() {
-            AgentPool::remote(&self.agents, &tls)?
-        } else if let Some(cluster) = &cluster {
-            let pool = AgentPool::remote(&[], &tls)?;
-            // One list now, so the first call already sees the agents and a
-            // refusal is explained; then a watch keeps the set current.
-            let state = match crate::cluster::discovery::discover(cluster, &self.discovery).await {
-                Ok((specs, problems)) => {
-                    pool.replace(&specs)?;
-                    DiscoveryState {
-                        problems,
-                        error: None,
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "agent discovery failed");
-                    DiscoveryState {
-                        problems: Vec::new(),
-                        error: Some((e.to_string(), e.hint())),
-                    }
-                }
-            };
-            pool.set_discovery(state);
-            tokio::spawn(crate::cluster::discovery::watch(
-                cluster.clone(),
-                self.discovery.clone(),
-                pool.clone(),
-            ));
-            pool
-        } else {
-            AgentPool::local(&self.local_name.clone().unwrap_or_else(hostname))
-        };
-        let cluster_configured = cluster.is_some();
-        let mutations = self.config.mutations.clone();
-        let audit = crate::safety::audit::AuditLog::open(mutations.audit_log.as_deref()).map_err(
-            |source| Error::AuditLog {
-                path: mutations.audit_log.clone().unwrap_or_default(),
-                source,
-            },
-        )?;
-        let safety = crate::safety::Safety {
-            policy: crate::safety::Policy::new(mutations, self.read_only),
-            audit,
-        };
-        Ok(Arc::new(ToolContext {
-            pool,
-            cluster,
-            settings: Settings {
-                agent_deadline: self.deadline,
-                fanout_concurrency: self.concurrency.max(1),
-                default_dns_server: self
-                    .dns_server
-                    .clone()
-                    .or_else(|| self.config.dns_servers.first().cloned()),
-                now: self.now,
-                cron_time_zone: self.cron_time_zone.clone().unwrap_or_else(|| "UTC".into()),
-                backup_cronjobs: self.backup_cronjobs.clone(),
-                tool_deadline: self
-                    .tool_deadline
-                    .unwrap_or(crate::tools::DEFAULT_TOOL_DEADLINE),
-                tailscale_namespace: self
-                    .tailscale_namespace
-                    .clone()
-                    .unwrap_or_else(|| "tailscale".into()),
-            },
-            metrics: Arc::new(Metrics::default()),
-            toolsets: self.toolsets_for(cluster_configured),
-            config: self.config.clone(),
-            safety: Arc::new(safety),
-            services: Arc::new(crate::services::Services::from_config(&self.config)),
-        }))
+/// The set a tool belongs to (`--toolsets`); by default the sets that can
+/// work with the current configuration are served.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Toolset {
+    /// Answered by the node agents.
+    Node,
+    /// Kubernetes API: health, workloads, certificates, secrets, storage.
+    Cluster,
+    /// Flux and its image automation (Kubernetes API).
+    Flux,
+    /// The homelab's services over their HTTP APIs (Pi-hole, Unbound's
+    /// pods), configured in the config file.
+    Services,
+}
+
+impl Toolset {
+    /// Every toolset, in listing order.
+    pub const ALL: [Toolset; 4] = [
+        Toolset::Node,
+        Toolset::Cluster,
+        Toolset::Flux,
+        Toolset::Services,
+    ];
+
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolset::Node => "node",
+            Toolset::Cluster => "cluster",
+            Toolset::Flux => "flux",
+            Toolset::Services => "services",
+        }
+    }
+
+    /// What the set is for, for server instructions and `labscope tools`.
+    pub fn about(self) -> &'static str {
+        match self {
+            Toolset::Node => {
+                "node tools, answered by the agent on each node (start with list_nodes)"
+            }
+            Toolset::Cluster => {
+                "cluster tools, from the Kubernetes API (start with get_cluster_health)"
+            }
+            Toolset::Flux => {
+                "Flux tools: stuck releases, sources, image automation (get_flux_status)"
+            }
+            Toolset::Services => "service tools: DNS (get_dns_status) and media (get_media_status)",
+        }
+    }
+
+    /// Parses a `--toolsets` word.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// True when its tools answer from the Kubernetes API (and so are
+    /// bounded by `Settings::tool_deadline`).
+    pub fn uses_kubernetes(self) -> bool {
+        !matches!(self, Toolset::Node)
     }
 }
 
@@ -224,11 +189,7 @@ impl AgentOptions {
 
     /// The toolsets served: `--toolsets` when given, else those that can
     /// work here.
-    pub fn toolsets_for(
-        &self,
-        cluster_configured: bool,
-    ) -> std::collections::BTreeSet<crate::tools::Toolset> {
-        use crate::tools::Toolset;
+    pub fn toolsets_for(&self, cluster_configured: bool) -> std::collections::BTreeSet<Toolset> {
         let c = &self.config;
         let services = c.pihole_primary.is_some()
             || c.pihole_secondary.is_some()

@@ -36,9 +36,7 @@ pub const CONFIRM_KEY: &str = "confirm_change";
 const STATE_TTL: Duration = Duration::from_secs(600);
 /// How long an older client's user has to answer.
 const ELICIT_WAIT: Duration = Duration::from_secs(300);
-/// The rule of the error that stops a call until the person answers: not a
-/// refusal, so no audit line is written for it.
-pub const PENDING_RULE: &str = "confirmation_pending";
+pub use crate::tools::PENDING_RULE;
 
 /// The form an older client shows its user.
 #[derive(Debug, serde::Deserialize, rmcp::schemars::JsonSchema)]

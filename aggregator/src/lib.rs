@@ -10,6 +10,8 @@ pub mod cluster;
 pub mod config;
 pub mod confirm;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod mcp;
 pub mod metrics;
 pub mod prompts;

@@ -213,12 +213,23 @@ fn tls_connector(
     })
 }
 
+/// A node whose agent pod exists but cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// Node name.
+    pub node: String,
+    /// Pod name.
+    pub pod: String,
+    /// Phase and readiness.
+    pub reason: String,
+}
+
 /// Discovery results that are not agents: pods that exist but cannot be
 /// used, and why discovery itself failed.
 #[derive(Debug, Clone, Default)]
 pub struct DiscoveryState {
     /// Agent pods that are not Running and Ready.
-    pub problems: Vec<crate::cluster::discovery::NotReady>,
+    pub problems: Vec<NotReady>,
     /// (message, hint) when the last discovery attempt failed.
     pub error: Option<(String, String)>,
 }

@@ -4,7 +4,7 @@
 //! `Unknown` means its node stopped reporting. Pods the kubelet left `Failed`
 //! (evicted under memory pressure, stopped by a node shutdown — k3s keeps
 //! them) are history, not a live failure, once a replacement from the same
-//! owner is Running and Ready. Pure: `cluster::pods::report` lists them.
+//! owner is Running and Ready. Pure: `cluster::pods::list` lists them.
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use super::{Cluster, Error, Request};
-use crate::agents::{AgentPool, AgentSpec, DiscoveryState};
+use crate::agents::{AgentPool, AgentSpec, DiscoveryState, NotReady};
 
 /// Where the agents' pods are and how to reach them.
 #[derive(Debug, Clone)]
@@ -33,17 +33,6 @@ impl Default for DiscoveryOptions {
             scheme: "https".into(),
         }
     }
-}
-
-/// A node whose agent pod exists but cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotReady {
-    /// Node name.
-    pub node: String,
-    /// Pod name.
-    pub pod: String,
-    /// Phase and readiness.
-    pub reason: String,
 }
 
 /// Maps agent pods to agent specs (pure).

@@ -45,7 +45,7 @@ pub struct Entry {
     /// How a person confirmed it (or that nobody could be asked and the
     /// fallback allowed it); absent when it never got that far.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub confirmed: Option<crate::tools::Confirmation>,
+    pub confirmed: Option<Confirmation>,
     /// What it did, or why not.
     pub message: String,
 }
@@ -118,6 +118,23 @@ pub fn redact_args(args: &Map<String, Value>) -> Value {
             })
             .collect(),
     )
+}
+
+/// How a person confirmed an operation, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// A person answered yes at the CLI's prompt.
+    Terminal,
+    /// `--yes` on the command line.
+    YesFlag,
+    /// The MCP client asked its user (elicitation), who accepted.
+    Elicitation,
+    /// The MCP client (2026-07-28) answered the input request with its
+    /// user's yes.
+    InputRequest,
+    /// Nobody could be asked; `[mutations] confirm_fallback = "allow"`.
+    Fallback,
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@ pub mod audit;
 use std::collections::BTreeMap;
 
 use crate::config::file::Mutations;
-use crate::tools::{ErrorCode, ToolError};
 
 /// The policy and the audit log, shared by every call.
 #[derive(Debug, Default)]
@@ -32,18 +31,6 @@ pub struct Refusal {
     pub message: String,
     /// How to allow it.
     pub how: String,
-}
-
-impl From<Refusal> for ToolError {
-    fn from(r: Refusal) -> Self {
-        let mut e = ToolError::new(
-            ErrorCode::Refused,
-            format!("refused by {}: {}", r.rule, r.message),
-            r.how,
-        );
-        e.rule = Some(r.rule);
-        e
-    }
 }
 
 /// What labscope may change: the `[mutations]` section and `--read-only`.
@@ -221,6 +208,7 @@ fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::{ErrorCode, ToolError};
 
     fn on() -> Mutations {
         Mutations {

@@ -457,7 +457,8 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
         tokio::join!(
             part(budget, crate::cluster::nodes::list(&c)),
             part(budget, async {
-                let report = crate::cluster::pods::report(&c, ns, now_s).await?;
+                let report =
+                    crate::assess::pods::assess(&crate::cluster::pods::list(&c, ns).await?, now_s);
                 // Jobs only when a Job pod failed: their owners group the failures.
                 let jobs = if report.problems.iter().any(|p| p.problem == "JobFailed") {
                     let api: Api<Job> = match ns {

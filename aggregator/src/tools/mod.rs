@@ -5,6 +5,7 @@
 pub mod args;
 pub mod backups;
 pub mod certificates;
+pub mod context;
 pub mod describe;
 pub mod dns;
 pub mod events;
@@ -243,72 +244,7 @@ pub trait Render {
     }
 }
 
-/// The set a tool belongs to (`--toolsets`); by default the sets that can
-/// work with the current configuration are served.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Toolset {
-    /// Answered by the node agents.
-    Node,
-    /// Kubernetes API: health, workloads, certificates, secrets, storage.
-    Cluster,
-    /// Flux and its image automation (Kubernetes API).
-    Flux,
-    /// The homelab's services over their HTTP APIs (Pi-hole, Unbound's
-    /// pods), configured in the config file.
-    Services,
-}
-
-impl Toolset {
-    /// Every toolset, in listing order.
-    pub const ALL: [Toolset; 4] = [
-        Toolset::Node,
-        Toolset::Cluster,
-        Toolset::Flux,
-        Toolset::Services,
-    ];
-
-    /// Its name on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Toolset::Node => "node",
-            Toolset::Cluster => "cluster",
-            Toolset::Flux => "flux",
-            Toolset::Services => "services",
-        }
-    }
-
-    /// What the set is for, for server instructions and `labscope tools`.
-    pub fn about(self) -> &'static str {
-        match self {
-            Toolset::Node => {
-                "node tools, answered by the agent on each node (start with list_nodes)"
-            }
-            Toolset::Cluster => {
-                "cluster tools, from the Kubernetes API (start with get_cluster_health)"
-            }
-            Toolset::Flux => {
-                "Flux tools: stuck releases, sources, image automation (get_flux_status)"
-            }
-            Toolset::Services => "service tools: DNS (get_dns_status) and media (get_media_status)",
-        }
-    }
-
-    /// Parses a `--toolsets` word.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-
-    /// True when its tools answer from the Kubernetes API (and so are
-    /// bounded by [`Settings::tool_deadline`]).
-    pub fn uses_kubernetes(self) -> bool {
-        !matches!(self, Toolset::Node)
-    }
-}
+pub use crate::config::Toolset;
 
 /// MCP annotations that carry meaning for a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,21 +324,22 @@ impl Hints {
     }
 }
 
-/// How a person confirmed an operation, for the audit log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Confirmation {
-    /// A person answered yes at the CLI's prompt.
-    Terminal,
-    /// `--yes` on the command line.
-    YesFlag,
-    /// The MCP client asked its user (elicitation), who accepted.
-    Elicitation,
-    /// The MCP client (2026-07-28) answered the input request with its
-    /// user's yes.
-    InputRequest,
-    /// Nobody could be asked; `[mutations] confirm_fallback = "allow"`.
-    Fallback,
+/// The rule of the error that stops a call until the person answers: not a
+/// refusal, so no audit line is written for it.
+pub const PENDING_RULE: &str = "confirmation_pending";
+
+pub use crate::safety::audit::Confirmation;
+
+impl From<crate::safety::Refusal> for ToolError {
+    fn from(r: crate::safety::Refusal) -> Self {
+        let mut e = ToolError::new(
+            ErrorCode::Refused,
+            format!("refused by {}: {}", r.rule, r.message),
+            r.how,
+        );
+        e.rule = Some(r.rule);
+        e
+    }
 }
 
 /// The future a [`Confirmer`] answers with.
@@ -1254,7 +1191,7 @@ async fn audited(
     };
     // A call stopped to ask (MCP 2026-07-28) has done nothing yet: its
     // retry with the answer is the call the log records.
-    if matches!(&result, Err(e) if e.rule.as_deref() == Some(crate::confirm::PENDING_RULE)) {
+    if matches!(&result, Err(e) if e.rule.as_deref() == Some(PENDING_RULE)) {
         return result;
     }
     safety.audit.record(&Entry {

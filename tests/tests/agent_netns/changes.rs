@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use labscope_proto::v1 as pb;
 use labscope_tests::{AgentProcess, Netns, connect, require_root, require_tool};
 
-use crate::firewall_corpus::Rng;
+use super::firewall_corpus::Rng;
 
 const AGENT: &str = "127.0.0.1:9447";
 

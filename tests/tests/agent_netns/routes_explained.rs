@@ -9,7 +9,7 @@ use labscope_proto::v1 as pb;
 use labscope_tests::{AgentProcess, Netns, connect, require_root};
 use serde_json::Value;
 
-use crate::firewall_corpus::Rng;
+use super::firewall_corpus::Rng;
 
 const AGENT: &str = "127.0.0.1:9447";
 

@@ -45,6 +45,9 @@ pub struct PiholeOptions {
     pub gravity_step: Duration,
     /// `gravity.last_update` (Unix seconds) by the Pi-hole's own clock.
     pub gravity_updated: i64,
+    /// `stats/summary` as a future FTL might send it: `queries.total`
+    /// renamed to `queries.count`.
+    pub renamed_total: bool,
 }
 
 impl Default for PiholeOptions {
@@ -62,6 +65,7 @@ impl Default for PiholeOptions {
             messages: Vec::new(),
             gravity_step: Duration::from_millis(100),
             gravity_updated: 1786851660,
+            renamed_total: false,
         }
     }
 }
@@ -305,17 +309,21 @@ async fn blocking(State(app): State<App>, headers: HeaderMap) -> Response {
 async fn summary(State(app): State<App>, headers: HeaderMap) -> Response {
     let st = authed!(app, headers);
     let updated = st.opts.gravity_updated;
-    reply(
-        200,
-        json!({
+    let mut body = json!({
         "queries": {"total": 395581, "blocked": 69899, "percent_blocked": 17.67, "unique_domains": 18342,
             "forwarded": 201734, "cached": 123948, "frequency": 4.6,
             "types": {"A": 250000, "AAAA": 90000, "HTTPS": 40000, "OTHER": 15581},
             "status": {"GRAVITY": 60000, "FORWARDED": 201734, "CACHE": 123948, "REGEX": 9899},
             "replies": {"IP": 300000, "NXDOMAIN": 20000, "NODATA": 75581}},
         "clients": {"active": 23, "total": 41},
-        "gravity": {"domains_being_blocked": 1184522, "last_update": updated}}),
-    )
+        "gravity": {"domains_being_blocked": 1184522, "last_update": updated}});
+    if st.opts.renamed_total
+        && let Some(q) = body["queries"].as_object_mut()
+        && let Some(total) = q.remove("total")
+    {
+        q.insert("count".into(), total);
+    }
+    reply(200, body)
 }
 
 async fn messages(State(app): State<App>, headers: HeaderMap) -> Response {

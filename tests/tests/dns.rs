@@ -233,6 +233,31 @@ async fn blocking_disabled_shows_its_timer() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_renamed_field_is_an_error_naming_it_not_a_zero() -> anyhow::Result<()> {
+    let renamed = PiholeOptions {
+        renamed_total: true,
+        ..PiholeOptions::default()
+    };
+    let s = setup(renamed.clone(), PiholeOptions::default(), &renamed.password).await?;
+    let (v, text) = dns_status(s.client.peer()).await?;
+    let p = pihole(&v, "primary");
+    let e = &p["error"];
+    assert_eq!(e["code"], "bad_response", "{v}");
+    let m = e["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("/api/stats/summary") && m.contains("queries.total"),
+        "the error names the answer and the field: {m}"
+    );
+    assert!(p["stats"].is_null(), "no statistics made of zeros: {p}");
+    assert_ne!(v["verdict"], "healthy", "{v}");
+    assert!(text.contains("queries.total"), "{text}");
+    // The other instance, on today's API, is read in full.
+    let other = pihole(&v, "secondary");
+    assert_eq!(other["stats"]["queries"], 395581, "{other}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn without_a_pihole_configured_it_is_not_configured() -> anyhow::Result<()> {
     let fake = labscope_tests::fake_kube::FakeKube::start(homelab(&[])?).await?;
     let dir = tempfile::tempdir()?;

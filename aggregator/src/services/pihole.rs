@@ -120,10 +120,39 @@ impl Error {
                 .into(),
             Error::RateLimited { .. } => "wait; this is not a password problem. Pi-hole counts every login attempt, so clients that log in per request trip it".into(),
             Error::SeatsExceeded { .. } => "raise webserver.api.max_sessions on the Pi-hole, or end other clients' sessions".into(),
-            Error::Http { .. } | Error::BadResponse { .. } => "check the Pi-hole's FTL log (pihole -t, /var/log/pihole/FTL.log)".into(),
+            Error::Http { .. } => "check the Pi-hole's FTL log (pihole -t, /var/log/pihole/FTL.log)".into(),
+            Error::BadResponse { .. } => "labscope reads the Pi-hole v6 API as documented: if FTL was upgraded, compare the answer with \
+                 the API docs the Pi-hole serves at /api/docs; otherwise check FTL's log (pihole -t)"
+                .into(),
             Error::Unreachable { .. } => "check that the Pi-hole pod is running and the URL in the config file is right".into(),
         }
     }
+}
+
+/// Decodes an answer into `T`, naming the field that did not fit.
+pub fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.inner().to_string();
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next());
+        let message = match (missing, at.as_str()) {
+            (Some(name), ".") => {
+                format!("field `{name}` is missing (a Pi-hole version whose API changed?)")
+            }
+            (Some(name), _) => {
+                format!("field `{at}.{name}` is missing (a Pi-hole version whose API changed?)")
+            }
+            (None, ".") => format!("{inner} (not the JSON this Pi-hole v6 API documents)"),
+            (None, _) => format!("field `{at}`: {inner} (a Pi-hole version whose API changed?)"),
+        };
+        Error::BadResponse {
+            path: path.split('?').next().unwrap_or(path).into(),
+            message,
+        }
+    })
 }
 
 struct Session {
@@ -322,6 +351,14 @@ impl Pihole {
                 message: "not a JSON object".into(),
             })
         }
+    }
+
+    /// GET `path`, decoded into `T`: an answer whose shape changed (a field
+    /// renamed or of another type in a newer FTL) is an error naming the
+    /// field, never a zero.
+    pub async fn get_typed<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let reply = self.request(::http::Method::GET, path, None).await?;
+        decode(path, &reply.body)
     }
 
     /// POSTs `path` and reads its plain-text answer line by line as it
@@ -600,5 +637,41 @@ mod tests {
             Some("[i] done")
         );
         assert_eq!(clean_line(b"\r\n"), None);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Summary {
+        #[allow(dead_code)]
+        queries: Queries,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Queries {
+        #[allow(dead_code)]
+        total: u64,
+    }
+
+    #[test]
+    fn a_changed_answer_names_its_field() {
+        let ok: Result<Summary, _> = decode("/api/stats/summary", br#"{"queries": {"total": 3}}"#);
+        assert!(ok.is_ok());
+        for (body, want) in [
+            (
+                &br#"{"queries": {"count": 3}}"#[..],
+                "field `queries.total` is missing",
+            ),
+            (
+                &br#"{"queries": {"total": "3"}}"#[..],
+                "field `queries.total`: invalid type",
+            ),
+            (&b"<html>"[..], "not the JSON"),
+        ] {
+            let e = decode::<Summary>("/api/stats/summary?x=1", body).unwrap_err();
+            assert_eq!(e.code(), "bad_response");
+            let text = e.to_string();
+            assert!(
+                text.contains("/api/stats/summary could not") && text.contains(want),
+                "{text}"
+            );
+        }
     }
 }

@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::args::DefaultTrue;
 use super::kube::{FailedPart, failed_text};
@@ -285,28 +284,28 @@ async fn read_pihole(p: &Arc<Pihole>, include_stats: bool, now_s: i64) -> Pihole
         stats: None,
         messages: Vec::new(),
     };
-    let blocking = match p.get("/api/dns/blocking").await {
+    let blocking: wire::Blocking = match p.get_typed("/api/dns/blocking").await {
         Ok(v) => v,
         Err(e) => {
             out.error = Some((&e).into());
             return out;
         }
     };
-    out.blocking = Some(match &blocking["blocking"] {
-        Value::String(s) => s.clone(),
-        Value::Bool(true) => "enabled".into(),
-        Value::Bool(false) => "disabled".into(),
-        _ => "unknown".into(),
+    out.blocking = Some(match blocking.blocking {
+        wire::BlockingState::Text(s) => s,
+        wire::BlockingState::Flag(true) => "enabled".into(),
+        wire::BlockingState::Flag(false) => "disabled".into(),
     });
-    out.blocking_timer = blocking["timer"].as_f64();
+    out.blocking_timer = blocking.timer;
     let summary = async {
         if include_stats {
-            Some(p.get("/api/stats/summary").await)
+            Some(p.get_typed::<wire::Summary>("/api/stats/summary").await)
         } else {
             None
         }
     };
-    let (summary, messages) = tokio::join!(summary, p.get("/api/info/messages"));
+    let (summary, messages) =
+        tokio::join!(summary, p.get_typed::<wire::Messages>("/api/info/messages"));
     let mut first_error = None;
     match summary {
         Some(Ok(s)) => out.stats = Some(stats(&s, now_s)),
@@ -315,23 +314,18 @@ async fn read_pihole(p: &Arc<Pihole>, include_stats: bool, now_s: i64) -> Pihole
     }
     match messages {
         Ok(m) => {
-            out.messages = m["messages"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|m| {
-                            // Current FTL: `plain`; older: `message`.
-                            let text = m["plain"].as_str().or_else(|| m["message"].as_str())?;
-                            let ty = m["type"].as_str().unwrap_or("");
-                            Some(if ty.is_empty() {
-                                text.to_string()
-                            } else {
-                                format!("{ty}: {text}")
-                            })
-                        })
-                        .collect()
+            out.messages = m
+                .messages
+                .into_iter()
+                .filter_map(|m| {
+                    // Current FTL: `plain`; older: `message`.
+                    let text = m.plain.or(m.message)?;
+                    Some(match m.kind {
+                        Some(ty) if !ty.is_empty() => format!("{ty}: {text}"),
+                        _ => text,
+                    })
                 })
-                .unwrap_or_default()
+                .collect()
         }
         Err(e) => {
             first_error.get_or_insert(e);
@@ -342,20 +336,90 @@ async fn read_pihole(p: &Arc<Pihole>, include_stats: bool, now_s: i64) -> Pihole
     out
 }
 
-fn stats(s: &Value, now_s: i64) -> PiholeStats {
-    let u = |v: &Value| v.as_u64().unwrap_or(0);
-    let updated = s["gravity"]["last_update"].as_i64().filter(|t| *t > 0);
+fn stats(s: &wire::Summary, now_s: i64) -> PiholeStats {
+    // FTL says -1 (or another negative) when it does not know.
+    let u = |v: i64| v.max(0) as u64;
+    let updated = Some(s.gravity.last_update).filter(|t| *t > 0);
     PiholeStats {
-        queries: u(&s["queries"]["total"]),
-        blocked: u(&s["queries"]["blocked"]),
-        percent_blocked: s["queries"]["percent_blocked"].as_f64().unwrap_or(0.0),
-        unique_domains: u(&s["queries"]["unique_domains"]),
-        clients_active: u(&s["clients"]["active"]),
-        gravity_domains: u(&s["gravity"]["domains_being_blocked"]),
+        queries: u(s.queries.total),
+        blocked: u(s.queries.blocked),
+        percent_blocked: s.queries.percent_blocked,
+        unique_domains: u(s.queries.unique_domains),
+        clients_active: u(s.clients.active),
+        gravity_domains: u(s.gravity.domains_being_blocked),
         gravity_updated: updated.map(rfc3339),
         gravity_age_days: updated
             .map(|t| ((now_s - t).max(0) as f64 / 86_400.0 * 10.0).round() / 10.0),
         clock_ahead_seconds: updated.map(|t| t - now_s).filter(|ahead| *ahead > 60),
+    }
+}
+
+/// The Pi-hole v6 answers read here, as FTL documents them: a field that is
+/// gone or changed type fails the read with its name
+/// ([`crate::services::pihole::decode`]); fields not read are ignored.
+mod wire {
+    use serde::Deserialize;
+
+    /// `GET /api/dns/blocking`.
+    #[derive(Debug, Deserialize)]
+    pub struct Blocking {
+        pub blocking: BlockingState,
+        /// Seconds until blocking switches back, when a timer runs.
+        #[serde(default)]
+        pub timer: Option<f64>,
+    }
+
+    /// "enabled", "disabled", "failed", "unknown" (v6); a bool before.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum BlockingState {
+        Text(String),
+        Flag(bool),
+    }
+
+    /// `GET /api/stats/summary`.
+    #[derive(Debug, Deserialize)]
+    pub struct Summary {
+        pub queries: Queries,
+        pub clients: Clients,
+        pub gravity: Gravity,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Queries {
+        pub total: i64,
+        pub blocked: i64,
+        pub percent_blocked: f64,
+        pub unique_domains: i64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Clients {
+        pub active: i64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Gravity {
+        pub domains_being_blocked: i64,
+        /// Unix seconds; 0 before the first gravity run.
+        pub last_update: i64,
+    }
+
+    /// `GET /api/info/messages`.
+    #[derive(Debug, Deserialize)]
+    pub struct Messages {
+        pub messages: Vec<Message>,
+    }
+
+    /// Current FTL sends `plain` (and `html`); older FTL `message`.
+    #[derive(Debug, Deserialize)]
+    pub struct Message {
+        #[serde(default)]
+        pub plain: Option<String>,
+        #[serde(default)]
+        pub message: Option<String>,
+        #[serde(default, rename = "type")]
+        pub kind: Option<String>,
     }
 }
 

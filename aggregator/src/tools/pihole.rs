@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::args::Int;
 use super::{Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
@@ -254,57 +253,125 @@ async fn queries(ctx: Arc<ToolContext>, a: QueriesArgs, _call: Call) -> Result<Q
         }
         q.finish()
     };
-    let v = p
-        .get(&format!("/api/queries?{query}"))
+    let v: wire::Queries = p
+        .get_typed(&format!("/api/queries?{query}"))
         .await
         .map_err(|e| service_error(p.name, &e))?;
-    let Some(list) = v["queries"].as_array() else {
-        return Err(ToolError::new(
-            ErrorCode::ServiceError,
-            format!(
-                "Pi-hole {}: /api/queries answered without a queries list",
-                p.name
-            ),
-            "check the Pi-hole's version (labscope speaks the v6 API)",
-        ));
-    };
-    let s = |x: &Value| x.as_str().unwrap_or_default().to_string();
-    let queries = list
-        .iter()
+    let found = v.queries.len() as u64;
+    let queries = v
+        .queries
+        .into_iter()
         .take(a.count.get() as usize)
-        .map(|q| Query {
-            time: q["time"]
-                .as_f64()
-                .map(|t| rfc3339(t as i64))
-                .unwrap_or_default(),
-            type_: s(&q["type"]),
-            domain: s(&q["domain"]),
-            status: s(&q["status"]),
+        .map(|q| {
             // v6: client and reply are objects (older typings had strings).
-            client_ip: q["client"]["ip"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| s(&q["client"])),
-            client_name: q["client"]["name"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .map(str::to_string),
-            reply: q["reply"]["type"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| s(&q["reply"])),
-            reply_ms: q["reply"]["time"].as_f64(),
-            upstream: q["upstream"].as_str().map(str::to_string),
+            let (client_ip, client_name) = match q.client {
+                wire::Client::Object { ip, name } => (ip, name.filter(|n| !n.is_empty())),
+                wire::Client::Text(ip) => (ip, None),
+            };
+            let (reply, reply_ms) = match q.reply {
+                Some(wire::Reply::Object { kind, time }) => (kind.unwrap_or_default(), time),
+                Some(wire::Reply::Text(t)) => (t, None),
+                None => (String::new(), None),
+            };
+            Query {
+                time: rfc3339(q.time as i64),
+                type_: q.kind.unwrap_or_default(),
+                domain: q.domain,
+                status: q.status.unwrap_or_default(),
+                client_ip,
+                client_name,
+                reply,
+                reply_ms,
+                upstream: q.upstream,
+            }
         })
         .collect::<Vec<_>>();
     Ok(Queries {
         instance: a.instance,
-        matched: v["recordsFiltered"]
-            .as_u64()
-            .unwrap_or(queries.len() as u64),
-        total: v["recordsTotal"].as_u64().unwrap_or(queries.len() as u64),
+        matched: v.records_filtered.unwrap_or(found),
+        total: v.records_total.unwrap_or(found),
         queries,
     })
+}
+
+/// The Pi-hole v6 answers these tools read, as FTL documents them: a field
+/// that is gone or changed type fails the call with its name
+/// ([`crate::services::pihole::decode`]); fields not read are ignored.
+mod wire {
+    use serde::Deserialize;
+
+    /// `GET /api/queries`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Queries {
+        pub queries: Vec<Query>,
+        #[serde(default)]
+        pub records_total: Option<u64>,
+        #[serde(default)]
+        pub records_filtered: Option<u64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Query {
+        /// Unix seconds, fractional.
+        pub time: f64,
+        #[serde(default, rename = "type")]
+        pub kind: Option<String>,
+        pub domain: String,
+        #[serde(default)]
+        pub status: Option<String>,
+        pub client: Client,
+        #[serde(default)]
+        pub reply: Option<Reply>,
+        #[serde(default)]
+        pub upstream: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum Client {
+        Object {
+            ip: String,
+            #[serde(default)]
+            name: Option<String>,
+        },
+        Text(String),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum Reply {
+        Object {
+            #[serde(default, rename = "type")]
+            kind: Option<String>,
+            #[serde(default)]
+            time: Option<f64>,
+        },
+        Text(String),
+    }
+
+    /// `GET /api/domains/allow`.
+    #[derive(Debug, Deserialize)]
+    pub struct Domains {
+        pub domains: Vec<Domain>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Domain {
+        pub domain: String,
+        /// exact or regex.
+        pub kind: String,
+        #[serde(default = "yes")]
+        pub enabled: bool,
+        #[serde(default)]
+        pub comment: Option<String>,
+        #[serde(default)]
+        pub groups: Vec<i64>,
+    }
+
+    fn yes() -> bool {
+        true
+    }
 }
 
 /// Arguments of `get_pihole_whitelist`.
@@ -387,31 +454,18 @@ async fn whitelist(
     _call: Call,
 ) -> Result<Whitelist, ToolError> {
     let p = client(&ctx, a.instance)?;
-    let v = p
-        .get("/api/domains/allow")
+    let v: wire::Domains = p
+        .get_typed("/api/domains/allow")
         .await
         .map_err(|e| service_error(p.name, &e))?;
-    let Some(list) = v["domains"].as_array() else {
-        return Err(ToolError::new(
-            ErrorCode::ServiceError,
-            format!(
-                "Pi-hole {}: /api/domains/allow answered without a domains list",
-                p.name
-            ),
-            "check the Pi-hole's version (labscope speaks the v6 API)",
-        ));
-    };
     let (mut exact, mut regex) = (Vec::new(), Vec::new());
-    for d in list {
+    for d in v.domains {
         let e = AllowEntry {
-            domain: d["domain"].as_str().unwrap_or_default().into(),
-            kind: d["kind"].as_str().unwrap_or("exact").into(),
-            enabled: d["enabled"].as_bool().unwrap_or(true),
-            comment: d["comment"].as_str().unwrap_or_default().into(),
-            groups: d["groups"]
-                .as_array()
-                .map(|g| g.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default(),
+            domain: d.domain,
+            kind: d.kind,
+            enabled: d.enabled,
+            comment: d.comment.unwrap_or_default(),
+            groups: d.groups,
         };
         if e.kind == "regex" {
             regex.push(e);

@@ -30,6 +30,10 @@ pub struct MediaOptions {
     pub immich_key: String,
     /// The Immich key is an admin's.
     pub immich_admin: bool,
+    /// Answers as a future version might: Jellyfin's `/Items/Counts` with
+    /// `MovieCount` renamed `MoviesCount`, Immich's storage with
+    /// `diskUsagePercentage` as a string.
+    pub api_changed: bool,
 }
 
 impl Default for MediaOptions {
@@ -41,6 +45,7 @@ impl Default for MediaOptions {
             ignores_ids: false,
             immich_key: "immich-key-6f0e".into(),
             immich_admin: true,
+            api_changed: false,
         }
     }
 }
@@ -127,10 +132,13 @@ pub async fn jellyfin(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
                 if !jellyfin_authed(&o, &h) {
                     return unauthorized();
                 }
-                axum::Json(json!({"MovieCount": 612, "SeriesCount": 87, "EpisodeCount": 4213, "ArtistCount": 154,
+                let mut v = json!({"MovieCount": 612, "SeriesCount": 87, "EpisodeCount": 4213, "ArtistCount": 154,
                     "ProgramCount": 0, "TrailerCount": 0, "SongCount": 3890, "AlbumCount": 402, "MusicVideoCount": 0,
-                    "BoxSetCount": 21, "BookCount": 0, "ItemCount": 9380}))
-                .into_response()
+                    "BoxSetCount": 21, "BookCount": 0, "ItemCount": 9380});
+                if o.api_changed && let Some(m) = v.as_object_mut() && let Some(n) = m.remove("MovieCount") {
+                    m.insert("MoviesCount".into(), n);
+                }
+                axum::Json(v).into_response()
             }),
         )
         .route(
@@ -213,9 +221,10 @@ pub async fn immich(opts: MediaOptions) -> anyhow::Result<FakeMedia> {
                 if !keyed(&o, &h) {
                     return invalid();
                 }
+                let percent = if o.api_changed { json!("28.45 %") } else { json!(28.45) };
                 axum::Json(json!({"diskSize": "10.9 TiB", "diskUse": "3.1 TiB", "diskAvailable": "7.8 TiB",
                     "diskSizeRaw": 11_984_845_824_000u64, "diskUseRaw": 3_408_486_400_000u64,
-                    "diskAvailableRaw": 8_576_359_424_000u64, "diskUsagePercentage": 28.45}))
+                    "diskAvailableRaw": 8_576_359_424_000u64, "diskUsagePercentage": percent}))
                 .into_response()
             }),
         )

@@ -164,6 +164,43 @@ async fn a_refused_key_or_a_removed_endpoint_is_never_healthy() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn a_changed_api_is_an_error_naming_the_field_not_a_zero() -> anyhow::Result<()> {
+    let o = MediaOptions {
+        api_changed: true,
+        ..MediaOptions::default()
+    };
+    let (v, text, _j, _i) =
+        media_status(o.clone(), &[], &o.jellyfin_key, &o.immich_key, "").await?;
+    assert_ne!(v["verdict"], "healthy", "{v}");
+    let j = &v["jellyfin"]["error"];
+    assert_eq!(j["code"], "bad_response", "{v}");
+    assert!(
+        j["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/Items/Counts") && m.contains("`MovieCount` is missing")),
+        "{j}"
+    );
+    assert!(
+        v["jellyfin"]["libraries"].is_null(),
+        "no counts of zero: {v}"
+    );
+    assert_eq!(
+        v["jellyfin"]["version"], "10.11.11",
+        "what did decode still stands: {v}"
+    );
+    let i = &v["immich"]["error"];
+    assert_eq!(i["code"], "bad_response", "{v}");
+    assert!(
+        i["message"].as_str().is_some_and(
+            |m| m.contains("/api/server/storage") && m.contains("`diskUsagePercentage`")
+        ),
+        "{i}"
+    );
+    assert!(text.contains("MovieCount"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn scaled_to_zero_gone_and_parked_are_never_healthy() -> anyhow::Result<()> {
     let o = MediaOptions::default();
     let (v, _, _j, _i) = media_status(

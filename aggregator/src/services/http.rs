@@ -189,3 +189,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Decodes a JSON body into `T`. The error text names the field that did
+/// not fit (`queries.total` is missing, `Version`: invalid type …), so a
+/// service whose API changed is an error saying where, never a zero.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| explain(e.path().to_string(), e.inner()))
+}
+
+/// [`decode`] for an answer already read as JSON.
+pub fn decode_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(v).map_err(|e| explain(e.path().to_string(), e.inner()))
+}
+
+fn explain(at: String, inner: &serde_json::Error) -> String {
+    let inner = inner.to_string();
+    let missing = inner
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next());
+    const CHANGED: &str = "(an API version labscope does not know?)";
+    match (missing, at.as_str()) {
+        (Some(name), ".") => format!("field `{name}` is missing {CHANGED}"),
+        (Some(name), _) => format!("field `{at}.{name}` is missing {CHANGED}"),
+        (None, ".") => format!("{inner} (not the documented JSON)"),
+        (None, _) => format!("field `{at}`: {inner} {CHANGED}"),
+    }
+}

@@ -102,7 +102,12 @@ impl Error {
             Error::NotFound { service, .. } => format!(
                 "check the URL's port and path in the config file ({service}: Jellyfin serves on 8096, Immich on 2283 since 1.118)"
             ),
-            Error::Http { .. } | Error::BadResponse { .. } => "check the server's log".into(),
+            Error::Http { .. } => "check the server's log".into(),
+            Error::BadResponse { .. } => {
+                "labscope reads the documented API: if the server was upgraded, its API may have \
+                 changed (compare with its API docs); otherwise check the server's log"
+                    .into()
+            }
             Error::Unreachable { .. } => {
                 "check that the pod is running and the URL in the config file is right".into()
             }
@@ -212,6 +217,21 @@ impl MediaClient {
                 detail,
             }),
         }
+    }
+
+    /// GET `path` (with the key unless `anonymous`), decoded into `T`: a
+    /// field that is gone or changed type is an error naming it.
+    pub async fn get_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        anonymous: bool,
+    ) -> Result<T, Error> {
+        let (_, v) = self.send(http::Method::GET, path, anonymous).await?;
+        super::http::decode_value(v).map_err(|message| Error::BadResponse {
+            service: self.service,
+            path: path.split('?').next().unwrap_or(path).into(),
+            message,
+        })
     }
 
     /// GET `path` (with the key unless `anonymous`), a JSON object or array.

@@ -131,27 +131,9 @@ impl Error {
 
 /// Decodes an answer into `T`, naming the field that did not fit.
 pub fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, Error> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        let inner = e.inner().to_string();
-        let missing = inner
-            .strip_prefix("missing field `")
-            .and_then(|r| r.split('`').next());
-        let message = match (missing, at.as_str()) {
-            (Some(name), ".") => {
-                format!("field `{name}` is missing (a Pi-hole version whose API changed?)")
-            }
-            (Some(name), _) => {
-                format!("field `{at}.{name}` is missing (a Pi-hole version whose API changed?)")
-            }
-            (None, ".") => format!("{inner} (not the JSON this Pi-hole v6 API documents)"),
-            (None, _) => format!("field `{at}`: {inner} (a Pi-hole version whose API changed?)"),
-        };
-        Error::BadResponse {
-            path: path.split('?').next().unwrap_or(path).into(),
-            message,
-        }
+    super::http::decode(body).map_err(|message| Error::BadResponse {
+        path: path.split('?').next().unwrap_or(path).into(),
+        message,
     })
 }
 

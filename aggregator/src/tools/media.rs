@@ -332,60 +332,60 @@ async fn read_jellyfin(j: &MediaClient, stats: bool) -> JellyfinStatus {
         sessions: None,
         playing: Vec::new(),
     };
-    let info = match j.get("/System/Info", false).await {
+    let info: wire::SystemInfo = match j.get_typed("/System/Info", false).await {
         Ok(v) => v,
         Err(e) => {
             out.error = Some((&e).into());
             return out;
         }
     };
-    out.version = info["Version"].as_str().map(str::to_string);
-    out.server_name = info["ServerName"].as_str().map(str::to_string);
-    out.pending_restart = info["HasPendingRestart"].as_bool();
+    out.version = Some(info.version);
+    out.server_name = info.server_name;
+    out.pending_restart = Some(info.has_pending_restart);
     if stats {
-        let (counts, sessions) =
-            tokio::join!(j.get("/Items/Counts", false), j.get("/Sessions", false));
+        let (counts, sessions) = tokio::join!(
+            j.get_typed::<wire::ItemCounts>("/Items/Counts", false),
+            j.get_typed::<Vec<wire::Session>>("/Sessions", false)
+        );
         match counts {
             Ok(c) => {
-                let u = |k: &str| c[k].as_u64().unwrap_or(0);
                 out.libraries = Some(Libraries {
-                    movies: u("MovieCount"),
-                    series: u("SeriesCount"),
-                    episodes: u("EpisodeCount"),
-                    songs: u("SongCount"),
-                    albums: u("AlbumCount"),
-                    books: u("BookCount"),
-                    items: u("ItemCount"),
+                    movies: c.movie_count,
+                    series: c.series_count,
+                    episodes: c.episode_count,
+                    songs: c.song_count,
+                    albums: c.album_count,
+                    books: c.book_count,
+                    items: c.item_count,
                 });
             }
             Err(e) => out.error = Some((&e).into()),
         }
         match sessions {
-            Ok(Value::Array(list)) => {
+            Ok(list) => {
                 out.sessions = Some(list.len() as u32);
                 out.playing = list
-                    .iter()
+                    .into_iter()
                     .filter_map(|s| {
-                        let item = s.get("NowPlayingItem")?;
-                        let name = match item["SeriesName"].as_str() {
+                        let item = s.now_playing_item?;
+                        let name = match item.series_name {
                             Some(series) => format!(
                                 "{series} S{:02}E{:02} {}",
-                                item["ParentIndexNumber"].as_u64().unwrap_or(0),
-                                item["IndexNumber"].as_u64().unwrap_or(0),
-                                item["Name"].as_str().unwrap_or_default()
+                                item.parent_index_number.unwrap_or(0),
+                                item.index_number.unwrap_or(0),
+                                item.name
                             ),
-                            None => item["Name"].as_str().unwrap_or_default().to_string(),
+                            None => item.name,
                         };
-                        let paused = s["PlayState"]["IsPaused"].as_bool() == Some(true);
+                        let paused = s.play_state.is_some_and(|p| p.is_paused);
                         Some(format!(
                             "{}: {name}{}",
-                            s["UserName"].as_str().unwrap_or("?"),
+                            s.user_name.as_deref().unwrap_or("?"),
                             if paused { " (paused)" } else { "" }
                         ))
                     })
                     .collect();
             }
-            Ok(_) => {}
             Err(e) => {
                 out.error.get_or_insert((&e).into());
             }
@@ -406,28 +406,26 @@ async fn read_immich(i: &MediaClient, stats: bool) -> ImmichStatus {
         notes: Vec::new(),
     };
     // The version needs no key: a 401 below is then the key, not the URL.
-    match i.get("/api/server/version", true).await {
-        Ok(v) => {
-            out.version = Some(format!(
-                "v{}.{}.{}",
-                v["major"].as_u64().unwrap_or(0),
-                v["minor"].as_u64().unwrap_or(0),
-                v["patch"].as_u64().unwrap_or(0)
-            ))
-        }
+    match i
+        .get_typed::<wire::ImmichVersion>("/api/server/version", true)
+        .await
+    {
+        Ok(v) => out.version = Some(format!("v{}.{}.{}", v.major, v.minor, v.patch)),
         Err(e) => {
             out.error = Some((&e).into());
             return out;
         }
     }
-    let storage = i.get("/api/server/storage", false).await;
-    match storage {
+    match i
+        .get_typed::<wire::ImmichStorage>("/api/server/storage", false)
+        .await
+    {
         Ok(s) => {
             out.storage = Some(Storage {
-                size: s["diskSize"].as_str().unwrap_or_default().into(),
-                used: s["diskUse"].as_str().unwrap_or_default().into(),
-                available: s["diskAvailable"].as_str().unwrap_or_default().into(),
-                usage_percent: s["diskUsagePercentage"].as_f64().unwrap_or(0.0),
+                size: s.disk_size,
+                used: s.disk_use,
+                available: s.disk_available,
+                usage_percent: s.disk_usage_percentage,
             })
         }
         Err(e) => {
@@ -436,12 +434,15 @@ async fn read_immich(i: &MediaClient, stats: bool) -> ImmichStatus {
         }
     }
     if stats {
-        match i.get("/api/server/statistics", false).await {
+        match i
+            .get_typed::<wire::ImmichStatistics>("/api/server/statistics", false)
+            .await
+        {
             Ok(s) => {
                 out.assets = Some(Assets {
-                    photos: s["photos"].as_u64().unwrap_or(0),
-                    videos: s["videos"].as_u64().unwrap_or(0),
-                    usage_bytes: s["usage"].as_u64().unwrap_or(0),
+                    photos: s.photos,
+                    videos: s.videos,
+                    usage_bytes: s.usage,
                 })
             }
             // Statistics need an admin key; the rest still stands.
@@ -453,6 +454,93 @@ async fn read_immich(i: &MediaClient, stats: bool) -> ImmichStatus {
     }
     out.ok = out.error.is_none();
     out
+}
+
+/// The Jellyfin and Immich answers read here, as their APIs document them:
+/// a field that is gone or changed type fails the read with its name
+/// ([`crate::services::http::decode`]); fields not read are ignored.
+mod wire {
+    use serde::Deserialize;
+
+    /// Jellyfin `GET /System/Info`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct SystemInfo {
+        pub version: String,
+        #[serde(default)]
+        pub server_name: Option<String>,
+        pub has_pending_restart: bool,
+    }
+
+    /// Jellyfin `GET /Items/Counts`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ItemCounts {
+        pub movie_count: u64,
+        pub series_count: u64,
+        pub episode_count: u64,
+        pub song_count: u64,
+        pub album_count: u64,
+        pub book_count: u64,
+        pub item_count: u64,
+    }
+
+    /// One of Jellyfin's `GET /Sessions`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Session {
+        #[serde(default)]
+        pub user_name: Option<String>,
+        #[serde(default)]
+        pub now_playing_item: Option<NowPlaying>,
+        #[serde(default)]
+        pub play_state: Option<PlayState>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NowPlaying {
+        pub name: String,
+        #[serde(default)]
+        pub series_name: Option<String>,
+        #[serde(default)]
+        pub parent_index_number: Option<u64>,
+        #[serde(default)]
+        pub index_number: Option<u64>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct PlayState {
+        #[serde(default)]
+        pub is_paused: bool,
+    }
+
+    /// Immich `GET /api/server/version`.
+    #[derive(Debug, Deserialize)]
+    pub struct ImmichVersion {
+        pub major: u64,
+        pub minor: u64,
+        pub patch: u64,
+    }
+
+    /// Immich `GET /api/server/storage`.
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ImmichStorage {
+        pub disk_size: String,
+        pub disk_use: String,
+        pub disk_available: String,
+        pub disk_usage_percentage: f64,
+    }
+
+    /// Immich `GET /api/server/statistics`.
+    #[derive(Debug, Deserialize)]
+    pub struct ImmichStatistics {
+        pub photos: u64,
+        pub videos: u64,
+        pub usage: u64,
+    }
 }
 
 fn restart_counts(p: &Pod, now_s: i64) -> (u32, u32) {

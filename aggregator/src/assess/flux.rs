@@ -13,10 +13,8 @@ use std::sync::LazyLock;
 use kube::api::DynamicObject;
 use regex::Regex;
 use schemars::JsonSchema;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::cluster::kinds::condition;
 use crate::cluster::time::{human, parse_go_duration, parse_rfc3339, rfc3339};
 
 /// How a Flux object stands.
@@ -153,66 +151,184 @@ pub struct Assessed {
     pub object: FluxObject,
     /// When Ready last changed (Unix seconds).
     pub since_s: Option<i64>,
+    /// What the judgement read of it.
+    pub fields: Fields,
     /// The object as read.
     pub raw: DynamicObject,
 }
 
-fn spec_secs(obj: &Value, field: &str) -> Option<i64> {
-    obj["spec"][field].as_str().and_then(parse_go_duration)
+/// What labscope reads of a Flux object, typed: the same names in every
+/// kind and API version it knows (v1beta2 … v1). Every field is optional in
+/// the CRDs (absent before the first reconcile), so absent is `None`; a
+/// field of another type is an error naming it ([`read_fields`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Fields {
+    /// `spec`.
+    pub spec: Spec,
+    /// `status`.
+    pub status: Status,
 }
 
-fn s(v: &Value) -> Option<String> {
-    match v {
-        Value::String(x) => Some(x.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
+/// The spec fields read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Spec {
+    /// `spec.interval` (a Go duration).
+    pub interval: Option<String>,
+    /// `spec.timeout` (a Go duration).
+    pub timeout: Option<String>,
+    /// `spec.suspend`.
+    pub suspend: bool,
+    /// HelmRepository: `default` or `oci`.
+    #[serde(rename = "type")]
+    pub repo_type: Option<String>,
+    /// `spec.sourceRef`.
+    pub source_ref: Option<Reference>,
+    /// ImagePolicy: `spec.imageRepositoryRef`.
+    pub image_repository_ref: Option<Reference>,
+}
+
+/// A reference to another object (namespace defaults to the referrer's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Reference {
+    /// Kind (a sourceRef names it).
+    pub kind: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Namespace, when not the referrer's.
+    pub namespace: Option<String>,
+}
+
+/// The status fields read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Status {
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+    /// Kustomization: the revision applied.
+    pub last_applied_revision: Option<String>,
+    /// The revision last attempted.
+    pub last_attempted_revision: Option<String>,
+    /// A source's artifact.
+    pub artifact: Option<Artifact>,
+    /// HelmRelease: newest first.
+    pub history: Vec<Snapshot>,
+    /// HelmRelease: failures since the last success.
+    pub failures: Option<i64>,
+    /// HelmRelease: install failures.
+    pub install_failures: Option<i64>,
+    /// HelmRelease: upgrade failures.
+    pub upgrade_failures: Option<i64>,
+    /// HelmRelease: install, upgrade, …
+    pub last_attempted_release_action: Option<String>,
+    /// HelmRelease: "namespace/name" of its HelmChart.
+    pub helm_chart: Option<String>,
+}
+
+/// A status condition (metav1.Condition, leniently: Flux sets every field,
+/// a condition another writer left partial still reads).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// Reason (CamelCase).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: Option<String>,
+}
+
+/// A source's artifact.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Artifact {
+    /// The revision.
+    pub revision: Option<String>,
+}
+
+/// One release in a HelmRelease's history.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Chart name.
+    pub chart_name: Option<String>,
+    /// Chart version.
+    pub chart_version: Option<String>,
+    /// Release version.
+    pub version: Option<i64>,
+    /// Status of the release.
+    pub status: Option<String>,
+}
+
+impl Status {
+    /// The condition of `kind`.
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
     }
 }
 
+/// Reads the fields of `obj`; the error names the field that did not fit.
+pub fn read_fields(obj: &DynamicObject) -> Result<Fields, String> {
+    serde_path_to_error::deserialize(&obj.data)
+        .map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+}
+
 /// Applied and attempted revisions, by kind.
-fn revisions(kind: &str, st: &Value) -> (Option<String>, Option<String>) {
+fn revisions(kind: &str, st: &Status) -> (Option<String>, Option<String>) {
     match kind {
         "Kustomization" => (
-            s(&st["lastAppliedRevision"]),
-            s(&st["lastAttemptedRevision"]),
+            st.last_applied_revision.clone(),
+            st.last_attempted_revision.clone(),
         ),
         "HelmRelease" => {
-            let deployed = st["history"]
-                .as_array()
-                .and_then(|h| h.iter().find(|e| e["status"] == "deployed"))
+            let deployed = st
+                .history
+                .iter()
+                .find(|e| e.status.as_deref() == Some("deployed"))
                 .map(|e| {
                     format!(
                         "{}@{} (release v{})",
-                        e["chartName"].as_str().unwrap_or_default(),
-                        e["chartVersion"].as_str().unwrap_or_default(),
-                        e["version"]
+                        e.chart_name.as_deref().unwrap_or_default(),
+                        e.chart_version.as_deref().unwrap_or_default(),
+                        e.version.map_or_else(|| "?".into(), |v| v.to_string())
                     )
                 });
-            (deployed, s(&st["lastAttemptedRevision"]))
+            (deployed, st.last_attempted_revision.clone())
         }
-        _ => (s(&st["artifact"]["revision"]), None),
+        _ => (st.artifact.as_ref().and_then(|a| a.revision.clone()), None),
     }
 }
 
 /// Judges one object at `now_s` (Ready/Stalled/Reconciling and the stuck rule).
 pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
-    let d = &obj.data;
     let (namespace, name) = (
         obj.metadata.namespace.clone().unwrap_or_default(),
         obj.metadata.name.clone().unwrap_or_default(),
     );
-    let ready = condition(d, "Ready");
-    let since = d["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .and_then(|c| c["lastTransitionTime"].as_str())
+    let (fields, unreadable) = match read_fields(&obj) {
+        Ok(f) => (f, None),
+        Err(e) => (Fields::default(), Some(e)),
+    };
+    let (spec, st) = (&fields.spec, &fields.status);
+    let ready = st.condition("Ready");
+    let since = ready
+        .and_then(|c| c.last_transition_time.as_deref())
         .and_then(parse_rfc3339);
-    let (ready_status, reason, message) = ready.clone().unwrap_or_default();
-    let interval = spec_secs(d, "interval").unwrap_or(600);
-    let timeout = spec_secs(d, "timeout").unwrap_or(300);
+    let (ready_status, reason, message) = ready
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default();
+    let secs = |v: &Option<String>| v.as_deref().and_then(parse_go_duration);
+    let interval = secs(&spec.interval).unwrap_or(600);
+    let timeout = secs(&spec.timeout).unwrap_or(300);
     // Longer than this without Ready and no automatic retry is fixing it.
     let patience = (3 * interval + timeout).max(1800);
-    let st = &d["status"];
     let (applied, attempted) = revisions(kind, st);
     let helm = kind == "HelmRelease";
     let mut o = FluxObject {
@@ -226,44 +342,59 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
         message,
         since: since.map(rfc3339),
         for_: since.map(|t| human(now_s - t)),
-        interval: s(&d["spec"]["interval"]),
+        interval: spec.interval.clone(),
         applied_revision: applied,
         attempted_revision: attempted,
         stuck: false,
         stuck_because: None,
         consequence_of: None,
         hint: None,
-        failures: helm.then(|| HelmFailures {
-            total: st["failures"].as_i64(),
-            install: st["installFailures"].as_i64(),
-            upgrade: st["upgradeFailures"].as_i64(),
+        failures: helm.then_some(HelmFailures {
+            total: st.failures,
+            install: st.install_failures,
+            upgrade: st.upgrade_failures,
         }),
         last_attempted_release_action: if helm {
-            s(&st["lastAttemptedReleaseAction"])
+            st.last_attempted_release_action.clone()
         } else {
             None
         },
         history: helm.then(|| {
-            st["history"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            st.history
+                .iter()
                 .take(3)
                 .map(|e| HelmHistory {
-                    version: e["version"].as_i64(),
-                    chart_version: s(&e["chartVersion"]),
-                    status: s(&e["status"]),
+                    version: e.version,
+                    chart_version: e.chart_version.clone(),
+                    status: e.status.clone(),
                 })
                 .collect()
         }),
         repo_type: if kind == "HelmRepository" {
-            s(&d["spec"]["type"])
+            spec.repo_type.clone()
         } else {
             None
         },
     };
+    if let Some(e) = unreadable {
+        o.message = format!(
+            "labscope could not read this object ({e}): a Flux API version whose fields changed?"
+        );
+        o.hint = Some(format!(
+            "compare with `kubectl get {} {} -n {} -o yaml`",
+            kind.to_lowercase(),
+            o.name,
+            o.namespace
+        ));
+        return Assessed {
+            object: o,
+            since_s: None,
+            fields,
+            raw: obj,
+        };
+    }
     let failing_for = since.map(|t| now_s - t).unwrap_or(0);
-    if d["spec"]["suspend"].as_bool() == Some(true) {
+    if spec.suspend {
         o.status = FluxState::Suspended;
         o.hint = Some(format!(
             "suspended: Flux will not reconcile it until resumed (`flux resume {} {} -n {}`)",
@@ -272,7 +403,7 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
             o.namespace
         ));
     } else if ready.is_none() {
-        if kind == "HelmRepository" && d["spec"]["type"] == "oci" {
+        if kind == "HelmRepository" && spec.repo_type.as_deref() == Some("oci") {
             o.status = FluxState::Static;
             o.message = "OCI HelmRepository: a static data container that Flux does not reconcile; it has no conditions by design".into();
         } else {
@@ -280,12 +411,14 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
                 "no Ready condition yet: the controller has not reconciled it (is it running?)"
                     .into();
         }
-    } else if let Some((status, stalled_reason, stalled_message)) = condition(d, "Stalled")
-        && status == "True"
+    } else if let Some(stalled) = st.condition("Stalled")
+        && stalled.status == "True"
     {
         o.status = FluxState::Stuck;
         o.stuck_because = Some(format!(
-            "Stalled ({stalled_reason}: {stalled_message}) for {}; the controller will not retry",
+            "Stalled ({}: {}) for {}; the controller will not retry",
+            stalled.reason,
+            stalled.message,
             human(failing_for)
         ));
     } else if ready_status == "True" {
@@ -326,6 +459,7 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
     Assessed {
         object: o,
         since_s: since,
+        fields,
         raw: obj,
     }
 }
@@ -349,7 +483,6 @@ pub fn link_causes(rows: &mut [Assessed]) {
         .map(|r| r.object.id())
         .collect();
     for r in rows.iter_mut().filter(|r| r.object.status.problem()) {
-        let d = &r.raw.data;
         let ns = r.object.namespace.clone();
         let mut candidates: Vec<String> = Vec::new();
         if let Some(re) = REFERENCE.as_ref() {
@@ -364,29 +497,29 @@ pub fn link_causes(rows: &mut [Assessed]) {
                     .map(|c| format!("Kustomization/{}/{}", &c[1], &c[2])),
             );
         }
-        let source = &d["spec"]["sourceRef"];
-        if let Some(kind) = source["kind"].as_str() {
-            let sns = source["namespace"].as_str().unwrap_or(&ns);
-            candidates.push(format!(
-                "{kind}/{sns}/{}",
-                source["name"].as_str().unwrap_or_default()
-            ));
+        let spec = &r.fields.spec;
+        if let Some(source) = &spec.source_ref
+            && let Some(kind) = &source.kind
+        {
+            let sns = source.namespace.as_deref().unwrap_or(&ns);
+            candidates.push(format!("{kind}/{sns}/{}", source.name));
         }
         match r.object.kind.as_str() {
             "HelmRelease" => {
-                if let Some((cns, cname)) = d["status"]["helmChart"]
-                    .as_str()
+                if let Some((cns, cname)) = r
+                    .fields
+                    .status
+                    .helm_chart
+                    .as_deref()
                     .and_then(|s| s.split_once('/'))
                 {
                     candidates.push(format!("HelmChart/{cns}/{cname}"));
                 }
             }
             "ImagePolicy" => {
-                if let Some(n) = d["spec"]["imageRepositoryRef"]["name"].as_str() {
-                    let rns = d["spec"]["imageRepositoryRef"]["namespace"]
-                        .as_str()
-                        .unwrap_or(&ns);
-                    candidates.push(format!("ImageRepository/{rns}/{n}"));
+                if let Some(repo) = &spec.image_repository_ref {
+                    let rns = repo.namespace.as_deref().unwrap_or(&ns);
+                    candidates.push(format!("ImageRepository/{rns}/{}", repo.name));
                 }
             }
             _ => {}
@@ -419,13 +552,38 @@ pub fn auth_failure(reason: &str, message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn obj(v: Value) -> DynamicObject {
         serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
     }
 
     const NOW: i64 = 1_787_206_020;
+
+    #[test]
+    fn a_field_of_another_type_is_unknown_and_named_not_a_default() {
+        let odd = obj(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "flux-system"}, "spec": {"interval": "10m", "suspend": "no"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
+                "message": "Applied revision: main@sha1:ab12", "lastTransitionTime": "2026-08-20T06:02:00Z"}]}}),
+        );
+        let r = assess("Kustomization", odd, NOW).object;
+        assert_eq!(r.status, FluxState::Unknown, "{r:?}");
+        assert!(r.status.problem());
+        assert!(r.message.contains("field `spec.suspend`"), "{}", r.message);
+        // Absent fields are absent, not an error (before the first reconcile).
+        let new = obj(
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": "flux-system"}, "spec": {}}),
+        );
+        let r = assess("Kustomization", new, NOW).object;
+        assert!(
+            r.message.contains("no Ready condition yet"),
+            "{}",
+            r.message
+        );
+    }
 
     #[test]
     fn stuck_rules() {

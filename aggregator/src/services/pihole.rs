@@ -645,7 +645,7 @@ mod tests {
                 &br#"{"queries": {"total": "3"}}"#[..],
                 "field `queries.total`: invalid type",
             ),
-            (&b"<html>"[..], "not the JSON"),
+            (&b"<html>"[..], "not the documented JSON"),
         ] {
             let e = decode::<Summary>("/api/stats/summary?x=1", body).unwrap_err();
             assert_eq!(e.code(), "bad_response");

@@ -206,7 +206,7 @@ pub struct Reference {
 #[serde(default, rename_all = "camelCase")]
 pub struct Status {
     /// `status.conditions`.
-    pub conditions: Vec<Condition>,
+    pub conditions: Vec<crate::cluster::kinds::Condition>,
     /// Kustomization: the revision applied.
     pub last_applied_revision: Option<String>,
     /// The revision last attempted.
@@ -225,24 +225,6 @@ pub struct Status {
     pub last_attempted_release_action: Option<String>,
     /// HelmRelease: "namespace/name" of its HelmChart.
     pub helm_chart: Option<String>,
-}
-
-/// A status condition (metav1.Condition, leniently: Flux sets every field,
-/// a condition another writer left partial still reads).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Condition {
-    /// Condition type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// True, False or Unknown.
-    pub status: String,
-    /// Reason (CamelCase).
-    pub reason: String,
-    /// Message.
-    pub message: String,
-    /// When the status last changed (RFC 3339).
-    pub last_transition_time: Option<String>,
 }
 
 /// A source's artifact.
@@ -269,15 +251,14 @@ pub struct Snapshot {
 
 impl Status {
     /// The condition of `kind`.
-    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+    pub fn condition(&self, kind: &str) -> Option<&crate::cluster::kinds::Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
     }
 }
 
 /// Reads the fields of `obj`; the error names the field that did not fit.
 pub fn read_fields(obj: &DynamicObject) -> Result<Fields, String> {
-    serde_path_to_error::deserialize(&obj.data)
-        .map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+    crate::cluster::kinds::fields(obj)
 }
 
 /// Applied and attempted revisions, by kind.

@@ -363,19 +363,59 @@ fn candidate_versions(group: &GroupEntry) -> Vec<String> {
     group.preferred.iter().cloned().chain(rest).collect()
 }
 
-/// The condition of `type_` in `obj.status.conditions`: (status, reason, message).
+/// A status condition as the operators here write it (metav1.Condition,
+/// read leniently: a field another writer left out is empty).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type (Ready, Stalled, Issuing, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// Reason (CamelCase).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: Option<String>,
+}
+
+/// The conditions of a status, typed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Conditions {
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+}
+
+impl Conditions {
+    /// The condition of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// Reads the typed fields `T` of an object (`#[serde(default)]` structs
+/// with what the caller needs). The error names the field that did not
+/// fit, for an answer that says where instead of reading a default.
+pub fn fields<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<T, String> {
+    serde_path_to_error::deserialize(&obj.data)
+        .map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+}
+
+/// The condition of `type_` in `obj.status.conditions`: (status, reason,
+/// message); none when there is none or the conditions are not readable.
 pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
-    obj["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-                c["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct WithStatus {
+        status: Conditions,
+    }
+    let read: WithStatus = serde::Deserialize::deserialize(obj).ok()?;
+    read.status
+        .get(type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 #[cfg(test)]

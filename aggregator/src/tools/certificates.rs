@@ -16,7 +16,7 @@ use super::kube::{
 };
 use super::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset, label};
 use crate::cluster::Cluster;
-use crate::cluster::kinds::{CustomKind, condition};
+use crate::cluster::kinds::{CustomKind, fields};
 use crate::cluster::time::{now, parse_rfc3339, rfc3339};
 
 const CERT_MANAGER: &str = "cert-manager.io";
@@ -289,8 +289,89 @@ fn children<'a>(
         .collect()
 }
 
-fn text(v: &serde_json::Value) -> Option<String> {
-    v.as_str().map(str::to_string)
+/// The cert-manager fields read, typed (cert-manager.io/v1 and
+/// acme.cert-manager.io/v1): absent is `None`; a field of another type
+/// makes the row say which ([`fields`]).
+mod wire {
+    use serde::Deserialize;
+
+    use crate::cluster::kinds::Conditions;
+
+    /// A Certificate.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Certificate {
+        pub spec: CertSpec,
+        pub status: CertStatus,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct CertSpec {
+        pub issuer_ref: IssuerRef,
+        pub dns_names: Vec<String>,
+        /// A Go duration.
+        pub renew_before: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct IssuerRef {
+        pub kind: Option<String>,
+        pub name: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct CertStatus {
+        #[serde(flatten)]
+        pub conditions: Conditions,
+        pub not_after: Option<String>,
+        pub not_before: Option<String>,
+        pub renewal_time: Option<String>,
+        pub failed_issuance_attempts: Option<i64>,
+        pub last_failure_time: Option<String>,
+    }
+
+    /// A CertificateRequest (its conditions).
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Request {
+        pub status: Conditions,
+    }
+
+    /// An ACME Order.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Order {
+        pub status: State,
+    }
+
+    /// An Order's or a Challenge's state.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct State {
+        pub state: Option<String>,
+        pub reason: Option<String>,
+        pub presented: Option<bool>,
+    }
+
+    /// An ACME Challenge.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Challenge {
+        pub spec: ChallengeSpec,
+        pub status: State,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct ChallengeSpec {
+        /// HTTP-01 or DNS-01.
+        #[serde(rename = "type")]
+        pub kind: Option<String>,
+        pub dns_name: Option<String>,
+    }
 }
 
 /// Judges each Certificate at `now_s` (pure).
@@ -306,12 +387,26 @@ pub fn assess(
     let mut rows = Vec::new();
     for cert in certs {
         let (cns, name) = meta(cert);
-        let st = &cert.data["status"];
-        let (ready_s, reason, message) = condition(&cert.data, "Ready")
-            .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
+        let (c, unreadable) = match fields::<wire::Certificate>(cert) {
+            Ok(c) => (c, None),
+            Err(e) => (wire::Certificate::default(), Some(e)),
+        };
+        let st = &c.status;
+        let (ready_s, reason, message) = match (&unreadable, st.conditions.get("Ready")) {
+            (Some(e), _) => (
+                "Unknown".into(),
+                "Unreadable".into(),
+                format!(
+                    "labscope could not read this Certificate ({e}): a cert-manager version whose API changed?"
+                ),
+            ),
+            (None, Some(r)) => (r.status.clone(), r.reason.clone(), r.message.clone()),
+            (None, None) => ("Unknown".into(), "NoCondition".into(), String::new()),
+        };
         let ready = ready_s == "True";
-        let not_after = st["notAfter"].as_str().and_then(parse_rfc3339);
-        let renewal = st["renewalTime"].as_str().and_then(parse_rfc3339);
+        let time = |t: &Option<String>| t.as_deref().and_then(parse_rfc3339);
+        let not_after = time(&st.not_after);
+        let renewal = time(&st.renewal_time);
         let days_left = not_after.map(|t| days(t - now_s));
         // The certificate's own renewal window, as cert-manager computes it:
         // notAfter − renewalTime, else spec.renewBefore, else a third of its
@@ -319,13 +414,14 @@ pub fn assess(
         // smaller of that and the window asked for: a 90-day Let's Encrypt
         // certificate renewed 30 days before expiry is normal at 66 days
         // left, whatever window the caller chose.
-        let not_before = st["notBefore"].as_str().and_then(parse_rfc3339);
+        let not_before = time(&st.not_before);
         let renew_window = not_after
             .zip(renewal)
             .map(|(a, r)| a - r)
             .or_else(|| {
-                cert.data["spec"]["renewBefore"]
-                    .as_str()
+                c.spec
+                    .renew_before
+                    .as_deref()
                     .and_then(crate::cluster::time::parse_go_duration)
             })
             .or_else(|| not_after.zip(not_before).map(|(a, b)| (a - b) / 3))
@@ -343,23 +439,16 @@ pub fn assess(
             expiring: days_left.is_some_and(|d| d <= window),
             renewal_overdue_days: renewal.filter(|r| *r < now_s).map(|r| days(now_s - r)),
             issuer: IssuerRef {
-                kind: text(&cert.data["spec"]["issuerRef"]["kind"]),
-                name: text(&cert.data["spec"]["issuerRef"]["name"]),
+                kind: c.spec.issuer_ref.kind.clone(),
+                name: c.spec.issuer_ref.name.clone(),
             },
-            dns_names: cert.data["spec"]["dnsNames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.as_str().map(str::to_string))
-                .collect(),
-            failed_issuance_attempts: st["failedIssuanceAttempts"].as_i64(),
-            last_failure_time: text(&st["lastFailureTime"]),
-            issuing: condition(&cert.data, "Issuing").map(|(status, reason, message)| {
-                ConditionState {
-                    status,
-                    reason,
-                    message,
-                }
+            dns_names: c.spec.dns_names.clone(),
+            failed_issuance_attempts: st.failed_issuance_attempts,
+            last_failure_time: st.last_failure_time.clone(),
+            issuing: st.conditions.get("Issuing").map(|i| ConditionState {
+                status: i.status.clone(),
+                reason: i.reason.clone(),
+                message: i.message.clone(),
             }),
             chain: Vec::new(),
             hint: None,
@@ -367,7 +456,15 @@ pub fn assess(
         if !ready {
             // Walk the chain, by owner references, to the thing that fails.
             for cr in children(requests, &cns, "Certificate", cert) {
-                let (s, r, m) = condition(&cr.data, "Ready").unwrap_or_default();
+                let (s, r, m) = fields::<wire::Request>(cr)
+                    .map_err(|e| ("Unknown".into(), "Unreadable".into(), e))
+                    .map(|r| {
+                        r.status
+                            .get("Ready")
+                            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+                            .unwrap_or_default()
+                    })
+                    .unwrap_or_else(|e| e);
                 row.chain.push(ChainStep {
                     kind: "CertificateRequest".into(),
                     name: cr.metadata.name.clone().unwrap_or_default(),
@@ -380,19 +477,32 @@ pub fn assess(
                     presented: None,
                 });
                 for order in children(orders, &cns, "CertificateRequest", cr) {
+                    let o = fields::<wire::Order>(order).unwrap_or_else(|e| wire::Order {
+                        status: wire::State {
+                            reason: Some(e),
+                            ..Default::default()
+                        },
+                    });
                     row.chain.push(ChainStep {
                         kind: "Order".into(),
                         name: order.metadata.name.clone().unwrap_or_default(),
                         ready: None,
-                        state: text(&order.data["status"]["state"]),
-                        reason: text(&order.data["status"]["reason"]),
+                        state: o.status.state,
+                        reason: o.status.reason,
                         message: None,
                         challenge_type: None,
                         dns_name: None,
                         presented: None,
                     });
                     for ch in children(challenges, &cns, "Order", order) {
-                        let reason = text(&ch.data["status"]["reason"]).unwrap_or_default();
+                        let c = fields::<wire::Challenge>(ch).unwrap_or_else(|e| wire::Challenge {
+                            status: wire::State {
+                                reason: Some(e),
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        });
+                        let reason = c.status.reason.clone().unwrap_or_default();
                         if reason.contains("Cloudflare") {
                             row.hint = Some(
                                 "DNS-01 through Cloudflare is failing: check the cloudflare-api-token Secret \
@@ -406,12 +516,12 @@ pub fn assess(
                             kind: "Challenge".into(),
                             name: ch.metadata.name.clone().unwrap_or_default(),
                             ready: None,
-                            state: text(&ch.data["status"]["state"]),
+                            state: c.status.state,
                             reason: Some(reason),
                             message: None,
-                            challenge_type: text(&ch.data["spec"]["type"]),
-                            dns_name: text(&ch.data["spec"]["dnsName"]),
-                            presented: ch.data["status"]["presented"].as_bool(),
+                            challenge_type: c.spec.kind,
+                            dns_name: c.spec.dns_name,
+                            presented: c.status.presented,
                         });
                     }
                 }
@@ -523,6 +633,29 @@ mod tests {
             "status": status,
         }))
         .unwrap()
+    }
+
+    /// A field of another type than cert-manager's API gives is named, and
+    /// the certificate is not ready, instead of reading as absent.
+    #[test]
+    fn a_field_of_another_type_is_named() {
+        let odd = cert(
+            "odd",
+            serde_json::json!({"dnsNames": "example.com"}),
+            serde_json::json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+        );
+        let out = assess(
+            true,
+            BTreeMap::new(),
+            [&[odd], &[], &[], &[]],
+            Vec::new(),
+            30,
+            0,
+        );
+        let c = &out.certificates[0];
+        assert!(!c.ready);
+        assert_eq!(c.reason, "Unreadable");
+        assert!(c.message.contains("field `spec.dnsNames`"), "{}", c.message);
     }
 
     /// Each certificate is expiring only inside its own renewal window when

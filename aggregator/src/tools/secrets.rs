@@ -199,6 +199,42 @@ pub async fn read(c: &Cluster, namespace: Option<&str>) -> Result<Secrets, ToolE
     ))
 }
 
+/// An ExternalSecret (external-secrets.io/v1), typed: absent is empty; a
+/// field of another type is named.
+mod wire {
+    use serde::Deserialize;
+
+    use crate::cluster::kinds::Conditions;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct ExternalSecret {
+        pub spec: Spec,
+        pub status: Status,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Spec {
+        pub secret_store_ref: StoreRef,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct StoreRef {
+        pub kind: Option<String>,
+        pub name: String,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Status {
+        #[serde(flatten)]
+        pub conditions: Conditions,
+        pub refresh_time: Option<String>,
+    }
+}
+
 /// Judges stores and ExternalSecrets (pure).
 pub fn assess(
     installed: bool,
@@ -249,27 +285,38 @@ pub fn assess(
         .iter()
         .map(|es| {
             let (ns, name) = meta(es);
-            let (status, reason, message) = condition(&es.data, "Ready")
-                .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
-            let store_ref = &es.data["spec"]["secretStoreRef"];
-            let kind = store_ref["kind"]
-                .as_str()
-                .unwrap_or("SecretStore")
-                .to_string();
+            let e = crate::cluster::kinds::fields::<wire::ExternalSecret>(es);
+            let (status, reason, message) = match &e {
+                Err(err) => (
+                    "Unknown".into(),
+                    "Unreadable".into(),
+                    format!(
+                        "labscope could not read this ExternalSecret ({err}): an External Secrets version whose API changed?"
+                    ),
+                ),
+                Ok(e) => e.status.conditions.get("Ready").map_or_else(
+                    || ("Unknown".into(), "NoCondition".into(), String::new()),
+                    |r| (r.status.clone(), r.reason.clone(), r.message.clone()),
+                ),
+            };
+            let e = e.unwrap_or_default();
+            let kind = e
+                .spec
+                .secret_store_ref
+                .kind
+                .unwrap_or_else(|| "SecretStore".into());
             ExternalSecretRow {
                 store: StoreRef {
                     namespace: (kind == "SecretStore").then(|| ns.clone()),
                     kind,
-                    name: store_ref["name"].as_str().unwrap_or_default().to_string(),
+                    name: e.spec.secret_store_ref.name,
                 },
                 namespace: ns,
                 name,
                 ready: status == "True",
                 reason,
                 message,
-                refresh_time: es.data["status"]["refreshTime"]
-                    .as_str()
-                    .map(str::to_string),
+                refresh_time: e.status.refresh_time,
             }
         })
         .collect();
@@ -381,5 +428,45 @@ impl Render for Secrets {
         }
         text.push_str(&failed_text(&self.failed_parts));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_secrets_read_typed_and_a_retyped_field_is_named() {
+        let es = |name: &str, spec: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
+                "metadata": {"name": name, "namespace": "apps"},
+                "spec": spec,
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "SecretSynced"}],
+                    "refreshTime": "2026-08-20T06:00:00Z"},
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let good = es(
+            "db",
+            serde_json::json!({"secretStoreRef": {"kind": "ClusterSecretStore", "name": "bitwarden"}}),
+        );
+        let odd = es("odd", serde_json::json!({"secretStoreRef": "bitwarden"}));
+        let out = assess(true, BTreeMap::new(), &[], &[], &[good, odd], Vec::new());
+        let rows = &out.external_secrets;
+        let good = rows.iter().find(|r| r.name == "db").expect("db");
+        assert!(good.ready);
+        assert_eq!(good.store.kind, "ClusterSecretStore");
+        assert_eq!(good.store.name, "bitwarden");
+        assert!(good.store.namespace.is_none());
+        assert_eq!(good.refresh_time.as_deref(), Some("2026-08-20T06:00:00Z"));
+        let odd = rows.iter().find(|r| r.name == "odd").expect("odd");
+        assert!(!odd.ready);
+        assert_eq!(odd.reason, "Unreadable");
+        assert!(
+            odd.message.contains("field `spec.secretStoreRef`"),
+            "{}",
+            odd.message
+        );
     }
 }

@@ -186,12 +186,46 @@ pub async fn read(c: &Cluster, operator_ns: &str) -> Result<Tailscale, ToolError
     ))
 }
 
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
+/// The Tailscale operator's Connector (tailscale.com/v1alpha1), typed:
+/// absent is empty; a field of another type is named.
+mod wire {
+    use serde::Deserialize;
+
+    use crate::cluster::kinds::Conditions;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Connector {
+        pub spec: Spec,
+        pub status: Status,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Spec {
+        pub hostname: Option<String>,
+        pub exit_node: bool,
+        pub subnet_router: SubnetRouter,
+        pub proxy_class: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct SubnetRouter {
+        pub advertise_routes: Vec<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Status {
+        #[serde(flatten)]
+        pub conditions: Conditions,
+        pub is_exit_node: Option<bool>,
+        /// Comma-separated, as the operator writes it.
+        pub subnet_routes: Option<String>,
+        #[serde(rename = "tailnetIPs")]
+        pub tailnet_ips: Vec<String>,
+    }
 }
 
 /// Judges Connectors, ProxyClasses and operator pods (pure).
@@ -208,21 +242,31 @@ pub fn assess(
         .iter()
         .map(|cn| {
             // The Connector reports health as ConnectorReady, never as Ready.
-            let (status, reason, message) = condition(&cn.data, "ConnectorReady")
-                .unwrap_or_else(|| ("Unknown".into(), "NoCondition".into(), String::new()));
-            let spec = &cn.data["spec"];
-            let st = &cn.data["status"];
+            let c = crate::cluster::kinds::fields::<wire::Connector>(cn);
+            let (status, reason, message) = match &c {
+                Err(e) => (
+                    "Unknown".into(),
+                    "Unreadable".into(),
+                    format!("labscope could not read this Connector ({e}): an operator version whose API changed?"),
+                ),
+                Ok(c) => c.status.conditions.get("ConnectorReady").map_or_else(
+                    || ("Unknown".into(), "NoCondition".into(), String::new()),
+                    |r| (r.status.clone(), r.reason.clone(), r.message.clone()),
+                ),
+            };
+            let c = c.unwrap_or_default();
             Connector {
                 name: cn.metadata.name.clone().unwrap_or_default(),
                 ready: status == "True",
                 reason,
                 message,
-                hostname: spec["hostname"].as_str().map(str::to_string),
-                exit_node: spec["exitNode"].as_bool().unwrap_or(false),
-                is_exit_node: st["isExitNode"].as_bool(),
-                advertised_routes: strings(&spec["subnetRouter"]["advertiseRoutes"]),
-                active_routes: st["subnetRoutes"]
-                    .as_str()
+                hostname: c.spec.hostname,
+                exit_node: c.spec.exit_node,
+                is_exit_node: c.status.is_exit_node,
+                advertised_routes: c.spec.subnet_router.advertise_routes,
+                active_routes: c
+                    .status
+                    .subnet_routes
                     .map(|s| {
                         s.split(',')
                             .map(|r| r.trim().to_string())
@@ -230,8 +274,8 @@ pub fn assess(
                             .collect()
                     })
                     .unwrap_or_default(),
-                proxy_class: spec["proxyClass"].as_str().map(str::to_string),
-                tailnet_ips: strings(&st["tailnetIPs"]),
+                proxy_class: c.spec.proxy_class,
+                tailnet_ips: c.status.tailnet_ips,
             }
         })
         .collect();
@@ -398,5 +442,54 @@ impl Render for Tailscale {
         }
         text.push_str(&failed_text(&self.failed_parts));
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector(spec: serde_json::Value, status: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tailscale.com/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "homelab-subnet-router"},
+            "spec": spec, "status": status,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn connectors_read_typed_and_a_retyped_field_is_named() {
+        let ready = serde_json::json!([{"type": "ConnectorReady", "status": "True", "reason": "ConnectorCreated"}]);
+        let good = connector(
+            serde_json::json!({"hostname": "lab", "subnetRouter": {"advertiseRoutes": ["192.168.1.0/24"]}}),
+            serde_json::json!({"conditions": ready, "subnetRoutes": "192.168.1.0/24, 10.43.0.0/16",
+                "tailnetIPs": ["100.64.0.7"], "isExitNode": false}),
+        );
+        let odd = connector(
+            serde_json::json!({"exitNode": "yes"}),
+            serde_json::json!({"conditions": ready}),
+        );
+        let out = assess(
+            true,
+            BTreeMap::new(),
+            &[good, odd],
+            &[],
+            &[],
+            "tailscale",
+            Vec::new(),
+        );
+        let (good, odd) = (&out.connectors[0], &out.connectors[1]);
+        assert!(good.ready);
+        assert_eq!(good.active_routes, ["192.168.1.0/24", "10.43.0.0/16"]);
+        assert_eq!(good.advertised_routes, ["192.168.1.0/24"]);
+        assert_eq!(good.tailnet_ips, ["100.64.0.7"]);
+        assert!(!odd.ready);
+        assert_eq!(odd.reason, "Unreadable");
+        assert!(
+            odd.message.contains("field `spec.exitNode`"),
+            "{}",
+            odd.message
+        );
     }
 }

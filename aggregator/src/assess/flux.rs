@@ -187,6 +187,10 @@ pub struct Spec {
     pub source_ref: Option<Reference>,
     /// ImagePolicy: `spec.imageRepositoryRef`.
     pub image_repository_ref: Option<Reference>,
+    /// ImageRepository: the image scanned.
+    pub image: Option<String>,
+    /// ImageRepository: the registry credentials' Secret.
+    pub secret_ref: Option<Reference>,
 }
 
 /// A reference to another object (namespace defaults to the referrer's).
@@ -225,6 +229,40 @@ pub struct Status {
     pub last_attempted_release_action: Option<String>,
     /// HelmRelease: "namespace/name" of its HelmChart.
     pub helm_chart: Option<String>,
+    /// ImageRepository: the last scan.
+    pub last_scan_result: Option<ScanResult>,
+    /// ImagePolicy (image.toolkit.fluxcd.io/v1): the image chosen.
+    pub latest_ref: Option<ImageRef>,
+    /// ImagePolicy (v1beta2): the image chosen, as one string.
+    pub latest_image: Option<String>,
+    /// ImageUpdateAutomation: when it last ran.
+    pub last_automation_run_time: Option<String>,
+    /// ImageUpdateAutomation: when it last pushed.
+    pub last_push_time: Option<String>,
+    /// ImageUpdateAutomation: the commit it last pushed.
+    pub last_push_commit: Option<String>,
+}
+
+/// An ImageRepository's last scan.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ScanResult {
+    /// When (RFC 3339).
+    pub scan_time: Option<String>,
+    /// Tags found.
+    pub tag_count: Option<i64>,
+    /// The newest tags.
+    pub latest_tags: Vec<String>,
+}
+
+/// An image by name and tag.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ImageRef {
+    /// Image name.
+    pub name: String,
+    /// Tag.
+    pub tag: String,
 }
 
 /// A source's artifact.

@@ -189,10 +189,6 @@ fn is_image(kind: &str) -> bool {
     KINDS.iter().any(|k| k.api().kind == kind)
 }
 
-fn s(v: &serde_json::Value) -> Option<String> {
-    v.as_str().map(str::to_string)
-}
-
 /// The image automation report over the image kinds of `read` (other kinds
 /// are ignored; their rows still count as causes). Pure.
 pub fn report(read: &FluxRead, now_s: i64) -> Images {
@@ -231,7 +227,7 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
     }
     for r in read.rows.iter().filter(|r| is_image(&r.object.kind)) {
         let o = &r.object;
-        let d = &r.raw.data;
+        let (spec, st) = (&r.fields.spec, &r.fields.status);
         let root = |problem: &str, fix: Option<String>| ImageRootCause {
             object: o.id(),
             problem: problem.into(),
@@ -244,13 +240,14 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
         };
         match o.kind.as_str() {
             "ImageRepository" => {
-                let scan = &d["status"]["lastScanResult"];
-                let scanned = scan["scanTime"].as_str().and_then(parse_rfc3339);
-                let interval = d["spec"]["interval"]
-                    .as_str()
+                let scan = st.last_scan_result.clone().unwrap_or_default();
+                let scanned = scan.scan_time.as_deref().and_then(parse_rfc3339);
+                let interval = spec
+                    .interval
+                    .as_deref()
                     .and_then(parse_go_duration)
                     .unwrap_or(300);
-                let secret = s(&d["spec"]["secretRef"]["name"]);
+                let secret = spec.secret_ref.as_ref().map(|r| r.name.clone());
                 let mut problem = None;
                 if o.status.problem() && auth_failure(&o.reason, &o.message) {
                     let ns = &o.namespace;
@@ -258,7 +255,7 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
                         None => format!(
                             "the registry refuses anonymous access ({} is private) and spec.secretRef is not set: add \
                              spec.secretRef.name pointing at a kubernetes.io/dockerconfigjson Secret in namespace {ns}",
-                            d["spec"]["image"].as_str().unwrap_or("the image")
+                            spec.image.as_deref().unwrap_or("the image")
                         ),
                         Some(sec) if o.message.contains("not found") => format!(
                             "spec.secretRef names Secret {sec:?}, which does not exist in namespace {ns}: create it \
@@ -286,50 +283,38 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
                 }
                 out.repositories.push(Repository {
                     object: o.clone(),
-                    image: s(&d["spec"]["image"]),
+                    image: spec.image.clone(),
                     secret_ref: secret,
                     last_scan: scanned.map(rfc3339),
                     last_scan_age: scanned.map(|t| human(now_s - t)),
-                    tag_count: scan["tagCount"].as_i64(),
-                    latest_tags: scan["latestTags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect(),
+                    tag_count: scan.tag_count,
+                    latest_tags: scan.latest_tags,
                     problem: problem.as_ref().map(|(w, _)| w.to_string()),
                     fix: problem.map(|(_, f)| f),
                 });
             }
             "ImagePolicy" => {
-                let latest = &d["status"]["latestRef"];
                 if o.status.problem() && o.consequence_of.is_none() {
                     out.root_causes.push(root("policy failing", None));
                 }
                 out.policies.push(Policy {
                     object: o.clone(),
-                    repository: s(&d["spec"]["imageRepositoryRef"]["name"]),
-                    latest_image: if latest.is_object() {
-                        Some(format!(
-                            "{}:{}",
-                            latest["name"].as_str().unwrap_or_default(),
-                            latest["tag"].as_str().unwrap_or_default()
-                        ))
-                    } else {
-                        s(&d["status"]["latestImage"])
+                    repository: spec.image_repository_ref.as_ref().map(|r| r.name.clone()),
+                    latest_image: match &st.latest_ref {
+                        Some(l) => Some(format!("{}:{}", l.name, l.tag)),
+                        None => st.latest_image.clone(),
                     },
                 });
             }
             _ => {
-                let st = &d["status"];
                 if o.status.problem() && o.consequence_of.is_none() {
                     out.root_causes.push(root("automation failing", None));
                 }
                 out.automations.push(Automation {
                     object: o.clone(),
-                    last_run: s(&st["lastAutomationRunTime"]),
-                    last_push_time: s(&st["lastPushTime"]),
-                    last_push_commit: s(&st["lastPushCommit"]),
+                    last_run: st.last_automation_run_time.clone(),
+                    last_push_time: st.last_push_time.clone(),
+                    last_push_commit: st.last_push_commit.clone(),
                 });
             }
         }

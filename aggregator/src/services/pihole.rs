@@ -315,7 +315,7 @@ impl Pihole {
             return Err(http_error(
                 path.split('?').next().unwrap_or(path),
                 reply.status,
-                &reply.json(),
+                &reply.body,
             ));
         }
         unreachable!("the loop returns on its second attempt")
@@ -384,8 +384,7 @@ impl Pihole {
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                return Err(http_error(path, status, &json));
+                return Err(http_error(path, status, &body));
             }
             self.touch(&sid).await;
             opened = Some(resp);
@@ -527,41 +526,34 @@ async fn login(http: &Http, base: &url::Url, password: &Secret) -> Result<Sessio
         Some(body),
     )
     .await?;
-    let json = reply.json();
     let now = Instant::now();
     match reply.status {
         200 => {
-            let session = &json["session"];
-            let sid = session["sid"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::BadResponse {
-                    path: "/api/auth".into(),
-                    message: "200 without session.sid".into(),
-                })?;
-            let validity = Duration::from_secs(
-                session["validity"]
-                    .as_u64()
-                    .unwrap_or(300)
-                    .clamp(10, 86_400),
-            );
+            let auth: wire::Auth = decode("/api/auth", &reply.body)?;
+            let sid =
+                auth.session
+                    .sid
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| Error::BadResponse {
+                        path: "/api/auth".into(),
+                        message: "200 without session.sid".into(),
+                    })?;
+            let validity =
+                Duration::from_secs(auth.session.validity.unwrap_or(300).clamp(10, 86_400));
             Ok(Session {
-                sid: sid.to_string(),
+                sid,
                 expires: now + validity - Duration::from_secs(5).min(validity / 2),
                 validity,
             })
         }
         401 => Err(Error::WrongPassword),
         429 => {
-            let key = json["error"]["key"].as_str().unwrap_or_default();
+            let error = wire::ErrorBody::of(&reply.body).error;
             let retry_after = reply.retry_after().map(|s| s.clamp(1, MAX_RETRY_AFTER));
             let wait = retry_after.map(Duration::from_secs).unwrap_or(COOL_DOWN);
-            Err(if key == "api_seats_exceeded" {
+            Err(if error.key == "api_seats_exceeded" {
                 Error::SeatsExceeded {
-                    hint: json["error"]["hint"]
-                        .as_str()
-                        .unwrap_or("no free API session")
-                        .into(),
+                    hint: error.hint.unwrap_or_else(|| "no free API session".into()),
                     wait_s: wait.as_secs(),
                 }
             } else {
@@ -571,7 +563,51 @@ async fn login(http: &Http, base: &url::Url, password: &Secret) -> Result<Sessio
                 }
             })
         }
-        status => Err(http_error("/api/auth", status, &json)),
+        status => Err(http_error("/api/auth", status, &reply.body)),
+    }
+}
+
+/// FTL's answers this client reads itself.
+mod wire {
+    use serde::Deserialize;
+
+    /// `POST /api/auth`.
+    #[derive(Debug, Deserialize)]
+    pub struct Auth {
+        pub session: Session,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Session {
+        /// Absent or null when the password was wrong (FTL answers 401 then).
+        #[serde(default)]
+        pub sid: Option<String>,
+        /// Seconds an idle session stays valid.
+        #[serde(default)]
+        pub validity: Option<u64>,
+    }
+
+    /// An error answer: `{"error": {"key", "message", "hint"}}`. Read
+    /// leniently: an error answer that is not FTL's (a proxy's HTML page)
+    /// still reports its status.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct ErrorBody {
+        pub error: ErrorFields,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct ErrorFields {
+        pub key: String,
+        pub message: String,
+        pub hint: Option<String>,
+    }
+
+    impl ErrorBody {
+        pub fn of(body: &[u8]) -> ErrorBody {
+            serde_json::from_slice(body).unwrap_or_default()
+        }
     }
 }
 
@@ -591,12 +627,13 @@ fn remaining(e: &Error, left: Duration) -> Error {
     }
 }
 
-fn http_error(path: &str, status: u16, json: &Value) -> Error {
+fn http_error(path: &str, status: u16, body: &[u8]) -> Error {
+    let error = wire::ErrorBody::of(body).error;
     Error::Http {
         path: path.into(),
         status,
-        key: json["error"]["key"].as_str().unwrap_or_default().into(),
-        message: json["error"]["message"].as_str().unwrap_or_default().into(),
+        key: error.key,
+        message: error.message,
     }
 }
 

@@ -229,35 +229,35 @@ pub fn httproute_backend(
     for r in routes {
         let ns = r.metadata.namespace.clone().unwrap_or_default();
         let name = r.metadata.name.clone().unwrap_or_default();
-        let spec = &r.data["spec"];
-        let hostnames: Vec<&str> = spec["hostnames"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
-            .unwrap_or_default();
+        // A route whose fields do not read as the Gateway API defines them
+        // is not one this host can be sent by.
+        let Ok(route) = crate::cluster::kinds::fields::<httproute::Route>(r) else {
+            continue;
+        };
+        let hostnames: Vec<&str> = route.spec.hostnames.iter().map(String::as_str).collect();
         if !hostnames.is_empty() && !hostnames.iter().any(|h| host_matches(h, host)) {
             continue;
         }
-        for rule in spec["rules"].as_array().into_iter().flatten() {
-            let Some(backend) = rule["backendRefs"].as_array().and_then(|b| b.first()) else {
+        for rule in &route.spec.rules {
+            let Some(backend) = rule.backend_refs.first() else {
                 continue;
             };
-            if backend["kind"].as_str().is_some_and(|k| k != "Service") {
+            if backend.kind.as_deref().is_some_and(|k| k != "Service") {
                 continue;
             }
-            let matches: Vec<(String, String)> = match rule["matches"].as_array() {
-                Some(m) if !m.is_empty() => m
+            let matches: Vec<(String, String)> = if rule.matches.is_empty() {
+                vec![("PathPrefix".into(), "/".into())]
+            } else {
+                rule.matches
                     .iter()
                     .map(|m| {
+                        let p = m.path.clone().unwrap_or_default();
                         (
-                            m["path"]["type"]
-                                .as_str()
-                                .unwrap_or("PathPrefix")
-                                .to_string(),
-                            m["path"]["value"].as_str().unwrap_or("/").to_string(),
+                            p.kind.unwrap_or_else(|| "PathPrefix".into()),
+                            p.value.unwrap_or_else(|| "/".into()),
                         )
                     })
-                    .collect(),
-                _ => vec![("PathPrefix".into(), "/".into())],
+                    .collect()
             };
             for (kind, want) in matches {
                 let hit = match kind.as_str() {
@@ -270,16 +270,13 @@ pub fn httproute_backend(
                 let host_rule = hostnames.iter().find(|h| host_matches(h, host)).copied();
                 let score = specificity(host_rule, &want, kind == "Exact");
                 if hit && best.as_ref().is_none_or(|(s, _)| score > *s) {
-                    let svc_ns = backend["namespace"].as_str().unwrap_or(&ns);
+                    let svc_ns = backend.namespace.as_deref().unwrap_or(&ns);
                     best = Some((
                         score,
                         (
                             format!("{ns}/{name}"),
-                            format!("{svc_ns}/{}", backend["name"].as_str().unwrap_or_default()),
-                            backend["port"]
-                                .as_u64()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default(),
+                            format!("{svc_ns}/{}", backend.name),
+                            backend.port.map(|p| p.to_string()).unwrap_or_default(),
                             want,
                         ),
                     ));
@@ -288,6 +285,57 @@ pub fn httproute_backend(
         }
     }
     best.map(|(_, b)| b)
+}
+
+/// The fields of a Gateway API HTTPRoute (gateway.networking.k8s.io/v1)
+/// that route a request: absent is empty, as the API defaults it.
+mod httproute {
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Route {
+        pub spec: Spec,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Spec {
+        pub hostnames: Vec<String>,
+        pub rules: Vec<Rule>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Rule {
+        pub matches: Vec<Match>,
+        pub backend_refs: Vec<BackendRef>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Match {
+        pub path: Option<PathMatch>,
+    }
+
+    #[derive(Debug, Clone, Default, Deserialize)]
+    #[serde(default)]
+    pub struct PathMatch {
+        /// Exact, PathPrefix or RegularExpression.
+        #[serde(rename = "type")]
+        pub kind: Option<String>,
+        pub value: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct BackendRef {
+        /// Service when absent.
+        pub kind: Option<String>,
+        pub name: String,
+        pub namespace: Option<String>,
+        pub port: Option<u16>,
+    }
 }
 
 struct ClusterView {

@@ -191,6 +191,36 @@ pub struct Spec {
     pub image: Option<String>,
     /// ImageRepository: the registry credentials' Secret.
     pub secret_ref: Option<Reference>,
+    /// HelmRelease: `spec.chartRef` (an OCIRepository or HelmChart).
+    pub chart_ref: Option<Reference>,
+    /// HelmRelease: the HelmChart template; HelmChart: the chart's name.
+    pub chart: Option<Chart>,
+}
+
+/// `spec.chart`, whose type depends on the kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Chart {
+    /// A HelmRelease's template of its HelmChart.
+    Template(ChartTemplate),
+    /// A HelmChart's chart name.
+    Name(String),
+}
+
+/// A HelmRelease's `spec.chart`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ChartTemplate {
+    /// `spec.chart.spec`.
+    pub spec: ChartSpec,
+}
+
+/// A HelmRelease's `spec.chart.spec`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ChartSpec {
+    /// The chart's source.
+    pub source_ref: Option<Reference>,
 }
 
 /// A reference to another object (namespace defaults to the referrer's).
@@ -229,6 +259,8 @@ pub struct Status {
     pub last_attempted_release_action: Option<String>,
     /// HelmRelease: "namespace/name" of its HelmChart.
     pub helm_chart: Option<String>,
+    /// The last reconcile request handled (the annotation's token).
+    pub last_handled_reconcile_at: Option<String>,
     /// ImageRepository: the last scan.
     pub last_scan_result: Option<ScanResult>,
     /// ImagePolicy (image.toolkit.fluxcd.io/v1): the image chosen.

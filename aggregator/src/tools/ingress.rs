@@ -381,13 +381,16 @@ pub fn assess(
             let secret = t.secret_name.clone().unwrap_or_default();
             let cert = certificates.iter().find(|c| {
                 c.metadata.namespace.as_deref() == Some(ins.as_str())
-                    && c.data["spec"]["secretName"] == secret.as_str()
+                    && crate::cluster::kinds::fields::<wire::Certificate>(c)
+                        .is_ok_and(|f| f.spec.secret_name.as_deref() == Some(secret.as_str()))
             });
             let certificate = cert.map(|c| {
                 let ready_cond = condition(&c.data, "Ready");
                 let ready = ready_cond.as_ref().is_some_and(|(s, _, _)| s == "True");
-                let not_after = c.data["status"]["notAfter"]
-                    .as_str()
+                let not_after = crate::cluster::kinds::fields::<wire::Certificate>(c)
+                    .ok()
+                    .and_then(|f| f.status.not_after)
+                    .as_deref()
                     .and_then(parse_rfc3339);
                 TlsCertificate {
                     name: c.metadata.name.clone().unwrap_or_default(),
@@ -516,4 +519,27 @@ pub fn addresses(ing: &Ingress) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+/// What an Ingress check reads of a cert-manager Certificate.
+mod wire {
+    use serde::Deserialize;
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub struct Certificate {
+        pub spec: Spec,
+        pub status: Status,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Spec {
+        pub secret_name: Option<String>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    pub struct Status {
+        pub not_after: Option<String>,
+    }
 }

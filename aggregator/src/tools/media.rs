@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::args::DefaultTrue;
 use super::dns::ServiceError;
@@ -516,6 +515,26 @@ mod wire {
         pub is_paused: bool,
     }
 
+    /// Jellyfin `GET /Items` (a search or ids).
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Items {
+        pub items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Item {
+        pub id: String,
+        pub name: String,
+        #[serde(rename = "Type")]
+        pub kind: String,
+        #[serde(default)]
+        pub series_name: Option<String>,
+        #[serde(default)]
+        pub path: Option<String>,
+    }
+
     /// Immich `GET /api/server/version`.
     #[derive(Debug, Deserialize)]
     pub struct ImmichVersion {
@@ -907,14 +926,13 @@ pub fn fix_tool() -> ToolDef {
     )
 }
 
-fn item_of(v: &Value) -> Item {
-    let s = |k: &str| v[k].as_str().map(str::to_string);
+fn item_of(v: wire::Item) -> Item {
     Item {
-        id: s("Id").unwrap_or_default(),
-        name: s("Name").unwrap_or_default(),
-        type_: s("Type").unwrap_or_default(),
-        series_name: s("SeriesName"),
-        path: s("Path"),
+        id: v.id,
+        name: v.name,
+        type_: v.kind,
+        series_name: v.series_name,
+        path: v.path,
     }
 }
 
@@ -952,15 +970,17 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
         }
         (Some(id), None) => {
             let v = j
-                .get(&format!("/Items?Ids={}&Recursive=true", id.0), false)
+                .get_typed::<wire::Items>(&format!("/Items?Ids={}&Recursive=true", id.0), false)
                 .await
                 .map_err(media_err)?;
             // Only the item asked for: a server that ignored the Ids filter
             // answers with other items, and those must not be refreshed.
             let wanted = normal_id(&id.0);
-            let found = v["Items"]
-                .as_array()
-                .and_then(|a| a.iter().map(item_of).find(|i| normal_id(&i.id) == wanted));
+            let found = v
+                .items
+                .into_iter()
+                .map(item_of)
+                .find(|i| normal_id(&i.id) == wanted);
             found.ok_or_else(|| {
                 ToolError::new(
                     super::ErrorCode::NotFound,
@@ -983,13 +1003,10 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
                 )
                 .finish();
             let v = j
-                .get(&format!("/Items?{query}"), false)
+                .get_typed::<wire::Items>(&format!("/Items?{query}"), false)
                 .await
                 .map_err(media_err)?;
-            let items: Vec<Item> = v["Items"]
-                .as_array()
-                .map(|a| a.iter().map(item_of).collect())
-                .unwrap_or_default();
+            let items: Vec<Item> = v.items.into_iter().map(item_of).collect();
             let exact: Vec<Item> = items
                 .iter()
                 .filter(|i| i.name.eq_ignore_ascii_case(name.as_str()))

@@ -209,19 +209,23 @@ pub struct Condition {
 
 /// Conditions of any object, from its JSON (every kind spells them alike).
 pub fn conditions(obj: &serde_json::Value) -> Vec<Condition> {
-    obj["status"]["conditions"]
-        .as_array()
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct WithStatus {
+        status: crate::cluster::kinds::Conditions,
+    }
+    let read: WithStatus = serde::Deserialize::deserialize(obj).unwrap_or_default();
+    read.status
+        .conditions
         .into_iter()
-        .flatten()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().map(str::to_string);
-            Condition {
-                condition_type: s("type").unwrap_or_default(),
-                status: s("status").unwrap_or_default(),
-                reason: s("reason"),
-                message: s("message").map(|m| redact(&m).text),
-                since: s("lastTransitionTime"),
-            }
+        .map(|c| Condition {
+            condition_type: c.kind,
+            status: c.status,
+            reason: Some(c.reason).filter(|r| !r.is_empty()),
+            message: Some(c.message)
+                .filter(|m| !m.is_empty())
+                .map(|m| redact(&m).text),
+            since: c.last_transition_time,
         })
         .collect()
 }

@@ -203,9 +203,9 @@ pub struct FluxSnapshot {
 
 impl FluxSnapshot {
     fn of(kind: &str, obj: &DynamicObject, now_s: i64) -> Self {
-        let handled = obj.data["status"]["lastHandledReconcileAt"]
-            .as_str()
-            .map(str::to_string);
+        let handled = crate::assess::flux::read_fields(obj)
+            .ok()
+            .and_then(|f| f.status.last_handled_reconcile_at);
         let generation = obj.metadata.generation.unwrap_or_default();
         let a = assess(kind, obj.clone(), now_s).object;
         FluxSnapshot {
@@ -652,24 +652,29 @@ fn source_of(
     kind: OpKind,
     namespace: &str,
 ) -> Option<(CustomKind, String, String)> {
-    let spec = &obj.data["spec"];
+    let fields = crate::assess::flux::read_fields(obj).ok()?;
+    let spec = &fields.spec;
     let reference = match kind {
-        OpKind::Kustomization => &spec["sourceRef"],
-        OpKind::HelmRelease if spec["chartRef"].is_object() => &spec["chartRef"],
+        OpKind::Kustomization => spec.source_ref.as_ref()?,
+        OpKind::HelmRelease if spec.chart_ref.is_some() => spec.chart_ref.as_ref()?,
         // As `flux reconcile hr --with-source`: the HelmChart the release
         // is built from (status.helmChart, else <namespace>-<name> in the
         // chart source's namespace), so a new chart version is pulled.
         OpKind::HelmRelease => {
-            let (ns, name) = match obj.data["status"]["helmChart"]
-                .as_str()
+            let (ns, name) = match fields
+                .status
+                .helm_chart
+                .as_deref()
                 .and_then(|h| h.split_once('/'))
             {
                 Some((ns, name)) => (ns.to_string(), name.to_string()),
                 None => (
-                    spec["chart"]["spec"]["sourceRef"]["namespace"]
-                        .as_str()
-                        .unwrap_or(namespace)
-                        .to_string(),
+                    match &spec.chart {
+                        Some(crate::assess::flux::Chart::Template(c)) => c.spec.source_ref.as_ref(),
+                        _ => None,
+                    }
+                    .and_then(|r| r.namespace.clone())
+                    .unwrap_or_else(|| namespace.to_string()),
                     format!(
                         "{namespace}-{}",
                         obj.metadata.name.as_deref().unwrap_or_default()
@@ -682,12 +687,12 @@ fn source_of(
         }
         _ => return None,
     };
-    let kind = source_kind(reference["kind"].as_str()?)?;
-    let name = reference["name"].as_str()?.to_string();
-    let ns = reference["namespace"]
-        .as_str()
-        .unwrap_or(namespace)
-        .to_string();
+    let kind = source_kind(reference.kind.as_deref()?)?;
+    let name = reference.name.clone();
+    let ns = reference
+        .namespace
+        .clone()
+        .unwrap_or_else(|| namespace.to_string());
     Name::new(&name).ok()?;
     Name::new(&ns).ok()?;
     Some((kind, ns, name))

@@ -440,8 +440,21 @@ async fn refresh(
     let c = cluster(&ctx)?;
     let (api, api_version) = custom_api(c, &EXTERNAL_SECRET, &a.namespace).await?;
     let before = get_object(c, &api, &EXTERNAL_SECRET, &a.namespace, &a.name).await?;
-    let refresh_time =
-        |o: &kube::api::DynamicObject| o.data["status"]["refreshTime"].as_str().map(str::to_string);
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default)]
+    struct Refreshed {
+        status: RefreshStatus,
+    }
+    #[derive(Default, serde::Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct RefreshStatus {
+        refresh_time: Option<String>,
+    }
+    let refresh_time = |o: &kube::api::DynamicObject| {
+        crate::cluster::kinds::fields::<Refreshed>(o)
+            .ok()
+            .and_then(|r| r.status.refresh_time)
+    };
     let was = refresh_time(&before);
     // A new value each call, to the nanosecond (two calls in one second
     // would otherwise write the same value and sync once).

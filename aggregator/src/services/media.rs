@@ -191,6 +191,8 @@ impl MediaClient {
                 message: e.to_string(),
             })?;
         let json = reply.json();
+        // Untyped on purpose: an error answer may carry any JSON (Immich's
+        // `{"message": …}`, a proxy's page, nothing); only its text is shown.
         let detail = json["message"]
             .as_str()
             .map(|m| format!(": {m}"))

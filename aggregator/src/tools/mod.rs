@@ -607,6 +607,10 @@ impl std::fmt::Debug for ToolDef {
 /// optional argument's `type`, `anyOf` or `enum` (it may simply be left out;
 /// strict consumers reject a null choice). Also the arguments' help for
 /// people, from the same schema.
+///
+/// Untyped JSON on purpose (here and in the schema helpers below): a JSON
+/// Schema is itself arbitrary JSON that schemars generates and MCP carries
+/// as a map; these functions rewrite it, they do not read a service's data.
 pub fn input_schema<A: schemars::JsonSchema + 'static>() -> (Arc<Map<String, Value>>, Vec<ArgHelp>)
 {
     let root = schemars::generate::SchemaSettings::draft2020_12()

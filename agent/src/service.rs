@@ -164,8 +164,16 @@ impl NodeAgentService {
 }
 
 impl From<InvalidArgument> for Status {
+    /// INVALID_ARGUMENT with the field named twice: in the message for
+    /// people (`invalid route_table: …`) and as a BadRequest field violation
+    /// (google.rpc error details) for programs, which need not parse text.
     fn from(e: InvalidArgument) -> Self {
-        Status::invalid_argument(e.to_string())
+        use tonic_types::{ErrorDetails, StatusExt};
+        Status::with_error_details(
+            tonic::Code::InvalidArgument,
+            e.to_string(),
+            ErrorDetails::with_bad_request_violation(e.field, e.message),
+        )
     }
 }
 

@@ -604,6 +604,12 @@ fn firewall_pages_share_one_read_until_the_ruleset_changes() -> anyhow::Result<(
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("snapshot"), "{}", bad.message());
+    // For programs, the field is in the error details (google.rpc.BadRequest).
+    let violation = tonic_types::StatusExt::get_details_bad_request(&bad)
+        .and_then(|b| b.field_violations.into_iter().next())
+        .expect("a BadRequest field violation");
+    assert_eq!(violation.field, "snapshot");
+    assert!(!violation.description.is_empty());
     Ok(())
 }
 

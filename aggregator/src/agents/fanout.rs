@@ -36,8 +36,11 @@ pub struct NodeResult<T> {
     pub value: Option<T>,
     /// Why, when not `Ok`.
     pub reason: String,
-    /// gRPC status code name when the agent answered with an error.
-    pub code: Option<String>,
+    /// The gRPC status code when the agent answered with an error.
+    pub code: Option<Code>,
+    /// The request field the agent refused and why (its BadRequest error
+    /// details), when it refused one.
+    pub invalid_field: Option<(String, String)>,
     /// Time spent on this node.
     pub elapsed: Duration,
 }
@@ -128,6 +131,7 @@ pub async fn ask_one<T>(
         value: None,
         reason: String::new(),
         code: None,
+        invalid_field: None,
         elapsed: Duration::ZERO,
     };
     if let Some((outcome, reason)) = agent.backing_off() {
@@ -147,7 +151,14 @@ pub async fn ask_one<T>(
         }
         Ok(Err(status)) => {
             result.outcome = classify(&status);
-            result.code = Some(format!("{:?}", status.code()));
+            result.code = Some(status.code());
+            result.invalid_field = {
+                use tonic_types::StatusExt;
+                status
+                    .get_details_bad_request()
+                    .and_then(|b| b.field_violations.into_iter().next())
+                    .map(|v| (v.field, v.description))
+            };
             result.reason = reason(&status);
             match result.outcome {
                 NodeOutcome::Unavailable | NodeOutcome::Timeout => {

@@ -166,23 +166,28 @@ fn single<T>(r: NodeResult<T>, fields: FieldNames) -> Result<T, ToolError> {
             "the node may be overloaded or partitioned; check_network_mesh shows which paths work",
         )),
         NodeOutcome::Error => {
-            let code = match r.code.as_deref() {
-                Some("PermissionDenied") => ErrorCode::PermissionDenied,
-                Some("InvalidArgument") => ErrorCode::InvalidArgument,
-                Some("NotFound") => ErrorCode::NotFound,
+            let code = match r.code {
+                Some(tonic::Code::PermissionDenied) => ErrorCode::PermissionDenied,
+                Some(tonic::Code::InvalidArgument) => ErrorCode::InvalidArgument,
+                Some(tonic::Code::NotFound) => ErrorCode::NotFound,
                 _ => ErrorCode::AgentError,
             };
             if code == ErrorCode::InvalidArgument {
-                // The agent names its request field ("invalid route_table:
-                // …"); the caller knows its own argument ("table").
-                let reason = r.reason.trim_start_matches("invalid ");
-                let (field, message) = reason.split_once(": ").unwrap_or(("", reason));
-                let arg = fields
-                    .iter()
-                    .find(|(f, _)| *f == field)
-                    .map(|(_, a)| *a)
-                    .unwrap_or(field);
-                return Err(ToolError::invalid(arg, message));
+                // The agent names its request field in its error details
+                // (route_table); the caller knows its own argument (table).
+                if let Some((field, message)) = &r.invalid_field {
+                    let arg = fields
+                        .iter()
+                        .find(|(f, _)| *f == field)
+                        .map(|(_, a)| *a)
+                        .unwrap_or(field);
+                    return Err(ToolError::invalid(arg, message));
+                }
+                return Err(ToolError::new(
+                    code,
+                    format!("{node}: {}", r.reason),
+                    "see the message: the agent refused an argument",
+                ));
             }
             let hint = match code {
                 ErrorCode::PermissionDenied => {
@@ -352,7 +357,11 @@ mod tests {
             value: None,
             reason: "invalid route_table: \"x\" is not main, all, local, default or a table number"
                 .into(),
-            code: Some("InvalidArgument".into()),
+            code: Some(tonic::Code::InvalidArgument),
+            invalid_field: Some((
+                "route_table".into(),
+                "\"x\" is not main, all, local, default or a table number".into(),
+            )),
             elapsed: Duration::ZERO,
         };
         let e = single(r, &[("route_table", "table")])

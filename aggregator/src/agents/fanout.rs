@@ -139,7 +139,16 @@ pub async fn ask_one<T>(
         result.reason = reason;
         return result;
     }
-    match tokio::time::timeout(deadline, fut).await {
+    // One `agent` span per call: the node, then its outcome and duration
+    // at debug level (`RUST_LOG=labscope=debug`).
+    let span = tracing::debug_span!("agent", node = %agent.name);
+    let answer = {
+        use tracing::Instrument;
+        tokio::time::timeout(deadline, fut)
+            .instrument(span.clone())
+            .await
+    };
+    match answer {
         Err(_) => {
             result.outcome = NodeOutcome::Timeout;
             result.reason = format!("no answer within {} ms", deadline.as_millis());
@@ -170,5 +179,13 @@ pub async fn ask_one<T>(
         }
     }
     result.elapsed = started.elapsed();
+    span.in_scope(|| {
+        tracing::debug!(
+            micros = result.elapsed.as_micros() as u64,
+            outcome = ?result.outcome,
+            reason = %result.reason,
+            "agent call"
+        )
+    });
     result
 }

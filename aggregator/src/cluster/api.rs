@@ -18,8 +18,41 @@ use super::error::{Error, Request};
 pub const PAGE: u32 = 500;
 
 impl Cluster {
-    /// Runs one request within the per-request deadline.
+    /// Runs one request within the per-request deadline, in a `kube` span
+    /// (verb, resource, namespace) that logs its duration and outcome at
+    /// debug level (`RUST_LOG=labscope=debug`).
     pub async fn bounded<T>(
+        &self,
+        request: Request,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, Error> {
+        use tracing::Instrument;
+        let span = tracing::debug_span!(
+            "kube",
+            verb = request.verb,
+            resource = %request.resource,
+            namespace = request.namespace.as_deref().unwrap_or("")
+        );
+        let started = std::time::Instant::now();
+        let out = self
+            .bounded_inner(request, fut)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| match &out {
+            Ok(_) => tracing::debug!(
+                micros = started.elapsed().as_micros() as u64,
+                "kubernetes request"
+            ),
+            Err(e) => tracing::debug!(
+                micros = started.elapsed().as_micros() as u64,
+                error = %e,
+                "kubernetes request failed"
+            ),
+        });
+        out
+    }
+
+    async fn bounded_inner<T>(
         &self,
         request: Request,
         fut: impl Future<Output = Result<T, kube::Error>>,

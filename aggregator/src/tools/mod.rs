@@ -1106,6 +1106,36 @@ pub async fn call(
             ),
         ));
     };
+    use tracing::Instrument;
+    // One `tool` span per call: the agent calls and Kubernetes requests it
+    // makes are its children (a warning inside names the tool); its
+    // duration and outcome are logged at debug (`RUST_LOG=labscope=debug`),
+    // the latency histograms are on /metrics.
+    let span = tracing::info_span!("tool", name = tool.name);
+    let started = std::time::Instant::now();
+    let result = run_tool(ctx, tool, args, call)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| match &result {
+        Ok(_) => tracing::debug!(micros = started.elapsed().as_micros() as u64, "tool call"),
+        Err(e) => tracing::debug!(
+            micros = started.elapsed().as_micros() as u64,
+            code = ?e.code,
+            "tool call failed"
+        ),
+    });
+    result
+}
+
+/// [`call`] inside its span: the gate for mutating tools, the tool deadline
+/// for Kubernetes tools, the metrics.
+async fn run_tool(
+    ctx: Arc<ToolContext>,
+    tool: &ToolDef,
+    args: Map<String, Value>,
+    call: Call,
+) -> Result<ToolOutput, ToolError> {
+    let name = tool.name;
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
     if tool.hints.mutates() {

@@ -83,15 +83,23 @@ pub fn reason(status: &Status) -> String {
     }
 }
 
+/// Whether tonic made `status` from a transport failure (a refused or
+/// reset connection, TLS, a peer that is not HTTP/2): it keeps the error as
+/// the status's source, so the types say it, not the message. An agent's
+/// own UNAVAILABLE ("iptables-save failed") has no such source.
 fn is_transport(status: &Status) -> bool {
-    let m = status.message().to_ascii_lowercase();
-    m.contains("transport")
-        || m.contains("connect")
-        || m.contains("connection")
-        || m.contains("broken pipe")
-        || m.contains("dns")
-        || m.contains("h2 protocol")
-        || m.contains("service was not ready")
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>()
+            || e.is::<hyper::Error>()
+            || e.is::<hyper_util::client::legacy::Error>()
+            || e.is::<std::io::Error>()
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Runs `call` against every agent in `agents` with at most `concurrency` in

@@ -461,9 +461,10 @@ mod tests {
             fanout::classify(&Status::new(Code::Cancelled, "operation was canceled")),
             NodeOutcome::Unavailable
         );
+        // A message that merely sounds like the transport is the agent's own.
         assert_eq!(
             fanout::classify(&Status::new(Code::Unavailable, "tcp connect error")),
-            NodeOutcome::Unavailable
+            NodeOutcome::Error
         );
         assert_eq!(
             fanout::classify(&Status::new(Code::DeadlineExceeded, "deadline")),
@@ -477,6 +478,41 @@ mod tests {
             fanout::classify(&Status::new(Code::PermissionDenied, "needs CAP_NET_ADMIN")),
             NodeOutcome::Error
         );
+    }
+
+    /// Real transport failures, as tonic reports them: a refused
+    /// connection and a peer that does not speak HTTP/2.
+    #[tokio::test]
+    async fn real_transport_failures_are_recognised_by_their_error_types() {
+        use labscope_proto::v1::node_agent_client::NodeAgentClient;
+        // A port nothing listens on: bind, note the port, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(1);
+        let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let garbage_port = garbage.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = garbage.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        for port in [port, garbage_port] {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .unwrap()
+                    .connect_lazy();
+            let status = NodeAgentClient::new(channel)
+                .get_node_info(labscope_proto::v1::GetNodeInfoRequest::default())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                fanout::classify(&status),
+                NodeOutcome::Unavailable,
+                "port {port}: {status:?}"
+            );
+        }
     }
 
     #[tokio::test]

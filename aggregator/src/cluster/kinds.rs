@@ -404,16 +404,49 @@ pub fn fields<T: serde::de::DeserializeOwned>(obj: &DynamicObject) -> Result<T, 
         .map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
 }
 
-/// The condition of `type_` in `obj.status.conditions`: (status, reason,
-/// message); none when there is none or the conditions are not readable.
-pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
+/// (status, reason, message) of the condition `kind` of an object whose
+/// typed fields were read into `conditions`: Unknown/Unreadable naming the
+/// field when they could not be (`what` says which object and which
+/// operator, e.g. "Certificate", "a cert-manager"), Unknown/NoCondition
+/// when the condition is not there.
+pub fn judged(
+    conditions: Result<&Conditions, &String>,
+    kind: &str,
+    what: (&str, &str),
+) -> (String, String, String) {
+    match conditions {
+        Err(e) => (
+            "Unknown".into(),
+            "Unreadable".into(),
+            format!(
+                "labscope could not read this {} ({e}): {} version whose API changed?",
+                what.0, what.1
+            ),
+        ),
+        Ok(c) => c.get(kind).map_or_else(
+            || ("Unknown".into(), "NoCondition".into(), String::new()),
+            |r| (r.status.clone(), r.reason.clone(), r.message.clone()),
+        ),
+    }
+}
+
+/// `obj.status.conditions`, typed; empty when there are none or they are
+/// not readable.
+pub fn status_conditions(obj: &serde_json::Value) -> Conditions {
     #[derive(Default, serde::Deserialize)]
     #[serde(default)]
     struct WithStatus {
         status: Conditions,
     }
-    let read: WithStatus = serde::Deserialize::deserialize(obj).ok()?;
-    read.status
+    <WithStatus as serde::Deserialize>::deserialize(obj)
+        .unwrap_or_default()
+        .status
+}
+
+/// The condition of `type_` in `obj.status.conditions`: (status, reason,
+/// message); none when there is none or the conditions are not readable.
+pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
+    status_conditions(obj)
         .get(type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }

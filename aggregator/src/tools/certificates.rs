@@ -291,8 +291,8 @@ fn children<'a>(
 
 /// The cert-manager fields read, typed (cert-manager.io/v1 and
 /// acme.cert-manager.io/v1): absent is `None`; a field of another type
-/// makes the row say which ([`fields`]).
-mod wire {
+/// makes the row say which ([`fields`]). The Ingress check reads them too.
+pub(crate) mod wire {
     use serde::Deserialize;
 
     use crate::cluster::kinds::Conditions;
@@ -312,6 +312,8 @@ mod wire {
         pub dns_names: Vec<String>,
         /// A Go duration.
         pub renew_before: Option<String>,
+        /// The Secret it writes (what an Ingress's TLS names).
+        pub secret_name: Option<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -392,17 +394,11 @@ pub fn assess(
             Err(e) => (wire::Certificate::default(), Some(e)),
         };
         let st = &c.status;
-        let (ready_s, reason, message) = match (&unreadable, st.conditions.get("Ready")) {
-            (Some(e), _) => (
-                "Unknown".into(),
-                "Unreadable".into(),
-                format!(
-                    "labscope could not read this Certificate ({e}): a cert-manager version whose API changed?"
-                ),
-            ),
-            (None, Some(r)) => (r.status.clone(), r.reason.clone(), r.message.clone()),
-            (None, None) => ("Unknown".into(), "NoCondition".into(), String::new()),
-        };
+        let (ready_s, reason, message) = crate::cluster::kinds::judged(
+            unreadable.as_ref().map_or(Ok(&st.conditions), Err),
+            "Ready",
+            ("Certificate", "a cert-manager"),
+        );
         let ready = ready_s == "True";
         let time = |t: &Option<String>| t.as_deref().and_then(parse_rfc3339);
         let not_after = time(&st.not_after);

@@ -379,19 +379,17 @@ pub fn assess(
         let mut tls = Vec::new();
         for t in spec.tls.iter().flatten() {
             let secret = t.secret_name.clone().unwrap_or_default();
-            let cert = certificates.iter().find(|c| {
-                c.metadata.namespace.as_deref() == Some(ins.as_str())
-                    && crate::cluster::kinds::fields::<wire::Certificate>(c)
-                        .is_ok_and(|f| f.spec.secret_name.as_deref() == Some(secret.as_str()))
+            let cert = certificates.iter().find_map(|c| {
+                let f = crate::cluster::kinds::fields::<super::certificates::wire::Certificate>(c)
+                    .ok()?;
+                (c.metadata.namespace.as_deref() == Some(ins.as_str())
+                    && f.spec.secret_name.as_deref() == Some(secret.as_str()))
+                .then_some((c, f))
             });
-            let certificate = cert.map(|c| {
+            let certificate = cert.map(|(c, f)| {
                 let ready_cond = condition(&c.data, "Ready");
                 let ready = ready_cond.as_ref().is_some_and(|(s, _, _)| s == "True");
-                let not_after = crate::cluster::kinds::fields::<wire::Certificate>(c)
-                    .ok()
-                    .and_then(|f| f.status.not_after)
-                    .as_deref()
-                    .and_then(parse_rfc3339);
+                let not_after = f.status.not_after.as_deref().and_then(parse_rfc3339);
                 TlsCertificate {
                     name: c.metadata.name.clone().unwrap_or_default(),
                     ready,
@@ -519,27 +517,4 @@ pub fn addresses(ing: &Ingress) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-/// What an Ingress check reads of a cert-manager Certificate.
-mod wire {
-    use serde::Deserialize;
-
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default)]
-    pub struct Certificate {
-        pub spec: Spec,
-        pub status: Status,
-    }
-
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default, rename_all = "camelCase")]
-    pub struct Spec {
-        pub secret_name: Option<String>,
-    }
-
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default, rename_all = "camelCase")]
-    pub struct Status {
-        pub not_after: Option<String>,
-    }
 }

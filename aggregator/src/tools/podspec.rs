@@ -209,13 +209,7 @@ pub struct Condition {
 
 /// Conditions of any object, from its JSON (every kind spells them alike).
 pub fn conditions(obj: &serde_json::Value) -> Vec<Condition> {
-    #[derive(Default, serde::Deserialize)]
-    #[serde(default)]
-    struct WithStatus {
-        status: crate::cluster::kinds::Conditions,
-    }
-    let read: WithStatus = serde::Deserialize::deserialize(obj).unwrap_or_default();
-    read.status
+    crate::cluster::kinds::status_conditions(obj)
         .conditions
         .into_iter()
         .map(|c| Condition {

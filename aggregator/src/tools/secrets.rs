@@ -200,8 +200,8 @@ pub async fn read(c: &Cluster, namespace: Option<&str>) -> Result<Secrets, ToolE
 }
 
 /// An ExternalSecret (external-secrets.io/v1), typed: absent is empty; a
-/// field of another type is named.
-mod wire {
+/// field of another type is named. refresh_external_secret reads it too.
+pub(crate) mod wire {
     use serde::Deserialize;
 
     use crate::cluster::kinds::Conditions;
@@ -286,19 +286,11 @@ pub fn assess(
         .map(|es| {
             let (ns, name) = meta(es);
             let e = crate::cluster::kinds::fields::<wire::ExternalSecret>(es);
-            let (status, reason, message) = match &e {
-                Err(err) => (
-                    "Unknown".into(),
-                    "Unreadable".into(),
-                    format!(
-                        "labscope could not read this ExternalSecret ({err}): an External Secrets version whose API changed?"
-                    ),
-                ),
-                Ok(e) => e.status.conditions.get("Ready").map_or_else(
-                    || ("Unknown".into(), "NoCondition".into(), String::new()),
-                    |r| (r.status.clone(), r.reason.clone(), r.message.clone()),
-                ),
-            };
+            let (status, reason, message) = crate::cluster::kinds::judged(
+                e.as_ref().map(|e| &e.status.conditions),
+                "Ready",
+                ("ExternalSecret", "an External Secrets"),
+            );
             let e = e.unwrap_or_default();
             let kind = e
                 .spec

@@ -243,17 +243,11 @@ pub fn assess(
         .map(|cn| {
             // The Connector reports health as ConnectorReady, never as Ready.
             let c = crate::cluster::kinds::fields::<wire::Connector>(cn);
-            let (status, reason, message) = match &c {
-                Err(e) => (
-                    "Unknown".into(),
-                    "Unreadable".into(),
-                    format!("labscope could not read this Connector ({e}): an operator version whose API changed?"),
-                ),
-                Ok(c) => c.status.conditions.get("ConnectorReady").map_or_else(
-                    || ("Unknown".into(), "NoCondition".into(), String::new()),
-                    |r| (r.status.clone(), r.reason.clone(), r.message.clone()),
-                ),
-            };
+            let (status, reason, message) = crate::cluster::kinds::judged(
+                c.as_ref().map(|c| &c.status.conditions),
+                "ConnectorReady",
+                ("Connector", "an operator"),
+            );
             let c = c.unwrap_or_default();
             Connector {
                 name: cn.metadata.name.clone().unwrap_or_default(),

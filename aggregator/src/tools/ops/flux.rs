@@ -203,11 +203,10 @@ pub struct FluxSnapshot {
 
 impl FluxSnapshot {
     fn of(kind: &str, obj: &DynamicObject, now_s: i64) -> Self {
-        let handled = crate::assess::flux::read_fields(obj)
-            .ok()
-            .and_then(|f| f.status.last_handled_reconcile_at);
         let generation = obj.metadata.generation.unwrap_or_default();
-        let a = assess(kind, obj.clone(), now_s).object;
+        let assessed = assess(kind, obj.clone(), now_s);
+        let handled = assessed.fields.status.last_handled_reconcile_at;
+        let a = assessed.object;
         FluxSnapshot {
             status: a.status,
             ready: a.ready,

@@ -440,20 +440,10 @@ async fn refresh(
     let c = cluster(&ctx)?;
     let (api, api_version) = custom_api(c, &EXTERNAL_SECRET, &a.namespace).await?;
     let before = get_object(c, &api, &EXTERNAL_SECRET, &a.namespace, &a.name).await?;
-    #[derive(Default, serde::Deserialize)]
-    #[serde(default)]
-    struct Refreshed {
-        status: RefreshStatus,
-    }
-    #[derive(Default, serde::Deserialize)]
-    #[serde(default, rename_all = "camelCase")]
-    struct RefreshStatus {
-        refresh_time: Option<String>,
-    }
     let refresh_time = |o: &kube::api::DynamicObject| {
-        crate::cluster::kinds::fields::<Refreshed>(o)
+        crate::cluster::kinds::fields::<crate::tools::secrets::wire::ExternalSecret>(o)
             .ok()
-            .and_then(|r| r.status.refresh_time)
+            .and_then(|e| e.status.refresh_time)
     };
     let was = refresh_time(&before);
     // A new value each call, to the nanosecond (two calls in one second

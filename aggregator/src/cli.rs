@@ -108,14 +108,14 @@ pub fn tools_listing(tools: &[ToolDef], served: &std::collections::BTreeSet<Tool
             } else {
                 format!(" [{}]", required.join(", "))
             };
-            let mark = if t.hints.mutates() { " ✎" } else { "" };
+            let mark = if t.mutates() { " ✎" } else { "" };
             out.push_str(&format!(
                 "  {:width$}  {}{}{}\n",
                 t.name, t.title, args, mark
             ));
         }
     }
-    if tools.iter().any(|t| t.hints.mutates()) {
+    if tools.iter().any(|t| t.mutates()) {
         out.push_str(
             "\n✎ changes state: served and run only when the config file (--config) sets [mutations] enabled = true,\n  \
              each within its allowlist there, and recorded in the audit log; --read-only always refuses them.\n",
@@ -245,7 +245,7 @@ pub fn tool_help(t: &ToolDef) -> String {
         t.name,
         example.join(" ")
     ));
-    if t.hints.mutates() {
+    if t.mutates() {
         out.push_str(
             "\n✎ An operation: served only with [mutations] enabled, within its allowlist, recorded in the \
              audit log. It asks a person first, saying what will change: on this terminal ([y/N]; --yes \

@@ -597,11 +597,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let printed: anyhow::Result<ExitCode> = async {
                 let code = loop {
                     let mut call = progress.call().by("cli");
-                    if def.hints.mutates() {
+                    if def.mutates() {
                         call = call.confirmed_by(std::sync::Arc::new(TerminalConfirmer { yes }));
                     }
                     // A read prints one rendering: the other is not built.
-                    if !def.hints.mutates() {
+                    if !def.mutates() {
                         call = match output {
                             // One JSON object per line with --all.
                             Output::Json if pretty && !all => call.json_only(JsonForm::Pretty),

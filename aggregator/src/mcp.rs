@@ -291,10 +291,7 @@ impl ServerHandler for McpServer {
         }
         .by(self.caller.clone());
         // An operation asks its user first, as the client can (confirm.rs).
-        let mutates = self
-            .tools
-            .iter()
-            .any(|t| t.name == name && t.hints.mutates());
+        let mutates = self.tools.iter().any(|t| t.name == name && t.mutates());
         let mut ask_first = None;
         if mutates {
             let modern = context

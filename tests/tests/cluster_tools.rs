@@ -400,7 +400,7 @@ async fn with_a_cluster_every_toolset_is_served() -> anyhow::Result<()> {
     // operations only with mutations on.
     let expected = labscope::tools::registry()
         .iter()
-        .filter(|t| !t.hints.mutates() && t.toolset != labscope::tools::Toolset::Services)
+        .filter(|t| !t.mutates() && t.toolset != labscope::tools::Toolset::Services)
         .count();
     assert_eq!(served.len(), expected);
     let instructions = labscope::mcp::instructions(&ctx.toolsets);

@@ -745,9 +745,7 @@ async fn every_operation_is_refused_while_mutations_are_off() -> anyhow::Result<
         };
         let ctx = options.context().await?;
         assert!(
-            labscope::tools::served(&ctx)
-                .iter()
-                .all(|t| !t.hints.mutates()),
+            labscope::tools::served(&ctx).iter().all(|t| !t.mutates()),
             "no operation is served ({rule})"
         );
         for (tool, args) in &calls {

@@ -112,7 +112,7 @@ fn calls() -> Vec<(&'static str, Value)> {
         // The Pi-hole tools read no Kubernetes API (and need a Pi-hole).
         .filter(|t| !t.name.contains("pihole"))
         // Operations: mutation_rbac_is_exactly_what_the_operations_use.
-        .filter(|t| !t.hints.mutates())
+        .filter(|t| !t.mutates())
         // Needs a url or a host: called below.
         .filter(|t| t.name != "trace_request")
         // Tools with required arguments are called with them below.

@@ -328,7 +328,7 @@ fn every_cluster_tool_has_a_case() {
     for t in labscope::tools::registry() {
         if t.toolset != labscope::tools::Toolset::Node
             && t.toolset != labscope::tools::Toolset::Services
-            && !t.hints.mutates()
+            && !t.mutates()
         {
             assert!(
                 covered.contains(t.name),

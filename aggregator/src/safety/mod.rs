@@ -128,13 +128,9 @@ impl Policy {
         })
     }
 
-    /// Triggering the CronJob `namespace/name` with these labels.
-    pub fn trigger(
-        &self,
-        namespace: &str,
-        name: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<(), Refusal> {
+    /// Triggering a CronJob in `namespace` (`trigger_namespaces`, when
+    /// set): the allowlist the gate asks before anything else.
+    pub fn trigger(&self, namespace: &str) -> Result<(), Refusal> {
         if let Some(allowed) = &self.mutations.trigger_namespaces
             && !allowed.contains(namespace)
         {
@@ -150,6 +146,18 @@ impl Policy {
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// The CronJob `namespace/name` itself opted in to being triggered:
+    /// labelled `trigger_label` (the check that needs the object, made by
+    /// the tool once it has read it).
+    pub fn trigger_opted_in(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
         let (k, v) = &self.mutations.trigger_label;
         if labels.get(k) == Some(v) {
             return Ok(());
@@ -252,19 +260,24 @@ mod tests {
         );
         let mut labels = BTreeMap::new();
         assert_eq!(
-            p.trigger("backup-jobs", "pvc-backup", &labels)
+            p.trigger_opted_in("backup-jobs", "pvc-backup", &labels)
                 .unwrap_err()
                 .rule,
             "mutations.trigger_label"
         );
         labels.insert("labscope.io/trigger".to_string(), "true".to_string());
-        assert!(p.trigger("backup-jobs", "pvc-backup", &labels).is_ok());
-        // With namespaces listed, the label is not enough elsewhere.
+        assert!(
+            p.trigger_opted_in("backup-jobs", "pvc-backup", &labels)
+                .is_ok()
+        );
+        // Without trigger_namespaces every namespace passes the allowlist
+        // (the label decides); listed, only those.
+        assert!(p.trigger("flux-system").is_ok());
         let mut m = on();
         m.trigger_namespaces = Some(["backup-jobs".to_string()].into());
         let listed = Policy::new(m, false);
-        assert!(listed.trigger("backup-jobs", "pvc-backup", &labels).is_ok());
-        let r = listed.trigger("flux-system", "x", &labels).unwrap_err();
+        assert!(listed.trigger("backup-jobs").is_ok());
+        let r = listed.trigger("flux-system").unwrap_err();
         assert_eq!(r.rule, "mutations.trigger_namespaces");
         assert!(r.how.contains("\"flux-system\""), "{}", r.how);
         assert_eq!(

@@ -914,7 +914,7 @@ fn normal_id(id: &str) -> String {
 
 /// `fix_jellyfin_metadata` ✎.
 pub fn fix_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "fix_jellyfin_metadata",
             title: "Refresh Jellyfin metadata",
@@ -922,6 +922,7 @@ pub fn fix_tool() -> ToolDef {
             toolset: Toolset::Services,
             hints: Hints::CHANGE.on_a_service(),
         },
+        |p, _: &FixArgs| p.jellyfin_metadata(),
         fix,
     )
 }
@@ -937,7 +938,6 @@ fn item_of(v: wire::Item) -> Item {
 }
 
 async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport, ToolError> {
-    ctx.safety.policy.jellyfin_metadata()?;
     let Some(j) = ctx.services.jellyfin.clone() else {
         return Err(ToolError::new(
             super::ErrorCode::NotConfigured,

@@ -544,6 +544,8 @@ pub struct ToolDef {
     /// costs (a server generates them once, for its first tools/list).
     schemas: Arc<LazySchemas>,
     run: RunFn,
+    /// Built with [`ToolDef::mutating`]: changes something.
+    mutating: bool,
     /// Parses the arguments (and for an operation asks its allowlist)
     /// without running: an operation checks both before it asks a person
     /// anything.
@@ -899,11 +901,59 @@ pub fn parse_args<A: serde::de::DeserializeOwned>(
     })
 }
 
+/// An operation's allowlist: whether the change its arguments name may be
+/// made, decided from the arguments alone.
+pub type Allowlist<A> = fn(&crate::safety::Policy, &A) -> Result<(), crate::safety::Refusal>;
+
 impl ToolDef {
-    /// A tool with typed arguments `A` and result `O`: its schemas are
-    /// generated from them, its arguments parsed and validated into `A`, its
-    /// result serialised and rendered from `O`.
+    /// A read-only tool with typed arguments `A` and result `O`: its schemas
+    /// are generated from them, its arguments parsed and validated into `A`,
+    /// its result serialised and rendered from `O`.
+    ///
+    /// # Panics
+    /// When `meta.hints` say the tool changes something: an operation is
+    /// built with [`ToolDef::mutating`], which gives it its allowlist (the
+    /// registry is built at start-up, and a test builds every tool).
     pub fn typed<A, O, F, Fut>(meta: Meta, run: F) -> Self
+    where
+        A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
+        O: Serialize + schemars::JsonSchema + Render + Send + 'static,
+        F: Fn(Arc<ToolContext>, A, Call) -> Fut + Send + Sync + Copy + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        assert!(
+            !meta.hints.mutates(),
+            "{}: a tool that changes something is built with ToolDef::mutating",
+            meta.name
+        );
+        Self::build(meta, None, run)
+    }
+
+    /// An operation: a tool that changes something. Declared as such here,
+    /// not inferred: the gate ([`call`]) serves it only with mutations on,
+    /// asks `allowed` before anybody is asked to confirm and again right
+    /// before `run`, and writes its audit line whatever happens — the tool
+    /// itself cannot forget any of it. (A check that needs the object
+    /// itself, such as a CronJob's opt-in label, is the tool's own, on top.)
+    ///
+    /// # Panics
+    /// When `meta.hints` say the tool is read-only.
+    pub fn mutating<A, O, F, Fut>(meta: Meta, allowed: Allowlist<A>, run: F) -> Self
+    where
+        A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
+        O: Serialize + schemars::JsonSchema + Render + Send + 'static,
+        F: Fn(Arc<ToolContext>, A, Call) -> Fut + Send + Sync + Copy + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
+        assert!(
+            meta.hints.mutates(),
+            "{}: ToolDef::mutating needs hints that change something (Hints::CHANGE, DISRUPT or CREATE)",
+            meta.name
+        );
+        Self::build(meta, Some(allowed), run)
+    }
+
+    fn build<A, O, F, Fut>(meta: Meta, allowed: Option<Allowlist<A>>, run: F) -> Self
     where
         A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
         O: Serialize + schemars::JsonSchema + Render + Send + 'static,
@@ -913,6 +963,9 @@ impl ToolDef {
         let erased: RunFn = Arc::new(move |ctx, args, call| {
             Box::pin(async move {
                 let args: A = parse_args(args)?;
+                if let Some(allowed) = allowed {
+                    allowed(&ctx.safety.policy, &args)?;
+                }
                 let rendering = call.rendering;
                 let out = run(ctx, args, call).await?;
                 let unserialisable = |e: serde_json::Error| {
@@ -965,22 +1018,15 @@ impl ToolDef {
                 make: schemas_of::<A, O>,
             }),
             run: erased,
-            check: Arc::new(|args, _| parse_args::<A>(args.clone()).map(|_| ())),
+            mutating: allowed.is_some(),
+            check: Arc::new(move |args, policy| {
+                let a: A = parse_args(args.clone())?;
+                match allowed {
+                    Some(allowed) => allowed(policy, &a).map_err(ToolError::from),
+                    None => Ok(()),
+                }
+            }),
         }
-    }
-
-    /// An operation whose allowlist `allowed` can decide from its arguments
-    /// alone: asked before anybody is asked to confirm (the tool asks it
-    /// again when it runs).
-    pub fn allowed_when<A: serde::de::DeserializeOwned + 'static>(
-        mut self,
-        allowed: fn(&crate::safety::Policy, &A) -> Result<(), crate::safety::Refusal>,
-    ) -> Self {
-        self.check = Arc::new(move |args, policy| {
-            let a: A = parse_args(args.clone())?;
-            allowed(policy, &a).map_err(ToolError::from)
-        });
-        self
     }
 
     /// Whether `args` are this tool's and, for an operation that can say so
@@ -991,6 +1037,13 @@ impl ToolDef {
         policy: &crate::safety::Policy,
     ) -> Result<(), ToolError> {
         (self.check)(args, policy)
+    }
+
+    /// Whether this tool changes something (it was built with
+    /// [`ToolDef::mutating`]): served only with mutations on, gated,
+    /// allowlisted, audited.
+    pub fn mutates(&self) -> bool {
+        self.mutating
     }
 
     fn schemas(&self) -> &Schemas {
@@ -1025,7 +1078,7 @@ impl ToolDef {
 pub fn enabled(toolsets: &std::collections::BTreeSet<Toolset>) -> Vec<ToolDef> {
     registry()
         .into_iter()
-        .filter(|t| toolsets.contains(&t.toolset) && !t.hints.mutates())
+        .filter(|t| toolsets.contains(&t.toolset) && !t.mutates())
         .collect()
 }
 
@@ -1038,7 +1091,7 @@ pub fn served(ctx: &ToolContext) -> Vec<ToolDef> {
     let mutations = ctx.safety.policy.mutations_on();
     registry()
         .into_iter()
-        .filter(|t| ctx.toolsets.contains(&t.toolset) && (mutations || !t.hints.mutates()))
+        .filter(|t| ctx.toolsets.contains(&t.toolset) && (mutations || !t.mutates()))
         .filter(|t| configured(t, ctx))
         .collect()
 }
@@ -1138,7 +1191,7 @@ async fn run_tool(
     let name = tool.name;
     let started = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
-    if tool.hints.mutates() {
+    if tool.mutates() {
         return audited(ctx, tool, args, call).await;
     }
     let result = match tool.toolset.uses_kubernetes() {
@@ -1432,7 +1485,7 @@ mod tests {
                 Some(open_world.contains(&at)),
                 "{at}: openWorldHint"
             );
-            if t.hints.mutates() {
+            if t.mutates() {
                 operations += 1;
                 assert_eq!(a.read_only_hint, Some(false), "{at}");
                 assert_eq!(
@@ -1451,6 +1504,110 @@ mod tests {
             }
         }
         assert_eq!(operations, 10, "the operations");
+    }
+
+    /// Every operation is declared with its allowlist, and the gate asks
+    /// it: with mutations on and every allowlist empty, each one is refused
+    /// by its own rule before it could run (`check_args` is what the gate
+    /// asks before confirming; the run asks the same function again).
+    #[test]
+    fn every_operation_is_refused_by_its_own_allowlist() {
+        use crate::config::file::Mutations;
+        use serde_json::json;
+        let policy = crate::safety::Policy::new(
+            Mutations {
+                enabled: true,
+                audit_log: Some("/tmp/x".into()),
+                trigger_namespaces: Some(Default::default()),
+                ..Mutations::default()
+            },
+            false,
+        );
+        let ns_name = json!({"namespace": "media", "name": "x"});
+        let examples: [(&str, Value); 10] = [
+            (
+                "restart_deployment",
+                json!({"namespace": "media", "deployment": "jellyfin"}),
+            ),
+            (
+                "trigger_backup",
+                json!({"namespace": "media", "cronjob": "x"}),
+            ),
+            (
+                "trigger_cronjob",
+                json!({"namespace": "media", "cronjob": "x"}),
+            ),
+            ("refresh_secret", ns_name.clone()),
+            (
+                "reconcile_flux",
+                json!({"resource": "kustomization/media/apps"}),
+            ),
+            (
+                "suspend_flux",
+                json!({"resource": "kustomization/media/apps"}),
+            ),
+            (
+                "resume_flux",
+                json!({"resource": "kustomization/media/apps"}),
+            ),
+            ("recover_helmrelease", ns_name),
+            ("update_pihole_gravity", json!({})),
+            ("fix_jellyfin_metadata", json!({"name": "x"})),
+        ];
+        let operations: Vec<ToolDef> = registry().into_iter().filter(|t| t.mutates()).collect();
+        assert_eq!(operations.len(), examples.len());
+        for t in &operations {
+            let (_, args) = examples
+                .iter()
+                .find(|(n, _)| *n == t.name)
+                .unwrap_or_else(|| panic!("{}: no example arguments here", t.name));
+            let Value::Object(args) = args.clone() else {
+                unreachable!()
+            };
+            let e = t.check_args(&args, &policy).expect_err(t.name);
+            assert_eq!(e.code, ErrorCode::Refused, "{}: {e:?}", t.name);
+            assert!(
+                e.rule
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("mutations.")),
+                "{}: {:?}",
+                t.name,
+                e.rule
+            );
+        }
+    }
+
+    /// Whether a tool changes something is what it was built as: a read
+    /// built with a changing hint, or an operation with a read-only one,
+    /// does not build.
+    #[test]
+    fn mutating_is_declared_by_construction() {
+        async fn noop(_: Arc<ToolContext>, _: NoArgs, _: Call) -> Result<Done, ToolError> {
+            Ok(Done)
+        }
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        struct NoArgs {}
+        #[derive(Serialize, schemars::JsonSchema)]
+        struct Done;
+        impl Render for Done {
+            fn text(&self) -> String {
+                String::new()
+            }
+        }
+        let meta = |hints| Meta {
+            name: "t",
+            title: "t",
+            description: "t",
+            toolset: Toolset::Cluster,
+            hints,
+        };
+        let read = std::panic::catch_unwind(|| ToolDef::typed(meta(Hints::CHANGE), noop));
+        assert!(read.is_err(), "a read built with Hints::CHANGE");
+        let op =
+            std::panic::catch_unwind(|| ToolDef::mutating(meta(Hints::READ), |_, _| Ok(()), noop));
+        assert!(op.is_err(), "an operation built with Hints::READ");
+        assert!(ToolDef::mutating(meta(Hints::CREATE), |_, _| Ok(()), noop).mutates());
+        assert!(!ToolDef::typed(meta(Hints::READ), noop).mutates());
     }
 
     #[test]
@@ -1532,7 +1689,7 @@ mod tests {
         );
         assert_eq!(enabled(&node_only).len(), 12);
         let every: std::collections::BTreeSet<Toolset> = Toolset::ALL.into_iter().collect();
-        let read_only = all.iter().filter(|t| !t.hints.mutates()).count();
+        let read_only = all.iter().filter(|t| !t.mutates()).count();
         assert_eq!(enabled(&every).len(), read_only);
     }
 }

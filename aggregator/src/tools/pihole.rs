@@ -548,7 +548,7 @@ impl Render for Gravity {
 
 /// `update_pihole_gravity` ✎.
 pub fn gravity_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "update_pihole_gravity",
             title: "Update Pi-hole gravity",
@@ -556,12 +556,12 @@ pub fn gravity_tool() -> ToolDef {
             toolset: Toolset::Services,
             hints: Hints::CHANGE.on_a_service(),
         },
+        |p, _: &GravityArgs| p.pihole_gravity(),
         gravity,
     )
 }
 
 async fn gravity(ctx: Arc<ToolContext>, a: GravityArgs, call: Call) -> Result<Gravity, ToolError> {
-    ctx.safety.policy.pihole_gravity()?;
     let p = client(&ctx, a.instance)?;
     let budget = super::ops::watch_budget(&ctx);
     let (lines, finished) = p

@@ -403,7 +403,7 @@ impl Render for RecoverReport {
 
 /// `reconcile_flux`.
 pub fn reconcile_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "reconcile_flux",
             title: "Reconcile a Flux object",
@@ -411,14 +411,14 @@ pub fn reconcile_tool() -> ToolDef {
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
+        |p, a: &ReconcileArgs| p.flux(&a.resource.namespace),
         reconcile,
     )
-    .allowed_when(|p, a: &ReconcileArgs| p.flux(&a.resource.namespace))
 }
 
 /// `suspend_flux`.
 pub fn suspend_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "suspend_flux",
             title: "Suspend a Flux object",
@@ -426,14 +426,14 @@ pub fn suspend_tool() -> ToolDef {
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
+        |p, a: &ResourceArgs| p.flux(&a.resource.namespace),
         suspend,
     )
-    .allowed_when(|p, a: &ResourceArgs| p.flux(&a.resource.namespace))
 }
 
 /// `resume_flux`.
 pub fn resume_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "resume_flux",
             title: "Resume a Flux object",
@@ -441,14 +441,14 @@ pub fn resume_tool() -> ToolDef {
             toolset: Toolset::Flux,
             hints: Hints::CHANGE,
         },
+        |p, a: &ResourceArgs| p.flux(&a.resource.namespace),
         resume,
     )
-    .allowed_when(|p, a: &ResourceArgs| p.flux(&a.resource.namespace))
 }
 
 /// `recover_helmrelease`.
 pub fn recover_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "recover_helmrelease",
             title: "Recover a stuck HelmRelease",
@@ -456,9 +456,9 @@ pub fn recover_tool() -> ToolDef {
             toolset: Toolset::Flux,
             hints: Hints::DISRUPT,
         },
+        |p, a: &RecoverArgs| p.flux(&a.namespace),
         recover,
     )
-    .allowed_when(|p, a: &RecoverArgs| p.flux(&a.namespace))
 }
 
 struct Target {
@@ -561,7 +561,6 @@ async fn reconcile(
     call: Call,
 ) -> Result<ReconcileReport, ToolError> {
     let r = &a.resource;
-    ctx.safety.policy.flux(&r.namespace)?;
     let c = cluster(&ctx)?;
     let (t, obj) = target(&ctx, r.kind.api(), &r.namespace, &r.name).await?;
     let before = t.snapshot(&obj);
@@ -703,7 +702,6 @@ async fn set_suspend(
     suspend: bool,
     call: Call,
 ) -> Result<SuspendReport, ToolError> {
-    ctx.safety.policy.flux(&r.namespace)?;
     let c = cluster(&ctx)?;
     let (t, obj) = target(&ctx, r.kind.api(), &r.namespace, &r.name).await?;
     let before = t.snapshot(&obj);
@@ -771,7 +769,6 @@ async fn recover(
     a: RecoverArgs,
     call: Call,
 ) -> Result<RecoverReport, ToolError> {
-    ctx.safety.policy.flux(&a.namespace)?;
     let c = cluster(&ctx)?;
     let (t, obj) = target(&ctx, OpKind::HelmRelease.api(), &a.namespace, &a.name).await?;
     let before = t.snapshot(&obj);

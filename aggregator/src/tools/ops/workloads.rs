@@ -85,7 +85,7 @@ impl Render for RestartReport {
 
 /// `restart_deployment`.
 pub fn restart_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "restart_deployment",
             title: "Restart a Deployment",
@@ -93,9 +93,9 @@ pub fn restart_tool() -> ToolDef {
             toolset: Toolset::Cluster,
             hints: Hints::DISRUPT,
         },
+        |p, a: &RestartArgs| p.restart(&a.namespace, &a.deployment),
         restart,
     )
-    .allowed_when(|p, a: &RestartArgs| p.restart(&a.namespace, &a.deployment))
 }
 
 async fn restart(
@@ -103,7 +103,6 @@ async fn restart(
     a: RestartArgs,
     _call: Call,
 ) -> Result<RestartReport, ToolError> {
-    ctx.safety.policy.restart(&a.namespace, &a.deployment)?;
     let c = cluster(&ctx)?;
     let api: Api<Deployment> = Api::namespaced(c.client.clone(), &a.namespace);
     let before = c
@@ -184,7 +183,7 @@ impl Render for TriggerReport {
 
 /// `trigger_backup`, or its alias `trigger_cronjob`.
 pub fn trigger_tool(name: &'static str) -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name,
             title: "Run a CronJob now",
@@ -192,6 +191,7 @@ pub fn trigger_tool(name: &'static str) -> ToolDef {
             toolset: Toolset::Cluster,
             hints: Hints::CREATE,
         },
+        |p, a: &TriggerArgs| p.trigger(&a.namespace),
         trigger,
     )
 }
@@ -224,7 +224,7 @@ async fn trigger(
             )
         })?;
     let labels: BTreeMap<String, String> = cj.metadata.labels.clone().unwrap_or_default();
-    ctx.safety.policy.trigger(ns, name, &labels)?;
+    ctx.safety.policy.trigger_opted_in(ns, name, &labels)?;
     let uid = cj.metadata.uid.clone().unwrap_or_default();
     // A run is active when the CronJob says so, or a Job it owns has not
     // finished (status.active lags behind the Jobs).
@@ -418,7 +418,7 @@ impl Render for RefreshReport {
 
 /// `refresh_secret`.
 pub fn refresh_secret_tool() -> ToolDef {
-    ToolDef::typed(
+    ToolDef::mutating(
         Meta {
             name: "refresh_secret",
             title: "Refresh an ExternalSecret",
@@ -426,9 +426,9 @@ pub fn refresh_secret_tool() -> ToolDef {
             toolset: Toolset::Cluster,
             hints: Hints::CHANGE,
         },
+        |p, a: &RefreshArgs| p.secret(&a.namespace),
         refresh,
     )
-    .allowed_when(|p, a: &RefreshArgs| p.secret(&a.namespace))
 }
 
 async fn refresh(
@@ -436,7 +436,6 @@ async fn refresh(
     a: RefreshArgs,
     call: Call,
 ) -> Result<RefreshReport, ToolError> {
-    ctx.safety.policy.secret(&a.namespace)?;
     let c = cluster(&ctx)?;
     let (api, api_version) = custom_api(c, &EXTERNAL_SECRET, &a.namespace).await?;
     let before = get_object(c, &api, &EXTERNAL_SECRET, &a.namespace, &a.name).await?;

@@ -1,8 +1,8 @@
 //! A test that the crate's top-level modules depend on each other without a
 //! cycle: each module can be read, changed and tested with only the ones
-//! below it in mind. The layering today, lowest first: auth, sessions,
-//! redact, agents, metrics, cluster, assess, config, services, safety,
-//! tools, confirm, prompts, cli, mcp, http.
+//! below it in mind. The layering today, lowest first: redact, agents,
+//! metrics, cluster, assess, config, services, safety, tools, cli, server
+//! (MCP and HTTP).
 //!
 //! The scan reads the sources (no compiler): every `crate::X` and every
 //! `super::` path that climbs to the crate root is an edge from the file's

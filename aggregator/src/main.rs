@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use labscope::agents::AgentSpec;
+use labscope::cli::call::{Output, Request};
+use labscope::cli::terminal::{Out, fitted, is_stdout_closed, tool_guess};
 use labscope::config::{AgentOptions, api_key_from_env};
-use labscope::http::{self, HttpOptions};
-use labscope::mcp::{McpServer, error_text};
-use labscope::tools::{JsonForm, Toolset};
+use labscope::server::http::{self, HttpOptions};
+use labscope::server::mcp::McpServer;
+use labscope::tools::Toolset;
 use labscope::{cli, tools};
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
@@ -217,7 +219,7 @@ enum Command {
         /// Most MCP sessions kept over HTTP; at the cap the least recently
         /// used one is closed for a new one (sessions also end after 5
         /// minutes idle, or when the client deletes them).
-        #[arg(long, value_name = "N", default_value_t = labscope::sessions::DEFAULT_MAX_SESSIONS, value_parser = clap::value_parser!(usize))]
+        #[arg(long, value_name = "N", default_value_t = labscope::server::sessions::DEFAULT_MAX_SESSIONS, value_parser = clap::value_parser!(usize))]
         max_sessions: usize,
     },
     /// List the tools by toolset, or show one tool's arguments.
@@ -276,14 +278,6 @@ enum ConfigAction {
     Check,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    /// The structured result as JSON.
-    Json,
-    /// A compact text table that fits the terminal.
-    Table,
-}
-
 fn main() -> ExitCode {
     configure_allocator();
     let cli = Cli::parse();
@@ -337,160 +331,14 @@ fn causes(e: &anyhow::Error) -> String {
     line
 }
 
-/// Asks on the terminal before an operation: `--yes` answers for the
-/// person; without a terminal (a script, a pipe) nobody can be asked.
-struct TerminalConfirmer {
-    yes: bool,
-}
-
-impl tools::Confirmer for TerminalConfirmer {
-    fn confirm<'a>(&'a self, question: &'a str) -> tools::ConfirmFuture<'a> {
-        Box::pin(async move {
-            if self.yes {
-                return Ok(Some(tools::Confirmation::YesFlag));
-            }
-            if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-                return Ok(None);
-            }
-            let question = question.to_string();
-            let answer = tokio::task::spawn_blocking(move || {
-                eprint!("\n{question} [y/N] ");
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).map(|_| line)
-            })
-            .await
-            .map_err(|e| tools::declined(&format!("the prompt failed ({e})")))?
-            .map_err(|e| tools::declined(&format!("the terminal could not be read ({e})")))?;
-            match answer.trim().to_ascii_lowercase().as_str() {
-                "y" | "yes" => Ok(Some(tools::Confirmation::Terminal)),
-                _ => Err(tools::declined("the answer at the terminal was not yes")),
-            }
-        })
-    }
-}
-
-/// The exit status of a failed call: 2 when the arguments were wrong (a
-/// usage error, as clap's own), 1 when the tool failed.
-fn failure(e: &tools::ToolError) -> ExitCode {
-    if e.code == tools::ErrorCode::InvalidArgument {
-        ExitCode::from(2)
-    } else {
-        ExitCode::from(1)
-    }
-}
-
-/// Text for the terminal fitted to its width (or `$COLUMNS`); unchanged for
-/// a pipe or a file.
-fn fitted(text: String) -> String {
-    match cli::output_width(std::io::stdout().is_terminal()) {
-        Some(w) => cli::fit(&text, w),
-        None => text,
-    }
-}
-
-/// "; did you mean X?" when `name` is a near miss of a tool's name.
-fn tool_guess(name: &str, defs: &[tools::ToolDef]) -> String {
-    let names: Vec<&str> = defs.iter().map(|t| t.name).collect();
-    tools::did_you_mean(name, &names)
-        .map(|n| format!("; did you mean {n:?}?"))
-        .unwrap_or_default()
-}
-
-/// Standard output for the CLI's answers. When its reader has gone
-/// (`labscope call … | head`), a write fails with [`StdoutClosed`], and
-/// `main` ends quietly, where the standard tools end by SIGPIPE. SIGPIPE
-/// itself stays ignored, as in every Rust program: a connection to an agent
-/// or an API that breaks must fail as an error, not end the process.
-struct Out<W>(W);
-
-impl<W: Write> Write for Out<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf).map_err(closed)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(closed)
-    }
-}
-
-/// Standard output's reader has gone.
-#[derive(Debug, thiserror::Error)]
-#[error("standard output was closed")]
-struct StdoutClosed;
-
-fn closed(e: std::io::Error) -> std::io::Error {
-    match e.kind() {
-        std::io::ErrorKind::BrokenPipe => {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
-        }
-        _ => e,
-    }
-}
-
-/// Whether `e` is a write to standard output whose reader has gone.
-fn is_stdout_closed(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .is_some_and(|inner| inner.is::<StdoutClosed>())
-    })
-}
-
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let a = cli.agents;
     if let Command::Config {
         action: ConfigAction::Check,
     } = cli.command
     {
-        let Some(path) = &a.config else {
-            eprintln!("labscope: config check needs a file: --config FILE (or LABSCOPE_CONFIG)");
-            return Ok(ExitCode::from(2));
-        };
-        return Ok(match labscope::config::file::Config::load(path) {
-            Ok(config) => {
-                let mut stdout = Out(std::io::stdout().lock());
-                write!(stdout, "{}: valid\n{}", path.display(), config.describe())?;
-                stdout.flush()?;
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("labscope: {e}");
-                ExitCode::from(1)
-            }
-        });
+        return config_check(cli.agents.config.as_deref());
     }
-    let config = match &a.config {
-        Some(path) => labscope::config::file::Config::load(path)?,
-        None => labscope::config::file::Config::default(),
-    };
-    let options = AgentOptions {
-        agents: a.agents,
-        ca: a.agent_ca,
-        cert: a.agent_cert,
-        key: a.agent_key,
-        domain: a.agent_tls_domain,
-        local_name: a.node_name,
-        deadline: Duration::from_millis(a.agent_deadline_ms),
-        concurrency: a.fanout_concurrency as usize,
-        dns_server: a.dns_server,
-        kubeconfig: a.kubeconfig,
-        discovery: labscope::cluster::discovery::DiscoveryOptions {
-            namespace: a.agent_namespace,
-            selector: a.agent_selector,
-            port: a.agent_port,
-            scheme: a.agent_scheme,
-        },
-        now: a.now,
-        cron_time_zone: Some(a.cron_time_zone),
-        backup_cronjobs: a.backup_cronjobs,
-        kube_timeout: Some(Duration::from_millis(a.kube_timeout_ms)),
-        tool_deadline: Some(Duration::from_millis(a.tool_deadline_ms)),
-        tailscale_namespace: Some(a.tailscale_namespace),
-        toolsets: (!a.toolsets.is_empty()).then(|| a.toolsets.into_iter().flatten().collect()),
-        config: std::sync::Arc::new(config),
-        read_only: a.read_only,
-    };
+    let options = agent_options(cli.agents)?;
     match cli.command {
         // Answered above, before the configuration is used.
         Command::Config { .. } => Ok(ExitCode::SUCCESS),
@@ -498,41 +346,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tool,
             json,
             markdown,
-        } => {
-            let mut stdout = Out(std::io::stdout().lock());
-            let defs = tools::registry();
-            let served = options.toolsets_for(options.cluster_configured());
-            if markdown {
-                write!(stdout, "{}", cli::tools_markdown(&defs))?;
-            } else if let Some(name) = tool {
-                let Some(def) = defs.iter().find(|t| t.name == name) else {
-                    eprintln!(
-                        "labscope: no tool named {name:?}{}; `labscope tools` lists them",
-                        tool_guess(&name, &defs)
-                    );
-                    return Ok(ExitCode::from(2));
-                };
-                if json {
-                    writeln!(
-                        stdout,
-                        "{}",
-                        serde_json::to_string_pretty(&labscope::mcp::mcp_tool(def))?
-                    )?;
-                } else {
-                    write!(stdout, "{}", fitted(cli::tool_help(def)))?;
-                }
-            } else if json {
-                let list: Vec<_> = tools::enabled(&served)
-                    .iter()
-                    .map(labscope::mcp::mcp_tool)
-                    .collect();
-                writeln!(stdout, "{}", serde_json::to_string_pretty(&list)?)?;
-            } else {
-                write!(stdout, "{}", fitted(cli::tools_listing(&defs, &served)))?;
-            }
-            stdout.flush()?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => list_tools(&options, tool, json, markdown),
         Command::Call {
             tool,
             help,
@@ -570,176 +384,177 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             if help {
-                let mut stdout = Out(std::io::stdout().lock());
+                let mut stdout = Out::stdout();
                 write!(stdout, "{}", fitted(cli::tool_help(def)))?;
                 stdout.flush()?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut map = match cli::parse_call_args(def, &args, json.as_deref()) {
-                Ok(map) => map,
-                Err(e) => {
-                    eprintln!("{}", error_text(&e));
-                    return Ok(ExitCode::from(2));
-                }
+            let request = Request {
+                args,
+                json,
+                output,
+                pretty,
+                yes,
+                all,
             };
-            if all && let Err(e) = cli::prepare_all(def, &mut map) {
-                eprintln!("{}", error_text(&e));
-                return Ok(ExitCode::from(2));
-            }
-            let ctx = options.context().await?;
-            let progress = cli::StderrProgress::start(&tool);
-            let tty = std::io::stdout().is_terminal();
-            let width = cli::output_width(tty);
-            let mut stdout = Out(std::io::stdout().lock());
-            let mut pages = 0usize;
-            // The answers are printed in a block of their own: when a write
-            // fails (the reader has gone), the services still log out.
-            let printed: anyhow::Result<ExitCode> = async {
-                let code = loop {
-                    let mut call = progress.call().by("cli");
-                    if def.mutates() {
-                        call = call.confirmed_by(std::sync::Arc::new(TerminalConfirmer { yes }));
-                    }
-                    // A read prints one rendering: the other is not built.
-                    if !def.mutates() {
-                        call = match output {
-                            // One JSON object per line with --all.
-                            Output::Json if pretty && !all => call.json_only(JsonForm::Pretty),
-                            Output::Json => call.json_only(JsonForm::Compact),
-                            Output::Table => call.text_only(),
-                        };
-                    }
-                    if pages > 0 {
-                        call = call.continued();
-                    }
-                    let result = tools::call(ctx.clone(), &defs, &tool, map.clone(), call).await;
-                    pages += 1;
-                    match (result, output) {
-                        (Ok(out), Output::Json) if all => {
-                            match &out.json {
-                                Some(json) => stdout.write_all(json.as_bytes())?,
-                                None => serde_json::to_writer(&mut stdout, &out.structured)?,
-                            }
-                            writeln!(stdout)?;
-                            match out.next_cursor {
-                                Some(c) => map.insert("cursor".into(), c.into()),
-                                None => break ExitCode::SUCCESS,
-                            };
-                        }
-                        (Ok(out), Output::Json) => {
-                            match &out.json {
-                                Some(json) => writeln!(stdout, "{json}")?,
-                                None if pretty => writeln!(
-                                    stdout,
-                                    "{}",
-                                    serde_json::to_string_pretty(&out.structured)?
-                                )?,
-                                None => writeln!(stdout, "{}", out.structured)?,
-                            }
-                            break ExitCode::SUCCESS;
-                        }
-                        (Ok(out), Output::Table) => {
-                            let text = if all {
-                                cli::without_cursor_line(out.text)
-                            } else {
-                                out.text
-                            };
-                            let text = match width {
-                                Some(w) => cli::fit(&text, w),
-                                None => text,
-                            };
-                            let text = text.trim_end_matches('\n');
-                            if !text.is_empty() {
-                                writeln!(stdout, "{text}")?;
-                            }
-                            match out.next_cursor {
-                                Some(c) if all => map.insert("cursor".into(), c.into()),
-                                _ => break ExitCode::SUCCESS,
-                            };
-                        }
-                        (Err(e), Output::Json) if all || !pretty => {
-                            // Still one object per line.
-                            serde_json::to_writer(&mut stdout, &e.to_json())?;
-                            writeln!(stdout)?;
-                            break failure(&e);
-                        }
-                        (Err(e), Output::Json) => {
-                            writeln!(stdout, "{}", serde_json::to_string_pretty(&e.to_json())?)?;
-                            break failure(&e);
-                        }
-                        (Err(e), Output::Table) => {
-                            stdout.flush()?;
-                            if pages > 1 {
-                                eprintln!(
-                                    "labscope: page {pages} failed; \
-                                     the pages before it are printed above"
-                                );
-                            }
-                            eprintln!("{}", error_text(&e));
-                            break failure(&e);
-                        }
-                    }
-                    if pages > 1 && pages.is_multiple_of(10) {
-                        progress.note(format!("{tool}: {pages} pages"));
-                    }
-                };
-                stdout.flush()?;
-                Ok(code)
-            }
-            .await;
-            ctx.services.shutdown().await;
-            progress.finish();
-            printed
+            cli::call::run(&options, &defs, def, &request).await
         }
         Command::Serve {
             stdio,
             http,
             allowed_hosts,
             max_sessions,
-        } => {
-            let ctx = options.context().await?;
-            // A served in-process agent keeps its change history from the
-            // start, as a node's agent does (a one-shot `call` keeps none).
-            if ctx.pool.local_mode {
-                for agent in ctx.pool.all() {
-                    tokio::spawn(async move {
-                        let start = labscope_proto::v1::ListChangesRequest {
-                            limit: 1,
-                            ..Default::default()
-                        };
-                        let _ = agent.client().list_changes(start).await;
-                    });
-                }
-            }
-            let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
-            let services = ctx.services.clone();
-            if stdio {
-                let running = McpServer::new(ctx).serve(rmcp::transport::stdio()).await?;
-                tokio::select! {
-                    r = running.waiting() => { r?; }
-                    _ = shutdown.cancelled() => {}
-                }
-                // Pi-hole sessions hold API seats: end them.
-                services.shutdown().await;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let opts = HttpOptions {
-                addr: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-                api_key: api_key_from_env()?,
-                api_key_name: std::env::var("LABSCOPE_API_KEY_NAME")
-                    .ok()
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| "api-key".into()),
-                allowed_hosts,
-                max_sessions,
-            };
-            http::serve(ctx, opts, shutdown).await?;
-            services.shutdown().await;
-            Ok(ExitCode::SUCCESS)
+        } => serve(&options, stdio, http, allowed_hosts, max_sessions).await,
+    }
+}
+
+/// `labscope config check`: validates the file and prints the
+/// configuration in force.
+fn config_check(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let Some(path) = path else {
+        eprintln!("labscope: config check needs a file: --config FILE (or LABSCOPE_CONFIG)");
+        return Ok(ExitCode::from(2));
+    };
+    Ok(match labscope::config::file::Config::load(path) {
+        Ok(config) => {
+            let mut stdout = Out::stdout();
+            write!(stdout, "{}: valid\n{}", path.display(), config.describe())?;
+            stdout.flush()?;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("labscope: {e}");
+            ExitCode::from(1)
+        }
+    })
+}
+
+/// The options every command shares, from the flags and the config file.
+fn agent_options(a: AgentArgs) -> anyhow::Result<AgentOptions> {
+    let config = match &a.config {
+        Some(path) => labscope::config::file::Config::load(path)?,
+        None => labscope::config::file::Config::default(),
+    };
+    Ok(AgentOptions {
+        agents: a.agents,
+        ca: a.agent_ca,
+        cert: a.agent_cert,
+        key: a.agent_key,
+        domain: a.agent_tls_domain,
+        local_name: a.node_name,
+        deadline: Duration::from_millis(a.agent_deadline_ms),
+        concurrency: a.fanout_concurrency as usize,
+        dns_server: a.dns_server,
+        kubeconfig: a.kubeconfig,
+        discovery: labscope::cluster::discovery::DiscoveryOptions {
+            namespace: a.agent_namespace,
+            selector: a.agent_selector,
+            port: a.agent_port,
+            scheme: a.agent_scheme,
+        },
+        now: a.now,
+        cron_time_zone: Some(a.cron_time_zone),
+        backup_cronjobs: a.backup_cronjobs,
+        kube_timeout: Some(Duration::from_millis(a.kube_timeout_ms)),
+        tool_deadline: Some(Duration::from_millis(a.tool_deadline_ms)),
+        tailscale_namespace: Some(a.tailscale_namespace),
+        toolsets: (!a.toolsets.is_empty()).then(|| a.toolsets.into_iter().flatten().collect()),
+        config: std::sync::Arc::new(config),
+        read_only: a.read_only,
+    })
+}
+
+/// `labscope tools [TOOL] [--json | --markdown]`.
+fn list_tools(
+    options: &AgentOptions,
+    tool: Option<String>,
+    json: bool,
+    markdown: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut stdout = Out::stdout();
+    let defs = tools::registry();
+    let served = options.toolsets_for(options.cluster_configured());
+    if markdown {
+        write!(stdout, "{}", cli::tools_markdown(&defs))?;
+    } else if let Some(name) = tool {
+        let Some(def) = defs.iter().find(|t| t.name == name) else {
+            eprintln!(
+                "labscope: no tool named {name:?}{}; `labscope tools` lists them",
+                tool_guess(&name, &defs)
+            );
+            return Ok(ExitCode::from(2));
+        };
+        if json {
+            writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&labscope::server::mcp::mcp_tool(def))?
+            )?;
+        } else {
+            write!(stdout, "{}", fitted(cli::tool_help(def)))?;
+        }
+    } else if json {
+        let list: Vec<_> = tools::enabled(&served)
+            .iter()
+            .map(labscope::server::mcp::mcp_tool)
+            .collect();
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&list)?)?;
+    } else {
+        write!(stdout, "{}", fitted(cli::tools_listing(&defs, &served)))?;
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `labscope serve --stdio | --http ADDR`.
+async fn serve(
+    options: &AgentOptions,
+    stdio: bool,
+    http: Option<SocketAddr>,
+    allowed_hosts: Vec<String>,
+    max_sessions: usize,
+) -> anyhow::Result<ExitCode> {
+    let ctx = options.context().await?;
+    // A served in-process agent keeps its change history from the
+    // start, as a node's agent does (a one-shot `call` keeps none).
+    if ctx.pool.local_mode {
+        for agent in ctx.pool.all() {
+            tokio::spawn(async move {
+                let start = labscope_proto::v1::ListChangesRequest {
+                    limit: 1,
+                    ..Default::default()
+                };
+                let _ = agent.client().list_changes(start).await;
+            });
         }
     }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let services = ctx.services.clone();
+    if stdio {
+        let running = McpServer::new(ctx).serve(rmcp::transport::stdio()).await?;
+        tokio::select! {
+            r = running.waiting() => { r?; }
+            _ = shutdown.cancelled() => {}
+        }
+        // Pi-hole sessions hold API seats: end them.
+        services.shutdown().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = HttpOptions {
+        addr: http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        api_key: api_key_from_env()?,
+        api_key_name: std::env::var("LABSCOPE_API_KEY_NAME")
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "api-key".into()),
+        allowed_hosts,
+        max_sessions,
+    };
+    http::serve(ctx, opts, shutdown).await?;
+    services.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--allowed-host`: a host name or address as clients put it in `Host`

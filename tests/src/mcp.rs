@@ -659,7 +659,7 @@ pub async fn replay(answers: Vec<Recorded>) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     tokio::spawn(async move {
-        let _ = axum::serve(labscope::http::nodelay(listener), app).await;
+        let _ = axum::serve(labscope::server::http::nodelay(listener), app).await;
     });
     Ok(addr)
 }
@@ -673,7 +673,10 @@ pub async fn in_process<C: rmcp::ClientHandler>(
     use rmcp::ServiceExt;
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+        if let Ok(running) = labscope::server::mcp::McpServer::new(ctx)
+            .serve(server_io)
+            .await
+        {
             let _ = running.waiting().await;
         }
     });

@@ -403,7 +403,7 @@ async fn with_a_cluster_every_toolset_is_served() -> anyhow::Result<()> {
         .filter(|t| !t.mutates() && t.toolset != labscope::tools::Toolset::Services)
         .count();
     assert_eq!(served.len(), expected);
-    let instructions = labscope::mcp::instructions(&ctx.toolsets);
+    let instructions = labscope::server::mcp::instructions(&ctx.toolsets);
     let off = instructions
         .split("Not enabled:")
         .nth(1)

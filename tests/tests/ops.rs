@@ -1051,7 +1051,10 @@ async fn mcp_clients_are_asked_before_a_change() -> anyhow::Result<()> {
         };
         let (server_io, client_io) = tokio::io::duplex(1 << 20);
         tokio::spawn(async move {
-            if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+            if let Ok(running) = labscope::server::mcp::McpServer::new(ctx)
+                .serve(server_io)
+                .await
+            {
                 let _ = running.waiting().await;
             }
         });
@@ -1138,7 +1141,10 @@ async fn mcp_clients_are_asked_before_a_change() -> anyhow::Result<()> {
     };
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
-        if let Ok(running) = labscope::mcp::McpServer::new(ctx).serve(server_io).await {
+        if let Ok(running) = labscope::server::mcp::McpServer::new(ctx)
+            .serve(server_io)
+            .await
+        {
             let _ = running.waiting().await;
         }
     });
@@ -1160,7 +1166,7 @@ async fn mcp_clients_are_asked_before_a_change() -> anyhow::Result<()> {
     };
     let state = input.request_state.clone().expect("requestState");
     let yes: rmcp::model::InputResponses = [(
-        labscope::confirm::CONFIRM_KEY.to_string(),
+        labscope::server::confirm::CONFIRM_KEY.to_string(),
         json!({"action": "accept", "content": {"confirm": true}}),
     )]
     .into_iter()

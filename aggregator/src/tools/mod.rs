@@ -1368,7 +1368,7 @@ mod tests {
 
     /// What the model reads of a tool in tools/list, as bytes of compact JSON.
     fn visible_bytes(t: &ToolDef) -> usize {
-        let tool = crate::mcp::mcp_tool(t);
+        let tool = crate::server::mcp::mcp_tool(t);
         let v = serde_json::json!({"name": tool.name, "title": tool.title, "description": tool.description,
             "inputSchema": tool.input_schema, "annotations": tool.annotations});
         serde_json::to_vec(&v)
@@ -1478,7 +1478,9 @@ mod tests {
         ];
         let mut operations = 0;
         for t in registry() {
-            let a = crate::mcp::mcp_tool(&t).annotations.expect("annotations");
+            let a = crate::server::mcp::mcp_tool(&t)
+                .annotations
+                .expect("annotations");
             let at = t.name;
             assert_eq!(
                 a.open_world_hint,
@@ -1641,7 +1643,9 @@ mod tests {
                     t.name
                 );
             }
-            let ann = crate::mcp::mcp_tool(&t).annotations.unwrap_or_default();
+            let ann = crate::server::mcp::mcp_tool(&t)
+                .annotations
+                .unwrap_or_default();
             assert!(ann.title.is_none(), "{}: the title is said once", t.name);
         }
     }

@@ -1,6 +1,9 @@
 //! The CLI for people: `labscope tools` and `labscope call TOOL key=value …`,
 //! running the same tools in-process with the same configuration.
 
+pub mod call;
+pub mod terminal;
+
 use serde_json::{Map, Value};
 
 use crate::tools::{ArgHelp, ToolDef, ToolError, Toolset};

@@ -23,7 +23,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::json;
 
-use crate::prompts;
+use crate::server::prompts;
 use crate::tools::{self, Call, ToolContext, ToolDef};
 
 /// Instructions sent to clients at initialize: what is enabled here.
@@ -57,7 +57,7 @@ pub struct McpServer {
     ctx: Arc<ToolContext>,
     tools: Arc<Vec<ToolDef>>,
     caller: Arc<str>,
-    pending: Arc<crate::confirm::Pending>,
+    pending: Arc<crate::server::confirm::Pending>,
 }
 
 impl McpServer {
@@ -68,7 +68,7 @@ impl McpServer {
             tools: Arc::new(tools::served(&ctx)),
             ctx,
             caller: Arc::from("stdio"),
-            pending: Arc::new(crate::confirm::Pending::new()),
+            pending: Arc::new(crate::server::confirm::Pending::new()),
         }
     }
 
@@ -313,23 +313,24 @@ impl ServerHandler for McpServer {
                             Ok(yes) => yes,
                             Err(e) => return Ok(error_result(&e).into()),
                         };
-                        call = call.confirmed_by(Arc::new(crate::confirm::Answered { yes }));
+                        call =
+                            call.confirmed_by(Arc::new(crate::server::confirm::Answered { yes }));
                     }
                     None => {
-                        let first = Arc::new(crate::confirm::AskFirst::default());
+                        let first = Arc::new(crate::server::confirm::AskFirst::default());
                         ask_first = Some(first.clone());
                         call = call.confirmed_by(first);
                     }
                 }
             } else if can_ask {
-                call = call.confirmed_by(Arc::new(crate::confirm::Elicit {
+                call = call.confirmed_by(Arc::new(crate::server::confirm::Elicit {
                     peer: context.peer.clone(),
                 }));
             }
         }
         let answer = tools::call(self.ctx.clone(), &self.tools, &name, args.clone(), call).await;
         if let (Some(first), Err(e)) = (&ask_first, &answer)
-            && e.rule.as_deref() == Some(crate::confirm::PENDING_RULE)
+            && e.rule.as_deref() == Some(crate::server::confirm::PENDING_RULE)
         {
             let question = first
                 .question

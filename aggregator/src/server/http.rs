@@ -13,9 +13,9 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth;
-use crate::mcp::McpServer;
-use crate::sessions::CappedSessions;
+use crate::server::auth;
+use crate::server::mcp::McpServer;
+use crate::server::sessions::CappedSessions;
 use crate::tools::ToolContext;
 
 /// Largest JSON-RPC request body accepted on `/mcp`.

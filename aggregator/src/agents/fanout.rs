@@ -25,6 +25,18 @@ pub enum NodeOutcome {
     Error,
 }
 
+impl NodeOutcome {
+    /// Its name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOutcome::Ok => "ok",
+            NodeOutcome::Unavailable => "unavailable",
+            NodeOutcome::Timeout => "timeout",
+            NodeOutcome::Error => "error",
+        }
+    }
+}
+
 /// One node's result.
 #[derive(Debug, Clone)]
 pub struct NodeResult<T> {
@@ -145,6 +157,7 @@ pub async fn ask_one<T>(
     if let Some((outcome, reason)) = agent.backing_off() {
         result.outcome = outcome;
         result.reason = reason;
+        crate::metrics::global().record_agent(&agent.name, outcome.as_str(), None);
         return result;
     }
     // One `agent` span per call: the node, then its outcome and duration
@@ -187,6 +200,11 @@ pub async fn ask_one<T>(
         }
     }
     result.elapsed = started.elapsed();
+    crate::metrics::global().record_agent(
+        &agent.name,
+        result.outcome.as_str(),
+        Some(result.elapsed),
+    );
     span.in_scope(|| {
         tracing::debug!(
             micros = result.elapsed.as_micros() as u64,

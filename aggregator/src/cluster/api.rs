@@ -27,6 +27,7 @@ impl Cluster {
         fut: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, Error> {
         use tracing::Instrument;
+        let (verb, resource) = (request.verb, request.resource.clone());
         let span = tracing::debug_span!(
             "kube",
             verb = request.verb,
@@ -38,6 +39,7 @@ impl Cluster {
             .bounded_inner(request, fut)
             .instrument(span.clone())
             .await;
+        crate::metrics::global().record_kube(verb, &resource, out.is_ok(), started.elapsed());
         span.in_scope(|| match &out {
             Ok(_) => tracing::debug!(
                 micros = started.elapsed().as_micros() as u64,

@@ -91,10 +91,7 @@ pub fn router(ctx: Arc<ToolContext>, opts: &HttpOptions, shutdown: CancellationT
     }
     Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/metrics",
-            get(move |state: State<Arc<ToolContext>>| metrics(state, sessions)),
-        )
+        .route("/metrics", get(move || metrics(sessions)))
         .with_state(ctx)
         .merge(mcp)
 }
@@ -151,16 +148,13 @@ async fn healthz(State(ctx): State<Arc<ToolContext>>) -> impl IntoResponse {
     }))
 }
 
-async fn metrics(
-    State(ctx): State<Arc<ToolContext>>,
-    sessions: Arc<CappedSessions>,
-) -> impl IntoResponse {
-    let mut text = ctx.metrics.render();
-    text.push_str(&format!(
-        "# HELP labscope_mcp_sessions Live MCP sessions over HTTP.\n# TYPE labscope_mcp_sessions gauge\nlabscope_mcp_sessions {}\n",
-        sessions.len().await
-    ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+async fn metrics(sessions: Arc<CappedSessions>) -> impl IntoResponse {
+    let metrics = crate::metrics::global();
+    metrics.set_sessions(sessions.len().await);
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        metrics.render(),
+    )
 }
 
 /// `listener` with `TCP_NODELAY` on every accepted connection. A response

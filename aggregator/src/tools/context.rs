@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::agents::{AgentPool, AgentTls, DiscoveryState};
 use crate::config::{AgentOptions, Error, hostname};
-use crate::metrics::Metrics;
 use crate::tools::{Settings, ToolContext};
 
 impl AgentOptions {
@@ -100,7 +99,6 @@ impl AgentOptions {
                     .clone()
                     .unwrap_or_else(|| "tailscale".into()),
             },
-            metrics: Arc::new(Metrics::default()),
             toolsets: self.toolsets_for(cluster_configured),
             config: self.config.clone(),
             safety: Arc::new(safety),

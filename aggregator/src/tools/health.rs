@@ -556,7 +556,6 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Health, ToolE
     // Agents.
     match &agents {
         Ok(results) => {
-            ctx.metrics.record_agents(results);
             for r in results {
                 match &r.value {
                     None => issues.push(issue(

@@ -33,7 +33,6 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::agents::AgentPool;
-use crate::metrics::Metrics;
 
 /// Settings every tool sees.
 #[derive(Debug, Clone)]
@@ -84,8 +83,6 @@ pub struct ToolContext {
     pub cluster: Option<crate::cluster::Cluster>,
     /// Settings.
     pub settings: Settings,
-    /// Counters for /metrics.
-    pub metrics: Arc<Metrics>,
     /// Toolsets served over MCP.
     pub toolsets: std::collections::BTreeSet<Toolset>,
     /// The configuration file (services, DNS servers, `[mutations]`).
@@ -1190,7 +1187,7 @@ async fn run_tool(
 ) -> Result<ToolOutput, ToolError> {
     let name = tool.name;
     let started = std::time::Instant::now();
-    let metrics = ctx.metrics.clone();
+    let metrics = crate::metrics::global();
     if tool.mutates() {
         return audited(ctx, tool, args, call).await;
     }
@@ -1230,7 +1227,7 @@ async fn audited(
     let arguments = redact_args(&args);
     let caller = call.caller().to_string();
     let safety = ctx.safety.clone();
-    let metrics = ctx.metrics.clone();
+    let metrics = crate::metrics::global();
     let now = crate::cluster::time::rfc3339(crate::cluster::time::now(None));
     let mut confirmed = None;
     // Refused by the gate, or with arguments that could not run, before

@@ -275,7 +275,6 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Changes, Tool
         let (results, cluster) = call
             .ticking(&what, deadline, async { tokio::join!(fanout, cluster) })
             .await;
-        ctx.metrics.record_agents(&results);
         for r in results {
             match (&r.outcome, &r.value) {
                 (NodeOutcome::Ok, Some(h)) => {

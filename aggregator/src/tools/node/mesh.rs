@@ -173,7 +173,6 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Mesh, ToolErr
     );
     let what = format!("{} agents probing each other", agents.len());
     let results = call.ticking(&what, deadline, fanout).await;
-    ctx.metrics.record_agents(&results);
     let mut matrix = Vec::new();
     let mut broken = Vec::new();
     let mut rows = Vec::new();

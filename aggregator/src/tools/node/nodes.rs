@@ -232,7 +232,6 @@ async fn run(ctx: Arc<ToolContext>, _args: Args, call: Call) -> Result<NodeList,
             tokio::join!(fanout, kube)
         })
         .await;
-    ctx.metrics.record_agents(&results);
     let (k8s_nodes, kubernetes) = match kube {
         None => (
             Vec::new(),

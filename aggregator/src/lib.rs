@@ -12,6 +12,7 @@ pub mod agents;
 pub mod assess;
 pub mod cli;
 pub mod cluster;
+pub mod codes;
 pub mod config;
 #[cfg(test)]
 mod layering;

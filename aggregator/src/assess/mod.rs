@@ -3,9 +3,62 @@
 //! each rule is unit-tested without a fake server. Tools read the cluster
 //! and hand what they read to these functions.
 //!
-//! Smaller judgements live next to their tool (`tools/certificates.rs`,
-//! `tools/ingress.rs`, …) as `assess` functions.
+//! The vocabulary the judgements share is here too: a part of an answer
+//! that could not be read ([`FailedPart`]) and the spelling of a verdict
+//! ([`label`]).
 
 pub mod backups;
+pub mod certificates;
 pub mod flux;
 pub mod pods;
+pub mod secrets;
+pub mod tailscale;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::codes::ErrorCode;
+
+/// One part of an answer that could not be read (a kind, a check): partial
+/// answers say which part failed and why, and are never `healthy`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FailedPart {
+    /// The kind or check.
+    pub part: String,
+    /// Machine-readable cause.
+    pub code: ErrorCode,
+    /// What failed.
+    pub message: String,
+    /// What to do.
+    pub hint: String,
+}
+
+impl FailedPart {
+    /// `part` failed with `e`.
+    pub fn new(part: &str, e: &crate::cluster::Error) -> Self {
+        Self {
+            part: part.to_string(),
+            code: e.code(),
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// "NOT READ part: message — hint" lines for a text rendering.
+pub fn failed_text(failed: &[FailedPart]) -> String {
+    failed
+        .iter()
+        .map(|f| format!("NOT READ {}: {} — {}\n", f.part, f.message, f.hint))
+        .collect()
+}
+
+/// The JSON spelling of a value that serialises as a string (a verdict, a
+/// state), for text renderings.
+pub fn label<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}

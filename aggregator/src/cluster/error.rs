@@ -334,6 +334,27 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Its machine-readable code (as a tool error or a failed part says it).
+    pub fn code(&self) -> crate::codes::ErrorCode {
+        use crate::codes::ErrorCode;
+        match self {
+            Error::Unauthorized { .. } => ErrorCode::Unauthenticated,
+            Error::Forbidden { .. } => ErrorCode::PermissionDenied,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::Unreachable { .. } => ErrorCode::ApiUnreachable,
+            Error::Kubeconfig { .. } | Error::InCluster(_) | Error::Client(_) => {
+                ErrorCode::NotConfigured
+            }
+            Error::Throttled { .. }
+            | Error::ServerError { .. }
+            | Error::Rejected { .. }
+            | Error::BadResponse { .. } => ErrorCode::ApiServerError,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

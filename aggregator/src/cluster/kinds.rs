@@ -451,6 +451,14 @@ pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// (namespace, name) of an object.
+pub fn meta(o: &DynamicObject) -> (String, String) {
+    (
+        o.metadata.namespace.clone().unwrap_or_default(),
+        o.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,7 @@
 //! several custom kinds listed at once, each at its own served version.
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DynamicObject};
-use schemars::JsonSchema;
-use serde::Serialize;
+use kube::api::Api;
 
 use super::{ErrorCode, ToolContext, ToolError};
 use crate::cluster::kinds::{CustomKind, KindList};
@@ -44,20 +42,7 @@ pub async fn cluster_in<'a>(
 
 /// The tool error code of a Kubernetes failure.
 pub fn error_code(e: &ClusterError) -> ErrorCode {
-    match e {
-        ClusterError::Unauthorized { .. } => ErrorCode::Unauthenticated,
-        ClusterError::Forbidden { .. } => ErrorCode::PermissionDenied,
-        ClusterError::NotFound { .. } => ErrorCode::NotFound,
-        ClusterError::Timeout { .. } => ErrorCode::Timeout,
-        ClusterError::Unreachable { .. } => ErrorCode::ApiUnreachable,
-        ClusterError::Kubeconfig { .. } | ClusterError::InCluster(_) | ClusterError::Client(_) => {
-            ErrorCode::NotConfigured
-        }
-        ClusterError::Throttled { .. }
-        | ClusterError::ServerError { .. }
-        | ClusterError::Rejected { .. }
-        | ClusterError::BadResponse { .. } => ErrorCode::ApiServerError,
-    }
+    e.code()
 }
 
 /// A Kubernetes error as a tool error, by status and cause.
@@ -65,31 +50,9 @@ pub fn api_error(e: ClusterError) -> ToolError {
     ToolError::new(error_code(&e), e.to_string(), e.hint())
 }
 
-/// One part of an answer that could not be read (a kind, a check): partial
-/// answers say which part failed and why, and are never `healthy`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct FailedPart {
-    /// The kind or check.
-    pub part: String,
-    /// Machine-readable cause.
-    pub code: ErrorCode,
-    /// What failed.
-    pub message: String,
-    /// What to do.
-    pub hint: String,
-}
+pub use crate::assess::{FailedPart, failed_text};
 
 impl FailedPart {
-    /// `part` failed with `e`.
-    pub fn new(part: &str, e: &ClusterError) -> Self {
-        Self {
-            part: part.to_string(),
-            code: error_code(e),
-            message: e.to_string(),
-            hint: e.hint(),
-        }
-    }
-
     /// `part` failed with a tool error.
     pub fn from_tool(part: &str, e: &ToolError) -> Self {
         Self {
@@ -99,14 +62,6 @@ impl FailedPart {
             hint: e.hint.clone(),
         }
     }
-}
-
-/// "NOT READ part: message — hint" lines for a text rendering.
-pub fn failed_text(failed: &[FailedPart]) -> String {
-    failed
-        .iter()
-        .map(|f| format!("NOT READ {}: {} — {}\n", f.part, f.message, f.hint))
-        .collect()
 }
 
 /// Fails with `not_found` when namespace `ns` does not exist: a real API
@@ -186,13 +141,7 @@ pub fn versions_of(
         .collect()
 }
 
-/// (namespace, name) of an object.
-pub fn meta(o: &DynamicObject) -> (String, String) {
-    (
-        o.metadata.namespace.clone().unwrap_or_default(),
-        o.metadata.name.clone().unwrap_or_default(),
-    )
-}
+pub use crate::cluster::kinds::meta;
 
 /// A Deployment's pods as the DNS and media status tools report them.
 pub struct DeploymentPods<'a> {

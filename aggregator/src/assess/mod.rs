@@ -10,6 +10,8 @@
 pub mod backups;
 pub mod certificates;
 pub mod flux;
+pub mod flux_report;
+pub mod images;
 pub mod pods;
 pub mod secrets;
 pub mod tailscale;

@@ -9,8 +9,10 @@
 
 pub mod backups;
 pub mod certificates;
+pub mod events;
 pub mod flux;
 pub mod flux_report;
+pub mod health;
 pub mod images;
 pub mod pods;
 pub mod secrets;

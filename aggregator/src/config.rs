@@ -3,6 +3,8 @@
 //! file, never from flags or the config file).
 
 pub mod file;
+pub mod mutations;
+pub mod workloads;
 
 use std::path::PathBuf;
 use std::sync::Arc;

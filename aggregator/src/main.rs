@@ -131,7 +131,8 @@ struct AgentArgs {
     #[arg(long, global = true, value_name = "IANA ZONE", default_value = "UTC", value_parser = parse_zone)]
     cron_time_zone: String,
     /// A CronJob that get_backup_status always includes, whatever its name
-    /// (repeatable). Every CronJob in namespace backup-jobs, or with "backup"
+    /// (repeatable). Every CronJob in a backup namespace (`[workloads]
+    /// backup_namespaces` in the config: backup-jobs by default), or with "backup"
     /// in its name, or labelled app.kubernetes.io/component=backup, is included anyway.
     #[arg(long = "backup-cronjob", global = true, value_name = "NAMESPACE/NAME")]
     backup_cronjobs: Vec<String>,

@@ -46,10 +46,7 @@ async fn baseline_backups_are_on_time_with_next_runs() -> anyhow::Result<()> {
     assert_eq!(pvc["lastJobs"][0]["name"], "pvc-backup-29780760");
     assert_eq!(pvc["lastJobs"][0]["result"], "succeeded");
     assert_eq!(backup(v, "restore-test")["nextRun"], "2026-08-23T04:00:00Z");
-    assert_eq!(
-        backup(v, "restore-test")["selectedBy"],
-        "namespace backup-jobs"
-    );
+    assert_eq!(backup(v, "restore-test")["selectedBy"], "backup namespace");
     Ok(())
 }
 

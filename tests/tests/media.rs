@@ -21,13 +21,25 @@ async fn media_status(
     immich_key: &str,
     immich_path: &str,
 ) -> anyhow::Result<(Value, String, FakeMedia, FakeMedia)> {
+    media_status_with(opts, scenarios, jellyfin_key, immich_key, immich_path, "").await
+}
+
+/// [`media_status`] with more of the config file (`extra`, TOML).
+async fn media_status_with(
+    opts: MediaOptions,
+    scenarios: &[&str],
+    jellyfin_key: &str,
+    immich_key: &str,
+    immich_path: &str,
+    extra: &str,
+) -> anyhow::Result<(Value, String, FakeMedia, FakeMedia)> {
     let j = fake_media::jellyfin(opts.clone()).await?;
     let i = fake_media::immich(opts.clone()).await?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("jk"), jellyfin_key)?;
     std::fs::write(dir.path().join("ik"), immich_key)?;
     let text = format!(
-        "[jellyfin]\nurl = \"{}\"\napi_key_file = \"{}\"\n[immich]\nurl = \"{}{immich_path}\"\napi_key_file = \"{}\"\n",
+        "[jellyfin]\nurl = \"{}\"\napi_key_file = \"{}\"\n[immich]\nurl = \"{}{immich_path}\"\napi_key_file = \"{}\"\n{extra}",
         j.url,
         dir.path().join("jk").display(),
         i.url,
@@ -243,6 +255,33 @@ async fn scaled_to_zero_gone_and_parked_are_never_healthy() -> anyhow::Result<()
         text.contains("Immich server is down") && text.contains("database is Ready"),
         "{text}"
     );
+    Ok(())
+}
+
+/// The media workloads are the config's `[workloads]`, not names in the
+/// code: a list without Immich's cache checks no cache, and a Deployment
+/// listed that the cluster lacks is `missing`, never healthy.
+#[tokio::test]
+async fn the_workloads_checked_are_the_configured_ones() -> anyhow::Result<()> {
+    let o = MediaOptions::default();
+    let extra = "[[workloads.media]]\nnamespace = \"jellyfin\"\ndeployment = \"jellyfin\"\napp = \"jellyfin\"\nrole = \"server\"\n\
+                 [[workloads.media]]\nnamespace = \"immich\"\ndeployment = \"immich-machine-learning\"\napp = \"immich\"\nrole = \"server\"\n";
+    let (v, _, _j, _i) =
+        media_status_with(o.clone(), &[], &o.jellyfin_key, &o.immich_key, "", extra).await?;
+    let names: Vec<&str> = v["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["jellyfin", "immich-machine-learning"], "{v}");
+    assert_eq!(workload(&v, "jellyfin")["status"], "ok", "{v}");
+    assert_eq!(
+        workload(&v, "immich-machine-learning")["status"],
+        "missing",
+        "{v}"
+    );
+    assert_ne!(v["verdict"], "healthy", "{v}");
     Ok(())
 }
 

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use super::mutations::{ConfirmFallback, DEFAULT_TRIGGER_LABEL, Mutations};
+
 /// Why the configuration file cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,67 +81,6 @@ pub struct Service {
     pub secret_origin: String,
 }
 
-/// The `[mutations]` section: everything labscope may change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mutations {
-    /// Nothing changes anything unless true (`--read-only` always wins).
-    pub enabled: bool,
-    /// Where every mutating call, allowed or refused, is recorded.
-    pub audit_log: Option<PathBuf>,
-    /// Deployments (`namespace/name`) `restart_deployment` may restart.
-    pub restart: BTreeSet<String>,
-    /// Namespaces whose Flux objects may be reconciled, suspended, resumed
-    /// or recovered.
-    pub flux_namespaces: BTreeSet<String>,
-    /// Namespaces whose ExternalSecrets `refresh_secret` may refresh.
-    pub secret_namespaces: BTreeSet<String>,
-    /// The label (`key=value`) a CronJob must carry to be triggered.
-    pub trigger_label: (String, String),
-    /// Namespaces whose CronJobs may be triggered; `None` (the key absent):
-    /// the label alone decides. Listing them lets labscope refuse before
-    /// the API server does (RBAC binds `jobs create` only there).
-    pub trigger_namespaces: Option<BTreeSet<String>>,
-    /// `update_pihole_gravity` allowed.
-    pub pihole_gravity: bool,
-    /// `fix_jellyfin_metadata` allowed.
-    pub jellyfin_metadata: bool,
-    /// What an operation does when nobody can be asked to confirm it (an
-    /// MCP client that can take no question, a CLI without a terminal or
-    /// `--yes`).
-    pub confirm_fallback: ConfirmFallback,
-}
-
-/// `[mutations] confirm_fallback`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConfirmFallback {
-    /// Go ahead: the allowlists and the audit log already bound it (the
-    /// default).
-    #[default]
-    Allow,
-    /// Refuse: only a person's yes runs an operation.
-    Refuse,
-}
-
-/// Default [`Mutations::trigger_label`].
-pub const DEFAULT_TRIGGER_LABEL: &str = "labscope.io/trigger=true";
-
-impl Default for Mutations {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            audit_log: None,
-            restart: BTreeSet::new(),
-            flux_namespaces: ["flux-system".to_string()].into(),
-            secret_namespaces: BTreeSet::new(),
-            trigger_label: ("labscope.io/trigger".into(), "true".into()),
-            trigger_namespaces: None,
-            pihole_gravity: false,
-            jellyfin_metadata: false,
-            confirm_fallback: ConfirmFallback::Allow,
-        }
-    }
-}
-
 /// Default [`Config::dns_unbound_port`].
 pub const DEFAULT_UNBOUND_PORT: u16 = 5335;
 
@@ -164,6 +105,8 @@ pub struct Config {
     pub dns_unbound_port: u16,
     /// `[mutations]`.
     pub mutations: Mutations,
+    /// `[workloads]`.
+    pub workloads: super::workloads::Workloads,
 }
 
 impl Default for Config {
@@ -177,6 +120,7 @@ impl Default for Config {
             dns_servers: Vec::new(),
             dns_unbound_port: DEFAULT_UNBOUND_PORT,
             mutations: Mutations::default(),
+            workloads: super::workloads::Workloads::default(),
         }
     }
 }
@@ -188,7 +132,8 @@ struct RawConfig {
     jellyfin: Option<RawApiService>,
     immich: Option<RawApiService>,
     dns: Option<RawDns>,
-    mutations: Option<RawMutations>,
+    mutations: Option<super::mutations::Raw>,
+    workloads: Option<super::workloads::Raw>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,26 +166,6 @@ struct RawDns {
     unbound_port: Option<u16>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMutations {
-    #[serde(default)]
-    enabled: bool,
-    audit_log: Option<PathBuf>,
-    #[serde(default)]
-    restart: Vec<String>,
-    flux_namespaces: Option<Vec<String>>,
-    #[serde(default)]
-    secret_namespaces: Vec<String>,
-    trigger_label: Option<String>,
-    trigger_namespaces: Option<Vec<String>>,
-    #[serde(default)]
-    pihole_gravity: bool,
-    #[serde(default)]
-    jellyfin_metadata: bool,
-    confirm_fallback: Option<String>,
-}
-
 /// `[dns] servers`: a list, or one string of addresses separated by commas
 /// or white space (`""` for none).
 #[derive(Debug, Deserialize)]
@@ -266,12 +191,12 @@ impl RawServers {
 /// Where the secret of a key comes from: (`*_env`, `*_file`).
 type SecretSource<'a> = (Option<&'a String>, Option<&'a PathBuf>);
 
-struct Check<'a> {
+pub(super) struct Check<'a> {
     path: &'a Path,
 }
 
 impl Check<'_> {
-    fn invalid(&self, key: &str, message: impl Into<String>) -> Error {
+    pub(super) fn invalid(&self, key: &str, message: impl Into<String>) -> Error {
         Error::Invalid {
             path: self.path.to_path_buf(),
             key: key.to_string(),
@@ -361,7 +286,7 @@ impl Check<'_> {
 
 /// A DNS-1123 label (namespaces, object names are subdomains but every
 /// name labscope acts on here is a label or a dotted subdomain of them).
-fn dns_name(s: &str) -> bool {
+pub(super) fn dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|l| {
@@ -372,25 +297,6 @@ fn dns_name(s: &str) -> bool {
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
-}
-
-/// A label key (`prefix/name` or `name`) and value as Kubernetes allows.
-fn label_pair(s: &str) -> Option<(String, String)> {
-    let (k, v) = s.split_once('=')?;
-    let (k, v) = (k.trim(), v.trim());
-    let name = k
-        .rsplit_once('/')
-        .map_or(k, |(prefix, name)| if dns_name(prefix) { name } else { "" });
-    let token = |t: &str, empty_ok: bool| {
-        (empty_ok && t.is_empty())
-            || (!t.is_empty()
-                && t.len() <= 63
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                && t.as_bytes()[0].is_ascii_alphanumeric()
-                && t.as_bytes()[t.len() - 1].is_ascii_alphanumeric())
-    };
-    (token(name, false) && token(v, true)).then(|| (k.to_string(), v.to_string()))
 }
 
 impl Config {
@@ -465,6 +371,7 @@ impl Config {
                 },
             ));
         }
+        out.push_str(&self.workloads.describe());
         out
     }
 
@@ -545,85 +452,10 @@ impl Config {
             config.dns_unbound_port = dns.unbound_port.unwrap_or(DEFAULT_UNBOUND_PORT);
         }
         if let Some(m) = raw.mutations {
-            let mut out = Mutations {
-                enabled: m.enabled,
-                audit_log: m.audit_log,
-                pihole_gravity: m.pihole_gravity,
-                jellyfin_metadata: m.jellyfin_metadata,
-                ..Mutations::default()
-            };
-            out.confirm_fallback = match m.confirm_fallback.as_deref().map(str::trim) {
-                None | Some("allow") => ConfirmFallback::Allow,
-                Some("refuse") => ConfirmFallback::Refuse,
-                Some(other) => {
-                    return Err(c.invalid(
-                        "mutations.confirm_fallback",
-                        format!("{other:?} is neither \"allow\" nor \"refuse\""),
-                    ));
-                }
-            };
-            for (i, r) in m.restart.iter().enumerate() {
-                match r.split_once('/') {
-                    Some((ns, name)) if dns_name(ns) && dns_name(name) => {
-                        out.restart.insert(r.clone());
-                    }
-                    _ => {
-                        return Err(c.invalid(
-                            &format!("mutations.restart[{i}]"),
-                            format!("{r:?} is not namespace/name (e.g. \"jellyfin/jellyfin\")"),
-                        ));
-                    }
-                }
-            }
-            if let Some(ns) = m.flux_namespaces {
-                out.flux_namespaces.clear();
-                for (i, n) in ns.iter().enumerate() {
-                    if !dns_name(n) {
-                        return Err(c.invalid(
-                            &format!("mutations.flux_namespaces[{i}]"),
-                            format!("{n:?} is not a namespace name"),
-                        ));
-                    }
-                    out.flux_namespaces.insert(n.clone());
-                }
-            }
-            for (i, n) in m.secret_namespaces.iter().enumerate() {
-                if !dns_name(n) {
-                    return Err(c.invalid(
-                        &format!("mutations.secret_namespaces[{i}]"),
-                        format!("{n:?} is not a namespace name"),
-                    ));
-                }
-                out.secret_namespaces.insert(n.clone());
-            }
-            if let Some(label) = m.trigger_label {
-                out.trigger_label = label_pair(&label).ok_or_else(|| {
-                    c.invalid(
-                        "mutations.trigger_label",
-                        format!("{label:?} is not key=value (e.g. {DEFAULT_TRIGGER_LABEL:?})"),
-                    )
-                })?;
-            }
-            if let Some(ns) = m.trigger_namespaces {
-                let mut set = BTreeSet::new();
-                for (i, n) in ns.iter().enumerate() {
-                    if !dns_name(n) {
-                        return Err(c.invalid(
-                            &format!("mutations.trigger_namespaces[{i}]"),
-                            format!("{n:?} is not a namespace name"),
-                        ));
-                    }
-                    set.insert(n.clone());
-                }
-                out.trigger_namespaces = Some(set);
-            }
-            if out.enabled && out.audit_log.is_none() {
-                return Err(c.invalid(
-                    "mutations.audit_log",
-                    "required when mutations are enabled: every change labscope makes is recorded there (e.g. \"/var/lib/labscope/audit.jsonl\")",
-                ));
-            }
-            config.mutations = out;
+            config.mutations = super::mutations::validate(&c, m)?;
+        }
+        if let Some(w) = raw.workloads {
+            config.workloads = super::workloads::validate(&c, w)?;
         }
         Ok(config)
     }
@@ -632,6 +464,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::mutations::label_pair;
 
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(Path::new("labscope.toml"), text)

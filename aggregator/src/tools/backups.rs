@@ -49,8 +49,9 @@ pub enum SelectedBy {
     /// --backup-cronjob names it.
     #[serde(rename = "configured")]
     Configured,
-    /// It is in namespace backup-jobs.
-    #[serde(rename = "namespace backup-jobs")]
+    /// It is in one of the backup namespaces (`[workloads]
+    /// backup_namespaces`, backup-jobs by default).
+    #[serde(rename = "backup namespace")]
     BackupNamespace,
     /// "backup" is in its name.
     #[serde(rename = "name")]
@@ -221,7 +222,7 @@ async fn run_backups(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Back
             Some(SelectedBy::Namespace)
         } else if configured.iter().any(|c| *c == format!("{cns}/{name}")) {
             Some(SelectedBy::Configured)
-        } else if cns == "backup-jobs" {
+        } else if ctx.config.workloads.backup_namespaces.contains(&cns) {
             Some(SelectedBy::BackupNamespace)
         } else if name.contains("backup") {
             Some(SelectedBy::Name)

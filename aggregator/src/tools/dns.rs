@@ -21,16 +21,6 @@ use crate::cluster::Request;
 use crate::cluster::time::{now, rfc3339};
 use crate::services::pihole::{self, Pihole};
 
-/// The namespace of the DNS workloads.
-pub const DNS_NAMESPACE: &str = "pihole";
-/// The DNS workloads: (Deployment, role).
-pub const DNS_WORKLOADS: [(&str, &str); 4] = [
-    ("pihole", "pihole"),
-    ("pihole-secondary", "pihole"),
-    ("unbound", "unbound"),
-    ("unbound-secondary", "unbound"),
-];
-
 /// Arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -436,20 +426,18 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPar
             hint: "start labscope with --kubeconfig (or in the cluster) to include them".into(),
         });
     };
-    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
-    let pods: Api<Pod> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
+    let workloads = &ctx.config.workloads;
+    let ns = workloads.dns_namespace.as_str();
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let lp = ListParams::default();
     let (ds, ps) = tokio::join!(
         c.list(
             &deployments,
             &lp,
-            Request::new("list", "deployments", Some(DNS_NAMESPACE))
+            Request::new("list", "deployments", Some(ns))
         ),
-        c.list(
-            &pods,
-            &lp,
-            Request::new("list", "pods", Some(DNS_NAMESPACE))
-        ),
+        c.list(&pods, &lp, Request::new("list", "pods", Some(ns))),
     );
     let ds = ds.map_err(|e| FailedPart::new("deployments", &e))?;
     let ps = ps.map_err(|e| FailedPart::new("pods", &e))?;
@@ -462,13 +450,15 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPar
                 .is_some_and(|o| o.iter().any(|r| r.kind == "Job"))
         })
         .collect();
-    Ok(DNS_WORKLOADS
+    Ok(workloads
+        .dns
         .iter()
-        .map(|(name, role)| {
+        .map(|w| {
+            let (name, role) = (w.deployment.as_str(), w.role);
             let Some(d) = ds.iter().find(|d| d.metadata.name.as_deref() == Some(name)) else {
                 return DnsWorkload {
-                    name: (*name).into(),
-                    role: (*role).into(),
+                    name: name.into(),
+                    role: role.into(),
                     desired: 0,
                     pods: 0,
                     ready: 0,
@@ -489,8 +479,8 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<DnsWorkload>, FailedPar
                 .map(|c| c.restart_count.max(0) as u32)
                 .sum();
             DnsWorkload {
-                name: (*name).into(),
-                role: (*role).into(),
+                name: name.into(),
+                role: role.into(),
                 desired: dp.desired,
                 pods: dp.pods.len() as u32,
                 ready: dp.ready,

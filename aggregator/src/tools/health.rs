@@ -344,16 +344,16 @@ async fn pods_and_jobs(
     Ok((report, jobs))
 }
 
-/// The namespaces of the backup CronJobs labscope knows of (`backup_cronjobs`,
-/// namespace/name), and the homelab's `backup-jobs`.
+/// The backup namespaces (`[workloads] backup_namespaces`) and those of
+/// the backup CronJobs named by `--backup-cronjob` (namespace/name).
 fn backup_namespaces(ctx: &ToolContext) -> std::collections::BTreeSet<String> {
-    let mut out: std::collections::BTreeSet<String> = ctx
-        .settings
-        .backup_cronjobs
-        .iter()
-        .filter_map(|c| c.split_once('/').map(|(ns, _)| ns.to_string()))
-        .collect();
-    out.insert("backup-jobs".into());
+    let mut out = ctx.config.workloads.backup_namespaces.clone();
+    out.extend(
+        ctx.settings
+            .backup_cronjobs
+            .iter()
+            .filter_map(|c| c.split_once('/').map(|(ns, _)| ns.to_string())),
+    );
     out
 }
 

@@ -21,14 +21,6 @@ use crate::cluster::time::{now, parse_rfc3339};
 use crate::cluster::{Cluster, Request};
 use crate::services::media::{self, MediaClient};
 
-/// The media workloads: (namespace, Deployment, app, role).
-pub const MEDIA_WORKLOADS: [(&str, &str, &str, &str); 4] = [
-    ("jellyfin", "jellyfin", "jellyfin", "server"),
-    ("immich", "immich-server", "immich", "server"),
-    ("immich", "immich-postgresql", "immich", "database"),
-    ("immich", "immich-valkey", "immich", "cache"),
-];
-
 /// Restarts newer than this count as recent.
 const RECENT_S: i64 = 24 * 3600;
 
@@ -609,16 +601,21 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
     };
     let now_s = now(ctx.settings.now);
     let mut out = Vec::new();
-    for ns in ["jellyfin", "immich"] {
-        let ours: Vec<_> = MEDIA_WORKLOADS.iter().filter(|w| w.0 == ns).collect();
+    let workloads = &ctx.config.workloads;
+    for ns in workloads.media_namespaces() {
+        let ours: Vec<_> = workloads
+            .media
+            .iter()
+            .filter(|w| w.namespace == ns)
+            .collect();
         let exists = namespace_exists(c, ns)
             .await
             .map_err(|e| FailedPart::new("namespaces", &e))?;
         if !exists {
-            out.extend(ours.iter().map(|(ns, name, _, role)| MediaWorkload {
-                namespace: (*ns).into(),
-                name: (*name).into(),
-                role: (*role).into(),
+            out.extend(ours.iter().map(|w| MediaWorkload {
+                namespace: w.namespace.clone(),
+                name: w.deployment.clone(),
+                role: w.role.clone(),
                 desired: 0,
                 pods: 0,
                 ready: 0,
@@ -641,12 +638,13 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
         );
         let ds = ds.map_err(|e| FailedPart::new("deployments", &e))?;
         let ps = ps.map_err(|e| FailedPart::new("pods", &e))?;
-        for (ns, name, _, role) in ours {
+        for w in ours {
+            let (ns, name, role) = (&w.namespace, &w.deployment, &w.role);
             let Some(d) = ds.iter().find(|d| d.metadata.name.as_deref() == Some(name)) else {
                 out.push(MediaWorkload {
-                    namespace: (*ns).into(),
-                    name: (*name).into(),
-                    role: (*role).into(),
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    role: role.clone(),
                     desired: 0,
                     pods: 0,
                     ready: 0,
@@ -663,9 +661,9 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
                 .map(|p| restart_counts(p, now_s))
                 .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
             out.push(MediaWorkload {
-                namespace: (*ns).into(),
-                name: (*name).into(),
-                role: (*role).into(),
+                namespace: ns.clone(),
+                name: name.clone(),
+                role: role.clone(),
                 desired: dp.desired,
                 pods: dp.pods.len() as u32,
                 ready: dp.ready,

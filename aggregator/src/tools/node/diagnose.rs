@@ -19,7 +19,6 @@ use super::probes::RecordType;
 use super::{ms, on_node, pick_node};
 use crate::cluster::Request;
 use crate::tools::args::{Text, blank_as_none};
-use crate::tools::dns::DNS_NAMESPACE;
 use crate::tools::{
     Call, ErrorCode, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset,
 };
@@ -332,7 +331,6 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Diagnosis, T
 
 /// Pods whose logs are Unbound's (HOMELAB.md: `app=unbound` and
 /// `app=unbound-secondary` in the DNS namespace).
-const UNBOUND_SELECTOR: &str = "app in (unbound,unbound-secondary)";
 /// Lines kept per pod.
 const LOG_LINES_PER_POD: usize = 10;
 /// How far back the logs are read.
@@ -347,12 +345,17 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
             "no Kubernetes API is configured (start labscope with --kubeconfig, or in the cluster, to include them)",
         );
     };
-    let api: Api<Pod> = Api::namespaced(c.client.clone(), DNS_NAMESPACE);
+    let workloads = &ctx.config.workloads;
+    let (ns, selector) = (
+        workloads.dns_namespace.as_str(),
+        workloads.unbound_selector(),
+    );
+    let api: Api<Pod> = Api::namespaced(c.client.clone(), ns);
     let pods = match c
         .list(
             &api,
-            &ListParams::default().labels(UNBOUND_SELECTOR),
-            Request::new("list", "pods", Some(DNS_NAMESPACE)),
+            &ListParams::default().labels(&selector),
+            Request::new("list", "pods", Some(ns)),
         )
         .await
     {
@@ -364,7 +367,7 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
     };
     if pods.is_empty() {
         return UnboundLog::not_read(format!(
-            "no pod matches {UNBOUND_SELECTOR} in namespace {DNS_NAMESPACE}"
+            "no pod matches {selector} in namespace {ns} ([workloads] unbound in the config lists the Deployments)"
         ));
     }
     let name = domain.trim_end_matches('.').to_ascii_lowercase();
@@ -393,7 +396,7 @@ async fn unbound_log(ctx: &ToolContext, domain: &str) -> UnboundLog {
                     api,
                     &name,
                     &params,
-                    Request::new("get", "pods/log", Some(DNS_NAMESPACE)),
+                    Request::new("get", "pods/log", Some(ns)),
                 )
                 .await;
             (name, log)

@@ -276,7 +276,7 @@ async fn without_a_pihole_configured_it_is_not_configured() -> anyhow::Result<()
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert_eq!(out.structured["verdict"], "not_configured");
+    assert_eq!(out.structured["verdict"], "not configured");
     assert!(out.text.contains("[pihole.primary]"));
     // Unasked, the services toolset is not served without a Pi-hole.
     let default = labscope::config::AgentOptions {

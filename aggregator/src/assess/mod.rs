@@ -57,6 +57,38 @@ pub fn failed_text(failed: &[FailedPart]) -> String {
         .collect()
 }
 
+/// The words every tool's `verdict` is made of, and what each means. A tool
+/// uses those that apply to it, plus "no <things>" when there is nothing to
+/// judge (`no certificates`); a test holds every output schema to this list.
+pub const VERDICTS: &[(&str, &str)] = &[
+    ("healthy", "everything read, nothing wrong"),
+    ("degraded", "something is wrong, the service still works"),
+    ("critical", "something is down or cannot recover by itself"),
+    (
+        "incomplete",
+        "a part could not be read; what was read is fine",
+    ),
+    (
+        "not installed",
+        "the API group is not served: the component is absent",
+    ),
+    (
+        "not configured",
+        "labscope was not told where the service is",
+    ),
+    // One CronJob's verdict (get_cronjob_details; get_backup_status rows).
+    (
+        "ok",
+        "the CronJob's last run succeeded and it runs on schedule",
+    ),
+    ("running", "a run is in progress"),
+    ("failing", "the last run failed"),
+    ("overdue", "no successful run within the expected interval"),
+    ("missed schedule", "a scheduled run did not start"),
+    ("suspended", "the CronJob is suspended"),
+    ("unknown", "never ran, or its runs cannot be read"),
+];
+
 /// The JSON spelling of a value that serialises as a string (a verdict, a
 /// state), for text renderings.
 pub fn label<T: Serialize>(v: &T) -> String {

@@ -41,6 +41,7 @@ pub enum DnsVerdict {
     /// No Pi-hole answers, or no Pi-hole workload has a ready pod.
     Critical,
     /// No Pi-hole is configured: nothing could be checked.
+    #[serde(rename = "not configured")]
     NotConfigured,
 }
 

@@ -54,6 +54,7 @@ pub enum MediaVerdict {
     /// A service is down.
     Critical,
     /// Neither Jellyfin nor Immich is configured (pods alone were checked).
+    #[serde(rename = "not configured")]
     NotConfigured,
 }
 

@@ -1553,6 +1553,68 @@ mod tests {
         assert!(!ToolDef::typed(meta(Hints::READ), noop).mutates());
     }
 
+    /// Every tool's `verdict` speaks the one vocabulary of
+    /// [`crate::assess::VERDICTS`] (or "no <things>" for an empty answer):
+    /// a model that learns "degraded" from one tool reads it right in all.
+    #[test]
+    fn verdicts_share_one_vocabulary() {
+        fn values(node: &Value, defs: &Map<String, Value>, out: &mut Vec<String>) {
+            let node = match node.get("$ref").and_then(Value::as_str) {
+                Some(r) => defs
+                    .get(r.rsplit('/').next().unwrap_or_default())
+                    .unwrap_or(node),
+                None => node,
+            };
+            for v in node
+                .get("enum")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.extend(v.as_str().map(str::to_string));
+            }
+            for key in ["oneOf", "anyOf"] {
+                for alt in node
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    out.extend(alt.get("const").and_then(Value::as_str).map(str::to_string));
+                    values(alt, defs, out);
+                }
+            }
+        }
+        let words: Vec<&str> = crate::assess::VERDICTS.iter().map(|(w, _)| *w).collect();
+        let mut seen = 0;
+        for t in registry() {
+            let schema = Value::Object((**t.output_schema()).clone());
+            let defs = schema
+                .get("$defs")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            // The tool's own verdict (rows may have states of their own:
+            // a CronJob `overdue`, a backend `no endpoints`).
+            let mut found = Vec::new();
+            if let Some(v) = schema.pointer("/properties/verdict") {
+                values(v, &defs, &mut found);
+            }
+            for v in &found {
+                seen += 1;
+                assert!(
+                    words.contains(&v.as_str()) || v.starts_with("no "),
+                    "{}: verdict {v:?} is not in assess::VERDICTS",
+                    t.name
+                );
+            }
+        }
+        assert!(
+            seen > 40,
+            "only {seen} verdict values found: the walk is broken"
+        );
+    }
+
     #[test]
     fn schemas_are_lean_and_exact() {
         for t in registry() {

@@ -228,6 +228,19 @@ fn edges(src: &Path, modules: &BTreeSet<String>) -> Edges {
         if rel == Path::new("lib.rs") || rel == Path::new("main.rs") {
             continue;
         }
+        // A `tests.rs` holds a module's unit tests, declared
+        // `#[cfg(test)] mod tests;` (checked below): test code, as above.
+        if rel.file_name().is_some_and(|f| f == "tests.rs") {
+            let parent = file.with_file_name("mod.rs");
+            let declared = std::fs::read_to_string(&parent).unwrap_or_default();
+            assert!(
+                declared.contains("#[cfg(test)]\nmod tests;"),
+                "{}: a tests.rs must be declared `#[cfg(test)] mod tests;` in {}",
+                rel.display(),
+                parent.display()
+            );
+            continue;
+        }
         let path = module_path(&rel);
         let from = path[0].clone();
         let text = std::fs::read_to_string(&file).expect("read source");

@@ -9,11 +9,13 @@
 
 pub mod backups;
 pub mod certificates;
+pub mod dns;
 pub mod events;
 pub mod flux;
 pub mod flux_report;
 pub mod health;
 pub mod images;
+pub mod media;
 pub mod pods;
 pub mod secrets;
 pub mod tailscale;

@@ -14,6 +14,7 @@ mod gate;
 pub mod health;
 pub mod images;
 pub mod ingress;
+pub mod jellyfin_metadata;
 pub mod kube;
 pub mod logs;
 pub mod media;
@@ -761,7 +762,7 @@ fn build_registry() -> Vec<ToolDef> {
     tools.extend([
         dns::status_tool(),
         media::status_tool(),
-        media::fix_tool(),
+        jellyfin_metadata::fix_tool(),
         pihole::queries_tool(),
         pihole::whitelist_tool(),
         pihole::gravity_tool(),

@@ -207,3 +207,120 @@ pub fn assess(
         failed_parts: failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pihole(instance: &str, blocking: Option<&str>) -> PiholeStatus {
+        PiholeStatus {
+            instance: instance.into(),
+            url: format!("http://{instance}"),
+            ok: blocking.is_some(),
+            error: None,
+            blocking: blocking.map(str::to_string),
+            blocking_timer: None,
+            stats: None,
+            messages: Vec::new(),
+        }
+    }
+
+    fn workload(name: &str, role: &str, ready: u32) -> DnsWorkload {
+        DnsWorkload {
+            name: name.into(),
+            role: role.into(),
+            desired: 1,
+            pods: 1,
+            ready,
+            restarts: 0,
+            status: if ready > 0 { "ok" } else { "not ready" }.into(),
+        }
+    }
+
+    type Reads = (Vec<PiholeStatus>, Vec<DnsWorkload>, Vec<FailedPart>);
+
+    fn healthy() -> Reads {
+        (
+            vec![
+                pihole("primary", Some("enabled")),
+                pihole("secondary", Some("enabled")),
+            ],
+            vec![
+                workload("pihole", "pihole", 1),
+                workload("pihole-secondary", "pihole", 1),
+                workload("unbound", "unbound", 1),
+                workload("unbound-secondary", "unbound", 1),
+            ],
+            Vec::new(),
+        )
+    }
+
+    type Case = (&'static str, fn(&mut Reads), DnsVerdict, &'static str);
+
+    const CASES: &[Case] = &[
+        ("all well", |_| {}, DnsVerdict::Healthy, ""),
+        (
+            "no Pi-hole configured",
+            |r| r.0.clear(),
+            DnsVerdict::NotConfigured,
+            "no Pi-hole is configured",
+        ),
+        (
+            "blocking paused, with its timer",
+            |r| {
+                r.0[1].blocking = Some("disabled".into());
+                r.0[1].blocking_timer = Some(300.0);
+            },
+            DnsVerdict::Degraded,
+            "Pi-hole secondary: blocking disabled, switches back in 5 min",
+        ),
+        (
+            "no Pi-hole answered its API",
+            |r| r.0 = vec![pihole("primary", None), pihole("secondary", None)],
+            DnsVerdict::Critical,
+            "no Pi-hole answered its API",
+        ),
+        (
+            "one Pi-hole refusing its password",
+            |r| {
+                r.0[0].error = Some(ServiceError {
+                    code: "wrong_password".into(),
+                    message: "the password was refused".into(),
+                    hint: String::new(),
+                })
+            },
+            DnsVerdict::Degraded,
+            "Pi-hole primary: the password was refused",
+        ),
+        (
+            "no Unbound pod ready",
+            |r| {
+                r.1[2] = workload("unbound", "unbound", 0);
+                r.1[3] = workload("unbound-secondary", "unbound", 0);
+            },
+            DnsVerdict::Critical,
+            "no unbound pod is ready",
+        ),
+        (
+            "one of two Unbounds down is degraded",
+            |r| r.1[3] = workload("unbound-secondary", "unbound", 0),
+            DnsVerdict::Degraded,
+            "unbound-secondary (unbound): not ready",
+        ),
+    ];
+
+    #[test]
+    fn each_rule_gives_its_verdict() {
+        for (name, change, verdict, says) in CASES {
+            let mut r = healthy();
+            change(&mut r);
+            let d = assess(r.0, r.1, r.2);
+            assert_eq!(d.verdict, *verdict, "{name}: {:?}", d.issues);
+            if says.is_empty() {
+                assert!(d.issues.is_empty(), "{name}: {:?}", d.issues);
+            } else {
+                assert!(d.issues[0].contains(says), "{name}: {:?}", d.issues);
+            }
+        }
+    }
+}

@@ -134,6 +134,8 @@ pub struct MediaWorkload {
     pub namespace: String,
     /// Deployment.
     pub name: String,
+    /// jellyfin or immich (`[workloads]` in the config).
+    pub app: String,
     /// server, database, cache.
     pub role: String,
     /// Desired replicas.
@@ -193,6 +195,39 @@ pub fn restart_counts(p: &Pod, now_s: i64) -> (u32, u32) {
     (total, recent)
 }
 
+/// An app whose server has no ready pod while its database is Ready (the
+/// June 2026 incident: Immich's server parked, Postgres fine, no photos).
+fn parked(workloads: &[MediaWorkload]) -> Vec<String> {
+    let of = |app: &str, role: &str| {
+        workloads
+            .iter()
+            .filter(|w| w.app == app && w.role == role)
+            .collect::<Vec<_>>()
+    };
+    let mut out = Vec::new();
+    for app in ["immich", "jellyfin"] {
+        let (servers, dbs) = (of(app, "server"), of(app, "database"));
+        if !servers.is_empty()
+            && servers.iter().all(|s| s.ready == 0)
+            && dbs.iter().any(|d| d.ready > 0)
+        {
+            let (name, what) = match app {
+                "immich" => ("Immich", "photos are not served"),
+                _ => ("Jellyfin", "media is not served"),
+            };
+            out.push(format!(
+                "the {name} server is down ({}) while its database is Ready: {what}",
+                servers
+                    .iter()
+                    .map(|s| s.status.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// The verdict over what was read.
 pub fn assess(
     jellyfin: Option<JellyfinStatus>,
@@ -226,16 +261,7 @@ pub fn assess(
             degraded.push(line)
         }
     }
-    let find = |name: &str| workloads.iter().find(|w| w.name == name);
-    if let (Some(server), Some(db)) = (find("immich-server"), find("immich-postgresql"))
-        && server.ready == 0
-        && db.ready > 0
-    {
-        critical.push(format!(
-            "the Immich server is down ({}) while its database is Ready: photos are not served",
-            server.status
-        ));
-    }
+    critical.extend(parked(&workloads));
     for w in &workloads {
         if w.status != "ok" {
             let line = format!("{}/{} ({}): {}", w.namespace, w.name, w.role, w.status);
@@ -275,5 +301,163 @@ pub fn assess(
         immich,
         workloads,
         failed_parts: failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(message: &str) -> ServiceError {
+        ServiceError {
+            code: "unreachable".into(),
+            message: message.into(),
+            hint: String::new(),
+        }
+    }
+
+    fn workload(ns: &str, name: &str, app: &str, role: &str, ready: u32) -> MediaWorkload {
+        MediaWorkload {
+            namespace: ns.into(),
+            name: name.into(),
+            app: app.into(),
+            role: role.into(),
+            desired: 1,
+            pods: 1,
+            ready,
+            restarts: 0,
+            recent_restarts: 0,
+            status: if ready > 0 { "ok" } else { "not ready" }.into(),
+        }
+    }
+
+    struct Reads {
+        jellyfin: Option<JellyfinStatus>,
+        immich: Option<ImmichStatus>,
+        workloads: Vec<MediaWorkload>,
+        failed: Vec<FailedPart>,
+    }
+
+    fn healthy() -> Reads {
+        Reads {
+            jellyfin: Some(JellyfinStatus {
+                url: "http://jellyfin:8096".into(),
+                ok: true,
+                error: None,
+                version: Some("10.11.2".into()),
+                server_name: None,
+                pending_restart: Some(false),
+                libraries: None,
+                sessions: None,
+                playing: Vec::new(),
+            }),
+            immich: Some(ImmichStatus {
+                url: "http://immich:2283".into(),
+                ok: true,
+                error: None,
+                version: Some("2.3.1".into()),
+                storage: None,
+                assets: None,
+                notes: Vec::new(),
+            }),
+            workloads: vec![
+                workload("jellyfin", "jellyfin", "jellyfin", "server", 1),
+                workload("immich", "immich-server", "immich", "server", 1),
+                workload("immich", "immich-postgresql", "immich", "database", 1),
+                workload("immich", "immich-valkey", "immich", "cache", 1),
+            ],
+            failed: Vec::new(),
+        }
+    }
+
+    fn set(r: &mut Reads, name: &str, ready: u32) {
+        for w in r.workloads.iter_mut().filter(|w| w.name == name) {
+            w.ready = ready;
+            w.status = if ready > 0 { "ok" } else { "not ready" }.into();
+        }
+    }
+
+    type Case = (&'static str, fn(&mut Reads), MediaVerdict, &'static str);
+
+    /// Each case: what changes, the verdict, and words the first issue says.
+    const CASES: &[Case] = &[
+        ("all well", |_| {}, MediaVerdict::Healthy, ""),
+        (
+            "Jellyfin unreachable is critical",
+            |r| {
+                let j = r.jellyfin.as_mut().unwrap();
+                j.error = Some(error("connection refused"));
+                j.version = None;
+            },
+            MediaVerdict::Critical,
+            "Jellyfin: connection refused",
+        ),
+        (
+            "an error while the version was read is degraded",
+            |r| r.jellyfin.as_mut().unwrap().error = Some(error("sessions: 500")),
+            MediaVerdict::Degraded,
+            "Jellyfin: sessions: 500",
+        ),
+        (
+            "a pending restart",
+            |r| r.jellyfin.as_mut().unwrap().pending_restart = Some(true),
+            MediaVerdict::Degraded,
+            "restart pending",
+        ),
+        (
+            "Immich's server parked while Postgres is Ready",
+            |r| set(r, "immich-server", 0),
+            MediaVerdict::Critical,
+            "the Immich server is down (not ready) while its database is Ready",
+        ),
+        (
+            "a cache that is not ready is degraded, not critical",
+            |r| set(r, "immich-valkey", 0),
+            MediaVerdict::Degraded,
+            "immich/immich-valkey (cache): not ready",
+        ),
+        (
+            "recent restarts",
+            |r| r.workloads[0].recent_restarts = 3,
+            MediaVerdict::Degraded,
+            "3 restart(s) in the last 24 h",
+        ),
+        (
+            "a part not read is never healthy",
+            |r| {
+                r.failed.push(FailedPart {
+                    part: "pods".into(),
+                    code: crate::codes::ErrorCode::PermissionDenied,
+                    message: "forbidden".into(),
+                    hint: String::new(),
+                })
+            },
+            MediaVerdict::Degraded,
+            "pods not read: forbidden",
+        ),
+        (
+            "neither service configured",
+            |r| {
+                r.jellyfin = None;
+                r.immich = None;
+            },
+            MediaVerdict::NotConfigured,
+            "neither [jellyfin] nor [immich] is configured",
+        ),
+    ];
+
+    #[test]
+    fn each_rule_gives_its_verdict() {
+        for (name, change, verdict, says) in CASES {
+            let mut r = healthy();
+            change(&mut r);
+            let m = assess(r.jellyfin, r.immich, r.workloads, r.failed);
+            assert_eq!(m.verdict, *verdict, "{name}: {:?}", m.issues);
+            if says.is_empty() {
+                assert!(m.issues.is_empty(), "{name}: {:?}", m.issues);
+            } else {
+                assert!(m.issues[0].contains(says), "{name}: {:?}", m.issues);
+            }
+        }
     }
 }

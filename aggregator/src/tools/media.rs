@@ -437,6 +437,7 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
             out.extend(ours.iter().map(|w| MediaWorkload {
                 namespace: w.namespace.clone(),
                 name: w.deployment.clone(),
+                app: w.app.clone(),
                 role: w.role.clone(),
                 desired: 0,
                 pods: 0,
@@ -466,6 +467,7 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
                 out.push(MediaWorkload {
                     namespace: ns.clone(),
                     name: name.clone(),
+                    app: w.app.clone(),
                     role: role.clone(),
                     desired: 0,
                     pods: 0,
@@ -485,6 +487,7 @@ async fn read_workloads(ctx: &ToolContext) -> Result<Vec<MediaWorkload>, FailedP
             out.push(MediaWorkload {
                 namespace: ns.clone(),
                 name: name.clone(),
+                app: w.app.clone(),
                 role: role.clone(),
                 desired: dp.desired,
                 pods: dp.pods.len() as u32,

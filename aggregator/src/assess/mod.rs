@@ -15,6 +15,7 @@ pub mod flux;
 pub mod flux_report;
 pub mod health;
 pub mod images;
+pub mod ingress;
 pub mod media;
 pub mod pods;
 pub mod secrets;

@@ -359,33 +359,63 @@ fn revisions(kind: &str, st: &Status) -> (Option<String>, Option<String>) {
 
 /// Judges one object at `now_s` (Ready/Stalled/Reconciling and the stuck rule).
 pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
-    let (namespace, name) = (
-        obj.metadata.namespace.clone().unwrap_or_default(),
-        obj.metadata.name.clone().unwrap_or_default(),
-    );
     let (fields, unreadable) = match read_fields(&obj) {
         Ok(f) => (f, None),
         Err(e) => (Fields::default(), Some(e)),
     };
-    let (spec, st) = (&fields.spec, &fields.status);
-    let ready = st.condition("Ready");
-    let since = ready
+    let since = fields
+        .status
+        .condition("Ready")
         .and_then(|c| c.last_transition_time.as_deref())
         .and_then(parse_rfc3339);
-    let (ready_status, reason, message) = ready
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    let mut o = object(kind, &obj, &fields, since, now_s);
+    if let Some(e) = unreadable {
+        o.message = format!(
+            "labscope could not read this object ({e}): a Flux API version whose fields changed?"
+        );
+        o.hint = Some(format!(
+            "compare with `kubectl get {} {} -n {} -o yaml`",
+            kind.to_lowercase(),
+            o.name,
+            o.namespace
+        ));
+        return Assessed {
+            object: o,
+            since_s: None,
+            fields,
+            raw: obj,
+        };
+    }
+    judge(&mut o, kind, &fields, since, now_s);
+    Assessed {
+        object: o,
+        since_s: since,
+        fields,
+        raw: obj,
+    }
+}
+
+/// What is shown of an object before it is judged: names, the Ready
+/// condition's reason and message, revisions, a HelmRelease's failures and
+/// history.
+fn object(
+    kind: &str,
+    obj: &DynamicObject,
+    fields: &Fields,
+    since: Option<i64>,
+    now_s: i64,
+) -> FluxObject {
+    let (spec, st) = (&fields.spec, &fields.status);
+    let (reason, message) = st
+        .condition("Ready")
+        .map(|c| (c.reason.clone(), c.message.clone()))
         .unwrap_or_default();
-    let secs = |v: &Option<String>| v.as_deref().and_then(parse_go_duration);
-    let interval = secs(&spec.interval).unwrap_or(600);
-    let timeout = secs(&spec.timeout).unwrap_or(300);
-    // Longer than this without Ready and no automatic retry is fixing it.
-    let patience = (3 * interval + timeout).max(1800);
     let (applied, attempted) = revisions(kind, st);
     let helm = kind == "HelmRelease";
-    let mut o = FluxObject {
+    FluxObject {
         kind: kind.to_string(),
-        namespace,
-        name,
+        namespace: obj.metadata.namespace.clone().unwrap_or_default(),
+        name: obj.metadata.name.clone().unwrap_or_default(),
         status: FluxState::Unknown,
         ready: false,
         suspended: false,
@@ -426,24 +456,22 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
         } else {
             None
         },
-    };
-    if let Some(e) = unreadable {
-        o.message = format!(
-            "labscope could not read this object ({e}): a Flux API version whose fields changed?"
-        );
-        o.hint = Some(format!(
-            "compare with `kubectl get {} {} -n {} -o yaml`",
-            kind.to_lowercase(),
-            o.name,
-            o.namespace
-        ));
-        return Assessed {
-            object: o,
-            since_s: None,
-            fields,
-            raw: obj,
-        };
     }
+}
+
+/// The state of a readable object: suspended, static, stuck (Stalled,
+/// retries exhausted, or not Ready for longer than its retries could
+/// take), ready, progressing or failing; a stuck HelmRelease's recovery.
+fn judge(o: &mut FluxObject, kind: &str, fields: &Fields, since: Option<i64>, now_s: i64) {
+    let (spec, st) = (&fields.spec, &fields.status);
+    let ready = st.condition("Ready");
+    let ready_status = ready.map(|c| c.status.clone()).unwrap_or_default();
+    let secs = |v: &Option<String>| v.as_deref().and_then(parse_go_duration);
+    let interval = secs(&spec.interval).unwrap_or(600);
+    let timeout = secs(&spec.timeout).unwrap_or(300);
+    // Longer than this without Ready and no automatic retry is fixing it.
+    let patience = (3 * interval + timeout).max(1800);
+    let helm = kind == "HelmRelease";
     let failing_for = since.map(|t| now_s - t).unwrap_or(0);
     if spec.suspend {
         o.status = FluxState::Suspended;
@@ -507,12 +535,6 @@ pub fn assess(kind: &str, obj: DynamicObject, now_s: i64) -> Assessed {
     o.ready = matches!(o.status, FluxState::Ready | FluxState::Static);
     o.suspended = o.status == FluxState::Suspended;
     o.stuck = o.status == FluxState::Stuck;
-    Assessed {
-        object: o,
-        since_s: since,
-        fields,
-        raw: obj,
-    }
 }
 
 static REFERENCE: LazyLock<Option<Regex>> = LazyLock::new(|| {

@@ -198,39 +198,7 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         return None;
     }
     if phase == "Failed" {
-        let reason = status.reason.clone().unwrap_or_default();
-        problem.problem = if job_owned {
-            "JobFailed".into()
-        } else if reason == "Evicted" {
-            "Evicted".into()
-        } else if left_by_node(pod) {
-            "NodeShutdown".into()
-        } else {
-            "Failed".into()
-        };
-        let exited = containers.iter().find_map(|c| {
-            let t = c.state.as_ref()?.terminated.as_ref()?;
-            (t.exit_code != 0).then(|| {
-                format!(
-                    "container {} exited {} ({})",
-                    c.name,
-                    t.exit_code,
-                    t.reason.clone().unwrap_or_default()
-                )
-            })
-        });
-        problem.detail = status
-            .message
-            .clone()
-            .or(status.reason.clone())
-            .or(exited)
-            .unwrap_or_default();
-        problem.severity = if job_owned || left_by_node(pod) {
-            "warning"
-        } else {
-            "critical"
-        };
-        return Some(problem);
+        return Some(failed(pod, &status, &containers, job_owned, problem));
     }
     if phase == "Unknown" {
         problem.problem = "Unknown".into();
@@ -256,23 +224,9 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         return Some(problem);
     }
     if phase == "Pending" {
-        let created = pod
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0.as_second())
-            .unwrap_or(now);
-        if now - created < PENDING_GRACE_SECS {
-            return None;
-        }
+        let detail = pending(pod, &status, now)?;
         problem.problem = "Pending".into();
-        problem.detail = status
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-            .and_then(|c| c.message.clone())
-            .unwrap_or_else(|| format!("pending for {} min", (now - created) / 60));
+        problem.detail = detail;
         return Some(problem);
     }
     if phase == "Running" && !is_ready(pod) {
@@ -288,17 +242,7 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         );
         return Some(problem);
     }
-    let recent = containers.iter().chain(&inits).find_map(|c| {
-        let t = c.last_state.as_ref()?.terminated.as_ref()?;
-        let finished = t.finished_at.as_ref().map(|f| f.0.as_second())?;
-        (now - finished < RECENT_RESTART_SECS).then(|| {
-            (
-                c.name.clone(),
-                t.exit_code,
-                t.reason.clone().unwrap_or_default(),
-            )
-        })
-    });
+    let recent = recent_restart(containers.iter().chain(&inits), now);
     if let Some((name, code, reason)) = recent {
         problem.problem = "RecentRestarts".into();
         problem.severity = "warning";
@@ -308,6 +252,92 @@ pub fn classify(pod: &Pod, now: i64) -> Option<PodProblem> {
         return Some(problem);
     }
     None
+}
+
+/// A pod its phase says Failed: a Job's, evicted, left by a node that shut
+/// down (both history, not live), or failed.
+fn failed(
+    pod: &Pod,
+    status: &k8s_openapi::api::core::v1::PodStatus,
+    containers: &[ContainerStatus],
+    job_owned: bool,
+    mut problem: PodProblem,
+) -> PodProblem {
+    let reason = status.reason.clone().unwrap_or_default();
+    problem.problem = if job_owned {
+        "JobFailed".into()
+    } else if reason == "Evicted" {
+        "Evicted".into()
+    } else if left_by_node(pod) {
+        "NodeShutdown".into()
+    } else {
+        "Failed".into()
+    };
+    let exited = containers.iter().find_map(|c| {
+        let t = c.state.as_ref()?.terminated.as_ref()?;
+        (t.exit_code != 0).then(|| {
+            format!(
+                "container {} exited {} ({})",
+                c.name,
+                t.exit_code,
+                t.reason.clone().unwrap_or_default()
+            )
+        })
+    });
+    problem.detail = status
+        .message
+        .clone()
+        .or(status.reason.clone())
+        .or(exited)
+        .unwrap_or_default();
+    problem.severity = if job_owned || left_by_node(pod) {
+        "warning"
+    } else {
+        "critical"
+    };
+    problem
+}
+
+/// Why a pod is Pending, once past the grace period (`None` before).
+fn pending(pod: &Pod, status: &k8s_openapi::api::core::v1::PodStatus, now: i64) -> Option<String> {
+    let created = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .unwrap_or(now);
+    if now - created < PENDING_GRACE_SECS {
+        return None;
+    }
+    Some(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            .and_then(|c| c.message.clone())
+            .unwrap_or_else(|| format!("pending for {} min", (now - created) / 60)),
+    )
+}
+
+/// A container that restarted within the last hour: (name, exit code,
+/// reason).
+fn recent_restart<'a>(
+    containers: impl Iterator<Item = &'a ContainerStatus>,
+    now: i64,
+) -> Option<(String, i32, String)> {
+    let mut containers = containers;
+    containers.find_map(|c| {
+        let t = c.last_state.as_ref()?.terminated.as_ref()?;
+        let finished = t.finished_at.as_ref().map(|f| f.0.as_second())?;
+        (now - finished < RECENT_RESTART_SECS).then(|| {
+            (
+                c.name.clone(),
+                t.exit_code,
+                t.reason.clone().unwrap_or_default(),
+            )
+        })
+    })
 }
 
 /// Labels that differ between a pod and its replacement from the same

@@ -219,59 +219,8 @@ pub fn assess(
             });
         }
     }
-    let rows: Vec<ExternalSecretRow> = secrets
-        .iter()
-        .map(|es| {
-            let (ns, name) = meta(es);
-            let e = crate::cluster::kinds::fields::<wire::ExternalSecret>(es);
-            let (status, reason, message) = crate::cluster::kinds::judged(
-                e.as_ref().map(|e| &e.status.conditions),
-                "Ready",
-                ("ExternalSecret", "an External Secrets"),
-            );
-            let e = e.unwrap_or_default();
-            let kind = e
-                .spec
-                .secret_store_ref
-                .kind
-                .unwrap_or_else(|| "SecretStore".into());
-            ExternalSecretRow {
-                store: StoreRef {
-                    namespace: (kind == "SecretStore").then(|| ns.clone()),
-                    kind,
-                    name: e.spec.secret_store_ref.name,
-                },
-                namespace: ns,
-                name,
-                ready: status == "True",
-                reason,
-                message,
-                refresh_time: e.status.refresh_time,
-            }
-        })
-        .collect();
-    // One root cause per store that is down, with the failures it explains.
-    let root_causes: Vec<StoreDown> = store_rows
-        .iter()
-        .filter(|s| !s.ready)
-        .map(|s| {
-            let echoes: Vec<String> = rows
-                .iter()
-                .filter(|r| !r.ready && r.store == s.store)
-                .map(|r| format!("{}/{}", r.namespace, r.name))
-                .collect();
-            StoreDown {
-                store: s.store.clone(),
-                reason: s.reason.clone(),
-                message: s.message.clone(),
-                failing_external_secrets: echoes.len(),
-                examples: echoes.into_iter().take(10).collect(),
-                note:
-                    "existing Secrets keep working, but nothing refreshes until the store is ready"
-                        .into(),
-            }
-        })
-        .collect();
+    let rows: Vec<ExternalSecretRow> = secrets.iter().map(external_secret).collect();
+    let root_causes = stores_down(&store_rows, &rows);
     let failing = rows.iter().filter(|r| !r.ready).count();
     let verdict = if failing > 0 || !root_causes.is_empty() {
         SecretsVerdict::Degraded
@@ -299,6 +248,61 @@ pub fn assess(
         external_secrets: rows,
         failed_parts,
     }
+}
+
+/// One ExternalSecret: Ready or not, and the store it reads from.
+fn external_secret(es: &DynamicObject) -> ExternalSecretRow {
+    let (ns, name) = meta(es);
+    let e = crate::cluster::kinds::fields::<wire::ExternalSecret>(es);
+    let (status, reason, message) = crate::cluster::kinds::judged(
+        e.as_ref().map(|e| &e.status.conditions),
+        "Ready",
+        ("ExternalSecret", "an External Secrets"),
+    );
+    let e = e.unwrap_or_default();
+    let kind = e
+        .spec
+        .secret_store_ref
+        .kind
+        .unwrap_or_else(|| "SecretStore".into());
+    ExternalSecretRow {
+        store: StoreRef {
+            namespace: (kind == "SecretStore").then(|| ns.clone()),
+            kind,
+            name: e.spec.secret_store_ref.name,
+        },
+        namespace: ns,
+        name,
+        ready: status == "True",
+        reason,
+        message,
+        refresh_time: e.status.refresh_time,
+    }
+}
+
+/// One root cause per store that is down, with the failures it explains.
+fn stores_down(store_rows: &[Store], rows: &[ExternalSecretRow]) -> Vec<StoreDown> {
+    store_rows
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| {
+            let echoes: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.ready && r.store == s.store)
+                .map(|r| format!("{}/{}", r.namespace, r.name))
+                .collect();
+            StoreDown {
+                store: s.store.clone(),
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+                failing_external_secrets: echoes.len(),
+                examples: echoes.into_iter().take(10).collect(),
+                note:
+                    "existing Secrets keep working, but nothing refreshes until the store is ready"
+                        .into(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

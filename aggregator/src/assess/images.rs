@@ -209,36 +209,8 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
                     .and_then(parse_go_duration)
                     .unwrap_or(300);
                 let secret = spec.secret_ref.as_ref().map(|r| r.name.clone());
-                let mut problem = None;
-                if o.status.problem() && auth_failure(&o.reason, &o.message) {
-                    let ns = &o.namespace;
-                    let fix = match &secret {
-                        None => format!(
-                            "the registry refuses anonymous access ({} is private) and spec.secretRef is not set: add \
-                             spec.secretRef.name pointing at a kubernetes.io/dockerconfigjson Secret in namespace {ns}",
-                            spec.image.as_deref().unwrap_or("the image")
-                        ),
-                        Some(sec) if o.message.contains("not found") => format!(
-                            "spec.secretRef names Secret {sec:?}, which does not exist in namespace {ns}: create it \
-                             (kubernetes.io/dockerconfigjson) or point secretRef at the one that does"
-                        ),
-                        Some(sec) => format!(
-                            "the registry rejects the credentials in Secret {ns}/{sec}: renew the token (it needs \
-                             read:packages for ghcr.io) and check the Secret's registry host"
-                        ),
-                    };
-                    problem = Some(("registry authentication failed", fix));
-                } else if o.status.problem() {
-                    problem = Some((
-                        "scan failing",
-                        format!("get_events object=ImageRepository/{}", o.name),
-                    ));
-                } else if scanned.is_some_and(|t| now_s - t > 3 * interval.max(60)) {
-                    problem = Some((
-                        "scan stale",
-                        "the last scan is older than three intervals: is image-reflector-controller running?".to_string(),
-                    ));
-                }
+                let problem =
+                    repository_problem(o, spec, secret.as_deref(), scanned, interval, now_s);
                 if let Some((what, fix)) = &problem {
                     out.root_causes.push(root(what, Some(fix.clone())));
                 }
@@ -288,4 +260,48 @@ pub fn report(read: &FluxRead, now_s: i64) -> Images {
         ImagesVerdict::Healthy
     };
     out
+}
+
+/// What is wrong with an ImageRepository, and the fix: the registry refuses
+/// its credentials (or needs some), its scan fails, or the last scan is
+/// older than three intervals.
+fn repository_problem(
+    o: &FluxObject,
+    spec: &super::flux::Spec,
+    secret: Option<&str>,
+    scanned: Option<i64>,
+    interval: i64,
+    now_s: i64,
+) -> Option<(&'static str, String)> {
+    if o.status.problem() && auth_failure(&o.reason, &o.message) {
+        let ns = &o.namespace;
+        let fix = match secret {
+            None => format!(
+                "the registry refuses anonymous access ({} is private) and spec.secretRef is not set: add \
+                 spec.secretRef.name pointing at a kubernetes.io/dockerconfigjson Secret in namespace {ns}",
+                spec.image.as_deref().unwrap_or("the image")
+            ),
+            Some(sec) if o.message.contains("not found") => format!(
+                "spec.secretRef names Secret {sec:?}, which does not exist in namespace {ns}: create it \
+                 (kubernetes.io/dockerconfigjson) or point secretRef at the one that does"
+            ),
+            Some(sec) => format!(
+                "the registry rejects the credentials in Secret {ns}/{sec}: renew the token (it needs \
+                 read:packages for ghcr.io) and check the Secret's registry host"
+            ),
+        };
+        return Some(("registry authentication failed", fix));
+    } else if o.status.problem() {
+        return Some((
+            "scan failing",
+            format!("get_events object=ImageRepository/{}", o.name),
+        ));
+    } else if scanned.is_some_and(|t| now_s - t > 3 * interval.max(60)) {
+        return Some((
+            "scan stale",
+            "the last scan is older than three intervals: is image-reflector-controller running?"
+                .to_string(),
+        ));
+    }
+    None
 }

@@ -317,6 +317,107 @@ fn page<T>(
     kept
 }
 
+/// A link as `ip -j link` shows it, with its counters.
+fn links_row(l: &pb::Link) -> Link {
+    let traffic = |bytes, packets, errors, dropped| Traffic {
+        bytes,
+        packets,
+        errors,
+        dropped,
+    };
+    let s = l.stats.unwrap_or_default();
+    Link {
+        index: l.index,
+        name: l.name.clone(),
+        kind: l.kind.clone(),
+        // As `ip` prints it: UP, DOWN, UNKNOWN, …
+        state: enum_name(
+            pb::OperState::try_from(l.oper_state)
+                .unwrap_or_default()
+                .as_str_name(),
+            "OPER_STATE_",
+        )
+        .to_ascii_uppercase(),
+        admin_up: l.admin_up,
+        carrier: l.lower_up,
+        mtu: l.mtu,
+        mac: l.mac.clone(),
+        master: l.master.clone(),
+        flags: l.flags.clone(),
+        rx: traffic(s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped),
+        tx: traffic(s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped),
+    }
+}
+
+/// An address as `ip -j addr` shows it.
+fn addresses_row(x: &pb::Address) -> Address {
+    Address {
+        link: x.link.clone(),
+        address: ip_text(&x.address),
+        prefix_len: x.prefix_len,
+        scope: x.scope.clone(),
+        label: x.label.clone(),
+        peer: ip_text(&x.peer),
+        flags: x.flags.clone(),
+    }
+}
+
+/// A route as `ip -j route` shows it.
+fn routes_row(r: &pb::Route) -> Route {
+    Route {
+        destination: r.destination.clone(),
+        table: r.table_name.clone(),
+        route_type: r.route_type.clone(),
+        gateway: ip_text(&r.gateway),
+        dev: r.oif.clone(),
+        protocol: r.protocol.clone(),
+        scope: r.scope.clone(),
+        metric: r.metric,
+        prefsrc: ip_text(&r.prefsrc),
+        family: family(r.family),
+        nexthops: r
+            .nexthops
+            .iter()
+            .map(|h| Nexthop {
+                gateway: ip_text(&h.gateway),
+                dev: h.oif.clone(),
+                weight: h.weight,
+            })
+            .collect(),
+    }
+}
+
+/// A policy rule as `ip -j rule` shows it.
+fn rules_row(r: &pb::Rule) -> Rule {
+    Rule {
+        priority: r.priority,
+        family: family(r.family),
+        from: r.source.clone(),
+        to: r.destination.clone(),
+        iif: r.iif.clone(),
+        oif: r.oif.clone(),
+        fwmark: if r.has_fwmark {
+            format!("{:#x}/{:#x}", r.fwmark, r.fwmask)
+        } else {
+            String::new()
+        },
+        action: r.action.clone(),
+        table: r.table_name.clone(),
+        not: r.invert,
+    }
+}
+
+/// A neighbour entry as `ip -j neigh` shows it.
+fn neighbours_row(x: &pb::Neighbour) -> Neighbour {
+    Neighbour {
+        address: ip_text(&x.address),
+        dev: x.link.clone(),
+        lladdr: x.lladdr.clone(),
+        states: x.states.clone(),
+        router: x.router,
+    }
+}
+
 async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Networking, ToolError> {
     let offset = decode_offset("cursor", a.cursor.as_deref())?;
     let limit = a.limit.get() as usize;
@@ -336,109 +437,11 @@ async fn run(ctx: Arc<ToolContext>, a: Args, _call: Call) -> Result<Networking, 
         |a| async move { a.client().get_networking(req).await.map(|r| r.into_inner()) },
     )
     .await?;
-    let traffic = |b, p, e, d| Traffic {
-        bytes: b,
-        packets: p,
-        errors: e,
-        dropped: d,
-    };
-    let links = n
-        .links
-        .iter()
-        .map(|l| {
-            let s = l.stats.unwrap_or_default();
-            Link {
-                index: l.index,
-                name: l.name.clone(),
-                kind: l.kind.clone(),
-                // As `ip` prints it: UP, DOWN, UNKNOWN, …
-                state: enum_name(
-                    pb::OperState::try_from(l.oper_state)
-                        .unwrap_or_default()
-                        .as_str_name(),
-                    "OPER_STATE_",
-                )
-                .to_ascii_uppercase(),
-                admin_up: l.admin_up,
-                carrier: l.lower_up,
-                mtu: l.mtu,
-                mac: l.mac.clone(),
-                master: l.master.clone(),
-                flags: l.flags.clone(),
-                rx: traffic(s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped),
-                tx: traffic(s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped),
-            }
-        })
-        .collect();
-    let addresses = n
-        .addresses
-        .iter()
-        .map(|x| Address {
-            link: x.link.clone(),
-            address: ip_text(&x.address),
-            prefix_len: x.prefix_len,
-            scope: x.scope.clone(),
-            label: x.label.clone(),
-            peer: ip_text(&x.peer),
-            flags: x.flags.clone(),
-        })
-        .collect();
-    let routes = n
-        .routes
-        .iter()
-        .map(|r| Route {
-            destination: r.destination.clone(),
-            table: r.table_name.clone(),
-            route_type: r.route_type.clone(),
-            gateway: ip_text(&r.gateway),
-            dev: r.oif.clone(),
-            protocol: r.protocol.clone(),
-            scope: r.scope.clone(),
-            metric: r.metric,
-            prefsrc: ip_text(&r.prefsrc),
-            family: family(r.family),
-            nexthops: r
-                .nexthops
-                .iter()
-                .map(|h| Nexthop {
-                    gateway: ip_text(&h.gateway),
-                    dev: h.oif.clone(),
-                    weight: h.weight,
-                })
-                .collect(),
-        })
-        .collect();
-    let rules = n
-        .rules
-        .iter()
-        .map(|r| Rule {
-            priority: r.priority,
-            family: family(r.family),
-            from: r.source.clone(),
-            to: r.destination.clone(),
-            iif: r.iif.clone(),
-            oif: r.oif.clone(),
-            fwmark: if r.has_fwmark {
-                format!("{:#x}/{:#x}", r.fwmark, r.fwmask)
-            } else {
-                String::new()
-            },
-            action: r.action.clone(),
-            table: r.table_name.clone(),
-            not: r.invert,
-        })
-        .collect();
-    let neighbours = n
-        .neighbours
-        .iter()
-        .map(|x| Neighbour {
-            address: ip_text(&x.address),
-            dev: x.link.clone(),
-            lladdr: x.lladdr.clone(),
-            states: x.states.clone(),
-            router: x.router,
-        })
-        .collect();
+    let links = n.links.iter().map(links_row).collect();
+    let addresses = n.addresses.iter().map(addresses_row).collect();
+    let routes = n.routes.iter().map(routes_row).collect();
+    let rules = n.rules.iter().map(rules_row).collect();
+    let neighbours = n.neighbours.iter().map(neighbours_row).collect();
     let mut counts = Counts::default();
     let mut more = false;
     let out = Networking {

@@ -232,35 +232,7 @@ async fn run(ctx: Arc<ToolContext>, _args: Args, call: Call) -> Result<NodeList,
             tokio::join!(fanout, kube)
         })
         .await;
-    let (k8s_nodes, kubernetes) = match kube {
-        None => (
-            Vec::new(),
-            KubeStatus {
-                status: KubeState::NotConfigured,
-                source: None,
-                message: None,
-                hint: None,
-            },
-        ),
-        Some(Ok(nodes)) => (
-            nodes,
-            KubeStatus {
-                status: KubeState::Ok,
-                source: ctx.cluster.as_ref().map(|c| c.source.clone()),
-                message: None,
-                hint: None,
-            },
-        ),
-        Some(Err(e)) => (
-            Vec::new(),
-            KubeStatus {
-                status: KubeState::Error,
-                source: ctx.cluster.as_ref().map(|c| c.source.clone()),
-                message: Some(e.to_string()),
-                hint: Some(e.hint()),
-            },
-        ),
-    };
+    let (k8s_nodes, kubernetes) = kube_status(&ctx, kube);
     let mut names: Vec<String> = results.iter().map(|r| r.node.clone()).collect();
     for n in &k8s_nodes {
         if !names.contains(&n.name) {
@@ -307,27 +279,7 @@ async fn run(ctx: Arc<ToolContext>, _args: Args, call: Call) -> Result<NodeList,
                 row.agent.url = ctx.pool.get(&r.node).map(|a| a.url.clone());
                 if let Some(info) = &r.value {
                     ok += 1;
-                    let usage = if info.conntrack_max > 0 {
-                        info.conntrack_count as f64 * 100.0 / info.conntrack_max as f64
-                    } else {
-                        0.0
-                    };
-                    row.agent.version = Some(info.agent_version.clone());
-                    row.kernel = Some(info.kernel_release.clone());
-                    row.os = Some(info.os_pretty_name.clone());
-                    row.arch = Some(info.machine.clone());
-                    row.uptime_seconds = Some(info.uptime_seconds);
-                    row.load = Some([info.load1, info.load5, info.load15]);
-                    row.memory = Some(Memory {
-                        total_bytes: info.memory_total_bytes,
-                        available_bytes: info.memory_available_bytes,
-                    });
-                    row.conntrack = Some(ConntrackUsage {
-                        count: info.conntrack_count,
-                        max: info.conntrack_max,
-                        usage_percent: (usage * 10.0).round() / 10.0,
-                    });
-                    row.capabilities = Some(info.capabilities.clone());
+                    fill(&mut row, info);
                 }
             }
         }
@@ -348,6 +300,68 @@ async fn run(ctx: Arc<ToolContext>, _args: Args, call: Call) -> Result<NodeList,
                 .map(|(message, hint)| Problem { message, hint }),
         },
     })
+}
+
+/// What the Kubernetes API said of the nodes: the nodes, and whether it
+/// could be asked.
+fn kube_status(
+    ctx: &ToolContext,
+    kube: Option<Result<Vec<crate::cluster::nodes::NodeFacts>, crate::cluster::Error>>,
+) -> (Vec<crate::cluster::nodes::NodeFacts>, KubeStatus) {
+    match kube {
+        None => (
+            Vec::new(),
+            KubeStatus {
+                status: KubeState::NotConfigured,
+                source: None,
+                message: None,
+                hint: None,
+            },
+        ),
+        Some(Ok(nodes)) => (
+            nodes,
+            KubeStatus {
+                status: KubeState::Ok,
+                source: ctx.cluster.as_ref().map(|c| c.source.clone()),
+                message: None,
+                hint: None,
+            },
+        ),
+        Some(Err(e)) => (
+            Vec::new(),
+            KubeStatus {
+                status: KubeState::Error,
+                source: ctx.cluster.as_ref().map(|c| c.source.clone()),
+                message: Some(e.to_string()),
+                hint: Some(e.hint()),
+            },
+        ),
+    }
+}
+
+/// A row's facts from its agent's answer.
+fn fill(row: &mut NodeRow, info: &pb::NodeInfo) {
+    let usage = if info.conntrack_max > 0 {
+        info.conntrack_count as f64 * 100.0 / info.conntrack_max as f64
+    } else {
+        0.0
+    };
+    row.agent.version = Some(info.agent_version.clone());
+    row.kernel = Some(info.kernel_release.clone());
+    row.os = Some(info.os_pretty_name.clone());
+    row.arch = Some(info.machine.clone());
+    row.uptime_seconds = Some(info.uptime_seconds);
+    row.load = Some([info.load1, info.load5, info.load15]);
+    row.memory = Some(Memory {
+        total_bytes: info.memory_total_bytes,
+        available_bytes: info.memory_available_bytes,
+    });
+    row.conntrack = Some(ConntrackUsage {
+        count: info.conntrack_count,
+        max: info.conntrack_max,
+        usage_percent: (usage * 10.0).round() / 10.0,
+    });
+    row.capabilities = Some(info.capabilities.clone());
 }
 
 impl Render for NodeList {

@@ -125,6 +125,79 @@ pub fn mcp_prompt(p: &prompts::PromptDef) -> Prompt {
     prompt
 }
 
+impl McpServer {
+    /// A call of a tool this server does not list: one of a served toolset
+    /// (an operation with mutations off, or one whose configuration is
+    /// missing) runs and answers why; another is a protocol error.
+    async fn unlisted(
+        &self,
+        name: &str,
+        request: CallToolRequestParams,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(t) = tools::registry().into_iter().find(|t| t.name == name) {
+            // A tool of a served toolset that is not listed — a mutating
+            // one with mutations off, or one whose configuration is
+            // missing: it runs and answers why (the gate says which rule
+            // refused it and records the attempt; not_configured names
+            // the setting).
+            if self.ctx.toolsets.contains(&t.toolset) {
+                let args = request.arguments.unwrap_or_default();
+                let call = Call::default().by(self.caller.clone());
+                let result = tools::call(self.ctx.clone(), &[t], name, args, call).await;
+                return Ok(match result {
+                    Ok(out) => success(out),
+                    Err(e) => error_result(&e),
+                }
+                .into());
+            }
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "tool {name:?} is in toolset {}, which this server does not serve",
+                    t.toolset.as_str()
+                ),
+                Some(json!({"hint": if t.toolset == tools::Toolset::Services {
+                    "configure the service in the config file (--config: [pihole.primary], [jellyfin], [immich]) or add it with --toolsets"
+                } else {
+                    "configure a Kubernetes API (--kubeconfig) or add it with --toolsets"
+                }})),
+            ));
+        }
+        // An unknown tool is a protocol error (-32602), per the MCP spec.
+        Err(ErrorData::invalid_params(
+            format!("unknown tool {name:?}"),
+            Some(json!({"available": self.tools.iter().map(|t| t.name).collect::<Vec<_>>()})),
+        ))
+    }
+}
+
+/// The call's progress, forwarded to the client when it sent a progress
+/// token: one forwarder per call keeps the notifications in order (clients
+/// require progress to increase).
+fn progress(context: &RequestContext<RoleServer>) -> Call {
+    match context.meta.get_progress_token() {
+        Some(token) => {
+            // One forwarder per call keeps the notifications in order
+            // (clients require progress to increase).
+            let peer = context.peer.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
+            tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    if peer.notify_progress(p).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Call::with_progress(move |done, total, message| {
+                let mut p = ProgressNotificationParam::new(token.clone(), done);
+                p.total = total;
+                p.message = Some(message);
+                let _ = tx.send(p);
+            })
+        }
+        None => Call::default(),
+    }
+}
+
 /// A successful result: the structured content and labscope's text.
 /// (`CallToolResult::structured` would also serialise the whole value into
 /// a text block, thrown away here: a full JSON encoding of every answer.)
@@ -231,65 +304,10 @@ impl ServerHandler for McpServer {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         if !self.tools.iter().any(|t| t.name == name) {
-            if let Some(t) = tools::registry().into_iter().find(|t| t.name == name) {
-                // A tool of a served toolset that is not listed — a mutating
-                // one with mutations off, or one whose configuration is
-                // missing: it runs and answers why (the gate says which rule
-                // refused it and records the attempt; not_configured names
-                // the setting).
-                if self.ctx.toolsets.contains(&t.toolset) {
-                    let args = request.arguments.unwrap_or_default();
-                    let call = Call::default().by(self.caller.clone());
-                    let result = tools::call(self.ctx.clone(), &[t], &name, args, call).await;
-                    return Ok(match result {
-                        Ok(out) => success(out),
-                        Err(e) => error_result(&e),
-                    }
-                    .into());
-                }
-                return Err(ErrorData::invalid_params(
-                    format!(
-                        "tool {name:?} is in toolset {}, which this server does not serve",
-                        t.toolset.as_str()
-                    ),
-                    Some(json!({"hint": if t.toolset == tools::Toolset::Services {
-                        "configure the service in the config file (--config: [pihole.primary], [jellyfin], [immich]) or add it with --toolsets"
-                    } else {
-                        "configure a Kubernetes API (--kubeconfig) or add it with --toolsets"
-                    }})),
-                ));
-            }
-            // An unknown tool is a protocol error (-32602), per the MCP spec.
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {name:?}"),
-                Some(json!({"available": self.tools.iter().map(|t| t.name).collect::<Vec<_>>()})),
-            ));
+            return self.unlisted(&name, request).await;
         }
         let args = request.arguments.unwrap_or_default();
-        let mut call = match context.meta.get_progress_token() {
-            Some(token) => {
-                // One forwarder per call keeps the notifications in order
-                // (clients require progress to increase).
-                let peer = context.peer.clone();
-                let (tx, mut rx) =
-                    tokio::sync::mpsc::unbounded_channel::<ProgressNotificationParam>();
-                tokio::spawn(async move {
-                    while let Some(p) = rx.recv().await {
-                        if peer.notify_progress(p).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                Call::with_progress(move |done, total, message| {
-                    let mut p = ProgressNotificationParam::new(token.clone(), done);
-                    p.total = total;
-                    p.message = Some(message);
-                    let _ = tx.send(p);
-                })
-            }
-            None => Call::default(),
-        }
-        .by(self.caller.clone());
+        let mut call = progress(&context).by(self.caller.clone());
         // An operation asks its user first, as the client can (confirm.rs).
         let mutates = self.tools.iter().any(|t| t.name == name && t.mutates());
         let mut ask_first = None;

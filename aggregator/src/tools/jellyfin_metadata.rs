@@ -192,16 +192,6 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
             "add [jellyfin] with url and api_key_env or api_key_file (README, \"Configuration\")",
         ));
     };
-    let media_err = |e: media::Error| {
-        let code = match e {
-            media::Error::Unauthorized { .. } => super::ErrorCode::Unauthenticated,
-            media::Error::Forbidden { .. } => super::ErrorCode::PermissionDenied,
-            media::Error::NotFound { .. } => super::ErrorCode::NotFound,
-            media::Error::Unreachable { .. } => super::ErrorCode::ServiceUnreachable,
-            _ => super::ErrorCode::ServiceError,
-        };
-        ToolError::new(code, e.to_string(), e.hint())
-    };
     let item = match (&a.item_id, &a.name) {
         (Some(_), Some(_)) => {
             return Err(ToolError::invalid(
@@ -215,87 +205,18 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
                 "give name (a title to search) or itemId",
             ));
         }
-        (Some(id), None) => {
-            let v = j
-                .get_typed::<super::media::wire::Items>(
-                    &format!("/Items?Ids={}&Recursive=true", id.0),
-                    false,
-                )
-                .await
-                .map_err(media_err)?;
-            // Only the item asked for: a server that ignored the Ids filter
-            // answers with other items, and those must not be refreshed.
-            let wanted = normal_id(&id.0);
-            let found = v
-                .items
-                .into_iter()
-                .map(item_of)
-                .find(|i| normal_id(&i.id) == wanted);
-            found.ok_or_else(|| {
-                ToolError::new(
-                    super::ErrorCode::NotFound,
-                    format!("Jellyfin has no item {}", id.0),
-                    "search by name instead, or check the id in Jellyfin's web UI (the id is in the item's URL)",
-                )
-            })?
-        }
-        (None, Some(name)) => {
-            if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                return Err(ToolError::invalid("name", "a title of 1 to 200 characters"));
-            }
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("searchTerm", name)
-                .append_pair("Limit", "20")
-                .append_pair("Recursive", "true")
-                .append_pair(
-                    "IncludeItemTypes",
-                    "Movie,Series,Episode,MusicAlbum,MusicArtist",
-                )
-                .finish();
-            let v = j
-                .get_typed::<super::media::wire::Items>(&format!("/Items?{query}"), false)
-                .await
-                .map_err(media_err)?;
-            let items: Vec<Item> = v.items.into_iter().map(item_of).collect();
-            let exact: Vec<Item> = items
-                .iter()
-                .filter(|i| i.name.eq_ignore_ascii_case(name.as_str()))
-                .cloned()
-                .collect();
-            let fuzzy = exact.is_empty();
-            let pick = if fuzzy { items } else { exact };
-            // replaceAll throws the item's metadata away: a title that only
-            // resembles the name is confirmed by its itemId first.
-            if fuzzy && pick.len() == 1 && a.replace_all {
+        (Some(id), None) => by_id(&j, id).await?,
+        (None, Some(name)) => match by_name(&j, name, a.replace_all).await? {
+            Found::One(item) => item,
+            Found::Several(candidates) => {
                 return Ok(FixReport {
                     state: FixState::Ambiguous,
                     item: None,
-                    candidates: pick,
+                    candidates,
                     replace_all: a.replace_all,
                 });
             }
-            match pick.len() {
-                0 => {
-                    return Err(ToolError::new(
-                        super::ErrorCode::NotFound,
-                        format!("no Jellyfin item matches {:?}", name.as_str()),
-                        "check the title's spelling, or pass itemId",
-                    ));
-                }
-                1 => pick
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| unreachable!("one item")),
-                _ => {
-                    return Ok(FixReport {
-                        state: FixState::Ambiguous,
-                        item: None,
-                        candidates: pick,
-                        replace_all: a.replace_all,
-                    });
-                }
-            }
-        }
+        },
     };
     // The id goes into the path: only 32 hex digits may (Jellyfin's own ids
     // are; a search result is checked again).
@@ -319,11 +240,109 @@ async fn fix(ctx: Arc<ToolContext>, a: FixArgs, _call: Call) -> Result<FixReport
         false,
     )
     .await
-    .map_err(media_err)?;
+    .map_err(media_error)?;
     Ok(FixReport {
         state: FixState::Refreshed,
         item: Some(item),
         candidates: Vec::new(),
         replace_all: a.replace_all,
     })
+}
+
+/// A media client's failure as a tool error.
+fn media_error(e: media::Error) -> ToolError {
+    let code = match e {
+        media::Error::Unauthorized { .. } => super::ErrorCode::Unauthenticated,
+        media::Error::Forbidden { .. } => super::ErrorCode::PermissionDenied,
+        media::Error::NotFound { .. } => super::ErrorCode::NotFound,
+        media::Error::Unreachable { .. } => super::ErrorCode::ServiceUnreachable,
+        _ => super::ErrorCode::ServiceError,
+    };
+    ToolError::new(code, e.to_string(), e.hint())
+}
+
+/// The item whose id is `id`, and no other (a server that ignored the Ids
+/// filter answers with other items, which must not be refreshed).
+async fn by_id(j: &media::MediaClient, id: &ItemId) -> Result<Item, ToolError> {
+    let v = j
+        .get_typed::<super::media::wire::Items>(
+            &format!("/Items?Ids={}&Recursive=true", id.0),
+            false,
+        )
+        .await
+        .map_err(media_error)?;
+    // Only the item asked for: a server that ignored the Ids filter
+    // answers with other items, and those must not be refreshed.
+    let wanted = normal_id(&id.0);
+    let found = v
+        .items
+        .into_iter()
+        .map(item_of)
+        .find(|i| normal_id(&i.id) == wanted);
+    found.ok_or_else(|| {
+        ToolError::new(
+            super::ErrorCode::NotFound,
+            format!("Jellyfin has no item {}", id.0),
+            "search by name instead, or check the id in Jellyfin's web UI (the id is in the item's URL)",
+        )
+    })
+}
+
+/// What a title search found.
+enum Found {
+    /// The one item to refresh.
+    One(Item),
+    /// Several (or one that only resembles the title while replaceAll is
+    /// asked): the candidates, nothing refreshed.
+    Several(Vec<Item>),
+}
+
+/// The items whose title is `name` (exactly, else the search's matches).
+async fn by_name(
+    j: &media::MediaClient,
+    name: &str,
+    replace_all: bool,
+) -> Result<Found, ToolError> {
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(ToolError::invalid("name", "a title of 1 to 200 characters"));
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("searchTerm", name)
+        .append_pair("Limit", "20")
+        .append_pair("Recursive", "true")
+        .append_pair(
+            "IncludeItemTypes",
+            "Movie,Series,Episode,MusicAlbum,MusicArtist",
+        )
+        .finish();
+    let v = j
+        .get_typed::<super::media::wire::Items>(&format!("/Items?{query}"), false)
+        .await
+        .map_err(media_error)?;
+    let items: Vec<Item> = v.items.into_iter().map(item_of).collect();
+    let exact: Vec<Item> = items
+        .iter()
+        .filter(|i| i.name.eq_ignore_ascii_case(name))
+        .cloned()
+        .collect();
+    let fuzzy = exact.is_empty();
+    let pick = if fuzzy { items } else { exact };
+    // replaceAll throws the item's metadata away: a title that only
+    // resembles the name is confirmed by its itemId first.
+    if fuzzy && pick.len() == 1 && replace_all {
+        return Ok(Found::Several(pick));
+    }
+    match pick.len() {
+        0 => Err(ToolError::new(
+            super::ErrorCode::NotFound,
+            format!("no Jellyfin item matches {name:?}"),
+            "check the title's spelling, or pass itemId",
+        )),
+        1 => Ok(Found::One(
+            pick.into_iter()
+                .next()
+                .unwrap_or_else(|| unreachable!("one item")),
+        )),
+        _ => Ok(Found::Several(pick)),
+    }
 }

@@ -184,39 +184,7 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Mesh, ToolErr
         });
         let Some(probes) = &r.value else { continue };
         for (to, ping, tcp) in probes {
-            let icmp = match ping {
-                Ok(p) => Icmp {
-                    ok: p.received > 0,
-                    rtt_ms: (p.received > 0).then(|| ms(p.rtt_avg_us)),
-                    errors: p.errors.clone(),
-                },
-                Err(s) => Icmp {
-                    ok: false,
-                    rtt_ms: None,
-                    errors: vec![s.message().to_string()],
-                },
-            };
-            let tcp = match tcp {
-                Ok(t) => Tcp {
-                    port: t.port,
-                    address: ip_text(&t.address),
-                    outcome: enum_name(
-                        pb::TcpConnectOutcome::try_from(t.outcome)
-                            .unwrap_or_default()
-                            .as_str_name(),
-                        "TCP_CONNECT_OUTCOME_",
-                    ),
-                    connect_ms: ms(t.connect_us),
-                    message: t.message.clone(),
-                },
-                Err(s) => Tcp {
-                    port: 0,
-                    address: String::new(),
-                    outcome: "error".into(),
-                    connect_ms: 0.0,
-                    message: s.message().to_string(),
-                },
-            };
+            let (icmp, tcp) = (icmp_of(ping), tcp_of(tcp));
             let tcp_ok = tcp.outcome == "open";
             if !(icmp.ok && tcp_ok) {
                 broken.push(Broken {
@@ -242,6 +210,47 @@ async fn run(ctx: Arc<ToolContext>, a: Args, call: Call) -> Result<Mesh, ToolErr
         note: (agents.len() < 2)
             .then(|| "fewer than two agents: there are no pairs to probe".to_string()),
     })
+}
+
+/// One ping's answer, or the agent's error.
+fn icmp_of(ping: &Result<pb::PingResult, tonic::Status>) -> Icmp {
+    match ping {
+        Ok(p) => Icmp {
+            ok: p.received > 0,
+            rtt_ms: (p.received > 0).then(|| ms(p.rtt_avg_us)),
+            errors: p.errors.clone(),
+        },
+        Err(s) => Icmp {
+            ok: false,
+            rtt_ms: None,
+            errors: vec![s.message().to_string()],
+        },
+    }
+}
+
+/// One TCP connect's answer, or the agent's error.
+fn tcp_of(tcp: &Result<pb::TcpConnectResult, tonic::Status>) -> Tcp {
+    match tcp {
+        Ok(t) => Tcp {
+            port: t.port,
+            address: ip_text(&t.address),
+            outcome: enum_name(
+                pb::TcpConnectOutcome::try_from(t.outcome)
+                    .unwrap_or_default()
+                    .as_str_name(),
+                "TCP_CONNECT_OUTCOME_",
+            ),
+            connect_ms: ms(t.connect_us),
+            message: t.message.clone(),
+        },
+        Err(s) => Tcp {
+            port: 0,
+            address: String::new(),
+            outcome: "error".into(),
+            connect_ms: 0.0,
+            message: s.message().to_string(),
+        },
+    }
 }
 
 impl Render for Mesh {

@@ -237,34 +237,7 @@ async fn trigger(
         )
         .await
         .map_err(api_error)?;
-    let running: Vec<String> = owned
-        .iter()
-        .filter(|j| {
-            j.metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|r| r.kind == "CronJob" && r.name == name))
-        })
-        .filter(|j| {
-            let s = j.status.as_ref();
-            let finished = s.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
-            });
-            !finished && s.and_then(|s| s.completion_time.as_ref()).is_none()
-        })
-        .filter_map(|j| j.metadata.name.clone())
-        .chain(
-            cj.status
-                .as_ref()
-                .and_then(|s| s.active.as_ref())
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.name.clone()),
-        )
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let running = runs_in_progress(&cj, &owned, name);
     if !running.is_empty() {
         return Err(ToolError::new(
             ErrorCode::Conflict,
@@ -333,6 +306,40 @@ async fn trigger(
             .map(|t| t.0.to_string())
             .unwrap_or_else(|| rfc3339(unix)),
     })
+}
+
+/// The runs of CronJob `name` in progress: Jobs it owns that have not
+/// finished, and those its status lists as active (status.active lags
+/// behind the Jobs).
+fn runs_in_progress(cj: &CronJob, owned: &[Job], name: &str) -> Vec<String> {
+    owned
+        .iter()
+        .filter(|j| {
+            j.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|r| r.kind == "CronJob" && r.name == name))
+        })
+        .filter(|j| {
+            let s = j.status.as_ref();
+            let finished = s.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            });
+            !finished && s.and_then(|s| s.completion_time.as_ref()).is_none()
+        })
+        .filter_map(|j| j.metadata.name.clone())
+        .chain(
+            cj.status
+                .as_ref()
+                .and_then(|s| s.active.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.name.clone()),
+        )
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// A caller name as a label value (63 characters of [A-Za-z0-9-_.]).

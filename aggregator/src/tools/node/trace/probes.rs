@@ -406,7 +406,7 @@ async fn nat_hop(
             vec![],
         );
     };
-    let mut evidence = vec![format!("[{} packets] {}", rule.packets, rule.text)];
+    let evidence = vec![format!("[{} packets] {}", rule.packets, rule.text)];
     if rule.target == "REJECT" || rule.target == "DROP" {
         return hop(
             "nat",
@@ -423,7 +423,19 @@ async fn nat_hop(
             evidence,
         );
     }
-    match read(rule.target.clone()).await {
+    let target = read(rule.target.clone()).await;
+    endpoint_chains(ip, port, &rule.target, target, evidence)
+}
+
+/// The Service chain's KUBE-SEP jumps: one per endpoint, with counters.
+fn endpoint_chains(
+    ip: &str,
+    port: i32,
+    target_name: &str,
+    target: Result<pb::Firewall, crate::tools::ToolError>,
+    mut evidence: Vec<String>,
+) -> Hop {
+    match target {
         Ok(fw) => {
             let seps: Vec<&pb::FirewallRule> = fw
                 .chains
@@ -438,7 +450,7 @@ async fn nat_hop(
                 hop(
                     "nat",
                     "failed",
-                    format!("{} leads to no endpoint (KUBE-SEP) chain", rule.target),
+                    format!("{} leads to no endpoint (KUBE-SEP) chain", target_name),
                     evidence,
                 )
             } else {
@@ -447,7 +459,7 @@ async fn nat_hop(
                     "ok",
                     format!(
                         "{ip}:{port} → {} → {} endpoint chain(s)",
-                        rule.target,
+                        target_name,
                         seps.len()
                     ),
                     evidence,
@@ -457,7 +469,7 @@ async fn nat_hop(
         Err(e) => hop(
             "nat",
             "warning",
-            format!("{} could not be read: {}", rule.target, e.message),
+            format!("{} could not be read: {}", target_name, e.message),
             evidence,
         ),
     }

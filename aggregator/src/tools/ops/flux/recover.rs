@@ -124,55 +124,7 @@ async fn recover(
             .await?;
         (RecoveryMethod::Reset, patched)
     } else {
-        t.patch(c, &json!({"spec": {"suspend": true}})).await?;
-        let resume =
-            json!({"spec": {"suspend": false}, "metadata": {"annotations": {REQUESTED_AT: token}}});
-        // The resume runs in a task of its own, retried once: a failed or
-        // cancelled call must not leave the release suspended unsaid.
-        let resumed = {
-            let (t2, c2, resume) = (t.api.clone(), c.clone(), resume.clone());
-            let (kind, ns, name) = (
-                t.kind,
-                t.reference.namespace.clone(),
-                t.reference.name.clone(),
-            );
-            tokio::spawn(async move {
-                let first = super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await;
-                match first {
-                    Ok(obj) => Ok(obj),
-                    Err(_) => super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await,
-                }
-            })
-            .await
-        };
-        let patched = match resumed {
-            Ok(Ok(obj)) => obj,
-            Ok(Err(e)) => {
-                return Err(ToolError::new(
-                    e.code,
-                    format!(
-                        "{id} was suspended for recovery, and resuming it failed twice — it is LEFT SUSPENDED: {}",
-                        e.message
-                    ),
-                    format!(
-                        "resume it: resume_flux resource=helmrelease/{}/{} (or `flux resume hr -n {} {}`)",
-                        a.namespace, a.name, a.namespace, a.name
-                    ),
-                ));
-            }
-            Err(join) => {
-                return Err(ToolError::new(
-                    ErrorCode::AgentError,
-                    format!(
-                        "{id} was suspended for recovery and the resume task failed ({join}); it may be left suspended"
-                    ),
-                    format!(
-                        "check get_flux_status; resume_flux resource=helmrelease/{}/{} resumes it",
-                        a.namespace, a.name
-                    ),
-                ));
-            }
-        };
+        let patched = suspend_resume(&t, c, &token, &a).await?;
         (RecoveryMethod::SuspendResume, patched)
     };
     // Every distinct state seen after the patch, in order (the last one is
@@ -216,4 +168,61 @@ async fn recover(
         recovered,
         message: how,
     })
+}
+
+/// The recovery for an API without `resetAt`: suspend, then resume with a
+/// reconcile request. The resume runs in a task of its own, retried once: a
+/// failed or cancelled call must not leave the release suspended unsaid.
+async fn suspend_resume(
+    t: &Target,
+    c: &Cluster,
+    token: &str,
+    a: &RecoverArgs,
+) -> Result<DynamicObject, ToolError> {
+    let id = t.reference.id();
+    t.patch(c, &json!({"spec": {"suspend": true}})).await?;
+    let resume =
+        json!({"spec": {"suspend": false}, "metadata": {"annotations": {REQUESTED_AT: token}}});
+    // The resume runs in a task of its own, retried once: a failed or
+    // cancelled call must not leave the release suspended unsaid.
+    let resumed = {
+        let (t2, c2, resume) = (t.api.clone(), c.clone(), resume.clone());
+        let (kind, ns, name) = (
+            t.kind,
+            t.reference.namespace.clone(),
+            t.reference.name.clone(),
+        );
+        tokio::spawn(async move {
+            let first = super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await;
+            match first {
+                Ok(obj) => Ok(obj),
+                Err(_) => super::merge_patch(&c2, &t2, &kind, &ns, &name, &resume).await,
+            }
+        })
+        .await
+    };
+    match resumed {
+        Ok(Ok(obj)) => Ok(obj),
+        Ok(Err(e)) => Err(ToolError::new(
+            e.code,
+            format!(
+                "{id} was suspended for recovery, and resuming it failed twice — it is LEFT SUSPENDED: {}",
+                e.message
+            ),
+            format!(
+                "resume it: resume_flux resource=helmrelease/{}/{} (or `flux resume hr -n {} {}`)",
+                a.namespace, a.name, a.namespace, a.name
+            ),
+        )),
+        Err(join) => Err(ToolError::new(
+            ErrorCode::AgentError,
+            format!(
+                "{id} was suspended for recovery and the resume task failed ({join}); it may be left suspended"
+            ),
+            format!(
+                "check get_flux_status; resume_flux resource=helmrelease/{}/{} resumes it",
+                a.namespace, a.name
+            ),
+        )),
+    }
 }

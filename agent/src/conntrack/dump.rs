@@ -296,7 +296,7 @@ pub fn list(
     };
     let is_resumed = resumed.is_some();
     let families = req.filter.dump_families();
-    let (mut phase, mut open) = match resumed {
+    let (mut phase, open) = match resumed {
         Some((phase, open)) => (phase, Some(open)),
         None => (0, None),
     };
@@ -352,42 +352,64 @@ pub fn list(
         }
         ControlFlow::Continue(())
     };
-    // One dump per family of the filter, in order; a resumed listing goes on
-    // with the family its parked dump was walking.
-    let mut stopped: Option<OpenDump> = None;
-    while phase < families.len() {
-        let family = families[phase];
-        let (mut dump, filtered) = match open.take() {
-            Some(dump) => (dump, !KERNEL_FILTER_REFUSED.load(Ordering::Relaxed)),
-            None => start_dump(&req.filter, family)?,
-        };
-        let finished = match dump.walk(&mut visit) {
-            Err(e) if filtered && dump.stats.messages == 0 && is_filter_refused(&e) => {
-                // Nothing was visited yet: read this family again unfiltered.
-                tracing::warn!(
-                    error = %e,
-                    "the kernel refused the conntrack dump filter; filtering in the agent from now on"
-                );
-                KERNEL_FILTER_REFUSED.store(true, Ordering::Relaxed);
-                kernel_filtered |= family != FAMILY_ANY;
-                dump = start_dump(&req.filter, family)?.0;
-                dump.walk(&mut visit)?
-            }
-            other => {
-                kernel_filtered |= filtered || family != FAMILY_ANY;
-                other?
-            }
-        };
-        if !finished {
-            stopped = Some(dump);
-            break;
-        }
-        phase += 1;
-    }
+    let stopped = walk_families(
+        &req.filter,
+        families,
+        &mut phase,
+        open,
+        &mut visit,
+        &mut kernel_filtered,
+    )?;
     if !chunk.is_empty() && !receiver_gone && !sink(chunk) {
         receiver_gone = true;
     }
 
+    Ok(summary(
+        req,
+        parking,
+        started,
+        (is_resumed, phase, stopped),
+        Walked {
+            scanned,
+            matched,
+            returned,
+            last_id,
+            cut_short,
+            receiver_gone,
+            kernel_filtered,
+        },
+    ))
+}
+
+/// What one walk of the table counted.
+struct Walked {
+    scanned: u64,
+    matched: u64,
+    returned: u64,
+    last_id: u32,
+    cut_short: bool,
+    receiver_gone: bool,
+    kernel_filtered: bool,
+}
+
+/// The listing's summary: counts, the table's own figures, and the token of
+/// the next page (parking the open dump when the page was cut short).
+fn summary(
+    req: &ListRequest,
+    parking: &Parking,
+    started: Instant,
+    (is_resumed, phase, stopped): (bool, usize, Option<OpenDump>),
+    w: Walked,
+) -> ConntrackSummary {
+    let Walked {
+        scanned,
+        mut matched,
+        returned,
+        last_id,
+        cut_short,
+        receiver_gone,
+        kernel_filtered,
+    } = w;
     let facts = table_facts();
     // Matches before this walk started were counted by the earlier pages.
     if is_resumed {
@@ -409,7 +431,7 @@ pub fn list(
         (true, false) => (matched + 1, true),
         (false, _) => (matched, false),
     };
-    Ok(ConntrackSummary {
+    ConntrackSummary {
         matched,
         returned,
         scanned,
@@ -435,7 +457,49 @@ pub fn list(
         dump_micros: started.elapsed().as_micros() as u64,
         matched_is_lower_bound: lower_bound,
         kernel_filtered,
-    })
+    }
+}
+
+/// One dump per family of the filter, in order; a resumed listing goes on
+/// with the family its parked dump was walking (`open`). The dump left open
+/// when `visit` stopped early, with `phase` at its family.
+fn walk_families(
+    filter: &ConntrackFilter,
+    families: &[u8],
+    phase: &mut usize,
+    mut open: Option<OpenDump>,
+    visit: &mut impl FnMut(netlink::RawMessage<'_>) -> ControlFlow<()>,
+    kernel_filtered: &mut bool,
+) -> Result<Option<OpenDump>, Error> {
+    while *phase < families.len() {
+        let family = families[*phase];
+        let (mut dump, filtered) = match open.take() {
+            Some(dump) => (dump, !KERNEL_FILTER_REFUSED.load(Ordering::Relaxed)),
+            None => start_dump(filter, family)?,
+        };
+        let finished = match dump.walk(&mut *visit) {
+            Err(e) if filtered && dump.stats.messages == 0 && is_filter_refused(&e) => {
+                // Nothing was visited yet: read this family again unfiltered.
+                tracing::warn!(
+                    error = %e,
+                    "the kernel refused the conntrack dump filter; filtering in the agent from now on"
+                );
+                KERNEL_FILTER_REFUSED.store(true, Ordering::Relaxed);
+                *kernel_filtered |= family != FAMILY_ANY;
+                dump = start_dump(filter, family)?.0;
+                dump.walk(&mut *visit)?
+            }
+            other => {
+                *kernel_filtered |= filtered || family != FAMILY_ANY;
+                other?
+            }
+        };
+        if !finished {
+            return Ok(Some(dump));
+        }
+        *phase += 1;
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

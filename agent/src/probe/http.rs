@@ -225,75 +225,17 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
     timing.connect_us = micros(t_connect.elapsed());
 
     if https {
-        let (config, verifier) = match tls_config(&params) {
-            Ok(c) => c,
-            Err(e) => {
-                fail(&mut result, HttpProbeOutcome::TlsError, e);
-                result.timing = Some(timing);
-                return result;
-            }
-        };
-        let server_name = match host.parse::<IpAddr>() {
-            Ok(ip) => ServerName::IpAddress(ip.into()),
-            Err(_) => match ServerName::try_from(host.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    fail(
-                        &mut result,
-                        HttpProbeOutcome::TlsError,
-                        format!("invalid TLS server name {host:?}: {e}"),
-                    );
-                    result.timing = Some(timing);
-                    return result;
-                }
-            },
-        };
-        let t_tls = Instant::now();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let handshake =
-            tokio::time::timeout(remaining(), connector.connect(server_name, tcp)).await;
-        timing.tls_us = micros(t_tls.elapsed());
-        let seen = verifier.seen.lock().ok().and_then(|s| s.clone());
-        result.certificate = seen.and_then(|der| describe_certificate(&der, now_unix()));
-        match handshake {
-            Err(_) => {
-                fail(
-                    &mut result,
-                    HttpProbeOutcome::Timeout,
-                    "TLS handshake did not finish in time",
-                );
-            }
-            Ok(Err(e)) => {
-                fail(
-                    &mut result,
-                    HttpProbeOutcome::TlsError,
-                    format!("TLS handshake failed: {e}"),
-                );
-            }
-            Ok(Ok(tls)) => {
-                let (_, conn) = tls.get_ref();
-                result.tls_version = conn
-                    .protocol_version()
-                    .map(|v| format!("{v:?}"))
-                    .unwrap_or_default();
-                result.alpn = conn
-                    .alpn_protocol()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .unwrap_or_default();
-                result.tls_verified = !params.insecure;
-                exchange(
-                    tls,
-                    &params,
-                    &host,
-                    port,
-                    started,
-                    deadline,
-                    &mut timing,
-                    &mut result,
-                )
-                .await;
-            }
-        }
+        over_tls(
+            tcp,
+            &params,
+            &host,
+            port,
+            started,
+            deadline,
+            &mut timing,
+            &mut result,
+        )
+        .await;
     } else {
         exchange(
             tcp,
@@ -310,6 +252,117 @@ pub async fn probe(params: HttpProbeParams) -> HttpProbeResult {
     timing.total_us = micros(started.elapsed());
     result.timing = Some(timing);
     result
+}
+
+/// The TLS handshake (its time, the certificate the server showed, the
+/// version and ALPN agreed), then the request over it.
+#[allow(clippy::too_many_arguments)]
+async fn over_tls(
+    tcp: tokio::net::TcpStream,
+    params: &HttpProbeParams,
+    host: &str,
+    port: u16,
+    started: Instant,
+    deadline: Instant,
+    timing: &mut HttpTiming,
+    result: &mut HttpProbeResult,
+) {
+    let (config, verifier) = match tls_config(params) {
+        Ok(c) => c,
+        Err(e) => {
+            fail(result, HttpProbeOutcome::TlsError, e);
+            return;
+        }
+    };
+    let server_name = match host.parse::<IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => match ServerName::try_from(host.to_string()) {
+            Ok(n) => n,
+            Err(e) => {
+                fail(
+                    result,
+                    HttpProbeOutcome::TlsError,
+                    format!("invalid TLS server name {host:?}: {e}"),
+                );
+                return;
+            }
+        },
+    };
+    let t_tls = Instant::now();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let handshake = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        connector.connect(server_name, tcp),
+    )
+    .await;
+    timing.tls_us = micros(t_tls.elapsed());
+    let seen = verifier.seen.lock().ok().and_then(|s| s.clone());
+    result.certificate = seen.and_then(|der| describe_certificate(&der, now_unix()));
+    match handshake {
+        Err(_) => {
+            fail(
+                result,
+                HttpProbeOutcome::Timeout,
+                "TLS handshake did not finish in time",
+            );
+        }
+        Ok(Err(e)) => {
+            fail(
+                result,
+                HttpProbeOutcome::TlsError,
+                format!("TLS handshake failed: {e}"),
+            );
+        }
+        Ok(Ok(tls)) => {
+            let (_, conn) = tls.get_ref();
+            result.tls_version = conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default();
+            result.alpn = conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default();
+            result.tls_verified = !params.insecure;
+            exchange(tls, params, host, port, started, deadline, timing, result).await;
+        }
+    }
+}
+
+/// The GET (or HEAD) the probe sends: path and query of the URL, a Host
+/// header as a browser writes it (the port only when it is not the
+/// scheme's).
+fn request(
+    params: &HttpProbeParams,
+    host: &str,
+    port: u16,
+) -> Result<http::Request<Empty<Bytes>>, http::Error> {
+    let path = params
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let default_port = if params.uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let host_header = match (host.contains(':'), port == default_port) {
+        (true, true) => format!("[{host}]"),
+        (true, false) => format!("[{host}]:{port}"),
+        (false, true) => host.to_string(),
+        (false, false) => format!("{host}:{port}"),
+    };
+    http::Request::builder()
+        .method(params.method.clone())
+        .uri(path)
+        .header(http::header::HOST, host_header)
+        .header(
+            http::header::USER_AGENT,
+            concat!("labscope-agent/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(http::header::ACCEPT, "*/*")
+        .body(Empty::<Bytes>::new())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -338,35 +391,10 @@ async fn exchange<S>(
         }
     };
     let driver = tokio::spawn(conn);
-    let path = params
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let default_port = if params.uri.scheme_str() == Some("https") {
-        443
-    } else {
-        80
-    };
-    let host_header = match (host.contains(':'), port == default_port) {
-        (true, true) => format!("[{host}]"),
-        (true, false) => format!("[{host}]:{port}"),
-        (false, true) => host.to_string(),
-        (false, false) => format!("{host}:{port}"),
-    };
-    let request = match http::Request::builder()
-        .method(params.method.clone())
-        .uri(path)
-        .header(http::header::HOST, host_header)
-        .header(
-            http::header::USER_AGENT,
-            concat!("labscope-agent/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(http::header::ACCEPT, "*/*")
-        .body(Empty::<Bytes>::new())
-    {
+    let request = match request(params, host, port) {
         Ok(r) => r,
         Err(e) => {
+            driver.abort();
             return fail(
                 result,
                 HttpProbeOutcome::HttpError,

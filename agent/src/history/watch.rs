@@ -337,35 +337,7 @@ fn diff_maps(h: &History, kind: &str, old: &BTreeMap<&str, &str>, new: &BTreeMap
 pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bool {
     use RouteNetlinkMessage as M;
     match message {
-        M::NewLink(m) => {
-            let Some(l) = links::parse(M::NewLink(m)) else {
-                return false;
-            };
-            let facts = link_facts(&l);
-            match state.links.insert(l.index, (l.name.clone(), facts.clone())) {
-                None => h.push(change("link", "added", l.name, String::new(), facts)),
-                Some((old_name, old)) => {
-                    let lost = |what: &str| old.contains(what) && !facts.contains(what);
-                    if lost(", up,") || lost(", carrier") {
-                        if old_name != l.name || old != facts {
-                            h.push(change("link", "changed", l.name, old, facts));
-                        }
-                        return true;
-                    }
-                    if old_name != l.name {
-                        h.push(change(
-                            "link",
-                            "changed",
-                            l.name,
-                            format!("name {old_name}"),
-                            format!("name {}", state.links[&l.index].0),
-                        ));
-                    } else if old != facts {
-                        h.push(change("link", "changed", l.name, old, facts));
-                    }
-                }
-            }
-        }
+        M::NewLink(m) => return new_link(h, state, M::NewLink(m)),
         M::DelLink(m) => {
             let index = m.header.index;
             if let Some((name, facts)) = state.links.remove(&index) {
@@ -439,40 +411,77 @@ pub fn apply(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bo
                 h.push(change("rule", "removed", t, String::new(), String::new()));
             }
         }
-        M::NewNeighbour(m) => {
-            let Some((ip, s)) = neighbours::parse(M::NewNeighbour(m))
-                .as_ref()
-                .and_then(neighbour_entry)
-            else {
-                return false;
-            };
-            if !gateways(&state.routes).contains(&ip) {
-                return false;
-            }
-            match state.gateways.insert(ip, s.clone()) {
-                Some(old) if old != s => h.push(change(
-                    "neighbour",
-                    "changed",
-                    format!("gateway {ip}"),
-                    old,
-                    s,
-                )),
-                None => h.push(change(
-                    "neighbour",
-                    "added",
-                    format!("gateway {ip}"),
-                    String::new(),
-                    s,
-                )),
-                _ => {}
-            }
-        }
+        M::NewNeighbour(m) => new_neighbour(h, state, M::NewNeighbour(m)),
         // The kernel drops idle neighbour entries and makes them again on
         // use: a removal is not a change; a FAILED state is.
         M::DelNeighbour(_) => {}
         _ => {}
     }
     false
+}
+
+/// A link added or changed; true when it went down or lost its carrier
+/// (its IPv4 routes are flushed unannounced).
+fn new_link(h: &History, state: &mut State, message: RouteNetlinkMessage) -> bool {
+    let Some(l) = links::parse(message) else {
+        return false;
+    };
+    let facts = link_facts(&l);
+    match state.links.insert(l.index, (l.name.clone(), facts.clone())) {
+        None => h.push(change("link", "added", l.name, String::new(), facts)),
+        Some((old_name, old)) => {
+            let lost = |what: &str| old.contains(what) && !facts.contains(what);
+            if lost(", up,") || lost(", carrier") {
+                if old_name != l.name || old != facts {
+                    h.push(change("link", "changed", l.name, old, facts));
+                }
+                return true;
+            }
+            if old_name != l.name {
+                h.push(change(
+                    "link",
+                    "changed",
+                    l.name,
+                    format!("name {old_name}"),
+                    format!("name {}", state.links[&l.index].0),
+                ));
+            } else if old != facts {
+                h.push(change("link", "changed", l.name, old, facts));
+            }
+        }
+    }
+    false
+}
+
+/// A gateway's neighbour entry added or changed (other neighbours come and
+/// go with use and are not changes).
+fn new_neighbour(h: &History, state: &mut State, message: RouteNetlinkMessage) {
+    let Some((ip, s)) = neighbours::parse(message)
+        .as_ref()
+        .and_then(neighbour_entry)
+    else {
+        return;
+    };
+    if !gateways(&state.routes).contains(&ip) {
+        return;
+    }
+    match state.gateways.insert(ip, s.clone()) {
+        Some(old) if old != s => h.push(change(
+            "neighbour",
+            "changed",
+            format!("gateway {ip}"),
+            old,
+            s,
+        )),
+        None => h.push(change(
+            "neighbour",
+            "added",
+            format!("gateway {ip}"),
+            String::new(),
+            s,
+        )),
+        _ => {}
+    }
 }
 
 fn subscribe(h: &History) -> std::io::Result<Socket> {

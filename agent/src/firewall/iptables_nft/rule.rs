@@ -167,44 +167,8 @@ impl<'r> State<'r> {
                     mask: None,
                 };
             }
-            ExprKind::Meta => {
-                let key = e.u32(2).unwrap_or(u32::MAX);
-                if let Some(s) = reg_slot(e.reg(3)) {
-                    // meta set: only `-j TRACE` is iptables'.
-                    match self.regs[s].load {
-                        Load::Imm(v, _) if key == 12 && v[..4] != [0; 4] => {
-                            self.target.clear();
-                            self.target.push_str(" -j TRACE");
-                        }
-                        _ => self.unsupported(format_args!("meta set (key {key})")),
-                    }
-                    return;
-                }
-                if let Some(d) = reg_slot(e.reg(1)) {
-                    self.regs[d] = Slot {
-                        load: Load::Meta(key),
-                        mask: None,
-                    };
-                }
-            }
-            ExprKind::Bitwise => {
-                let (Some(s), Some(d)) = (reg_slot(e.reg(1)), reg_slot(e.reg(2))) else {
-                    return self.unsupported("bitwise");
-                };
-                let mut slot = self.regs[s];
-                if e.u32(6).unwrap_or(0) != 0 {
-                    // Shifts: nothing iptables writes.
-                    slot.load = Load::Other;
-                } else {
-                    let mut mask = [0u8; 16];
-                    if let Some(m) = e.value(4) {
-                        let n = m.len().min(16);
-                        mask[..n].copy_from_slice(&m[..n]);
-                    }
-                    slot.mask = Some(mask);
-                }
-                self.regs[d] = slot;
-            }
+            ExprKind::Meta => self.meta(e),
+            ExprKind::Bitwise => self.bitwise(e),
             ExprKind::Cmp => self.cmp(e, ctx),
             ExprKind::Range => self.range(e),
             ExprKind::Immediate => match e.data(2) {
@@ -240,45 +204,8 @@ impl<'r> State<'r> {
                 xt::save_target(&mut self.target, ctx, name, rev as u8, info);
                 self.jump = None;
             }
-            ExprKind::Limit => {
-                let (rate, unit, burst) = (
-                    e.u64(1).unwrap_or(0),
-                    e.u64(2).unwrap_or(0),
-                    e.u32(3).unwrap_or(0),
-                );
-                if e.u32(4).unwrap_or(0) != 0 || e.u32(5).unwrap_or(0) != 0 || rate == 0 {
-                    return self.unsupported("limit (bytes or inverted)");
-                }
-                let avg = (10_000 * unit / rate) as u32;
-                let mut info = [0u8; 40];
-                info[..4].copy_from_slice(&avg.to_le_bytes());
-                info[4..8].copy_from_slice(&burst.to_le_bytes());
-                xt::save_match(&mut self.parts, ctx, "limit", 0, &info);
-            }
-            ExprKind::Log if e.has(1) => {
-                self.target.clear();
-                self.target.push_str(" -j NFLOG");
-                let prefix = e
-                    .raw(2)
-                    .map(crate::firewall::nft::model::string)
-                    .unwrap_or("");
-                let prefix = &prefix.as_bytes()[..prefix.len().min(127)];
-                let group = e
-                    .raw(1)
-                    .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
-                let thr = e
-                    .raw(4)
-                    .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
-                xt::targets::nflog_parts(
-                    &mut self.target,
-                    prefix,
-                    group.unwrap_or(0),
-                    e.u32(3).unwrap_or(0),
-                    e.has(3),
-                    thr.unwrap_or(0),
-                );
-                self.jump = None;
-            }
+            ExprKind::Limit => self.limit(e, ctx),
+            ExprKind::Log if e.has(1) => self.nflog(e),
             ExprKind::Lookup => {
                 let set = e.str(1).unwrap_or("?");
                 let neg = e.u32(5).unwrap_or(0) & 1 != 0;
@@ -290,6 +217,87 @@ impl<'r> State<'r> {
             ExprKind::Counter => {}
             _ => self.unsupported(format_args!("expression {}", e.name)),
         }
+    }
+
+    fn meta(&mut self, e: &Expr<'r>) {
+        let key = e.u32(2).unwrap_or(u32::MAX);
+        if let Some(s) = reg_slot(e.reg(3)) {
+            // meta set: only `-j TRACE` is iptables'.
+            match self.regs[s].load {
+                Load::Imm(v, _) if key == 12 && v[..4] != [0; 4] => {
+                    self.target.clear();
+                    self.target.push_str(" -j TRACE");
+                }
+                _ => self.unsupported(format_args!("meta set (key {key})")),
+            }
+            return;
+        }
+        if let Some(d) = reg_slot(e.reg(1)) {
+            self.regs[d] = Slot {
+                load: Load::Meta(key),
+                mask: None,
+            };
+        }
+    }
+
+    fn bitwise(&mut self, e: &Expr<'r>) {
+        let (Some(s), Some(d)) = (reg_slot(e.reg(1)), reg_slot(e.reg(2))) else {
+            return self.unsupported("bitwise");
+        };
+        let mut slot = self.regs[s];
+        if e.u32(6).unwrap_or(0) != 0 {
+            // Shifts: nothing iptables writes.
+            slot.load = Load::Other;
+        } else {
+            let mut mask = [0u8; 16];
+            if let Some(m) = e.value(4) {
+                let n = m.len().min(16);
+                mask[..n].copy_from_slice(&m[..n]);
+            }
+            slot.mask = Some(mask);
+        }
+        self.regs[d] = slot;
+    }
+
+    fn limit(&mut self, e: &Expr<'r>, ctx: &Ctx<'_>) {
+        let (rate, unit, burst) = (
+            e.u64(1).unwrap_or(0),
+            e.u64(2).unwrap_or(0),
+            e.u32(3).unwrap_or(0),
+        );
+        if e.u32(4).unwrap_or(0) != 0 || e.u32(5).unwrap_or(0) != 0 || rate == 0 {
+            return self.unsupported("limit (bytes or inverted)");
+        }
+        let avg = (10_000 * unit / rate) as u32;
+        let mut info = [0u8; 40];
+        info[..4].copy_from_slice(&avg.to_le_bytes());
+        info[4..8].copy_from_slice(&burst.to_le_bytes());
+        xt::save_match(&mut self.parts, ctx, "limit", 0, &info);
+    }
+
+    fn nflog(&mut self, e: &Expr<'r>) {
+        self.target.clear();
+        self.target.push_str(" -j NFLOG");
+        let prefix = e
+            .raw(2)
+            .map(crate::firewall::nft::model::string)
+            .unwrap_or("");
+        let prefix = &prefix.as_bytes()[..prefix.len().min(127)];
+        let group = e
+            .raw(1)
+            .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
+        let thr = e
+            .raw(4)
+            .map(|v| u16::from_be_bytes([v[0], v.get(1).copied().unwrap_or(0)]));
+        xt::targets::nflog_parts(
+            &mut self.target,
+            prefix,
+            group.unwrap_or(0),
+            e.u32(3).unwrap_or(0),
+            e.has(3),
+            thr.unwrap_or(0),
+        );
+        self.jump = None;
     }
 
     fn verdict(&mut self, code: i32, chain: Option<&'r str>) {

@@ -356,55 +356,46 @@ pub fn value(out: &mut String, ty: Ty, v: &[u8]) {
                 }
             }
         }
-        Ty::NfProto => match v.first().copied().unwrap_or(0) {
-            2 => out.push_str("ipv4"),
-            10 => out.push_str("ipv6"),
-            p => {
-                let _ = write!(out, "{p}");
-            }
-        },
-        Ty::EtherType => match be(v) {
-            0x0800 => out.push_str("ip"),
-            0x86dd => out.push_str("ip6"),
-            0x0806 => out.push_str("arp"),
-            0x8100 => out.push_str("8021q"),
-            0x88a8 => out.push_str("8021ad"),
-            x => {
-                let _ = write!(out, "0x{x:04x}");
-            }
-        },
+        Ty::NfProto => {
+            let p = v.first().copied().unwrap_or(0);
+            let name = match p {
+                2 => Some("ipv4"),
+                10 => Some("ipv6"),
+                _ => None,
+            };
+            name_or_number(out, name, p);
+        }
+        Ty::EtherType => {
+            let x = be(v);
+            let name = match x {
+                0x0800 => Some("ip"),
+                0x86dd => Some("ip6"),
+                0x0806 => Some("arp"),
+                0x8100 => Some("8021q"),
+                0x88a8 => Some("8021ad"),
+                _ => None,
+            };
+            name_or_number(out, name, format_args!("0x{x:04x}"));
+        }
         Ty::Ether => {
             let parts: Vec<String> = v.iter().take(6).map(|b| format!("{b:02x}")).collect();
             out.push_str(&parts.join(":"));
         }
         Ty::IcmpType => {
             let t = v.first().copied().unwrap_or(0);
-            match icmp_type(t) {
-                Some(n) => out.push_str(n),
-                None => {
-                    let _ = write!(out, "{t}");
-                }
-            }
+            name_or_number(out, icmp_type(t), t);
         }
         Ty::Icmp6Type => {
             let t = v.first().copied().unwrap_or(0);
-            match icmp6_type(t) {
-                Some(n) => out.push_str(n),
-                None => {
-                    let _ = write!(out, "{t}");
-                }
-            }
+            name_or_number(out, icmp6_type(t), t);
         }
         Ty::TcpFlags => bits(out, u32::from(v.first().copied().unwrap_or(0)), &TCP_FLAGS),
         Ty::CtState => bits(out, le(v) as u32, &CT_STATE),
         Ty::CtStatus => bits(out, le(v) as u32, &CT_STATUS),
-        Ty::CtDir => match v.first().copied().unwrap_or(0) {
-            0 => out.push_str("original"),
-            1 => out.push_str("reply"),
-            d => {
-                let _ = write!(out, "{d}");
-            }
-        },
+        Ty::CtDir => {
+            let d = v.first().copied().unwrap_or(0);
+            name_or_number(out, ["original", "reply"].get(usize::from(d)).copied(), d);
+        }
         Ty::Mark => {
             let _ = write!(out, "0x{:08x}", le(v) as u32);
         }
@@ -430,15 +421,11 @@ pub fn value(out: &mut String, ty: Ty, v: &[u8]) {
                 }
             }
         }
-        Ty::PktType => match v.first().copied().unwrap_or(0) {
-            0 => out.push_str("host"),
-            1 => out.push_str("broadcast"),
-            2 => out.push_str("multicast"),
-            3 => out.push_str("other"),
-            p => {
-                let _ = write!(out, "{p}");
-            }
-        },
+        Ty::PktType => {
+            let p = v.first().copied().unwrap_or(0);
+            let names = ["host", "broadcast", "multicast", "other"];
+            name_or_number(out, names.get(usize::from(p)).copied(), p);
+        }
         Ty::Int => {
             let _ = write!(out, "{}", le(v));
         }
@@ -458,12 +445,17 @@ pub fn value(out: &mut String, ty: Ty, v: &[u8]) {
                 "nat",
                 "xresolve",
             ];
-            match names.get(t) {
-                Some(n) => out.push_str(n),
-                None => {
-                    let _ = write!(out, "{t}");
-                }
-            }
+            name_or_number(out, names.get(t).copied(), t);
+        }
+    }
+}
+
+/// `name` when there is one, else `n` as nft prints an unnamed value.
+fn name_or_number(out: &mut String, name: Option<&str>, n: impl std::fmt::Display) {
+    match name {
+        Some(name) => out.push_str(name),
+        None => {
+            let _ = write!(out, "{n}");
         }
     }
 }

@@ -177,11 +177,12 @@ pub fn tools_markdown(tools: &[ToolDef]) -> String {
                 notes.push("open world".into());
             }
             out.push_str(&format!(
-                "\n### `{}` — {}\n\n{} ({})\n\n",
+                "\n### `{}` — {}\n\n{} ({})\n\nSource: `{}`\n\n",
                 t.name,
                 t.title,
                 t.description,
-                notes.join(", ")
+                notes.join(", "),
+                t.source
             ));
             if t.arg_help().is_empty() {
                 out.push_str("No arguments.\n");

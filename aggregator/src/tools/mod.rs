@@ -493,6 +493,9 @@ pub struct ToolDef {
     run: RunFn,
     /// Built with [`ToolDef::mutating`]: changes something.
     mutating: bool,
+    /// The source file that defines it (where its constructor was called),
+    /// for the tools reference: a newcomer finds any tool from its name.
+    pub source: &'static str,
     /// Parses the arguments (and for an operation asks its allowlist)
     /// without running: an operation checks both before it asks a person
     /// anything.
@@ -543,6 +546,7 @@ impl ToolDef {
     /// When `meta.hints` say the tool changes something: an operation is
     /// built with [`ToolDef::mutating`], which gives it its allowlist (the
     /// registry is built at start-up, and a test builds every tool).
+    #[track_caller]
     pub fn typed<A, O, F, Fut>(meta: Meta, run: F) -> Self
     where
         A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
@@ -567,6 +571,7 @@ impl ToolDef {
     ///
     /// # Panics
     /// When `meta.hints` say the tool is read-only.
+    #[track_caller]
     pub fn mutating<A, O, F, Fut>(meta: Meta, allowed: Allowlist<A>, run: F) -> Self
     where
         A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
@@ -582,6 +587,7 @@ impl ToolDef {
         Self::build(meta, Some(allowed), run)
     }
 
+    #[track_caller]
     fn build<A, O, F, Fut>(meta: Meta, allowed: Option<Allowlist<A>>, run: F) -> Self
     where
         A: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static,
@@ -648,6 +654,7 @@ impl ToolDef {
             }),
             run: erased,
             mutating: allowed.is_some(),
+            source: std::panic::Location::caller().file(),
             check: Arc::new(move |args, policy| {
                 let a: A = parse_args(args.clone())?;
                 match allowed {

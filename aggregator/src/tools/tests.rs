@@ -393,3 +393,23 @@ fn toolsets_partition_the_tools() {
     let read_only = all.iter().filter(|t| !t.mutates()).count();
     assert_eq!(enabled(&every).len(), read_only);
 }
+
+/// Every tool names the file that defines it, and the file is there.
+#[test]
+fn every_tool_names_its_source_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for t in registry() {
+        assert!(
+            t.source.starts_with("aggregator/src/tools/"),
+            "{}: {}",
+            t.name,
+            t.source
+        );
+        assert!(
+            root.join(t.source).is_file(),
+            "{}: {} is not a file",
+            t.name,
+            t.source
+        );
+    }
+}

@@ -6,7 +6,9 @@
 //! change.
 
 pub mod flux;
-pub mod workloads;
+pub mod refresh_secret;
+pub mod restart_deployment;
+pub mod trigger_backup;
 
 use std::time::Duration;
 
@@ -21,10 +23,10 @@ use crate::cluster::{Cluster, Request};
 /// Every operation tool, in listing order.
 pub fn tools() -> Vec<ToolDef> {
     vec![
-        workloads::restart_tool(),
-        workloads::trigger_tool("trigger_backup"),
-        workloads::trigger_tool("trigger_cronjob"),
-        workloads::refresh_secret_tool(),
+        restart_deployment::restart_tool(),
+        trigger_backup::trigger_tool("trigger_backup"),
+        trigger_backup::trigger_tool("trigger_cronjob"),
+        refresh_secret::refresh_secret_tool(),
         flux::reconcile_tool(),
         flux::suspend_tool(),
         flux::resume_tool(),

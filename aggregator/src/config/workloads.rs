@@ -177,6 +177,12 @@ pub(super) fn validate(c: &Check, raw: Raw) -> Result<Workloads, Error> {
     }
     for (role, list) in [("pihole", raw.pihole), ("unbound", raw.unbound)] {
         let Some(list) = list else { continue };
+        if list.is_empty() {
+            return Err(c.invalid(
+                &format!("workloads.{role}"),
+                "lists no Deployment: name at least one (leave the key out for the default)",
+            ));
+        }
         out.dns.retain(|w| w.role != role);
         for (i, d) in list.iter().enumerate() {
             out.dns.push(DnsWorkload {

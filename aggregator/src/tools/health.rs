@@ -290,7 +290,8 @@ async fn read(
         agents: agents.map_err(|after| health::timed_out("agents", after)),
         pods: read_part("pods", pods),
         empty_namespace: None,
-        backup_namespaces: backup_namespaces(ctx),
+        backup_namespaces: ctx.config.workloads.backup_namespaces.clone(),
+        backup_cronjobs: ctx.settings.backup_cronjobs.iter().cloned().collect(),
         flux: flux
             .map(|read| {
                 let mut status = super::flux::status(&read, true, now_s);
@@ -342,19 +343,6 @@ async fn pods_and_jobs(
         Vec::new()
     };
     Ok((report, jobs))
-}
-
-/// The backup namespaces (`[workloads] backup_namespaces`) and those of
-/// the backup CronJobs named by `--backup-cronjob` (namespace/name).
-fn backup_namespaces(ctx: &ToolContext) -> std::collections::BTreeSet<String> {
-    let mut out = ctx.config.workloads.backup_namespaces.clone();
-    out.extend(
-        ctx.settings
-            .backup_cronjobs
-            .iter()
-            .filter_map(|c| c.split_once('/').map(|(ns, _)| ns.to_string())),
-    );
-    out
 }
 
 impl Render for Health {

@@ -75,6 +75,8 @@ pub struct Reads {
     /// Namespaces whose failing Jobs are backups (get_backup_status says
     /// more about them than get_job_logs).
     pub backup_namespaces: BTreeSet<String>,
+    /// CronJobs (namespace/name) named as backups (`--backup-cronjob`).
+    pub backup_cronjobs: BTreeSet<String>,
     /// Flux.
     pub flux: Part<FluxParts>,
     /// Warning events of the last hour.
@@ -139,7 +141,8 @@ pub fn assess(r: Reads) -> Health {
     let mut f = Findings::default();
     let nodes = nodes(&mut f, r.nodes, &r.agent_nodes);
     agents(&mut f, r.agents);
-    let pods = pods(&mut f, r.pods, r.empty_namespace, &r.backup_namespaces);
+    let backups = (&r.backup_namespaces, &r.backup_cronjobs);
+    let pods = pods(&mut f, r.pods, r.empty_namespace, backups);
     flux(&mut f, r.flux, r.now);
     let warning_events = match r.events {
         Ok(events) => events,
@@ -292,7 +295,7 @@ fn pods(
     f: &mut Findings,
     read: Part<(PodReport, Vec<Job>)>,
     empty_namespace: Option<Issue>,
-    backup_namespaces: &BTreeSet<String>,
+    (backup_namespaces, backup_cronjobs): (&BTreeSet<String>, &BTreeSet<String>),
 ) -> Option<PodCounts> {
     let (report, jobs) = match read {
         Ok(read) => read,
@@ -316,6 +319,9 @@ fn pods(
         &group_failed_jobs(&report.problems, &jobs)
     {
         let backup = backup_namespaces.contains(pns)
+            || parent
+                .strip_prefix("cronjob/")
+                .is_some_and(|cj| backup_cronjobs.contains(cj))
             || parent.contains("backup")
             || parent.contains("restore");
         f.push(issue(

@@ -171,6 +171,7 @@ fn healthy() -> Reads {
         )),
         empty_namespace: None,
         backup_namespaces: ["backup-jobs".to_string()].into(),
+        backup_cronjobs: ["media/db-dump".to_string()].into(),
         flux: Ok(FluxParts {
             status: super::super::flux_report::status(&no_flux(), true, 1_780_000_000),
             read: no_flux(),
@@ -392,4 +393,43 @@ fn backup_jobs_point_to_the_backup_tool() {
     assert_eq!(h.issues.len(), 1);
     assert_eq!(h.issues[0].kind, "JobsFailing");
     assert_eq!(h.issues[0].next_tool.as_deref(), Some("get_backup_status"));
+}
+
+/// A CronJob named by --backup-cronjob is a backup; another Job of its
+/// namespace is not.
+#[test]
+fn a_configured_backup_cronjob_is_a_backup_its_neighbours_are_not() {
+    let problem = |name: &str, owner: &str| PodProblem {
+        namespace: "media".into(),
+        ..pod_problem(name, owner)
+    };
+    let job_in = |name: &str, cj: Option<&str>| {
+        let mut j = job(name, cj);
+        j.metadata.namespace = Some("media".into());
+        j
+    };
+    let mut r = healthy();
+    r.pods = Ok((
+        PodReport {
+            total: 5,
+            problems: vec![
+                problem("db-dump-29780760-x7k2p", "Job/db-dump-29780760"),
+                problem("migrate-1-abcde", "Job/migrate-1"),
+            ],
+            history: Vec::new(),
+        },
+        vec![
+            job_in("db-dump-29780760", Some("db-dump")),
+            job_in("migrate-1", None),
+        ],
+    ));
+    let h = assess(r);
+    let next = |object: &str| {
+        h.issues
+            .iter()
+            .find(|i| i.object == object)
+            .and_then(|i| i.next_tool.as_deref())
+    };
+    assert_eq!(next("cronjob/media/db-dump"), Some("get_backup_status"));
+    assert_eq!(next("job/media/migrate-1"), Some("get_job_logs"));
 }

@@ -432,3 +432,211 @@ pub fn addresses(ing: &Ingress) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ingress() -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"name": "immich", "namespace": "immich"},
+            "spec": {
+                "rules": [{"host": "immich.lab.example", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "immich-server", "port": {"number": 2283}}}}
+                ]}}],
+                "tls": [{"hosts": ["immich.lab.example"], "secretName": "immich-tls"}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn service() -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"name": "immich-server", "namespace": "immich"},
+            "spec": {"selector": {"app": "immich-server"}, "ports": [{"port": 2283}]}
+        }))
+        .unwrap()
+    }
+
+    fn slice(ready: &[bool]) -> EndpointSlice {
+        let endpoints: Vec<_> = ready
+            .iter()
+            .map(|r| json!({"addresses": ["10.42.1.7"], "conditions": {"ready": r}}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": "immich-server-x", "namespace": "immich",
+                         "labels": {"kubernetes.io/service-name": "immich-server"}},
+            "addressType": "IPv4",
+            "endpoints": endpoints
+        }))
+        .unwrap()
+    }
+
+    fn parked() -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "immich-server", "namespace": "immich"},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "immich-server"}},
+                     "template": {"metadata": {"labels": {"app": "immich-server"}}}}
+        }))
+        .unwrap()
+    }
+
+    fn certificate(ready: &str, not_after: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "immich", "namespace": "immich"},
+            "spec": {"secretName": "immich-tls", "dnsNames": ["immich.lab.example"]},
+            "status": {"notAfter": not_after,
+                       "conditions": [{"type": "Ready", "status": ready, "reason": "r", "message": "m"}]}
+        }))
+        .unwrap()
+    }
+
+    const NOW: i64 = 1_780_000_000; // 2026-05-28
+    const LATER: &str = "2026-08-01T00:00:00Z";
+    const EARLIER: &str = "2026-05-01T00:00:00Z";
+
+    /// (what, services present, endpoint readiness, parked Deployment,
+    /// certificate (Ready, notAfter), backend state, certificate valid,
+    /// verdict).
+    type Case = (
+        &'static str,
+        bool,
+        &'static [bool],
+        bool,
+        Option<(&'static str, &'static str)>,
+        BackendState,
+        Option<bool>,
+        IngressVerdict,
+    );
+
+    const CASES: &[Case] = &[
+        (
+            "all well",
+            true,
+            &[true, false],
+            false,
+            Some(("True", LATER)),
+            BackendState::Ok,
+            Some(true),
+            IngressVerdict::Healthy,
+        ),
+        (
+            "no Service",
+            false,
+            &[],
+            false,
+            Some(("True", LATER)),
+            BackendState::ServiceMissing,
+            Some(true),
+            IngressVerdict::Degraded,
+        ),
+        (
+            "endpoints, none ready",
+            true,
+            &[false, false],
+            false,
+            Some(("True", LATER)),
+            BackendState::NoReadyEndpoints,
+            Some(true),
+            IngressVerdict::Degraded,
+        ),
+        (
+            "no endpoint at all",
+            true,
+            &[],
+            false,
+            Some(("True", LATER)),
+            BackendState::NoEndpoints,
+            Some(true),
+            IngressVerdict::Degraded,
+        ),
+        (
+            "scaled to zero is parked, not down",
+            true,
+            &[],
+            true,
+            Some(("True", LATER)),
+            BackendState::ScaledToZero,
+            Some(true),
+            IngressVerdict::Healthy,
+        ),
+        (
+            "an expired certificate",
+            true,
+            &[true],
+            false,
+            Some(("True", EARLIER)),
+            BackendState::Ok,
+            Some(false),
+            IngressVerdict::Degraded,
+        ),
+        (
+            "a certificate not Ready",
+            true,
+            &[true],
+            false,
+            Some(("False", LATER)),
+            BackendState::Ok,
+            Some(false),
+            IngressVerdict::Degraded,
+        ),
+        (
+            "a secret no Certificate fills",
+            true,
+            &[true],
+            false,
+            None,
+            BackendState::Ok,
+            None,
+            IngressVerdict::Healthy,
+        ),
+    ];
+
+    #[test]
+    fn backends_and_certificates_give_the_verdict() {
+        for (what, has_service, ready, is_parked, cert, state, valid, verdict) in CASES {
+            let services = if *has_service {
+                vec![service()]
+            } else {
+                Vec::new()
+            };
+            let deployments = if *is_parked {
+                vec![parked()]
+            } else {
+                Vec::new()
+            };
+            let certificates: Vec<DynamicObject> =
+                cert.iter().map(|(r, t)| certificate(r, t)).collect();
+            let slices = if ready.is_empty() {
+                Vec::new()
+            } else {
+                vec![slice(ready)]
+            };
+            let joined = Joined {
+                services: &services,
+                deployments: &deployments,
+                certificates: &certificates,
+            };
+            let out = assess(&[ingress()], &slices, &joined, Vec::new(), NOW);
+            let row = &out.ingresses[0];
+            assert_eq!(row.backends[0].state, *state, "{what}");
+            assert_eq!(row.tls[0].valid_certificate, *valid, "{what}");
+            assert_eq!(out.verdict, *verdict, "{what}");
+        }
+        let none = assess(
+            &[],
+            &[],
+            &Joined {
+                services: &[],
+                deployments: &[],
+                certificates: &[],
+            },
+            Vec::new(),
+            NOW,
+        );
+        assert_eq!(none.verdict, IngressVerdict::NoIngresses);
+    }
+}

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Kind, Summary, get};
+use super::{Kind, Summary, get_in};
 use crate::cluster::Cluster;
 use crate::redact::{MARK, redact, secret_name};
 use crate::tools::ToolError;
@@ -44,8 +43,7 @@ pub(super) async fn describe(
     ns: Option<&str>,
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
-    let nsv = ns.unwrap_or_default();
-    let m: ConfigMap = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let m: ConfigMap = get_in(c, kind, ns, name).await?;
     let data = m
         .data
         .iter()

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Kind, Summary, get};
+use super::{Kind, Summary, get_in};
 use crate::cluster::Cluster;
 use crate::tools::ToolError;
 
@@ -48,8 +47,7 @@ pub(super) async fn describe(
     ns: Option<&str>,
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
-    let nsv = ns.unwrap_or_default();
-    let i: Ingress = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let i: Ingress = get_in(c, kind, ns, name).await?;
     let spec = i.spec.clone().unwrap_or_default();
     let routes = spec
         .rules

@@ -3,13 +3,12 @@
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{
-    Kind, PodBrief, Summary, conditions_text, containers_text, get, json, pods_selected, pods_text,
-    selector, time,
+    Kind, PodBrief, Summary, conditions_text, containers_text, get_in, json, pods_selected,
+    pods_text, selector, time,
 };
 use crate::cluster::Cluster;
 use crate::tools::ToolError;
@@ -75,7 +74,7 @@ pub(super) async fn describe_job(
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
     let nsv = ns.unwrap_or_default();
-    let j: Job = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let j: Job = get_in(c, kind, ns, name).await?;
     let (spec, st) = (
         j.spec.clone().unwrap_or_default(),
         j.status.clone().unwrap_or_default(),
@@ -103,8 +102,7 @@ pub(super) async fn describe_cronjob(
     ns: Option<&str>,
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
-    let nsv = ns.unwrap_or_default();
-    let cj: CronJob = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let cj: CronJob = get_in(c, kind, ns, name).await?;
     let (spec, st) = (
         cj.spec.clone().unwrap_or_default(),
         cj.status.clone().unwrap_or_default(),

@@ -340,6 +340,18 @@ where
     ))
 }
 
+/// [`get`] of a namespaced kind in `ns`.
+async fn get_in<K>(c: &Cluster, kind: Kind, ns: Option<&str>, name: &str) -> Result<K, ToolError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::namespaced(c.client.clone(), ns.unwrap_or_default());
+    get(c, kind, api, ns, name).await
+}
+
 fn time(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Option<String> {
     t.map(|t| t.0.to_string())
 }

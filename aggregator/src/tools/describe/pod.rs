@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Kind, Summary, conditions_text, containers_text, get, json, placement_text};
+use super::{Kind, Summary, conditions_text, containers_text, get_in, json, placement_text};
 use crate::cluster::Cluster;
 use crate::redact::redact;
 use crate::tools::ToolError;
@@ -92,8 +91,7 @@ pub(super) async fn describe(
     ns: Option<&str>,
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
-    let nsv = ns.unwrap_or_default();
-    let p: Pod = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let p: Pod = get_in(c, kind, ns, name).await?;
     let st = p.status.clone().unwrap_or_default();
     let (containers, volumes) = containers_and_volumes(p.spec.as_ref());
     let statuses = st

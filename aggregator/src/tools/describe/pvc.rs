@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 
-use super::{Kind, Summary, get};
+use super::{Kind, Summary, get_in};
 use crate::cluster::{Cluster, Request};
 use crate::tools::ToolError;
 use crate::tools::kube::api_error;
@@ -18,8 +18,7 @@ pub(super) async fn describe(
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
     let nsv = ns.unwrap_or_default();
-    let claim: PersistentVolumeClaim =
-        get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let claim: PersistentVolumeClaim = get_in(c, kind, ns, name).await?;
     let pv_api: Api<PersistentVolume> = Api::all(c.client.clone());
     let pod_api: Api<Pod> = Api::namespaced(c.client.clone(), nsv);
     let all = ListParams::default();

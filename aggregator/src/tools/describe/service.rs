@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{Kind, Summary, get};
+use super::{Kind, Summary, get_in};
 use crate::cluster::{Cluster, Request};
 use crate::tools::ToolError;
 use crate::tools::kube::api_error;
@@ -74,7 +74,7 @@ pub(super) async fn describe(
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
     let nsv = ns.unwrap_or_default();
-    let s: Service = get(c, kind, Api::namespaced(c.client.clone(), nsv), ns, name).await?;
+    let s: Service = get_in(c, kind, ns, name).await?;
     let spec = s.spec.clone().unwrap_or_default();
     let api: Api<EndpointSlice> = Api::namespaced(c.client.clone(), nsv);
     let slices = c

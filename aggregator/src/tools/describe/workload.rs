@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::Api;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Kind, PodBrief, Summary, conditions_text, containers_text, get, json, placement_text,
+    Kind, PodBrief, Summary, conditions_text, containers_text, get_in, json, placement_text,
     pods_selected, pods_text, selector,
 };
 use crate::cluster::Cluster;
@@ -158,14 +157,7 @@ pub(super) async fn describe_workload<K: WorkloadKind>(
     ns: &str,
     name: &str,
 ) -> Result<(ObjectMeta, Summary), ToolError> {
-    let object: K = get(
-        c,
-        kind,
-        Api::namespaced(c.client.clone(), ns),
-        Some(ns),
-        name,
-    )
-    .await?;
+    let object: K = get_in(c, kind, Some(ns), name).await?;
     workload(c, ns, object.parts()).await
 }
 

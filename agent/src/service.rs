@@ -313,10 +313,13 @@ impl NodeAgent for NodeAgentService {
         let cache = self.firewall.clone();
         let fw = blocking(move || {
             let _permit = permit;
-            let served = cache.get(ipv6, wanted)?;
+            // A whole table is built beside the read, when this call makes it.
+            let whole = chain.is_empty() && page == firewall::Page::ALL;
+            let served = cache.get(ipv6, wanted, whole.then_some(table.as_str()))?;
             let snap = served.snapshot.clone();
             let replaced = served.replaced;
-            let mut fw = firewall::build_from_texts(ipv6, &table, &chain, &snap.texts, page)?;
+            let mut fw =
+                firewall::build_answer(ipv6, &table, &chain, &snap.texts, page, served.built)?;
             fw.snapshot = format!("{:x}", snap.id);
             fw.snapshot_age_ms = snap.read_at.elapsed().as_millis() as u64;
             fw.snapshot_replaced = replaced;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Result;
-use super::read::{self, BackendText};
+use super::read::{self, BackendText, Built};
 use super::signal::{self, Signal};
 
 /// One read.
@@ -36,6 +36,9 @@ pub struct Served {
     pub snapshot: Arc<Snapshot>,
     /// The caller asked for another snapshot, which is gone or outdated.
     pub replaced: bool,
+    /// The rules of the table the caller asked to have built, when this
+    /// caller made the read (see [`Snapshots::get`]).
+    pub built: Option<Built>,
 }
 
 /// The cache: the recent reads of each family, newest last.
@@ -75,7 +78,10 @@ impl Snapshots {
 
     /// The snapshot `wanted` while the ruleset is unchanged, else (or
     /// without one) a read shared with callers of the last second. Blocking.
-    pub fn get(&self, ipv6: bool, wanted: Option<u64>) -> Result<Served> {
+    /// A caller that will answer with a whole table names it in `build`:
+    /// if it makes the read, the table's rules are built beside the dump
+    /// and come back in [`Served::built`] (the snapshot keeps only text).
+    pub fn get(&self, ipv6: bool, wanted: Option<u64>, build: Option<&str>) -> Result<Served> {
         let arrived = Instant::now();
         let mut slot = self.slot(ipv6);
         let now = signal::read(ipv6);
@@ -93,12 +99,13 @@ impl Snapshots {
             return Ok(Served {
                 snapshot: s.clone(),
                 replaced: false,
+                built: None,
             });
         }
         let read_at = Instant::now();
         // Its structure is checked and indexed now, so that a broken output
         // fails this call and is not kept (each page then builds its rules).
-        let texts = read::read_backends(ipv6)?;
+        let (texts, built) = read::read_backends_building(ipv6, build)?;
         let after = signal::read(ipv6);
         // Changed while the tools ran: which version they saw is unknown,
         // so this read is never reused.
@@ -124,6 +131,7 @@ impl Snapshots {
         Ok(Served {
             snapshot,
             replaced: wanted.is_some(),
+            built,
         })
     }
 

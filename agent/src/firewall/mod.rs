@@ -71,7 +71,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Reads one family's rules from every backend that holds tables and builds
 /// the answer for `table` (and `chain`, when not empty), every rule.
 pub fn read(ipv6: bool, table: &str, chain: &str) -> Result<Firewall> {
-    build_from_texts(ipv6, table, chain, &read::read_backends(ipv6)?, Page::ALL)
+    let (texts, built) = read::read_backends_building(ipv6, chain.is_empty().then_some(table))?;
+    build_answer(ipv6, table, chain, &texts, Page::ALL, built)
 }
 
 /// Which rules of the selected chains to return.
@@ -89,6 +90,61 @@ impl Page {
         offset: 0,
         limit: usize::MAX,
     };
+}
+
+/// The answer for `table`: with the whole table, from the rules built
+/// beside the read when there are some ([`read::Built`]: the same rules a
+/// page of the text builds, without reading the text again after the
+/// dump), else from the texts ([`build_from_texts`]).
+pub fn build_answer(
+    ipv6: bool,
+    table: &str,
+    chain: &str,
+    texts: &[read::BackendText],
+    page: Page,
+    built: Option<read::Built>,
+) -> Result<Firewall> {
+    let whole = built.filter(|_| chain.is_empty() && page == Page::ALL);
+    match whole
+        .map(|b| build_whole_table(ipv6, table, texts, b))
+        .transpose()?
+    {
+        Some(Some(fw)) => Ok(fw),
+        _ => build_from_texts(ipv6, table, chain, texts, page),
+    }
+}
+
+/// The answer with every rule of `table`, the nf_tables backend's from the
+/// rules built beside its read; `None` when those do not fit its text (then
+/// [`build_from_texts`] answers; the tests hold the two equal).
+pub fn build_whole_table(
+    ipv6: bool,
+    table: &str,
+    texts: &[read::BackendText],
+    built: read::Built,
+) -> Result<Option<Firewall>> {
+    let select = parse::Select {
+        table: Some(table),
+        chain: None,
+        offset: 0,
+        limit: usize::MAX,
+    };
+    let mut built = Some(built);
+    let mut dumps = Vec::with_capacity(texts.len());
+    for text in texts {
+        let dump = match built.take() {
+            Some(b) if text.backend == FirewallBackend::Nft => match text.parse_built(table, b)? {
+                Some(dump) => dump,
+                None => return Ok(None),
+            },
+            other => {
+                built = other;
+                text.parse(&select)?
+            }
+        };
+        dumps.push(dump);
+    }
+    build(ipv6, table, "", dumps).map(Some)
 }
 
 /// Parses what the answer needs of each backend's save text — the page of

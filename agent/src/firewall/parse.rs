@@ -330,8 +330,9 @@ pub fn parse_selected(text: &str, select: &Select<'_>) -> Result<SaveDump, Parse
     Index::build(text)?.select(text, select)
 }
 
-/// One rule line, counters and all.
-fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
+/// One rule line, counters and all (what a page builds of each of its
+/// lines; the iptables-nft render builds the same from each line it writes).
+pub(crate) fn parse_rule(line: &str) -> Result<FirewallRule, &'static str> {
     let (counters, rule_text) = match line.strip_prefix('[') {
         Some(_) => {
             let end = line.find(']').ok_or("unterminated counters")?;

@@ -4,7 +4,7 @@
 //! becomes iptables-save's text with the index of its structure, which is
 //! what a cached read keeps and pages are built from.
 
-use labscope_proto::v1::FirewallBackend;
+use labscope_proto::v1::{FirewallBackend, FirewallRule};
 
 use super::parse::{Index, ParseError, SaveDump, Select};
 use super::xt::ipset::KernelSets;
@@ -81,6 +81,38 @@ impl BackendText {
         }
     }
 
+    /// Every chain of `table` with the rules [`Built`] beside the read,
+    /// which must be this text's (same chains, same rule counts, same
+    /// order); `None` when they are not, so that the text is read instead.
+    pub fn parse_built(&self, table: &str, built: Built) -> Result<Option<BackendDump>> {
+        let mut dump = self.parse(&Select {
+            table: Some(table),
+            chain: None,
+            offset: 0,
+            limit: 0,
+        })?;
+        let chains = match dump.dump.tables.first_mut() {
+            Some(t) => &mut t.chains,
+            None if built.chains.iter().all(Vec::is_empty) => return Ok(Some(dump)),
+            None => return Ok(None),
+        };
+        if built.table != table || chains.len() != built.chains.len() {
+            return Ok(None);
+        }
+        for (chain, rules) in chains.iter_mut().zip(built.chains) {
+            if rules.len() != chain.rule_count as usize
+                || rules.iter().any(|r| r.chain != chain.name)
+            {
+                return Ok(None);
+            }
+            chain.rules = rules;
+            for (at, rule) in chain.rules.iter_mut().enumerate() {
+                rule.position = at as u32 + 1;
+            }
+        }
+        Ok(Some(dump))
+    }
+
     /// Builds what `select` asks for of the text.
     pub fn parse(&self, select: &Select<'_>) -> Result<BackendDump> {
         Ok(BackendDump {
@@ -101,9 +133,30 @@ pub fn parse_all(texts: &[BackendText], select: &Select<'_>) -> Result<Vec<Backe
     texts.iter().map(|t| t.parse(select)).collect()
 }
 
+/// The rules of one table of the nf_tables backend, built while it was read
+/// ([`read_backends_building`]): every chain's, in the order of the text's
+/// chain declarations. What an answer with the whole table needs, without
+/// reading the text again.
+#[derive(Debug, Clone, Default)]
+pub struct Built {
+    /// The table.
+    pub table: String,
+    /// Each declared chain's rules.
+    pub chains: Vec<Vec<FirewallRule>>,
+}
+
 /// Reads every backend that holds tables for the family; nf_tables first.
 /// nf_tables is read when the kernel has it, legacy when it lists tables.
 pub fn read_backends(ipv6: bool) -> Result<Vec<BackendText>> {
+    Ok(read_backends_building(ipv6, None)?.0)
+}
+
+/// [`read_backends`], also building the rules of `table` of the nf_tables
+/// backend as they are rendered, beside the kernel's dump.
+pub fn read_backends_building(
+    ipv6: bool,
+    table: Option<&str>,
+) -> Result<(Vec<BackendText>, Option<Built>)> {
     let sets = KernelSets::default();
     let mut out = Vec::new();
     let family = if ipv6 {
@@ -114,13 +167,21 @@ pub fn read_backends(ipv6: bool) -> Result<Vec<BackendText>> {
     // Rules are rendered as they arrive, while the dump goes on.
     let (rs, rendered) = nft::Ruleset::read_streaming(
         family,
-        || iptables_nft::Rendered::new(ipv6),
+        || match table {
+            Some(t) => iptables_nft::Rendered::new(ipv6).building(t),
+            None => iptables_nft::Rendered::new(ipv6),
+        },
         |r, payload| r.add(payload, &sets),
     )
     .map_err(Error::Nft)?;
+    let mut built = None;
     if rs.generation.is_some() {
-        let t = iptables_nft::assemble(&rs, rendered);
+        let mut t = iptables_nft::assemble(&rs, rendered);
         drop(rs);
+        built = t.built.take().zip(table).map(|(chains, table)| Built {
+            table: table.to_string(),
+            chains,
+        });
         out.push(BackendText::new(
             FirewallBackend::Nft,
             t.text,
@@ -144,5 +205,5 @@ pub fn read_backends(ipv6: bool) -> Result<Vec<BackendText>> {
             t.notes,
         )?);
     }
-    Ok(out)
+    Ok((out, built))
 }

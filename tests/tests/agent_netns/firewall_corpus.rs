@@ -845,11 +845,46 @@ fn native_firewall_equals_the_save_tools_on_the_corpus() -> anyhow::Result<()> {
                 compared >= expected,
                 "{compared} rules compared, {expected} written"
             );
+            whole_tables_built_beside_the_read(&ns, v6, legacy)?;
         }
         let _ = busy.0.kill();
         let _ = busy.0.wait();
     }
     Ok(())
+}
+
+/// A whole table's answer is built beside the nf_tables dump (each rule as
+/// its line is rendered) instead of from the text afterwards: for every
+/// table of the corpus, in this namespace, it must equal the answer a page
+/// of the same read's text builds, rule for rule.
+fn whole_tables_built_beside_the_read(ns: &Netns, v6: bool, legacy: bool) -> anyhow::Result<()> {
+    use labscope_agent::firewall::{self, Page, read};
+    ns.block_on(move || async move {
+        let mut rules = 0;
+        for table in TABLES {
+            let (texts, built) = read::read_backends_building(v6, Some(table))?;
+            let built =
+                built.ok_or_else(|| anyhow::anyhow!("{table}: nothing built beside the read"))?;
+            rules += built.chains.iter().map(Vec::len).sum::<usize>();
+            let fast = firewall::build_whole_table(v6, table, &texts, built)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{table} (v6 {v6}): the rules built beside the read did not fit the text"
+                )
+            })?;
+            let slow = firewall::build_from_texts(v6, table, "", &texts, Page::ALL)?;
+            assert_eq!(
+                fast, slow,
+                "{table} (v6 {v6}, legacy {legacy}): built beside the read"
+            );
+        }
+        // The iptables-nft corpus is built from; the legacy one is not
+        // nf_tables' (its namespace holds no iptables-nft table).
+        anyhow::ensure!(
+            legacy == (rules == 0),
+            "{rules} rules built beside the read (v6 {v6}, legacy {legacy})"
+        );
+        Ok(())
+    })
 }
 
 /// The `:CHAIN POLICY [p:b]` lines of one table.

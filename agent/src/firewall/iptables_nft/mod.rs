@@ -10,6 +10,8 @@
 
 use std::fmt::Write;
 
+use labscope_proto::v1::FirewallRule;
+
 use super::nft::Ruleset;
 use super::nft::model::{Chain, Expr, ExprKind, Rule, family};
 use super::xt::SetNames;
@@ -108,6 +110,10 @@ pub struct SaveText {
     /// What a person should know (nft-only chains or expressions in an
     /// iptables table, with where to look instead).
     pub notes: Vec<String>,
+    /// The rules of the table [`Rendered::building`] named, each chain's
+    /// in the text's order of chain declarations (a chain without rules
+    /// has none); `None` when no table was named or a line did not parse.
+    pub built: Option<Vec<Vec<FirewallRule>>>,
 }
 
 /// Rule lines rendered as the rules arrive: the kernel dumps each chain's
@@ -123,6 +129,13 @@ pub struct Rendered {
     /// The chain names of the runs, back to back.
     names: String,
     runs: Vec<Run>,
+    /// The table (index in [`TABLES`]) whose rules are also built as
+    /// answers' rules, line by line as they are rendered.
+    build: Option<u8>,
+    /// Those rules, one list per run (by index in `runs`; runs of other
+    /// tables have an empty one). Emptied if a line did not parse.
+    built: Vec<Vec<FirewallRule>>,
+    build_failed: bool,
 }
 
 /// One chain's rules as they came in a row.
@@ -149,7 +162,22 @@ impl Rendered {
             lines: String::new(),
             names: String::new(),
             runs: Vec::new(),
+            build: None,
+            built: Vec::new(),
+            build_failed: false,
         }
+    }
+
+    /// Also builds the rules of `table` as an answer's [`FirewallRule`]s,
+    /// each from its line as soon as it is rendered (the same parse a page
+    /// of the text makes), so that an answer with the whole table does not
+    /// read the text again after the dump. Other tables are only rendered.
+    pub fn building(mut self, table: &str) -> Self {
+        self.build = TABLES
+            .iter()
+            .position(|(n, _)| *n == table)
+            .map(|t| t as u8);
+        self
     }
 
     fn name(&self, run: &Run) -> &str {
@@ -181,10 +209,27 @@ impl Rendered {
                 foreign: 0,
                 partial: 0,
             });
+            if self.build.is_some() && !self.build_failed {
+                self.built.push(Vec::new());
+            }
         }
         let rule = Rule::decode_reusing(payload, Vec::with_capacity(12));
         let foreign = rule.exprs.iter().any(|e| !iptables_expression(e));
+        let start = self.lines.len();
         let whole = self.line.write(&mut self.lines, &rule, sets);
+        if self.build == Some(t as u8) && !self.build_failed {
+            match super::parse::parse_rule(self.lines[start..].trim_end()) {
+                Ok(rule) => {
+                    if let Some(run) = self.built.last_mut() {
+                        run.push(rule);
+                    }
+                }
+                Err(_) => {
+                    self.build_failed = true;
+                    self.built = Vec::new();
+                }
+            }
+        }
         if let Some(run) = self.runs.last_mut() {
             run.lines.1 = self.lines.len();
             run.foreign += u32::from(foreign);
@@ -205,10 +250,16 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
 /// Puts rendered rule lines in iptables-save's order: tables mangle,
 /// security, raw, filter, nat; in each, the built-in chains in hook order
 /// (the missing ones as `ACCEPT [0:0]`), then the user chains by name.
-pub fn assemble(rs: &Ruleset, rendered: Rendered) -> SaveText {
+pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
     let fam = rendered.fam;
     let mut out = SaveText::default();
-    // The runs by (table, chain name), each chain's runs in dump order.
+    let mut built = std::mem::take(&mut rendered.built);
+    let build = rendered.build.filter(|_| !rendered.build_failed);
+    if build.is_some() {
+        out.built = Some(Vec::new());
+    }
+    // The runs by (table, chain name), each chain's runs in dump order,
+    // then each chain's group of runs in that order.
     let mut sorted: Vec<usize> = (0..rendered.runs.len()).collect();
     sorted.sort_by(|&a, &b| {
         let (ra, rb) = (&rendered.runs[a], &rendered.runs[b]);
@@ -218,12 +269,21 @@ pub fn assemble(rs: &Ruleset, rendered: Rendered) -> SaveText {
         let r = &rendered.runs[i];
         (r.table, rendered.name(r))
     };
+    let mut groups: Vec<((u8, &str), std::ops::Range<usize>)> = Vec::new();
+    for (at, &i) in sorted.iter().enumerate() {
+        match groups.last_mut() {
+            Some((k, range)) if *k == key(i) => range.end = at + 1,
+            _ => groups.push((key(i), at..at + 1)),
+        }
+    }
     // Where the runs of a chain are in `sorted`.
     let runs_of = |t: usize, chain: &str| {
         let k = (t as u8, chain);
-        let from = sorted.partition_point(|&i| key(i) < k);
-        let to = sorted.partition_point(|&i| key(i) <= k);
-        from..to
+        let at = groups.partition_point(|(g, _)| *g < k);
+        match groups.get(at) {
+            Some((g, range)) if *g == k => range.clone(),
+            _ => 0..0,
+        }
     };
     let chains_all: Vec<Chain<'_>> = rs.chains().filter(|c| c.family == fam).collect();
     let headers: usize = chains_all.iter().map(|c| c.name.len() + 48).sum();
@@ -275,21 +335,40 @@ pub fn assemble(rs: &Ruleset, rendered: Rendered) -> SaveText {
         for c in &users {
             let _ = writeln!(out.text, ":{} - [0:0]", c.name);
         }
+        // The rules, chain by chain in the order declared above (a built-in
+        // chain the table lacks has none); for the table being built, each
+        // chain's built rules too.
+        let building = build == Some(t as u8);
+        let mut chains_built = Vec::new();
         let mut foreign = 0usize;
-        let order = def
+        let declared = def
             .1
             .iter()
             .enumerate()
-            .filter(|(at, _)| base[*at].is_some())
-            .map(|(_, (n, ..))| *n)
-            .chain(users.iter().map(|c| c.name));
-        for chain in order {
-            for &i in &sorted[runs_of(t, chain)] {
+            .map(|(at, (n, ..))| (base[at].is_some(), *n))
+            .chain(users.iter().map(|c| (true, c.name)));
+        for (present, chain) in declared {
+            let mut rules = Vec::new();
+            let runs = if present { runs_of(t, chain) } else { 0..0 };
+            for &i in &sorted[runs] {
                 let run = &rendered.runs[i];
                 out.text.push_str(&rendered.lines[run.lines.0..run.lines.1]);
                 foreign += run.foreign as usize;
                 out.partial_rules += run.partial as usize;
+                if let Some(more) = built.get_mut(i).filter(|_| building) {
+                    if rules.is_empty() {
+                        std::mem::swap(&mut rules, more);
+                    } else {
+                        rules.append(more);
+                    }
+                }
             }
+            if building {
+                chains_built.push(rules);
+            }
+        }
+        if building {
+            out.built = Some(chains_built);
         }
         if foreign > 0 {
             out.notes.push(format!(

@@ -285,9 +285,9 @@ impl Ruleset {
 
     /// Reads the tables and chains of `family` and hands every rule's
     /// NEWRULE payload to `consume` as the dump goes on, instead of keeping
-    /// them: the dump runs in a second thread, so the caller's work on one
-    /// batch overlaps the kernel's on the next, and only a few batches are
-    /// ever held. The read is one generation like [`Ruleset::read`]'s; on
+    /// them: the rule dump runs in a second thread, so the caller's work on
+    /// one batch (and the table and chain dumps, first) overlaps the
+    /// kernel's on the next, and only a few batches are ever held. The read is one generation like [`Ruleset::read`]'s; on
     /// each retry `start` gives a fresh state. The ruleset returned has no
     /// rules (they went to the state).
     pub fn read_streaming<S>(
@@ -307,10 +307,17 @@ impl Ruleset {
                 }
                 None => Messages::default(),
             };
-            let tables = take(dump(family, msg::GETTABLE, msg::NEWTABLE, &[])?);
-            let chains = take(dump(family, msg::GETCHAIN, msg::NEWCHAIN, &[])?);
             let mut state = start();
-            let rules = Self::stream_rules(family, &mut state, &mut consume)?;
+            // The table and chain dumps run while the rule dump fills its
+            // first batches (a kube-proxy table has thousands of chains).
+            let (rules, heads) = Self::stream_rules(family, &mut state, &mut consume, || {
+                Ok::<_, Error>((
+                    dump(family, msg::GETTABLE, msg::NEWTABLE, &[])?,
+                    dump(family, msg::GETCHAIN, msg::NEWCHAIN, &[])?,
+                ))
+            })?;
+            let (tables, chains) = heads?;
+            let (tables, chains) = (take(tables), take(chains));
             interrupted |= rules.unwrap_or(false);
             let after = generation()?;
             if !interrupted && after == Some(before) {
@@ -328,16 +335,19 @@ impl Ruleset {
 
     /// The rule dump of [`Ruleset::read_streaming`]: in a scoped thread
     /// feeding a bounded channel, or here when no thread can be made.
-    fn stream_rules<S>(
+    /// `beside` runs on this thread once the dump has started (before any
+    /// batch is consumed); its result comes back with the dump's.
+    fn stream_rules<S, B>(
         family: u8,
         state: &mut S,
         consume: &mut impl FnMut(&mut S, &[u8]),
-    ) -> Result<Option<bool>> {
+        beside: impl FnOnce() -> B,
+    ) -> Result<(Option<bool>, B)> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Messages>(BATCHES_IN_FLIGHT);
         // Batches the renderer is done with go back to the dump, so that a
         // read maps a handful of buffers, not one per batch.
         let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Messages>(BATCHES_IN_FLIGHT + 2);
-        let joined = std::thread::scope(|s| {
+        std::thread::scope(|s| {
             let producer = std::thread::Builder::new()
                 .name("nft-dump".into())
                 .spawn_scoped(s, move || {
@@ -355,39 +365,34 @@ impl Ruleset {
                         Err(_) => ControlFlow::Break(()),
                     })
                 });
-            let producer = match producer {
-                Ok(p) => p,
-                Err(_) => return None,
+            let Ok(producer) = producer else {
+                let beside = beside();
+                let mut spare = Messages::default();
+                let fresh = || {
+                    let mut m = std::mem::take(&mut spare);
+                    m.clear();
+                    m
+                };
+                let r = dump_rules_in_batches(family, fresh, |batch| {
+                    for payload in batch.iter() {
+                        consume(state, payload);
+                    }
+                    ControlFlow::Continue(())
+                })?;
+                return Ok((r, beside));
             };
+            let beside = beside();
             for batch in rx {
                 for payload in batch.iter() {
                     consume(state, payload);
                 }
                 let _ = back_tx.try_send(batch);
             }
-            Some(producer.join())
-        });
-        match joined {
-            Some(Ok(r)) => r,
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            None => {
-                let mut spare = Messages::default();
-                dump_rules_in_batches(
-                    family,
-                    || {
-                        let mut m = std::mem::take(&mut spare);
-                        m.clear();
-                        m
-                    },
-                    |batch| {
-                        for payload in batch.iter() {
-                            consume(state, payload);
-                        }
-                        ControlFlow::Continue(())
-                    },
-                )
+            match producer.join() {
+                Ok(r) => Ok((r?, beside)),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-        }
+        })
     }
 
     fn read_once(scope: Scope<'_>) -> Result<(Ruleset, bool)> {

@@ -17,4 +17,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptor.bin");
 
 pub use node::v1;
 
+pub mod codec;
 pub mod text;

@@ -1560,7 +1560,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/GetNodeInfo",
             );
@@ -1582,7 +1582,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/GetNetworking",
             );
@@ -1604,7 +1604,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/GetFirewall",
             );
@@ -1627,7 +1627,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/GetNftRuleset",
             );
@@ -1653,7 +1653,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/ListConntrack",
             );
@@ -1675,7 +1675,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/Ping",
             );
@@ -1700,7 +1700,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/TcpConnect",
             );
@@ -1725,7 +1725,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/HttpProbe",
             );
@@ -1747,7 +1747,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/DnsQuery",
             );
@@ -1773,7 +1773,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/ExplainRoute",
             );
@@ -1797,7 +1797,7 @@ pub mod node_agent_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::AgentCodec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/labscope.node.v1.NodeAgent/ListChanges",
             );
@@ -2004,7 +2004,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetNodeInfoSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2049,7 +2049,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetNetworkingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2094,7 +2094,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetFirewallSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2139,7 +2139,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetNftRulesetSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2185,7 +2185,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListConntrackSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2228,7 +2228,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = PingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2273,7 +2273,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = TcpConnectSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2318,7 +2318,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = HttpProbeSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2363,7 +2363,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DnsQuerySvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2408,7 +2408,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ExplainRouteSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2453,7 +2453,7 @@ pub mod node_agent_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListChangesSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::AgentCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,

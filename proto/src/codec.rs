@@ -1,5 +1,5 @@
 //! The codec of the generated client and server: prost's, except that a big
-//! message is dropped on a blocking thread after it is encoded, not on the
+//! message is dropped on a thread of its own after it is encoded, not on the
 //! task that is about to send it.
 //!
 //! tonic drops each message right after encoding it, before its first byte
@@ -7,9 +7,16 @@
 //! strings each) takes milliseconds to free — with the static agent's musl
 //! allocator, tens of thousands of `free` calls and hundreds of `munmap`s —
 //! which the answer then waited for. Messages under [`DEFER_DROP_BYTES`]
-//! encoded are dropped in place, as prost's codec does.
+//! encoded are dropped in place, as prost's codec does, and so is a big one
+//! when [`QUEUED_DROPS`] are already waiting (or the thread cannot be made).
+//!
+//! One long-lived thread, not the runtime's blocking pool: a burst of big
+//! answers would start a pool thread per drop, and their stacks stayed
+//! resident after the burst (the agent's memory target counts them).
 
 use std::marker::PhantomData;
+use std::sync::OnceLock;
+use std::sync::mpsc::{SyncSender, TrySendError};
 
 use prost::Message;
 use prost::bytes::BufMut;
@@ -19,6 +26,27 @@ use tonic_prost::{ProstCodec, ProstDecoder};
 
 /// Encoded size from which a message is dropped off the sending task.
 pub const DEFER_DROP_BYTES: usize = 64 * 1024;
+
+/// Big messages waiting for the drop thread at most.
+pub const QUEUED_DROPS: usize = 4;
+
+type Garbage = Box<dyn Send>;
+
+/// The drop thread's queue, made with the first big message.
+fn drops() -> Option<&'static SyncSender<Garbage>> {
+    static QUEUE: OnceLock<Option<SyncSender<Garbage>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Garbage>(QUEUED_DROPS);
+            std::thread::Builder::new()
+                .name("drop-answers".into())
+                .stack_size(64 * 1024)
+                .spawn(move || rx.into_iter().for_each(drop))
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
 
 /// [`tonic_prost::ProstCodec`] with big messages dropped on a blocking thread.
 #[derive(Debug, Clone)]
@@ -65,16 +93,49 @@ impl<T: Message + Send + 'static> Encoder for AgentEncoder<T> {
         let room = buf.remaining_mut();
         item.encode(buf)
             .map_err(|e| Status::internal(format!("encoding the answer: {e}")))?;
-        let big = room.saturating_sub(buf.remaining_mut()) >= DEFER_DROP_BYTES;
-        match tokio::runtime::Handle::try_current() {
-            // The task is not awaited: it only frees memory.
-            Ok(runtime) if big => drop(runtime.spawn_blocking(move || drop(item))),
-            _ => drop(item),
+        if room.saturating_sub(buf.remaining_mut()) < DEFER_DROP_BYTES {
+            return Ok(());
+        }
+        let Some(queue) = drops() else {
+            return Ok(());
+        };
+        match queue.try_send(Box::new(item)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => drop(item),
         }
         Ok(())
     }
 
     fn buffer_settings(&self) -> BufferSettings {
         BufferSettings::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says on a channel which thread dropped it.
+    struct Witness(std::sync::mpsc::Sender<Option<String>>);
+
+    impl Drop for Witness {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .send(std::thread::current().name().map(str::to_string));
+        }
+    }
+
+    #[test]
+    fn big_messages_are_dropped_on_the_drop_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let queue = drops().expect("the drop thread starts");
+        queue
+            .try_send(Box::new(Witness(tx)))
+            .unwrap_or_else(|_| panic!("the queue takes it"));
+        let by = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("dropped within 5 s");
+        assert_eq!(by.as_deref(), Some("drop-answers"));
     }
 }

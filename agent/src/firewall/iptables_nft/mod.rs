@@ -247,6 +247,42 @@ pub fn save_text(rs: &Ruleset, v6: bool, sets: &dyn SetNames) -> SaveText {
     assemble(rs, rendered)
 }
 
+/// The runs by (table, chain name), each chain's runs in dump order.
+struct RunsByChain<'r> {
+    sorted: Vec<usize>,
+    /// Each chain's key and where its runs are in `sorted`.
+    groups: Vec<((u8, &'r str), std::ops::Range<usize>)>,
+}
+
+impl<'r> RunsByChain<'r> {
+    fn new(rendered: &'r Rendered) -> Self {
+        let key = |i: usize| {
+            let r = &rendered.runs[i];
+            (r.table, rendered.name(r))
+        };
+        let mut sorted: Vec<usize> = (0..rendered.runs.len()).collect();
+        sorted.sort_by(|&a, &b| key(a).cmp(&key(b)));
+        let mut groups: Vec<((u8, &str), std::ops::Range<usize>)> = Vec::new();
+        for (at, &i) in sorted.iter().enumerate() {
+            match groups.last_mut() {
+                Some((k, range)) if *k == key(i) => range.end = at + 1,
+                _ => groups.push((key(i), at..at + 1)),
+            }
+        }
+        Self { sorted, groups }
+    }
+
+    /// The runs (indices in `Rendered::runs`) of `chain` in table `t`.
+    fn of(&self, t: usize, chain: &str) -> &[usize] {
+        let k = (t as u8, chain);
+        let at = self.groups.partition_point(|(g, _)| *g < k);
+        match self.groups.get(at) {
+            Some((g, range)) if *g == k => &self.sorted[range.clone()],
+            _ => &[],
+        }
+    }
+}
+
 /// Puts rendered rule lines in iptables-save's order: tables mangle,
 /// security, raw, filter, nat; in each, the built-in chains in hook order
 /// (the missing ones as `ACCEPT [0:0]`), then the user chains by name.
@@ -258,33 +294,7 @@ pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
     if build.is_some() {
         out.built = Some(Vec::new());
     }
-    // The runs by (table, chain name), each chain's runs in dump order,
-    // then each chain's group of runs in that order.
-    let mut sorted: Vec<usize> = (0..rendered.runs.len()).collect();
-    sorted.sort_by(|&a, &b| {
-        let (ra, rb) = (&rendered.runs[a], &rendered.runs[b]);
-        (ra.table, rendered.name(ra)).cmp(&(rb.table, rendered.name(rb)))
-    });
-    let key = |i: usize| {
-        let r = &rendered.runs[i];
-        (r.table, rendered.name(r))
-    };
-    let mut groups: Vec<((u8, &str), std::ops::Range<usize>)> = Vec::new();
-    for (at, &i) in sorted.iter().enumerate() {
-        match groups.last_mut() {
-            Some((k, range)) if *k == key(i) => range.end = at + 1,
-            _ => groups.push((key(i), at..at + 1)),
-        }
-    }
-    // Where the runs of a chain are in `sorted`.
-    let runs_of = |t: usize, chain: &str| {
-        let k = (t as u8, chain);
-        let at = groups.partition_point(|(g, _)| *g < k);
-        match groups.get(at) {
-            Some((g, range)) if *g == k => range.clone(),
-            _ => 0..0,
-        }
-    };
+    let runs = RunsByChain::new(&rendered);
     let chains_all: Vec<Chain<'_>> = rs.chains().filter(|c| c.family == fam).collect();
     let headers: usize = chains_all.iter().map(|c| c.name.len() + 48).sum();
     out.text
@@ -349,8 +359,8 @@ pub fn assemble(rs: &Ruleset, mut rendered: Rendered) -> SaveText {
             .chain(users.iter().map(|c| (true, c.name)));
         for (present, chain) in declared {
             let mut rules = Vec::new();
-            let runs = if present { runs_of(t, chain) } else { 0..0 };
-            for &i in &sorted[runs] {
+            let of_chain = if present { runs.of(t, chain) } else { &[] };
+            for &i in of_chain {
                 let run = &rendered.runs[i];
                 out.text.push_str(&rendered.lines[run.lines.0..run.lines.1]);
                 foreign += run.foreign as usize;

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::probes::Tcp;
-use super::{enum_name, ip_text, ms, node_agent};
+use super::{ms, node_agent};
 use crate::agents::{NodeOutcome, fan_out_with_deadline};
 use crate::tools::args::{Range, StrList, blank_as_none};
 use crate::tools::{Call, Hints, Meta, Render, ToolContext, ToolDef, ToolError, Toolset};
@@ -231,18 +231,7 @@ fn icmp_of(ping: &Result<pb::PingResult, tonic::Status>) -> Icmp {
 /// One TCP connect's answer, or the agent's error.
 fn tcp_of(tcp: &Result<pb::TcpConnectResult, tonic::Status>) -> Tcp {
     match tcp {
-        Ok(t) => Tcp {
-            port: t.port,
-            address: ip_text(&t.address),
-            outcome: enum_name(
-                pb::TcpConnectOutcome::try_from(t.outcome)
-                    .unwrap_or_default()
-                    .as_str_name(),
-                "TCP_CONNECT_OUTCOME_",
-            ),
-            connect_ms: ms(t.connect_us),
-            message: t.message.clone(),
-        },
+        Ok(t) => super::probes::tcp(t),
         Err(s) => Tcp {
             port: 0,
             address: String::new(),

@@ -96,7 +96,8 @@ pub struct Tcp {
     pub message: String,
 }
 
-fn tcp(t: &pb::TcpConnectResult) -> Tcp {
+/// A TCP connect's answer as the tools show it (check_network_mesh too).
+pub(super) fn tcp(t: &pb::TcpConnectResult) -> Tcp {
     Tcp {
         port: t.port,
         address: ip_text(&t.address),

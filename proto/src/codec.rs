@@ -11,8 +11,9 @@
 //! when [`QUEUED_DROPS`] are already waiting (or the thread cannot be made).
 //!
 //! One long-lived thread, not the runtime's blocking pool: a burst of big
-//! answers would start a pool thread per drop, and their stacks stayed
-//! resident after the burst (the agent's memory target counts them).
+//! answers would otherwise start a pool thread per drop, each with a stack
+//! of its own kept for the pool's idle time. (Measured, the agent's memory
+//! 5 s after a burst was the same either way: BENCHMARKS.md.)
 
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -48,7 +49,7 @@ fn drops() -> Option<&'static SyncSender<Garbage>> {
         .as_ref()
 }
 
-/// [`tonic_prost::ProstCodec`] with big messages dropped on a blocking thread.
+/// [`tonic_prost::ProstCodec`] with big messages dropped on the drop thread.
 #[derive(Debug, Clone)]
 pub struct AgentCodec<T, U> {
     _pd: PhantomData<(T, U)>,
